@@ -1,0 +1,190 @@
+# SPDX-License-Identifier: Apache-2.0
+#
+# warden: one non-recursive Makefile.
+#
+#   make                 build build/warden (release variant)
+#   make run             install deps, build, run warden on its embedded defaults
+#   make test            install deps, build, run every test suite
+#   make deps            install the Debian packages the build and tests need (idempotent)
+#   make VARIANT=asan    build/asan/warden with AddressSanitizer (also: debug, ubsan)
+#   make bench           build the benchmark tools (see bench/README.md)
+#
+# Objects live under build/<variant>/, generated protobuf-c code under build/gen/ (never
+# src/). Every library comes from pkg-config.
+
+VARIANT ?= release
+B       := build/$(VARIANT)
+GEN     := build/gen
+PYTHON  := /usr/bin/python3
+
+CC      ?= gcc
+PKGS    := grpc libprotobuf-c openssl
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+ifneq ($(CI),)
+WARN    += -Werror
+endif
+WERROR  ?=
+ifeq ($(WERROR),1)
+WARN    += -Werror
+endif
+
+ifeq ($(VARIANT),release)
+OPT     := -O2 -g -DNDEBUG
+else ifeq ($(VARIANT),debug)
+OPT     := -O0 -g3
+else ifeq ($(VARIANT),asan)
+OPT     := -O1 -g -fsanitize=address -fno-omit-frame-pointer
+LDSAN   := -fsanitize=address
+else ifeq ($(VARIANT),ubsan)
+OPT     := -O1 -g -fsanitize=undefined -fno-sanitize-recover=undefined
+LDSAN   := -fsanitize=undefined
+else
+$(error unknown VARIANT '$(VARIANT)': use release, debug, asan or ubsan)
+endif
+
+WD_VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CPPFLAGS   := -D_GNU_SOURCE -Isrc -I$(GEN) -DWD_VERSION='"$(WD_VERSION)"'
+CFLAGS_ALL  = -std=c11 $(OPT) $(WARN) $(PKG_CFLAGS) -MMD -MP
+LDLIBS      = $(PKG_LIBS) -lpthread $(LDSAN)
+
+# ---- sources, by layer (includes point downward only: core <- store <- engine <- server) ----
+CORE_SRC   := $(wildcard src/core/*.c)
+POLICY_SRC := $(wildcard src/policy/*.c)
+STORE_SRC  := $(wildcard src/store/*.c)
+ENGINE_SRC := $(wildcard src/engine/*.c)
+SERVER_SRC := $(wildcard src/server/*.c)
+PROTOS     := exhook health
+GEN_C      := $(PROTOS:%=$(GEN)/%.pb-c.c)
+GEN_H      := $(PROTOS:%=$(GEN)/%.pb-c.h)
+GEN_PY     := $(PROTOS:%=$(GEN)/py/%_pb2.py)
+
+obj = $(patsubst %.c,$(B)/%.o,$(1))
+CORE_OBJ   := $(call obj,$(CORE_SRC))
+POLICY_OBJ := $(call obj,$(POLICY_SRC))
+STORE_OBJ  := $(call obj,$(STORE_SRC))
+ENGINE_OBJ := $(call obj,$(ENGINE_SRC))
+SERVER_OBJ := $(call obj,$(SERVER_SRC))
+GEN_OBJ    := $(PROTOS:%=$(B)/gen/%.pb-c.o)
+MAIN_OBJ   := $(B)/src/main.o
+ALL_OBJ    := $(CORE_OBJ) $(POLICY_OBJ) $(STORE_OBJ) $(ENGINE_OBJ) $(SERVER_OBJ) $(GEN_OBJ) $(MAIN_OBJ)
+
+LIB_CORE   := $(B)/libwd_core.a
+LIB_POLICY := $(B)/libwd_policy.a
+LIB_STORE  := $(B)/libwd_store.a
+LIB_ENGINE := $(B)/libwd_engine.a
+LIB_SERVER := $(B)/libwd_server.a
+# link order: highest layer first
+LIBS_ALL   := $(LIB_SERVER) $(LIB_ENGINE) $(LIB_STORE) $(LIB_POLICY) $(LIB_CORE)
+
+BIN        := $(B)/warden
+
+# ---- unit tests: tests/unit/test_<module>.c, linked against its layer and those below ----
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+UNIT_BIN   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
+
+.PHONY: all deps run test unit integration policy-tests bench clean format-check lint
+.DEFAULT_GOAL := all
+
+ifeq ($(VARIANT),release)
+all: build/warden
+build/warden: $(BIN)
+	cp $< $@
+else
+all: $(BIN)
+endif
+
+$(BIN): $(MAIN_OBJ) $(LIBS_ALL)
+	$(CC) $(OPT) -o $@ $(MAIN_OBJ) $(LIBS_ALL) $(LDLIBS)
+
+$(LIB_CORE): $(CORE_OBJ)
+$(LIB_POLICY): $(POLICY_OBJ)
+$(LIB_STORE): $(STORE_OBJ)
+$(LIB_ENGINE): $(ENGINE_OBJ)
+$(LIB_SERVER): $(SERVER_OBJ) $(GEN_OBJ)
+$(B)/libwd_%.a:
+	@mkdir -p $(@D)
+	rm -f $@
+	ar rcs $@ $^
+
+$(B)/src/main.o: VERSION
+$(B)/src/%.o: src/%.c | $(GEN_H)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS_ALL) -c -o $@ $<
+
+# generated code: compiled without the strict warning set (not ours to fix)
+$(B)/gen/%.pb-c.o: $(GEN)/%.pb-c.c $(GEN)/%.pb-c.h
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -std=c11 $(OPT) $(PKG_CFLAGS) -w -c -o $@ $<
+
+$(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: proto/%.proto
+	@mkdir -p $(GEN)
+	protoc-c --proto_path=proto --c_out=$(GEN) $<
+
+$(GEN)/py/%_pb2.py: proto/%.proto
+	@mkdir -p $(GEN)/py
+	protoc --proto_path=proto --python_out=$(GEN)/py $<
+
+# unit test binaries: link only their layer (and below) plus cmocka
+$(B)/tests/test_%: tests/unit/test_%.c $(LIBS_ALL)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS_ALL) $(shell pkg-config --cflags cmocka) -o $@ $< \
+	    $(LIBS_ALL) $(shell pkg-config --libs cmocka) $(LDLIBS)
+
+# ---- set-up ----
+# Debian 12 packages for build, tests and benchmarks. `make deps` installs only what is
+# missing, so it is quick and idempotent; apt runs as root, through sudo otherwise.
+DEBIAN_PKGS := gcc make pkg-config libgrpc-dev libprotobuf-c-dev protobuf-c-compiler \
+    protobuf-compiler libssl-dev openssl libcmocka-dev python3 python3-grpcio python3-protobuf \
+    nghttp2-client procps
+
+deps:
+	@missing=$$(for p in $(DEBIAN_PKGS); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || echo $$p; \
+	  done); \
+	if [ -n "$$missing" ]; then \
+	  echo "make deps: installing:" $$missing; \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "make deps: all Debian packages present"; fi
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	./build/warden
+
+# ---- tests ----
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+integration: all $(GEN_PY)
+	$(PYTHON) tests/integration/run.py --warden build/warden --gen $(GEN)/py
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory integration
+
+# ---- benchmarks (bench/README.md) ----
+BENCH_BIN := $(B)/bench/wd_load $(B)/bench/bare_server
+bench: all $(BENCH_BIN) $(GEN_PY)
+
+$(B)/bench/%: bench/%.c $(GEN_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS_ALL) -o $@ $< $(GEN_OBJ) $(LDLIBS) -lm
+
+# ---- hygiene ----
+format-check:
+	clang-format --dry-run --Werror $(CORE_SRC) $(POLICY_SRC) $(STORE_SRC) $(ENGINE_SRC) \
+	    $(SERVER_SRC) src/main.c $(wildcard src/*/*.h)
+
+lint:
+	@! grep -nE '\b(atoi|sprintf|strcpy|strcat|strtok|gets)\s*\(' src/*.c src/*/*.c || \
+	    { echo "lint: banned function (see CONVENTIONS)"; exit 1; }
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability -Isrc src
+
+clean:
+	rm -rf build
+
+-include $(ALL_OBJ:.o=.d) $(UNIT_BIN:=.d)

@@ -1,0 +1,776 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * config.c: the configuration file parser and option table (see config.h).
+ *
+ * Syntax, one directive per line:
+ *
+ *     # comment
+ *     listen 127.0.0.1:9000
+ *     hooks client.authenticate client.authorize
+ *     user alice "sha256:salt:9f86d0..."
+ *
+ * Words are separated by blanks; a word may be double-quoted ("a b", with \" and \\
+ * escapes); '#' outside quotes starts a comment. The option table below drives parsing,
+ * defaults, --print-config and the documentation check in the tests, so an option cannot
+ * exist in one place and not the others.
+ */
+#include "core/config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_CONFIG_BYTES (1 << 20)
+#define MAX_WORDS 64
+#define MAX_WORD 4096
+
+const char *const wd_config_hook_names[] = {
+    "client.connect",      "client.connack",     "client.connected",    "client.disconnected",
+    "client.authenticate", "client.authorize",   "client.subscribe",    "client.unsubscribe",
+    "session.created",     "session.subscribed", "session.unsubscribed", "session.resumed",
+    "session.discarded",   "session.takenover",  "session.terminated",  "message.publish",
+    "message.delivered",   "message.acked",      "message.dropped",
+};
+const size_t wd_config_nhook_names = WD_ARRAY_LEN(wd_config_hook_names);
+
+/* The embedded default: what `make run` serves. A demo user so a new user can see both an
+ * allow and a deny; listening on loopback only, so the demo credential is not reachable
+ * from other hosts. Production deployments pass --config. */
+const char wd_config_embedded[] =
+    "# warden embedded default configuration (used when no --config is given)\n"
+    "listen 127.0.0.1:9000\n"
+    "hooks client.authenticate client.authorize\n"
+    "nomatch_reply continue\n"
+    "authn_default deny\n"
+    "authz_default nomatch\n"
+    "# demo user: username \"demo\", password \"demo\" (sha256 of salt + password)\n"
+    "user demo \"sha256:warden-demo:"
+    "44f3dd4642ca067bdff293d64c019364f50121992d7b98abec84b98ba8477685\"\n";
+
+bool wd_config_hook_name_valid(const char *name)
+{
+    for (size_t i = 0; i < wd_config_nhook_names; i++)
+        if (strcmp(name, wd_config_hook_names[i]) == 0)
+            return true;
+    return false;
+}
+
+/* ---- option table ---- */
+
+enum opt_type {
+    T_STRING,
+    T_INT,
+    T_DURATION,
+    T_SIZE,
+    T_DECISION,
+    T_NOMATCH,
+    T_LOGLEVEL,
+    T_HOOKS,
+    T_TOPICS,
+    T_USER,
+};
+
+struct opt {
+    const char *name;
+    enum opt_type type;
+    size_t off;
+    long min, max;
+};
+
+#define OFF(f) offsetof(struct wd_config, f)
+static const struct opt opts[] = {
+    {"listen", T_STRING, OFF(listen), 0, 0},
+    {"workers", T_INT, OFF(workers), 0, 256},
+    {"prepost", T_INT, OFF(prepost), 1, 4096},
+    {"shutdown_grace", T_DURATION, OFF(shutdown_grace_ms), 0, 600000},
+    {"max_message_size", T_SIZE, OFF(max_message_size), 1024, 64 << 20},
+    {"max_concurrent_streams", T_INT, OFF(max_concurrent_streams), 1, 100000},
+    {"keepalive_time", T_DURATION, OFF(keepalive_time_ms), 1000, 86400000},
+    {"keepalive_timeout", T_DURATION, OFF(keepalive_timeout_ms), 1000, 3600000},
+    {"min_ping_interval", T_DURATION, OFF(min_ping_interval_ms), 0, 3600000},
+    {"max_connection_idle", T_DURATION, OFF(max_connection_idle_ms), 0, 86400000},
+    {"tls_cert", T_STRING, OFF(tls_cert), 0, 0},
+    {"tls_key", T_STRING, OFF(tls_key), 0, 0},
+    {"tls_client_ca", T_STRING, OFF(tls_client_ca), 0, 0},
+    {"hooks", T_HOOKS, OFF(hooks), 0, 0},
+    {"message_topics", T_TOPICS, OFF(message_topics), 0, 0},
+    {"nomatch_reply", T_NOMATCH, OFF(nomatch_reply), 0, 0},
+    {"authn_default", T_DECISION, OFF(authn_default), 0, 0},
+    {"authz_default", T_DECISION, OFF(authz_default), 0, 0},
+    {"user", T_USER, 0, 0, 0},
+    {"log_level", T_LOGLEVEL, OFF(log_level), 0, 0},
+};
+#undef OFF
+
+/* ---- growable error list ---- */
+
+struct errbuf {
+    char *s;
+    size_t len, cap;
+    int count;
+};
+
+__attribute__((format(printf, 2, 3))) static void err_add(struct errbuf *e, const char *fmt,
+                                                           ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    size_t add = strlen(line);
+    if (e->len + add + 2 > e->cap) {
+        e->cap = (e->len + add + 2) * 2;
+        e->s = wd_realloc(e->s, e->cap);
+    }
+    if (e->len)
+        e->s[e->len++] = '\n';
+    memcpy(e->s + e->len, line, add);
+    e->len += add;
+    e->s[e->len] = '\0';
+    e->count++;
+}
+
+/* ---- values ---- */
+
+static void free_list(char **list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(list[i]);
+    free(list);
+}
+
+void wd_config_defaults(struct wd_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->source = wd_strdup("<defaults>");
+    cfg->listen = wd_strdup("127.0.0.1:9000");
+    cfg->workers = 0;
+    cfg->prepost = 64;
+    cfg->shutdown_grace_ms = 5000;
+    cfg->max_message_size = 4 << 20;
+    cfg->max_concurrent_streams = 1000;
+    cfg->keepalive_time_ms = 60000;
+    cfg->keepalive_timeout_ms = 20000;
+    cfg->min_ping_interval_ms = 10000;
+    cfg->max_connection_idle_ms = 0;
+    cfg->hooks = wd_calloc(2, sizeof(char *));
+    cfg->hooks[0] = wd_strdup("client.authenticate");
+    cfg->hooks[1] = wd_strdup("client.authorize");
+    cfg->nhooks = 2;
+    cfg->nomatch_reply = WD_NOMATCH_CONTINUE;
+    cfg->authn_default = WD_DECISION_DENY;
+    cfg->authz_default = WD_DECISION_DENY;
+    cfg->log_level = WD_LOG_INFO;
+}
+
+static void free_users(struct wd_config *cfg)
+{
+    for (size_t i = 0; i < cfg->nusers; i++) {
+        free(cfg->users[i].name);
+        if (cfg->users[i].secret) {
+            /* the stored hash is not the password, but keep it off freed heap anyway */
+            memset(cfg->users[i].secret, 0, strlen(cfg->users[i].secret));
+            free(cfg->users[i].secret);
+        }
+        free(cfg->users[i].origin);
+    }
+    free(cfg->users);
+    cfg->users = NULL;
+    cfg->nusers = 0;
+}
+
+void wd_config_cleanup(struct wd_config *cfg)
+{
+    if (!cfg)
+        return;
+    free(cfg->source);
+    free(cfg->listen);
+    free(cfg->tls_cert);
+    free(cfg->tls_key);
+    free(cfg->tls_client_ca);
+    free_list(cfg->hooks, cfg->nhooks);
+    free_list(cfg->message_topics, cfg->nmessage_topics);
+    free_users(cfg);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+int wd_config_parse_duration(const char *s, int *ms_out)
+{
+    *ms_out = 0;
+    char *end;
+    errno = 0;
+    if (*s < '0' || *s > '9')
+        return WD_EINVAL;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        return WD_EINVAL;
+    unsigned long long mul;
+    if (v == 0 && *end == '\0')
+        mul = 1; /* a bare 0 needs no unit */
+    else if (strcmp(end, "ms") == 0)
+        mul = 1;
+    else if (strcmp(end, "s") == 0)
+        mul = 1000;
+    else if (strcmp(end, "m") == 0)
+        mul = 60000;
+    else if (strcmp(end, "h") == 0)
+        mul = 3600000;
+    else
+        return WD_EINVAL;
+    if (v > (unsigned long long)INT_MAX / mul)
+        return WD_ERANGE;
+    *ms_out = (int)(v * mul);
+    return WD_OK;
+}
+
+int wd_config_parse_size(const char *s, int *bytes_out)
+{
+    *bytes_out = 0;
+    char *end;
+    errno = 0;
+    if (*s < '0' || *s > '9')
+        return WD_EINVAL;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        return WD_EINVAL;
+    unsigned long long mul;
+    if (*end == '\0' || strcmp(end, "B") == 0)
+        mul = 1;
+    else if (strcmp(end, "K") == 0 || strcmp(end, "KiB") == 0)
+        mul = 1ULL << 10;
+    else if (strcmp(end, "M") == 0 || strcmp(end, "MiB") == 0)
+        mul = 1ULL << 20;
+    else if (strcmp(end, "G") == 0 || strcmp(end, "GiB") == 0)
+        mul = 1ULL << 30;
+    else
+        return WD_EINVAL;
+    if (v > (unsigned long long)INT_MAX / mul)
+        return WD_ERANGE;
+    *bytes_out = (int)(v * mul);
+    return WD_OK;
+}
+
+static int parse_int(const char *s, long *out)
+{
+    char *end;
+    errno = 0;
+    if (!*s)
+        return WD_EINVAL;
+    long v = strtol(s, &end, 10);
+    if (errno || *end)
+        return WD_EINVAL;
+    *out = v;
+    return WD_OK;
+}
+
+static int parse_decision(const char *s, enum wd_decision *out)
+{
+    if (strcmp(s, "allow") == 0)
+        *out = WD_DECISION_ALLOW;
+    else if (strcmp(s, "deny") == 0)
+        *out = WD_DECISION_DENY;
+    else if (strcmp(s, "nomatch") == 0)
+        *out = WD_DECISION_NOMATCH;
+    else
+        return WD_EINVAL;
+    return WD_OK;
+}
+
+/* A directive with its words. Returns the number of errors added. */
+static int apply(struct wd_config *cfg, const char *where, char **w, int nw, struct errbuf *e,
+                 unsigned char *seen)
+{
+    const struct opt *o = NULL;
+    size_t idx = 0;
+    for (idx = 0; idx < WD_ARRAY_LEN(opts); idx++) {
+        if (strcmp(opts[idx].name, w[0]) == 0) {
+            o = &opts[idx];
+            break;
+        }
+    }
+    if (!o) {
+        err_add(e, "%s: unknown directive '%s'", where, w[0]);
+        return 1;
+    }
+    if (o->type != T_USER) {
+        if (seen && seen[idx]) {
+            err_add(e, "%s: '%s' is set more than once", where, o->name);
+            return 1;
+        }
+        if (seen)
+            seen[idx] = 1;
+    }
+    char *field = (char *)cfg + o->off;
+    int nargs = nw - 1;
+
+    switch (o->type) {
+    case T_HOOKS:
+    case T_TOPICS: {
+        if (o->type == T_HOOKS && nargs < 1) {
+            err_add(e, "%s: 'hooks' needs at least one hook name", where);
+            return 1;
+        }
+        int bad = 0;
+        for (int i = 1; i < nw; i++) {
+            if (o->type == T_HOOKS && !wd_config_hook_name_valid(w[i])) {
+                err_add(e, "%s: unknown hook '%s' (EMQX would refuse to load warden)", where,
+                        w[i]);
+                bad++;
+            }
+            if (o->type == T_TOPICS && (w[i][0] == '\0' || strlen(w[i]) > 65535)) {
+                err_add(e, "%s: empty or oversized topic filter", where);
+                bad++;
+            }
+            for (int j = 1; j < i && o->type == T_HOOKS; j++) {
+                if (strcmp(w[i], w[j]) == 0) {
+                    err_add(e, "%s: hook '%s' listed twice", where, w[i]);
+                    bad++;
+                }
+            }
+        }
+        if (bad)
+            return bad;
+        char ***list = (char ***)field;
+        size_t *count = o->type == T_HOOKS ? &cfg->nhooks : &cfg->nmessage_topics;
+        free_list(*list, *count);
+        *list = wd_calloc((size_t)nargs, sizeof(char *));
+        for (int i = 0; i < nargs; i++)
+            (*list)[i] = wd_strdup(w[i + 1]);
+        *count = (size_t)nargs;
+        return 0;
+    }
+    case T_USER: {
+        if (nargs < 2 || nargs > 2) {
+            err_add(e, "%s: usage: user NAME SECRET (e.g. user alice \"sha256:SALT:HEX\")",
+                    where);
+            return 1;
+        }
+        if (w[1][0] == '\0') {
+            err_add(e, "%s: user name must not be empty", where);
+            return 1;
+        }
+        for (size_t i = 0; i < cfg->nusers; i++) {
+            if (strcmp(cfg->users[i].name, w[1]) == 0) {
+                err_add(e, "%s: user '%s' already defined at %s", where, w[1],
+                        cfg->users[i].origin);
+                return 1;
+            }
+        }
+        cfg->users = wd_realloc(cfg->users, (cfg->nusers + 1) * sizeof *cfg->users);
+        struct wd_config_user *u = &cfg->users[cfg->nusers++];
+        u->name = wd_strdup(w[1]);
+        u->secret = wd_strdup(w[2]);
+        u->superuser = false;
+        u->origin = wd_strdup(where);
+        return 0;
+    }
+    default:
+        break;
+    }
+
+    if (nargs != 1) {
+        err_add(e, "%s: '%s' takes exactly one value, got %d", where, o->name, nargs);
+        return 1;
+    }
+    const char *v = w[1];
+    switch (o->type) {
+    case T_STRING: {
+        if (v[0] == '\0') {
+            err_add(e, "%s: '%s' must not be empty", where, o->name);
+            return 1;
+        }
+        char **sp = (char **)field;
+        free(*sp);
+        *sp = wd_strdup(v);
+        return 0;
+    }
+    case T_INT: {
+        long n;
+        if (parse_int(v, &n) != WD_OK || n < o->min || n > o->max) {
+            err_add(e, "%s: '%s' must be an integer from %ld to %ld, got '%s'", where, o->name,
+                    o->min, o->max, v);
+            return 1;
+        }
+        *(int *)field = (int)n;
+        return 0;
+    }
+    case T_DURATION: {
+        int ms;
+        if (wd_config_parse_duration(v, &ms) != WD_OK || ms < o->min || ms > o->max) {
+            err_add(e, "%s: '%s' must be a duration with a unit (ms, s, m, h) from %ldms to %ldms, "
+                       "got '%s'",
+                    where, o->name, o->min, o->max, v);
+            return 1;
+        }
+        *(int *)field = ms;
+        return 0;
+    }
+    case T_SIZE: {
+        int b;
+        if (wd_config_parse_size(v, &b) != WD_OK || b < o->min || b > o->max) {
+            err_add(e, "%s: '%s' must be a size (bytes, or with KiB/MiB/GiB) from %ld to %ld bytes, "
+                       "got '%s'",
+                    where, o->name, o->min, o->max, v);
+            return 1;
+        }
+        *(int *)field = b;
+        return 0;
+    }
+    case T_DECISION:
+        if (parse_decision(v, (enum wd_decision *)field) != WD_OK) {
+            err_add(e, "%s: '%s' must be allow, deny or nomatch, got '%s'", where, o->name, v);
+            return 1;
+        }
+        return 0;
+    case T_NOMATCH:
+        if (strcmp(v, "continue") == 0)
+            *(enum wd_nomatch_reply *)field = WD_NOMATCH_CONTINUE;
+        else if (strcmp(v, "ignore") == 0)
+            *(enum wd_nomatch_reply *)field = WD_NOMATCH_IGNORE;
+        else {
+            err_add(e, "%s: 'nomatch_reply' must be continue or ignore, got '%s'", where, v);
+            return 1;
+        }
+        return 0;
+    case T_LOGLEVEL:
+        if (wd_log_level_parse(v, (enum wd_log_level *)field) != WD_OK) {
+            err_add(e, "%s: 'log_level' must be error, warn, info or debug, got '%s'", where, v);
+            return 1;
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/* Splits one line into words. Returns the word count, or -1 with *why set. Words are
+ * written into `store` (NUL-separated) and pointed to by w[]. */
+static int split_line(const char *line, size_t len, char *store, size_t storecap, char **w,
+                      const char **why)
+{
+    size_t i = 0, o = 0;
+    int nw = 0;
+    while (i < len) {
+        while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r'))
+            i++;
+        if (i >= len || line[i] == '#')
+            break;
+        if (nw == MAX_WORDS) {
+            *why = "too many words on one line";
+            return -1;
+        }
+        w[nw++] = store + o;
+        size_t start_o = o;
+        if (line[i] == '"') {
+            i++;
+            bool closed = false;
+            while (i < len) {
+                char c = line[i++];
+                if (c == '"') {
+                    closed = true;
+                    break;
+                }
+                if (c == '\\' && i < len && (line[i] == '"' || line[i] == '\\'))
+                    c = line[i++];
+                if (o + 1 >= storecap || o - start_o >= MAX_WORD) {
+                    *why = "word too long";
+                    return -1;
+                }
+                store[o++] = c;
+            }
+            if (!closed) {
+                *why = "unterminated quoted string";
+                return -1;
+            }
+            if (i < len && line[i] != ' ' && line[i] != '\t' && line[i] != '\r' &&
+                line[i] != '#') {
+                *why = "a quoted string must be followed by a blank";
+                return -1;
+            }
+        } else {
+            while (i < len && line[i] != ' ' && line[i] != '\t' && line[i] != '\r' &&
+                   line[i] != '#') {
+                if (line[i] == '"') {
+                    *why = "unexpected '\"' inside a word";
+                    return -1;
+                }
+                if (o + 1 >= storecap || o - start_o >= MAX_WORD) {
+                    *why = "word too long";
+                    return -1;
+                }
+                store[o++] = line[i++];
+            }
+        }
+        store[o++] = '\0';
+    }
+    return nw;
+}
+
+int wd_config_parse(struct wd_config *cfg, const char *name, const char *text, size_t len,
+                    char **errors)
+{
+    *errors = NULL;
+    struct errbuf e = {0};
+    unsigned char seen[WD_ARRAY_LEN(opts)] = {0};
+    size_t storecap = 65536;
+    char *store = wd_malloc(storecap);
+    char *w[MAX_WORDS];
+    unsigned lineno = 0;
+    size_t pos = 0;
+
+    if (memchr(text, '\0', len))
+        err_add(&e, "%s: contains a NUL byte (not a text file?)", name);
+    while (pos < len && e.count < 100) {
+        const char *line = text + pos;
+        const char *nl = memchr(line, '\n', len - pos);
+        size_t ll = nl ? (size_t)(nl - line) : len - pos;
+        pos += ll + (nl ? 1 : 0);
+        lineno++;
+        if (ll >= storecap) {
+            err_add(&e, "%s:%u: line too long", name, lineno);
+            continue;
+        }
+        const char *why = NULL;
+        int nw = split_line(line, ll, store, storecap, w, &why);
+        char where[512];
+        snprintf(where, sizeof where, "%s:%u", name, lineno);
+        if (nw < 0) {
+            err_add(&e, "%s: %s", where, why);
+            continue;
+        }
+        if (nw == 0)
+            continue;
+        apply(cfg, where, w, nw, &e, seen);
+    }
+    free(store);
+    if (e.count) {
+        *errors = e.s;
+        return WD_ESYNTAX;
+    }
+    free(cfg->source);
+    cfg->source = wd_strdup(name);
+    return WD_OK;
+}
+
+int wd_config_load_file(struct wd_config *cfg, const char *path, char **errors)
+{
+    *errors = NULL;
+    char msg[1024];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(msg, sizeof msg, "%s: cannot open: %s", path, strerror(errno));
+        *errors = wd_strdup(msg);
+        return WD_EIO;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(msg, sizeof msg, "%s: not a regular file", path);
+        close(fd);
+        *errors = wd_strdup(msg);
+        return WD_EIO;
+    }
+    if (st.st_size > MAX_CONFIG_BYTES) {
+        snprintf(msg, sizeof msg, "%s: larger than %d bytes", path, MAX_CONFIG_BYTES);
+        close(fd);
+        *errors = wd_strdup(msg);
+        return WD_ETOOBIG;
+    }
+    size_t len = (size_t)st.st_size;
+    char *buf = wd_malloc(len + 1);
+    size_t got = 0;
+    while (got < len) {
+        ssize_t r = read(fd, buf + got, len - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (got != len) {
+        snprintf(msg, sizeof msg, "%s: short read", path);
+        free(buf);
+        *errors = wd_strdup(msg);
+        return WD_EIO;
+    }
+    buf[len] = '\0';
+    int rc = wd_config_parse(cfg, path, buf, len, errors);
+    free(buf);
+    return rc;
+}
+
+int wd_config_set(struct wd_config *cfg, const char *key, const char *value, char **errors)
+{
+    *errors = NULL;
+    struct errbuf e = {0};
+    size_t storecap = strlen(value) + 1 + 1;
+    if (storecap < 256)
+        storecap = 256;
+    char *store = wd_malloc(storecap);
+    char *w[MAX_WORDS + 1];
+    const char *why = NULL;
+    w[0] = (char *)key;
+    char where[256];
+    snprintf(where, sizeof where, "command line: --%s", key);
+    for (char *p = where; *p; p++)
+        if (*p == '_')
+            *p = '-';
+    int nw = split_line(value, strlen(value), store, storecap, w + 1, &why);
+    if (nw < 0)
+        err_add(&e, "%s: %s", where, why);
+    else
+        apply(cfg, where, w, nw + 1, &e, NULL);
+    free(store);
+    if (e.count) {
+        *errors = e.s;
+        return WD_EINVAL;
+    }
+    return WD_OK;
+}
+
+int wd_config_validate(const struct wd_config *cfg, char **errors)
+{
+    struct errbuf e = {0};
+    *errors = NULL;
+    const char *colon = strrchr(cfg->listen, ':');
+    long port = 0;
+    if (!colon || colon == cfg->listen || parse_int(colon + 1, &port) != WD_OK || port < 0 ||
+        port > 65535)
+        err_add(&e, "%s: listen: expected HOST:PORT (e.g. 127.0.0.1:9000 or [::]:9000), got '%s'",
+                cfg->source, cfg->listen);
+    if (cfg->tls_key && !cfg->tls_cert)
+        err_add(&e, "%s: tls_key is set but tls_cert is not", cfg->source);
+    if (cfg->tls_cert && !cfg->tls_key)
+        err_add(&e, "%s: tls_cert is set but tls_key is not", cfg->source);
+    if (cfg->tls_client_ca && !cfg->tls_cert)
+        err_add(&e, "%s: tls_client_ca (mutual TLS) needs tls_cert and tls_key", cfg->source);
+    if (cfg->keepalive_timeout_ms >= cfg->keepalive_time_ms)
+        err_add(&e, "%s: keepalive_timeout must be shorter than keepalive_time", cfg->source);
+    if (cfg->min_ping_interval_ms > 60000)
+        err_add(&e,
+                "%s: min_ping_interval above 60s would penalize EMQX, which pings every 60s",
+                cfg->source);
+    if (e.count) {
+        *errors = e.s;
+        return WD_EINVAL;
+    }
+    return WD_OK;
+}
+
+/* ---- printing ---- */
+
+static void put(int fd, const char *s)
+{
+    size_t len = strlen(s);
+    while (len) {
+        ssize_t w = write(fd, s, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;
+        s += w;
+        len -= (size_t)w;
+    }
+}
+
+static void fmt_duration(char *b, size_t cap, int ms)
+{
+    if (ms == 0)
+        snprintf(b, cap, "0");
+    else if (ms % 3600000 == 0 && ms)
+        snprintf(b, cap, "%dh", ms / 3600000);
+    else if (ms % 60000 == 0 && ms)
+        snprintf(b, cap, "%dm", ms / 60000);
+    else if (ms % 1000 == 0 && ms)
+        snprintf(b, cap, "%ds", ms / 1000);
+    else
+        snprintf(b, cap, "%dms", ms);
+}
+
+static void fmt_size(char *b, size_t cap, int n)
+{
+    if (n % (1 << 20) == 0 && n)
+        snprintf(b, cap, "%dMiB", n >> 20);
+    else if (n % 1024 == 0 && n)
+        snprintf(b, cap, "%dKiB", n >> 10);
+    else
+        snprintf(b, cap, "%d", n);
+}
+
+void wd_config_print(const struct wd_config *cfg, int fd)
+{
+    char line[8192], v[4096];
+    snprintf(line, sizeof line, "# effective configuration (from %s)\n", cfg->source);
+    put(fd, line);
+    for (size_t i = 0; i < WD_ARRAY_LEN(opts); i++) {
+        const struct opt *o = &opts[i];
+        const char *field = (const char *)cfg + o->off;
+        v[0] = '\0';
+        switch (o->type) {
+        case T_STRING: {
+            const char *s = *(char *const *)field;
+            if (!s) {
+                snprintf(line, sizeof line, "# %s (unset)\n", o->name);
+                put(fd, line);
+                continue;
+            }
+            snprintf(v, sizeof v, "%s", s);
+            break;
+        }
+        case T_INT:
+            snprintf(v, sizeof v, "%d", *(const int *)field);
+            break;
+        case T_DURATION:
+            fmt_duration(v, sizeof v, *(const int *)field);
+            break;
+        case T_SIZE:
+            fmt_size(v, sizeof v, *(const int *)field);
+            break;
+        case T_DECISION:
+            snprintf(v, sizeof v, "%s", wd_decision_str(*(const enum wd_decision *)field));
+            break;
+        case T_NOMATCH:
+            snprintf(v, sizeof v, "%s",
+                     *(const enum wd_nomatch_reply *)field == WD_NOMATCH_IGNORE ? "ignore"
+                                                                                : "continue");
+            break;
+        case T_LOGLEVEL:
+            snprintf(v, sizeof v, "%s", wd_log_level_str(*(const enum wd_log_level *)field));
+            break;
+        case T_HOOKS:
+        case T_TOPICS: {
+            char *const *list = *(char **const *)field;
+            size_t n = o->type == T_HOOKS ? cfg->nhooks : cfg->nmessage_topics;
+            size_t off = 0;
+            for (size_t k = 0; k < n && off < sizeof v - 1; k++)
+                off += (size_t)snprintf(v + off, sizeof v - off, "%s%s", k ? " " : "", list[k]);
+            if (n == 0) {
+                snprintf(line, sizeof line, "# %s (none)\n", o->name);
+                put(fd, line);
+                continue;
+            }
+            break;
+        }
+        case T_USER:
+            for (size_t k = 0; k < cfg->nusers; k++) {
+                const char *sec = cfg->users[k].secret;
+                const char *c = strchr(sec, ':');
+                snprintf(line, sizeof line, "user %s \"%.*s:<redacted>\"\n", cfg->users[k].name,
+                         c ? (int)(c - sec) : 0, sec);
+                put(fd, line);
+            }
+            continue;
+        }
+        snprintf(line, sizeof line, "%s %s\n", o->name, v);
+        put(fd, line);
+    }
+}

@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * config.h: warden's configuration: one file in a redis.conf/nginx-like syntax
+ * ("directive arg..." per line, '#' comments, double-quoted strings), overridable by
+ * command-line flags. Every option, its default and its meaning is in
+ * docs/configuration.md; the option table in config.c is the single source of truth and
+ * `warden --print-config` prints the effective values.
+ *
+ * Unknown directives, bad values, missing arguments and repeated single-valued directives
+ * are errors reported as "file:line: message"; all errors of a file are reported in one
+ * pass. A config that parsed cleanly still goes through wd_config_validate() for
+ * cross-option rules (tls_key without tls_cert, ...).
+ *
+ * Ownership: a struct wd_config owns every string it points to; wd_config_cleanup frees
+ * them. It is built once at startup (and, later, on reload into a fresh struct) and is
+ * read-only while warden serves.
+ */
+#ifndef WD_CONFIG_H
+#define WD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/log.h"
+#include "core/wd.h"
+
+/* What a NOMATCH decision is answered with on the wire (docs/configuration.md). */
+enum wd_nomatch_reply {
+    WD_NOMATCH_CONTINUE = 0, /* CONTINUE + bool_result = the request's own `result` */
+    WD_NOMATCH_IGNORE,       /* IGNORE (EMQX <= 5.8 rejects an authenticate on IGNORE) */
+};
+
+/* A static user: name, stored secret ("scheme:..."), superuser flag, where it was defined. */
+struct wd_config_user {
+    char *name;
+    char *secret;
+    bool superuser;
+    char *origin; /* "file:line" for error messages */
+};
+
+struct wd_config {
+    char *source; /* config file path, or "<embedded>" */
+
+    /* serving */
+    char *listen;
+    int workers; /* 0: one per online CPU */
+    int prepost;
+    int shutdown_grace_ms;
+    int max_message_size;
+    int max_concurrent_streams;
+    int keepalive_time_ms;
+    int keepalive_timeout_ms;
+    int min_ping_interval_ms;
+    int max_connection_idle_ms; /* 0: never close idle connections */
+
+    /* TLS: h2c when tls_cert is unset; mutual TLS when tls_client_ca is set */
+    char *tls_cert;
+    char *tls_key;
+    char *tls_client_ca;
+
+    /* ExHook registration */
+    char **hooks;
+    size_t nhooks;
+    char **message_topics;
+    size_t nmessage_topics;
+    enum wd_nomatch_reply nomatch_reply;
+
+    /* engine (until the policy language replaces it) */
+    enum wd_decision authn_default;
+    enum wd_decision authz_default;
+    struct wd_config_user *users;
+    size_t nusers;
+
+    enum wd_log_level log_level;
+};
+
+/* The ExHook hook names EMQX accepts in a LoadedResponse (exhook-client-behavior.md §3). */
+extern const char *const wd_config_hook_names[];
+extern const size_t wd_config_nhook_names;
+bool wd_config_hook_name_valid(const char *name);
+
+/* The configuration warden runs with when no --config is given. */
+extern const char wd_config_embedded[];
+
+/* Sets every option to its documented default (no users). */
+void wd_config_defaults(struct wd_config *cfg);
+
+void wd_config_cleanup(struct wd_config *cfg);
+
+/* Parses config text into cfg (which holds defaults or earlier values). `name` is used in
+ * messages. On error returns WD_ESYNTAX and sets *errors to a malloc'd, newline-separated
+ * list of "name:line: message" (caller frees); *errors is NULL on success. */
+int wd_config_parse(struct wd_config *cfg, const char *name, const char *text, size_t len,
+                    char **errors);
+
+/* Reads and parses a file (at most 1 MiB). Same contract as wd_config_parse; an unreadable
+ * file returns WD_EIO with the reason in *errors. */
+int wd_config_load_file(struct wd_config *cfg, const char *path, char **errors);
+
+/* Sets one directive from the command line ("key", "value words"): the value is split
+ * like a config line. Returns WD_OK or WD_EINVAL with *errors set. */
+int wd_config_set(struct wd_config *cfg, const char *key, const char *value, char **errors);
+
+/* Cross-option checks. WD_OK, or WD_EINVAL with *errors set. */
+int wd_config_validate(const struct wd_config *cfg, char **errors);
+
+/* Writes the effective configuration in config-file syntax (users' secrets redacted). */
+void wd_config_print(const struct wd_config *cfg, int fd);
+
+/* Parses a duration ("250ms", "5s", "1m", "2h") into milliseconds. */
+int wd_config_parse_duration(const char *s, int *ms_out);
+/* Parses a size ("4096", "64KiB", "4MiB", "1GiB"; K/M/G mean KiB/MiB/GiB) into bytes. */
+int wd_config_parse_size(const char *s, int *bytes_out);
+
+#endif

@@ -1,0 +1,297 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * main.c: command line, start-up order and signals.
+ *
+ * Start-up: defaults -> config file (or the embedded default) -> command-line flags ->
+ * cross-option validation -> engine -> gRPC server. Anything wrong before the server
+ * starts is reported with its file:line and warden exits without serving.
+ *
+ * Signals are blocked in every thread (gRPC's included, they inherit the mask) and taken
+ * by the main thread with sigwait(): SIGTERM/SIGINT stop gracefully, SIGHUP is reserved
+ * for reloading (logged and otherwise ignored until the policy can be reloaded).
+ *
+ * Exit codes (docs/operations.md): 0 clean stop, 1 runtime or start-up failure,
+ * 2 bad command line, 3 bad configuration.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "core/wd.h"
+#include "engine/engine.h"
+#include "server/grpc.h"
+
+#ifndef WD_VERSION
+#define WD_VERSION "0.0.0"
+#endif
+
+enum {
+    EXIT_OK = 0,
+    EXIT_RUNTIME = 1,
+    EXIT_USAGE = 2,
+    EXIT_CONFIG = 3,
+};
+
+static const char usage_text[] =
+    "usage: warden [options]\n"
+    "\n"
+    "warden is an authentication and authorization engine for EMQX, served over\n"
+    "gRPC through EMQX's ExHook (emqx.exhook.v2 and v3 HookProvider).\n"
+    "\n"
+    "options:\n"
+    "  -c, --config FILE        read the configuration from FILE (default: the embedded\n"
+    "                           configuration; see --print-config)\n"
+    "  -l, --listen HOST:PORT   address to serve on (default 127.0.0.1:9000)\n"
+    "  -w, --workers N          server threads, 0 = one per CPU (default 0)\n"
+    "      --log-level LEVEL    error, warn, info or debug (default info)\n"
+    "      --tls-cert FILE      serve TLS with this certificate chain (PEM)\n"
+    "      --tls-key FILE       and this private key (PEM)\n"
+    "      --tls-client-ca FILE require client certificates signed by this CA (mutual TLS)\n"
+    "      --hooks \"NAME ...\"   hooks to register with EMQX (default:\n"
+    "                           \"client.authenticate client.authorize\")\n"
+    "  -s, --set KEY=VALUE      set any configuration directive (repeatable)\n"
+    "      --check-config       check the configuration, print the result and exit\n"
+    "      --print-config       print the effective configuration and exit\n"
+    "  -h, --help               show this help and exit\n"
+    "  -V, --version            show the version and exit\n"
+    "\n"
+    "Flags override the configuration file. Every directive is documented in\n"
+    "docs/configuration.md.\n"
+    "\n"
+    "exit status: 0 clean stop, 1 runtime or start-up failure, 2 bad command line,\n"
+    "3 bad configuration.\n"
+    "\n"
+    "signals: SIGTERM or SIGINT stop gracefully (in-flight calls finish within\n"
+    "shutdown_grace); SIGHUP is reserved for reload.\n";
+
+static void print_errors(const char *errors)
+{
+    /* errors are "file:line: message" lines; prefix each with the program name */
+    const char *p = errors;
+    while (p && *p) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        fprintf(stderr, "warden: %.*s\n", (int)n, p);
+        p = nl ? nl + 1 : NULL;
+    }
+}
+
+struct flag {
+    const char *lng;
+    char shrt;
+    const char *key; /* config directive, or NULL for a special flag */
+};
+
+static const struct flag flags[] = {
+    {"config", 'c', NULL},        {"listen", 'l', "listen"},
+    {"workers", 'w', "workers"},  {"log-level", 0, "log_level"},
+    {"tls-cert", 0, "tls_cert"},  {"tls-key", 0, "tls_key"},
+    {"tls-client-ca", 0, "tls_client_ca"},
+    {"hooks", 0, "hooks"},        {"set", 's', NULL},
+};
+
+struct opts {
+    const char *config;
+    bool check, print;
+    /* flag assignments, applied after the file in command-line order */
+    const char *keys[128];
+    const char *vals[128];
+    char *owned[128];
+    size_t n;
+};
+
+/* Returns -1 to continue, or an exit code. */
+static int parse_args(int argc, char **argv, struct opts *o)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            fputs(usage_text, stdout);
+            return EXIT_OK;
+        }
+        if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+            printf("warden %s\n", WD_VERSION);
+            return EXIT_OK;
+        }
+        if (strcmp(a, "--check-config") == 0) {
+            o->check = true;
+            continue;
+        }
+        if (strcmp(a, "--print-config") == 0) {
+            o->print = true;
+            continue;
+        }
+        const struct flag *f = NULL;
+        const char *val = NULL;
+        if (a[0] == '-' && a[1] == '-' && a[2]) {
+            const char *name = a + 2;
+            const char *eq = strchr(name, '=');
+            size_t nl = eq ? (size_t)(eq - name) : strlen(name);
+            for (size_t k = 0; k < WD_ARRAY_LEN(flags); k++)
+                if (strlen(flags[k].lng) == nl && strncmp(flags[k].lng, name, nl) == 0)
+                    f = &flags[k];
+            if (f && eq)
+                val = eq + 1;
+        } else if (a[0] == '-' && a[1] && !a[2]) {
+            for (size_t k = 0; k < WD_ARRAY_LEN(flags); k++)
+                if (flags[k].shrt == a[1])
+                    f = &flags[k];
+        }
+        if (!f) {
+            fprintf(stderr, "warden: unknown option '%s' (see warden --help)\n", a);
+            return EXIT_USAGE;
+        }
+        if (!val) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "warden: option '%s' needs a value\n", a);
+                return EXIT_USAGE;
+            }
+            val = argv[++i];
+        }
+        if (strcmp(f->lng, "config") == 0) {
+            o->config = val;
+            continue;
+        }
+        if (o->n == WD_ARRAY_LEN(o->keys)) {
+            fprintf(stderr, "warden: too many options\n");
+            return EXIT_USAGE;
+        }
+        if (f->key) {
+            o->keys[o->n] = f->key;
+            o->vals[o->n] = val;
+        } else { /* --set KEY=VALUE */
+            const char *eq = strchr(val, '=');
+            if (!eq || eq == val) {
+                fprintf(stderr, "warden: --set needs KEY=VALUE, got '%s'\n", val);
+                return EXIT_USAGE;
+            }
+            o->owned[o->n] = wd_strndup(val, (size_t)(eq - val));
+            o->keys[o->n] = o->owned[o->n];
+            o->vals[o->n] = eq + 1;
+        }
+        o->n++;
+    }
+    return -1;
+}
+
+/* Builds the configuration. Returns -1 on success or an exit code. */
+static int load_config(const struct opts *o, struct wd_config *cfg)
+{
+    char *errors = NULL;
+    int rc;
+    wd_config_defaults(cfg);
+    if (o->config)
+        rc = wd_config_load_file(cfg, o->config, &errors);
+    else
+        rc = wd_config_parse(cfg, "<embedded>", wd_config_embedded, strlen(wd_config_embedded),
+                             &errors);
+    if (rc != WD_OK) {
+        print_errors(errors);
+        free(errors);
+        return EXIT_CONFIG;
+    }
+    for (size_t i = 0; i < o->n; i++) {
+        if (wd_config_set(cfg, o->keys[i], o->vals[i], &errors) != WD_OK) {
+            print_errors(errors);
+            free(errors);
+            return EXIT_USAGE;
+        }
+    }
+    if (wd_config_validate(cfg, &errors) != WD_OK) {
+        print_errors(errors);
+        free(errors);
+        return EXIT_CONFIG;
+    }
+    return -1;
+}
+
+static int serve(struct wd_config *cfg, struct wd_engine *engine)
+{
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    wd_server_global_init();
+    struct wd_server *srv = NULL;
+    char err[512];
+    int rc = wd_server_start(cfg, engine, &srv, err, sizeof err);
+    if (rc != WD_OK) {
+        wd_log_error("main", "%s", err);
+        wd_server_global_cleanup();
+        return EXIT_RUNTIME;
+    }
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            wd_log_info("main", "SIGHUP received: nothing to reload in this version");
+            continue;
+        }
+        wd_log_info("main", "%s received: stopping (grace %d ms)",
+                    sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg->shutdown_grace_ms);
+        break;
+    }
+    wd_server_stop(srv, cfg->shutdown_grace_ms);
+    wd_server_free(srv);
+    wd_server_global_cleanup();
+    wd_log_info("main", "bye");
+    return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o;
+    memset(&o, 0, sizeof o);
+    int ex = parse_args(argc, argv, &o);
+    struct wd_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    struct wd_engine *engine = NULL;
+    if (ex >= 0)
+        goto out;
+
+    ex = load_config(&o, &cfg);
+    if (ex >= 0)
+        goto out;
+    wd_log_set_level(cfg.log_level);
+
+    char *errors = NULL;
+    engine = wd_engine_new(&cfg, &errors);
+    if (!engine) {
+        print_errors(errors);
+        free(errors);
+        ex = EXIT_CONFIG;
+        goto out;
+    }
+    if (o.print) {
+        wd_config_print(&cfg, 1);
+        ex = EXIT_OK;
+        goto out;
+    }
+    if (o.check) {
+        printf("%s: configuration ok\n", cfg.source);
+        ex = EXIT_OK;
+        goto out;
+    }
+    wd_log_info("main", "warden %s starting (configuration: %s)", WD_VERSION, cfg.source);
+    if (!o.config)
+        wd_log_warn("main", "running on the embedded default configuration: demo user 'demo' "
+                            "is active; use --config for anything but a trial");
+    ex = serve(&cfg, engine);
+out:
+    wd_engine_free(engine);
+    wd_config_cleanup(&cfg);
+    for (size_t i = 0; i < o.n; i++)
+        free(o.owned[i]);
+    return ex;
+}

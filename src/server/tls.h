@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * tls.h: loads and checks the TLS material named by the configuration before gRPC sees
+ * it. gRPC only reports a bad certificate, a key that does not belong to it or an
+ * unreadable CA when the first client connects; warden refuses to start instead, with
+ * the file and the reason.
+ */
+#ifndef WD_TLS_H
+#define WD_TLS_H
+
+#include <stddef.h>
+
+#include "core/config.h"
+
+struct wd_tls_material {
+    char *cert_pem; /* server certificate chain */
+    char *key_pem;  /* private key; wiped on cleanup */
+    char *ca_pem;   /* client CA bundle for mutual TLS, or NULL */
+};
+
+/* Reads and validates cfg->tls_cert/tls_key/tls_client_ca. Returns WD_OK or WD_ETLS with
+ * a message naming the file in err. */
+int wd_tls_load(const struct wd_config *cfg, struct wd_tls_material *out, char *err,
+                size_t errcap);
+void wd_tls_cleanup(struct wd_tls_material *m);
+
+#endif
