@@ -80,6 +80,13 @@ LIBS_ALL   := $(LIB_SERVER) $(LIB_ENGINE) $(LIB_STORE) $(LIB_POLICY) $(LIB_CORE)
 
 BIN        := $(B)/warden
 
+# quiet by default; `make V=1` shows the commands
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
 # ---- unit tests: tests/unit/test_<module>.c, linked against its layer and those below ----
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
@@ -96,7 +103,8 @@ all: $(BIN)
 endif
 
 $(BIN): $(MAIN_OBJ) $(LIBS_ALL)
-	$(CC) $(OPT) -o $@ $(MAIN_OBJ) $(LIBS_ALL) $(LDLIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(OPT) -o $@ $(MAIN_OBJ) $(LIBS_ALL) $(LDLIBS)
 
 $(LIB_CORE): $(CORE_OBJ)
 $(LIB_POLICY): $(POLICY_OBJ)
@@ -105,18 +113,20 @@ $(LIB_ENGINE): $(ENGINE_OBJ)
 $(LIB_SERVER): $(SERVER_OBJ) $(GEN_OBJ)
 $(B)/libwd_%.a:
 	@mkdir -p $(@D)
-	rm -f $@
-	ar rcs $@ $^
+	$(Q)rm -f $@
+	$(Q)ar rcs $@ $^
 
 $(B)/src/main.o: VERSION
 $(B)/src/%.o: src/%.c | $(GEN_H)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS_ALL) -c -o $@ $<
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS_ALL) -c -o $@ $<
 
 # generated code: compiled without the strict warning set (not ours to fix)
 $(B)/gen/%.pb-c.o: $(GEN)/%.pb-c.c $(GEN)/%.pb-c.h
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) -std=c11 $(OPT) $(PKG_CFLAGS) -w -c -o $@ $<
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CPPFLAGS) -std=c11 $(OPT) $(PKG_CFLAGS) -w -c -o $@ $<
 
 $(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: proto/%.proto
 	@mkdir -p $(GEN)
@@ -129,7 +139,8 @@ $(GEN)/py/%_pb2.py: proto/%.proto
 # unit test binaries: link only their layer (and below) plus cmocka
 $(B)/tests/test_%: tests/unit/test_%.c $(LIBS_ALL)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS_ALL) $(shell pkg-config --cflags cmocka) -o $@ $< \
+	@echo "  CC/LD   $@"
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS_ALL) $(shell pkg-config --cflags cmocka) -o $@ $< \
 	    $(LIBS_ALL) $(shell pkg-config --libs cmocka) $(LDLIBS)
 
 # ---- set-up ----
@@ -172,7 +183,8 @@ bench: all $(BENCH_BIN) $(GEN_PY)
 
 $(B)/bench/%: bench/%.c $(GEN_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS_ALL) -o $@ $< $(GEN_OBJ) $(LDLIBS) -lm
+	@echo "  CC/LD   $@"
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS_ALL) -o $@ $< $(GEN_OBJ) $(LDLIBS) -lm
 
 # ---- hygiene ----
 format-check:

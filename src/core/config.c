@@ -10,7 +10,8 @@
  *     user alice "sha256:salt:9f86d0..."
  *
  * Words are separated by blanks; a word may be double-quoted ("a b", with \" and \\
- * escapes); '#' outside quotes starts a comment. The option table below drives parsing,
+ * escapes); a '#' at the start of a word starts a comment ('#' inside a word, as in the
+ * MQTT filter a/#, is data; a lone "#" filter must be quoted). The option table below drives parsing,
  * defaults, --print-config and the documentation check in the tests, so an option cannot
  * exist in one place and not the others.
  */
@@ -497,8 +498,9 @@ static int split_line(const char *line, size_t len, char *store, size_t storecap
                 return -1;
             }
         } else {
-            while (i < len && line[i] != ' ' && line[i] != '\t' && line[i] != '\r' &&
-                   line[i] != '#') {
+            /* '#' inside a word is data (MQTT filters like a/#); only a word that
+             * starts with '#' starts a comment */
+            while (i < len && line[i] != ' ' && line[i] != '\t' && line[i] != '\r') {
                 if (line[i] == '"') {
                     *why = "unexpected '\"' inside a word";
                     return -1;

@@ -1,0 +1,262 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests for src/core/config.c: syntax, values, error reporting, validation. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/config.h"
+
+static int parse(struct wd_config *c, const char *text, char **errors)
+{
+    wd_config_defaults(c);
+    return wd_config_parse(c, "t.conf", text, strlen(text), errors);
+}
+
+static void defaults_are_fail_closed(void **state)
+{
+    struct wd_config c;
+    wd_config_defaults(&c);
+    assert_string_equal(c.listen, "127.0.0.1:9000");
+    assert_int_equal(c.authn_default, WD_DECISION_DENY);
+    assert_int_equal(c.authz_default, WD_DECISION_DENY);
+    assert_int_equal(c.nomatch_reply, WD_NOMATCH_CONTINUE);
+    assert_int_equal(c.nhooks, 2);
+    assert_string_equal(c.hooks[0], "client.authenticate");
+    assert_string_equal(c.hooks[1], "client.authorize");
+    assert_int_equal(c.nusers, 0);
+    wd_config_cleanup(&c);
+}
+
+static void embedded_config_parses_and_validates(void **state)
+{
+    struct wd_config c;
+    char *errors = NULL;
+    assert_int_equal(parse(&c, wd_config_embedded, &errors), WD_OK);
+    assert_null(errors);
+    assert_int_equal(wd_config_validate(&c, &errors), WD_OK);
+    assert_int_equal(c.nusers, 1);
+    assert_string_equal(c.users[0].name, "demo");
+    wd_config_cleanup(&c);
+}
+
+static void good_file_sets_every_kind_of_value(void **state)
+{
+    struct wd_config c;
+    char *errors = NULL;
+    const char *text = "# comment\n"
+                       "listen [::]:9443   # trailing comment\n"
+                       "workers 4\n"
+                       "shutdown_grace 1500ms\n"
+                       "max_message_size 64KiB\n"
+                       "keepalive_time 2m\n"
+                       "hooks client.authenticate message.publish\n"
+                       "message_topics a/# \"#\" b/+ # a/# here is a comment\n"
+                       "nomatch_reply ignore\n"
+                       "authz_default allow\n"
+                       "user \"bob smith\" \"plain:pa ss\\\"word\"\n"
+                       "log_level debug\n";
+    assert_int_equal(parse(&c, text, &errors), WD_OK);
+    assert_string_equal(c.listen, "[::]:9443");
+    assert_int_equal(c.workers, 4);
+    assert_int_equal(c.shutdown_grace_ms, 1500);
+    assert_int_equal(c.max_message_size, 65536);
+    assert_int_equal(c.keepalive_time_ms, 120000);
+    assert_int_equal(c.nhooks, 2);
+    assert_string_equal(c.hooks[1], "message.publish");
+    assert_int_equal(c.nmessage_topics, 3);
+    assert_string_equal(c.message_topics[0], "a/#");
+    assert_string_equal(c.message_topics[1], "#");
+    assert_string_equal(c.message_topics[2], "b/+");
+    assert_int_equal(c.nomatch_reply, WD_NOMATCH_IGNORE);
+    assert_int_equal(c.authz_default, WD_DECISION_ALLOW);
+    assert_string_equal(c.users[0].name, "bob smith");
+    assert_string_equal(c.users[0].secret, "plain:pa ss\"word");
+    assert_string_equal(c.users[0].origin, "t.conf:11");
+    assert_int_equal(c.log_level, WD_LOG_DEBUG);
+    assert_string_equal(c.source, "t.conf");
+    wd_config_cleanup(&c);
+}
+
+static void all_errors_are_reported_in_one_pass_with_file_and_line(void **state)
+{
+    struct wd_config c;
+    char *errors = NULL;
+    const char *text = "bogus 1\n"
+                       "workers many\n"
+                       "\n"
+                       "hooks client.auth\n"
+                       "listen \"unterminated\n";
+    assert_int_equal(parse(&c, text, &errors), WD_ESYNTAX);
+    assert_non_null(errors);
+    assert_non_null(strstr(errors, "t.conf:1: unknown directive 'bogus'"));
+    assert_non_null(strstr(errors, "t.conf:2: 'workers' must be an integer from 0 to 256, got 'many'"));
+    assert_non_null(strstr(errors, "t.conf:4: unknown hook 'client.auth'"));
+    assert_non_null(strstr(errors, "t.conf:5: unterminated quoted string"));
+    free(errors);
+    wd_config_cleanup(&c);
+}
+
+static void repeated_single_valued_directive_is_an_error(void **state)
+{
+    struct wd_config c;
+    char *errors = NULL;
+    assert_int_equal(parse(&c, "workers 1\nworkers 2\n", &errors), WD_ESYNTAX);
+    assert_string_equal(errors, "t.conf:2: 'workers' is set more than once");
+    free(errors);
+    wd_config_cleanup(&c);
+}
+
+static void duplicate_user_and_duplicate_hook_are_errors(void **state)
+{
+    struct wd_config c;
+    char *errors = NULL;
+    assert_int_equal(parse(&c, "user a plain:x\nuser a plain:y\n", &errors), WD_ESYNTAX);
+    assert_string_equal(errors, "t.conf:2: user 'a' already defined at t.conf:1");
+    free(errors);
+    wd_config_cleanup(&c);
+    assert_int_equal(parse(&c, "hooks client.authorize client.authorize\n", &errors), WD_ESYNTAX);
+    assert_non_null(strstr(errors, "listed twice"));
+    free(errors);
+    wd_config_cleanup(&c);
+}
+
+static void wrong_argument_counts_are_errors(void **state)
+{
+    struct wd_config c;
+    char *errors = NULL;
+    assert_int_equal(parse(&c, "listen\nworkers 1 2\nuser onlyname\nhooks\n", &errors),
+                     WD_ESYNTAX);
+    assert_non_null(strstr(errors, "t.conf:1: 'listen' takes exactly one value, got 0"));
+    assert_non_null(strstr(errors, "t.conf:2: 'workers' takes exactly one value, got 2"));
+    assert_non_null(strstr(errors, "t.conf:3: usage: user NAME SECRET"));
+    assert_non_null(strstr(errors, "t.conf:4: 'hooks' needs at least one hook name"));
+    free(errors);
+    wd_config_cleanup(&c);
+}
+
+static void nul_byte_in_file_is_an_error(void **state)
+{
+    struct wd_config c;
+    char *errors = NULL;
+    wd_config_defaults(&c);
+    assert_int_equal(wd_config_parse(&c, "t.conf", "workers 1\0x\n", 12, &errors), WD_ESYNTAX);
+    assert_non_null(strstr(errors, "NUL byte"));
+    free(errors);
+    wd_config_cleanup(&c);
+}
+
+static void durations_need_units_and_reject_overflow(void **state)
+{
+    int ms;
+    assert_int_equal(wd_config_parse_duration("5s", &ms), WD_OK);
+    assert_int_equal(ms, 5000);
+    assert_int_equal(wd_config_parse_duration("250ms", &ms), WD_OK);
+    assert_int_equal(ms, 250);
+    assert_int_equal(wd_config_parse_duration("0", &ms), WD_OK);
+    assert_int_equal(ms, 0);
+    assert_int_equal(wd_config_parse_duration("5", &ms), WD_EINVAL);
+    assert_int_equal(wd_config_parse_duration("-5s", &ms), WD_EINVAL);
+    assert_int_equal(wd_config_parse_duration("5 s", &ms), WD_EINVAL);
+    assert_int_equal(wd_config_parse_duration("999999999h", &ms), WD_ERANGE);
+    assert_int_equal(wd_config_parse_duration("99999999999999999999999s", &ms), WD_EINVAL);
+}
+
+static void sizes_accept_binary_suffixes_and_reject_overflow(void **state)
+{
+    int b;
+    assert_int_equal(wd_config_parse_size("4096", &b), WD_OK);
+    assert_int_equal(b, 4096);
+    assert_int_equal(wd_config_parse_size("4MiB", &b), WD_OK);
+    assert_int_equal(b, 4 << 20);
+    assert_int_equal(wd_config_parse_size("64K", &b), WD_OK);
+    assert_int_equal(b, 65536);
+    assert_int_equal(wd_config_parse_size("4TB", &b), WD_EINVAL);
+    assert_int_equal(wd_config_parse_size("3GiB", &b), WD_ERANGE);
+}
+
+static void out_of_range_values_are_errors(void **state)
+{
+    struct wd_config c;
+    char *errors = NULL;
+    assert_int_equal(parse(&c, "max_message_size 100\nprepost 0\n", &errors), WD_ESYNTAX);
+    assert_non_null(strstr(errors, "t.conf:1: 'max_message_size'"));
+    assert_non_null(strstr(errors, "t.conf:2: 'prepost'"));
+    free(errors);
+    wd_config_cleanup(&c);
+}
+
+static void command_line_set_uses_config_syntax(void **state)
+{
+    struct wd_config c;
+    char *errors = NULL;
+    wd_config_defaults(&c);
+    assert_int_equal(wd_config_set(&c, "hooks", "client.authorize message.publish", &errors),
+                     WD_OK);
+    assert_int_equal(c.nhooks, 2);
+    assert_int_equal(wd_config_set(&c, "workers", "x", &errors), WD_EINVAL);
+    assert_non_null(strstr(errors, "command line: --workers"));
+    free(errors);
+    assert_int_equal(wd_config_set(&c, "nosuch", "1", &errors), WD_EINVAL);
+    free(errors);
+    wd_config_cleanup(&c);
+}
+
+static void validate_checks_tls_pairs_and_listen_form(void **state)
+{
+    struct wd_config c;
+    char *errors = NULL;
+    assert_int_equal(parse(&c, "tls_key k.pem\ntls_client_ca ca.pem\nlisten nocolon\n", &errors),
+                     WD_OK);
+    assert_int_equal(wd_config_validate(&c, &errors), WD_EINVAL);
+    assert_non_null(strstr(errors, "tls_key is set but tls_cert is not"));
+    assert_non_null(strstr(errors, "tls_client_ca (mutual TLS) needs tls_cert"));
+    assert_non_null(strstr(errors, "expected HOST:PORT"));
+    free(errors);
+    wd_config_cleanup(&c);
+}
+
+static void print_redacts_user_secrets(void **state)
+{
+    struct wd_config c;
+    char *errors = NULL;
+    assert_int_equal(parse(&c, "user a \"plain:topsecret\"\n", &errors), WD_OK);
+    char path[] = "/tmp/wd_test_config_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    wd_config_print(&c, fd);
+    char buf[4096] = {0};
+    lseek(fd, 0, SEEK_SET);
+    assert_true(read(fd, buf, sizeof buf - 1) > 0);
+    close(fd);
+    unlink(path);
+    assert_null(strstr(buf, "topsecret"));
+    assert_non_null(strstr(buf, "user a \"plain:<redacted>\""));
+    wd_config_cleanup(&c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(defaults_are_fail_closed),
+        cmocka_unit_test(embedded_config_parses_and_validates),
+        cmocka_unit_test(good_file_sets_every_kind_of_value),
+        cmocka_unit_test(all_errors_are_reported_in_one_pass_with_file_and_line),
+        cmocka_unit_test(repeated_single_valued_directive_is_an_error),
+        cmocka_unit_test(duplicate_user_and_duplicate_hook_are_errors),
+        cmocka_unit_test(wrong_argument_counts_are_errors),
+        cmocka_unit_test(nul_byte_in_file_is_an_error),
+        cmocka_unit_test(durations_need_units_and_reject_overflow),
+        cmocka_unit_test(sizes_accept_binary_suffixes_and_reject_overflow),
+        cmocka_unit_test(out_of_range_values_are_errors),
+        cmocka_unit_test(command_line_set_uses_config_syntax),
+        cmocka_unit_test(validate_checks_tls_pairs_and_listen_form),
+        cmocka_unit_test(print_redacts_user_secrets),
+    };
+    return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}
