@@ -91,6 +91,7 @@ endif
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 
+.SECONDARY: $(GEN_C) $(GEN_H) $(GEN_PY)
 .PHONY: all deps run test unit integration policy-tests bench clean format-check lint
 .DEFAULT_GOAL := all
 

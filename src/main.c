@@ -26,6 +26,7 @@
 #include "core/wd.h"
 #include "engine/engine.h"
 #include "server/grpc.h"
+#include "server/tls.h"
 
 #ifndef WD_VERSION
 #define WD_VERSION "0.0.0"
@@ -56,7 +57,8 @@ static const char usage_text[] =
     "      --hooks \"NAME ...\"   hooks to register with EMQX (default:\n"
     "                           \"client.authenticate client.authorize\")\n"
     "  -s, --set KEY=VALUE      set any configuration directive (repeatable)\n"
-    "      --check-config       check the configuration, print the result and exit\n"
+    "      --check-config       check the configuration (and the TLS files it names),\n"
+    "                           print the result and exit\n"
     "      --print-config       print the effective configuration and exit\n"
     "  -h, --help               show this help and exit\n"
     "  -V, --version            show the version and exit\n"
@@ -279,6 +281,17 @@ int main(int argc, char **argv)
         goto out;
     }
     if (o.check) {
+        if (cfg.tls_cert) {
+            /* the same checks the server makes at start: readable, parsable, matching */
+            struct wd_tls_material m;
+            char err[512];
+            if (wd_tls_load(&cfg, &m, err, sizeof err) != WD_OK) {
+                fprintf(stderr, "warden: %s\n", err);
+                ex = EXIT_CONFIG;
+                goto out;
+            }
+            wd_tls_cleanup(&m);
+        }
         printf("%s: configuration ok\n", cfg.source);
         ex = EXIT_OK;
         goto out;

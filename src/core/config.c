@@ -96,6 +96,8 @@ static const struct opt opts[] = {
     {"keepalive_timeout", T_DURATION, OFF(keepalive_timeout_ms), 1000, 3600000},
     {"min_ping_interval", T_DURATION, OFF(min_ping_interval_ms), 0, 3600000},
     {"max_connection_idle", T_DURATION, OFF(max_connection_idle_ms), 0, 86400000},
+    {"max_connection_age", T_DURATION, OFF(max_connection_age_ms), 0, 604800000},
+    {"max_connection_age_grace", T_DURATION, OFF(max_connection_age_grace_ms), 0, 3600000},
     {"tls_cert", T_STRING, OFF(tls_cert), 0, 0},
     {"tls_key", T_STRING, OFF(tls_key), 0, 0},
     {"tls_client_ca", T_STRING, OFF(tls_client_ca), 0, 0},
@@ -163,6 +165,8 @@ void wd_config_defaults(struct wd_config *cfg)
     cfg->keepalive_timeout_ms = 20000;
     cfg->min_ping_interval_ms = 10000;
     cfg->max_connection_idle_ms = 0;
+    cfg->max_connection_age_ms = 0;
+    cfg->max_connection_age_grace_ms = 30000;
     cfg->hooks = wd_calloc(2, sizeof(char *));
     cfg->hooks[0] = wd_strdup("client.authenticate");
     cfg->hooks[1] = wd_strdup("client.authorize");

@@ -52,6 +52,8 @@ struct wd_config {
     int keepalive_timeout_ms;
     int min_ping_interval_ms;
     int max_connection_idle_ms; /* 0: never close idle connections */
+    int max_connection_age_ms;  /* 0: connections live forever */
+    int max_connection_age_grace_ms;
 
     /* TLS: h2c when tls_cert is unset; mutual TLS when tls_client_ca is set */
     char *tls_cert;

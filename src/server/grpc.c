@@ -463,6 +463,11 @@ int wd_server_start(const struct wd_config *cfg, const struct wd_engine *engine,
     ARG_INT(GRPC_ARG_ALLOW_REUSEPORT, 0);
     if (cfg->max_connection_idle_ms > 0)
         ARG_INT(GRPC_ARG_MAX_CONNECTION_IDLE_MS, cfg->max_connection_idle_ms);
+    if (cfg->max_connection_age_ms > 0) {
+        /* GOAWAY after this age: clients reconnect, so load spreads over new replicas */
+        ARG_INT(GRPC_ARG_MAX_CONNECTION_AGE_MS, cfg->max_connection_age_ms);
+        ARG_INT(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, cfg->max_connection_age_grace_ms);
+    }
 #undef ARG_INT
     grpc_channel_args chargs = {na, args};
     s->server = grpc_server_create(&chargs, NULL);
