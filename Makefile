@@ -18,7 +18,7 @@ GEN     := build/gen
 PYTHON  := /usr/bin/python3
 
 CC      ?= gcc
-PKGS    := grpc libprotobuf-c openssl
+PKGS    := grpc libprotobuf-c openssl libpcre2-8
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 ifneq ($(CI),)
 WARN    += -Werror
@@ -148,7 +148,7 @@ $(B)/tests/test_%: tests/unit/test_%.c $(LIBS_ALL)
 # Debian 12 packages for build, tests and benchmarks. `make deps` installs only what is
 # missing, so it is quick and idempotent; apt runs as root, through sudo otherwise.
 DEBIAN_PKGS := gcc make pkg-config libgrpc-dev libprotobuf-c-dev protobuf-c-compiler \
-    protobuf-compiler libssl-dev openssl libcmocka-dev python3 python3-grpcio python3-protobuf \
+    protobuf-compiler libssl-dev openssl libcmocka-dev libpcre2-dev python3 python3-grpcio python3-protobuf \
     nghttp2-client procps
 
 deps:

@@ -20,46 +20,8 @@
 #include <stdint.h>
 
 #include "core/config.h"
+#include "core/request.h"
 #include "core/wd.h"
-
-/* Who is asking: the ExHook ClientInfo, as strings borrowed from the request. Empty
- * strings arrive as "" (EMQX sends "" for an undefined username); no field is NULL. */
-struct wd_client {
-    const char *node;
-    const char *clientid;
-    const char *username; /* "" when the client sent none: never the text "undefined" */
-    const char *peerhost;
-    uint32_t peerport;
-    uint32_t sockport;
-    const char *protocol;
-    const char *mountpoint;
-    const char *cn;
-    const char *dn;
-    bool anonymous;
-    bool is_superuser;
-};
-
-struct wd_authn_req {
-    struct wd_client client;
-    const char *password; /* "" when none; may hold any bytes */
-    size_t password_len;
-    bool emqx_result; /* EMQX's accumulated verdict before warden (normally false) */
-};
-
-enum wd_action {
-    WD_ACTION_PUBLISH = 1,
-    WD_ACTION_SUBSCRIBE = 2,
-};
-
-struct wd_authz_req {
-    struct wd_client client;
-    enum wd_action action;
-    const char *topic; /* topic name (publish) or filter (subscribe); share prefix stripped */
-    size_t topic_len;
-    int qos;    /* -1: unknown (EMQX does not send it through ExHook) */
-    int retain; /* -1: unknown */
-    bool emqx_result;
-};
 
 /* Why a decision was made: static text, safe to log, never a secret. */
 struct wd_verdict {

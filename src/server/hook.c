@@ -22,6 +22,7 @@
 
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/utf8.h"
 #include "exhook.pb-c.h"
 #include "health.pb-c.h"
 
@@ -171,46 +172,6 @@ static bool read_varint(const uint8_t *p, size_t n, size_t *i, uint64_t *v)
     return false;
 }
 
-static bool utf8_clean(const uint8_t *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        uint8_t c = s[i];
-        if (c == 0)
-            return false;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t len;
-        uint32_t cp;
-        if (c >= 0xc2 && c <= 0xdf) {
-            len = 2;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            len = 3;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            len = 4;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (n - i < len)
-            return false;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += len;
-    }
-    return true;
-}
-
 static bool walk(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n, int depth)
 {
     if (depth > MAX_NESTING)
@@ -242,7 +203,7 @@ static bool walk(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n
             const ProtobufCFieldDescriptor *f =
                 tag <= UINT32_MAX ? protobuf_c_message_descriptor_get_field(d, (unsigned)tag)
                                   : NULL;
-            if (f && f->type == PROTOBUF_C_TYPE_STRING && !utf8_clean(p + i, (size_t)v))
+            if (f && f->type == PROTOBUF_C_TYPE_STRING && !wd_utf8_valid_nonul(p + i, (size_t)v))
                 return false;
             if (f && f->type == PROTOBUF_C_TYPE_MESSAGE &&
                 !walk(f->descriptor, p + i, (size_t)v, depth + 1))

@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * utf8.h: strict UTF-8 validation (no overlongs, no surrogates, nothing above U+10FFFF)
+ * that also refuses NUL: what MQTT requires of topics, client ids and usernames.
+ */
+#ifndef WD_UTF8_H
+#define WD_UTF8_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+bool wd_utf8_valid_nonul(const void *s, size_t n);
+
+#endif

@@ -1,0 +1,885 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * compile.c: AST -> compiled policy (policy_int.h).
+ *
+ * What compiling does beyond copying: topic filters are validated and split into levels
+ * (literal, +, #, template) and inserted into the trie; conditions become sorted string
+ * sets, CIDR masks and JIT-compiled PCRE2 patterns anchored at both ends; meaning errors
+ * (a default that is not last, `retain` on a subscribe rule, a regex that does not
+ * compile, ...) are reported with their position; and rules that can never decide
+ * (shadowed by an earlier unconditional rule) or repeat an earlier one are warned about.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/wd.h"
+#include "policy/policy_int.h"
+#include "policy/topic.h"
+
+static atomic_ulong g_generation;
+
+struct cctx {
+    struct wd_policy *p;
+    struct wd_diags *d;
+    struct wd_arena *a;
+};
+
+/* ---- canonical text (explain output and duplicate detection) ---- */
+
+struct sb {
+    char *s;
+    size_t len, cap;
+};
+
+static void sb_put(struct sb *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        b->cap = (b->len + n + 1) * 2;
+        b->s = wd_realloc(b->s, b->cap);
+    }
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+static void sb_str(struct sb *b, const char *s)
+{
+    sb_put(b, s, strlen(s));
+}
+
+static void sb_quoted(struct sb *b, const char *s, size_t n)
+{
+    sb_put(b, "\"", 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            char e[2] = {'\\', (char)c};
+            sb_put(b, e, 2);
+        } else if (c < 0x20) {
+            char e[5];
+            snprintf(e, sizeof e, "\\x%02x", c);
+            sb_put(b, e, 4);
+        } else {
+            sb_put(b, (const char *)&s[i], 1);
+        }
+    }
+    sb_put(b, "\"", 1);
+}
+
+static void sb_value(struct sb *b, const struct wd_ast_value *v)
+{
+    if (v->is_num) {
+        char n[32];
+        snprintf(n, sizeof n, "%ld", v->num);
+        sb_str(b, n);
+    } else {
+        sb_quoted(b, v->s, v->len);
+    }
+}
+
+static void cond_text(struct sb *b, const struct wd_ast_cond *c, int parent_prec)
+{
+    int prec = c->kind == WD_AC_OR ? 1 : c->kind == WD_AC_AND ? 2 : 3;
+    if (prec < parent_prec)
+        sb_str(b, "(");
+    switch (c->kind) {
+    case WD_AC_OR:
+    case WD_AC_AND:
+        cond_text(b, c->l, prec);
+        sb_str(b, c->kind == WD_AC_OR ? " or " : " and ");
+        cond_text(b, c->r, prec + 1);
+        break;
+    case WD_AC_NOT:
+        sb_str(b, "not ");
+        cond_text(b, c->l, 3);
+        break;
+    case WD_AC_SUPERUSER:
+        sb_str(b, "superuser");
+        break;
+    case WD_AC_ANONYMOUS:
+        sb_str(b, "anonymous");
+        break;
+    case WD_AC_EQ:
+    case WD_AC_RE:
+        sb_str(b, wd_field_name(c->field));
+        sb_str(b, c->kind == WD_AC_EQ ? " = " : " ~ ");
+        sb_value(b, &c->vals[0]);
+        break;
+    case WD_AC_IN:
+        sb_str(b, wd_field_name(c->field));
+        sb_str(b, " in [");
+        for (size_t i = 0; i < c->nvals; i++) {
+            if (i)
+                sb_str(b, ", ");
+            sb_value(b, &c->vals[i]);
+        }
+        sb_str(b, "]");
+        break;
+    }
+    if (prec < parent_prec)
+        sb_str(b, ")");
+}
+
+/* ---- conditions ---- */
+
+static bool is_string_field(enum wd_field f)
+{
+    return f == WD_FIELD_USERNAME || f == WD_FIELD_CLIENTID || f == WD_FIELD_CN ||
+           f == WD_FIELD_PROTOCOL;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static bool parse_cidr(const char *s, struct wd_cidr *out)
+{
+    char buf[64];
+    size_t n = strlen(s);
+    if (n >= sizeof buf)
+        return false;
+    memcpy(buf, s, n + 1);
+    char *slash = strchr(buf, '/');
+    long plen = -1;
+    if (slash) {
+        *slash = '\0';
+        char *end;
+        errno = 0;
+        if (!slash[1] || slash[1] == '-' || slash[1] == '+')
+            return false;
+        plen = strtol(slash + 1, &end, 10);
+        if (errno || *end)
+            return false;
+    }
+    memset(out, 0, sizeof *out);
+    int bits;
+    if (inet_pton(AF_INET, buf, out->addr) == 1) {
+        out->family = 4;
+        bits = 32;
+    } else if (inet_pton(AF_INET6, buf, out->addr) == 1) {
+        out->family = 6;
+        bits = 128;
+        /* an IPv4-mapped address is IPv4 */
+        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (memcmp(out->addr, mapped, 12) == 0) {
+            memmove(out->addr, out->addr + 12, 4);
+            memset(out->addr + 4, 0, 12);
+            out->family = 4;
+            bits = 32;
+            if (plen >= 0)
+                plen -= 96;
+        }
+    } else {
+        return false;
+    }
+    if (plen < 0)
+        plen = bits;
+    if (plen > bits)
+        return false;
+    for (int i = 0; i < bits / 8; i++) {
+        int take = plen >= (i + 1) * 8 ? 8 : (plen > i * 8 ? (int)plen - i * 8 : 0);
+        out->mask[i] = (uint8_t)(take ? (0xff << (8 - take)) : 0);
+        out->addr[i] &= out->mask[i]; /* host bits in the prefix are ignored */
+    }
+    return true;
+}
+
+static void keep_re(struct wd_policy *p, pcre2_code *re)
+{
+    if (p->nres == p->capres) {
+        p->capres = p->capres ? p->capres * 2 : 16;
+        p->res = wd_realloc(p->res, p->capres * sizeof *p->res);
+    }
+    p->res[p->nres++] = re;
+}
+
+static const struct wd_cond *compile_cond(struct cctx *cx, const struct wd_ast_cond *c)
+{
+    struct wd_cond *k = wd_arena_alloc(cx->a, sizeof *k);
+    k->kind = c->kind;
+    k->field = c->field;
+    switch (c->kind) {
+    case WD_AC_OR:
+    case WD_AC_AND:
+        k->l = compile_cond(cx, c->l);
+        k->r = compile_cond(cx, c->r);
+        return (k->l && k->r) ? k : NULL;
+    case WD_AC_NOT:
+        k->l = compile_cond(cx, c->l);
+        return k->l ? k : NULL;
+    case WD_AC_SUPERUSER:
+    case WD_AC_ANONYMOUS:
+        return k;
+    default:
+        break;
+    }
+    const char *fname = wd_field_name(c->field);
+    bool ok = true;
+    if (c->field == WD_FIELD_PORT) {
+        if (c->kind == WD_AC_RE) {
+            wd_diag_add(cx->d, WD_DIAG_ERROR, c->line, c->col,
+                        "'port' is a number: use port = N or port in [N, ...]");
+            return NULL;
+        }
+        k->nums = wd_arena_alloc(cx->a, c->nvals * sizeof *k->nums);
+        for (size_t i = 0; i < c->nvals; i++) {
+            const struct wd_ast_value *v = &c->vals[i];
+            if (!v->is_num || v->num < 0 || v->num > 65535) {
+                wd_diag_add(cx->d, WD_DIAG_ERROR, v->line, v->col,
+                            "a port is a number from 0 to 65535 (not quoted)");
+                ok = false;
+            }
+            k->nums[i] = v->num;
+        }
+        k->nnums = c->nvals;
+        if (c->kind == WD_AC_IN && c->nvals == 0)
+            wd_diag_add(cx->d, WD_DIAG_WARNING, c->line, c->col, "empty list: never true");
+        return ok ? k : NULL;
+    }
+    for (size_t i = 0; i < c->nvals; i++) {
+        if (c->vals[i].is_num) {
+            wd_diag_add(cx->d, WD_DIAG_ERROR, c->vals[i].line, c->vals[i].col,
+                        "'%s' values are strings: quote them", fname);
+            ok = false;
+        }
+    }
+    if (!ok)
+        return NULL;
+    if (c->field == WD_FIELD_PEER) {
+        if (c->kind != WD_AC_IN) {
+            wd_diag_add(cx->d, WD_DIAG_ERROR, c->line, c->col,
+                        "'peer' takes a list of addresses or CIDRs: peer in [\"10.0.0.0/8\"]");
+            return NULL;
+        }
+        k->cidrs = wd_arena_alloc(cx->a, (c->nvals ? c->nvals : 1) * sizeof *k->cidrs);
+        for (size_t i = 0; i < c->nvals; i++) {
+            if (!parse_cidr(c->vals[i].s, &k->cidrs[i])) {
+                wd_diag_add(cx->d, WD_DIAG_ERROR, c->vals[i].line, c->vals[i].col,
+                            "not an IPv4 or IPv6 address or CIDR: \"%.64s\"", c->vals[i].s);
+                ok = false;
+            }
+        }
+        k->ncidrs = c->nvals;
+        if (c->nvals == 0)
+            wd_diag_add(cx->d, WD_DIAG_WARNING, c->line, c->col, "empty list: never true");
+        return ok ? k : NULL;
+    }
+    if (!is_string_field(c->field))
+        return NULL;
+    if (c->kind == WD_AC_RE) {
+        int err;
+        PCRE2_SIZE off;
+        pcre2_code *re = pcre2_compile((PCRE2_SPTR)c->vals[0].s, c->vals[0].len,
+                                       PCRE2_UTF | PCRE2_ANCHORED | PCRE2_ENDANCHORED |
+                                           PCRE2_NEVER_BACKSLASH_C,
+                                       &err, &off, NULL);
+        if (!re) {
+            PCRE2_UCHAR msg[256];
+            pcre2_get_error_message(err, msg, sizeof msg);
+            wd_diag_add(cx->d, WD_DIAG_ERROR, c->vals[0].line, c->vals[0].col,
+                        "bad regular expression at offset %zu: %s", (size_t)off, (char *)msg);
+            return NULL;
+        }
+        /* JIT when available; the interpreter otherwise (same results, same limits) */
+        (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+        keep_re(cx->p, re);
+        k->re = re;
+        return k;
+    }
+    k->strs = wd_arena_alloc(cx->a, (c->nvals ? c->nvals : 1) * sizeof *k->strs);
+    for (size_t i = 0; i < c->nvals; i++)
+        k->strs[i] = c->vals[i].s;
+    qsort(k->strs, c->nvals, sizeof *k->strs, cmp_str);
+    k->nstrs = c->nvals;
+    if (c->kind == WD_AC_IN && c->nvals == 0)
+        wd_diag_add(cx->d, WD_DIAG_WARNING, c->line, c->col, "empty list: never true");
+    for (size_t i = 0; i < c->nvals; i++)
+        if (c->vals[i].len == 0)
+            wd_diag_add(cx->d, WD_DIAG_WARNING, c->vals[i].line, c->vals[i].col,
+                        "an empty %s never matches (an absent value is not \"\")", fname);
+    return k;
+}
+
+static const struct wd_cond *compile_when(struct cctx *cx, const struct wd_ast_cond *c,
+                                          bool *ok)
+{
+    if (!c)
+        return NULL;
+    const struct wd_cond *k = compile_cond(cx, c);
+    if (!k) {
+        *ok = false;
+        return NULL;
+    }
+    struct sb b = {0};
+    cond_text(&b, c, 0);
+    ((struct wd_cond *)k)->text = wd_arena_strdup(cx->a, b.s);
+    free(b.s);
+    return k;
+}
+
+/* ---- topics ---- */
+
+static bool parse_tmpl(struct cctx *cx, const char *lv, size_t n, unsigned line, unsigned col,
+                       struct wd_tmpl **out)
+{
+    /* count parts first: at most 2 per '$' plus one */
+    size_t maxparts = 1;
+    for (size_t i = 0; i < n; i++)
+        if (lv[i] == '$')
+            maxparts += 2;
+    struct wd_tmpl_part *parts = wd_arena_alloc(cx->a, maxparts * sizeof *parts);
+    size_t np = 0;
+    char *lit = wd_arena_alloc(cx->a, n + 1);
+    size_t litn = 0;
+    bool has_var = false;
+    for (size_t i = 0; i < n;) {
+        if (i + 2 < n && lv[i] == '$' && lv[i + 1] == '$' && lv[i + 2] == '{') {
+            lit[litn++] = '$';
+            lit[litn++] = '{';
+            i += 3;
+            continue;
+        }
+        if (lv[i] == '$' && i + 1 < n && lv[i + 1] == '{') {
+            const char *close = memchr(lv + i, '}', n - i);
+            if (!close) {
+                wd_diag_add(cx->d, WD_DIAG_ERROR, line, col, "unterminated placeholder '${'");
+                return false;
+            }
+            const char *name = lv + i + 2;
+            size_t nl = (size_t)(close - name);
+            struct wd_tmpl_part part = {.var = true};
+            if (nl == 8 && memcmp(name, "username", 8) == 0)
+                part.v = WD_VAR_USERNAME;
+            else if (nl == 8 && memcmp(name, "clientid", 8) == 0)
+                part.v = WD_VAR_CLIENTID;
+            else if (nl == 2 && memcmp(name, "cn", 2) == 0)
+                part.v = WD_VAR_CN;
+            else if (nl > 6 && memcmp(name, "claim.", 6) == 0) {
+                part.v = WD_VAR_CLAIM;
+                part.s = wd_arena_strndup(cx->a, name + 6, nl - 6);
+                part.len = nl - 6;
+            } else {
+                wd_diag_add(cx->d, WD_DIAG_ERROR, line, col,
+                            "unknown placeholder '${%.*s}' (expected ${username}, ${clientid}, "
+                            "${cn} or ${claim.NAME})",
+                            (int)(nl > 40 ? 40 : nl), name);
+                return false;
+            }
+            if (litn) {
+                parts[np++] = (struct wd_tmpl_part){.s = wd_arena_strndup(cx->a, lit, litn),
+                                                    .len = litn};
+                litn = 0;
+            }
+            parts[np++] = part;
+            has_var = true;
+            i = (size_t)(close - lv) + 1;
+            continue;
+        }
+        lit[litn++] = lv[i++];
+    }
+    if (litn)
+        parts[np++] = (struct wd_tmpl_part){.s = wd_arena_strndup(cx->a, lit, litn), .len = litn};
+    if (!has_var) {
+        *out = NULL; /* only $${ escapes: a literal level (text in parts[0]) */
+        if (np == 1) {
+            struct wd_tmpl *t = wd_arena_alloc(cx->a, sizeof *t);
+            t->parts = parts;
+            t->nparts = np;
+            *out = t;
+        }
+        return true;
+    }
+    struct wd_tmpl *t = wd_arena_alloc(cx->a, sizeof *t);
+    t->parts = parts;
+    t->nparts = np;
+    t->text = wd_arena_strndup(cx->a, lv, n);
+    t->len = n;
+    *out = t;
+    return true;
+}
+
+static bool compile_topic(struct cctx *cx, const struct wd_ast_topic *at, struct wd_ctopic *out)
+{
+    out->eq = at->eq;
+    out->text = at->text;
+    out->len = at->len;
+    if (at->len == 0) {
+        wd_diag_add(cx->d, WD_DIAG_ERROR, at->line, at->col, "empty topic");
+        return false;
+    }
+    if (at->eq)
+        return true;
+    if (!wd_topic_filter_valid(at->text, at->len)) {
+        wd_diag_add(cx->d, WD_DIAG_ERROR, at->line, at->col,
+                    "invalid topic filter \"%.80s\" ('+' and '#' must be whole levels, '#' last, "
+                    "at most %d levels)",
+                    at->text, WD_TOPIC_MAX_LEVELS);
+        return false;
+    }
+    const char *lv[WD_TOPIC_MAX_LEVELS];
+    size_t ln[WD_TOPIC_MAX_LEVELS];
+    int n = wd_topic_split(at->text, at->len, lv, ln, WD_TOPIC_MAX_LEVELS);
+    out->lv = wd_arena_alloc(cx->a, (size_t)n * sizeof *out->lv);
+    out->nlv = n;
+    for (int i = 0; i < n; i++) {
+        struct wd_level *l = &out->lv[i];
+        l->s = lv[i];
+        l->len = ln[i];
+        if (ln[i] == 1 && lv[i][0] == '+') {
+            l->kind = WD_LV_PLUS;
+        } else if (ln[i] == 1 && lv[i][0] == '#') {
+            l->kind = WD_LV_HASH;
+        } else if (memchr(lv[i], '$', ln[i]) && ln[i] >= 2) {
+            struct wd_tmpl *t = NULL;
+            if (!parse_tmpl(cx, lv[i], ln[i], at->line, at->col, &t))
+                return false;
+            if (t && t->text) {
+                l->kind = WD_LV_TMPL;
+                l->t = t;
+            } else if (t) {
+                l->kind = WD_LV_LITERAL; /* "$${" escapes resolved */
+                l->s = t->parts[0].s;
+                l->len = t->parts[0].len;
+            } else {
+                l->kind = WD_LV_LITERAL;
+            }
+        } else {
+            l->kind = WD_LV_LITERAL;
+        }
+    }
+    return true;
+}
+
+/* ---- shadowing: can an earlier unconditional rule decide everything rule r covers? ---- */
+
+static bool options_cover(const struct wd_rule *e, const struct wd_rule *r)
+{
+    if ((e->actions & r->actions) != r->actions)
+        return false;
+    if (e->has_qos && (!r->has_qos || (e->qos_mask & r->qos_mask) != r->qos_mask))
+        return false;
+    if (e->retain != -1 && e->retain != r->retain)
+        return false;
+    return true;
+}
+
+/* Returns the line of an earlier rule that decides every request r's topic covers. */
+static unsigned shadowed_by(const struct wd_policy *p, const struct wd_rule *r)
+{
+    unsigned by = 0;
+    for (size_t ti = 0; ti < r->ntopics; ti++) {
+        const struct wd_ctopic *t = &r->topics[ti];
+        struct wd_req_level lv[WD_TOPIC_MAX_LEVELS];
+        int nlv = 0;
+        if (t->eq) {
+            const char *ls[WD_TOPIC_MAX_LEVELS];
+            size_t ln[WD_TOPIC_MAX_LEVELS];
+            nlv = wd_topic_split(t->text, t->len, ls, ln, WD_TOPIC_MAX_LEVELS);
+            if (nlv < 0)
+                return 0;
+            for (int i = 0; i < nlv; i++)
+                lv[i] = (struct wd_req_level){ls[i], ln[i], NULL};
+        } else {
+            nlv = t->nlv;
+            for (int i = 0; i < nlv; i++)
+                lv[i] = (struct wd_req_level){t->lv[i].s, t->lv[i].len,
+                                              t->lv[i].kind == WD_LV_TMPL ? t->lv[i].t : NULL};
+        }
+        struct wd_cand cands[256];
+        int nc = wd_trie__collect(&p->trie, lv, nlv, t->text, t->len, NULL, cands, 256);
+        unsigned best = 0;
+        for (int c = 0; c < nc && nc > 0; c++) {
+            for (uint32_t k = 0; k < cands[c].n; k++) {
+                const struct wd_rule *e = &p->rules[cands[c].rules[k]];
+                if (e->idx >= r->idx || e->when || !options_cover(e, r))
+                    continue;
+                /* a rule source spliced in before e could decide first: no warning */
+                bool source_before = false;
+                for (size_t s = 0; s < p->nsources; s++)
+                    if (p->sources[s] < e->idx)
+                        source_before = true;
+                if (source_before)
+                    continue;
+                if (!best || e->line < best)
+                    best = e->line;
+            }
+        }
+        if (!best)
+            return 0;
+        if (best > by)
+            by = best;
+    }
+    return by;
+}
+
+/* ---- statements ---- */
+
+static int cmp_user(const void *a, const void *b)
+{
+    return strcmp(((const struct wd_policy_user *)a)->name,
+                  ((const struct wd_policy_user *)b)->name);
+}
+
+struct dupslot {
+    uint64_t h;
+    const char *text;
+    unsigned line;
+};
+
+static uint64_t fnv1a(const void *s, size_t n)
+{
+    const unsigned char *p = s;
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static void rule_canon(struct sb *b, const struct wd_ast_stmt *s)
+{
+    sb_str(b, s->decision == WD_DECISION_ALLOW ? "allow " : "deny ");
+    sb_str(b, s->actions == 3 ? "all" : s->actions == 1 ? "publish" : "subscribe");
+    for (size_t i = 0; i < s->ntopics; i++) {
+        sb_str(b, s->topics[i].eq ? " eq " : " ");
+        sb_quoted(b, s->topics[i].text, s->topics[i].len);
+    }
+    if (s->has_qos) {
+        char q[32];
+        snprintf(q, sizeof q, " qos %u", s->qos_mask);
+        sb_str(b, q);
+    }
+    if (s->retain != -1)
+        sb_str(b, s->retain ? " retain true" : " retain false");
+    if (s->when) {
+        sb_str(b, " when ");
+        cond_text(b, s->when, 0);
+    }
+}
+
+int wd_policy_compile(const char *src, size_t len, struct wd_diags *diags,
+                      struct wd_policy **out)
+{
+    *out = NULL;
+    if (len > WD_POLICY_MAX_BYTES) {
+        wd_diag_add(diags, WD_DIAG_ERROR, 0, 0, "file larger than %u bytes", WD_POLICY_MAX_BYTES);
+        return WD_ETOOBIG;
+    }
+    if (memchr(src, '\0', len)) {
+        const char *z = memchr(src, '\0', len);
+        unsigned line = 1;
+        for (const char *q = src; q < z; q++)
+            line += *q == '\n';
+        wd_diag_add(diags, WD_DIAG_ERROR, line, 0, "NUL byte in the file (not a text file?)");
+        return WD_ESYNTAX;
+    }
+    struct wd_ast ast;
+    wd_parse(src, len, diags, &ast);
+
+    struct wd_policy *p = wd_calloc(1, sizeof *p);
+    atomic_init(&p->refs, 1);
+    wd_arena_init(&p->arena);
+    p->generation = atomic_fetch_add(&g_generation, 1) + 1;
+    p->authn_default = WD_DECISION_DENY;
+    p->authz_default = WD_DECISION_DENY;
+    wd_trie__init(&p->trie);
+    struct cctx cx = {p, diags, &p->arena};
+
+    size_t nusers = 0, nsteps = 0, nrules = 0, nsources = 0;
+    for (size_t i = 0; i < ast.n; i++) {
+        switch (ast.stmts[i].kind) {
+        case WD_AS_USER:
+            nusers++;
+            break;
+        case WD_AS_AUTHN:
+            nsteps++;
+            break;
+        case WD_AS_RULE:
+            nrules++;
+            break;
+        case WD_AS_SOURCE:
+            nrules++;
+            nsources++;
+            break;
+        default:
+            break;
+        }
+    }
+    if (nrules > WD_POLICY_MAX_RULES) {
+        wd_diag_add(diags, WD_DIAG_ERROR, 0, 0, "more than %d rules", WD_POLICY_MAX_RULES);
+        goto fail;
+    }
+    p->users = wd_arena_alloc(&p->arena, (nusers ? nusers : 1) * sizeof *p->users);
+    p->steps = wd_arena_alloc(&p->arena, (nsteps ? nsteps : 1) * sizeof *p->steps);
+    p->rules = wd_arena_alloc(&p->arena, (nrules ? nrules : 1) * sizeof *p->rules);
+    p->sources = wd_arena_alloc(&p->arena, (nsources ? nsources : 1) * sizeof *p->sources);
+
+    unsigned authn_default_line = 0, authz_default_line = 0;
+    size_t dupcap = 16;
+    while (dupcap < nrules * 2)
+        dupcap *= 2;
+    struct dupslot *dups = wd_calloc(dupcap, sizeof *dups);
+
+    for (size_t i = 0; i < ast.n; i++) {
+        const struct wd_ast_stmt *s = &ast.stmts[i];
+        bool ok = true;
+        switch (s->kind) {
+        case WD_AS_USER: {
+            struct wd_policy_user *u = &p->users[p->nusers++];
+            u->name = wd_arena_strdup(&p->arena, s->name);
+            u->secret = wd_arena_strdup(&p->arena, s->secret);
+            u->superuser = s->superuser;
+            u->line = s->line;
+            if (s->name[0] == '\0')
+                wd_diag_add(diags, WD_DIAG_ERROR, s->line, s->name_col,
+                            "a user name may not be empty");
+            break;
+        }
+        case WD_AS_AUTHN: {
+            if (authn_default_line) {
+                wd_diag_add(diags, WD_DIAG_ERROR, s->line, s->col,
+                            "step after 'authn default' (line %u) can never run",
+                            authn_default_line);
+                break;
+            }
+            if (s->step == WD_STEP_DEFAULT) {
+                authn_default_line = s->line;
+                p->authn_default = s->decision;
+                p->authn_default_line = s->line;
+                break;
+            }
+            if (s->step == WD_STEP_REDIS || s->step == WD_STEP_JWT)
+                wd_diag_add(diags, WD_DIAG_WARNING, s->line, s->col,
+                            "'authn %s' is not available in this version: the step never answers",
+                            s->step == WD_STEP_REDIS ? "redis" : "jwt");
+            struct wd_policy_step *st = &p->steps[p->nsteps];
+            st->kind = s->step;
+            st->decision = s->decision;
+            st->line = s->line;
+            st->when = compile_when(&cx, s->when, &ok);
+            if (ok)
+                p->nsteps++;
+            break;
+        }
+        case WD_AS_AUTHZ_DEFAULT:
+            if (authz_default_line) {
+                wd_diag_add(diags, WD_DIAG_ERROR, s->line, s->col,
+                            "'authz default' already given at line %u", authz_default_line);
+                break;
+            }
+            authz_default_line = s->line;
+            p->authz_default = s->decision;
+            p->authz_default_line = s->line;
+            break;
+        case WD_AS_SOURCE: {
+            struct wd_rule *r = &p->rules[p->nrules];
+            r->idx = (uint32_t)p->nrules;
+            r->line = s->line;
+            r->is_source = true;
+            r->source = s->source;
+            r->when = compile_when(&cx, s->when, &ok);
+            wd_diag_add(diags, WD_DIAG_WARNING, s->line, s->col,
+                        "'rules %s' is not available in this version: it never matches",
+                        s->source == WD_SOURCE_REDIS ? "redis" : "jwt");
+            if (ok) {
+                p->sources[p->nsources++] = r->idx;
+                p->nrules++;
+            }
+            break;
+        }
+        case WD_AS_RULE: {
+            struct wd_rule *r = &p->rules[p->nrules];
+            r->idx = (uint32_t)p->nrules;
+            r->line = s->line;
+            r->perm = s->decision;
+            r->actions = s->actions;
+            r->has_qos = s->has_qos;
+            r->qos_mask = s->qos_mask;
+            r->retain = s->retain;
+            if (s->retain != -1 && !(s->actions & WD_ACT_PUBLISH)) {
+                wd_diag_add(diags, WD_DIAG_ERROR, s->line, s->retain_col,
+                            "'retain' applies to publish rules only");
+                ok = false;
+            }
+            if (s->has_qos || s->retain != -1)
+                wd_diag_add(diags, WD_DIAG_WARNING, s->line, s->has_qos ? s->qos_col : s->retain_col,
+                            "EMQX does not send QoS or retain through ExHook: for its requests "
+                            "this rule %s",
+                            s->decision == WD_DECISION_ALLOW ? "never matches"
+                                                             : "matches whatever the QoS/retain");
+            r->topics = wd_arena_alloc(&p->arena, s->ntopics * sizeof *r->topics);
+            r->ntopics = s->ntopics;
+            for (size_t t = 0; t < s->ntopics; t++)
+                if (!compile_topic(&cx, &s->topics[t], &r->topics[t]))
+                    ok = false;
+            r->when = compile_when(&cx, s->when, &ok);
+            if (!ok)
+                break;
+            /* duplicates: same canonical text */
+            struct sb b = {0};
+            rule_canon(&b, s);
+            uint64_t h = fnv1a(b.s, b.len);
+            size_t slot = h & (dupcap - 1);
+            bool dup = false;
+            while (dups[slot].text) {
+                if (dups[slot].h == h && strcmp(dups[slot].text, b.s) == 0) {
+                    wd_diag_add(diags, WD_DIAG_WARNING, s->line, s->col,
+                                "duplicate of the rule at line %u", dups[slot].line);
+                    dup = true;
+                    break;
+                }
+                slot = (slot + 1) & (dupcap - 1);
+            }
+            if (!dup) {
+                dups[slot].h = h;
+                dups[slot].text = wd_arena_strdup(&p->arena, b.s);
+                dups[slot].line = s->line;
+                unsigned by = shadowed_by(p, r);
+                if (by)
+                    wd_diag_add(diags, WD_DIAG_WARNING, s->line, s->col,
+                                "rule can never match: every request it covers is decided "
+                                "first by the rule at line %u",
+                                by);
+            }
+            free(b.s);
+            for (size_t t = 0; t < r->ntopics; t++)
+                wd_trie__insert(&p->trie, &r->topics[t], r->idx);
+            p->nrules++;
+            break;
+        }
+        }
+    }
+    free(dups);
+
+    /* users: sorted for bsearch, names unique */
+    qsort(p->users, p->nusers, sizeof *p->users, cmp_user);
+    for (size_t i = 1; i < p->nusers; i++) {
+        if (strcmp(p->users[i].name, p->users[i - 1].name) == 0) {
+            unsigned a = p->users[i - 1].line, b = p->users[i].line;
+            wd_diag_add(diags, WD_DIAG_ERROR, a > b ? a : b, 0,
+                        "user \"%.64s\" already defined at line %u", p->users[i].name,
+                        a < b ? a : b);
+        }
+    }
+    bool has_users_step = false;
+    for (size_t i = 0; i < p->nsteps; i++)
+        has_users_step = has_users_step || p->steps[i].kind == WD_STEP_USERS;
+    if (p->nusers && !has_users_step)
+        wd_diag_add(diags, WD_DIAG_WARNING, p->users[0].line, 0,
+                    "users are defined but no 'authn users' step uses them");
+    if (has_users_step && !p->nusers)
+        wd_diag_add(diags, WD_DIAG_WARNING, 0, 0, "'authn users' with no users defined");
+
+    if (diags->nerrors)
+        goto fail;
+    wd_ast_free(&ast);
+    *out = p;
+    return WD_OK;
+fail:
+    wd_ast_free(&ast);
+    wd_policy_release(p);
+    return WD_ESYNTAX;
+}
+
+int wd_policy_load_file(const char *path, struct wd_diags *diags, struct wd_policy **out,
+                        char **src_out)
+{
+    *out = NULL;
+    *src_out = NULL;
+    wd_diags_init(diags, path, NULL, 0);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        wd_diag_add(diags, WD_DIAG_ERROR, 0, 0, "cannot read: %s",
+                    fd < 0 ? strerror(errno) : "not a regular file");
+        if (fd >= 0)
+            close(fd);
+        return WD_EIO;
+    }
+    if ((unsigned long long)st.st_size > WD_POLICY_MAX_BYTES) {
+        close(fd);
+        wd_diag_add(diags, WD_DIAG_ERROR, 0, 0, "file larger than %u bytes", WD_POLICY_MAX_BYTES);
+        return WD_ETOOBIG;
+    }
+    size_t len = (size_t)st.st_size;
+    char *buf = wd_malloc(len + 1);
+    size_t got = 0;
+    while (got < len) {
+        ssize_t r = read(fd, buf + got, len - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    buf[got] = '\0';
+    diags->src = buf;
+    diags->srclen = got;
+    *src_out = buf;
+    return wd_policy_compile(buf, got, diags, out);
+}
+
+struct wd_policy *wd_policy_get(struct wd_policy *p)
+{
+    atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+    return p;
+}
+
+void wd_policy_release(struct wd_policy *p)
+{
+    if (!p || atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    for (size_t i = 0; i < p->nres; i++)
+        pcre2_code_free(p->res[i]);
+    free(p->res);
+    wd_trie__free(&p->trie);
+    wd_arena_free(&p->arena);
+    free(p);
+}
+
+size_t wd_policy_nsteps(const struct wd_policy *p)
+{
+    return p->nsteps;
+}
+
+const struct wd_policy_step *wd_policy_step(const struct wd_policy *p, size_t i)
+{
+    return i < p->nsteps ? &p->steps[i] : NULL;
+}
+
+enum wd_decision wd_policy_authn_default(const struct wd_policy *p, unsigned *line)
+{
+    if (line)
+        *line = p->authn_default_line;
+    return p->authn_default;
+}
+
+const struct wd_policy_user *wd_policy_user_find(const struct wd_policy *p, const char *name)
+{
+    struct wd_policy_user key = {.name = name};
+    return bsearch(&key, p->users, p->nusers, sizeof *p->users, cmp_user);
+}
+
+size_t wd_policy_nrules(const struct wd_policy *p)
+{
+    return p->nrules;
+}
+
+size_t wd_policy_memory(const struct wd_policy *p)
+{
+    return p->arena.total + wd_trie__memory(&p->trie);
+}
+
+unsigned long wd_policy_generation(const struct wd_policy *p)
+{
+    return p->generation;
+}

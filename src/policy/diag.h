@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * diag.h: diagnostics for policy files: severity, file:line:col, message; rendered with
+ * the source line and a caret. Every stage adds to one list so a single pass reports
+ * every problem. Bounded: past WD_DIAG_MAX entries one "too many diagnostics" note ends
+ * the list.
+ */
+#ifndef WD_DIAG_H
+#define WD_DIAG_H
+
+#include <stddef.h>
+
+#define WD_DIAG_MAX 200
+
+enum wd_diag_sev {
+    WD_DIAG_ERROR,
+    WD_DIAG_WARNING,
+};
+
+struct wd_diag {
+    enum wd_diag_sev sev;
+    unsigned line, col; /* 1-based; col 0 = no column */
+    char *msg;
+};
+
+struct wd_diags {
+    char *file;
+    const char *src; /* borrowed; only needed while rendering */
+    size_t srclen;
+    struct wd_diag *v;
+    size_t n, cap;
+    size_t nerrors, nwarnings;
+    int truncated;
+};
+
+void wd_diags_init(struct wd_diags *d, const char *file, const char *src, size_t srclen);
+void wd_diags_cleanup(struct wd_diags *d);
+void wd_diag_add(struct wd_diags *d, enum wd_diag_sev sev, unsigned line, unsigned col,
+                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* Renders every diagnostic, in line order, as
+ *   file:line:col: error: message
+ *       7 | source line
+ *         |     ^
+ * Returns a malloc'd string (possibly empty). */
+char *wd_diags_render(const struct wd_diags *d);
+
+#endif

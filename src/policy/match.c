@@ -1,0 +1,450 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * match.c: evaluating a compiled policy.
+ *
+ * Conditions evaluate to true, false or error (a regex that hit its match limit). An
+ * error anywhere on the way to a decision makes the decision DENY: a broken condition
+ * must not turn a deny rule into a no-match that lets a later allow rule through.
+ *
+ * wd_policy_authorize() collects candidate rules from the trie (only rules whose topic
+ * covers the request) and evaluates them in rule order; wd_policy_authorize_linear()
+ * scans all rules and is the reference the trie must agree with. Rule sources
+ * (`rules redis|jwt`) are visited at their position in both; they have no rules yet.
+ */
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/wd.h"
+#include "policy/policy_int.h"
+#include "policy/topic.h"
+
+#define MAX_CANDS 512
+#define RE_MATCH_LIMIT 100000
+#define RE_DEPTH_LIMIT 5000
+
+enum tri {
+    NO = 0,
+    YES = 1,
+    ERR = -1,
+};
+
+/* ---- regex match data: one per thread, freed when the thread exits ---- */
+
+static pthread_once_t re_once = PTHREAD_ONCE_INIT;
+static pthread_key_t re_key;
+static pcre2_match_context *re_mctx;
+
+static void md_free(void *p)
+{
+    pcre2_match_data_free(p);
+}
+
+static void re_init(void)
+{
+    pthread_key_create(&re_key, md_free);
+    re_mctx = pcre2_match_context_create(NULL);
+    pcre2_set_match_limit(re_mctx, RE_MATCH_LIMIT);
+    pcre2_set_depth_limit(re_mctx, RE_DEPTH_LIMIT);
+}
+
+static pcre2_match_data *match_data(void)
+{
+    pthread_once(&re_once, re_init);
+    pcre2_match_data *md = pthread_getspecific(re_key);
+    if (!md) {
+        md = pcre2_match_data_create(1, NULL);
+        if (!md)
+            abort();
+        pthread_setspecific(re_key, md);
+    }
+    return md;
+}
+
+/* ---- values ---- */
+
+static const char *field_value(const struct wd_client *c, enum wd_field f)
+{
+    switch (f) {
+    case WD_FIELD_USERNAME:
+        return c->username;
+    case WD_FIELD_CLIENTID:
+        return c->clientid;
+    case WD_FIELD_CN:
+        return c->cn;
+    case WD_FIELD_PROTOCOL:
+        return c->protocol;
+    default:
+        return "";
+    }
+}
+
+static const char *var_value(const struct wd_client *c, const struct wd_tmpl_part *p)
+{
+    switch (p->v) {
+    case WD_VAR_USERNAME:
+        return c->username;
+    case WD_VAR_CLIENTID:
+        return c->clientid;
+    case WD_VAR_CN:
+        return c->cn;
+    case WD_VAR_CLAIM:
+        return NULL; /* claims arrive with the credential-store issue */
+    }
+    return NULL;
+}
+
+bool wd_policy__tmpl_render_eq(const struct wd_tmpl *t, const struct wd_client *c,
+                               const char *level, size_t len)
+{
+    size_t pos = 0;
+    for (size_t i = 0; i < t->nparts; i++) {
+        const struct wd_tmpl_part *p = &t->parts[i];
+        if (!p->var) {
+            if (len - pos < p->len || memcmp(level + pos, p->s, p->len) != 0)
+                return false;
+            pos += p->len;
+            continue;
+        }
+        const char *v = var_value(c, p);
+        if (!v || !*v)
+            return false; /* absent or empty: the topic never matches */
+        size_t vl = strlen(v);
+        if (strpbrk(v, "/+#"))
+            return false; /* a value may never widen the rule */
+        if (len - pos < vl || memcmp(level + pos, v, vl) != 0)
+            return false;
+        pos += vl;
+    }
+    return pos == len;
+}
+
+bool wd_policy__superuser(const struct wd_policy *p, const struct wd_client *c)
+{
+    if (c->is_superuser)
+        return true;
+    if (!c->username[0])
+        return false;
+    const struct wd_policy_user *u = wd_policy_user_find(p, c->username);
+    return u && u->superuser;
+}
+
+static bool peer_in(const struct wd_cond *k, const char *peer)
+{
+    uint8_t a[16] = {0};
+    int fam;
+    if (inet_pton(AF_INET, peer, a) == 1) {
+        fam = 4;
+    } else if (inet_pton(AF_INET6, peer, a) == 1) {
+        fam = 6;
+        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (memcmp(a, mapped, 12) == 0) {
+            memmove(a, a + 12, 4);
+            memset(a + 4, 0, 12);
+            fam = 4;
+        }
+    } else {
+        return false;
+    }
+    size_t n = fam == 4 ? 4 : 16;
+    for (size_t i = 0; i < k->ncidrs; i++) {
+        const struct wd_cidr *c = &k->cidrs[i];
+        if (c->family != fam)
+            continue;
+        size_t j = 0;
+        while (j < n && (a[j] & c->mask[j]) == c->addr[j])
+            j++;
+        if (j == n)
+            return true;
+    }
+    return false;
+}
+
+static int cmp_key(const void *key, const void *elem)
+{
+    return strcmp((const char *)key, *(const char *const *)elem);
+}
+
+static enum tri cond_eval(const struct wd_policy *p, const struct wd_cond *k,
+                          const struct wd_client *c)
+{
+    switch (k->kind) {
+    case WD_AC_OR: {
+        enum tri a = cond_eval(p, k->l, c);
+        if (a == YES)
+            return YES;
+        enum tri b = cond_eval(p, k->r, c);
+        if (b == YES)
+            return YES;
+        return (a == ERR || b == ERR) ? ERR : NO;
+    }
+    case WD_AC_AND: {
+        enum tri a = cond_eval(p, k->l, c);
+        if (a == NO)
+            return NO;
+        enum tri b = cond_eval(p, k->r, c);
+        if (b == NO)
+            return NO;
+        return (a == ERR || b == ERR) ? ERR : YES;
+    }
+    case WD_AC_NOT: {
+        enum tri a = cond_eval(p, k->l, c);
+        return a == ERR ? ERR : (a == YES ? NO : YES);
+    }
+    case WD_AC_SUPERUSER:
+        return wd_policy__superuser(p, c) ? YES : NO;
+    case WD_AC_ANONYMOUS:
+        return c->username[0] == '\0' ? YES : NO;
+    case WD_AC_EQ:
+    case WD_AC_IN:
+        if (k->field == WD_FIELD_PORT) {
+            for (size_t i = 0; i < k->nnums; i++)
+                if ((long)c->sockport == k->nums[i])
+                    return YES;
+            return NO;
+        }
+        if (k->field == WD_FIELD_PEER)
+            return c->peerhost[0] && peer_in(k, c->peerhost) ? YES : NO;
+        {
+            const char *v = field_value(c, k->field);
+            if (!v[0])
+                return NO;
+            return bsearch(v, k->strs, k->nstrs, sizeof *k->strs, cmp_key) ? YES : NO;
+        }
+    case WD_AC_RE: {
+        const char *v = field_value(c, k->field);
+        if (!v[0])
+            return NO;
+        int rc = pcre2_match(k->re, (PCRE2_SPTR)v, strlen(v), 0, 0, match_data(), re_mctx);
+        if (rc >= 0)
+            return YES;
+        return rc == PCRE2_ERROR_NOMATCH ? NO : ERR;
+    }
+    }
+    return ERR;
+}
+
+bool wd_policy_cond_eval(const struct wd_policy *p, const struct wd_cond *c,
+                         const struct wd_client *client)
+{
+    /* the authentication chain treats an evaluation error as "condition holds" only for
+     * deny steps; the engine asks through this boolean, so errors read as false and the
+     * chain falls through to its (fail-closed) default */
+    return !c || cond_eval(p, c, client) == YES;
+}
+
+/* ---- topics ---- */
+
+static bool lvl_is(const char *s, size_t n, char ch)
+{
+    return n == 1 && s[0] == ch;
+}
+
+/* Does compiled rule topic t cover the request topic q (with templates rendered for c)? */
+static bool topic_covers(const struct wd_ctopic *t, const char *q, size_t qlen,
+                         const struct wd_client *c)
+{
+    if (t->eq)
+        return t->len == qlen && memcmp(t->text, q, qlen) == 0;
+    size_t qi = 0;
+    for (int i = 0; i < t->nlv; i++) {
+        const struct wd_level *l = &t->lv[i];
+        bool dollar_first = i == 0 && qlen > 0 && q[0] == '$';
+        if (l->kind == WD_LV_HASH)
+            return !dollar_first;
+        if (qi > qlen)
+            return false; /* request ended: only '#' (handled above) could cover more */
+        size_t qe = qi;
+        while (qe < qlen && q[qe] != '/')
+            qe++;
+        const char *ql = q + qi;
+        size_t qn = qe - qi;
+        switch (l->kind) {
+        case WD_LV_PLUS:
+            if (lvl_is(ql, qn, '#') || dollar_first)
+                return false;
+            break;
+        case WD_LV_LITERAL:
+            if (lvl_is(ql, qn, '+') || lvl_is(ql, qn, '#') || qn != l->len ||
+                memcmp(ql, l->s, qn) != 0)
+                return false;
+            break;
+        case WD_LV_TMPL:
+            if (lvl_is(ql, qn, '+') || lvl_is(ql, qn, '#') || dollar_first ||
+                !wd_policy__tmpl_render_eq(l->t, c, ql, qn))
+                return false;
+            break;
+        default:
+            return false;
+        }
+        qi = qe + 1; /* qi == qlen + 1 once the request is used up */
+    }
+    /* the rule ran out of levels: covered only if the request did too */
+    return qi == qlen + 1;
+}
+
+/* ---- rules ---- */
+
+/* Everything but the topic. */
+static enum tri rule_applies(const struct wd_policy *p, const struct wd_rule *r,
+                             const struct wd_authz_req *req, const char **why)
+{
+    unsigned act = req->action == WD_ACTION_PUBLISH ? WD_ACT_PUBLISH : WD_ACT_SUBSCRIBE;
+    if (!(r->actions & act)) {
+        *why = req->action == WD_ACTION_PUBLISH ? "rule is for subscribe, request is a publish"
+                                                : "rule is for publish, request is a subscribe";
+        return NO;
+    }
+    if (r->has_qos) {
+        if (req->qos < 0) {
+            if (r->perm == WD_DECISION_ALLOW) {
+                *why = "the request's QoS is unknown and an allow rule needs it";
+                return NO;
+            }
+        } else if (!(r->qos_mask & (1u << req->qos))) {
+            *why = "QoS not in the rule's list";
+            return NO;
+        }
+    }
+    if (r->retain != -1 && req->action == WD_ACTION_PUBLISH) {
+        if (req->retain < 0) {
+            if (r->perm == WD_DECISION_ALLOW) {
+                *why = "the request's retain flag is unknown and an allow rule needs it";
+                return NO;
+            }
+        } else if (req->retain != r->retain) {
+            *why = "retain flag differs";
+            return NO;
+        }
+    }
+    if (r->when) {
+        enum tri t = cond_eval(p, r->when, &req->client);
+        if (t == NO) {
+            *why = "condition is false";
+            return NO;
+        }
+        if (t == ERR) {
+            *why = "condition could not be evaluated (regex limit): denied";
+            return ERR;
+        }
+    }
+    return YES;
+}
+
+static enum tri rule_matches(const struct wd_policy *p, const struct wd_rule *r,
+                             const struct wd_authz_req *req, const char **why)
+{
+    if (r->is_source) {
+        *why = "rule source not available in this version";
+        return NO;
+    }
+    unsigned act = req->action == WD_ACTION_PUBLISH ? WD_ACT_PUBLISH : WD_ACT_SUBSCRIBE;
+    if (!(r->actions & act))
+        return rule_applies(p, r, req, why);
+    bool covered = false;
+    for (size_t i = 0; i < r->ntopics && !covered; i++)
+        covered = topic_covers(&r->topics[i], req->topic, req->topic_len, &req->client);
+    if (!covered) {
+        *why = req->action == WD_ACTION_SUBSCRIBE ? "topic does not cover the subscription"
+                                                  : "topic does not match";
+        return NO;
+    }
+    return rule_applies(p, r, req, why);
+}
+
+bool wd_policy__rule_matches(const struct wd_policy *p, const struct wd_rule *r,
+                             const struct wd_authz_req *req, const char **why)
+{
+    return rule_matches(p, r, req, why) == YES;
+}
+
+static void decide(struct wd_policy_result *out, enum wd_decision d, unsigned line, bool dflt)
+{
+    out->decision = d;
+    out->line = line;
+    out->by_default = dflt;
+}
+
+void wd_policy_authorize_linear(const struct wd_policy *p, const struct wd_authz_req *req,
+                                struct wd_policy_result *out)
+{
+    for (size_t i = 0; i < p->nrules; i++) {
+        const char *why;
+        enum tri t = rule_matches(p, &p->rules[i], req, &why);
+        if (t == YES) {
+            decide(out, p->rules[i].perm, p->rules[i].line, false);
+            return;
+        }
+        if (t == ERR) {
+            decide(out, WD_DECISION_DENY, p->rules[i].line, false);
+            return;
+        }
+    }
+    decide(out, p->authz_default, p->authz_default_line, true);
+}
+
+void wd_policy_authorize(const struct wd_policy *p, const struct wd_authz_req *req,
+                         struct wd_policy_result *out)
+{
+    struct wd_req_level lv[WD_TOPIC_MAX_LEVELS];
+    const char *ls[WD_TOPIC_MAX_LEVELS];
+    size_t ln[WD_TOPIC_MAX_LEVELS];
+    int nlv = wd_topic_split(req->topic, req->topic_len, ls, ln, WD_TOPIC_MAX_LEVELS);
+    if (nlv < 0) {
+        /* deeper than any rule topic can be: the linear scan handles it exactly */
+        wd_policy_authorize_linear(p, req, out);
+        return;
+    }
+    for (int i = 0; i < nlv; i++)
+        lv[i] = (struct wd_req_level){ls[i], ln[i], NULL};
+    struct wd_cand cands[MAX_CANDS];
+    int nc = wd_trie__collect(&p->trie, lv, nlv, req->topic, req->topic_len, &req->client, cands,
+                              MAX_CANDS);
+    if (nc < 0) {
+        wd_policy_authorize_linear(p, req, out);
+        return;
+    }
+    /* merge the ascending candidate lists; the first rule that applies decides */
+    for (;;) {
+        uint32_t best = UINT32_MAX;
+        for (int i = 0; i < nc; i++)
+            if (cands[i].pos < cands[i].n && cands[i].rules[cands[i].pos] < best)
+                best = cands[i].rules[cands[i].pos];
+        if (best == UINT32_MAX)
+            break;
+        for (int i = 0; i < nc; i++)
+            if (cands[i].pos < cands[i].n && cands[i].rules[cands[i].pos] == best)
+                cands[i].pos++;
+        const struct wd_rule *r = &p->rules[best];
+        const char *why;
+        enum tri t = rule_applies(p, r, req, &why);
+        if (t == YES) {
+            decide(out, r->perm, r->line, false);
+            return;
+        }
+        if (t == ERR) {
+            decide(out, WD_DECISION_DENY, r->line, false);
+            return;
+        }
+    }
+    decide(out, p->authz_default, p->authz_default_line, true);
+}
+
+void wd_policy_explain_authorize(const struct wd_policy *p, const struct wd_authz_req *req,
+                                 wd_policy_explain_fn fn, void *ctx,
+                                 struct wd_policy_result *out)
+{
+    for (size_t i = 0; i < p->nrules; i++) {
+        const char *why = "";
+        enum tri t = rule_matches(p, &p->rules[i], req, &why);
+        if (t == YES || t == ERR) {
+            decide(out, t == YES ? p->rules[i].perm : WD_DECISION_DENY, p->rules[i].line, false);
+            fn(ctx, p->rules[i].line, true, t == YES ? "matches" : why);
+            return;
+        }
+        fn(ctx, p->rules[i].line, false, why);
+    }
+    decide(out, p->authz_default, p->authz_default_line, true);
+    fn(ctx, p->authz_default_line, true, "no rule matched: the default decides");
+}

@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * policy_int.h: the compiled representation shared by compile.c, trie.c and match.c.
+ * Not for use outside src/policy/.
+ */
+#ifndef WD_POLICY_INT_H
+#define WD_POLICY_INT_H
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "core/arena.h"
+#include "policy/policy.h"
+
+/* ---- conditions ---- */
+
+struct wd_cidr {
+    int family; /* 4 or 6 */
+    uint8_t addr[16];
+    uint8_t mask[16];
+};
+
+struct wd_cond {
+    enum wd_ast_cond_kind kind;
+    enum wd_field field;
+    const struct wd_cond *l, *r;
+    /* EQ / IN on string fields: sorted, for bsearch */
+    const char **strs;
+    size_t *lens;
+    size_t nstrs;
+    /* EQ / IN on port */
+    long *nums;
+    size_t nnums;
+    /* RE */
+    pcre2_code *re;
+    /* IN on peer */
+    struct wd_cidr *cidrs;
+    size_t ncidrs;
+    const char *text; /* canonical source text, for explain */
+};
+
+/* ---- topics ---- */
+
+enum wd_var {
+    WD_VAR_USERNAME,
+    WD_VAR_CLIENTID,
+    WD_VAR_CN,
+    WD_VAR_CLAIM, /* a JWT claim: no values until the credential-store issue */
+};
+
+struct wd_tmpl_part {
+    bool var;
+    enum wd_var v;
+    const char *s; /* literal text, or the claim name */
+    size_t len;
+};
+
+struct wd_tmpl {
+    struct wd_tmpl_part *parts;
+    size_t nparts;
+    const char *text; /* the level as written, for identity and messages */
+    size_t len;
+};
+
+enum wd_level_kind {
+    WD_LV_LITERAL,
+    WD_LV_PLUS,
+    WD_LV_HASH,
+    WD_LV_TMPL,
+};
+
+struct wd_level {
+    enum wd_level_kind kind;
+    const char *s;
+    size_t len;
+    const struct wd_tmpl *t; /* WD_LV_TMPL */
+};
+
+struct wd_ctopic {
+    bool eq;
+    const char *text;
+    size_t len;
+    struct wd_level *lv;
+    int nlv;
+};
+
+/* ---- rules ---- */
+
+struct wd_rule {
+    uint32_t idx;
+    unsigned line;
+    bool is_source;
+    enum wd_source source;
+    enum wd_decision perm;
+    unsigned actions;
+    bool has_qos;
+    unsigned qos_mask;
+    int retain;
+    struct wd_ctopic *topics;
+    size_t ntopics;
+    const struct wd_cond *when;
+};
+
+/* ---- trie ---- */
+
+struct wd_tnode;
+
+struct wd_tedge {
+    const struct wd_tmpl *t;
+    struct wd_tnode *child;
+};
+
+struct wd_tnode {
+    uint32_t id;
+    struct wd_tnode *plus, *hash;
+    struct wd_tedge *tmpls;
+    uint32_t ntmpls, captmpls;
+    uint32_t *rules; /* ascending rule indices that end here */
+    uint32_t nrules, caprules;
+};
+
+struct wd_lit_slot {
+    uint64_t h;
+    const struct wd_tnode *parent;
+    const char *s;
+    uint32_t len;
+    struct wd_tnode *child;
+};
+
+struct wd_eq_slot {
+    uint64_t h;
+    const char *s;
+    uint32_t len;
+    uint32_t *rules;
+    uint32_t nrules, caprules;
+};
+
+struct wd_trie {
+    struct wd_tnode *root;
+    struct wd_tnode **nodes; /* all nodes, for freeing */
+    uint32_t nnodes, capnodes;
+    struct wd_lit_slot *lits;
+    size_t nlits, litcap; /* litcap: power of two */
+    struct wd_eq_slot *eqs;
+    size_t neqs, eqcap;
+};
+
+struct wd_policy {
+    atomic_long refs;
+    unsigned long generation;
+    struct wd_arena arena;
+
+    struct wd_policy_user *users; /* sorted by name */
+    size_t nusers;
+    struct wd_policy_step *steps;
+    size_t nsteps;
+    enum wd_decision authn_default;
+    unsigned authn_default_line;
+
+    struct wd_rule *rules;
+    size_t nrules;
+    uint32_t *sources; /* indices of `rules redis|jwt` splice points, ascending */
+    size_t nsources;
+    enum wd_decision authz_default;
+    unsigned authz_default_line;
+
+    struct wd_trie trie;
+
+    pcre2_code **res; /* every compiled regex, for freeing */
+    size_t nres, capres;
+};
+
+/* trie.c */
+void wd_trie__init(struct wd_trie *t);
+void wd_trie__free(struct wd_trie *t);
+void wd_trie__insert(struct wd_trie *t, const struct wd_ctopic *topic, uint32_t rule);
+size_t wd_trie__memory(const struct wd_trie *t);
+
+/* A request topic split into levels; a level may be a template (only when the "request"
+ * is itself a rule topic, for shadow analysis). */
+struct wd_req_level {
+    const char *s;
+    size_t len;
+    const struct wd_tmpl *t;
+};
+
+/* Collects the rule lists whose topics cover the request. Returns the number of lists
+ * (at most max), or -1 if there were more than max. */
+struct wd_cand {
+    const uint32_t *rules;
+    uint32_t n;
+    uint32_t pos;
+};
+int wd_trie__collect(const struct wd_trie *t, const struct wd_req_level *lv, int nlv,
+                     const char *full, size_t fulllen, const struct wd_client *client,
+                     struct wd_cand *cands, int max);
+
+/* match.c */
+bool wd_policy__rule_matches(const struct wd_policy *p, const struct wd_rule *r,
+                             const struct wd_authz_req *req, const char **why);
+bool wd_policy__tmpl_render_eq(const struct wd_tmpl *t, const struct wd_client *c,
+                               const char *level, size_t len);
+bool wd_policy__superuser(const struct wd_policy *p, const struct wd_client *c);
+
+#endif
