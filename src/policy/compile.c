@@ -295,7 +295,7 @@ static const struct wd_cond *compile_cond(struct cctx *cx, const struct wd_ast_c
     }
     k->strs = wd_arena_alloc(cx->a, (c->nvals ? c->nvals : 1) * sizeof *k->strs);
     for (size_t i = 0; i < c->nvals; i++)
-        k->strs[i] = c->vals[i].s;
+        k->strs[i] = wd_arena_strndup(cx->a, c->vals[i].s, c->vals[i].len);
     qsort(k->strs, c->nvals, sizeof *k->strs, cmp_str);
     k->nstrs = c->nvals;
     if (c->kind == WD_AC_IN && c->nvals == 0)
@@ -408,7 +408,8 @@ static bool parse_tmpl(struct cctx *cx, const char *lv, size_t n, unsigned line,
 static bool compile_topic(struct cctx *cx, const struct wd_ast_topic *at, struct wd_ctopic *out)
 {
     out->eq = at->eq;
-    out->text = at->text;
+    /* the AST is freed after compiling: the policy keeps its own copy */
+    out->text = wd_arena_strndup(cx->a, at->text, at->len);
     out->len = at->len;
     if (at->len == 0) {
         wd_diag_add(cx->d, WD_DIAG_ERROR, at->line, at->col, "empty topic");
@@ -416,7 +417,7 @@ static bool compile_topic(struct cctx *cx, const struct wd_ast_topic *at, struct
     }
     if (at->eq)
         return true;
-    if (!wd_topic_filter_valid(at->text, at->len)) {
+    if (!wd_topic_filter_valid(out->text, out->len)) {
         wd_diag_add(cx->d, WD_DIAG_ERROR, at->line, at->col,
                     "invalid topic filter \"%.80s\" ('+' and '#' must be whole levels, '#' last, "
                     "at most %d levels)",
@@ -425,7 +426,7 @@ static bool compile_topic(struct cctx *cx, const struct wd_ast_topic *at, struct
     }
     const char *lv[WD_TOPIC_MAX_LEVELS];
     size_t ln[WD_TOPIC_MAX_LEVELS];
-    int n = wd_topic_split(at->text, at->len, lv, ln, WD_TOPIC_MAX_LEVELS);
+    int n = wd_topic_split(out->text, out->len, lv, ln, WD_TOPIC_MAX_LEVELS);
     out->lv = wd_arena_alloc(cx->a, (size_t)n * sizeof *out->lv);
     out->nlv = n;
     for (int i = 0; i < n; i++) {
