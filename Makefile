@@ -98,7 +98,8 @@ UNIT_BIN   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 ifeq ($(VARIANT),release)
 all: build/warden
 build/warden: $(BIN)
-	cp $< $@
+	@# copy then rename: works while an old build/warden is running
+	$(Q)cp $< $@.tmp && mv -f $@.tmp $@
 else
 all: $(BIN)
 endif

@@ -1,0 +1,993 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""warden integration suite: starts real warden processes and talks gRPC to them the way
+EMQX's ExHook client does.
+
+usage: /usr/bin/python3 tests/integration/run.py --warden build/warden --gen build/gen/py
+       [--only SUBSTR]... [--verbose] [--keep] [--list]
+
+  --gen     directory holding exhook_pb2.py and health_pb2.py (protoc --python_out)
+  --only    run only the scenarios whose name contains SUBSTR (repeatable)
+  --verbose print timings and the temp dir; --keep leaves the temp dir (logs) behind
+
+Each scenario starts its own warden(s) on 127.0.0.1:0 (the port is read from the
+"listening on" log line), with stderr in a temp dir, and runs one or more named checks.
+Output: "PASS name" / "FAIL name: reason" per check, then "N passed, N failed"; exit
+status 1 if anything failed. Needs Debian's /usr/bin/python3 (python3-grpcio,
+python3-protobuf) and openssl (certs/gen.sh) for the TLS checks.
+"""
+import sys
+sys.dont_write_bytecode = True  # keep tests/ and build/gen/py free of __pycache__
+import argparse
+import collections
+import hashlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+ap.add_argument("--warden", default=os.path.join(ROOT, "build", "warden"))
+ap.add_argument("--gen", default=os.path.join(ROOT, "build", "gen", "py"))
+ap.add_argument("--only", action="append", default=[])
+ap.add_argument("--verbose", "-v", action="store_true")
+ap.add_argument("--keep", action="store_true")
+ap.add_argument("--list", action="store_true", help="list the scenarios and exit")
+ARGS = ap.parse_args()
+
+sys.path.insert(0, os.path.abspath(ARGS.gen))
+sys.path.insert(0, HERE)
+try:
+    import grpc  # noqa: F401
+    import harness as H
+    from harness import (ALLOW_RAW, DENY_RAW, CONTINUE, STOP, PUBLISH, SUBSCRIBE, SC,
+                         CheckFailed, Warden, ensure, pb, hpb)
+except ImportError as e:
+    print("FAIL setup: cannot import the test dependencies: %s\n"
+          "    (run with /usr/bin/python3; --gen must hold exhook_pb2.py and health_pb2.py)" % e)
+    print("0 passed, 1 failed")
+    sys.exit(1)
+
+
+class Ctx:
+    """What every scenario gets: paths and a lazily generated test PKI."""
+
+    def __init__(self, warden, tmp):
+        self.warden = warden
+        self.tmp = tmp
+        self._pki = None
+        self._pki_err = None
+
+    def pki(self):
+        if self._pki is None and self._pki_err is None:
+            d = os.path.join(self.tmp, "pki")
+            r = subprocess.run(["sh", os.path.join(ROOT, "certs", "gen.sh"), d],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+            if r.returncode != 0:
+                self._pki_err = "certs/gen.sh failed (%d): %s" % (
+                    r.returncode, r.stdout.decode(errors="replace"))
+            else:
+                self._pki = d
+        if self._pki_err:
+            raise CheckFailed(self._pki_err)
+        return self._pki
+
+    def pem(self, name):
+        with open(os.path.join(self.pki(), name), "rb") as f:
+            return f.read()
+
+
+SCENARIOS = []
+
+
+def scenario(fn):
+    SCENARIOS.append(fn)
+    return fn
+
+
+def sha(alg, salt, password):
+    return hashlib.new(alg, (salt + password).encode()).hexdigest()
+
+
+def config(*lines):
+    return "".join(line + "\n" for line in lines)
+
+
+def auth(ch, user, pw, version="v2", result=False, clientid="client-1"):
+    return H.raw_call(ch, H.path("OnClientAuthenticate", version),
+                      H.authn_req(user, pw, version, result, clientid).SerializeToString())
+
+
+def authz(ch, topic, rtype=PUBLISH, version="v2", result=True, username="demo"):
+    return H.raw_call(ch, H.path("OnClientAuthorize", version),
+                      H.authz_req(topic, rtype, version, result, username).SerializeToString())
+
+
+def loaded(ch, version="v2"):
+    raw = H.raw_call(ch, H.path("OnProviderLoaded", version),
+                     H.build_request("OnProviderLoaded", version).SerializeToString())
+    ensure(isinstance(raw, bytes), "OnProviderLoaded returned no message")
+    return pb.LoadedResponse.FromString(raw)
+
+
+def expect_hooks(resp, want_names, topics=(), what="OnProviderLoaded"):
+    got = [(h.name, list(h.topics)) for h in resp.hooks]
+    want = [(n, list(topics) if n in H.MESSAGE_HOOKS else []) for n in want_names]
+    ensure(got == want, "%s: hooks %r, want %r" % (what, got, want))
+
+
+VERSIONS = ("v2", "v3")
+
+# ====================================================================== 1. all 21 RPCs
+
+ALL_HOOKS_CONFIG = config(
+    "# every hook EMQX knows, so every RPC has a defined reply",
+    "hooks " + " ".join(H.ALL_HOOKS),
+    "nomatch_reply continue",
+    "authn_default deny",
+    "authz_default allow",
+    "user demo plain:demo",
+)
+
+
+@scenario
+def rpc_all_methods(s, h):
+    with Warden(h, ALL_HOOKS_CONFIG) as w, H.channel(w.addr) as ch:
+        for version in VERSIONS:
+            with s.check("rpc_all_21_methods_%s" % version):
+                errors = []
+                for method, _req, _hook, kind in H.METHODS:
+                    req = H.build_request(method, version)
+                    code, raw, details = H.call_status(ch, H.path(method, version),
+                                                       req.SerializeToString())
+                    if code != SC.OK:
+                        errors.append("%s: %s %r" % (method, code, details))
+                        continue
+                    try:
+                        if kind == "empty":
+                            ensure(raw == b"", "%s: EmptySuccess expected (b''), got %r" % (
+                                method, raw))
+                        elif kind == "loaded":
+                            expect_hooks(pb.LoadedResponse.FromString(raw), H.ALL_HOOKS,
+                                         what=method)
+                        elif kind in ("authn", "authz"):
+                            H.expect_raw(raw, ALLOW_RAW, method)
+                        elif kind == "publish":
+                            r = H.parse_valued(raw)
+                            ensure(r.type == CONTINUE and r.WhichOneof("value") == "message"
+                                   and r.message == req.message,
+                                   "%s: not an unchanged echo: %s" % (method,
+                                                                     H.describe_valued(raw)))
+                    except CheckFailed as e:
+                        errors.append(str(e))
+                ensure(not errors, "%d of 21 RPCs wrong:\n%s" % (len(errors), "\n".join(errors)))
+
+
+# ====================================================================== 2. OnProviderLoaded
+
+@scenario
+def provider_loaded(s, h):
+    with s.check("loaded_default_hooks_embedded"):
+        with Warden(h) as w, H.channel(w.addr) as ch:
+            for v in VERSIONS:
+                expect_hooks(loaded(ch, v), H.DEFAULT_HOOKS, what="%s OnProviderLoaded" % v)
+
+    with s.check("loaded_custom_hooks_and_topics"):
+        hooks = ["client.connect", "client.authenticate", "message.publish",
+                 "client.authorize", "message.delivered", "session.terminated"]
+        topics = ["t/#", "sensors/+/temp", "$SYS"]
+        cfg = config("hooks " + " ".join(hooks),
+                     'message_topics "t/#" sensors/+/temp "$SYS"   # "#" needs quotes',
+                     "user demo plain:demo")
+        with Warden(h, cfg) as w, H.channel(w.addr) as ch:
+            for v in VERSIONS:
+                expect_hooks(loaded(ch, v), hooks, topics, what="%s OnProviderLoaded" % v)
+
+    with s.check("loaded_hooks_flag"):
+        hooks = ["client.authorize", "message.publish", "client.authenticate"]
+        with Warden(h, args=["--hooks", " ".join(hooks)]) as w, H.channel(w.addr) as ch:
+            for v in VERSIONS:
+                expect_hooks(loaded(ch, v), hooks, what="%s OnProviderLoaded" % v)
+
+    with s.check("config_file_defaults"):
+        # a config file that sets nothing but a user: default hooks, authn deny, authz deny,
+        # no demo user
+        with Warden(h, config("user alice plain:alice-pw")) as w, H.channel(w.addr) as ch:
+            expect_hooks(loaded(ch), H.DEFAULT_HOOKS)
+            H.expect_raw(auth(ch, "alice", "alice-pw"), ALLOW_RAW, "alice right password")
+            H.expect_raw(auth(ch, "demo", "demo"), DENY_RAW, "demo (not in this file)")
+            H.expect_raw(auth(ch, "nobody", "x", result=True), DENY_RAW, "unknown user")
+            for rt in (PUBLISH, SUBSCRIBE):
+                H.expect_raw(authz(ch, "t/1", rt, username="alice"), DENY_RAW,
+                             "authorize (authz_default deny)")
+
+
+# ====================================================================== 3. authenticate
+
+@scenario
+def authn_embedded(s, h):
+    with Warden(h) as w, H.channel(w.addr) as ch:
+        with s.check("authn_demo_allow"):
+            for v in VERSIONS:
+                raw = auth(ch, "demo", "demo", v)
+                H.expect_raw(raw, ALLOW_RAW, "%s demo/demo" % v)
+                H.expect_bool(raw, STOP, True, "%s demo/demo" % v)
+        with s.check("authn_wrong_password_deny"):
+            for v in VERSIONS:
+                for pw in ("wrong", "Demo", "demo ", "", "demodemo", "dem"):
+                    raw = auth(ch, "demo", pw, v, result=True)
+                    H.expect_raw(raw, DENY_RAW, "%s demo/%r" % (v, pw))
+                    H.expect_bool(raw, STOP, False, "%s demo/%r" % (v, pw))
+        with s.check("authn_unknown_user_deny"):
+            for v in VERSIONS:
+                for user in ("nobody", "Demo", "demo2", ""):
+                    for result in (False, True):
+                        raw = auth(ch, user, "demo", v, result=result)
+                        H.expect_raw(raw, DENY_RAW, "%s user %r result=%s" % (v, user, result))
+        with s.check("authz_embedded_nomatch_continue"):
+            # embedded: authz_default nomatch, nomatch_reply continue
+            for v in VERSIONS:
+                for rt in (PUBLISH, SUBSCRIBE):
+                    for result in (True, False):
+                        H.expect_bool(authz(ch, "t/1", rt, v, result), CONTINUE, result,
+                                      "%s authorize type=%d result=%s" % (v, rt, result))
+
+
+@scenario
+def authn_nomatch(s, h):
+    base = ("user alice plain:alice-pw", "authn_default nomatch", "authz_default deny")
+    with s.check("authn_nomatch_continue"):
+        with Warden(h, config(*base, "nomatch_reply continue")) as w, H.channel(w.addr) as ch:
+            for v in VERSIONS:
+                for user in ("nobody", ""):
+                    for result in (True, False):
+                        H.expect_bool(auth(ch, user, "pw", v, result), CONTINUE, result,
+                                      "%s unknown user %r result=%s" % (v, user, result))
+                # users in the table still get a definite answer
+                H.expect_raw(auth(ch, "alice", "alice-pw", v), ALLOW_RAW, "alice right")
+                H.expect_raw(auth(ch, "alice", "nope", v, True), DENY_RAW, "alice wrong")
+    with s.check("authn_nomatch_ignore"):
+        with Warden(h, config(*base, "nomatch_reply ignore")) as w, H.channel(w.addr) as ch:
+            for v in VERSIONS:
+                for result in (True, False):
+                    H.expect_ignore(auth(ch, "nobody", "pw", v, result),
+                                    "%s unknown user result=%s" % (v, result))
+                H.expect_raw(auth(ch, "alice", "alice-pw", v), ALLOW_RAW, "alice right")
+                H.expect_raw(auth(ch, "alice", "nope", v), DENY_RAW, "alice wrong")
+
+
+@scenario
+def authn_secret_formats(s, h):
+    users = {
+        "alice": ("plain:alice-pw", "alice-pw"),
+        "bob": ("sha256:NaCl:" + sha("sha256", "NaCl", "bob-pw"), "bob-pw"),
+        "carol": ("sha512:pepper:" + sha("sha512", "pepper", "carol-pw"), "carol-pw"),
+        "dave": ("sha256:s4lt:" + sha("sha256", "s4lt", "pässwörd 🙂"), "pässwörd 🙂"),
+        "erin": ("sha256::" + sha("sha256", "", "erin-pw"), "erin-pw"),  # empty salt
+    }
+    cfg = config(*['user %s "%s"' % (u, sec) for u, (sec, _) in users.items()])
+    with s.check("authn_secret_formats"):
+        with Warden(h, cfg) as w, H.channel(w.addr) as ch:
+            for v in VERSIONS:
+                for u, (sec, pw) in users.items():
+                    H.expect_raw(auth(ch, u, pw, v), ALLOW_RAW, "%s %s (%s)" % (
+                        v, u, sec.split(":")[0]))
+                    H.expect_raw(auth(ch, u, pw + "x", v), DENY_RAW, "%s %s wrong" % (v, u))
+                    H.expect_raw(auth(ch, u, pw[:-1], v), DENY_RAW, "%s %s prefix" % (v, u))
+                # someone else's password, the stored hash, the salt: all deny
+                H.expect_raw(auth(ch, "alice", "bob-pw", v), DENY_RAW, "alice with bob-pw")
+                H.expect_raw(auth(ch, "bob", users["bob"][0], v), DENY_RAW, "bob w/ hash")
+                H.expect_raw(auth(ch, "bob", users["bob"][0].split(":")[2], v), DENY_RAW,
+                             "bob with hex")
+                H.expect_raw(auth(ch, "carol", "pepper", v), DENY_RAW, "carol with salt")
+
+    with s.check("cli_set_overrides"):
+        args = ["--set", "authn_default=allow", "--set", "authz_default=deny"]
+        with Warden(h, args=args) as w, H.channel(w.addr) as ch:
+            H.expect_raw(auth(ch, "nobody", "x"), ALLOW_RAW, "unknown user, authn_default=allow")
+            H.expect_raw(auth(ch, "demo", "wrong"), DENY_RAW, "demo wrong password")
+            H.expect_raw(authz(ch, "t/1"), DENY_RAW, "authorize, authz_default=deny")
+
+
+# ====================================================================== 4. authorize
+
+@scenario
+def authz_defaults(s, h):
+    topics = ["t/1", "sensors/ü/temp", "$SYS/brokers", "a/b/c/d/e/f", "x" * 300]
+    for setting, reply in (("allow", "allow"), ("deny", "deny"),
+                           ("nomatch", "continue"), ("nomatch", "ignore")):
+        name = "authz_default_%s" % setting + ("_%s" % reply if setting == "nomatch" else "")
+        with s.check(name):
+            cfg = config("authz_default " + setting, "nomatch_reply " +
+                         ("ignore" if reply == "ignore" else "continue"),
+                         "user demo plain:demo")
+            with Warden(h, cfg) as w, H.channel(w.addr) as ch:
+                for v in VERSIONS:
+                    for rt in (PUBLISH, SUBSCRIBE):
+                        for topic in topics:
+                            for result in (True, False):
+                                what = "%s %s %r result=%s" % (
+                                    v, "PUBLISH" if rt == PUBLISH else "SUBSCRIBE", topic[:20],
+                                    result)
+                                raw = authz(ch, topic, rt, v, result)
+                                if reply == "allow":
+                                    H.expect_raw(raw, ALLOW_RAW, what)
+                                elif reply == "deny":
+                                    H.expect_raw(raw, DENY_RAW, what)
+                                    H.expect_bool(raw, STOP, False, what)
+                                elif reply == "continue":
+                                    H.expect_bool(raw, CONTINUE, result, what)
+                                else:
+                                    H.expect_ignore(raw, what)
+
+
+# ====================================================================== 5. message.publish
+
+@scenario
+def publish_echo(s, h):
+    cfg = config("hooks client.authenticate client.authorize message.publish",
+                 "user demo plain:demo")
+    with Warden(h, cfg) as w, H.channel(w.addr) as ch:
+        def echo(msg, v):
+            req = H.publish_req(msg, v)
+            raw = H.raw_call(ch, H.path("OnMessagePublish", v), req.SerializeToString())
+            r = H.parse_valued(raw)
+            ensure(r.type == CONTINUE and r.WhichOneof("value") == "message",
+                   "%s: reply %s, want CONTINUE + message" % (v, H.describe_valued(raw)))
+            if r.message != msg:
+                diff = [f.name for f in pb.Message.DESCRIPTOR.fields
+                        if getattr(r.message, f.name) != getattr(msg, f.name)]
+                raise CheckFailed("%s: message changed, fields differ: %s (got %r)" % (
+                    v, diff, str(r.message)[:300]))
+
+        with s.check("publish_echo_unchanged"):
+            headers = {"peerhost": "127.0.0.1", "username": "demo", "protocol": "mqtt",
+                       "proto_ver": "5", "allow_publish": "true", "ünï": "cödé 🙂",
+                       "empty": ""}
+            for v in VERSIONS:
+                echo(H.message("sensors/ü/temp", bytes(range(256)) * 4, qos=2,
+                               headers=headers), v)
+                echo(H.message("t/0", b"\x00", qos=0, id="id-0"), v)
+                echo(H.message("t/1", b"", qos=1, headers={}), v)  # empty payload, no headers
+                echo(H.message("$SYS", b"\xff" * 17, qos=1, timestamp=2 ** 64 - 1), v)
+        with s.check("publish_echo_large_payload"):
+            big = bytes((i * 7919) & 0xFF for i in range(1 << 20))  # 1 MiB
+            echo(H.message("big/1", big, qos=1), "v3")
+
+
+# ====================================================================== 6. errors
+
+UNKNOWN_PATHS = [
+    "/emqx.exhook.v2.HookProvider/Nope",
+    "/emqx.exhook.v3.HookProvider/Nope",
+    "/emqx.exhook.v2.HookProvider/onClientAuthenticate",
+    "/emqx.exhook.v2.HookProvider/OnClientAuthenticateX",
+    "/emqx.exhook.v4.HookProvider/OnClientAuthenticate",
+    "/emqx.exhook.HookProvider/OnClientAuthenticate",
+    "/emqx.exhook.v2.HookProvider/",
+    "/foo.Bar/Baz",
+    "/grpc.health.v1.Health/Watch",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+]
+GARBAGE = [b"\xff\xff\xff", b"\x0a\x7f\x01", b"\x0a"]  # truncated varint/length/tag
+
+
+@scenario
+def errors(s, h):
+    with Warden(h) as w, H.channel(w.addr) as ch:
+        good = H.authn_req("demo", "demo").SerializeToString()
+
+        with s.check("unknown_method_unimplemented"):
+            for p in UNKNOWN_PATHS:
+                for data in (b"", good):
+                    H.expect_code(ch, p, data, SC.UNIMPLEMENTED, p, timeout=H.FAST_TIMEOUT)
+
+        with s.check("garbage_invalid_argument"):
+            targets = [H.path(m, v) for v in VERSIONS for m in
+                       ("OnClientAuthenticate", "OnClientAuthorize", "OnProviderLoaded",
+                        "OnMessagePublish")] + [H.HEALTH_PATH]
+            for p in targets:
+                for g in GARBAGE:
+                    H.expect_code(ch, p, g, SC.INVALID_ARGUMENT, "%s %s" % (p, H.hexb(g)))
+            # and the server keeps serving, on this connection and on a new one
+            H.expect_raw(H.raw_call(ch, H.path("OnClientAuthenticate"), good), ALLOW_RAW,
+                         "good call after garbage")
+            with H.channel(w.addr) as ch2:
+                H.expect_raw(H.raw_call(ch2, H.path("OnClientAuthenticate", "v3"), good),
+                             ALLOW_RAW, "good call on a new connection")
+
+        with s.check("garbage_invalid_argument_notification"):
+            for m in ("OnClientConnected", "OnSessionCreated", "OnMessageDelivered",
+                      "OnProviderUnloaded"):
+                for g in GARBAGE:
+                    H.expect_code(ch, H.path(m), g, SC.INVALID_ARGUMENT, "%s %s" % (
+                        m, H.hexb(g)))
+
+        bad_strings = [("NUL", b"alice\x00x"), ("NUL only", b"\x00"),
+                       ("invalid UTF-8", b"\xc3\x28"), ("0xff", b"al\xffice"),
+                       ("overlong", b"\xc0\xaf"), ("surrogate", b"\xed\xa0\x80"),
+                       ("truncated", b"abc\xe2\x82")]
+        with s.check("bad_string_username_invalid_argument"):
+            for v in VERSIONS:
+                for label, value in bad_strings:
+                    H.expect_code(ch, H.path("OnClientAuthenticate", v),
+                                  H.authn_req_bytes_with(3, value, v), SC.INVALID_ARGUMENT,
+                                  "%s username %s %r" % (v, label, value))
+        with s.check("bad_string_other_fields_invalid_argument"):
+            for label, value in bad_strings[:3]:
+                H.expect_code(ch, H.path("OnClientAuthenticate"),
+                              H.authn_req_bytes_with(2, value), SC.INVALID_ARGUMENT,
+                              "clientid %s" % label)
+                H.expect_code(ch, H.path("OnClientAuthorize"),
+                              H.authz_req_bytes_with_topic(b"t/" + value), SC.INVALID_ARGUMENT,
+                              "authorize topic %s" % label)
+        with s.check("bad_string_password_invalid_argument"):
+            for label, value in bad_strings[:3]:
+                H.expect_code(ch, H.path("OnClientAuthenticate"),
+                              H.authn_req_bytes_with(4, value), SC.INVALID_ARGUMENT,
+                              "password %s %r" % (label, value))
+            # NUL cannot be a way to truncate into the right password
+            H.expect_code(ch, H.path("OnClientAuthenticate"),
+                          H.authn_req_bytes_with(4, b"demo\x00junk"), SC.INVALID_ARGUMENT,
+                          "password 'demo\\x00junk'")
+
+        with s.check("valid_utf8_strings_ok"):
+            for user in ("Ünïcödé", "用户", "emoji 🙂", "tab\there"):
+                H.expect_raw(auth(ch, user, "pässwörd"), DENY_RAW, "username %r" % user)
+            H.expect_bool(authz(ch, "t/ü/🙂/#", SUBSCRIBE, result=True), CONTINUE, True,
+                          "unicode topic")
+
+        with s.check("empty_payload_ok"):
+            # b"" is a valid, empty proto3 message for every request type
+            raw = H.raw_call(ch, H.path("OnClientAuthorize"), b"")
+            H.expect_bool(raw, CONTINUE, False, "empty OnClientAuthorize (nomatch, continue)")
+            H.expect_raw(H.raw_call(ch, H.path("OnClientAuthenticate", "v3"), b""), DENY_RAW,
+                         "empty OnClientAuthenticate (no username: authn_default deny)")
+            expect_hooks(pb.LoadedResponse.FromString(
+                H.raw_call(ch, H.path("OnProviderLoaded"), b"")), H.DEFAULT_HOOKS)
+            for m in ("OnClientConnected", "OnSessionTerminated", "OnMessageAcked"):
+                raw = H.raw_call(ch, H.path(m), b"")
+                ensure(raw == b"", "empty %s: reply %r, want EmptySuccess" % (m, raw))
+
+        with s.check("unknown_fields_ignored"):
+            # a newer EMQX may add fields: unknown field numbers of every wire type are
+            # skipped, not rejected
+            extra = (H.f_varint(99, 12345) + H.f_len(100, b"future") +
+                     b"\xa5\x06\x01\x02\x03\x04" + b"\xa9\x06" + b"\x00" * 8)
+            req = H.authn_req("demo", "demo").SerializeToString() + extra
+            H.expect_raw(H.raw_call(ch, H.path("OnClientAuthenticate"), req), ALLOW_RAW,
+                         "authenticate with unknown fields")
+
+        with s.check("alive_after_bad_requests"):
+            H.expect_raw(H.raw_call(ch, H.path("OnClientAuthenticate"), good), ALLOW_RAW,
+                         "good call at the end")
+            ensure(w.alive(), "warden is no longer running")
+
+
+# ====================================================================== 7. health
+
+@scenario
+def health(s, h):
+    with Warden(h) as w, H.channel(w.addr) as ch:
+        with s.check("health_serving"):
+            for svc in ("", "emqx.exhook.v2.HookProvider", "emqx.exhook.v3.HookProvider"):
+                raw = H.raw_call(ch, H.HEALTH_PATH,
+                                 hpb.HealthCheckRequest(service=svc).SerializeToString())
+                r = hpb.HealthCheckResponse.FromString(raw)
+                ensure(r.status == hpb.HealthCheckResponse.SERVING,
+                       "service %r: status %s, want SERVING" % (svc, r.status))
+                ensure(raw == b"\x08\x01", "service %r: raw %s" % (svc, H.hexb(raw)))
+        with s.check("health_unknown_service_not_found"):
+            for svc in ("foo.Bar", "emqx.exhook.v4.HookProvider", "grpc.health.v1.Health",
+                        "emqx.exhook.v2.HookProvider/"):
+                H.expect_code(ch, H.HEALTH_PATH,
+                              hpb.HealthCheckRequest(service=svc).SerializeToString(),
+                              SC.NOT_FOUND, "service %r" % svc)
+
+
+# ====================================================================== 8. TLS, mTLS
+
+def tls_creds(h, root="ca.pem", cert=None):
+    key = h.pem(cert.replace(".pem", ".key")) if cert else None
+    return H.grpc.ssl_channel_credentials(h.pem(root), key, h.pem(cert) if cert else None)
+
+
+def tls_ok(w, creds, what):
+    for target, override in (("127.0.0.1:%d" % w.port, None),
+                             ("127.0.0.1:%d" % w.port, "localhost")):
+        with H.channel(target, creds, override) as ch:
+            H.expect_raw(auth(ch, "demo", "demo", "v3"), ALLOW_RAW, "%s via %s%s" % (
+                what, target, " (SNI localhost)" if override else ""))
+            H.expect_raw(auth(ch, "demo", "nope"), DENY_RAW, what + " deny")
+
+
+def tls_refused(w, creds, what):
+    with H.channel(w.addr, creds, "localhost" if creds else None) as ch:
+        data = H.authn_req("demo", "demo").SerializeToString()
+        H.expect_code(ch, H.path("OnClientAuthenticate"), data, SC.UNAVAILABLE, what)
+
+
+@scenario
+def tls(s, h):
+    cfg = None
+    with s.check("tls_setup_certs"):
+        d = h.pki()
+        cfg = config("tls_cert " + os.path.join(d, "server.pem"),
+                     "tls_key " + os.path.join(d, "server.key"), "user demo plain:demo")
+    if cfg is None:
+        return
+    with Warden(h, cfg) as w:
+        with s.check("tls_listening_mode"):
+            ensure(w.mode == "tls", "mode %r in the listening line, want tls" % w.mode)
+        with s.check("tls_server_auth_ok"):
+            tls_ok(w, tls_creds(h), "TLS")
+        with s.check("tls_plaintext_client_refused"):
+            tls_refused(w, None, "plaintext client on a TLS port")
+        with s.check("tls_untrusted_server_refused"):
+            tls_refused(w, tls_creds(h, "other-ca.pem"), "client trusting only other-ca")
+        with s.check("tls_alive_after_refusals"):
+            tls_ok(w, tls_creds(h), "TLS after refused handshakes")
+
+    mcfg = cfg + config("tls_client_ca " + os.path.join(h.pki(), "ca.pem"))
+    with Warden(h, mcfg) as w:
+        with s.check("mtls_listening_mode"):
+            ensure(w.mode == "mtls", "mode %r in the listening line, want mtls" % w.mode)
+        with s.check("mtls_client_cert_ok"):
+            tls_ok(w, tls_creds(h, cert="client.pem"), "mTLS with client-1 cert")
+        with s.check("mtls_no_client_cert_refused"):
+            tls_refused(w, tls_creds(h), "mTLS client without a certificate")
+        with s.check("mtls_other_ca_client_refused"):
+            tls_refused(w, tls_creds(h, cert="other-client.pem"), "client cert from other-ca")
+        with s.check("mtls_plaintext_client_refused"):
+            tls_refused(w, None, "plaintext client on an mTLS port")
+        with s.check("mtls_alive_after_refusals"):
+            tls_ok(w, tls_creds(h, cert="client.pem"), "mTLS after refused handshakes")
+
+    with s.check("tls_flags"):
+        # the same through --tls-cert/--tls-key/--tls-client-ca
+        d = h.pki()
+        args = ["--tls-cert", os.path.join(d, "server.pem"), "--tls-key",
+                os.path.join(d, "server.key"), "--tls-client-ca", os.path.join(d, "ca.pem")]
+        with Warden(h, config("user demo plain:demo"), args) as w:
+            ensure(w.mode == "mtls", "mode %r, want mtls" % w.mode)
+            tls_ok(w, tls_creds(h, cert="client.pem"), "mTLS (flags)")
+            tls_refused(w, tls_creds(h), "no client cert (flags)")
+
+
+# ====================================================================== 9. concurrency
+
+def make_load_requests(nusers):
+    """(path, request bytes, expected reply bytes) covering allow/deny on both paths."""
+    reqs = []
+    for i in range(nusers):
+        user, pw = "user%d" % i, "pw-%d" % i
+        for v in VERSIONS:
+            cid = "client-%d-%s" % (i, v)
+            reqs += [
+                (H.path("OnClientAuthenticate", v),
+                 H.authn_req(user, pw, v, clientid=cid).SerializeToString(), ALLOW_RAW),
+                (H.path("OnClientAuthenticate", v),
+                 H.authn_req(user, pw + "!", v, clientid=cid).SerializeToString(), DENY_RAW),
+                (H.path("OnClientAuthorize", v),
+                 H.authz_req("t/%d" % i, PUBLISH, v, username=user).SerializeToString(),
+                 ALLOW_RAW),
+                (H.path("OnClientAuthenticate", v),
+                 H.authn_req("ghost%d" % i, pw, v, clientid=cid).SerializeToString(), DENY_RAW),
+                (H.path("OnClientAuthorize", v),
+                 H.authz_req("t/%d/#" % i, SUBSCRIBE, v, username=user).SerializeToString(),
+                 ALLOW_RAW),
+            ]
+    return reqs
+
+
+def load_config(nusers, extra=()):
+    lines = ["authn_default deny", "authz_default allow"] + list(extra)
+    for i in range(nusers):
+        lines.append('user user%d "sha256:salt%d:%s"' % (i, i, sha("sha256", "salt%d" % i,
+                                                                   "pw-%d" % i)))
+    return config(*lines)
+
+
+@scenario
+def concurrency(s, h):
+    nch, per_ch, window, nusers = 8, 2000, 16, 8
+    with s.check("concurrency_8_channels"):
+        reqs = make_load_requests(nusers)
+        with Warden(h, load_config(nusers), ["--workers", "2"]) as w:
+            chans = [H.channel(w.addr) for _ in range(nch)]
+            stats = collections.Counter()
+            bad = []
+            lock = threading.Lock()
+
+            def worker(ci):
+                ch = chans[ci]
+                stubs = {}
+                inflight = collections.deque()
+                local = collections.Counter()
+                mine = []
+
+                def settle(fut, exp, desc):
+                    try:
+                        raw = fut.result()
+                    except H.grpc.RpcError as e:
+                        local["error %s" % e.code()] += 1
+                        if len(mine) < 5:
+                            mine.append("%s: %s %r" % (desc, e.code(), e.details()))
+                        return
+                    if raw == exp:
+                        local["ok"] += 1
+                    else:
+                        local["wrong"] += 1
+                        if len(mine) < 5:
+                            mine.append("%s: got %s want %s" % (desc, H.hexb(raw), H.hexb(exp)))
+
+                for i in range(per_ch):
+                    p, data, exp = reqs[(i * 7 + ci * 13) % len(reqs)]
+                    stub = stubs.get(p) or stubs.setdefault(p, ch.unary_unary(p))
+                    inflight.append((stub.future(data, timeout=30), exp, "%s#%d" % (p, i)))
+                    if len(inflight) >= window:
+                        settle(*inflight.popleft())
+                while inflight:
+                    settle(*inflight.popleft())
+                with lock:
+                    stats.update(local)
+                    bad.extend(mine)
+
+            try:
+                threads = [threading.Thread(target=worker, args=(c,)) for c in range(nch)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join(120)
+                ensure(not any(t.is_alive() for t in threads), "load threads hung")
+            finally:
+                for c in chans:
+                    c.close()
+            total = nch * per_ch
+            ensure(stats["ok"] == total and not bad,
+                   "%d/%d correct replies, counts %s\n%s" % (stats["ok"], total, dict(stats),
+                                                             "\n".join(bad[:10])))
+            ensure(w.alive(), "warden died under load")
+            if s.verbose:
+                print("    concurrency: %d calls over %d connections ok" % (total, nch))
+
+
+# ====================================================================== 10. SIGTERM
+
+@scenario
+def sigterm(s, h):
+    grace_s, nthreads, window = 2, 6, 8
+    reqs = make_load_requests(4)
+    w = Warden(h, load_config(4, ["shutdown_grace %ds" % grace_s]), name="sigterm")
+    stop = threading.Event()
+    stats = collections.Counter()
+    bad = []
+    lock = threading.Lock()
+    rc = None
+    try:
+        w.start()
+        chans = [H.channel(w.addr) for _ in range(nthreads)]
+
+        def worker(ci):
+            ch = chans[ci]
+            inflight = collections.deque()
+            local = collections.Counter()
+            mine = []
+            i = 0
+
+            def settle(fut, exp):
+                try:
+                    raw = fut.result()
+                except H.grpc.RpcError as e:
+                    code = e.code()
+                    local[str(code)] += 1
+                    if code not in (SC.UNAVAILABLE, SC.CANCELLED) and len(mine) < 5:
+                        mine.append("error %s: %r" % (code, e.details()))
+                    return
+                if raw == exp:
+                    local["ok"] += 1
+                else:
+                    local["wrong"] += 1
+                    mine.append("wrong reply %s, want %s" % (H.hexb(raw), H.hexb(exp)))
+
+            while not stop.is_set():
+                p, data, exp = reqs[(i * 5 + ci) % len(reqs)]
+                i += 1
+                inflight.append((ch.unary_unary(p).future(data, timeout=30), exp))
+                if len(inflight) >= window:
+                    settle(*inflight.popleft())
+                    with lock:
+                        stats["settled"] += 1
+            while inflight:
+                settle(*inflight.popleft())
+            with lock:
+                stats.update(local)
+                bad.extend(mine)
+
+        threads = [threading.Thread(target=worker, args=(c,), daemon=True)
+                   for c in range(nthreads)]
+        for t in threads:
+            t.start()
+        # let the load run for real before the signal (a count, not a sleep)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with lock:
+                if stats["settled"] >= 600:
+                    break
+            time.sleep(0.02)
+        w.signal(signal.SIGTERM)
+        rc = w.wait(grace_s + 8)
+        time.sleep(0.3)  # a few more calls against the dead port
+        stop.set()
+        for t in threads:
+            t.join(60)
+        hung = any(t.is_alive() for t in threads)
+        for c in chans:
+            c.close()
+
+        with s.check("sigterm_under_load_exit_0"):
+            ensure(rc is not None, "no exit within shutdown_grace (%ds) + 8s of SIGTERM\n%s" % (
+                grace_s, H.tail(w.log())))
+            ensure(rc == 0, "exit status %s, want 0\n%s" % (rc, H.tail(w.log())))
+        with s.check("sigterm_inflight_outcomes"):
+            ensure(not hung, "client threads hung after SIGTERM")
+            others = {k: n for k, n in stats.items()
+                      if k not in ("ok", "settled", str(SC.UNAVAILABLE), str(SC.CANCELLED))}
+            ensure(not others and not bad, "unexpected outcomes %s\n%s" % (
+                others, "\n".join(bad[:10])))
+            ensure(stats["ok"] >= 600, "only %d successful calls before SIGTERM" % stats["ok"])
+            if s.verbose:
+                print("    sigterm outcomes: %s" % dict(stats))
+        with s.check("sigterm_refuses_after_exit"):
+            with H.channel(w.addr) as ch:
+                H.expect_code(ch, H.path("OnClientAuthenticate"),
+                              H.authn_req("user0", "pw-0").SerializeToString(),
+                              SC.UNAVAILABLE, "new connection after exit", timeout=5)
+    finally:
+        stop.set()
+        w.stop()
+
+    with s.check("sigint_idle_exit_0"):
+        w2 = Warden(h, name="sigint")
+        try:
+            w2.start()
+            w2.signal(signal.SIGINT)
+            rc2 = w2.wait(10)
+            ensure(rc2 == 0, "exit status after SIGINT: %s, want 0\n%s" % (rc2, H.tail(w2.log())))
+        finally:
+            w2.stop()
+
+
+# ====================================================================== 11. command line, config
+
+@scenario
+def cli(s, h):
+    with s.check("cli_help"):
+        rc, out, err = H.run_warden(h, ["--help"])
+        ensure(rc == 0, "--help: exit %s, want 0 (stderr: %s)" % (rc, err.strip()[:200]))
+        ensure("usage" in out.lower() and "--listen" in out and "--config" in out,
+               "--help: no usage text on stdout: %r" % out[:200])
+    with s.check("cli_version"):
+        rc, out, err = H.run_warden(h, ["--version"])
+        ensure(rc == 0, "--version: exit %s, want 0" % rc)
+        ensure(out.startswith("warden 0.1.0"), "--version printed %r" % out[:100])
+    with s.check("cli_bad_flag_exit_2"):
+        for args in (["--bogus-flag"], ["--listen"], ["--workers"], ["-Z"]):
+            rc, out, err = H.run_warden(h, args)
+            ensure(rc == 2, "%s: exit %s, want 2 (stderr: %s)" % (args, rc, err.strip()[:200]))
+
+    good = H.write_file(h, "good.conf", config(
+        "# a good configuration", "", "listen 127.0.0.1:0", "workers 2", "shutdown_grace 5s",
+        "hooks client.authenticate client.authorize message.publish",
+        'message_topics "t/#"', "nomatch_reply ignore", "authn_default deny",
+        "authz_default nomatch", 'user alice "sha256:abc:%s"' % sha("sha256", "abc", "pw"),
+        "user bob plain:bob-pw", "log_level warn"))
+    with s.check("cli_check_config_good_exit_0"):
+        rc, out, err = H.run_warden(h, ["--config", good, "--check-config"])
+        ensure(rc == 0, "exit %s, want 0\nstdout: %s\nstderr: %s" % (rc, out[:300], err[:500]))
+
+    bad_lines = ["# two lines before the errors", "", "bogus_directive 1", "workers abc",
+                 "user demo plain:demo", "shutdown_grace 5", "authn_default maybe",
+                 "nomatch_reply stop"]
+    bad = H.write_file(h, "bad.conf", config(*bad_lines))
+    bad_at = [i + 1 for i, ln in enumerate(bad_lines) if ln and not ln.startswith(("#", "user"))]
+
+    def expect_errors(rc, err, path, lines, what):
+        ensure(rc == 3, "%s: exit %s, want 3\nstderr: %s" % (what, rc, err.strip()[:800]))
+        missing = ["%s:%d:" % (path, n) for n in lines if "%s:%d:" % (path, n) not in err]
+        ensure(not missing, "%s: stderr lacks %s\nstderr: %s" % (what, missing,
+                                                                 err.strip()[:800]))
+
+    with s.check("config_errors_exit_3_all_reported"):
+        rc, out, err = H.run_warden(h, ["--config", bad, "--listen", "127.0.0.1:0"])
+        expect_errors(rc, err, bad, bad_at, "start with bad config")
+    with s.check("cli_check_config_bad_exit_3"):
+        rc, out, err = H.run_warden(h, ["--config", bad, "--check-config"])
+        expect_errors(rc, out + err, bad, bad_at, "--check-config")
+    with s.check("config_unknown_hook_exit_3"):
+        p = H.write_file(h, "hook.conf", config("user a plain:b",
+                                                "hooks client.authenticate client.check_acl"))
+        rc, out, err = H.run_warden(h, ["--config", p, "--listen", "127.0.0.1:0"])
+        expect_errors(rc, err, p, [2], "unknown hook")
+        ensure("client.check_acl" in err, "the bad hook name is not named: %r" % err[:300])
+    with s.check("config_bad_secret_exit_3"):
+        digest = sha("sha256", "s", "x")
+        p = H.write_file(h, "sec.conf", config(
+            "user ok plain:fine", 'user x "sha256:salt:NOTHEX-%s"' % digest[:20],
+            "user y md5:abcdef0123", 'user z "sha512:salt:%s"' % digest,  # too short
+            'user w "sha256:%s"' % digest))  # no salt part
+        rc, out, err = H.run_warden(h, ["--config", p, "--listen", "127.0.0.1:0"])
+        expect_errors(rc, err, p, [2, 3, 4, 5], "malformed user secrets")
+    with s.check("config_quoting"):
+        # quotes, escapes and trailing comments work; '#' inside quotes is not a comment
+        p = H.write_file(h, "q.conf", config(
+            'user "al ice" "plain:p#w \\"q\\" \\\\"   # comment after a quoted word',
+            "hooks client.authenticate   client.authorize # trailing comment",
+            '  authz_default\t"allow"'))
+        with Warden(h, None, ["--config", p]) as w, H.channel(w.addr) as ch:
+            H.expect_raw(auth(ch, "al ice", 'p#w "q" \\'), ALLOW_RAW, "quoted user/password")
+            H.expect_raw(auth(ch, "al ice", "p"), DENY_RAW, "truncated at '#'")
+            H.expect_raw(authz(ch, "t"), ALLOW_RAW, "authz_default \"allow\"")
+    with s.check("cli_print_config_redacts"):
+        p = H.write_file(h, "pc.conf", config("user alice plain:s3cr3t-Pa55",
+                                              'user bob "sha256:NaCl:%s"' % sha(
+                                                  "sha256", "NaCl", "s3cr3t-Pa55")))
+        rc, out, err = H.run_warden(h, ["--config", p, "--print-config"])
+        ensure(rc == 0, "--print-config: exit %s\n%s" % (rc, err[:300]))
+        ensure("user alice" in out and "user bob" in out,
+               "--print-config does not list the users: %r" % out[:500])
+        ensure("s3cr3t-Pa55" not in out + err and sha("sha256", "NaCl", "s3cr3t-Pa55")
+               not in out + err, "--print-config shows a secret:\n%s" % out)
+
+    with s.check("port_clash_exit_1"):
+        with Warden(h, name="first") as first:
+            rc, out, err = H.run_warden(h, ["--listen", first.addr])
+            ensure(rc == 1, "second warden on %s: exit %s, want 1\n%s" % (
+                first.addr, rc, H.tail(err)))
+            ensure(first.addr in err, "no log line mentions %s:\n%s" % (first.addr, H.tail(err)))
+            # the first one is untouched (no SO_REUSEPORT sharing)
+            with H.channel(first.addr) as ch:
+                H.expect_raw(auth(ch, "demo", "demo"), ALLOW_RAW, "first warden after clash")
+
+    with s.check("tls_unreadable_file_exit_1"):
+        missing = os.path.join(h.tmp, "no-such-dir", "server.pem")
+        p = H.write_file(h, "tls.conf", config("tls_cert " + missing, "tls_key " + missing,
+                                               "user a plain:b"))
+        rc, out, err = H.run_warden(h, ["--config", p, "--listen", "127.0.0.1:0"])
+        ensure(rc == 1, "exit %s, want 1\n%s" % (rc, H.tail(err)))
+
+
+# ====================================================================== 12. log hygiene
+
+@scenario
+def log_hygiene(s, h):
+    secret = "s3cr3t-Pa55"
+    cfg = config("user alice \"sha256:NaCl:%s\"" % sha("sha256", "NaCl", secret),
+                 "user bob plain:%s-bob" % secret, "authz_default nomatch",
+                 "nomatch_reply continue", "log_level debug")
+    w = Warden(h, cfg, ["--log-level", "debug"], name="loghyg")
+    try:
+        with s.check("log_hygiene_setup"):
+            w.start()
+            with H.channel(w.addr) as ch:
+                for v in VERSIONS:
+                    H.expect_raw(auth(ch, "alice", secret, v), ALLOW_RAW, "alice right")
+                    H.expect_raw(auth(ch, "alice", secret + "-wrong", v), DENY_RAW, "alice bad")
+                    H.expect_raw(auth(ch, "bob", secret + "-bob", v), ALLOW_RAW, "bob right")
+                    H.expect_raw(auth(ch, "nobody", secret, v), DENY_RAW, "unknown user")
+                    H.expect_raw(auth(ch, "evil\nINJECTED fake line", secret, v), DENY_RAW,
+                                 "newline username")
+                    H.expect_raw(auth(ch, "evil\r\nINJECTED crlf", "x", v), DENY_RAW, "crlf")
+                    H.expect_raw(auth(ch, "demo", "x", v, clientid="c\nINJECTED cid"),
+                                 DENY_RAW, "newline clientid")
+                    authz(ch, "t/\nINJECTED topic", SUBSCRIBE, v, username="evil\nINJECTED u")
+                    # every string EMQX sends may be logged: peerhost, node names, versions
+                    r = H.authn_req("evil", "x", v)
+                    r.clientinfo.peerhost = "127.0.0.1\nINJECTED peerhost"
+                    r.clientinfo.node = "emqx@host\nINJECTED node"
+                    r.clientinfo.protocol = "mqtt\nINJECTED protocol"
+                    H.expect_raw(H.raw_call(ch, H.path("OnClientAuthenticate", v),
+                                            r.SerializeToString()), DENY_RAW, "newline peerhost")
+                    r = H.build_request("OnProviderLoaded", v)
+                    r.meta.node = "emqx@host\nINJECTED meta.node"
+                    r.meta.cluster_name = "cl\nINJECTED cluster"
+                    r.broker.version = "5.8\nINJECTED version"
+                    r.broker.sysdescr = "EMQX\nINJECTED sysdescr"
+                    H.raw_call(ch, H.path("OnProviderLoaded", v), r.SerializeToString())
+                    r = H.build_request("OnProviderUnloaded", v)
+                    r.meta.node = "emqx@host\nINJECTED unload node"
+                    H.raw_call(ch, H.path("OnProviderUnloaded", v), r.SerializeToString())
+                # a password inside an authorize request (EMQX never sends one) and in a
+                # request that fails to decode
+                authz_with_pw = H.authz_req("t", PUBLISH)
+                authz_with_pw.clientinfo.password = secret
+                H.raw_call(ch, H.path("OnClientAuthorize"), authz_with_pw.SerializeToString())
+                H.call_status(ch, H.path("OnClientAuthenticate"),
+                              H.authn_req("alice", secret).SerializeToString()[:-3])
+                H.call_status(ch, H.path("Nope"), H.authn_req("alice", secret)
+                              .SerializeToString())
+        rc = w.stop()
+        log = w.log_bytes()
+        with s.check("log_no_password"):
+            ensure(log, "empty log")
+            ensure(secret.encode() not in log,
+                   "the password appears in the log:\n%s" % "\n".join(
+                       "| " + ln for ln in log.decode("utf-8", "replace").splitlines()
+                       if secret in ln)[:1500])
+            ensure(rc == 0, "exit status %s after SIGTERM" % rc)
+        with s.check("log_no_line_injection"):
+            lines = log.split(b"\n")
+            forged = [ln for ln in lines if ln.lstrip(b"\r").startswith(b"INJECTED")]
+            ensure(not forged, "forged log lines: %r" % forged[:3])
+            ensure(b"\r" not in log, "raw CR in the log")
+        with s.check("log_lines_well_formed"):
+            # one event per line, every line "TIMESTAMP LEVEL module: message" (gRPC core's
+            # own messages included, at debug level)
+            pat = re.compile(rb"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z "
+                             rb"(ERROR|WARN|INFO|DEBUG) +[\w.-]+: ")
+            odd = [ln for ln in log.split(b"\n")[:-1] if not pat.match(ln)]
+            ensure(log.endswith(b"\n"), "the log does not end with a newline")
+            ensure(not odd, "%d malformed log lines, e.g.:\n%s" % (
+                len(odd), "\n".join("| %r" % ln[:200] for ln in odd[:5])))
+    finally:
+        w.stop()
+
+
+# ====================================================================== main
+
+def main():
+    if ARGS.list:
+        for fn in SCENARIOS:
+            print(fn.__name__)
+        return 0
+    s = H.Suite(verbose=ARGS.verbose)
+    warden = os.path.abspath(ARGS.warden)
+    if not (os.path.isfile(warden) and os.access(warden, os.X_OK)):
+        s.record("warden_binary", False, "%s is not an executable file (run make)" % warden)
+        print("%d passed, %d failed" % (s.passed, s.failed))
+        return 1
+    tmp = tempfile.mkdtemp(prefix="warden-it.")
+    h = Ctx(warden, tmp)
+    if ARGS.verbose:
+        print("temp dir: %s" % tmp)
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    t0 = time.monotonic()
+    try:
+        for fn in SCENARIOS:
+            if ARGS.only and not any(o in fn.__name__ for o in ARGS.only):
+                continue
+            t1 = time.monotonic()
+            try:
+                fn(s, h)
+            except (CheckFailed, Exception) as e:  # a failure outside any check
+                s.record(fn.__name__, False, "%s: %s" % (type(e).__name__, e))
+            if ARGS.verbose:
+                print("  [%s: %.1fs]" % (fn.__name__, time.monotonic() - t1))
+    except KeyboardInterrupt:
+        print("interrupted")
+        s.failed += 1
+    finally:
+        H.kill_all()
+        if ARGS.keep or (ARGS.verbose and s.failed):
+            print("logs kept in %s" % tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    if ARGS.verbose:
+        print("total %.1fs" % (time.monotonic() - t0))
+    print("%d passed, %d failed" % (s.passed, s.failed))
+    return 1 if s.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
