@@ -67,7 +67,7 @@ STORE_OBJ  := $(call obj,$(STORE_SRC))
 ENGINE_OBJ := $(call obj,$(ENGINE_SRC))
 SERVER_OBJ := $(call obj,$(SERVER_SRC))
 GEN_OBJ    := $(PROTOS:%=$(B)/gen/%.pb-c.o)
-MAIN_OBJ   := $(B)/src/main.o
+MAIN_OBJ   := $(B)/src/main.o $(B)/src/tools.o
 ALL_OBJ    := $(CORE_OBJ) $(POLICY_OBJ) $(STORE_OBJ) $(ENGINE_OBJ) $(SERVER_OBJ) $(GEN_OBJ) $(MAIN_OBJ)
 
 LIB_CORE   := $(B)/libwd_core.a
@@ -92,7 +92,7 @@ UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 
 .SECONDARY: $(GEN_C) $(GEN_H) $(GEN_PY)
-.PHONY: all deps run test unit integration policy-tests bench clean format-check lint
+.PHONY: all deps run test unit policy-tests integration policy-tests bench clean format-check lint
 .DEFAULT_GOAL := all
 
 ifeq ($(VARIANT),release)
@@ -171,12 +171,16 @@ run: deps
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
+policy-tests: all
+	tests/policy/run.sh
+
 integration: all $(GEN_PY)
 	$(PYTHON) tests/integration/run.py --warden build/warden --gen $(GEN)/py
 
 test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory policy-tests
 	@$(MAKE) --no-print-directory integration
 
 # ---- benchmarks (bench/README.md) ----

@@ -25,8 +25,10 @@
 #include "core/log.h"
 #include "core/wd.h"
 #include "engine/engine.h"
+#include "engine/watch.h"
 #include "server/grpc.h"
 #include "server/tls.h"
+#include "tools.h"
 
 #ifndef WD_VERSION
 #define WD_VERSION "0.0.0"
@@ -40,7 +42,12 @@ enum {
 };
 
 static const char usage_text[] =
-    "usage: warden [options]\n"
+    "usage: warden [options]                 serve (see below)\n"
+    "       warden check FILE                compile a policy, print its diagnostics\n"
+    "       warden explain FILE --action A --topic T [--username U ...]\n"
+    "                                        show the decision for one request, and why\n"
+    "       warden test FILE.tests           run a policy's test cases\n"
+    "       warden import-acl acl.conf       translate an EMQX acl.conf into a policy\n"
     "\n"
     "warden is an authentication and authorization engine for EMQX, served over\n"
     "gRPC through EMQX's ExHook (emqx.exhook.v2 and v3 HookProvider).\n"
@@ -70,7 +77,8 @@ static const char usage_text[] =
     "3 bad configuration.\n"
     "\n"
     "signals: SIGTERM or SIGINT stop gracefully (in-flight calls finish within\n"
-    "shutdown_grace); SIGHUP is reserved for reload.\n";
+    "shutdown_grace); SIGHUP reloads the policy file (a file that does not compile\n"
+    "leaves the running policy in place).\n";
 
 static void print_errors(const char *errors)
 {
@@ -82,6 +90,41 @@ static void print_errors(const char *errors)
         fprintf(stderr, "warden: %.*s\n", (int)n, p);
         p = nl ? nl + 1 : NULL;
     }
+}
+
+/* Logs each line of a rendered diagnostics report. */
+static void log_report(enum wd_log_level level, const char *report)
+{
+    const char *p = report;
+    while (p && *p) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        wd_log(level, "policy", "%.*s", (int)n, p);
+        p = nl ? nl + 1 : NULL;
+    }
+}
+
+static void reload(struct wd_engine *e, const char *why)
+{
+    char *report = NULL;
+    unsigned long before = wd_engine_generation(e);
+    int rc = wd_engine_reload(e, &report);
+    if (rc == WD_OK) {
+        wd_log_info("main", "%s: policy %s reloaded (generation %lu)", why,
+                    wd_engine_policy_path(e) ? wd_engine_policy_path(e) : "<embedded>",
+                    wd_engine_generation(e));
+        log_report(WD_LOG_WARN, report);
+    } else {
+        wd_log_error("main", "%s: policy reload failed (%s); still serving generation %lu", why,
+                     wd_rc_str(rc), before);
+        log_report(WD_LOG_ERROR, report);
+    }
+    free(report);
+}
+
+static void on_policy_change(void *ctx)
+{
+    reload(ctx, "policy file changed");
 }
 
 struct flag {
@@ -232,18 +275,25 @@ static int serve(struct wd_config *cfg, struct wd_engine *engine)
         wd_server_global_cleanup();
         return EXIT_RUNTIME;
     }
+    struct wd_watch *watch = NULL;
+    if (cfg->policy && cfg->policy_watch) {
+        watch = wd_watch_start(cfg->policy, 200, on_policy_change, engine, err, sizeof err);
+        if (!watch)
+            wd_log_warn("main", "%s: reload on change disabled (SIGHUP still works)", err);
+    }
     for (;;) {
         int sig = 0;
         if (sigwait(&sigs, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            wd_log_info("main", "SIGHUP received: nothing to reload in this version");
+            reload(engine, "SIGHUP");
             continue;
         }
         wd_log_info("main", "%s received: stopping (grace %d ms)",
                     sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg->shutdown_grace_ms);
         break;
     }
+    wd_watch_stop(watch);
     wd_server_stop(srv, cfg->shutdown_grace_ms);
     wd_server_free(srv);
     wd_server_global_cleanup();
@@ -253,6 +303,22 @@ static int serve(struct wd_config *cfg, struct wd_engine *engine)
 
 int main(int argc, char **argv)
 {
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } tools[] = {
+        {"check", wd_tool_check},
+        {"explain", wd_tool_explain},
+        {"test", wd_tool_test},
+        {"import-acl", wd_tool_import_acl},
+    };
+    if (argc > 1 && argv[1][0] != '-') {
+        for (size_t i = 0; i < WD_ARRAY_LEN(tools); i++)
+            if (strcmp(argv[1], tools[i].name) == 0)
+                return tools[i].fn(argc - 1, argv + 1);
+        fprintf(stderr, "warden: unknown command '%s' (see warden --help)\n", argv[1]);
+        return EXIT_USAGE;
+    }
     struct opts o;
     memset(&o, 0, sizeof o);
     int ex = parse_args(argc, argv, &o);
@@ -267,14 +333,18 @@ int main(int argc, char **argv)
         goto out;
     wd_log_set_level(cfg.log_level);
 
-    char *errors = NULL;
-    engine = wd_engine_new(&cfg, &errors);
+    char *report = NULL;
+    engine = wd_engine_new(&cfg, &report);
     if (!engine) {
-        print_errors(errors);
-        free(errors);
+        if (report)
+            fputs(report, stderr);
+        free(report);
         ex = EXIT_CONFIG;
         goto out;
     }
+    if (report && !o.print)
+        log_report(WD_LOG_WARN, report);
+    free(report);
     if (o.print) {
         wd_config_print(&cfg, 1);
         ex = EXIT_OK;
@@ -297,9 +367,9 @@ int main(int argc, char **argv)
         goto out;
     }
     wd_log_info("main", "warden %s starting (configuration: %s)", WD_VERSION, cfg.source);
-    if (!o.config)
-        wd_log_warn("main", "running on the embedded default configuration: demo user 'demo' "
-                            "is active; use --config for anything but a trial");
+    if (!cfg.policy)
+        wd_log_warn("main", "serving the embedded default policy: demo user 'demo' is active; "
+                            "set `policy FILE` in the configuration for anything but a trial");
     ex = serve(&cfg, engine);
 out:
     wd_engine_free(engine);

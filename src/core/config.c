@@ -40,19 +40,14 @@ const char *const wd_config_hook_names[] = {
 };
 const size_t wd_config_nhook_names = WD_ARRAY_LEN(wd_config_hook_names);
 
-/* The embedded default: what `make run` serves. A demo user so a new user can see both an
- * allow and a deny; listening on loopback only, so the demo credential is not reachable
- * from other hosts. Production deployments pass --config. */
+/* The embedded default: what `make run` serves. No `policy` line: the engine's embedded
+ * policy (a demo user) answers. Listening on loopback only, so the demo credential is not
+ * reachable from other hosts. Production deployments pass --config. */
 const char wd_config_embedded[] =
     "# warden embedded default configuration (used when no --config is given)\n"
     "listen 127.0.0.1:9000\n"
     "hooks client.authenticate client.authorize\n"
-    "nomatch_reply continue\n"
-    "authn_default deny\n"
-    "authz_default nomatch\n"
-    "# demo user: username \"demo\", password \"demo\" (sha256 of salt + password)\n"
-    "user demo \"sha256:warden-demo:"
-    "44f3dd4642ca067bdff293d64c019364f50121992d7b98abec84b98ba8477685\"\n";
+    "nomatch_reply continue\n";
 
 bool wd_config_hook_name_valid(const char *name)
 {
@@ -69,12 +64,11 @@ enum opt_type {
     T_INT,
     T_DURATION,
     T_SIZE,
-    T_DECISION,
+    T_BOOL,
     T_NOMATCH,
     T_LOGLEVEL,
     T_HOOKS,
     T_TOPICS,
-    T_USER,
 };
 
 struct opt {
@@ -104,9 +98,8 @@ static const struct opt opts[] = {
     {"hooks", T_HOOKS, OFF(hooks), 0, 0},
     {"message_topics", T_TOPICS, OFF(message_topics), 0, 0},
     {"nomatch_reply", T_NOMATCH, OFF(nomatch_reply), 0, 0},
-    {"authn_default", T_DECISION, OFF(authn_default), 0, 0},
-    {"authz_default", T_DECISION, OFF(authz_default), 0, 0},
-    {"user", T_USER, 0, 0, 0},
+    {"policy", T_STRING, OFF(policy), 0, 0},
+    {"policy_watch", T_BOOL, OFF(policy_watch), 0, 0},
     {"log_level", T_LOGLEVEL, OFF(log_level), 0, 0},
 };
 #undef OFF
@@ -172,25 +165,8 @@ void wd_config_defaults(struct wd_config *cfg)
     cfg->hooks[1] = wd_strdup("client.authorize");
     cfg->nhooks = 2;
     cfg->nomatch_reply = WD_NOMATCH_CONTINUE;
-    cfg->authn_default = WD_DECISION_DENY;
-    cfg->authz_default = WD_DECISION_DENY;
+    cfg->policy_watch = true;
     cfg->log_level = WD_LOG_INFO;
-}
-
-static void free_users(struct wd_config *cfg)
-{
-    for (size_t i = 0; i < cfg->nusers; i++) {
-        free(cfg->users[i].name);
-        if (cfg->users[i].secret) {
-            /* the stored hash is not the password, but keep it off freed heap anyway */
-            memset(cfg->users[i].secret, 0, strlen(cfg->users[i].secret));
-            free(cfg->users[i].secret);
-        }
-        free(cfg->users[i].origin);
-    }
-    free(cfg->users);
-    cfg->users = NULL;
-    cfg->nusers = 0;
 }
 
 void wd_config_cleanup(struct wd_config *cfg)
@@ -204,7 +180,7 @@ void wd_config_cleanup(struct wd_config *cfg)
     free(cfg->tls_client_ca);
     free_list(cfg->hooks, cfg->nhooks);
     free_list(cfg->message_topics, cfg->nmessage_topics);
-    free_users(cfg);
+    free(cfg->policy);
     memset(cfg, 0, sizeof *cfg);
 }
 
@@ -277,19 +253,6 @@ static int parse_int(const char *s, long *out)
     return WD_OK;
 }
 
-static int parse_decision(const char *s, enum wd_decision *out)
-{
-    if (strcmp(s, "allow") == 0)
-        *out = WD_DECISION_ALLOW;
-    else if (strcmp(s, "deny") == 0)
-        *out = WD_DECISION_DENY;
-    else if (strcmp(s, "nomatch") == 0)
-        *out = WD_DECISION_NOMATCH;
-    else
-        return WD_EINVAL;
-    return WD_OK;
-}
-
 /* A directive with its words. Returns the number of errors added. */
 static int apply(struct wd_config *cfg, const char *where, char **w, int nw, struct errbuf *e,
                  unsigned char *seen)
@@ -306,14 +269,12 @@ static int apply(struct wd_config *cfg, const char *where, char **w, int nw, str
         err_add(e, "%s: unknown directive '%s'", where, w[0]);
         return 1;
     }
-    if (o->type != T_USER) {
-        if (seen && seen[idx]) {
-            err_add(e, "%s: '%s' is set more than once", where, o->name);
-            return 1;
-        }
-        if (seen)
-            seen[idx] = 1;
+    if (seen && seen[idx]) {
+        err_add(e, "%s: '%s' is set more than once", where, o->name);
+        return 1;
     }
+    if (seen)
+        seen[idx] = 1;
     char *field = (char *)cfg + o->off;
     int nargs = nw - 1;
 
@@ -351,31 +312,6 @@ static int apply(struct wd_config *cfg, const char *where, char **w, int nw, str
         for (int i = 0; i < nargs; i++)
             (*list)[i] = wd_strdup(w[i + 1]);
         *count = (size_t)nargs;
-        return 0;
-    }
-    case T_USER: {
-        if (nargs < 2 || nargs > 2) {
-            err_add(e, "%s: usage: user NAME SECRET (e.g. user alice \"sha256:SALT:HEX\")",
-                    where);
-            return 1;
-        }
-        if (w[1][0] == '\0') {
-            err_add(e, "%s: user name must not be empty", where);
-            return 1;
-        }
-        for (size_t i = 0; i < cfg->nusers; i++) {
-            if (strcmp(cfg->users[i].name, w[1]) == 0) {
-                err_add(e, "%s: user '%s' already defined at %s", where, w[1],
-                        cfg->users[i].origin);
-                return 1;
-            }
-        }
-        cfg->users = wd_realloc(cfg->users, (cfg->nusers + 1) * sizeof *cfg->users);
-        struct wd_config_user *u = &cfg->users[cfg->nusers++];
-        u->name = wd_strdup(w[1]);
-        u->secret = wd_strdup(w[2]);
-        u->superuser = false;
-        u->origin = wd_strdup(where);
         return 0;
     }
     default:
@@ -430,9 +366,13 @@ static int apply(struct wd_config *cfg, const char *where, char **w, int nw, str
         *(int *)field = b;
         return 0;
     }
-    case T_DECISION:
-        if (parse_decision(v, (enum wd_decision *)field) != WD_OK) {
-            err_add(e, "%s: '%s' must be allow, deny or nomatch, got '%s'", where, o->name, v);
+    case T_BOOL:
+        if (strcmp(v, "on") == 0 || strcmp(v, "true") == 0 || strcmp(v, "yes") == 0)
+            *(bool *)field = true;
+        else if (strcmp(v, "off") == 0 || strcmp(v, "false") == 0 || strcmp(v, "no") == 0)
+            *(bool *)field = false;
+        else {
+            err_add(e, "%s: '%s' must be on or off, got '%s'", where, o->name, v);
             return 1;
         }
         return 0;
@@ -741,8 +681,8 @@ void wd_config_print(const struct wd_config *cfg, int fd)
         case T_SIZE:
             fmt_size(v, sizeof v, *(const int *)field);
             break;
-        case T_DECISION:
-            snprintf(v, sizeof v, "%s", wd_decision_str(*(const enum wd_decision *)field));
+        case T_BOOL:
+            snprintf(v, sizeof v, "%s", *(const bool *)field ? "on" : "off");
             break;
         case T_NOMATCH:
             snprintf(v, sizeof v, "%s",
@@ -766,15 +706,6 @@ void wd_config_print(const struct wd_config *cfg, int fd)
             }
             break;
         }
-        case T_USER:
-            for (size_t k = 0; k < cfg->nusers; k++) {
-                const char *sec = cfg->users[k].secret;
-                const char *c = strchr(sec, ':');
-                snprintf(line, sizeof line, "user %s \"%.*s:<redacted>\"\n", cfg->users[k].name,
-                         c ? (int)(c - sec) : 0, sec);
-                put(fd, line);
-            }
-            continue;
         }
         snprintf(line, sizeof line, "%s %s\n", o->name, v);
         put(fd, line);

@@ -30,14 +30,6 @@ enum wd_nomatch_reply {
     WD_NOMATCH_IGNORE,       /* IGNORE (EMQX <= 5.8 rejects an authenticate on IGNORE) */
 };
 
-/* A static user: name, stored secret ("scheme:..."), superuser flag, where it was defined. */
-struct wd_config_user {
-    char *name;
-    char *secret;
-    bool superuser;
-    char *origin; /* "file:line" for error messages */
-};
-
 struct wd_config {
     char *source; /* config file path, or "<embedded>" */
 
@@ -67,11 +59,9 @@ struct wd_config {
     size_t nmessage_topics;
     enum wd_nomatch_reply nomatch_reply;
 
-    /* engine (until the policy language replaces it) */
-    enum wd_decision authn_default;
-    enum wd_decision authz_default;
-    struct wd_config_user *users;
-    size_t nusers;
+    /* decisions: the policy file (NULL: the embedded default policy) */
+    char *policy;
+    bool policy_watch;
 
     enum wd_log_level log_level;
 };

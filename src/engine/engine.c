@@ -1,10 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * engine.c: see engine.h. The static user table is a sorted array searched with bsearch:
- * built once, immutable, shared by all workers without locks.
+ * engine.c: see engine.h.
+ *
+ * Swapping: `current` is protected by a mutex that only reloads and the (rare) refresh of
+ * a worker's local reference take. `generation` is bumped after the swap; a worker whose
+ * local generation differs takes the mutex once, gets a reference to the new policy and
+ * drops its old one. The old policy is freed by whichever thread drops the last reference.
  */
 #include "engine/engine.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,55 +19,80 @@
 #include "core/metrics.h"
 #include "store/passwd.h"
 
-struct user {
-    char *name;
-    char *secret;
-};
+const char wd_engine_embedded_policy[] =
+    "# warden's embedded default policy, served when the configuration names no `policy`.\n"
+    "# One demo user (password \"demo\"); every user gets its own subtree, nothing else.\n"
+    "user \"demo\" \"sha256:warden-demo:"
+    "44f3dd4642ca067bdff293d64c019364f50121992d7b98abec84b98ba8477685\"\n"
+    "\n"
+    "authn users\n"
+    "authn default deny\n"
+    "\n"
+    "allow all \"users/${username}/#\"\n"
+    "authz default deny\n";
 
 struct wd_engine {
-    struct user *users;
-    size_t nusers;
-    enum wd_decision authn_default;
-    enum wd_decision authz_default;
+    char *path;
+    pthread_mutex_t reload_lock; /* one reload at a time (SIGHUP and the file watcher) */
+    pthread_mutex_t lock;
+    struct wd_policy *current;
+    atomic_ulong generation;
 };
 
-static int user_cmp(const void *a, const void *b)
+struct wd_engine_local {
+    struct wd_engine *e;
+    struct wd_policy *p;
+    unsigned long generation;
+};
+
+/* Secrets are checked with the store's knowledge of password schemes, but reported by
+ * the policy compiler with the user's position, in the same pass as everything else. */
+static int check_secret(const char *secret, char *why, size_t cap)
 {
-    return strcmp(((const struct user *)a)->name, ((const struct user *)b)->name);
+    if (wd_passwd_check_format(secret, why, cap) != WD_OK)
+        return -1;
+    if (wd_passwd_is_plaintext(secret)) {
+        snprintf(why, cap, "a plain: password; store a hash instead");
+        return 1;
+    }
+    return 0;
 }
 
-struct wd_engine *wd_engine_new(const struct wd_config *cfg, char **errors)
+int wd_engine_load_policy(const char *path, struct wd_policy **out, char **report)
 {
-    *errors = NULL;
-    struct wd_engine *e = wd_calloc(1, sizeof *e);
-    e->authn_default = cfg->authn_default;
-    e->authz_default = cfg->authz_default;
-    e->users = wd_calloc(cfg->nusers, sizeof *e->users);
-    size_t errlen = 0;
-    for (size_t i = 0; i < cfg->nusers; i++) {
-        const struct wd_config_user *u = &cfg->users[i];
-        char why[160];
-        if (wd_passwd_check_format(u->secret, why, sizeof why) != WD_OK) {
-            char line[512];
-            int n = snprintf(line, sizeof line, "%s%s: user '%s': %s", errlen ? "\n" : "",
-                             u->origin, u->name, why);
-            *errors = wd_realloc(*errors, errlen + (size_t)n + 1);
-            memcpy(*errors + errlen, line, (size_t)n + 1);
-            errlen += (size_t)n;
-            continue;
-        }
-        if (wd_passwd_is_plaintext(u->secret))
-            wd_log_warn("engine", "%s: user '%s' has a plain: password; store a hash instead",
-                        u->origin, u->name);
-        e->users[e->nusers].name = wd_strdup(u->name);
-        e->users[e->nusers].secret = wd_strdup(u->secret);
-        e->nusers++;
+    *out = NULL;
+    *report = NULL;
+    struct wd_diags d;
+    struct wd_policy *p = NULL;
+    char *src = NULL;
+    int rc;
+    if (path) {
+        rc = wd_policy_load_file(path, &d, check_secret, &p, &src);
+    } else {
+        wd_diags_init(&d, "<embedded policy>", wd_engine_embedded_policy,
+                      strlen(wd_engine_embedded_policy));
+        rc = wd_policy_compile_ex(wd_engine_embedded_policy, strlen(wd_engine_embedded_policy),
+                                  &d, check_secret, &p);
     }
-    if (*errors) {
-        wd_engine_free(e);
+    if (d.n || d.truncated)
+        *report = wd_diags_render(&d);
+    wd_diags_cleanup(&d);
+    free(src);
+    *out = p;
+    return rc;
+}
+
+struct wd_engine *wd_engine_new(const struct wd_config *cfg, char **report)
+{
+    struct wd_policy *p;
+    if (wd_engine_load_policy(cfg->policy, &p, report) != WD_OK)
         return NULL;
-    }
-    qsort(e->users, e->nusers, sizeof *e->users, user_cmp);
+    struct wd_engine *e = wd_calloc(1, sizeof *e);
+    e->path = cfg->policy ? wd_strdup(cfg->policy) : NULL;
+    pthread_mutex_init(&e->lock, NULL);
+    pthread_mutex_init(&e->reload_lock, NULL);
+    e->current = p;
+    atomic_init(&e->generation, wd_policy_generation(p));
     return e;
 }
 
@@ -69,13 +100,74 @@ void wd_engine_free(struct wd_engine *e)
 {
     if (!e)
         return;
-    for (size_t i = 0; i < e->nusers; i++) {
-        free(e->users[i].name);
-        memset(e->users[i].secret, 0, strlen(e->users[i].secret));
-        free(e->users[i].secret);
-    }
-    free(e->users);
+    wd_policy_release(e->current);
+    pthread_mutex_destroy(&e->lock);
+    pthread_mutex_destroy(&e->reload_lock);
+    free(e->path);
     free(e);
+}
+
+int wd_engine_reload(struct wd_engine *e, char **report)
+{
+    struct wd_policy *p;
+    pthread_mutex_lock(&e->reload_lock);
+    int rc = wd_engine_load_policy(e->path, &p, report);
+    if (rc != WD_OK) {
+        pthread_mutex_unlock(&e->reload_lock);
+        return rc;
+    }
+    pthread_mutex_lock(&e->lock);
+    struct wd_policy *old = e->current;
+    e->current = p;
+    atomic_store(&e->generation, wd_policy_generation(p));
+    pthread_mutex_unlock(&e->lock);
+    pthread_mutex_unlock(&e->reload_lock);
+    wd_policy_release(old); /* freed now, or when the last worker lets go of it */
+    return WD_OK;
+}
+
+const char *wd_engine_policy_path(const struct wd_engine *e)
+{
+    return e->path;
+}
+
+unsigned long wd_engine_generation(const struct wd_engine *e)
+{
+    return atomic_load(&((struct wd_engine *)e)->generation);
+}
+
+struct wd_engine_local *wd_engine_local_new(struct wd_engine *e)
+{
+    struct wd_engine_local *l = wd_calloc(1, sizeof *l);
+    l->e = e;
+    pthread_mutex_lock(&e->lock);
+    l->p = wd_policy_get(e->current);
+    l->generation = wd_policy_generation(l->p);
+    pthread_mutex_unlock(&e->lock);
+    return l;
+}
+
+void wd_engine_local_free(struct wd_engine_local *l)
+{
+    if (!l)
+        return;
+    wd_policy_release(l->p);
+    free(l);
+}
+
+/* The policy this thread should use now. */
+static const struct wd_policy *policy_of(struct wd_engine_local *l)
+{
+    unsigned long g = atomic_load_explicit(&l->e->generation, memory_order_acquire);
+    if (g != l->generation) {
+        pthread_mutex_lock(&l->e->lock);
+        struct wd_policy *p = wd_policy_get(l->e->current);
+        pthread_mutex_unlock(&l->e->lock);
+        wd_policy_release(l->p);
+        l->p = p;
+        l->generation = wd_policy_generation(p);
+    }
+    return l->p;
 }
 
 static void count(enum wd_decision d, enum wd_metric allow, enum wd_metric deny,
@@ -84,41 +176,81 @@ static void count(enum wd_decision d, enum wd_metric allow, enum wd_metric deny,
     wd_metrics_inc(d == WD_DECISION_ALLOW ? allow : d == WD_DECISION_DENY ? deny : nomatch);
 }
 
-int wd_engine_authenticate(const struct wd_engine *e, const struct wd_authn_req *req,
-                           struct wd_verdict *out)
+int wd_engine_authn_with(const struct wd_policy *p, const struct wd_authn_req *req,
+                         struct wd_verdict *out)
 {
-    int rc = WD_OK;
-    out->decision = e->authn_default;
-    out->reason = "no static user matched: authn_default";
-    if (req->client.username[0] != '\0') {
-        struct user key = {.name = (char *)req->client.username};
-        const struct user *u = bsearch(&key, e->users, e->nusers, sizeof *e->users, user_cmp);
-        if (u) {
-            bool ok = false;
-            rc = wd_passwd_verify(u->secret, req->password, req->password_len, &ok);
-            if (rc != WD_OK) {
-                /* unreachable for formats checked at load; fail closed all the same */
+    const struct wd_client *c = &req->client;
+    bool anonymous = c->username[0] == '\0';
+    out->generation = wd_policy_generation(p);
+    for (size_t i = 0; i < wd_policy_nsteps(p); i++) {
+        const struct wd_policy_step *s = wd_policy_step(p, i);
+        out->line = s->line;
+        if (s->when) {
+            int t = wd_policy_cond_eval(p, s->when, c);
+            if (t < 0) {
                 out->decision = WD_DECISION_DENY;
-                out->reason = "stored secret unusable";
-            } else if (ok) {
-                out->decision = WD_DECISION_ALLOW;
-                out->reason = "static user: password matches";
-            } else {
-                out->decision = WD_DECISION_DENY;
-                out->reason = "static user: password does not match";
+                out->reason = "condition could not be evaluated (regex limit): denied";
+                return WD_EINVAL;
             }
+            if (t == 0)
+                continue;
+        }
+        switch (s->kind) {
+        case WD_STEP_USERS: {
+            if (anonymous)
+                continue;
+            const struct wd_policy_user *u = wd_policy_user_find(p, c->username);
+            if (!u)
+                continue;
+            bool ok = false;
+            if (wd_passwd_verify(u->secret, req->password, req->password_len, &ok) != WD_OK) {
+                out->decision = WD_DECISION_DENY; /* checked at load: not reached */
+                out->reason = "stored secret unusable";
+                return WD_EINVAL;
+            }
+            out->decision = ok ? WD_DECISION_ALLOW : WD_DECISION_DENY;
+            out->reason = ok ? "static user: password matches" : "static user: wrong password";
+            return WD_OK;
+        }
+        case WD_STEP_ANONYMOUS:
+            if (!anonymous)
+                continue;
+            out->decision = s->decision;
+            out->reason = "anonymous client";
+            return WD_OK;
+        case WD_STEP_DECIDE:
+            out->decision = s->decision;
+            out->reason = "authn step condition holds";
+            return WD_OK;
+        case WD_STEP_REDIS:
+        case WD_STEP_JWT:
+        case WD_STEP_DEFAULT:
+            continue; /* not available yet; default is handled below */
         }
     }
+    out->decision = wd_policy_authn_default(p, &out->line);
+    out->reason = "no authn step answered: authn default";
+    return WD_OK;
+}
+
+int wd_engine_authenticate(struct wd_engine_local *l, const struct wd_authn_req *req,
+                           struct wd_verdict *out)
+{
+    int rc = wd_engine_authn_with(policy_of(l), req, out);
     count(out->decision, WD_M_AUTHN_ALLOW, WD_M_AUTHN_DENY, WD_M_AUTHN_NOMATCH);
     return rc;
 }
 
-int wd_engine_authorize(const struct wd_engine *e, const struct wd_authz_req *req,
+int wd_engine_authorize(struct wd_engine_local *l, const struct wd_authz_req *req,
                         struct wd_verdict *out)
 {
-    (void)req;
-    out->decision = e->authz_default;
-    out->reason = "no rule matched: authz_default";
+    const struct wd_policy *p = policy_of(l);
+    struct wd_policy_result r;
+    wd_policy_authorize(p, req, &r);
+    out->decision = r.decision;
+    out->line = r.line;
+    out->generation = wd_policy_generation(p);
+    out->reason = r.by_default ? "no rule matched: authz default" : "rule matched";
     count(out->decision, WD_M_AUTHZ_ALLOW, WD_M_AUTHZ_DENY, WD_M_AUTHZ_NOMATCH);
     return WD_OK;
 }

@@ -1,16 +1,19 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * engine.h: the decision seam. The server unpacks ExHook requests into these structs
- * (no protobuf or gRPC type crosses this line) and the engine answers allow / deny /
- * nomatch with a reason. Today the engine answers from configuration: a static user table
- * and a default decision per check. The policy compiler plugs in behind the same two
- * calls; the stores (Redis, JWT, cache) sit behind the engine.
+ * engine.h: the decision seam. The server unpacks ExHook requests into the structs of
+ * core/request.h (no protobuf or gRPC type crosses this line) and the engine answers
+ * allow / deny / nomatch with a reason and the line of the policy that decided.
  *
- * Error policy, decided here and only here: any internal error on the auth path is a DENY
- * (fail closed), with the error as the reason.
+ * The engine holds the current compiled policy. Reloading compiles the file off to the
+ * side and swaps it in only if it compiled cleanly; a failed reload leaves the old policy
+ * serving. Each worker thread evaluates through its own struct wd_engine_local, which
+ * holds a reference to the policy it last saw and checks one atomic generation counter
+ * per call: the common path takes no lock and writes no shared memory, and a reload
+ * never leaves a request looking at a half-built or freed policy.
  *
- * Thread safety: an engine is immutable after wd_engine_new; any number of threads may
- * call authenticate/authorize concurrently. Request structs are borrowed for the call.
+ * Error policy, decided here and only here: an internal error on the auth path (a
+ * condition that cannot be evaluated, an unusable stored secret) is a DENY, with the
+ * error as the reason.
  */
 #ifndef WD_ENGINE_H
 #define WD_ENGINE_H
@@ -22,25 +25,54 @@
 #include "core/config.h"
 #include "core/request.h"
 #include "core/wd.h"
+#include "policy/policy.h"
 
 /* Why a decision was made: static text, safe to log, never a secret. */
 struct wd_verdict {
     enum wd_decision decision;
     const char *reason;
+    unsigned line;             /* policy line that decided; 0: implicit default */
+    unsigned long generation;  /* which policy answered */
 };
 
 struct wd_engine;
+struct wd_engine_local;
 
-/* Builds an engine from configuration. On error returns NULL and sets *errors (malloc'd,
- * "file:line: message" lines). */
-struct wd_engine *wd_engine_new(const struct wd_config *cfg, char **errors);
+/* The policy warden serves when the configuration names none. */
+extern const char wd_engine_embedded_policy[];
+
+/* Loads and compiles a policy: `path`, or the embedded policy when path is NULL. Checks
+ * what only the engine can (stored secrets) as part of the same diagnostics. Returns
+ * WD_OK with *out set; otherwise an error code. *report is set (malloc'd) to the
+ * rendered diagnostics (warnings included) whenever there are any, else NULL. */
+int wd_engine_load_policy(const char *path, struct wd_policy **out, char **report);
+
+/* Builds an engine serving cfg->policy (or the embedded policy). On error returns NULL
+ * and sets *report. Warnings are in *report too on success (caller frees; may be NULL). */
+struct wd_engine *wd_engine_new(const struct wd_config *cfg, char **report);
 void wd_engine_free(struct wd_engine *e);
+
+/* Recompiles the policy file and swaps it in if it compiled cleanly. Returns WD_OK (new
+ * policy serving) or an error (old policy still serving); *report as above. */
+int wd_engine_reload(struct wd_engine *e, char **report);
+
+/* The configured policy path, or NULL for the embedded policy. */
+const char *wd_engine_policy_path(const struct wd_engine *e);
+unsigned long wd_engine_generation(const struct wd_engine *e);
+
+/* Per-thread evaluation handle. */
+struct wd_engine_local *wd_engine_local_new(struct wd_engine *e);
+void wd_engine_local_free(struct wd_engine_local *l);
 
 /* Both return WD_OK with *out set; on an internal error they still set *out (DENY) and
  * return the error code for the caller's logs. */
-int wd_engine_authenticate(const struct wd_engine *e, const struct wd_authn_req *req,
+int wd_engine_authenticate(struct wd_engine_local *l, const struct wd_authn_req *req,
                            struct wd_verdict *out);
-int wd_engine_authorize(const struct wd_engine *e, const struct wd_authz_req *req,
+int wd_engine_authorize(struct wd_engine_local *l, const struct wd_authz_req *req,
                         struct wd_verdict *out);
+
+/* Runs the authentication chain of a given policy (tools use this without an engine). */
+int wd_engine_authn_with(const struct wd_policy *p, const struct wd_authn_req *req,
+                         struct wd_verdict *out);
 
 #endif

@@ -569,6 +569,12 @@ static void rule_canon(struct sb *b, const struct wd_ast_stmt *s)
 int wd_policy_compile(const char *src, size_t len, struct wd_diags *diags,
                       struct wd_policy **out)
 {
+    return wd_policy_compile_ex(src, len, diags, NULL, out);
+}
+
+int wd_policy_compile_ex(const char *src, size_t len, struct wd_diags *diags,
+                         wd_policy_secret_check_fn check, struct wd_policy **out)
+{
     *out = NULL;
     if (len > WD_POLICY_MAX_BYTES) {
         wd_diag_add(diags, WD_DIAG_ERROR, 0, 0, "file larger than %u bytes", WD_POLICY_MAX_BYTES);
@@ -642,6 +648,13 @@ int wd_policy_compile(const char *src, size_t len, struct wd_diags *diags,
             if (s->name[0] == '\0')
                 wd_diag_add(diags, WD_DIAG_ERROR, s->line, s->name_col,
                             "a user name may not be empty");
+            if (check) {
+                char why[160] = "";
+                int c = check(s->secret, why, sizeof why);
+                if (c != 0)
+                    wd_diag_add(diags, c < 0 ? WD_DIAG_ERROR : WD_DIAG_WARNING, s->line,
+                                s->secret_col, "user \"%.64s\": %s", s->name, why);
+            }
             break;
         }
         case WD_AS_AUTHN: {
@@ -790,8 +803,8 @@ fail:
     return WD_ESYNTAX;
 }
 
-int wd_policy_load_file(const char *path, struct wd_diags *diags, struct wd_policy **out,
-                        char **src_out)
+int wd_policy_load_file(const char *path, struct wd_diags *diags,
+                        wd_policy_secret_check_fn check, struct wd_policy **out, char **src_out)
 {
     *out = NULL;
     *src_out = NULL;
@@ -826,7 +839,7 @@ int wd_policy_load_file(const char *path, struct wd_diags *diags, struct wd_poli
     diags->src = buf;
     diags->srclen = got;
     *src_out = buf;
-    return wd_policy_compile(buf, got, diags, out);
+    return wd_policy_compile_ex(buf, got, diags, check, out);
 }
 
 struct wd_policy *wd_policy_get(struct wd_policy *p)
@@ -868,6 +881,16 @@ const struct wd_policy_user *wd_policy_user_find(const struct wd_policy *p, cons
 {
     struct wd_policy_user key = {.name = name};
     return bsearch(&key, p->users, p->nusers, sizeof *p->users, cmp_user);
+}
+
+size_t wd_policy_nusers(const struct wd_policy *p)
+{
+    return p->nusers;
+}
+
+const struct wd_policy_user *wd_policy_user_at(const struct wd_policy *p, size_t i)
+{
+    return i < p->nusers ? &p->users[i] : NULL;
 }
 
 size_t wd_policy_nrules(const struct wd_policy *p)

@@ -171,6 +171,11 @@ void wd_lex(const char *src, size_t len, struct wd_diags *diags, struct wd_arena
         char c = lx.s[lx.i];
         size_t start = lx.i;
         if (c == '\n') {
+            /* inside [...] or (...) a statement continues on indented lines; a line that
+             * starts with a word in column 1 is a new statement, so one unclosed bracket
+             * cannot swallow the rest of the file */
+            if (lx.depth > 0 && lx.i + 1 < lx.len && is_word_start(lx.s[lx.i + 1]))
+                lx.depth = 0;
             if (lx.depth == 0)
                 emit(&lx, WD_TOK_NEWLINE, start);
             lx.i++;

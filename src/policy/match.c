@@ -225,13 +225,10 @@ static enum tri cond_eval(const struct wd_policy *p, const struct wd_cond *k,
     return ERR;
 }
 
-bool wd_policy_cond_eval(const struct wd_policy *p, const struct wd_cond *c,
-                         const struct wd_client *client)
+int wd_policy_cond_eval(const struct wd_policy *p, const struct wd_cond *c,
+                        const struct wd_client *client)
 {
-    /* the authentication chain treats an evaluation error as "condition holds" only for
-     * deny steps; the engine asks through this boolean, so errors read as false and the
-     * chain falls through to its (fail-closed) default */
-    return !c || cond_eval(p, c, client) == YES;
+    return c ? (int)cond_eval(p, c, client) : 1;
 }
 
 /* ---- topics ---- */

@@ -34,10 +34,19 @@ struct wd_cond;
 int wd_policy_compile(const char *src, size_t len, struct wd_diags *diags,
                       struct wd_policy **out);
 
+/* Checks a user's stored secret for a layer that knows password schemes (the engine).
+ * Returns 0 if fine, 1 for a warning, -1 for an error, with the message in why. */
+typedef int (*wd_policy_secret_check_fn)(const char *secret, char *why, size_t cap);
+
+/* wd_policy_compile, also checking every user's secret with check (may be NULL), so the
+ * secrets' problems are reported in the same pass as everything else. */
+int wd_policy_compile_ex(const char *src, size_t len, struct wd_diags *diags,
+                         wd_policy_secret_check_fn check, struct wd_policy **out);
+
 /* Reads FILE (at most WD_POLICY_MAX_BYTES) and compiles it. *diags is initialized here
  * (the caller cleans it up); I/O errors become a diagnostic and WD_EIO. */
-int wd_policy_load_file(const char *path, struct wd_diags *diags, struct wd_policy **out,
-                        char **src_out);
+int wd_policy_load_file(const char *path, struct wd_diags *diags,
+                        wd_policy_secret_check_fn check, struct wd_policy **out, char **src_out);
 
 struct wd_policy *wd_policy_get(struct wd_policy *p);
 void wd_policy_release(struct wd_policy *p);
@@ -64,8 +73,11 @@ const struct wd_policy_step *wd_policy_step(const struct wd_policy *p, size_t i)
  * line that says so (0 when implicit). */
 enum wd_decision wd_policy_authn_default(const struct wd_policy *p, unsigned *line);
 const struct wd_policy_user *wd_policy_user_find(const struct wd_policy *p, const char *name);
-bool wd_policy_cond_eval(const struct wd_policy *p, const struct wd_cond *c,
-                         const struct wd_client *client);
+size_t wd_policy_nusers(const struct wd_policy *p);
+const struct wd_policy_user *wd_policy_user_at(const struct wd_policy *p, size_t i);
+/* 1 true, 0 false, -1 cannot be evaluated (a regex hit its limit: callers deny). */
+int wd_policy_cond_eval(const struct wd_policy *p, const struct wd_cond *c,
+                        const struct wd_client *client);
 
 /* ---- authorization ---- */
 

@@ -434,7 +434,7 @@ static void explain_bind_failure(const char *listen, char *why, size_t cap)
     freeaddrinfo(res);
 }
 
-int wd_server_start(const struct wd_config *cfg, const struct wd_engine *engine,
+int wd_server_start(const struct wd_config *cfg, struct wd_engine *engine,
                     struct wd_server **out, char *err, size_t errcap)
 {
     *out = NULL;

@@ -92,6 +92,7 @@ typedef enum wd_hook_status (*handler_fn)(struct wd_hook_worker *w, int service,
 
 struct wd_hook_worker {
     struct wd_hook_env env;
+    struct wd_engine_local *local;
     struct arena arena;
     ProtobufCAllocator alloc;
     uint8_t *out;
@@ -124,6 +125,7 @@ struct wd_hook_worker *wd_hook_worker_new(const struct wd_hook_env *env)
 {
     struct wd_hook_worker *w = wd_calloc(1, sizeof *w);
     w->env = *env;
+    w->local = wd_engine_local_new(env->engine);
     w->arena.chunk = wd_malloc(ARENA_CHUNK);
     w->alloc.alloc = arena_alloc;
     w->alloc.free = arena_free;
@@ -136,6 +138,7 @@ void wd_hook_worker_free(struct wd_hook_worker *w)
     if (!w)
         return;
     arena_reset(&w->arena);
+    wd_engine_local_free(w->local);
     free(w->arena.chunk);
     free(w->out);
     free(w);
@@ -330,10 +333,12 @@ static void log_decision(const char *what, const struct wd_client *c, const char
                          const struct wd_verdict *v)
 {
     char cid[160], user[160];
-    wd_log_debug("hook", "%s clientid=%s username=%s peerhost=%s%s -> %s (%s)", what,
-                 wd_log_quote(cid, sizeof cid, c->clientid, strlen(c->clientid)),
-                 wd_log_quote(user, sizeof user, c->username, strlen(c->username)), c->peerhost,
-                 extra, wd_decision_str(v->decision), v->reason);
+    char peer[80];
+    wd_log_debug("hook", "%s clientid=%s username=%s peerhost=%s%s -> %s (%s, policy line %u)",
+                 what, wd_log_quote(cid, sizeof cid, c->clientid, strlen(c->clientid)),
+                 wd_log_quote(user, sizeof user, c->username, strlen(c->username)),
+                 wd_log_quote(peer, sizeof peer, c->peerhost, strlen(c->peerhost)), extra,
+                 wd_decision_str(v->decision), v->reason, v->line);
 }
 
 static enum wd_hook_status h_authenticate(struct wd_hook_worker *w, int service,
@@ -346,7 +351,7 @@ static enum wd_hook_status h_authenticate(struct wd_hook_worker *w, int service,
     a.password_len = strlen(a.password);
     a.emqx_result = req->result;
     struct wd_verdict v;
-    int rc = wd_engine_authenticate(w->env.engine, &a, &v);
+    int rc = wd_engine_authenticate(w->local, &a, &v);
     if (rc != WD_OK)
         wd_log_warn("hook", "authenticate: engine error: %s (denied)", wd_rc_str(rc));
     log_decision("authenticate", &a.client, "", &v);
@@ -375,7 +380,7 @@ static enum wd_hook_status h_authorize(struct wd_hook_worker *w, int service,
     a.retain = -1;
     a.emqx_result = req->result;
     struct wd_verdict v;
-    int rc = wd_engine_authorize(w->env.engine, &a, &v);
+    int rc = wd_engine_authorize(w->local, &a, &v);
     if (rc != WD_OK)
         wd_log_warn("hook", "authorize: engine error: %s (denied)", wd_rc_str(rc));
     if (wd_log_enabled(WD_LOG_DEBUG)) {

@@ -47,7 +47,7 @@ enum wd_hook_status {
 
 struct wd_hook_env {
     const struct wd_config *cfg;
-    const struct wd_engine *engine;
+    struct wd_engine *engine;
 };
 
 struct wd_hook_worker;

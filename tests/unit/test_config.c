@@ -18,18 +18,17 @@ static int parse(struct wd_config *c, const char *text, char **errors)
     return wd_config_parse(c, "t.conf", text, strlen(text), errors);
 }
 
-static void defaults_are_fail_closed(void **state)
+static void defaults_listen_on_loopback_with_the_auth_hooks(void **state)
 {
     struct wd_config c;
     wd_config_defaults(&c);
     assert_string_equal(c.listen, "127.0.0.1:9000");
-    assert_int_equal(c.authn_default, WD_DECISION_DENY);
-    assert_int_equal(c.authz_default, WD_DECISION_DENY);
+    assert_null(c.policy);
+    assert_true(c.policy_watch);
     assert_int_equal(c.nomatch_reply, WD_NOMATCH_CONTINUE);
     assert_int_equal(c.nhooks, 2);
     assert_string_equal(c.hooks[0], "client.authenticate");
     assert_string_equal(c.hooks[1], "client.authorize");
-    assert_int_equal(c.nusers, 0);
     wd_config_cleanup(&c);
 }
 
@@ -40,8 +39,7 @@ static void embedded_config_parses_and_validates(void **state)
     assert_int_equal(parse(&c, wd_config_embedded, &errors), WD_OK);
     assert_null(errors);
     assert_int_equal(wd_config_validate(&c, &errors), WD_OK);
-    assert_int_equal(c.nusers, 1);
-    assert_string_equal(c.users[0].name, "demo");
+    assert_null(c.policy);
     wd_config_cleanup(&c);
 }
 
@@ -58,8 +56,8 @@ static void good_file_sets_every_kind_of_value(void **state)
                        "hooks client.authenticate message.publish\n"
                        "message_topics a/# \"#\" b/+ # a/# here is a comment\n"
                        "nomatch_reply ignore\n"
-                       "authz_default allow\n"
-                       "user \"bob smith\" \"plain:pa ss\\\"word\"\n"
+                       "policy \"/etc/warden/my policy.policy\"\n"
+                       "policy_watch off\n"
                        "log_level debug\n";
     assert_int_equal(parse(&c, text, &errors), WD_OK);
     assert_string_equal(c.listen, "[::]:9443");
@@ -74,10 +72,8 @@ static void good_file_sets_every_kind_of_value(void **state)
     assert_string_equal(c.message_topics[1], "#");
     assert_string_equal(c.message_topics[2], "b/+");
     assert_int_equal(c.nomatch_reply, WD_NOMATCH_IGNORE);
-    assert_int_equal(c.authz_default, WD_DECISION_ALLOW);
-    assert_string_equal(c.users[0].name, "bob smith");
-    assert_string_equal(c.users[0].secret, "plain:pa ss\"word");
-    assert_string_equal(c.users[0].origin, "t.conf:11");
+    assert_string_equal(c.policy, "/etc/warden/my policy.policy");
+    assert_false(c.policy_watch);
     assert_int_equal(c.log_level, WD_LOG_DEBUG);
     assert_string_equal(c.source, "t.conf");
     wd_config_cleanup(&c);
@@ -112,12 +108,12 @@ static void repeated_single_valued_directive_is_an_error(void **state)
     wd_config_cleanup(&c);
 }
 
-static void duplicate_user_and_duplicate_hook_are_errors(void **state)
+static void duplicate_hook_and_bad_boolean_are_errors(void **state)
 {
     struct wd_config c;
     char *errors = NULL;
-    assert_int_equal(parse(&c, "user a plain:x\nuser a plain:y\n", &errors), WD_ESYNTAX);
-    assert_string_equal(errors, "t.conf:2: user 'a' already defined at t.conf:1");
+    assert_int_equal(parse(&c, "policy_watch maybe\n", &errors), WD_ESYNTAX);
+    assert_string_equal(errors, "t.conf:1: 'policy_watch' must be on or off, got 'maybe'");
     free(errors);
     wd_config_cleanup(&c);
     assert_int_equal(parse(&c, "hooks client.authorize client.authorize\n", &errors), WD_ESYNTAX);
@@ -134,7 +130,8 @@ static void wrong_argument_counts_are_errors(void **state)
                      WD_ESYNTAX);
     assert_non_null(strstr(errors, "t.conf:1: 'listen' takes exactly one value, got 0"));
     assert_non_null(strstr(errors, "t.conf:2: 'workers' takes exactly one value, got 2"));
-    assert_non_null(strstr(errors, "t.conf:3: usage: user NAME SECRET"));
+    /* users moved to the policy file */
+    assert_non_null(strstr(errors, "t.conf:3: unknown directive 'user'"));
     assert_non_null(strstr(errors, "t.conf:4: 'hooks' needs at least one hook name"));
     free(errors);
     wd_config_cleanup(&c);
@@ -221,11 +218,11 @@ static void validate_checks_tls_pairs_and_listen_form(void **state)
     wd_config_cleanup(&c);
 }
 
-static void print_redacts_user_secrets(void **state)
+static void print_shows_the_effective_values(void **state)
 {
     struct wd_config c;
     char *errors = NULL;
-    assert_int_equal(parse(&c, "user a \"plain:topsecret\"\n", &errors), WD_OK);
+    assert_int_equal(parse(&c, "workers 3\npolicy p.policy\n", &errors), WD_OK);
     char path[] = "/tmp/wd_test_config_XXXXXX";
     int fd = mkstemp(path);
     assert_true(fd >= 0);
@@ -235,20 +232,21 @@ static void print_redacts_user_secrets(void **state)
     assert_true(read(fd, buf, sizeof buf - 1) > 0);
     close(fd);
     unlink(path);
-    assert_null(strstr(buf, "topsecret"));
-    assert_non_null(strstr(buf, "user a \"plain:<redacted>\""));
+    assert_non_null(strstr(buf, "workers 3\n"));
+    assert_non_null(strstr(buf, "policy p.policy\n"));
+    assert_non_null(strstr(buf, "policy_watch on\n"));
     wd_config_cleanup(&c);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(defaults_are_fail_closed),
+        cmocka_unit_test(defaults_listen_on_loopback_with_the_auth_hooks),
         cmocka_unit_test(embedded_config_parses_and_validates),
         cmocka_unit_test(good_file_sets_every_kind_of_value),
         cmocka_unit_test(all_errors_are_reported_in_one_pass_with_file_and_line),
         cmocka_unit_test(repeated_single_valued_directive_is_an_error),
-        cmocka_unit_test(duplicate_user_and_duplicate_hook_are_errors),
+        cmocka_unit_test(duplicate_hook_and_bad_boolean_are_errors),
         cmocka_unit_test(wrong_argument_counts_are_errors),
         cmocka_unit_test(nul_byte_in_file_is_an_error),
         cmocka_unit_test(durations_need_units_and_reject_overflow),
@@ -256,7 +254,7 @@ int main(void)
         cmocka_unit_test(out_of_range_values_are_errors),
         cmocka_unit_test(command_line_set_uses_config_syntax),
         cmocka_unit_test(validate_checks_tls_pairs_and_listen_form),
-        cmocka_unit_test(print_redacts_user_secrets),
+        cmocka_unit_test(print_shows_the_effective_values),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

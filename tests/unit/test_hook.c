@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -22,17 +23,31 @@ struct fx {
     struct wd_hook_worker *w;
 };
 
-static struct fx *fx_new(const char *text)
+/* A worker over configuration text and policy text (written to a temporary file). */
+static struct fx *fx_new2(const char *text, const char *policy)
 {
     struct fx *f = calloc(1, sizeof *f);
     char *errors = NULL;
     wd_config_defaults(&f->cfg);
     assert_int_equal(wd_config_parse(&f->cfg, "h.conf", text, strlen(text), &errors), WD_OK);
+    char path[] = "/tmp/wd_test_hook_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, policy, strlen(policy)), (ssize_t)strlen(policy));
+    close(fd);
+    f->cfg.policy = strdup(path);
     f->engine = wd_engine_new(&f->cfg, &errors);
+    free(errors);
+    unlink(path);
     assert_non_null(f->engine);
     struct wd_hook_env env = {&f->cfg, f->engine};
     f->w = wd_hook_worker_new(&env);
     return f;
+}
+
+static struct fx *fx_new(const char *policy)
+{
+    return fx_new2("", policy);
 }
 
 static void fx_free(struct fx *f)
@@ -95,7 +110,7 @@ static void twenty_one_methods_in_proto_order(void **state)
 
 static void deny_is_stop_and_return_with_false_on_the_wire(void **state)
 {
-    struct fx *f = fx_new("user alice plain:pw\n");
+    struct fx *f = fx_new("user \"alice\" \"plain:pw\"\nauthn users\n");
     const uint8_t *out;
     size_t n;
     assert_int_equal(authn(f, "alice", "wrong", false, &out, &n), WD_HOOK_OK);
@@ -107,7 +122,7 @@ static void deny_is_stop_and_return_with_false_on_the_wire(void **state)
 
 static void allow_is_stop_and_return_with_true(void **state)
 {
-    struct fx *f = fx_new("user alice plain:pw\n");
+    struct fx *f = fx_new("user \"alice\" \"plain:pw\"\nauthn users\n");
     const uint8_t *out;
     size_t n;
     assert_int_equal(authn(f, "alice", "pw", false, &out, &n), WD_HOOK_OK);
@@ -119,7 +134,7 @@ static void allow_is_stop_and_return_with_true(void **state)
 
 static void nomatch_continue_carries_the_request_result(void **state)
 {
-    struct fx *f = fx_new("authn_default nomatch\nnomatch_reply continue\n");
+    struct fx *f = fx_new2("nomatch_reply continue\n", "authn default nomatch\n");
     const uint8_t *out;
     size_t n;
     assert_int_equal(authn(f, "nobody", "x", false, &out, &n), WD_HOOK_OK);
@@ -135,7 +150,7 @@ static void nomatch_continue_carries_the_request_result(void **state)
 
 static void nomatch_ignore_has_no_value(void **state)
 {
-    struct fx *f = fx_new("authz_default nomatch\nnomatch_reply ignore\n");
+    struct fx *f = fx_new2("nomatch_reply ignore\n", "authz default nomatch\n");
     Emqx__Exhook__V3__ClientAuthorizeRequest r = EMQX__EXHOOK__V3__CLIENT_AUTHORIZE_REQUEST__INIT;
     r.topic = "a/b";
     r.result = true;
@@ -150,7 +165,7 @@ static void nomatch_ignore_has_no_value(void **state)
 
 static void authorize_with_unknown_action_type_is_invalid(void **state)
 {
-    struct fx *f = fx_new("authz_default allow\n");
+    struct fx *f = fx_new("allow all \"#\"\n");
     /* field 2 (type) = 7, field 3 (topic) = "a" */
     const uint8_t req[] = {0x10, 0x07, 0x1a, 0x01, 'a'};
     assert_int_equal(call_raw(f, "OnClientAuthorize", req, sizeof req), WD_HOOK_INVALID_ARGUMENT);
@@ -159,7 +174,7 @@ static void authorize_with_unknown_action_type_is_invalid(void **state)
 
 static void empty_request_is_a_valid_empty_message(void **state)
 {
-    struct fx *f = fx_new("authz_default deny\n");
+    struct fx *f = fx_new("authz default deny\n");
     const uint8_t *out;
     size_t n;
     const char *detail;
@@ -187,7 +202,7 @@ static void notification_hooks_reply_with_an_empty_message(void **state)
 
 static void username_with_nul_byte_is_refused(void **state)
 {
-    struct fx *f = fx_new("user alice plain:pw\n");
+    struct fx *f = fx_new("user \"alice\" \"plain:pw\"\nauthn users\n");
     /* ClientAuthenticateRequest{clientinfo{username:"alice\0x", password:"pw"}} */
     const uint8_t req[] = {0x0a, 0x0d, 0x1a, 0x07, 'a', 'l', 'i', 'c', 'e', 0x00,
                            'x',  0x22, 0x02, 'p',  'w'};
@@ -198,7 +213,7 @@ static void username_with_nul_byte_is_refused(void **state)
 
 static void invalid_utf8_in_strings_is_refused(void **state)
 {
-    struct fx *f = fx_new("authz_default allow\n");
+    struct fx *f = fx_new("allow all \"#\"\n");
     const uint8_t *cases[] = {
         (const uint8_t *)"\xff",             /* never valid */
         (const uint8_t *)"\xc0\xaf",         /* overlong '/' */
@@ -257,7 +272,7 @@ static void deeply_nested_input_is_bounded(void **state)
 
 static void provider_loaded_returns_configured_hooks_with_topics_for_message_hooks(void **state)
 {
-    struct fx *f = fx_new("hooks client.authorize message.publish\nmessage_topics a/# b/+\n");
+    struct fx *f = fx_new2("hooks client.authorize message.publish\nmessage_topics a/# b/+\n", "");
     Emqx__Exhook__V3__ProviderLoadedRequest r = EMQX__EXHOOK__V3__PROVIDER_LOADED_REQUEST__INIT;
     const uint8_t *out;
     size_t n;
@@ -276,7 +291,7 @@ static void provider_loaded_returns_configured_hooks_with_topics_for_message_hoo
 
 static void message_publish_is_echoed_unchanged(void **state)
 {
-    struct fx *f = fx_new("hooks message.publish\n");
+    struct fx *f = fx_new2("hooks message.publish\n", "");
     Emqx__Exhook__V3__Message m = EMQX__EXHOOK__V3__MESSAGE__INIT;
     m.node = "emqx@127.0.0.1";
     m.id = "0005F1A2B3C4";

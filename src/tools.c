@@ -1,0 +1,491 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * tools.c: the policy subcommands of the one binary (docs/policy.md):
+ *
+ *   warden check FILE            compile, print diagnostics, exit 1 on errors
+ *   warden explain FILE ...      the decision for one request, and why
+ *   warden test FILE.tests       expected decisions; ends with "N passed, N failed"
+ *   warden import-acl FILE       EMQX acl.conf -> warden policy
+ *
+ * They use the same compiler and evaluators as the server (the engine's authentication
+ * chain, the policy's trie), so a policy that passes its tests here decides the same
+ * way in production.
+ */
+#include "tools.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/wd.h"
+#include "engine/engine.h"
+#include "policy/lex.h"
+#include "policy/policy.h"
+
+/* Reads a whole file (at most max bytes). */
+static char *slurp(const char *path, size_t max, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        fprintf(stderr, "warden: %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size > max) {
+        fprintf(stderr, "warden: %s: not a regular file of at most %zu bytes\n", path, max);
+        close(fd);
+        return NULL;
+    }
+    char *buf = wd_malloc((size_t)st.st_size + 1);
+    size_t got = 0;
+    while (got < (size_t)st.st_size) {
+        ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    buf[got] = '\0';
+    *len = got;
+    return buf;
+}
+
+/* The text of 1-based line `line` of src (for showing the deciding rule). */
+static void print_line(const char *src, unsigned line)
+{
+    const char *p = src;
+    for (unsigned l = 1; p && l < line; l++) {
+        p = strchr(p, '\n');
+        if (p)
+            p++;
+    }
+    if (!p)
+        return;
+    const char *e = strchr(p, '\n');
+    int n = e ? (int)(e - p) : (int)strlen(p);
+    printf("    %u | %.*s\n", line, n > 200 ? 200 : n, p);
+}
+
+/* ---- check ---- */
+
+int wd_tool_check(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: warden check FILE\n");
+        return 2;
+    }
+    struct wd_policy *p;
+    char *report;
+    int rc = wd_engine_load_policy(argv[1], &p, &report);
+    if (report)
+        fputs(report, stderr);
+    free(report);
+    if (rc != WD_OK)
+        return 1;
+    printf("%s: ok (%zu rules, %zu users)\n", argv[1], wd_policy_nrules(p), wd_policy_nusers(p));
+    wd_policy_release(p);
+    return 0;
+}
+
+/* ---- request building, shared by explain and test ---- */
+
+struct request {
+    bool authn;
+    enum wd_action action;
+    const char *topic;
+    struct wd_client c;
+    const char *password;
+    int qos, retain;
+};
+
+static void request_init(struct request *r)
+{
+    memset(r, 0, sizeof *r);
+    r->c.node = r->c.clientid = r->c.username = r->c.peerhost = r->c.protocol = "";
+    r->c.mountpoint = r->c.cn = r->c.dn = "";
+    r->password = "";
+    r->topic = "";
+    r->qos = -1;
+    r->retain = -1;
+}
+
+/* Sets one request field; returns false for an unknown name or bad value. */
+static bool request_set(struct request *r, const char *k, const char *v, char *err, size_t cap)
+{
+    if (strcmp(k, "username") == 0)
+        r->c.username = v;
+    else if (strcmp(k, "clientid") == 0)
+        r->c.clientid = v;
+    else if (strcmp(k, "password") == 0)
+        r->password = v;
+    else if (strcmp(k, "cn") == 0)
+        r->c.cn = v;
+    else if (strcmp(k, "protocol") == 0)
+        r->c.protocol = v;
+    else if (strcmp(k, "peer") == 0 || strcmp(k, "peerhost") == 0)
+        r->c.peerhost = v;
+    else if (strcmp(k, "topic") == 0)
+        r->topic = v;
+    else if (strcmp(k, "port") == 0 || strcmp(k, "qos") == 0) {
+        char *end;
+        errno = 0;
+        long n = strtol(v, &end, 10);
+        bool port = k[0] == 'p';
+        if (errno || *end || !*v || n < 0 || n > (port ? 65535 : 2)) {
+            snprintf(err, cap, "bad %s '%s'", k, v);
+            return false;
+        }
+        if (port)
+            r->c.sockport = (uint32_t)n;
+        else
+            r->qos = (int)n;
+    } else if (strcmp(k, "retain") == 0) {
+        if (strcmp(v, "true") == 0)
+            r->retain = 1;
+        else if (strcmp(v, "false") == 0)
+            r->retain = 0;
+        else {
+            snprintf(err, cap, "retain must be true or false");
+            return false;
+        }
+    } else if (strcmp(k, "action") == 0) {
+        if (strcmp(v, "publish") == 0) {
+            r->action = WD_ACTION_PUBLISH;
+            r->authn = false;
+        } else if (strcmp(v, "subscribe") == 0) {
+            r->action = WD_ACTION_SUBSCRIBE;
+            r->authn = false;
+        } else if (strcmp(v, "authn") == 0 || strcmp(v, "authenticate") == 0) {
+            r->authn = true;
+        } else {
+            snprintf(err, cap, "action must be publish, subscribe or authn");
+            return false;
+        }
+    } else {
+        snprintf(err, cap, "unknown request field '%s'", k);
+        return false;
+    }
+    return true;
+}
+
+static void decide(const struct wd_policy *p, const struct request *r, struct wd_verdict *v)
+{
+    if (r->authn) {
+        struct wd_authn_req a = {.client = r->c, .password = r->password,
+                                 .password_len = strlen(r->password)};
+        wd_engine_authn_with(p, &a, v);
+        return;
+    }
+    struct wd_authz_req z = {.client = r->c, .action = r->action, .topic = r->topic,
+                             .topic_len = strlen(r->topic), .qos = r->qos, .retain = r->retain};
+    struct wd_policy_result res;
+    wd_policy_authorize(p, &z, &res);
+    v->decision = res.decision;
+    v->line = res.line;
+    v->reason = res.by_default ? "default" : "rule";
+}
+
+/* ---- explain ---- */
+
+struct explain_ctx {
+    const char *src;
+    const char *file;
+};
+
+static void explain_step(void *ctx, unsigned line, bool decided, const char *why)
+{
+    struct explain_ctx *x = ctx;
+    if (decided) {
+        printf("decided by %s:%u (%s)\n", x->file, line, why);
+        if (line)
+            print_line(x->src, line);
+    } else {
+        printf("  %s:%u: no: %s\n", x->file, line, why);
+    }
+}
+
+int wd_tool_explain(int argc, char **argv)
+{
+    if (argc < 2 || argv[1][0] == '-') {
+        fprintf(stderr, "usage: warden explain FILE --action publish|subscribe|authn "
+                        "[--topic T] [--username U] [--clientid C] [--password P] [--peer A] "
+                        "[--port N] [--cn CN] [--protocol P] [--qos N] [--retain true|false]\n");
+        return 2;
+    }
+    struct request r;
+    request_init(&r);
+    r.action = WD_ACTION_PUBLISH;
+    bool have_action = false;
+    for (int i = 2; i < argc; i++) {
+        char err[128];
+        if (strncmp(argv[i], "--", 2) != 0 || i + 1 >= argc) {
+            fprintf(stderr, "warden explain: expected --FIELD VALUE, got '%s'\n", argv[i]);
+            return 2;
+        }
+        have_action = have_action || strcmp(argv[i] + 2, "action") == 0;
+        if (!request_set(&r, argv[i] + 2, argv[i + 1], err, sizeof err)) {
+            fprintf(stderr, "warden explain: %s\n", err);
+            return 2;
+        }
+        i++;
+    }
+    if (!have_action) {
+        fprintf(stderr, "warden explain: --action publish|subscribe|authn is required\n");
+        return 2;
+    }
+    if (!r.authn && !r.topic[0]) {
+        fprintf(stderr, "warden explain: --topic is required for publish and subscribe\n");
+        return 2;
+    }
+    struct wd_policy *p;
+    char *report;
+    int rc = wd_engine_load_policy(argv[1], &p, &report);
+    if (rc != WD_OK) {
+        if (report)
+            fputs(report, stderr);
+        free(report);
+        return 1;
+    }
+    free(report);
+    size_t len;
+    char *src = slurp(argv[1], WD_POLICY_MAX_BYTES, &len);
+    struct explain_ctx x = {src ? src : "", argv[1]};
+    struct wd_verdict v;
+    if (r.authn) {
+        decide(p, &r, &v);
+        printf("authn username=\"%s\": %s (%s)\n", r.c.username, wd_decision_str(v.decision),
+               v.reason);
+        if (v.line) {
+            printf("decided by %s:%u\n", argv[1], v.line);
+            print_line(x.src, v.line);
+        }
+    } else {
+        struct wd_authz_req z = {.client = r.c, .action = r.action, .topic = r.topic,
+                                 .topic_len = strlen(r.topic), .qos = r.qos, .retain = r.retain};
+        struct wd_policy_result res;
+        printf("%s \"%s\" username=\"%s\" clientid=\"%s\"\n",
+               r.action == WD_ACTION_PUBLISH ? "publish" : "subscribe", r.topic, r.c.username,
+               r.c.clientid);
+        wd_policy_explain_authorize(p, &z, explain_step, &x, &res);
+        printf("decision: %s\n", wd_decision_str(res.decision));
+        /* the served path (trie) must agree with the explained one (linear) */
+        decide(p, &r, &v);
+        if (v.decision != res.decision || v.line != res.line) {
+            fprintf(stderr, "warden explain: internal error: evaluators disagree (%s:%u vs "
+                            "%s:%u); please report this policy and request\n",
+                    wd_decision_str(v.decision), v.line, wd_decision_str(res.decision),
+                    res.line);
+            rc = 1;
+        }
+    }
+    free(src);
+    wd_policy_release(p);
+    return rc == WD_OK ? 0 : 1;
+}
+
+/* ---- test ---- */
+
+static bool decision_word(const struct wd_token *t, enum wd_decision *d)
+{
+    if (t->kind != WD_TOK_WORD)
+        return false;
+    if (strcmp(t->text, "allow") == 0)
+        *d = WD_DECISION_ALLOW;
+    else if (strcmp(t->text, "deny") == 0)
+        *d = WD_DECISION_DENY;
+    else if (strcmp(t->text, "nomatch") == 0)
+        *d = WD_DECISION_NOMATCH;
+    else
+        return false;
+    return true;
+}
+
+int wd_tool_test(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: warden test FILE.tests\n");
+        return 2;
+    }
+    const char *path = argv[1];
+    size_t len;
+    char *src = slurp(path, WD_POLICY_MAX_BYTES, &len);
+    if (!src)
+        return 2;
+    struct wd_diags d;
+    wd_diags_init(&d, path, src, len);
+    struct wd_arena strings;
+    wd_arena_init(&strings);
+    struct wd_tokens toks;
+    wd_lex(src, len, &d, &strings, &toks);
+
+    int passed = 0, failed = 0;
+    struct wd_policy *p = NULL;
+    char *policy_src = NULL;
+    char *policy_path = NULL;
+    size_t i = 0;
+    while (toks.v[i].kind != WD_TOK_EOF) {
+        const struct wd_token *t = &toks.v[i];
+        if (t->kind == WD_TOK_NEWLINE) {
+            i++;
+            continue;
+        }
+        size_t start = i;
+        while (toks.v[i].kind != WD_TOK_NEWLINE && toks.v[i].kind != WD_TOK_EOF)
+            i++;
+        size_t end = i; /* tokens [start, end) are this line */
+        unsigned line = t->line;
+        char err[256] = "";
+        if (t->kind == WD_TOK_WORD && strcmp(t->text, "policy") == 0) {
+            if (end - start != 2 || toks.v[start + 1].kind != WD_TOK_STRING) {
+                wd_diag_add(&d, WD_DIAG_ERROR, line, t->col, "usage: policy \"FILE\"");
+                continue;
+            }
+            if (p) {
+                wd_diag_add(&d, WD_DIAG_ERROR, line, t->col, "only one policy per test file");
+                continue;
+            }
+            /* relative to the tests file */
+            const char *rel = toks.v[start + 1].text;
+            const char *slash = strrchr(path, '/');
+            size_t dl = slash && rel[0] != '/' ? (size_t)(slash - path + 1) : 0;
+            policy_path = wd_malloc(dl + strlen(rel) + 1);
+            memcpy(policy_path, path, dl);
+            memcpy(policy_path + dl, rel, strlen(rel) + 1);
+            char *report;
+            if (wd_engine_load_policy(policy_path, &p, &report) != WD_OK) {
+                if (report)
+                    fputs(report, stderr);
+                free(report);
+                wd_diag_add(&d, WD_DIAG_ERROR, line, toks.v[start + 1].col,
+                            "policy %s does not compile", policy_path);
+                break;
+            }
+            free(report);
+            policy_src = slurp(policy_path, WD_POLICY_MAX_BYTES, &len);
+            continue;
+        }
+        enum wd_decision want;
+        if (!decision_word(t, &want)) {
+            wd_diag_add(&d, WD_DIAG_ERROR, line, t->col,
+                        "expected 'policy' or a decision (allow, deny, nomatch)");
+            continue;
+        }
+        if (!p) {
+            wd_diag_add(&d, WD_DIAG_ERROR, line, t->col, "no 'policy \"FILE\"' line before the "
+                                                         "first case");
+            break;
+        }
+        struct request r;
+        request_init(&r);
+        size_t k = start + 1;
+        const struct wd_token *kind = &toks.v[k];
+        if (k < end && kind->kind == WD_TOK_WORD && strcmp(kind->text, "authn") == 0) {
+            r.authn = true;
+            k++;
+        } else if (k < end && kind->kind == WD_TOK_WORD &&
+                   (strcmp(kind->text, "publish") == 0 || strcmp(kind->text, "subscribe") == 0)) {
+            r.action = kind->text[0] == 'p' ? WD_ACTION_PUBLISH : WD_ACTION_SUBSCRIBE;
+            k++;
+            if (k >= end || toks.v[k].kind != WD_TOK_STRING) {
+                wd_diag_add(&d, WD_DIAG_ERROR, line, kind->col, "expected a topic string");
+                continue;
+            }
+            r.topic = toks.v[k].text;
+            k++;
+        } else {
+            wd_diag_add(&d, WD_DIAG_ERROR, line, kind->col,
+                        "expected authn, publish or subscribe");
+            continue;
+        }
+        long want_line = -1; /* -1: not given; 0: the implicit default */
+        bool bad = false;
+        char numbuf[16][24];
+        int nb = 0;
+        while (k < end && !bad) {
+            const struct wd_token *f = &toks.v[k];
+            if (f->kind != WD_TOK_WORD || k + 1 >= end) {
+                wd_diag_add(&d, WD_DIAG_ERROR, line, f->col, "expected FIELD VALUE");
+                bad = true;
+                break;
+            }
+            const struct wd_token *v = &toks.v[k + 1];
+            if (strcmp(f->text, "rule") == 0) {
+                if (v->kind != WD_TOK_NUMBER || v->num < 0) {
+                    wd_diag_add(&d, WD_DIAG_ERROR, line, v->col,
+                                "rule takes a line number (0: the implicit default)");
+                    bad = true;
+                }
+                want_line = v->num;
+            } else {
+                const char *val = v->text;
+                if (v->kind == WD_TOK_NUMBER && nb < 16) {
+                    snprintf(numbuf[nb], sizeof numbuf[nb], "%ld", v->num);
+                    val = numbuf[nb++];
+                } else if (v->kind == WD_TOK_WORD && (strcmp(v->text, "true") == 0 ||
+                                                      strcmp(v->text, "false") == 0)) {
+                    val = v->text;
+                } else if (v->kind != WD_TOK_STRING) {
+                    wd_diag_add(&d, WD_DIAG_ERROR, line, v->col, "expected a value");
+                    bad = true;
+                    break;
+                }
+                if (!request_set(&r, f->text, val, err, sizeof err)) {
+                    wd_diag_add(&d, WD_DIAG_ERROR, line, f->col, "%s", err);
+                    bad = true;
+                }
+            }
+            k += 2;
+        }
+        if (bad)
+            continue;
+        struct wd_verdict v;
+        memset(&v, 0, sizeof v);
+        decide(p, &r, &v);
+        bool ok = v.decision == want && (want_line < 0 || (long)v.line == want_line);
+        if (ok) {
+            passed++;
+            continue;
+        }
+        failed++;
+        printf("FAIL %s:%u: expected %s", path, line, wd_decision_str(want));
+        if (want_line >= 0)
+            printf(" by line %ld", want_line);
+        printf(", got %s by %s:%u\n", wd_decision_str(v.decision), policy_path, v.line);
+        if (v.line && policy_src)
+            print_line(policy_src, v.line);
+    }
+    int rc = 0;
+    if (d.nerrors) {
+        char *rep = wd_diags_render(&d);
+        fputs(rep, stderr);
+        free(rep);
+        rc = 2;
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+    wd_tokens_free(&toks);
+    wd_arena_free(&strings);
+    wd_diags_cleanup(&d);
+    wd_policy_release(p);
+    free(policy_src);
+    free(policy_path);
+    free(src);
+    if (rc)
+        return rc;
+    return failed ? 1 : (passed ? 0 : 1);
+}
+
+/* ---- import-acl: wired when src/policy/import.c lands ---- */
+
+int wd_tool_import_acl(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "warden import-acl: not built yet\n");
+    return 2;
+}

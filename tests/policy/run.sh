@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Golden policy cases, run by `make test`:
+#   tests/policy/*.tests and policies/*.tests   `warden test` must pass every case
+#   tests/policy/fail/X.policy                  `warden check` must print exactly X.err
+#                                               (exit 1 if X.err has an error, else 0)
+# Regenerate an .err after an intended change with:  tests/policy/run.sh --update
+set -u
+cd "$(dirname "$0")/../.."
+WARDEN=${WARDEN:-build/warden}
+update=0
+[ "${1:-}" = "--update" ] && update=1
+pass=0 fail=0
+for t in tests/policy/*.tests policies/*.tests; do
+    if out=$("$WARDEN" test "$t" 2>&1); then
+        echo "PASS $t: $(echo "$out" | tail -n 1)"
+        pass=$((pass + 1))
+    else
+        echo "FAIL $t:"
+        echo "$out" | sed 's/^/    /'
+        fail=$((fail + 1))
+    fi
+done
+for p in tests/policy/fail/*.policy; do
+    want=${p%.policy}.err
+    got=$("$WARDEN" check "$p" 2>&1 >/dev/null)
+    rc=$?
+    want_rc=0
+    grep -q ': error: ' "$want" 2>/dev/null && want_rc=1
+    if [ $update = 1 ]; then
+        printf '%s\n' "$got" > "$want"
+        echo "UPDATED $want"
+        continue
+    fi
+    if [ "$got" = "$(cat "$want")" ] && [ $rc = $want_rc ]; then
+        echo "PASS $p (exit $rc, diagnostics as in $(basename "$want"))"
+        pass=$((pass + 1))
+    else
+        echo "FAIL $p: exit $rc (want $want_rc); diff want got:"
+        diff <(cat "$want") <(printf '%s\n' "$got") | sed 's/^/    /'
+        fail=$((fail + 1))
+    fi
+done
+echo "$pass passed, $fail failed"
+[ $fail = 0 ]
