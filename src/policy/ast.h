@@ -89,6 +89,7 @@ struct wd_ast_stmt {
     /* user */
     const char *name, *secret;
     unsigned name_col, secret_col;
+    size_t secret_srclen; /* for redacting the secret when a diagnostic shows the line */
     bool superuser;
     /* authn */
     enum wd_authn_step step;

@@ -5,6 +5,7 @@
 #include "policy/diag.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +26,28 @@ void wd_diags_cleanup(struct wd_diags *d)
         free(d->v[i].msg);
     free(d->v);
     free(d->file);
+    free(d->red);
     memset(d, 0, sizeof *d);
+}
+
+void wd_diags_redact(struct wd_diags *d, unsigned line, unsigned col, size_t len)
+{
+    if (d->nred == d->capred) {
+        d->capred = d->capred ? d->capred * 2 : 8;
+        d->red = wd_realloc(d->red, d->capred * sizeof *d->red);
+    }
+    d->red[d->nred++] = (struct wd_redaction){line, col, len};
+}
+
+static bool redacted(const struct wd_diags *d, unsigned line, size_t col)
+{
+    for (size_t i = 0; i < d->nred; i++) {
+        const struct wd_redaction *r = &d->red[i];
+        /* keep the quotes: "******" */
+        if (r->line == line && col > r->col && col + 1 < r->col + r->len)
+            return true;
+    }
+    return false;
 }
 
 void wd_diag_add(struct wd_diags *d, enum wd_diag_sev sev, unsigned line, unsigned col,
@@ -149,6 +171,8 @@ char *wd_diags_render(const struct wd_diags *d)
         /* show the line with control characters replaced, so output stays one line */
         for (size_t k = 0; k < len; k++) {
             char c = lt[k];
+            if (redacted(d, g->line, k + 1))
+                c = '*';
             put(&b, (c == '\t') ? " " : ((unsigned char)c < 0x20 ? "?" : &c), 1);
         }
         put(&b, "\n", 1);

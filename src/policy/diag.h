@@ -23,6 +23,11 @@ struct wd_diag {
     char *msg;
 };
 
+struct wd_redaction {
+    unsigned line, col;
+    size_t len;
+};
+
 struct wd_diags {
     char *file;
     const char *src; /* borrowed; only needed while rendering */
@@ -31,12 +36,18 @@ struct wd_diags {
     size_t n, cap;
     size_t nerrors, nwarnings;
     int truncated;
+    struct wd_redaction *red; /* source spans never to echo (secrets) */
+    size_t nred, capred;
 };
 
 void wd_diags_init(struct wd_diags *d, const char *file, const char *src, size_t srclen);
 void wd_diags_cleanup(struct wd_diags *d);
 void wd_diag_add(struct wd_diags *d, enum wd_diag_sev sev, unsigned line, unsigned col,
                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* Marks `len` source bytes at line:col as secret: rendered source lines show them as '*'
+ * (between the quotes), so a diagnostic can point at a secret without revealing it. */
+void wd_diags_redact(struct wd_diags *d, unsigned line, unsigned col, size_t len);
 
 /* Renders every diagnostic, in line order, as
  *   file:line:col: error: message

@@ -149,6 +149,7 @@ static void lex_string(struct lexer *lx)
     struct wd_token *t = emit(lx, bad ? WD_TOK_ERROR : WD_TOK_STRING, start);
     t->text = wd_arena_strndup(lx->strings, buf, n);
     t->len = n;
+    t->srclen = lx->i - start;
     free(buf);
 }
 

@@ -37,6 +37,7 @@ struct wd_token {
     unsigned line, col;
     const char *text; /* WORD/STRING: NUL-terminated (decoded for strings) */
     size_t len;       /* of text */
+    size_t srclen;    /* bytes of source the token spans (quotes and escapes included) */
     long num;         /* NUMBER */
 };
 

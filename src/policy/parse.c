@@ -427,10 +427,14 @@ static bool parse_stmt(struct parser *p, struct wd_ast_stmt *s)
         s->name = n->text;
         s->name_col = n->col;
         const struct wd_token *sec = next(p);
+        if (sec->kind == WD_TOK_STRING || sec->kind == WD_TOK_ERROR)
+            /* whatever happens next, a diagnostic must not echo this secret */
+            wd_diags_redact(p->d, sec->line, sec->col, sec->srclen ? sec->srclen : 1);
         if (sec->kind != WD_TOK_STRING)
             return expected(p, sec, "a secret string (e.g. \"sha256:SALT:HEX\")");
         s->secret = sec->text;
         s->secret_col = sec->col;
+        s->secret_srclen = sec->srclen;
         if (is_word(peek(p), "superuser")) {
             next(p);
             s->superuser = true;

@@ -32,6 +32,7 @@ CALL_TIMEOUT = 10.0  # only to turn a hang into a failure, never a latency asser
 FAST_TIMEOUT = 3.0  # for replies that must come "immediately" (UNIMPLEMENTED)
 START_TIMEOUT = 10.0
 EXIT_TIMEOUT = 15.0
+RELOAD_TIMEOUT = 20.0  # a policy reload (SIGHUP, or a file change after its 200 ms debounce)
 
 # ValuedResponse on the wire: field 1 (type) varint, field 3 (bool_result) varint
 ALLOW_RAW = b"\x08\x02\x18\x01"  # STOP_AND_RETURN + bool_result=true
@@ -252,6 +253,26 @@ class Warden:
     def log(self):
         return self.log_bytes().decode("utf-8", "replace")
 
+    def count(self, pattern):
+        """How many log lines match the regex `pattern`."""
+        return len(re.findall(pattern, self.log(), re.M))
+
+    def wait_count(self, pattern, n, what, timeout=RELOAD_TIMEOUT):
+        """Polls the log until at least n lines match `pattern` (never a fixed sleep: the
+        timeout only turns a reload that never happens into a failure). Returns the count."""
+        deadline = time.monotonic() + timeout
+        while True:
+            c = self.count(pattern)
+            if c >= n:
+                return c
+            if not self.alive():
+                raise CheckFailed("%s: warden exited (%s) while waiting\n%s" % (
+                    what, self.proc.poll(), tail(self.log())))
+            if time.monotonic() > deadline:
+                raise CheckFailed("%s: %d log lines match %r within %gs, want %d\n%s" % (
+                    what, c, pattern, timeout, n, tail(self.log())))
+            time.sleep(0.01)
+
     def stdout(self):
         with open(self.out_path, "rb") as f:
             return f.read().decode("utf-8", "replace")
@@ -317,12 +338,37 @@ def run_warden(h, args, timeout=EXIT_TIMEOUT):
     return rc, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
 
-def write_file(h, name, text):
+def write_file(h, name, text, subdir=None):
+    """Writes text to a new file in a directory of its own (so a policy watcher of one
+    check never sees another check's files); returns its absolute path."""
     d = tempfile.mkdtemp(prefix="cfg.", dir=h.tmp)
+    if subdir:
+        d = os.path.join(d, subdir)
+        os.mkdir(d)
     p = os.path.join(d, name)
     with open(p, "w") as f:
         f.write(text)
     return p
+
+
+def replace_file(p, text):
+    """Replaces a file atomically, the way deployment tools do: write a temporary file in
+    the same directory, then rename it over the old one."""
+    tmp = os.path.join(os.path.dirname(p), ".%s.tmp" % os.path.basename(p))
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.rename(tmp, p)
+
+
+# warden's reload log lines (src/main.c): "<why>: policy PATH reloaded (generation N)" and
+# "<why>: policy reload failed (REASON); still serving generation N", <why> being
+# "SIGHUP" or "policy file changed"
+SIGHUP_OK = r"INFO +main: SIGHUP: policy .* reloaded \(generation \d+\)$"
+SIGHUP_FAIL = r"ERROR +main: SIGHUP: policy reload failed \(.*\); still serving generation \d+$"
+CHANGE_OK = r"INFO +main: policy file changed: policy .* reloaded \(generation \d+\)$"
+CHANGE_FAIL = (r"ERROR +main: policy file changed: policy reload failed \(.*\); "
+               r"still serving generation \d+$")
+ANY_CHANGE = r"main: policy file changed: "
 
 
 # ---------------------------------------------------------------- channels and calls

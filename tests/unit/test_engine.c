@@ -133,6 +133,25 @@ static void malformed_secrets_are_errors_with_the_user_line(void **state)
     free(path);
 }
 
+static void diagnostics_never_echo_a_secret(void **state)
+{
+    char *path = write_tmp("user \"bob\" \"plain:s3cr3t-Pa55\"\n"
+                           "user \"eve\" \"md5:t0ps3cr3t\"\n"
+                           "user \"x\" \"sha256:a:h1dden\\q\"\n"
+                           "authn users\n");
+    struct wd_policy *p = NULL;
+    char *report = NULL;
+    assert_int_not_equal(wd_engine_load_policy(path, &p, &report), WD_OK);
+    assert_non_null(report);
+    assert_null(strstr(report, "s3cr3t"));
+    assert_null(strstr(report, "t0ps3cr3t"));
+    assert_null(strstr(report, "h1dden"));
+    assert_non_null(strstr(report, "user \"bob\" \"*****************\""));
+    free(report);
+    unlink(path);
+    free(path);
+}
+
 static void embedded_policy_compiles(void **state)
 {
     struct wd_policy *p = NULL;
@@ -254,6 +273,7 @@ int main(void)
         cmocka_unit_test(chain_runs_in_order_with_conditions),
         cmocka_unit_test(anonymous_is_never_the_user_named_undefined),
         cmocka_unit_test(malformed_secrets_are_errors_with_the_user_line),
+        cmocka_unit_test(diagnostics_never_echo_a_secret),
         cmocka_unit_test(embedded_policy_compiles),
         cmocka_unit_test(reload_swaps_and_a_broken_file_keeps_the_old_policy),
         cmocka_unit_test(reload_under_concurrent_evaluation_is_safe),
