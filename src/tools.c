@@ -23,6 +23,7 @@
 
 #include "core/wd.h"
 #include "engine/engine.h"
+#include "policy/import.h"
 #include "policy/lex.h"
 #include "policy/policy.h"
 
@@ -480,12 +481,31 @@ int wd_tool_test(int argc, char **argv)
     return failed ? 1 : (passed ? 0 : 1);
 }
 
-/* ---- import-acl: wired when src/policy/import.c lands ---- */
+/* ---- import-acl ---- */
 
 int wd_tool_import_acl(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "warden import-acl: not built yet\n");
-    return 2;
+    if (argc != 2) {
+        fprintf(stderr, "usage: warden import-acl acl.conf > policy\n");
+        return 2;
+    }
+    size_t len;
+    char *src = slurp(argv[1], WD_POLICY_MAX_BYTES, &len);
+    if (!src)
+        return 2;
+    struct wd_diags d;
+    wd_diags_init(&d, argv[1], src, len);
+    char *out = NULL;
+    int rc = wd_import_acl(src, len, &d, &out);
+    if (d.n) {
+        char *rep = wd_diags_render(&d);
+        fputs(rep, stderr);
+        free(rep);
+    }
+    if (rc == WD_OK && out)
+        fputs(out, stdout);
+    free(out);
+    wd_diags_cleanup(&d);
+    free(src);
+    return rc == WD_OK ? 0 : 1;
 }

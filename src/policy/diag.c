@@ -139,7 +139,8 @@ char *wd_diags_render(const struct wd_diags *d)
     struct sbuf b = {0};
     put(&b, "", 0);
     struct wd_diag *v = wd_malloc((d->n ? d->n : 1) * sizeof *v);
-    memcpy(v, d->v, d->n * sizeof *v);
+    if (d->n)
+        memcpy(v, d->v, d->n * sizeof *v);
     /* insertion sort: stable, so equal positions keep the order they were reported in */
     for (size_t i = 1; i < d->n; i++) {
         struct wd_diag t = v[i];

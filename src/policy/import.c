@@ -1,0 +1,1992 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * import.c: see import.h. Three stages per term: a small Erlang scanner (strings with
+ * every Erlang escape, quoted and plain atoms, integers, `%` comments, the `.` that ends
+ * a term), a parser into a term tree that lives in an arena freed after each term, and
+ * the translation of that tree into one warden rule line.
+ *
+ * Decisions that are not obvious:
+ * - EMQX's `all` topics (and `{Perm, all}`) match every topic including every `$`-topic;
+ *   warden has no such form and its `#` skips `$`-topics. `all` becomes
+ *   `["#", "$SYS/#"]` (the only `$` tree EMQX itself publishes to clients) and a warning
+ *   says which requests the rule no longer covers. Listing guessed `$` prefixes would
+ *   look complete without being so. One case is exact and not warned about: when the
+ *   last rule is an unconditional `{Perm, all}`, `authz default Perm` answers the
+ *   `$`-topics it misses just as the rule did in EMQX (where no_match is then never
+ *   reached); otherwise the default is `allow`, EMQX's `authorization.no_match` default.
+ * - A who-condition that can never be true (`{'or', []}`, `{ipaddrs, []}`) or a rule
+ *   that can never match (an empty topic or QoS list) is folded at translation time and
+ *   the rule is emitted commented out with a warning: warden has no `false` and an
+ *   invented impossible condition would be harder to read than a comment.
+ *   `{'and', []}` and `all` are true and vanish from the condition.
+ * - Regexes are unanchored in EMQX and anchored in warden: `R` becomes
+ *   `(?s:.*)(?:R)(?s:.*)`, which matches exactly what EMQX's search matched (`(?s:...)`
+ *   also crosses newlines, as a search does; `\E` is added after a `\Q`). R is checked on
+ *   its own first, so an unbalanced R cannot change meaning once wrapped.
+ * - Placeholders are rendered as EMQX parses them (`\$\{[.]?([a-zA-Z0-9._]*)\}`, `${$}` is
+ *   a literal `$`); literal `${` is written `$${`. `${cert_common_name}` and `${cn}` become
+ *   `${cn}`; `${zone}` and `${client_attrs.*}` have no equivalent, and names EMQX does
+ *   not render in ACL topics (`${peerhost}`, kept literally by EMQX) are errors too.
+ * - Every translation that succeeded is compiled with wd_policy_compile before it is
+ *   returned; an error there is reported at the acl.conf line of the rule (a bug here,
+ *   but the user gets a diagnostic instead of a policy warden rejects).
+ * - Bounds: input up to WD_IMPORT_MAX_BYTES, nesting up to 64, 200,000 elements per term
+ *   (the arena is freed per term), warden's own limits on strings, lists and output
+ *   size. Each kind of warning is listed ten times at most and then counted, so that a
+ *   long file cannot push its errors past the diagnostics limit.
+ */
+#include "policy/import.h"
+
+#include <arpa/inet.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "core/arena.h"
+#include "core/utf8.h"
+#include "core/wd.h"
+#include "policy/lex.h"
+#include "policy/policy.h"
+#include "policy/topic.h"
+
+#define MAX_DEPTH 64          /* tuple and list nesting in one term */
+#define MAX_TERM_NODES 200000 /* elements in one term: bounds memory per term */
+#define MAX_LIST 100000       /* items in one warden list (parse.c) */
+#define MAX_TESTS 1000        /* tests in one condition (the compiler recurses on them) */
+
+/* ---- growable buffers ---- */
+
+struct obuf {
+    char *s;
+    size_t len, cap;
+    size_t limit; /* 0: none; otherwise appends past it set `full` and are dropped */
+    bool full;
+};
+
+static void ob_put(struct obuf *b, const char *s, size_t n)
+{
+    if (b->full)
+        return;
+    if (b->limit && n > b->limit - b->len) {
+        b->full = true;
+        return;
+    }
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        b->s = wd_realloc(b->s, cap);
+        b->cap = cap;
+    }
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+static void ob_str(struct obuf *b, const char *s)
+{
+    ob_put(b, s, strlen(s));
+}
+
+static void ob_byte(struct obuf *b, char c)
+{
+    ob_put(b, &c, 1);
+}
+
+static void ob_num(struct obuf *b, unsigned long v)
+{
+    char n[32];
+    snprintf(n, sizeof n, "%lu", v);
+    ob_str(b, n);
+}
+
+static void ob_reset(struct obuf *b)
+{
+    b->len = 0;
+    b->full = false;
+    if (b->s)
+        b->s[0] = '\0';
+}
+
+/* A warden string literal (docs/policy.md: \" \\ \n \t \xHH). */
+static void ob_quoted(struct obuf *b, const char *s, size_t n)
+{
+    ob_byte(b, '"');
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            char e[2] = {'\\', (char)c};
+            ob_put(b, e, 2);
+        } else if (c == '\n') {
+            ob_put(b, "\\n", 2);
+        } else if (c == '\t') {
+            ob_put(b, "\\t", 2);
+        } else if (c < 0x20 || c == 0x7f) {
+            char e[8];
+            snprintf(e, sizeof e, "\\x%02x", c);
+            ob_put(b, e, 4);
+        } else {
+            ob_put(b, &s[i], 1);
+        }
+    }
+    ob_byte(b, '"');
+}
+
+static void ob_utf8(struct obuf *b, unsigned long cp)
+{
+    char u[4];
+    if (cp < 0x80) {
+        u[0] = (char)cp;
+        ob_put(b, u, 1);
+    } else if (cp < 0x800) {
+        u[0] = (char)(0xc0 | (cp >> 6));
+        u[1] = (char)(0x80 | (cp & 0x3f));
+        ob_put(b, u, 2);
+    } else if (cp < 0x10000) {
+        u[0] = (char)(0xe0 | (cp >> 12));
+        u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        u[2] = (char)(0x80 | (cp & 0x3f));
+        ob_put(b, u, 3);
+    } else {
+        u[0] = (char)(0xf0 | (cp >> 18));
+        u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+        u[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        u[3] = (char)(0x80 | (cp & 0x3f));
+        ob_put(b, u, 4);
+    }
+}
+
+/* ---- terms ---- */
+
+enum tkind {
+    T_ATOM,
+    T_STRING,
+    T_INT,
+    T_TUPLE,
+    T_LIST,
+};
+
+struct term {
+    enum tkind k;
+    unsigned line, col;
+    const char *s; /* ATOM, STRING: decoded UTF-8, NUL-terminated */
+    size_t len;
+    long num;                  /* INT */
+    struct term *first, *next; /* TUPLE, LIST: children */
+    size_t n;                  /* TUPLE, LIST: number of children */
+};
+
+enum tk {
+    TK_EOF,
+    TK_DOT,
+    TK_LBRACE,
+    TK_RBRACE,
+    TK_LBRACK,
+    TK_RBRACK,
+    TK_COMMA,
+    TK_ATOM,
+    TK_STRING,
+    TK_INT,
+    TK_ERROR,
+};
+
+struct tok {
+    enum tk k;
+    unsigned line, col;   /* first byte */
+    unsigned eline, ecol; /* just past the last byte */
+    const char *s;        /* ATOM, STRING (term arena) */
+    size_t len;
+    long num;
+};
+
+/* ---- who-conditions, folded ---- */
+
+enum ck {
+    CK_TRUE,
+    CK_FALSE,
+    CK_TEST,
+    CK_AND,
+    CK_OR,
+};
+
+struct cnode {
+    enum ck k;
+    const char *text;           /* TEST: warden text */
+    const struct term *at;      /* FALSE: the term that makes it false */
+    const char *why;            /* FALSE: why, for the warning */
+    struct cnode *first, *last; /* AND, OR */
+    struct cnode *next;
+};
+
+/* ---- state ---- */
+
+#define WARN_LIST 10
+
+enum wkind {
+    W_MAPPED,
+    W_REGEX,
+    W_EMPTY,
+    W_OPTION,
+    W_QOS,
+    W_ONCE, /* said once per file anyway */
+    W_UNDEFINED,
+    W_NEVER,
+    W_ALL,
+    W_KINDS,
+};
+
+static const char *const wkind_what[W_KINDS] = {
+    "IPv4-mapped addresses", "unanchored regexes", "empty names",
+    "action options",        "QoS and retain",     "",
+    "\"undefined\"",         "rules left out",     "'all' topics",
+};
+
+struct imp {
+    const char *src;
+    size_t len, i;
+    unsigned line;
+    size_t line_start;
+    struct wd_diags *d;
+    bool quiet; /* skipping a broken term: no further lexical diagnostics */
+
+    struct tok cur; /* lookahead, valid when `have` */
+    bool have;
+    unsigned last_line, last_col; /* end of the last consumed token */
+    const struct term *open;      /* innermost open tuple or list */
+
+    struct wd_arena a; /* the current term and its translation */
+    size_t nodes;
+    bool too_big;
+    unsigned term_line, term_col; /* where the current top-level term starts */
+    struct obuf tmp, cat;         /* string decoding, adjacent-string concatenation */
+
+    /* the current rule */
+    unsigned tests;
+    bool tests_reported;
+    bool warned_undefined;
+
+    /* once per file */
+    bool warned_plus, warned_widen;
+
+    /* the last rule emitted decides everything ({Perm, all}): its 'all' warning waits,
+     * because if no rule follows, `authz default Perm` makes it exact */
+    bool catch_all;
+    bool catch_all_allow;
+    unsigned catch_all_line, catch_all_col;
+
+    size_t warned[W_KINDS];
+
+    const char *base; /* file name for `# FILE:LINE` */
+    struct obuf out;
+    unsigned *linemap; /* output line (0-based) -> acl.conf line (0: none) */
+    size_t nlines, caplines;
+    size_t nrules;
+    bool rules_reported, size_reported;
+};
+
+static void vdiag(struct imp *im, enum wd_diag_sev sev, unsigned line, unsigned col,
+                  const char *fmt, va_list ap)
+{
+    char buf[1024];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    wd_diag_add(im->d, sev, line, col, "%s", buf);
+}
+
+static void err_at(struct imp *im, unsigned line, unsigned col, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void err_at(struct imp *im, unsigned line, unsigned col, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vdiag(im, WD_DIAG_ERROR, line, col, fmt, ap);
+    va_end(ap);
+}
+
+static void err(struct imp *im, const struct term *t, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void err(struct imp *im, const struct term *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vdiag(im, WD_DIAG_ERROR, t->line, t->col, fmt, ap);
+    va_end(ap);
+}
+
+/* Warnings of one kind are listed WARN_LIST times at most: a long file must not push its
+ * errors past the diagnostics limit (WD_DIAG_MAX). The rest are counted, and said once. */
+static void warn(struct imp *im, enum wkind k, const struct term *t, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void warn(struct imp *im, enum wkind k, const struct term *t, const char *fmt, ...)
+{
+    if (im->warned[k]++ >= WARN_LIST)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vdiag(im, WD_DIAG_WARNING, t->line, t->col, fmt, ap);
+    va_end(ap);
+}
+
+static void warn_totals(struct imp *im)
+{
+    for (int k = 0; k < W_KINDS; k++)
+        if (im->warned[k] > WARN_LIST)
+            wd_diag_add(im->d, WD_DIAG_WARNING, 0, 0,
+                        "%zu more warnings like the ones above about %s were not listed",
+                        im->warned[k] - WARN_LIST, wkind_what[k]);
+}
+
+/* Lexical errors: silent while skipping the rest of a broken term. */
+static void lex_err(struct imp *im, unsigned line, unsigned col, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void lex_err(struct imp *im, unsigned line, unsigned col, const char *fmt, ...)
+{
+    if (im->quiet)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vdiag(im, WD_DIAG_ERROR, line, col, fmt, ap);
+    va_end(ap);
+}
+
+/* Printable excerpt of s for a message: at most 40 bytes, control characters as '?', cut
+ * at a character boundary. */
+static void excerpt(const char *s, size_t n, char *buf, size_t cap)
+{
+    size_t k = n < 40 ? n : 40;
+    if (k >= cap)
+        k = cap - 1;
+    while (k < n && k > 0 && ((unsigned char)s[k] & 0xc0) == 0x80)
+        k--;
+    for (size_t i = 0; i < k; i++)
+        buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+    buf[k] = '\0';
+    if (k < n && k + 4 < cap) {
+        buf[k] = '.';
+        buf[k + 1] = '.';
+        buf[k + 2] = '.';
+        buf[k + 3] = '\0';
+    }
+}
+
+static void describe(const struct term *t, char *buf, size_t cap)
+{
+    char ex[64];
+    switch (t->k) {
+    case T_ATOM:
+        excerpt(t->s, t->len, ex, sizeof ex);
+        snprintf(buf, cap, "'%s'", ex);
+        break;
+    case T_STRING:
+        excerpt(t->s, t->len, ex, sizeof ex);
+        snprintf(buf, cap, "the string \"%s\"", ex);
+        break;
+    case T_INT:
+        snprintf(buf, cap, "the integer %ld", t->num);
+        break;
+    case T_TUPLE:
+        snprintf(buf, cap, "a tuple of %zu element%s", t->n, t->n == 1 ? "" : "s");
+        break;
+    case T_LIST:
+        snprintf(buf, cap, "a list");
+        break;
+    }
+}
+
+static bool is_atom(const struct term *t, const char *name)
+{
+    return t && t->k == T_ATOM && strcmp(t->s, name) == 0;
+}
+
+static const struct term *nth(const struct term *t, size_t i)
+{
+    const struct term *c = t->first;
+    while (c && i--)
+        c = c->next;
+    return c;
+}
+
+/* ---- scanner ---- */
+
+static void adv(struct imp *im)
+{
+    if (im->src[im->i] == '\n') {
+        im->line++;
+        im->line_start = im->i + 1;
+    }
+    im->i++;
+}
+
+static unsigned col_here(const struct imp *im)
+{
+    return (unsigned)(im->i - im->line_start + 1);
+}
+
+static int hexv(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static bool is_digit(int c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static bool is_name_char(int c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '_' || c == '@';
+}
+
+#define ESC_EOF (-2) /* the input ended inside the escape */
+#define ESC_BAD (-1)
+#define ESC_RAW (-3) /* backslash before a non-ASCII character: the character itself */
+
+/* Decodes the escape after a backslash (im->i is past the backslash). Returns a code
+ * point, or one of the ESC_ values (ESC_BAD with *msg set). */
+static long lex_escape(struct imp *im, const char **msg)
+{
+    if (im->i >= im->len)
+        return ESC_EOF;
+    unsigned char c = (unsigned char)im->src[im->i];
+    if (c >= '0' && c <= '7') {
+        long v = 0;
+        for (int k = 0; k < 3 && im->i < im->len && im->src[im->i] >= '0' && im->src[im->i] <= '7';
+             k++) {
+            v = v * 8 + (im->src[im->i] - '0');
+            adv(im);
+        }
+        return v;
+    }
+    switch (c) {
+    case 'x': {
+        adv(im);
+        if (im->i < im->len && im->src[im->i] == '{') {
+            adv(im);
+            long v = 0;
+            int nd = 0;
+            while (im->i < im->len && hexv(im->src[im->i]) >= 0) {
+                if (v <= 0x10FFFF)
+                    v = v * 16 + hexv(im->src[im->i]);
+                nd++;
+                adv(im);
+            }
+            if (im->i >= im->len)
+                return ESC_EOF;
+            if (im->src[im->i] != '}' || nd == 0) {
+                *msg = "bad \\x{...} escape (hexadecimal digits then '}')";
+                return ESC_BAD;
+            }
+            adv(im);
+            if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) {
+                *msg = "\\x{...} is not a Unicode code point";
+                return ESC_BAD;
+            }
+            return v;
+        }
+        if (im->i + 1 < im->len && hexv(im->src[im->i]) >= 0 && hexv(im->src[im->i + 1]) >= 0) {
+            long v = hexv(im->src[im->i]) * 16 + hexv(im->src[im->i + 1]);
+            adv(im);
+            adv(im);
+            return v;
+        }
+        if (im->i >= im->len)
+            return ESC_EOF;
+        *msg = "bad \\x escape (\\xHH or \\x{H...})";
+        return ESC_BAD;
+    }
+    case '^': {
+        adv(im);
+        if (im->i >= im->len)
+            return ESC_EOF;
+        long v = (unsigned char)im->src[im->i] & 31;
+        adv(im);
+        return v;
+    }
+    default:
+        break;
+    }
+    static const char from[] = "bdefnrstv";
+    static const char to[] = {8, 127, 27, 12, 10, 13, 32, 9, 11};
+    const char *m = c ? strchr(from, c) : NULL;
+    if (m) {
+        adv(im);
+        return to[m - from];
+    }
+    if (c >= 0x80)
+        return ESC_RAW;
+    adv(im); /* any other character stands for itself: \" \' \\ \$ ... */
+    return c;
+}
+
+/* "..." or '...': decodes into the term arena. */
+static enum tk lex_quoted(struct imp *im, struct tok *t)
+{
+    char q = im->src[im->i];
+    const char *what = q == '"' ? "string" : "quoted atom";
+    adv(im);
+    ob_reset(&im->tmp);
+    bool bad = false;
+    for (;;) {
+        if (im->i >= im->len) {
+            lex_err(im, t->line, t->col, "unterminated %s: the %c here has no closing %c", what, q,
+                    q);
+            return TK_ERROR;
+        }
+        char c = im->src[im->i];
+        if (c == q) {
+            adv(im);
+            break;
+        }
+        if (c != '\\') {
+            ob_byte(&im->tmp, c);
+            adv(im);
+            continue;
+        }
+        unsigned eline = im->line, ecol = col_here(im);
+        adv(im);
+        const char *msg = "bad escape";
+        long cp = lex_escape(im, &msg);
+        if (cp == ESC_EOF || cp == ESC_RAW)
+            continue; /* the loop reports the end of input / copies the character */
+        if (cp == ESC_BAD) {
+            if (!bad)
+                lex_err(im, eline, ecol, "%s", msg);
+            bad = true;
+            continue;
+        }
+        ob_utf8(&im->tmp, (unsigned long)cp);
+    }
+    if (bad)
+        return TK_ERROR;
+    const char *s = im->tmp.s ? im->tmp.s : "";
+    if (memchr(s, '\0', im->tmp.len)) {
+        lex_err(im, t->line, t->col, "a NUL character in a %s cannot be translated", what);
+        return TK_ERROR;
+    }
+    if (!wd_utf8_valid_nonul(s, im->tmp.len)) {
+        lex_err(im, t->line, t->col, "%s is not valid UTF-8", what);
+        return TK_ERROR;
+    }
+    t->s = wd_arena_strndup(&im->a, s, im->tmp.len);
+    t->len = im->tmp.len;
+    return q == '"' ? TK_STRING : TK_ATOM;
+}
+
+static long mul_add(long v, int base, int d, bool *big)
+{
+    if (v > (LONG_MAX - d) / base) {
+        *big = true;
+        return LONG_MAX;
+    }
+    return v * base + d;
+}
+
+static int digit_in(int c, int base)
+{
+    int v = is_digit(c)              ? c - '0'
+            : (c >= 'a' && c <= 'z') ? c - 'a' + 10
+            : (c >= 'A' && c <= 'Z') ? c - 'A' + 10
+                                     : 99;
+    return v < base ? v : -1;
+}
+
+/* Integers: 12, 1_000, 16#ff, -1. Floats are rejected (nothing in acl.conf takes one). */
+static enum tk lex_number(struct imp *im, struct tok *t, bool neg)
+{
+    if (neg)
+        adv(im);
+    long v = 0;
+    bool big = false;
+    while (im->i < im->len) {
+        char c = im->src[im->i];
+        if (is_digit(c)) {
+            v = mul_add(v, 10, c - '0', &big);
+            adv(im);
+        } else if (c == '_' && im->i + 1 < im->len && is_digit(im->src[im->i + 1])) {
+            adv(im);
+        } else {
+            break;
+        }
+    }
+    if (im->i < im->len && im->src[im->i] == '#') {
+        adv(im);
+        if (big || v < 2 || v > 36) {
+            lex_err(im, t->line, t->col, "bad number base %ld (2 to 36)", v);
+            return TK_ERROR;
+        }
+        int base = (int)v, nd = 0;
+        v = 0;
+        while (im->i < im->len) {
+            int dv = digit_in(im->src[im->i], base);
+            if (dv < 0)
+                break;
+            v = mul_add(v, base, dv, &big);
+            nd++;
+            adv(im);
+        }
+        if (!nd) {
+            lex_err(im, t->line, t->col, "no digits after '%d#'", base);
+            return TK_ERROR;
+        }
+    } else if (im->i + 1 < im->len && im->src[im->i] == '.' && is_digit(im->src[im->i + 1])) {
+        while (im->i < im->len && (is_name_char(im->src[im->i]) || im->src[im->i] == '.'))
+            adv(im);
+        lex_err(im, t->line, t->col, "floating-point numbers have no meaning in acl.conf rules");
+        return TK_ERROR;
+    }
+    if (im->i < im->len && is_name_char(im->src[im->i])) {
+        while (im->i < im->len && is_name_char(im->src[im->i]))
+            adv(im);
+        lex_err(im, t->line, t->col, "malformed number");
+        return TK_ERROR;
+    }
+    t->num = neg ? -v : v;
+    return TK_INT;
+}
+
+static const char *const reserved[] = {
+    "after", "and",   "andalso", "band",   "begin",   "bnot", "bor", "bsl",  "bsr", "bxor",
+    "case",  "catch", "cond",    "div",    "else",    "end",  "fun", "if",   "let", "maybe",
+    "not",   "of",    "or",      "orelse", "receive", "rem",  "try", "when", "xor",
+};
+
+static void lex(struct imp *im, struct tok *t)
+{
+    memset(t, 0, sizeof *t);
+    /* whitespace (Erlang: every byte up to and including space) and % comments */
+    while (im->i < im->len) {
+        unsigned char c = (unsigned char)im->src[im->i];
+        if (c == '%') {
+            while (im->i < im->len && im->src[im->i] != '\n')
+                im->i++;
+        } else if (c <= ' ') {
+            adv(im);
+        } else {
+            break;
+        }
+    }
+    t->line = im->line;
+    t->col = col_here(im);
+    if (im->i >= im->len) {
+        t->k = TK_EOF;
+        goto out;
+    }
+    unsigned char c = (unsigned char)im->src[im->i];
+    size_t start = im->i;
+    switch (c) {
+    case '{':
+        t->k = TK_LBRACE;
+        adv(im);
+        goto out;
+    case '}':
+        t->k = TK_RBRACE;
+        adv(im);
+        goto out;
+    case '[':
+        t->k = TK_LBRACK;
+        adv(im);
+        goto out;
+    case ']':
+        t->k = TK_RBRACK;
+        adv(im);
+        goto out;
+    case ',':
+        t->k = TK_COMMA;
+        adv(im);
+        goto out;
+    case '.':
+        adv(im);
+        if (im->i >= im->len || (unsigned char)im->src[im->i] <= ' ' || im->src[im->i] == '%') {
+            t->k = TK_DOT;
+        } else {
+            lex_err(im, t->line, t->col,
+                    "unexpected '.' (a term ends with '.' followed by a space or a new line)");
+            t->k = TK_ERROR;
+        }
+        goto out;
+    case '"':
+    case '\'':
+        t->k = lex_quoted(im, t);
+        goto out;
+    case '$': { /* character literal: an integer */
+        adv(im);
+        if (im->i >= im->len) {
+            lex_err(im, t->line, t->col, "'$' at the end of the file");
+            t->k = TK_ERROR;
+            goto out;
+        }
+        long v;
+        if (im->src[im->i] == '\\') {
+            adv(im);
+            const char *msg = "bad escape";
+            v = lex_escape(im, &msg);
+            if (v == ESC_RAW) {
+                v = (unsigned char)im->src[im->i];
+                adv(im);
+            }
+            if (v < 0) {
+                lex_err(im, t->line, t->col, "%s",
+                        v == ESC_EOF ? "escape at the end of the file" : msg);
+                t->k = TK_ERROR;
+                goto out;
+            }
+        } else {
+            v = (unsigned char)im->src[im->i];
+            adv(im);
+        }
+        t->num = v;
+        t->k = TK_INT;
+        goto out;
+    }
+    default:
+        break;
+    }
+    if (is_digit(c) || (c == '-' && im->i + 1 < im->len && is_digit(im->src[im->i + 1]))) {
+        t->k = lex_number(im, t, c == '-');
+        goto out;
+    }
+    if (c >= 'a' && c <= 'z') {
+        while (im->i < im->len && is_name_char(im->src[im->i]))
+            adv(im);
+        size_t n = im->i - start;
+        for (size_t k = 0; k < WD_ARRAY_LEN(reserved); k++) {
+            if (strlen(reserved[k]) == n && memcmp(reserved[k], im->src + start, n) == 0) {
+                lex_err(im, t->line, t->col,
+                        "'%s' is an Erlang keyword: write the atom quoted, as '%s'", reserved[k],
+                        reserved[k]);
+                t->k = TK_ERROR;
+                goto out;
+            }
+        }
+        t->k = TK_ATOM;
+        t->s = wd_arena_strndup(&im->a, im->src + start, n);
+        t->len = n;
+        goto out;
+    }
+    if ((c >= 'A' && c <= 'Z') || c == '_') {
+        while (im->i < im->len && is_name_char(im->src[im->i]))
+            adv(im);
+        size_t n = im->i - start;
+        lex_err(im, t->line, t->col,
+                "'%.*s' is an Erlang variable, which acl.conf cannot use (atoms start with a "
+                "lowercase letter or are quoted: '%.*s')",
+                (int)(n > 40 ? 40 : n), im->src + start, (int)(n > 40 ? 40 : n), im->src + start);
+        t->k = TK_ERROR;
+        goto out;
+    }
+    adv(im);
+    t->k = TK_ERROR;
+    if (c == '<' && im->i < im->len && im->src[im->i] == '<')
+        lex_err(im, t->line, t->col, "binaries (<<...>>) are not supported: write a string");
+    else if (c >= 0x20 && c < 0x7f)
+        lex_err(im, t->line, t->col, "unexpected character '%c'", c);
+    else
+        lex_err(im, t->line, t->col, "unexpected byte 0x%02x outside a string", c);
+    /* skip the rest of a UTF-8 sequence: one diagnostic per character */
+    while (im->i < im->len && ((unsigned char)im->src[im->i] & 0xc0) == 0x80)
+        adv(im);
+out:
+    t->eline = im->line;
+    t->ecol = col_here(im);
+}
+
+static const struct tok *peek(struct imp *im)
+{
+    if (!im->have) {
+        lex(im, &im->cur);
+        im->have = true;
+    }
+    return &im->cur;
+}
+
+static void consume(struct imp *im)
+{
+    peek(im);
+    im->last_line = im->cur.eline;
+    im->last_col = im->cur.ecol;
+    im->have = false;
+}
+
+static const char *tok_name(const struct tok *t)
+{
+    switch (t->k) {
+    case TK_EOF:
+        return "the end of the file";
+    case TK_DOT:
+        return "'.'";
+    case TK_LBRACE:
+        return "'{'";
+    case TK_RBRACE:
+        return "'}'";
+    case TK_LBRACK:
+        return "'['";
+    case TK_RBRACK:
+        return "']'";
+    case TK_COMMA:
+        return "','";
+    case TK_ATOM:
+        return "an atom";
+    case TK_STRING:
+        return "a string";
+    case TK_INT:
+        return "an integer";
+    case TK_ERROR:
+        break;
+    }
+    return "invalid input";
+}
+
+/* ---- parser ---- */
+
+static struct term *new_term(struct imp *im, enum tkind k, const struct tok *t)
+{
+    if (++im->nodes > MAX_TERM_NODES) {
+        if (!im->too_big)
+            err_at(im, im->term_line, im->term_col, "term too large (more than %d elements)",
+                   MAX_TERM_NODES);
+        im->too_big = true;
+        return NULL;
+    }
+    struct term *n = wd_arena_alloc(&im->a, sizeof *n);
+    n->k = k;
+    n->line = t->line;
+    n->col = t->col;
+    return n;
+}
+
+static struct term *parse_term(struct imp *im, int depth)
+{
+    const struct tok *t = peek(im);
+    struct term *n = NULL;
+    switch (t->k) {
+    case TK_ATOM:
+    case TK_INT:
+        n = new_term(im, t->k == TK_ATOM ? T_ATOM : T_INT, t);
+        if (n) {
+            n->s = t->s;
+            n->len = t->len;
+            n->num = t->num;
+        }
+        consume(im);
+        return n;
+    case TK_STRING: {
+        n = new_term(im, T_STRING, t);
+        if (!n)
+            return NULL;
+        n->s = t->s;
+        n->len = t->len;
+        consume(im);
+        if (peek(im)->k != TK_STRING)
+            return n;
+        /* adjacent strings are one string, as in Erlang */
+        ob_reset(&im->cat);
+        ob_put(&im->cat, n->s, n->len);
+        while (peek(im)->k == TK_STRING) {
+            ob_put(&im->cat, im->cur.s, im->cur.len);
+            consume(im);
+        }
+        n->s = wd_arena_strndup(&im->a, im->cat.s, im->cat.len);
+        n->len = im->cat.len;
+        return n;
+    }
+    case TK_LBRACE:
+    case TK_LBRACK: {
+        bool tuple = t->k == TK_LBRACE;
+        if (depth >= MAX_DEPTH) {
+            err_at(im, t->line, t->col, "terms nested deeper than %d levels", MAX_DEPTH);
+            return NULL;
+        }
+        n = new_term(im, tuple ? T_TUPLE : T_LIST, t);
+        if (!n)
+            return NULL;
+        consume(im);
+        enum tk close = tuple ? TK_RBRACE : TK_RBRACK;
+        if (peek(im)->k == close) {
+            consume(im);
+            return n;
+        }
+        const struct term *outer = im->open;
+        im->open = n;
+        struct term *tail = NULL;
+        for (;;) {
+            struct term *c = parse_term(im, depth + 1);
+            if (!c) {
+                n = NULL;
+                break;
+            }
+            if (tail)
+                tail->next = c;
+            else
+                n->first = c;
+            tail = c;
+            n->n++;
+            const struct tok *p = peek(im);
+            if (p->k == TK_COMMA) {
+                consume(im);
+                continue;
+            }
+            if (p->k == close) {
+                consume(im);
+                break;
+            }
+            if (p->k == TK_EOF)
+                err(im, n, "unterminated %s: this '%c' has no closing '%c'",
+                    tuple ? "tuple" : "list", tuple ? '{' : '[', tuple ? '}' : ']');
+            else if (p->k != TK_ERROR)
+                err_at(im, p->line, p->col, "expected ',' or '%c', got %s", tuple ? '}' : ']',
+                       tok_name(p));
+            n = NULL;
+            break;
+        }
+        im->open = outer;
+        return n;
+    }
+    case TK_EOF:
+        if (im->open)
+            err(im, im->open, "unterminated %s: this '%c' has no closing '%c'",
+                im->open->k == T_TUPLE ? "tuple" : "list", im->open->k == T_TUPLE ? '{' : '[',
+                im->open->k == T_TUPLE ? '}' : ']');
+        else
+            err_at(im, t->line, t->col, "unexpected end of the file");
+        return NULL;
+    case TK_ERROR:
+        return NULL;
+    default:
+        err_at(im, t->line, t->col, "expected a term, got %s", tok_name(t));
+        return NULL;
+    }
+}
+
+/* After a syntax error: drop the rest of the term, up to and including its '.'. */
+static void skip_term(struct imp *im)
+{
+    im->quiet = true;
+    while (peek(im)->k != TK_DOT && peek(im)->k != TK_EOF)
+        consume(im);
+    if (peek(im)->k == TK_DOT)
+        consume(im);
+    im->quiet = false;
+}
+
+/* ---- who ---- */
+
+static struct cnode *cnew(struct imp *im, enum ck k)
+{
+    struct cnode *c = wd_arena_alloc(&im->a, sizeof *c);
+    c->k = k;
+    return c;
+}
+
+static struct cnode *cfalse(struct imp *im, const struct term *at, const char *why)
+{
+    struct cnode *c = cnew(im, CK_FALSE);
+    c->at = at;
+    c->why = why;
+    return c;
+}
+
+/* A test; text built in im->tmp. */
+static struct cnode *ctest(struct imp *im, const struct term *at)
+{
+    if (++im->tests > MAX_TESTS) {
+        if (!im->tests_reported)
+            err(im, at, "condition with more than %d tests", MAX_TESTS);
+        im->tests_reported = true;
+        return NULL;
+    }
+    struct cnode *c = cnew(im, CK_TEST);
+    c->text = wd_arena_strndup(&im->a, im->tmp.s, im->tmp.len);
+    return c;
+}
+
+static bool check_len(struct imp *im, const struct term *at, size_t n)
+{
+    if (n <= WD_POLICY_MAX_STRING)
+        return true;
+    err(im, at, "string longer than %d bytes (warden's limit)", WD_POLICY_MAX_STRING);
+    return false;
+}
+
+/* Is s an IPv4/IPv6 address or CIDR warden accepts? *mapped: an IPv4-mapped IPv6 one. */
+static bool cidr_ok(const char *s, size_t n, bool *mapped, bool *short_mapped)
+{
+    char buf[64];
+    *mapped = *short_mapped = false;
+    if (n == 0 || n >= sizeof buf)
+        return false;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    char *slash = strchr(buf, '/');
+    long plen = -1;
+    if (slash) {
+        *slash = '\0';
+        const char *p = slash + 1;
+        size_t k = strlen(p);
+        if (k == 0 || k > 3)
+            return false;
+        plen = 0;
+        for (size_t j = 0; j < k; j++) {
+            if (!is_digit(p[j]))
+                return false;
+            plen = plen * 10 + (p[j] - '0');
+        }
+    }
+    unsigned char addr[16];
+    if (inet_pton(AF_INET, buf, addr) == 1)
+        return plen <= 32;
+    if (inet_pton(AF_INET6, buf, addr) != 1 || plen > 128)
+        return false;
+    static const unsigned char pre[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (memcmp(addr, pre, 12) == 0) {
+        *mapped = true;
+        *short_mapped = plen >= 0 && plen < 96;
+    }
+    return true;
+}
+
+/* Appends "ADDRESS" to im->tmp if it is one; reports otherwise. */
+static bool tr_addr(struct imp *im, const struct term *a)
+{
+    char d[96];
+    if (a->k != T_STRING) {
+        describe(a, d, sizeof d);
+        err(im, a, "expected an address string (\"10.0.0.0/8\"), got %s", d);
+        return false;
+    }
+    bool mapped, short_mapped;
+    if (!cidr_ok(a->s, a->len, &mapped, &short_mapped)) {
+        excerpt(a->s, a->len, d, sizeof d);
+        err(im, a, "not an IPv4 or IPv6 address or CIDR: \"%s\"", d);
+        return false;
+    }
+    if (short_mapped) {
+        err(im, a,
+            "an IPv4-mapped IPv6 prefix shorter than /96 cannot be translated (warden "
+            "tests IPv4-mapped addresses as IPv4)");
+        return false;
+    }
+    if (mapped)
+        warn(im, W_MAPPED, a,
+             "warden tests an IPv4-mapped IPv6 address as IPv4; EMQX compares it with "
+             "IPv6 peers only");
+    ob_quoted(&im->tmp, a->s, a->len);
+    return true;
+}
+
+static void put_regex_literal(struct obuf *b, const char *r, size_t n)
+{
+    ob_str(b, "(?s:.*)(?:");
+    ob_put(b, r, n);
+    /* a \Q...\E quote left open would swallow the closing parenthesis */
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (r[i] == '\\' && r[i + 1] == 'Q') {
+            ob_str(b, "\\E");
+            break;
+        }
+    }
+    ob_str(b, ")(?s:.*)");
+}
+
+static struct cnode *tr_regex(struct imp *im, const char *field, const struct term *re_tuple,
+                              const struct term *r)
+{
+    int ec;
+    PCRE2_SIZE off;
+    /* as EMQX compiles it (re:compile/1, no options): invalid there, invalid here */
+    pcre2_code *code = pcre2_compile((PCRE2_SPTR)r->s, r->len, 0, &ec, &off, NULL);
+    if (!code) {
+        PCRE2_UCHAR msg[256];
+        pcre2_get_error_message(ec, msg, sizeof msg);
+        err(im, r, "bad regular expression at offset %zu: %s (EMQX rejects it too)", (size_t)off,
+            (char *)msg);
+        return NULL;
+    }
+    pcre2_code_free(code);
+    struct obuf re = {0};
+    put_regex_literal(&re, r->s, r->len);
+    struct cnode *c = NULL;
+    /* as warden compiles it (compile.c) */
+    code = pcre2_compile((PCRE2_SPTR)re.s, re.len,
+                         PCRE2_UTF | PCRE2_ANCHORED | PCRE2_ENDANCHORED | PCRE2_NEVER_BACKSLASH_C,
+                         &ec, &off, NULL);
+    if (!code) {
+        PCRE2_UCHAR msg[256];
+        pcre2_get_error_message(ec, msg, sizeof msg);
+        err(im, r, "this regular expression cannot be kept unanchored for warden: %s", (char *)msg);
+        goto out;
+    }
+    pcre2_code_free(code);
+    if (!check_len(im, r, re.len))
+        goto out;
+    warn(im, W_REGEX, re_tuple,
+         "EMQX regexes are unanchored and warden's must match the whole %s: translated as "
+         "\"(?s:.*)(?:...)(?s:.*)\" to keep EMQX's meaning; consider a regex for the whole "
+         "value",
+         field);
+    ob_reset(&im->tmp);
+    ob_str(&im->tmp, field);
+    ob_str(&im->tmp, " ~ ");
+    ob_quoted(&im->tmp, re.s, re.len);
+    c = ctest(im, re_tuple);
+out:
+    free(re.s);
+    return c;
+}
+
+/* {username, "x"} / {username, {re, "r"}} and the same for clientid. */
+static struct cnode *tr_id(struct imp *im, const char *field, const struct term *w,
+                           const struct term *v)
+{
+    char d[96];
+    if (v->k == T_STRING) {
+        if (!check_len(im, v, v->len))
+            return NULL;
+        if (v->len == 0)
+            warn(im, W_EMPTY, v, "warden treats an empty %s as no %s: this test is never true",
+                 field, field);
+        ob_reset(&im->tmp);
+        ob_str(&im->tmp, field);
+        ob_str(&im->tmp, " = ");
+        ob_quoted(&im->tmp, v->s, v->len);
+        return ctest(im, w);
+    }
+    if (v->k == T_TUPLE && v->n == 2 && is_atom(v->first, "re")) {
+        const struct term *r = v->first->next;
+        if (r->k == T_STRING)
+            return tr_regex(im, field, v, r);
+        describe(r, d, sizeof d);
+        err(im, r, "expected a regular expression string, got %s", d);
+        return NULL;
+    }
+    describe(v, d, sizeof d);
+    err(im, v, "expected a %s string or {re, \"regex\"}, got %s", field, d);
+    return NULL;
+}
+
+static struct cnode *tr_who(struct imp *im, const struct term *w);
+
+/* {'and', [...]} / {'or', [...]}: folded (true/false absorbed, nested same-op flattened) */
+static struct cnode *tr_bool(struct imp *im, const struct term *w, const struct term *l,
+                             bool is_and)
+{
+    char d[96];
+    if (l->k != T_LIST) {
+        describe(l, d, sizeof d);
+        err(im, l, "expected a list of who-conditions, got %s", d);
+        return NULL;
+    }
+    enum ck op = is_and ? CK_AND : CK_OR;
+    enum ck unit = is_and ? CK_TRUE : CK_FALSE, zero = is_and ? CK_FALSE : CK_TRUE;
+    struct cnode *res = cnew(im, op), *absorb = NULL;
+    size_t n = 0;
+    bool bad = false;
+    for (const struct term *c = l->first; c; c = c->next) {
+        struct cnode *x = tr_who(im, c);
+        if (!x) {
+            bad = true;
+            continue;
+        }
+        if (x->k == unit)
+            continue;
+        if (x->k == zero) {
+            if (!absorb)
+                absorb = x;
+            continue;
+        }
+        if (x->k == op) {
+            for (struct cnode *y = x->first; y; y = y->next)
+                n++;
+            if (res->last)
+                res->last->next = x->first;
+            else
+                res->first = x->first;
+            res->last = x->last;
+            continue;
+        }
+        x->next = NULL;
+        if (res->last)
+            res->last->next = x;
+        else
+            res->first = x;
+        res->last = x;
+        n++;
+    }
+    if (bad)
+        return NULL;
+    if (absorb)
+        return absorb;
+    if (n == 0)
+        return is_and ? cnew(im, CK_TRUE)
+                      : cfalse(im, w,
+                               l->n ? "none of the conditions of this 'or' can be true"
+                                    : "{'or', []} is never true");
+    if (n == 1)
+        return res->first;
+    return res;
+}
+
+static struct cnode *tr_who(struct imp *im, const struct term *w)
+{
+    char d[96];
+    if (is_atom(w, "all"))
+        return cnew(im, CK_TRUE);
+    const char *key = w->k == T_TUPLE && w->n >= 1 && w->first->k == T_ATOM ? w->first->s : "";
+    if (strcmp(key, "client_attr") == 0) {
+        err(im, w,
+            "client_attr has no warden equivalent (warden's conditions test username, "
+            "clientid, cn, protocol, peer and port)");
+        return NULL;
+    }
+    if (!strcmp(key, "zone") || !strcmp(key, "listener") || !strcmp(key, "security_profile")) {
+        err(im, w, "{%s, ...} (an EMQX 6 condition) has no warden equivalent", key);
+        return NULL;
+    }
+    static const char *const known[] = {"user",   "username", "client", "clientid",
+                                        "ipaddr", "ipaddrs",  "and",    "or"};
+    bool ok = false;
+    for (size_t i = 0; i < WD_ARRAY_LEN(known); i++)
+        ok = ok || strcmp(key, known[i]) == 0;
+    if (!ok) {
+        describe(w, d, sizeof d);
+        err(im, w,
+            "unknown who-condition %s (expected all, {username, ...}, {clientid, ...}, "
+            "{ipaddr, ...}, {ipaddrs, [...]}, {'and', [...]} or {'or', [...]})",
+            d);
+        return NULL;
+    }
+    if (w->n != 2) {
+        err(im, w, "{%s, ...} has 2 elements, not %zu", key, w->n);
+        return NULL;
+    }
+    const struct term *v = w->first->next;
+    if (!strcmp(key, "user") || !strcmp(key, "username"))
+        return tr_id(im, "username", w, v);
+    if (!strcmp(key, "client") || !strcmp(key, "clientid"))
+        return tr_id(im, "clientid", w, v);
+    if (!strcmp(key, "and") || !strcmp(key, "or"))
+        return tr_bool(im, w, v, key[0] == 'a');
+    /* ipaddr, ipaddrs */
+    ob_reset(&im->tmp);
+    ob_str(&im->tmp, "peer in [");
+    if (!strcmp(key, "ipaddr")) {
+        if (!tr_addr(im, v))
+            return NULL;
+    } else {
+        if (v->k != T_LIST) {
+            describe(v, d, sizeof d);
+            err(im, v, "expected a list of addresses, got %s", d);
+            return NULL;
+        }
+        if (v->n == 0)
+            return cfalse(im, w, "{ipaddrs, []} matches no client");
+        if (v->n > MAX_LIST) {
+            err(im, v, "list longer than %d items", MAX_LIST);
+            return NULL;
+        }
+        bool good = true;
+        for (const struct term *a = v->first; a; a = a->next) {
+            if (a != v->first)
+                ob_str(&im->tmp, ", ");
+            good = tr_addr(im, a) && good;
+        }
+        if (!good)
+            return NULL;
+    }
+    ob_str(&im->tmp, "]");
+    return ctest(im, w);
+}
+
+static void put_cond(struct obuf *b, const struct cnode *c, bool nested)
+{
+    if (c->k == CK_TEST) {
+        ob_str(b, c->text);
+        return;
+    }
+    if (nested)
+        ob_byte(b, '(');
+    for (const struct cnode *x = c->first; x; x = x->next) {
+        if (x != c->first)
+            ob_str(b, c->k == CK_AND ? " and " : " or ");
+        put_cond(b, x, true);
+    }
+    if (nested)
+        ob_byte(b, ')');
+}
+
+/* ---- action ---- */
+
+struct action {
+    unsigned mask; /* WD_ACT_* */
+    const char *name;
+    unsigned qos; /* bit n: QoS n; 7: any */
+    int retain;   /* -1: any */
+};
+
+/* {qos, N} or {qos, [N, ...]}: ORs the levels into *mask. */
+static bool qos_value(struct imp *im, const struct term *v, unsigned *mask, bool top)
+{
+    char d[96];
+    if (v->k == T_INT && v->num >= 0 && v->num <= 2) {
+        *mask |= 1u << v->num;
+        return true;
+    }
+    if (v->k == T_LIST && top) {
+        bool ok = true;
+        for (const struct term *x = v->first; x; x = x->next)
+            ok = qos_value(im, x, mask, false) && ok;
+        return ok;
+    }
+    describe(v, d, sizeof d);
+    err(im, v, "QoS must be 0, 1 or 2 (or a list of them), got %s", d);
+    return false;
+}
+
+/* Returns false on error; *never set to the option that makes the rule never match. */
+static bool tr_action(struct imp *im, const struct term *a, bool allow, struct action *act,
+                      const struct term **never)
+{
+    char d[96];
+    const struct term *name = a, *opts = NULL;
+    act->qos = 7;
+    act->retain = -1;
+    if (a->k == T_TUPLE && a->n == 2) {
+        name = a->first;
+        opts = a->first->next;
+    }
+    if (is_atom(name, "publish")) {
+        act->mask = WD_ACT_PUBLISH;
+        act->name = "publish";
+    } else if (is_atom(name, "subscribe")) {
+        act->mask = WD_ACT_SUBSCRIBE;
+        act->name = "subscribe";
+    } else if (is_atom(name, "all")) {
+        act->mask = WD_ACT_PUBLISH | WD_ACT_SUBSCRIBE;
+        act->name = "all";
+    } else {
+        describe(a, d, sizeof d);
+        err(im, a, "unknown action %s (expected publish, subscribe, all or {Action, [Options]})",
+            d);
+        return false;
+    }
+    if (!opts)
+        return true;
+    if (opts->k != T_LIST) {
+        err(im, opts,
+            "action options must be a list, as in {%s, [{qos, 1}, {retain, false}]} (EMQX 5.8 "
+            "rejects {%s, {retain, true}})",
+            act->name, act->name);
+        return false;
+    }
+    bool ok = true, qos_seen = false, retain_seen = false, sub_retain_warned = false;
+    const struct term *qos_at = NULL;
+    unsigned qos = 0;
+    for (const struct term *o = opts->first; o; o = o->next) {
+        /* proplists: a bare atom `k` is {k, true}; other tuples of the wrong size are
+         * skipped, as are non-tuples */
+        const char *key = NULL;
+        const struct term *val = NULL;
+        if (o->k == T_ATOM)
+            key = o->s;
+        else if (o->k == T_TUPLE && o->n == 2 && o->first->k == T_ATOM) {
+            key = o->first->s;
+            val = o->first->next;
+        }
+        if (key && strcmp(key, "qos") == 0) {
+            qos_seen = true;
+            if (!qos_at)
+                qos_at = o;
+            if (!val) {
+                err(im, o, "QoS must be 0, 1 or 2 (or a list of them), got 'true'");
+                ok = false;
+            } else if (!qos_value(im, val, &qos, true)) {
+                ok = false;
+            }
+        } else if (key && strcmp(key, "retain") == 0) {
+            if (!(act->mask & WD_ACT_PUBLISH)) {
+                if (!sub_retain_warned && !is_atom(val, "all"))
+                    warn(im, W_OPTION, o, "EMQX ignores retain on subscribe rules: dropped");
+                sub_retain_warned = true;
+                continue;
+            }
+            if (retain_seen) {
+                warn(im, W_OPTION, o, "EMQX uses the first retain option: this one is ignored");
+                continue;
+            }
+            retain_seen = true;
+            if (!val || is_atom(val, "true")) {
+                act->retain = 1;
+            } else if (is_atom(val, "false")) {
+                act->retain = 0;
+            } else if (!is_atom(val, "all")) {
+                describe(val, d, sizeof d);
+                err(im, val, "retain must be true, false or all, got %s", d);
+                ok = false;
+            }
+        } else {
+            describe(o, d, sizeof d);
+            warn(im, W_OPTION, o,
+                 "option %s is ignored (EMQX ignores it too; options are {qos, ...} "
+                 "and {retain, ...})",
+                 d);
+        }
+    }
+    if (!ok)
+        return false;
+    if (qos_seen) {
+        act->qos = qos;
+        if (qos == 0)
+            *never = qos_at;
+    }
+    if (!*never && (act->qos != 7 || act->retain != -1))
+        warn(im, W_QOS, a,
+             "EMQX does not send QoS or retain through ExHook, so warden cannot test them on "
+             "EMQX's requests: this %s rule %s",
+             allow ? "allow" : "deny",
+             allow ? "never matches them" : "matches them whatever their QoS and retain flag");
+    return true;
+}
+
+/* ---- topics ---- */
+
+/* Does the filter have a '+' that, in EMQX, also lets a subscription to '.../#' through
+ * (a '+' that is the last level, or followed only by '#')? */
+static bool plus_quirk(const char *s, size_t n)
+{
+    const char *lv[WD_TOPIC_MAX_LEVELS];
+    size_t ln[WD_TOPIC_MAX_LEVELS];
+    int k = wd_topic_split(s, n, lv, ln, WD_TOPIC_MAX_LEVELS);
+    for (int i = 0; i < k; i++) {
+        if (ln[i] != 1 || lv[i][0] != '+')
+            continue;
+        if (i == k - 1 || (i == k - 2 && ln[k - 1] == 1 && lv[k - 1][0] == '#'))
+            return true;
+    }
+    return false;
+}
+
+static bool is_var_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '.' || c == '_';
+}
+
+/* Literal text for a warden topic: every "${" becomes "$${". */
+static void put_literal(struct obuf *b, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '$' && i + 1 < n && s[i + 1] == '{') {
+            ob_str(b, "$${");
+            i++;
+        } else {
+            ob_byte(b, s[i]);
+        }
+    }
+}
+
+struct rule_flags {
+    bool all_topics;
+    bool undefined_warned;
+};
+
+/* An EMQX topic filter with placeholders -> warden topic text in im->tmp. */
+static bool tr_template(struct imp *im, const struct term *at, const char *s, size_t n,
+                        bool *has_var, bool *maybe_undefined)
+{
+    struct obuf lit = {0};
+    bool ok = true;
+    ob_reset(&im->tmp);
+    for (size_t i = 0; i < n;) {
+        if (s[i] == '$' && i + 1 < n && s[i + 1] == '{') {
+            if (i + 3 < n && s[i + 2] == '$' && s[i + 3] == '}') { /* ${$}: a literal $ */
+                ob_byte(&lit, '$');
+                i += 4;
+                continue;
+            }
+            size_t k = i + 2;
+            if (k < n && s[k] == '.')
+                k++;
+            size_t ns = k;
+            while (k < n && is_var_char(s[k]))
+                k++;
+            if (k < n && s[k] == '}') {
+                const char *name = s + ns;
+                size_t nl = k - ns;
+                const char *var = NULL;
+                if (nl == 8 && !memcmp(name, "username", 8)) {
+                    var = "${username}";
+                    *maybe_undefined = true;
+                } else if (nl == 8 && !memcmp(name, "clientid", 8)) {
+                    var = "${clientid}";
+                } else if ((nl == 16 && !memcmp(name, "cert_common_name", 16)) ||
+                           (nl == 2 && !memcmp(name, "cn", 2))) {
+                    var = "${cn}";
+                    *maybe_undefined = true;
+                }
+                char ex[64];
+                excerpt(name, nl, ex, sizeof ex);
+                if (!var && ((nl == 4 && !memcmp(name, "zone", 4)) ||
+                             (nl >= 13 && !memcmp(name, "client_attrs.", 13)))) {
+                    err(im, at, "placeholder ${%s} has no warden equivalent", ex);
+                    ok = false;
+                } else if (!var) {
+                    err(im, at,
+                        "${%s} is not a placeholder in EMQX ACL topics (EMQX matches the literal "
+                        "text; write ${$}{%s} if that is what you mean)",
+                        ex, ex);
+                    ok = false;
+                } else if (lit.len && lit.s[lit.len - 1] == '$') {
+                    err(im, at,
+                        "a literal '$' right before a placeholder cannot be written in "
+                        "warden");
+                    ok = false;
+                }
+                put_literal(&im->tmp, lit.s, lit.len);
+                ob_reset(&lit);
+                if (var)
+                    ob_str(&im->tmp, var);
+                *has_var = true;
+                i = k + 1;
+                continue;
+            }
+        }
+        ob_byte(&lit, s[i]);
+        i++;
+    }
+    put_literal(&im->tmp, lit.s, lit.len);
+    free(lit.s);
+    return ok;
+}
+
+/* One topic; appended to b. */
+static bool tr_topic(struct imp *im, const struct term *t, struct obuf *b, unsigned actions,
+                     struct rule_flags *rf)
+{
+    char d[96];
+    const char *s;
+    size_t n;
+    bool eq = false;
+    if (t->k == T_STRING) {
+        s = t->s;
+        n = t->len;
+        if (n >= 3 && memcmp(s, "eq ", 3) == 0) {
+            eq = true;
+            s += 3;
+            n -= 3;
+        }
+    } else if (t->k == T_TUPLE && t->n == 2 && is_atom(t->first, "eq") &&
+               t->first->next->k == T_STRING) {
+        eq = true;
+        s = t->first->next->s;
+        n = t->first->next->len;
+    } else {
+        describe(t, d, sizeof d);
+        err(im, t, "a topic is a string, \"eq TOPIC\" or {eq, TOPIC}; got %s", d);
+        return false;
+    }
+    if (n == 0) {
+        err(im, t, "empty topic");
+        return false;
+    }
+    if (eq) {
+        if (!check_len(im, t, n))
+            return false;
+        ob_str(b, "eq ");
+        ob_quoted(b, s, n);
+        return true;
+    }
+    if (!wd_topic_filter_valid(s, n)) {
+        excerpt(s, n, d, sizeof d);
+        err(im, t,
+            "invalid topic filter \"%s\" ('+' and '#' must be whole levels, '#' last, at most %d "
+            "levels)",
+            d, WD_TOPIC_MAX_LEVELS);
+        return false;
+    }
+    bool has_var = false, maybe_undefined = false;
+    if (!tr_template(im, t, s, n, &has_var, &maybe_undefined))
+        return false;
+    if (!check_len(im, t, im->tmp.len))
+        return false;
+    ob_quoted(b, im->tmp.s, im->tmp.len);
+    if ((actions & WD_ACT_SUBSCRIBE) && !im->warned_plus && plus_quirk(s, n)) {
+        im->warned_plus = true;
+        warn(im, W_ONCE, t,
+             "in EMQX a rule filter like \"a/+\" also allows subscribing to \"a/#\"; in warden "
+             "it allows only subscriptions it covers entirely (said once for the file)");
+    }
+    if (has_var && !im->warned_widen) {
+        im->warned_widen = true;
+        warn(im, W_ONCE, t,
+             "in EMQX a placeholder value containing '/', '+' or '#' (a username such as \"#\"), "
+             "or a first-level one starting with '$', widens the rule; in warden such a value "
+             "never matches (said once for the file)");
+    }
+    if (maybe_undefined && !rf->undefined_warned) {
+        rf->undefined_warned = true;
+        warn(im, W_UNDEFINED, t,
+             "EMQX renders a missing username or certificate name as \"undefined\" here; in "
+             "warden a client without one never matches this topic");
+    }
+    return true;
+}
+
+/* Topics -> text in b. *never set when the list is empty. */
+static bool tr_topics(struct imp *im, const struct term *t, struct obuf *b, unsigned actions,
+                      struct rule_flags *rf, const struct term **never)
+{
+    char d[96];
+    if (is_atom(t, "all")) {
+        rf->all_topics = true;
+        ob_str(b, "[\"#\", \"$SYS/#\"]");
+        return true;
+    }
+    if (t->k == T_STRING) {
+        excerpt(t->s, t->len, d, sizeof d);
+        err(im, t, "the topics must be a list, as in [\"%s\"], or all (EMQX rejects a bare string)",
+            d);
+        return false;
+    }
+    if (t->k != T_LIST) {
+        describe(t, d, sizeof d);
+        err(im, t, "expected a list of topics or all, got %s", d);
+        return false;
+    }
+    if (t->n == 0) {
+        *never = t;
+        ob_str(b, "[]");
+        return true;
+    }
+    if (t->n > MAX_LIST) {
+        err(im, t, "list longer than %d items", MAX_LIST);
+        return false;
+    }
+    bool ok = true;
+    if (t->n > 1)
+        ob_byte(b, '[');
+    for (const struct term *x = t->first; x; x = x->next) {
+        if (x != t->first)
+            ob_str(b, ", ");
+        ok = tr_topic(im, x, b, actions, rf) && ok;
+    }
+    if (t->n > 1)
+        ob_byte(b, ']');
+    return ok;
+}
+
+/* ---- rules ---- */
+
+static void end_line(struct imp *im, unsigned src_line)
+{
+    ob_byte(&im->out, '\n');
+    if (im->nlines == im->caplines) {
+        im->caplines = im->caplines ? im->caplines * 2 : 256;
+        im->linemap = wd_realloc(im->linemap, im->caplines * sizeof *im->linemap);
+    }
+    im->linemap[im->nlines++] = src_line;
+}
+
+static void put_comment_lines(struct imp *im, const char *text)
+{
+    while (*text) {
+        const char *nl = strchr(text, '\n');
+        size_t n = nl ? (size_t)(nl - text) : strlen(text);
+        ob_put(&im->out, text, n);
+        end_line(im, 0);
+        text += n + (nl ? 1 : 0);
+    }
+}
+
+static void all_topics_warning(struct imp *im, unsigned line, unsigned col, bool allow)
+{
+    if (im->warned[W_ALL]++ >= WARN_LIST)
+        return;
+    wd_diag_add(im->d, WD_DIAG_WARNING, line, col,
+                "'all' topics: EMQX's 'all' matches every topic, '$'-topics included, and "
+                "warden's \"#\" no '$'-topic: translated as [\"#\", \"$SYS/#\"], so other "
+                "'$'-topics (such as $events/... or $foo/...) are not %s by this rule",
+                allow ? "allowed" : "denied");
+}
+
+static void translate(struct imp *im, const struct term *r)
+{
+    char d[96];
+    size_t errors = im->d->nerrors;
+    im->tests = 0;
+    im->tests_reported = false;
+    if (r->k != T_TUPLE || (r->n != 2 && r->n != 4)) {
+        describe(r, d, sizeof d);
+        err(im, r, "a rule is {Perm, Who, Action, Topics} or {Perm, all}; got %s", d);
+        return;
+    }
+    const struct term *perm = r->first;
+    bool ok = true;
+    if (!is_atom(perm, "allow") && !is_atom(perm, "deny")) {
+        describe(perm, d, sizeof d);
+        err(im, perm, "the permission must be allow or deny, got %s", d);
+        ok = false;
+    }
+    struct cnode *who = NULL;
+    struct action act = {WD_ACT_PUBLISH | WD_ACT_SUBSCRIBE, "all", 7, -1};
+    struct rule_flags rf = {0};
+    const struct term *never = NULL, *all_at = NULL;
+    struct obuf topics = {0};
+    bool allow = is_atom(perm, "allow");
+    if (r->n == 2) {
+        const struct term *what = perm->next;
+        if (!is_atom(what, "all")) {
+            describe(what, d, sizeof d);
+            err(im, what, "a 2-element rule is {allow, all} or {deny, all}; got %s", d);
+            goto out;
+        }
+        who = cnew(im, CK_TRUE);
+        tr_topics(im, what, &topics, act.mask, &rf, &never);
+        all_at = what;
+    } else {
+        const struct term *w = nth(r, 1), *a = nth(r, 2), *t = nth(r, 3);
+        who = tr_who(im, w);
+        if (!tr_action(im, a, allow, &act, &never))
+            ok = false;
+        if (!tr_topics(im, t, &topics, act.mask, &rf, &never))
+            ok = false;
+        if (rf.all_topics)
+            all_at = t;
+        if (!who)
+            ok = false;
+    }
+    if (!ok || im->d->nerrors != errors)
+        goto out;
+    const char *why = NULL;
+    if (who->k == CK_FALSE) {
+        never = who->at;
+        why = who->why;
+    } else if (never && never->k == T_LIST) {
+        why = "an empty topic list matches nothing";
+    } else if (never) {
+        why = "an empty QoS list matches nothing";
+    }
+    if (never)
+        warn(im, W_NEVER, never,
+             "this rule never matches in EMQX (%s): it is left out, as a comment", why);
+    if (im->nrules >= WD_POLICY_MAX_RULES && !never) {
+        if (!im->rules_reported)
+            err(im, r, "more than %d rules (warden's limit)", WD_POLICY_MAX_RULES);
+        im->rules_reported = true;
+        goto out;
+    }
+    if (!never) {
+        if (im->catch_all) /* a rule follows the catch-all: the difference is real */
+            all_topics_warning(im, im->catch_all_line, im->catch_all_col, im->catch_all_allow);
+        im->catch_all = who->k == CK_TRUE && act.mask == (WD_ACT_PUBLISH | WD_ACT_SUBSCRIBE) &&
+                        act.qos == 7 && act.retain == -1 && rf.all_topics;
+        if (im->catch_all) {
+            im->catch_all_allow = allow;
+            im->catch_all_line = all_at->line;
+            im->catch_all_col = all_at->col;
+        } else if (all_at) {
+            all_topics_warning(im, all_at->line, all_at->col, allow);
+        }
+    }
+    struct obuf *o = &im->out;
+    if (never) {
+        ob_str(o, "# left out, it never matches in EMQX (");
+        ob_str(o, why);
+        ob_str(o, "): ");
+    } else {
+        im->nrules++;
+    }
+    ob_str(o, allow ? "allow " : "deny ");
+    ob_str(o, act.name);
+    ob_byte(o, ' ');
+    ob_put(o, topics.s, topics.len);
+    if (act.qos != 7 && act.qos != 0) {
+        ob_str(o, " qos ");
+        bool many = act.qos != 1 && act.qos != 2 && act.qos != 4;
+        if (many)
+            ob_byte(o, '[');
+        bool first = true;
+        for (unsigned q = 0; q < 3; q++) {
+            if (!(act.qos & (1u << q)))
+                continue;
+            if (!first)
+                ob_str(o, ", ");
+            ob_num(o, q);
+            first = false;
+        }
+        if (many)
+            ob_byte(o, ']');
+    }
+    if (act.retain != -1)
+        ob_str(o, act.retain ? " retain true" : " retain false");
+    if (who->k == CK_TEST || who->k == CK_AND || who->k == CK_OR) {
+        ob_str(o, " when ");
+        put_cond(o, who, false);
+    }
+    ob_str(o, "  # ");
+    ob_str(o, im->base);
+    ob_byte(o, ':');
+    ob_num(o, r->line);
+    end_line(im, never ? 0 : r->line);
+out:
+    free(topics.s);
+}
+
+/* ---- driver ---- */
+
+static const char *basename_of(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+/* The file name as it may appear in a comment: one line, printable. */
+static char *comment_safe(const char *s)
+{
+    char *c = wd_strdup(s);
+    for (char *p = c; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+    return c;
+}
+
+/* Compiles the translation: an error there is a bug here, reported at the acl.conf line
+ * of the rule that produced it. */
+static void self_check(struct imp *im)
+{
+    struct wd_diags cd;
+    wd_diags_init(&cd, "import", im->out.s, im->out.len);
+    struct wd_policy *p = NULL;
+    if (wd_policy_compile(im->out.s, im->out.len, &cd, &p) != WD_OK) {
+        bool any = false;
+        for (size_t i = 0; i < cd.n; i++) {
+            if (cd.v[i].sev != WD_DIAG_ERROR)
+                continue;
+            unsigned l = cd.v[i].line;
+            unsigned src = l >= 1 && l <= im->nlines ? im->linemap[l - 1] : 0;
+            err_at(im, src, 0, "the translation does not compile (please report this): %s",
+                   cd.v[i].msg);
+            any = true;
+        }
+        if (!any)
+            err_at(im, 0, 0, "the translation does not compile (please report this)");
+    }
+    wd_policy_release(p);
+    wd_diags_cleanup(&cd);
+}
+
+int wd_import_acl(const char *src, size_t len, struct wd_diags *diags, char **out)
+{
+    *out = NULL;
+    if (len > WD_IMPORT_MAX_BYTES) {
+        wd_diag_add(diags, WD_DIAG_ERROR, 0, 0, "file larger than %u bytes", WD_IMPORT_MAX_BYTES);
+        return WD_ETOOBIG;
+    }
+    size_t errors = diags->nerrors;
+    struct imp im = {.src = src ? src : "", .len = len, .line = 1, .d = diags};
+    im.out.limit = WD_POLICY_MAX_BYTES;
+    char *file = comment_safe(diags->file ? diags->file : "acl.conf");
+    im.base = basename_of(file);
+    wd_arena_init(&im.a);
+    int rc = WD_ESYNTAX;
+
+    ob_str(&im.out, "# Generated by `warden import-acl` from ");
+    ob_str(&im.out, file);
+    ob_str(&im.out, ".");
+    end_line(&im, 0);
+    put_comment_lines(&im,
+                      "# The rules keep acl.conf's order: in EMQX and in warden the first rule "
+                      "that matches decides.\n"
+                      "# Each rule names the acl.conf line it comes from; the warnings printed "
+                      "by the import say\n"
+                      "# where warden deliberately behaves differently from EMQX.\n");
+    end_line(&im, 0);
+
+    for (;;) {
+        /* one term per round; its arena goes with it */
+        wd_arena_free(&im.a);
+        wd_arena_init(&im.a);
+        im.nodes = 0;
+        im.too_big = false;
+        im.open = NULL;
+        const struct tok *t = peek(&im);
+        if (t->k == TK_EOF)
+            break;
+        im.term_line = t->line;
+        im.term_col = t->col;
+        struct term *term = parse_term(&im, 0);
+        if (!term) {
+            skip_term(&im);
+            continue;
+        }
+        const struct tok *e = peek(&im);
+        if (e->k == TK_DOT) {
+            consume(&im);
+            translate(&im, term);
+            continue;
+        }
+        if (e->k == TK_EOF)
+            err_at(&im, im.last_line, im.last_col,
+                   "missing '.' after the last term (each rule ends with '.')");
+        else if (e->k != TK_ERROR)
+            err_at(&im, im.last_line, im.last_col,
+                   "missing '.' after the term (each rule ends with '.'; found %s on line %u)",
+                   tok_name(e), e->line);
+        skip_term(&im);
+    }
+
+    end_line(&im, 0);
+    if (im.catch_all && !im.catch_all_allow) {
+        put_comment_lines(&im, "# acl.conf ends with {deny, all}, which decides every request that "
+                               "reaches it, so EMQX's\n"
+                               "# `authorization.no_match` never applies. The default repeats deny "
+                               "for the '$'-topics\n"
+                               "# that the last rule cannot name (warden's \"#\" skips them).\n"
+                               "authz default deny\n");
+    } else if (im.catch_all) {
+        put_comment_lines(&im,
+                          "# acl.conf ends with {allow, all}, which decides every request that "
+                          "reaches it, so EMQX's\n"
+                          "# `authorization.no_match` never applies. The default repeats allow "
+                          "for the '$'-topics\n"
+                          "# that the last rule cannot name (warden's \"#\" skips them).\n"
+                          "# Review it: the default acl.conf itself recommends ending with "
+                          "{deny, all} and setting\n"
+                          "# no_match = deny in production.\n"
+                          "authz default allow\n");
+    } else {
+        put_comment_lines(&im,
+                          "# When no rule matches, EMQX applies `authorization.no_match`, which "
+                          "defaults to allow,\n"
+                          "# so this translation keeps allow. Review it: the default acl.conf "
+                          "itself recommends ending\n"
+                          "# with {deny, all} and setting no_match = deny in production.\n"
+                          "authz default allow\n");
+    }
+    warn_totals(&im);
+    if (im.out.full)
+        err_at(&im, 0, 0, "the translation would be larger than %u bytes (warden's limit)",
+               WD_POLICY_MAX_BYTES);
+    if (diags->nerrors == errors)
+        self_check(&im);
+    if (diags->nerrors == errors) {
+        *out = im.out.s;
+        im.out.s = NULL;
+        rc = WD_OK;
+    }
+    wd_arena_free(&im.a);
+    free(im.out.s);
+    free(im.tmp.s);
+    free(im.cat.s);
+    free(im.linemap);
+    free(file);
+    return rc;
+}
