@@ -14,46 +14,25 @@
 #include "tools.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "core/file.h"
 #include "core/wd.h"
 #include "engine/engine.h"
 #include "policy/import.h"
 #include "policy/lex.h"
 #include "policy/policy.h"
 
-/* Reads a whole file (at most max bytes). */
+/* Reads a whole file (at most max bytes), reporting failures on stderr. */
 static char *slurp(const char *path, size_t max, size_t *len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        fprintf(stderr, "warden: %s: %s\n", path, strerror(errno));
+    char *buf, err[512];
+    if (wd_file_read(path, max, &buf, len, err, sizeof err) != WD_OK) {
+        fprintf(stderr, "warden: %s\n", err);
         return NULL;
     }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size > max) {
-        fprintf(stderr, "warden: %s: not a regular file of at most %zu bytes\n", path, max);
-        close(fd);
-        return NULL;
-    }
-    char *buf = wd_malloc((size_t)st.st_size + 1);
-    size_t got = 0;
-    while (got < (size_t)st.st_size) {
-        ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
-    close(fd);
-    buf[got] = '\0';
-    *len = got;
     return buf;
 }
 

@@ -17,15 +17,14 @@
  */
 #include "core/config.h"
 
+#include "core/file.h"
+
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define MAX_CONFIG_BYTES (1 << 20)
 #define MAX_WORDS 64
@@ -510,46 +509,14 @@ int wd_config_parse(struct wd_config *cfg, const char *name, const char *text, s
 int wd_config_load_file(struct wd_config *cfg, const char *path, char **errors)
 {
     *errors = NULL;
-    char msg[1024];
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(msg, sizeof msg, "%s: cannot open: %s", path, strerror(errno));
+    char *buf, msg[1024];
+    size_t len;
+    int rc = wd_file_read(path, MAX_CONFIG_BYTES, &buf, &len, msg, sizeof msg);
+    if (rc != WD_OK) {
         *errors = wd_strdup(msg);
-        return WD_EIO;
+        return rc;
     }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(msg, sizeof msg, "%s: not a regular file", path);
-        close(fd);
-        *errors = wd_strdup(msg);
-        return WD_EIO;
-    }
-    if (st.st_size > MAX_CONFIG_BYTES) {
-        snprintf(msg, sizeof msg, "%s: larger than %d bytes", path, MAX_CONFIG_BYTES);
-        close(fd);
-        *errors = wd_strdup(msg);
-        return WD_ETOOBIG;
-    }
-    size_t len = (size_t)st.st_size;
-    char *buf = wd_malloc(len + 1);
-    size_t got = 0;
-    while (got < len) {
-        ssize_t r = read(fd, buf + got, len - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
-    close(fd);
-    if (got != len) {
-        snprintf(msg, sizeof msg, "%s: short read", path);
-        free(buf);
-        *errors = wd_strdup(msg);
-        return WD_EIO;
-    }
-    buf[len] = '\0';
-    int rc = wd_config_parse(cfg, path, buf, len, errors);
+    rc = wd_config_parse(cfg, path, buf, len, errors);
     free(buf);
     return rc;
 }

@@ -75,3 +75,14 @@ char *wd_strndup(const char *s, size_t n)
     p[n] = '\0';
     return p;
 }
+
+int wd_hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}

@@ -54,6 +54,9 @@ void *wd_realloc(void *p, size_t n);
 char *wd_strdup(const char *s);
 char *wd_strndup(const char *s, size_t n);
 
+/* Value of a hex digit (either case), or -1. */
+int wd_hexval(int c);
+
 #define WD_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif

@@ -11,13 +11,12 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "core/buf.h"
+#include "core/file.h"
 #include "core/wd.h"
 #include "policy/policy_int.h"
 #include "policy/topic.h"
@@ -32,98 +31,77 @@ struct cctx {
 
 /* ---- canonical text (explain output and duplicate detection) ---- */
 
-struct sb {
-    char *s;
-    size_t len, cap;
-};
-
-static void sb_put(struct sb *b, const char *s, size_t n)
+static void sb_quoted(struct wd_buf *b, const char *s, size_t n)
 {
-    if (b->len + n + 1 > b->cap) {
-        b->cap = (b->len + n + 1) * 2;
-        b->s = wd_realloc(b->s, b->cap);
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
-static void sb_str(struct sb *b, const char *s)
-{
-    sb_put(b, s, strlen(s));
-}
-
-static void sb_quoted(struct sb *b, const char *s, size_t n)
-{
-    sb_put(b, "\"", 1);
+    wd_buf_put(b, "\"", 1);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c == '"' || c == '\\') {
             char e[2] = {'\\', (char)c};
-            sb_put(b, e, 2);
+            wd_buf_put(b, e, 2);
         } else if (c < 0x20) {
             char e[5];
             snprintf(e, sizeof e, "\\x%02x", c);
-            sb_put(b, e, 4);
+            wd_buf_put(b, e, 4);
         } else {
-            sb_put(b, (const char *)&s[i], 1);
+            wd_buf_put(b, (const char *)&s[i], 1);
         }
     }
-    sb_put(b, "\"", 1);
+    wd_buf_put(b, "\"", 1);
 }
 
-static void sb_value(struct sb *b, const struct wd_ast_value *v)
+static void sb_value(struct wd_buf *b, const struct wd_ast_value *v)
 {
     if (v->is_num) {
         char n[32];
         snprintf(n, sizeof n, "%ld", v->num);
-        sb_str(b, n);
+        wd_buf_puts(b, n);
     } else {
         sb_quoted(b, v->s, v->len);
     }
 }
 
-static void cond_text(struct sb *b, const struct wd_ast_cond *c, int parent_prec)
+static void cond_text(struct wd_buf *b, const struct wd_ast_cond *c, int parent_prec)
 {
     int prec = c->kind == WD_AC_OR ? 1 : c->kind == WD_AC_AND ? 2 : 3;
     if (prec < parent_prec)
-        sb_str(b, "(");
+        wd_buf_puts(b, "(");
     switch (c->kind) {
     case WD_AC_OR:
     case WD_AC_AND:
         cond_text(b, c->l, prec);
-        sb_str(b, c->kind == WD_AC_OR ? " or " : " and ");
+        wd_buf_puts(b, c->kind == WD_AC_OR ? " or " : " and ");
         cond_text(b, c->r, prec + 1);
         break;
     case WD_AC_NOT:
-        sb_str(b, "not ");
+        wd_buf_puts(b, "not ");
         cond_text(b, c->l, 3);
         break;
     case WD_AC_SUPERUSER:
-        sb_str(b, "superuser");
+        wd_buf_puts(b, "superuser");
         break;
     case WD_AC_ANONYMOUS:
-        sb_str(b, "anonymous");
+        wd_buf_puts(b, "anonymous");
         break;
     case WD_AC_EQ:
     case WD_AC_RE:
-        sb_str(b, wd_field_name(c->field));
-        sb_str(b, c->kind == WD_AC_EQ ? " = " : " ~ ");
+        wd_buf_puts(b, wd_field_name(c->field));
+        wd_buf_puts(b, c->kind == WD_AC_EQ ? " = " : " ~ ");
         sb_value(b, &c->vals[0]);
         break;
     case WD_AC_IN:
-        sb_str(b, wd_field_name(c->field));
-        sb_str(b, " in [");
+        wd_buf_puts(b, wd_field_name(c->field));
+        wd_buf_puts(b, " in [");
         for (size_t i = 0; i < c->nvals; i++) {
             if (i)
-                sb_str(b, ", ");
+                wd_buf_puts(b, ", ");
             sb_value(b, &c->vals[i]);
         }
-        sb_str(b, "]");
+        wd_buf_puts(b, "]");
         break;
     }
     if (prec < parent_prec)
-        sb_str(b, ")");
+        wd_buf_puts(b, ")");
 }
 
 /* ---- conditions ---- */
@@ -317,10 +295,10 @@ static const struct wd_cond *compile_when(struct cctx *cx, const struct wd_ast_c
         *ok = false;
         return NULL;
     }
-    struct sb b = {0};
+    struct wd_buf b = {0};
     cond_text(&b, c, 0);
     ((struct wd_cond *)k)->text = wd_arena_strdup(cx->a, b.s);
-    free(b.s);
+    wd_buf_free(&b);
     return k;
 }
 
@@ -545,23 +523,23 @@ static uint64_t fnv1a(const void *s, size_t n)
     return h;
 }
 
-static void rule_canon(struct sb *b, const struct wd_ast_stmt *s)
+static void rule_canon(struct wd_buf *b, const struct wd_ast_stmt *s)
 {
-    sb_str(b, s->decision == WD_DECISION_ALLOW ? "allow " : "deny ");
-    sb_str(b, s->actions == 3 ? "all" : s->actions == 1 ? "publish" : "subscribe");
+    wd_buf_puts(b, s->decision == WD_DECISION_ALLOW ? "allow " : "deny ");
+    wd_buf_puts(b, s->actions == 3 ? "all" : s->actions == 1 ? "publish" : "subscribe");
     for (size_t i = 0; i < s->ntopics; i++) {
-        sb_str(b, s->topics[i].eq ? " eq " : " ");
+        wd_buf_puts(b, s->topics[i].eq ? " eq " : " ");
         sb_quoted(b, s->topics[i].text, s->topics[i].len);
     }
     if (s->has_qos) {
         char q[32];
         snprintf(q, sizeof q, " qos %u", s->qos_mask);
-        sb_str(b, q);
+        wd_buf_puts(b, q);
     }
     if (s->retain != -1)
-        sb_str(b, s->retain ? " retain true" : " retain false");
+        wd_buf_puts(b, s->retain ? " retain true" : " retain false");
     if (s->when) {
-        sb_str(b, " when ");
+        wd_buf_puts(b, " when ");
         cond_text(b, s->when, 0);
     }
 }
@@ -738,7 +716,7 @@ int wd_policy_compile_ex(const char *src, size_t len, struct wd_diags *diags,
             if (!ok)
                 break;
             /* duplicates: same canonical text */
-            struct sb b = {0};
+            struct wd_buf b = {0};
             rule_canon(&b, s);
             uint64_t h = fnv1a(b.s, b.len);
             size_t slot = h & (dupcap - 1);
@@ -763,7 +741,7 @@ int wd_policy_compile_ex(const char *src, size_t len, struct wd_diags *diags,
                                 "first by the rule at line %u",
                                 by);
             }
-            free(b.s);
+            wd_buf_free(&b);
             for (size_t t = 0; t < r->ntopics; t++)
                 wd_trie__insert(&p->trie, &r->topics[t], r->idx);
             p->nrules++;
@@ -809,37 +787,18 @@ int wd_policy_load_file(const char *path, struct wd_diags *diags,
     *out = NULL;
     *src_out = NULL;
     wd_diags_init(diags, path, NULL, 0);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        wd_diag_add(diags, WD_DIAG_ERROR, 0, 0, "cannot read: %s",
-                    fd < 0 ? strerror(errno) : "not a regular file");
-        if (fd >= 0)
-            close(fd);
-        return WD_EIO;
+    char *buf, err[512];
+    size_t len;
+    int rc = wd_file_read(path, WD_POLICY_MAX_BYTES, &buf, &len, err, sizeof err);
+    if (rc != WD_OK) {
+        const char *why = strncmp(err, path, strlen(path)) == 0 ? err + strlen(path) + 2 : err;
+        wd_diag_add(diags, WD_DIAG_ERROR, 0, 0, "%s", why);
+        return rc;
     }
-    if ((unsigned long long)st.st_size > WD_POLICY_MAX_BYTES) {
-        close(fd);
-        wd_diag_add(diags, WD_DIAG_ERROR, 0, 0, "file larger than %u bytes", WD_POLICY_MAX_BYTES);
-        return WD_ETOOBIG;
-    }
-    size_t len = (size_t)st.st_size;
-    char *buf = wd_malloc(len + 1);
-    size_t got = 0;
-    while (got < len) {
-        ssize_t r = read(fd, buf + got, len - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
-    close(fd);
-    buf[got] = '\0';
     diags->src = buf;
-    diags->srclen = got;
+    diags->srclen = len;
     *src_out = buf;
-    return wd_policy_compile_ex(buf, got, diags, check, out);
+    return wd_policy_compile_ex(buf, len, diags, check, out);
 }
 
 struct wd_policy *wd_policy_get(struct wd_policy *p)

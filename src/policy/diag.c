@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/wd.h"
 
 void wd_diags_init(struct wd_diags *d, const char *file, const char *src, size_t srclen)
@@ -77,34 +78,6 @@ void wd_diag_add(struct wd_diags *d, enum wd_diag_sev sev, unsigned line, unsign
     d->n++;
 }
 
-struct sbuf {
-    char *s;
-    size_t len, cap;
-};
-
-static void put(struct sbuf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        b->cap = (b->len + n + 1) * 2;
-        b->s = wd_realloc(b->s, b->cap);
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
-static void putf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void putf(struct sbuf *b, const char *fmt, ...)
-{
-    char tmp[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
-
 /* the text of 1-based line `line` */
 static const char *line_text(const struct wd_diags *d, unsigned line, size_t *len)
 {
@@ -136,8 +109,8 @@ static int by_position(const void *a, const void *b)
 
 char *wd_diags_render(const struct wd_diags *d)
 {
-    struct sbuf b = {0};
-    put(&b, "", 0);
+    struct wd_buf b = {0};
+    wd_buf_put(&b, "", 0);
     struct wd_diag *v = wd_malloc((d->n ? d->n : 1) * sizeof *v);
     if (d->n)
         memcpy(v, d->v, d->n * sizeof *v);
@@ -155,37 +128,37 @@ char *wd_diags_render(const struct wd_diags *d)
         const struct wd_diag *g = &v[i];
         const char *sev = g->sev == WD_DIAG_ERROR ? "error" : "warning";
         if (g->line == 0) {
-            putf(&b, "%s: %s: %s\n", d->file, sev, g->msg);
+            wd_buf_printf(&b, "%s: %s: %s\n", d->file, sev, g->msg);
             continue;
         }
         if (g->col)
-            putf(&b, "%s:%u:%u: %s: %s\n", d->file, g->line, g->col, sev, g->msg);
+            wd_buf_printf(&b, "%s:%u:%u: %s: %s\n", d->file, g->line, g->col, sev, g->msg);
         else
-            putf(&b, "%s:%u: %s: %s\n", d->file, g->line, sev, g->msg);
+            wd_buf_printf(&b, "%s:%u: %s: %s\n", d->file, g->line, sev, g->msg);
         size_t len = 0;
         const char *lt = d->src ? line_text(d, g->line, &len) : NULL;
         if (!lt)
             continue;
         if (len > 200)
             len = 200;
-        putf(&b, "%5u | ", g->line);
+        wd_buf_printf(&b, "%5u | ", g->line);
         /* show the line with control characters replaced, so output stays one line */
         for (size_t k = 0; k < len; k++) {
             char c = lt[k];
             if (redacted(d, g->line, k + 1))
                 c = '*';
-            put(&b, (c == '\t') ? " " : ((unsigned char)c < 0x20 ? "?" : &c), 1);
+            wd_buf_put(&b, (c == '\t') ? " " : ((unsigned char)c < 0x20 ? "?" : &c), 1);
         }
-        put(&b, "\n", 1);
+        wd_buf_put(&b, "\n", 1);
         if (g->col) {
-            put(&b, "      | ", 8);
+            wd_buf_put(&b, "      | ", 8);
             for (unsigned k = 1; k < g->col && k <= len; k++)
-                put(&b, " ", 1);
-            put(&b, "^\n", 2);
+                wd_buf_put(&b, " ", 1);
+            wd_buf_put(&b, "^\n", 2);
         }
     }
     if (d->truncated)
-        putf(&b, "%s: note: too many diagnostics; %zu errors and %zu warnings in all\n",
+        wd_buf_printf(&b, "%s: note: too many diagnostics; %zu errors and %zu warnings in all\n",
              d->file, d->nerrors, d->nwarnings);
     free(v);
     return b.s;

@@ -52,6 +52,7 @@
 #include "core/utf8.h"
 #include "core/wd.h"
 #include "policy/lex.h"
+#include "core/buf.h"
 #include "policy/policy.h"
 #include "policy/topic.h"
 
@@ -60,53 +61,15 @@
 #define MAX_LIST 100000       /* items in one warden list (parse.c) */
 #define MAX_TESTS 1000        /* tests in one condition (the compiler recurses on them) */
 
-/* ---- growable buffers ---- */
 
-struct obuf {
-    char *s;
-    size_t len, cap;
-    size_t limit; /* 0: none; otherwise appends past it set `full` and are dropped */
-    bool full;
-};
-
-static void ob_put(struct obuf *b, const char *s, size_t n)
-{
-    if (b->full)
-        return;
-    if (b->limit && n > b->limit - b->len) {
-        b->full = true;
-        return;
-    }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        b->s = wd_realloc(b->s, cap);
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
-static void ob_str(struct obuf *b, const char *s)
-{
-    ob_put(b, s, strlen(s));
-}
-
-static void ob_byte(struct obuf *b, char c)
-{
-    ob_put(b, &c, 1);
-}
-
-static void ob_num(struct obuf *b, unsigned long v)
+static void ob_num(struct wd_buf *b, unsigned long v)
 {
     char n[32];
     snprintf(n, sizeof n, "%lu", v);
-    ob_str(b, n);
+    wd_buf_puts(b, n);
 }
 
-static void ob_reset(struct obuf *b)
+static void ob_reset(struct wd_buf *b)
 {
     b->len = 0;
     b->full = false;
@@ -115,50 +78,50 @@ static void ob_reset(struct obuf *b)
 }
 
 /* A warden string literal (docs/policy.md: \" \\ \n \t \xHH). */
-static void ob_quoted(struct obuf *b, const char *s, size_t n)
+static void ob_quoted(struct wd_buf *b, const char *s, size_t n)
 {
-    ob_byte(b, '"');
+    wd_buf_putc(b, '"');
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c == '"' || c == '\\') {
             char e[2] = {'\\', (char)c};
-            ob_put(b, e, 2);
+            wd_buf_put(b, e, 2);
         } else if (c == '\n') {
-            ob_put(b, "\\n", 2);
+            wd_buf_put(b, "\\n", 2);
         } else if (c == '\t') {
-            ob_put(b, "\\t", 2);
+            wd_buf_put(b, "\\t", 2);
         } else if (c < 0x20 || c == 0x7f) {
             char e[8];
             snprintf(e, sizeof e, "\\x%02x", c);
-            ob_put(b, e, 4);
+            wd_buf_put(b, e, 4);
         } else {
-            ob_put(b, &s[i], 1);
+            wd_buf_put(b, &s[i], 1);
         }
     }
-    ob_byte(b, '"');
+    wd_buf_putc(b, '"');
 }
 
-static void ob_utf8(struct obuf *b, unsigned long cp)
+static void ob_utf8(struct wd_buf *b, unsigned long cp)
 {
     char u[4];
     if (cp < 0x80) {
         u[0] = (char)cp;
-        ob_put(b, u, 1);
+        wd_buf_put(b, u, 1);
     } else if (cp < 0x800) {
         u[0] = (char)(0xc0 | (cp >> 6));
         u[1] = (char)(0x80 | (cp & 0x3f));
-        ob_put(b, u, 2);
+        wd_buf_put(b, u, 2);
     } else if (cp < 0x10000) {
         u[0] = (char)(0xe0 | (cp >> 12));
         u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
         u[2] = (char)(0x80 | (cp & 0x3f));
-        ob_put(b, u, 3);
+        wd_buf_put(b, u, 3);
     } else {
         u[0] = (char)(0xf0 | (cp >> 18));
         u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
         u[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
         u[3] = (char)(0x80 | (cp & 0x3f));
-        ob_put(b, u, 4);
+        wd_buf_put(b, u, 4);
     }
 }
 
@@ -264,7 +227,7 @@ struct imp {
     size_t nodes;
     bool too_big;
     unsigned term_line, term_col; /* where the current top-level term starts */
-    struct obuf tmp, cat;         /* string decoding, adjacent-string concatenation */
+    struct wd_buf tmp, cat;         /* string decoding, adjacent-string concatenation */
 
     /* the current rule */
     unsigned tests;
@@ -283,7 +246,7 @@ struct imp {
     size_t warned[W_KINDS];
 
     const char *base; /* file name for `# FILE:LINE` */
-    struct obuf out;
+    struct wd_buf out;
     unsigned *linemap; /* output line (0-based) -> acl.conf line (0: none) */
     size_t nlines, caplines;
     size_t nrules;
@@ -427,17 +390,6 @@ static unsigned col_here(const struct imp *im)
     return (unsigned)(im->i - im->line_start + 1);
 }
 
-static int hexv(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static bool is_digit(int c)
 {
     return c >= '0' && c <= '9';
@@ -475,9 +427,9 @@ static long lex_escape(struct imp *im, const char **msg)
             adv(im);
             long v = 0;
             int nd = 0;
-            while (im->i < im->len && hexv(im->src[im->i]) >= 0) {
+            while (im->i < im->len && wd_hexval(im->src[im->i]) >= 0) {
                 if (v <= 0x10FFFF)
-                    v = v * 16 + hexv(im->src[im->i]);
+                    v = v * 16 + wd_hexval(im->src[im->i]);
                 nd++;
                 adv(im);
             }
@@ -494,8 +446,8 @@ static long lex_escape(struct imp *im, const char **msg)
             }
             return v;
         }
-        if (im->i + 1 < im->len && hexv(im->src[im->i]) >= 0 && hexv(im->src[im->i + 1]) >= 0) {
-            long v = hexv(im->src[im->i]) * 16 + hexv(im->src[im->i + 1]);
+        if (im->i + 1 < im->len && wd_hexval(im->src[im->i]) >= 0 && wd_hexval(im->src[im->i + 1]) >= 0) {
+            long v = wd_hexval(im->src[im->i]) * 16 + wd_hexval(im->src[im->i + 1]);
             adv(im);
             adv(im);
             return v;
@@ -549,7 +501,7 @@ static enum tk lex_quoted(struct imp *im, struct tok *t)
             break;
         }
         if (c != '\\') {
-            ob_byte(&im->tmp, c);
+            wd_buf_putc(&im->tmp, c);
             adv(im);
             continue;
         }
@@ -891,9 +843,9 @@ static struct term *parse_term(struct imp *im, int depth)
             return n;
         /* adjacent strings are one string, as in Erlang */
         ob_reset(&im->cat);
-        ob_put(&im->cat, n->s, n->len);
+        wd_buf_put(&im->cat, n->s, n->len);
         while (peek(im)->k == TK_STRING) {
-            ob_put(&im->cat, im->cur.s, im->cur.len);
+            wd_buf_put(&im->cat, im->cur.s, im->cur.len);
             consume(im);
         }
         n->s = wd_arena_strndup(&im->a, im->cat.s, im->cat.len);
@@ -1084,18 +1036,18 @@ static bool tr_addr(struct imp *im, const struct term *a)
     return true;
 }
 
-static void put_regex_literal(struct obuf *b, const char *r, size_t n)
+static void put_regex_literal(struct wd_buf *b, const char *r, size_t n)
 {
-    ob_str(b, "(?s:.*)(?:");
-    ob_put(b, r, n);
+    wd_buf_puts(b, "(?s:.*)(?:");
+    wd_buf_put(b, r, n);
     /* a \Q...\E quote left open would swallow the closing parenthesis */
     for (size_t i = 0; i + 1 < n; i++) {
         if (r[i] == '\\' && r[i + 1] == 'Q') {
-            ob_str(b, "\\E");
+            wd_buf_puts(b, "\\E");
             break;
         }
     }
-    ob_str(b, ")(?s:.*)");
+    wd_buf_puts(b, ")(?s:.*)");
 }
 
 static struct cnode *tr_regex(struct imp *im, const char *field, const struct term *re_tuple,
@@ -1113,7 +1065,7 @@ static struct cnode *tr_regex(struct imp *im, const char *field, const struct te
         return NULL;
     }
     pcre2_code_free(code);
-    struct obuf re = {0};
+    struct wd_buf re = {0};
     put_regex_literal(&re, r->s, r->len);
     struct cnode *c = NULL;
     /* as warden compiles it (compile.c) */
@@ -1135,8 +1087,8 @@ static struct cnode *tr_regex(struct imp *im, const char *field, const struct te
          "value",
          field);
     ob_reset(&im->tmp);
-    ob_str(&im->tmp, field);
-    ob_str(&im->tmp, " ~ ");
+    wd_buf_puts(&im->tmp, field);
+    wd_buf_puts(&im->tmp, " ~ ");
     ob_quoted(&im->tmp, re.s, re.len);
     c = ctest(im, re_tuple);
 out:
@@ -1156,8 +1108,8 @@ static struct cnode *tr_id(struct imp *im, const char *field, const struct term 
             warn(im, W_EMPTY, v, "warden treats an empty %s as no %s: this test is never true",
                  field, field);
         ob_reset(&im->tmp);
-        ob_str(&im->tmp, field);
-        ob_str(&im->tmp, " = ");
+        wd_buf_puts(&im->tmp, field);
+        wd_buf_puts(&im->tmp, " = ");
         ob_quoted(&im->tmp, v->s, v->len);
         return ctest(im, w);
     }
@@ -1278,7 +1230,7 @@ static struct cnode *tr_who(struct imp *im, const struct term *w)
         return tr_bool(im, w, v, key[0] == 'a');
     /* ipaddr, ipaddrs */
     ob_reset(&im->tmp);
-    ob_str(&im->tmp, "peer in [");
+    wd_buf_puts(&im->tmp, "peer in [");
     if (!strcmp(key, "ipaddr")) {
         if (!tr_addr(im, v))
             return NULL;
@@ -1297,31 +1249,31 @@ static struct cnode *tr_who(struct imp *im, const struct term *w)
         bool good = true;
         for (const struct term *a = v->first; a; a = a->next) {
             if (a != v->first)
-                ob_str(&im->tmp, ", ");
+                wd_buf_puts(&im->tmp, ", ");
             good = tr_addr(im, a) && good;
         }
         if (!good)
             return NULL;
     }
-    ob_str(&im->tmp, "]");
+    wd_buf_puts(&im->tmp, "]");
     return ctest(im, w);
 }
 
-static void put_cond(struct obuf *b, const struct cnode *c, bool nested)
+static void put_cond(struct wd_buf *b, const struct cnode *c, bool nested)
 {
     if (c->k == CK_TEST) {
-        ob_str(b, c->text);
+        wd_buf_puts(b, c->text);
         return;
     }
     if (nested)
-        ob_byte(b, '(');
+        wd_buf_putc(b, '(');
     for (const struct cnode *x = c->first; x; x = x->next) {
         if (x != c->first)
-            ob_str(b, c->k == CK_AND ? " and " : " or ");
+            wd_buf_puts(b, c->k == CK_AND ? " and " : " or ");
         put_cond(b, x, true);
     }
     if (nested)
-        ob_byte(b, ')');
+        wd_buf_putc(b, ')');
 }
 
 /* ---- action ---- */
@@ -1481,14 +1433,14 @@ static bool is_var_char(char c)
 }
 
 /* Literal text for a warden topic: every "${" becomes "$${". */
-static void put_literal(struct obuf *b, const char *s, size_t n)
+static void put_literal(struct wd_buf *b, const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '$' && i + 1 < n && s[i + 1] == '{') {
-            ob_str(b, "$${");
+            wd_buf_puts(b, "$${");
             i++;
         } else {
-            ob_byte(b, s[i]);
+            wd_buf_putc(b, s[i]);
         }
     }
 }
@@ -1502,13 +1454,13 @@ struct rule_flags {
 static bool tr_template(struct imp *im, const struct term *at, const char *s, size_t n,
                         bool *has_var, bool *maybe_undefined)
 {
-    struct obuf lit = {0};
+    struct wd_buf lit = {0};
     bool ok = true;
     ob_reset(&im->tmp);
     for (size_t i = 0; i < n;) {
         if (s[i] == '$' && i + 1 < n && s[i + 1] == '{') {
             if (i + 3 < n && s[i + 2] == '$' && s[i + 3] == '}') { /* ${$}: a literal $ */
-                ob_byte(&lit, '$');
+                wd_buf_putc(&lit, '$');
                 i += 4;
                 continue;
             }
@@ -1553,13 +1505,13 @@ static bool tr_template(struct imp *im, const struct term *at, const char *s, si
                 put_literal(&im->tmp, lit.s, lit.len);
                 ob_reset(&lit);
                 if (var)
-                    ob_str(&im->tmp, var);
+                    wd_buf_puts(&im->tmp, var);
                 *has_var = true;
                 i = k + 1;
                 continue;
             }
         }
-        ob_byte(&lit, s[i]);
+        wd_buf_putc(&lit, s[i]);
         i++;
     }
     put_literal(&im->tmp, lit.s, lit.len);
@@ -1568,7 +1520,7 @@ static bool tr_template(struct imp *im, const struct term *at, const char *s, si
 }
 
 /* One topic; appended to b. */
-static bool tr_topic(struct imp *im, const struct term *t, struct obuf *b, unsigned actions,
+static bool tr_topic(struct imp *im, const struct term *t, struct wd_buf *b, unsigned actions,
                      struct rule_flags *rf)
 {
     char d[96];
@@ -1600,7 +1552,7 @@ static bool tr_topic(struct imp *im, const struct term *t, struct obuf *b, unsig
     if (eq) {
         if (!check_len(im, t, n))
             return false;
-        ob_str(b, "eq ");
+        wd_buf_puts(b, "eq ");
         ob_quoted(b, s, n);
         return true;
     }
@@ -1641,13 +1593,13 @@ static bool tr_topic(struct imp *im, const struct term *t, struct obuf *b, unsig
 }
 
 /* Topics -> text in b. *never set when the list is empty. */
-static bool tr_topics(struct imp *im, const struct term *t, struct obuf *b, unsigned actions,
+static bool tr_topics(struct imp *im, const struct term *t, struct wd_buf *b, unsigned actions,
                       struct rule_flags *rf, const struct term **never)
 {
     char d[96];
     if (is_atom(t, "all")) {
         rf->all_topics = true;
-        ob_str(b, "[\"#\", \"$SYS/#\"]");
+        wd_buf_puts(b, "[\"#\", \"$SYS/#\"]");
         return true;
     }
     if (t->k == T_STRING) {
@@ -1663,7 +1615,7 @@ static bool tr_topics(struct imp *im, const struct term *t, struct obuf *b, unsi
     }
     if (t->n == 0) {
         *never = t;
-        ob_str(b, "[]");
+        wd_buf_puts(b, "[]");
         return true;
     }
     if (t->n > MAX_LIST) {
@@ -1672,14 +1624,14 @@ static bool tr_topics(struct imp *im, const struct term *t, struct obuf *b, unsi
     }
     bool ok = true;
     if (t->n > 1)
-        ob_byte(b, '[');
+        wd_buf_putc(b, '[');
     for (const struct term *x = t->first; x; x = x->next) {
         if (x != t->first)
-            ob_str(b, ", ");
+            wd_buf_puts(b, ", ");
         ok = tr_topic(im, x, b, actions, rf) && ok;
     }
     if (t->n > 1)
-        ob_byte(b, ']');
+        wd_buf_putc(b, ']');
     return ok;
 }
 
@@ -1687,7 +1639,7 @@ static bool tr_topics(struct imp *im, const struct term *t, struct obuf *b, unsi
 
 static void end_line(struct imp *im, unsigned src_line)
 {
-    ob_byte(&im->out, '\n');
+    wd_buf_putc(&im->out, '\n');
     if (im->nlines == im->caplines) {
         im->caplines = im->caplines ? im->caplines * 2 : 256;
         im->linemap = wd_realloc(im->linemap, im->caplines * sizeof *im->linemap);
@@ -1700,7 +1652,7 @@ static void put_comment_lines(struct imp *im, const char *text)
     while (*text) {
         const char *nl = strchr(text, '\n');
         size_t n = nl ? (size_t)(nl - text) : strlen(text);
-        ob_put(&im->out, text, n);
+        wd_buf_put(&im->out, text, n);
         end_line(im, 0);
         text += n + (nl ? 1 : 0);
     }
@@ -1739,7 +1691,7 @@ static void translate(struct imp *im, const struct term *r)
     struct action act = {WD_ACT_PUBLISH | WD_ACT_SUBSCRIBE, "all", 7, -1};
     struct rule_flags rf = {0};
     const struct term *never = NULL, *all_at = NULL;
-    struct obuf topics = {0};
+    struct wd_buf topics = {0};
     bool allow = is_atom(perm, "allow");
     if (r->n == 2) {
         const struct term *what = perm->next;
@@ -1796,44 +1748,44 @@ static void translate(struct imp *im, const struct term *r)
             all_topics_warning(im, all_at->line, all_at->col, allow);
         }
     }
-    struct obuf *o = &im->out;
+    struct wd_buf *o = &im->out;
     if (never) {
-        ob_str(o, "# left out, it never matches in EMQX (");
-        ob_str(o, why);
-        ob_str(o, "): ");
+        wd_buf_puts(o, "# left out, it never matches in EMQX (");
+        wd_buf_puts(o, why);
+        wd_buf_puts(o, "): ");
     } else {
         im->nrules++;
     }
-    ob_str(o, allow ? "allow " : "deny ");
-    ob_str(o, act.name);
-    ob_byte(o, ' ');
-    ob_put(o, topics.s, topics.len);
+    wd_buf_puts(o, allow ? "allow " : "deny ");
+    wd_buf_puts(o, act.name);
+    wd_buf_putc(o, ' ');
+    wd_buf_put(o, topics.s, topics.len);
     if (act.qos != 7 && act.qos != 0) {
-        ob_str(o, " qos ");
+        wd_buf_puts(o, " qos ");
         bool many = act.qos != 1 && act.qos != 2 && act.qos != 4;
         if (many)
-            ob_byte(o, '[');
+            wd_buf_putc(o, '[');
         bool first = true;
         for (unsigned q = 0; q < 3; q++) {
             if (!(act.qos & (1u << q)))
                 continue;
             if (!first)
-                ob_str(o, ", ");
+                wd_buf_puts(o, ", ");
             ob_num(o, q);
             first = false;
         }
         if (many)
-            ob_byte(o, ']');
+            wd_buf_putc(o, ']');
     }
     if (act.retain != -1)
-        ob_str(o, act.retain ? " retain true" : " retain false");
+        wd_buf_puts(o, act.retain ? " retain true" : " retain false");
     if (who->k == CK_TEST || who->k == CK_AND || who->k == CK_OR) {
-        ob_str(o, " when ");
+        wd_buf_puts(o, " when ");
         put_cond(o, who, false);
     }
-    ob_str(o, "  # ");
-    ob_str(o, im->base);
-    ob_byte(o, ':');
+    wd_buf_puts(o, "  # ");
+    wd_buf_puts(o, im->base);
+    wd_buf_putc(o, ':');
     ob_num(o, r->line);
     end_line(im, never ? 0 : r->line);
 out:
@@ -1898,9 +1850,9 @@ int wd_import_acl(const char *src, size_t len, struct wd_diags *diags, char **ou
     wd_arena_init(&im.a);
     int rc = WD_ESYNTAX;
 
-    ob_str(&im.out, "# Generated by `warden import-acl` from ");
-    ob_str(&im.out, file);
-    ob_str(&im.out, ".");
+    wd_buf_puts(&im.out, "# Generated by `warden import-acl` from ");
+    wd_buf_puts(&im.out, file);
+    wd_buf_puts(&im.out, ".");
     end_line(&im, 0);
     put_comment_lines(&im,
                       "# The rules keep acl.conf's order: in EMQX and in warden the first rule "

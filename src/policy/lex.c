@@ -70,17 +70,6 @@ static struct wd_token *emit(struct lexer *lx, enum wd_tok kind, size_t start)
     return t;
 }
 
-static int hexv(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static void lex_string(struct lexer *lx)
 {
     size_t start = lx->i;
@@ -112,8 +101,8 @@ static void lex_string(struct lexer *lx)
                 c = '\t';
                 break;
             case 'x': {
-                int h = lx->i + 1 < lx->len ? hexv(lx->s[lx->i]) : -1;
-                int l = h >= 0 ? hexv(lx->s[lx->i + 1]) : -1;
+                int h = lx->i + 1 < lx->len ? wd_hexval(lx->s[lx->i]) : -1;
+                int l = h >= 0 ? wd_hexval(lx->s[lx->i + 1]) : -1;
                 if (h < 0 || l < 0) {
                     wd_diag_add(lx->d, WD_DIAG_ERROR, lx->line,
                                 (unsigned)(lx->i - lx->line_start), "bad \\x escape");

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/file.h"
 #include "core/log.h"
 #include "core/wd.h"
 
@@ -23,22 +24,9 @@
 
 static char *read_text(const char *path, char *err, size_t errcap)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errcap, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = wd_malloc(MAX_PEM + 1);
-    size_t n = fread(buf, 1, MAX_PEM + 1, f);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad || n > MAX_PEM) {
-        snprintf(err, errcap, "%s: %s", path, bad ? "read error" : "larger than 1 MiB");
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    return buf;
+    char *buf;
+    size_t len;
+    return wd_file_read(path, MAX_PEM, &buf, &len, err, errcap) == WD_OK ? buf : NULL;
 }
 
 static const char *ossl_reason(void)
