@@ -18,7 +18,7 @@ GEN     := build/gen
 PYTHON  := /usr/bin/python3
 
 CC      ?= gcc
-PKGS    := grpc libprotobuf-c openssl libpcre2-8
+PKGS    := grpc libprotobuf-c openssl libpcre2-8 libxcrypt libargon2
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 ifneq ($(CI),)
 WARN    += -Werror
@@ -150,7 +150,7 @@ $(B)/tests/test_%: tests/unit/test_%.c $(LIBS_ALL)
 # missing, so it is quick and idempotent; apt runs as root, through sudo otherwise.
 DEBIAN_PKGS := gcc make pkg-config libgrpc-dev libprotobuf-c-dev protobuf-c-compiler \
     protobuf-compiler libssl-dev openssl libcmocka-dev libpcre2-dev python3 python3-grpcio python3-protobuf \
-    nghttp2-client procps
+    nghttp2-client procps libcrypt-dev libargon2-dev argon2 apache2-utils
 
 deps:
 	@missing=$$(for p in $(DEBIAN_PKGS); do \
@@ -184,8 +184,14 @@ test: deps
 	@$(MAKE) --no-print-directory integration
 
 # ---- benchmarks (bench/README.md) ----
-BENCH_BIN := $(B)/bench/wd_load $(B)/bench/bare_server
+BENCH_BIN := $(B)/bench/wd_load $(B)/bench/bare_server $(B)/bench/policy_bench
 bench: all $(BENCH_BIN) $(GEN_PY)
+
+# the in-process policy benchmark links the policy layer, not gRPC
+$(B)/bench/policy_bench: bench/policy_bench.c $(LIB_POLICY) $(LIB_CORE)
+	@mkdir -p $(@D)
+	@echo "  CC/LD   $@"
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS_ALL) -o $@ $< $(LIB_POLICY) $(LIB_CORE) $(LDLIBS) -lm
 
 $(B)/bench/%: bench/%.c $(GEN_OBJ)
 	@mkdir -p $(@D)

@@ -464,12 +464,14 @@ static unsigned shadowed_by(const struct wd_policy *p, const struct wd_rule *r)
             if (nlv < 0)
                 return 0;
             for (int i = 0; i < nlv; i++)
-                lv[i] = (struct wd_req_level){ls[i], ln[i], NULL};
+                lv[i] = (struct wd_req_level){ls[i], ln[i], NULL,
+                                              wd_trie__level_hash(ls[i], ln[i])};
         } else {
             nlv = t->nlv;
             for (int i = 0; i < nlv; i++)
                 lv[i] = (struct wd_req_level){t->lv[i].s, t->lv[i].len,
-                                              t->lv[i].kind == WD_LV_TMPL ? t->lv[i].t : NULL};
+                                              t->lv[i].kind == WD_LV_TMPL ? t->lv[i].t : NULL,
+                                              wd_trie__level_hash(t->lv[i].s, t->lv[i].len)};
         }
         struct wd_cand cands[256];
         int nc = wd_trie__collect(&p->trie, lv, nlv, t->text, t->len, NULL, cands, 256);

@@ -385,16 +385,12 @@ void wd_policy_authorize(const struct wd_policy *p, const struct wd_authz_req *r
                          struct wd_policy_result *out)
 {
     struct wd_req_level lv[WD_TOPIC_MAX_LEVELS];
-    const char *ls[WD_TOPIC_MAX_LEVELS];
-    size_t ln[WD_TOPIC_MAX_LEVELS];
-    int nlv = wd_topic_split(req->topic, req->topic_len, ls, ln, WD_TOPIC_MAX_LEVELS);
+    int nlv = wd_trie__split(req->topic, req->topic_len, lv, WD_TOPIC_MAX_LEVELS);
     if (nlv < 0) {
         /* deeper than any rule topic can be: the linear scan handles it exactly */
         wd_policy_authorize_linear(p, req, out);
         return;
     }
-    for (int i = 0; i < nlv; i++)
-        lv[i] = (struct wd_req_level){ls[i], ln[i], NULL};
     struct wd_cand cands[MAX_CANDS];
     int nc = wd_trie__collect(&p->trie, lv, nlv, req->topic, req->topic_len, &req->client, cands,
                               MAX_CANDS);

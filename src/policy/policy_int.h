@@ -121,12 +121,16 @@ struct wd_tnode {
     uint32_t nrules, caprules;
 };
 
+/* One literal edge: 64 bytes, cache-line aligned, short keys stored inline so a lookup
+ * touches one line (the benchmark showed lookups waiting on the arena's key text). */
+#define WD_LIT_INLINE 32
 struct wd_lit_slot {
     uint64_t h;
-    const struct wd_tnode *parent;
-    const char *s;
+    uint32_t parent; /* parent node id */
     uint32_t len;
     struct wd_tnode *child;
+    const char *s; /* the key, for keys longer than WD_LIT_INLINE */
+    char key[WD_LIT_INLINE];
 };
 
 struct wd_eq_slot {
@@ -137,8 +141,11 @@ struct wd_eq_slot {
     uint32_t nrules, caprules;
 };
 
+#define WD_EQ_BLOOM_BITS 8192
+
 struct wd_trie {
     struct wd_tnode *root;
+    uint64_t eq_bloom[WD_EQ_BLOOM_BITS / 64]; /* skips the eq probe for most requests */
     struct wd_tnode **nodes; /* all nodes, for freeing */
     uint32_t nnodes, capnodes;
     struct wd_lit_slot *lits;
@@ -184,7 +191,14 @@ struct wd_req_level {
     const char *s;
     size_t len;
     const struct wd_tmpl *t;
+    uint64_t h; /* wd_trie__level_hash(s, len), computed once per request level */
 };
+
+/* The hash of one level's text, independent of where it sits in the trie. */
+uint64_t wd_trie__level_hash(const char *s, size_t n);
+/* Splits `topic` into request levels with their hashes. Returns the count or -1 when there
+ * are more than max levels. */
+int wd_trie__split(const char *topic, size_t len, struct wd_req_level *lv, int max);
 
 /* Collects the rule lists whose topics cover the request. Returns the number of lists
  * (at most max), or -1 if there were more than max. */

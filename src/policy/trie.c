@@ -19,19 +19,88 @@
 #include "core/wd.h"
 #include "policy/policy_int.h"
 
-static uint64_t hash_level(uint32_t parent, const char *s, size_t n)
+uint64_t wd_trie__level_hash(const char *s, size_t n)
 {
-    /* FNV-1a over the parent id and the bytes, then a final mix */
-    uint64_t h = 1469598103934665603ULL ^ parent;
-    h *= 1099511628211ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ULL;
+    /* word at a time: levels are short, and this runs once per request level */
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ (uint64_t)n;
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdULL;
+        h ^= h >> 32;
+        s += 8;
+        n -= 8;
     }
+    uint64_t w = 0;
+    memcpy(&w, s, n);
+    h = (h ^ w) * 0xc4ceb9fe1a85ec53ULL;
     h ^= h >> 29;
-    h *= 0xbf58476d1ce4e5b9ULL;
-    h ^= h >> 32;
     return h;
+}
+
+/* The slot hash of a literal edge: the level's hash mixed with its parent's id. */
+static uint64_t edge_hash(uint32_t parent, uint64_t level_hash)
+{
+    uint64_t h = level_hash ^ ((uint64_t)parent * 0x9e3779b97f4a7c15ULL);
+    h ^= h >> 31;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 29;
+    return h;
+}
+
+/* The hash of a whole topic from its level hashes (for eq topics). */
+static uint64_t fold(uint64_t acc, uint64_t level_hash)
+{
+    acc = ((acc << 17) | (acc >> 47)) ^ level_hash;
+    return acc * 0x9e3779b97f4a7c15ULL;
+}
+
+int wd_trie__split(const char *topic, size_t len, struct wd_req_level *lv, int max)
+{
+    int n = 0;
+    size_t start = 0;
+    for (;;) {
+        const char *slash = memchr(topic + start, '/', len - start);
+        size_t end = slash ? (size_t)(slash - topic) : len;
+        if (n == max)
+            return -1;
+        lv[n].s = topic + start;
+        lv[n].len = end - start;
+        lv[n].t = NULL;
+        lv[n].h = wd_trie__level_hash(lv[n].s, lv[n].len);
+        n++;
+        if (!slash)
+            return n;
+        start = end + 1;
+    }
+}
+
+/* Whole-topic hash of a string, split on '/' like a request (any number of levels). */
+static uint64_t topic_hash(const char *s, size_t len)
+{
+    uint64_t acc = 0;
+    size_t start = 0;
+    for (;;) {
+        const char *slash = memchr(s + start, '/', len - start);
+        size_t end = slash ? (size_t)(slash - s) : len;
+        acc = fold(acc, wd_trie__level_hash(s + start, end - start));
+        if (!slash)
+            return acc;
+        start = end + 1;
+    }
+}
+
+static void bloom_add(uint64_t *bloom, uint64_t h)
+{
+    unsigned a = (unsigned)(h % WD_EQ_BLOOM_BITS), b = (unsigned)((h >> 20) % WD_EQ_BLOOM_BITS);
+    bloom[a / 64] |= 1ULL << (a % 64);
+    bloom[b / 64] |= 1ULL << (b % 64);
+}
+
+static bool bloom_has(const uint64_t *bloom, uint64_t h)
+{
+    unsigned a = (unsigned)(h % WD_EQ_BLOOM_BITS), b = (unsigned)((h >> 20) % WD_EQ_BLOOM_BITS);
+    return (bloom[a / 64] >> (a % 64) & 1) && (bloom[b / 64] >> (b % 64) & 1);
 }
 
 static struct wd_tnode *new_node(struct wd_trie *t)
@@ -93,7 +162,10 @@ static void add_rule(uint32_t **v, uint32_t *n, uint32_t *cap, uint32_t rule)
 static void lits_grow(struct wd_trie *t)
 {
     size_t ncap = t->litcap ? t->litcap * 2 : 1024;
-    struct wd_lit_slot *nl = wd_calloc(ncap, sizeof *nl);
+    struct wd_lit_slot *nl = aligned_alloc(64, ncap * sizeof *nl);
+    if (!nl)
+        abort();
+    memset(nl, 0, ncap * sizeof *nl);
     for (size_t i = 0; i < t->litcap; i++) {
         if (!t->lits[i].child)
             continue;
@@ -107,17 +179,24 @@ static void lits_grow(struct wd_trie *t)
     t->litcap = ncap;
 }
 
+static bool slot_is(const struct wd_lit_slot *e, uint64_t h, uint32_t parent, const char *s,
+                    size_t n)
+{
+    if (e->h != h || e->parent != parent || e->len != n)
+        return false;
+    return memcmp(n <= WD_LIT_INLINE ? e->key : e->s, s, n) == 0;
+}
+
 static struct wd_tnode *lit_find(const struct wd_trie *t, const struct wd_tnode *parent,
-                                 const char *s, size_t n)
+                                 const char *s, size_t n, uint64_t level_hash)
 {
     if (!t->litcap)
         return NULL;
-    uint64_t h = hash_level(parent->id, s, n);
+    uint64_t h = edge_hash(parent->id, level_hash);
     size_t j = h & (t->litcap - 1);
     while (t->lits[j].child) {
-        const struct wd_lit_slot *e = &t->lits[j];
-        if (e->h == h && e->parent == parent && e->len == n && memcmp(e->s, s, n) == 0)
-            return e->child;
+        if (slot_is(&t->lits[j], h, parent->id, s, n))
+            return t->lits[j].child;
         j = (j + 1) & (t->litcap - 1);
     }
     return NULL;
@@ -126,17 +205,26 @@ static struct wd_tnode *lit_find(const struct wd_trie *t, const struct wd_tnode 
 static struct wd_tnode *lit_child(struct wd_trie *t, struct wd_tnode *parent, const char *s,
                                   size_t n)
 {
-    struct wd_tnode *c = lit_find(t, parent, s, n);
+    uint64_t lh = wd_trie__level_hash(s, n);
+    struct wd_tnode *c = lit_find(t, parent, s, n, lh);
     if (c)
         return c;
     if ((t->nlits + 1) * 2 > t->litcap)
         lits_grow(t);
     c = new_node(t);
-    uint64_t h = hash_level(parent->id, s, n);
+    uint64_t h = edge_hash(parent->id, lh);
     size_t j = h & (t->litcap - 1);
     while (t->lits[j].child)
         j = (j + 1) & (t->litcap - 1);
-    t->lits[j] = (struct wd_lit_slot){h, parent, s, (uint32_t)n, c};
+    struct wd_lit_slot *e = &t->lits[j];
+    memset(e, 0, sizeof *e);
+    e->h = h;
+    e->parent = parent->id;
+    e->len = (uint32_t)n;
+    e->child = c;
+    e->s = s;
+    if (n <= WD_LIT_INLINE)
+        memcpy(e->key, s, n);
     t->nlits++;
     return c;
 }
@@ -172,7 +260,8 @@ static struct wd_eq_slot *eq_find(const struct wd_trie *t, const char *s, size_t
 
 static void eq_add(struct wd_trie *t, const char *s, size_t n, uint32_t rule)
 {
-    uint64_t h = hash_level(UINT32_MAX, s, n);
+    uint64_t h = topic_hash(s, n);
+    bloom_add(t->eq_bloom, h);
     struct wd_eq_slot *e = eq_find(t, s, n, h);
     if (!e) {
         if ((t->neqs + 1) * 2 > t->eqcap) {
@@ -282,7 +371,7 @@ static void walk(struct walk *w, const struct wd_tnode *node, int i)
                 walk(w, node->tmpls[k].child, i + 1);
         return;
     }
-    const struct wd_tnode *c = lit_find(w->t, node, l->s, l->len);
+    const struct wd_tnode *c = lit_find(w->t, node, l->s, l->len, l->h);
     if (c)
         walk(w, c, i + 1);
     if (dollar)
@@ -302,7 +391,14 @@ int wd_trie__collect(const struct wd_trie *t, const struct wd_req_level *lv, int
 {
     struct walk w = {t, lv, nlv, client, cands, max, 0};
     walk(&w, t->root, 0);
-    struct wd_eq_slot *e = eq_find(t, full, fulllen, hash_level(UINT32_MAX, full, fulllen));
+    struct wd_eq_slot *e = NULL;
+    if (t->neqs) {
+        uint64_t h = 0;
+        for (int i = 0; i < nlv; i++)
+            h = fold(h, lv[i].h);
+        if (bloom_has(t->eq_bloom, h))
+            e = eq_find(t, full, fulllen, h);
+    }
     if (e) {
         if (w.n < max)
             cands[w.n] = (struct wd_cand){e->rules, e->nrules, 0};
