@@ -150,7 +150,7 @@ $(B)/tests/test_%: tests/unit/test_%.c $(LIBS_ALL)
 # missing, so it is quick and idempotent; apt runs as root, through sudo otherwise.
 DEBIAN_PKGS := gcc make pkg-config libgrpc-dev libprotobuf-c-dev protobuf-c-compiler \
     protobuf-compiler libssl-dev openssl libcmocka-dev libpcre2-dev python3 python3-grpcio python3-protobuf \
-    nghttp2-client procps libcrypt-dev libargon2-dev argon2 apache2-utils
+    nghttp2-client procps libcrypt-dev libargon2-dev
 
 deps:
 	@missing=$$(for p in $(DEBIAN_PKGS); do \

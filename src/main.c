@@ -48,6 +48,7 @@ static const char usage_text[] =
     "                                        show the decision for one request, and why\n"
     "       warden test FILE.tests           run a policy's test cases\n"
     "       warden import-acl acl.conf       translate an EMQX acl.conf into a policy\n"
+    "       warden passwd [--scheme S] [--user NAME]   hash a password for a policy\n"
     "\n"
     "warden is an authentication and authorization engine for EMQX, served over\n"
     "gRPC through EMQX's ExHook (emqx.exhook.v2 and v3 HookProvider).\n"
@@ -311,6 +312,7 @@ int main(int argc, char **argv)
         {"explain", wd_tool_explain},
         {"test", wd_tool_test},
         {"import-acl", wd_tool_import_acl},
+        {"passwd", wd_tool_passwd},
     };
     if (argc > 1 && argv[1][0] != '-') {
         for (size_t i = 0; i < WD_ARRAY_LEN(tools); i++)

@@ -6,6 +6,7 @@
  *   warden explain FILE ...      the decision for one request, and why
  *   warden test FILE.tests       expected decisions; ends with "N passed, N failed"
  *   warden import-acl FILE       EMQX acl.conf -> warden policy
+ *   warden passwd                make a password secret for a policy file
  *
  * They use the same compiler and evaluators as the server (the engine's authentication
  * chain, the policy's trie), so a policy that passes its tests here decides the same
@@ -14,9 +15,12 @@
 #include "tools.h"
 
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include "core/file.h"
 #include "core/wd.h"
@@ -24,6 +28,7 @@
 #include "policy/import.h"
 #include "policy/lex.h"
 #include "policy/policy.h"
+#include "store/passwd.h"
 
 /* Reads a whole file (at most max bytes), reporting failures on stderr. */
 static char *slurp(const char *path, size_t max, size_t *len)
@@ -487,4 +492,120 @@ int wd_tool_import_acl(int argc, char **argv)
     wd_diags_cleanup(&d);
     free(src);
     return rc == WD_OK ? 0 : 1;
+}
+
+/* ---- passwd ---- */
+
+/* Reads one password: from the terminal without echo (asked twice), or one line from a
+ * pipe. Returns a heap string (wiped by the caller) or NULL. */
+static char *read_password(size_t *len)
+{
+    bool tty = isatty(0);
+    char *pw[2] = {NULL, NULL};
+    size_t n[2] = {0, 0};
+    for (int round = 0; round < (tty ? 2 : 1); round++) {
+        struct termios old, quiet;
+        if (tty) {
+            fputs(round ? "again: " : "password: ", stderr);
+            tcgetattr(0, &old);
+            quiet = old;
+            quiet.c_lflag &= ~(tcflag_t)ECHO;
+            tcsetattr(0, TCSAFLUSH, &quiet);
+        }
+        size_t cap = 0;
+        ssize_t r = getline(&pw[round], &cap, stdin);
+        if (tty) {
+            tcsetattr(0, TCSAFLUSH, &old);
+            fputc('\n', stderr);
+        }
+        if (r < 0) {
+            free(pw[round]);
+            pw[round] = NULL;
+            break;
+        }
+        n[round] = (size_t)r;
+        if (n[round] && pw[round][n[round] - 1] == '\n')
+            pw[round][--n[round]] = '\0';
+    }
+    if (tty && pw[0] && pw[1] && (n[0] != n[1] || memcmp(pw[0], pw[1], n[0]) != 0)) {
+        fprintf(stderr, "warden passwd: the passwords differ\n");
+        OPENSSL_cleanse(pw[0], n[0]);
+        OPENSSL_cleanse(pw[1], n[1]);
+        free(pw[0]);
+        free(pw[1]);
+        return NULL;
+    }
+    if (pw[1]) {
+        OPENSSL_cleanse(pw[1], n[1]);
+        free(pw[1]);
+    }
+    *len = n[0];
+    return pw[0];
+}
+
+int wd_tool_passwd(int argc, char **argv)
+{
+    const char *scheme = NULL, *user = NULL;
+    for (int i = 1; i < argc; i++) {
+        if ((strcmp(argv[i], "--scheme") == 0 || strcmp(argv[i], "-s") == 0) && i + 1 < argc)
+            scheme = argv[++i];
+        else if (strcmp(argv[i], "--user") == 0 && i + 1 < argc)
+            user = argv[++i];
+        else {
+            fprintf(stderr,
+                    "usage: warden passwd [--scheme S] [--user NAME] < password\n"
+                    "  S: bcrypt[:COST] (default), argon2id[:m=KiB,t=N,p=N], pbkdf2[:MAC[:ITER]],\n"
+                    "     sha256, sha512, sha1, md5 (salt first; add -suffix for salt last), plain\n"
+                    "  Reads the password from the terminal (no echo, asked twice) or one line\n"
+                    "  from standard input; prints the secret, or with --user a policy line.\n");
+            return 2;
+        }
+    }
+    size_t len = 0;
+    char *pw = read_password(&len);
+    if (!pw) {
+        fprintf(stderr, "warden passwd: no password read\n");
+        return 1;
+    }
+    if (scheme && strcmp(scheme, "plain") == 0)
+        fprintf(stderr, "warden passwd: warning: plain stores the password itself; "
+                        "use a hash outside development\n");
+    char *out = NULL;
+    int rc = wd_passwd_hash(scheme, pw, len, &out);
+    OPENSSL_cleanse(pw, len);
+    free(pw);
+    if (rc != WD_OK) {
+        if (rc == WD_ETOOBIG)
+            fprintf(stderr, "warden passwd: bcrypt uses only the first 72 bytes of a password; "
+                            "use argon2id or pbkdf2 for longer ones\n");
+        else
+            fprintf(stderr, "warden passwd: %s\n", wd_rc_str(rc));
+        return 1;
+    }
+    if (user) {
+        /* quoted as a policy string */
+        fputs("user \"", stdout);
+        for (const unsigned char *p = (const unsigned char *)user; *p; p++) {
+            if (*p == '"' || *p == '\\')
+                printf("\\%c", *p);
+            else if (*p < 0x20)
+                printf("\\x%02x", *p);
+            else
+                putchar(*p);
+        }
+        fputs("\" \"", stdout);
+        for (const char *p = out; *p; p++) {
+            if (*p == '"' || *p == '\\')
+                printf("\\%c", *p);
+            else if ((unsigned char)*p < 0x20)
+                printf("\\x%02x", (unsigned char)*p);
+            else
+                putchar(*p);
+        }
+        fputs("\"\n", stdout);
+    } else {
+        puts(out);
+    }
+    wd_passwd_secret_free(out);
+    return 0;
 }

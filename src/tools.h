@@ -10,5 +10,6 @@ int wd_tool_check(int argc, char **argv);
 int wd_tool_explain(int argc, char **argv);
 int wd_tool_test(int argc, char **argv);
 int wd_tool_import_acl(int argc, char **argv);
+int wd_tool_passwd(int argc, char **argv);
 
 #endif

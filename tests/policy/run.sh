@@ -40,5 +40,29 @@ for p in tests/policy/fail/*.policy; do
         fail=$((fail + 1))
     fi
 done
+# `warden passwd` end to end: every scheme's secret, put in a policy, verifies the
+# password it was made from and refuses another (through the same binary and engine)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+for scheme in bcrypt:4 "argon2id:m=1024,t=1,p=1" pbkdf2:sha512:1000 sha256 sha512-suffix sha1 md5 plain; do
+    if ! printf 'pa ss"w\\rd\n' | "$WARDEN" passwd --scheme "$scheme" --user 'u "1"' > "$tmp/p.policy" 2>"$tmp/err"; then
+        echo "FAIL passwd --scheme $scheme: $(cat "$tmp/err")"
+        fail=$((fail + 1))
+        continue
+    fi
+    echo "authn users" >> "$tmp/p.policy"
+    printf '%s\n' 'policy "p.policy"' \
+        'allow authn username "u \"1\"" password "pa ss\"w\\rd"' \
+        'deny  authn username "u \"1\"" password "pa ss\"w\\rdX"' > "$tmp/p.tests"
+    if out=$("$WARDEN" test "$tmp/p.tests" 2>&1); then
+        echo "PASS passwd --scheme $scheme: $(echo "$out" | tail -n 1)"
+        pass=$((pass + 1))
+    else
+        echo "FAIL passwd --scheme $scheme:"
+        echo "$out" | sed 's/^/    /'
+        fail=$((fail + 1))
+    fi
+done
+
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]

@@ -120,7 +120,7 @@ static void anonymous_is_never_the_user_named_undefined(void **state)
 static void malformed_secrets_are_errors_with_the_user_line(void **state)
 {
     char *path = write_tmp("user \"a\" \"plain:ok\"\nuser \"b\" \"sha256:nohash\"\n"
-                           "user \"c\" \"md5:x\"\nauthn users\n");
+                           "user \"c\" \"md4:x\"\nauthn users\n");
     struct wd_policy *p = NULL;
     char *report = NULL;
     assert_int_equal(wd_engine_load_policy(path, &p, &report), WD_ESYNTAX);
