@@ -238,7 +238,9 @@ static struct wd_ast_cond *parse_primary(struct parser *p)
 static struct wd_ast_cond *parse_and(struct parser *p)
 {
     struct wd_ast_cond *l = parse_primary(p);
-    while (l && is_word(peek(p), "and")) {
+    if (!l)
+        return NULL;
+    while (is_word(peek(p), "and")) {
         const struct wd_token *t = next(p);
         struct wd_ast_cond *r = parse_primary(p);
         if (!r)
@@ -254,7 +256,9 @@ static struct wd_ast_cond *parse_and(struct parser *p)
 static struct wd_ast_cond *parse_or(struct parser *p)
 {
     struct wd_ast_cond *l = parse_and(p);
-    while (l && is_word(peek(p), "or")) {
+    if (!l)
+        return NULL;
+    while (is_word(peek(p), "or")) {
         const struct wd_token *t = next(p);
         struct wd_ast_cond *r = parse_and(p);
         if (!r)
