@@ -17,6 +17,7 @@
  */
 #include "core/config.h"
 
+#include "core/buf.h"
 #include "core/file.h"
 
 #include <errno.h>
@@ -104,11 +105,10 @@ static const struct opt opts[] = {
 };
 #undef OFF
 
-/* ---- growable error list ---- */
+/* ---- error list: newline-separated messages ---- */
 
 struct errbuf {
-    char *s;
-    size_t len, cap;
+    struct wd_buf b;
     int count;
 };
 
@@ -122,16 +122,9 @@ __attribute__((format(printf, 2, 3))) static void err_add(struct errbuf *e, cons
     va_end(ap);
     if (n < 0)
         return;
-    size_t add = strlen(line);
-    if (e->len + add + 2 > e->cap) {
-        e->cap = (e->len + add + 2) * 2;
-        e->s = wd_realloc(e->s, e->cap);
-    }
-    if (e->len)
-        e->s[e->len++] = '\n';
-    memcpy(e->s + e->len, line, add);
-    e->len += add;
-    e->s[e->len] = '\0';
+    if (e->count)
+        wd_buf_putc(&e->b, '\n');
+    wd_buf_puts(&e->b, line);
     e->count++;
 }
 
@@ -499,7 +492,7 @@ int wd_config_parse(struct wd_config *cfg, const char *name, const char *text, s
     }
     free(store);
     if (e.count) {
-        *errors = e.s;
+        *errors = e.b.s;
         return WD_ESYNTAX;
     }
     free(cfg->source);
@@ -545,7 +538,7 @@ int wd_config_set(struct wd_config *cfg, const char *key, const char *value, cha
         apply(cfg, where, w, nw + 1, &e, NULL);
     free(store);
     if (e.count) {
-        *errors = e.s;
+        *errors = e.b.s;
         return WD_EINVAL;
     }
     return WD_OK;
@@ -574,7 +567,7 @@ int wd_config_validate(const struct wd_config *cfg, char **errors)
                 "%s: min_ping_interval above 60s would penalize EMQX, which pings every 60s",
                 cfg->source);
     if (e.count) {
-        *errors = e.s;
+        *errors = e.b.s;
         return WD_EINVAL;
     }
     return WD_OK;
