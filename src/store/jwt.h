@@ -1,0 +1,215 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * jwt.h: JWT verification for EMQX-style JWT authentication (emqx-auth-formats.md section
+ * 3), the only user of libjwt. A token is checked in this order, stopping at the first
+ * failure (docs/jwt.md has the long form):
+ *
+ *   1. size (max_token_len, default 8 KiB) before anything is read;
+ *   2. shape: exactly three base64url segments (strict alphabet, no padding), a JSON object
+ *      header and payload (duplicate keys refused); the signature segment must be present
+ *      and valid base64url, checked after `alg` so an unsigned `none` token reads "refused";
+ *   3. header: `alg` must be one the key set can verify. The algorithm family is PINNED BY
+ *      THE KEY: an HMAC key verifies only HS256/384/512, an RSA key only RS256/384/512, an
+ *      EC key only the ES algorithm of its curve (P-256 ES256, P-384 ES384, P-521 ES512).
+ *      `alg: none`, unknown algorithms, `crit`, and algorithm confusion (an HS token against
+ *      an RSA key) are refused here, before libjwt sees the token;
+ *   4. key choice by `kid`: a key with a kid matches only that kid; a key without one (a
+ *      single PEM or secret) matches any. A token kid that no key matches is "unknown kid".
+ *      A token without a kid is tried against every compatible key in order (as EMQX does);
+ *   5. signature: HMAC first recomputed here and compared with CRYPTO_memcmp, then every
+ *      family by libjwt's jwt_decode with the chosen key (its parsed alg cross-checked);
+ *   6. claims: exp (now < exp + leeway; leeway 0 is EMQX's strict `<`), nbf (nbf <= now +
+ *      leeway), iat (refused if > now + leeway: EMQX does not check iat), iss and aud if
+ *      configured (aud may be a string or an array), then verify_claims (rendered
+ *      templates, exact string equality, a missing claim fails);
+ *   7. the ACL claim, parsed in both EMQX formats. Invalid entries are skipped and listed
+ *      (EMQX fails the whole authentication on an invalid v2 entry; warden keeps the valid
+ *      rules, and the lead decides what a non-empty error list means).
+ *
+ * Mapping to EMQX's outcomes (section 3.4): EMQX answers `ignore` for a malformed token or
+ * a bad signature and `bad_username_or_password` for failed claims. warden FAILS CLOSED:
+ * every non-OK status is a deny. wd_jwt_status_emqx_ignores() says which statuses EMQX
+ * would have ignored, for a configuration switch that wants EMQX's behaviour.
+ *
+ * Thread safety: a verifier is immutable after construction except for its key-set slot,
+ * which wd_jwt_verifier_set_keyset() swaps under a mutex (for JWKS refresh). Any number of
+ * threads may call wd_jwt_verify() on one verifier; each call pins the key set it started
+ * with (a reference), so a swap never frees keys under a running verification. Key sets
+ * are immutable and refcounted.
+ *
+ * Secrets (HMAC keys) are wiped with OPENSSL_cleanse when a key set is freed and never
+ * appear in error text.
+ */
+#ifndef WD_JWT_H
+#define WD_JWT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/request.h"
+
+#define WD_JWT_TOKEN_MAX_DEFAULT 8192 /* bytes; max_token_len = 0 means this */
+#define WD_JWT_KEYS_MAX 64            /* keys kept from one JWKS document */
+#define WD_JWT_JWKS_MAX (256 * 1024)  /* bytes of JWKS text */
+#define WD_JWT_ACL_RULES_MAX 1024     /* ACL rules kept from one token */
+#define WD_JWT_ACL_ERRORS_MAX 32      /* reasons kept for skipped ACL entries */
+#define WD_JWT_CLAIMS_MAX 256         /* flattened claims kept (wd_jwt_result_claim) */
+#define WD_JWT_CLAIM_DEPTH_MAX 4      /* nesting of dotted claim names */
+#define WD_JWT_RSA_BITS_MIN 2048      /* smaller RSA keys are refused at load */
+
+/* ---- key sets: immutable, refcounted ---- */
+
+struct wd_jwt_keyset;
+
+/* An HMAC secret (`secret`, `len` bytes; decoded from standard base64 first when `base64`).
+ * Refused: empty, invalid base64, or text that looks like a PEM block (a public key
+ * configured as an HMAC secret is the algorithm-confusion mistake). */
+int wd_jwt_keyset_from_secret(const char *secret, size_t len, bool base64,
+                              struct wd_jwt_keyset **out, char *err, size_t errcap);
+
+/* One PEM public key ("-----BEGIN PUBLIC KEY-----", RSA >= 2048 bits or EC P-256/384/521). */
+int wd_jwt_keyset_from_pem(const char *pem, size_t len, struct wd_jwt_keyset **out, char *err,
+                           size_t errcap);
+
+/* A JWK Set ({"keys":[...]}): kty RSA (n, e), EC (crv, x, y) and oct (k). Keys with `use`
+ * other than "sig", an unknown kty/crv, or invalid parameters are skipped (named in err as
+ * a warning when the set still has usable keys); a JWK `alg` pins that key further.
+ * Returns WD_OK with at least one key; WD_ESYNTAX (not JSON / no keys array), WD_ENOENT
+ * (no usable key), WD_ETOOBIG (over WD_JWT_JWKS_MAX). */
+int wd_jwt_keyset_from_jwks(const char *json, size_t len, struct wd_jwt_keyset **out, char *err,
+                            size_t errcap);
+
+/* Reads a JWKS file (at most WD_JWT_JWKS_MAX bytes) then as wd_jwt_keyset_from_jwks. */
+int wd_jwt_keyset_load_jwks_file(const char *path, struct wd_jwt_keyset **out, char *err,
+                                 size_t errcap);
+
+size_t wd_jwt_keyset_count(const struct wd_jwt_keyset *ks);
+struct wd_jwt_keyset *wd_jwt_keyset_get(struct wd_jwt_keyset *ks); /* +1 ref; NULL-safe */
+void wd_jwt_keyset_release(struct wd_jwt_keyset *ks);              /* -1 ref; NULL-safe */
+
+/* ---- the verifier ---- */
+
+/* A `verify_claims` entry: the claim `name` must be a JSON string exactly equal to `tmpl`
+ * with ${clientid} and ${username} rendered from the client (other text is literal). */
+struct wd_jwt_claim_check {
+    const char *name;
+    const char *tmpl;
+};
+
+/* Configuration; everything is copied by wd_jwt_verifier_new (borrowed for the call). */
+struct wd_jwt_config {
+    int64_t leeway;  /* seconds, >= 0, for exp / nbf / iat */
+    bool check_iat;  /* refuse iat > now + leeway (EMQX never checks iat) */
+    const char *iss; /* NULL: not checked */
+    const char *aud; /* NULL: not checked; the token's aud: a string or an array */
+    const struct wd_jwt_claim_check *verify_claims;
+    size_t n_verify_claims;
+    size_t max_token_len;  /* 0: WD_JWT_TOKEN_MAX_DEFAULT */
+    const char *acl_claim; /* NULL: "acl" */
+};
+
+struct wd_jwt_verifier;
+
+/* Builds a verifier using `ks` (a reference is taken; the caller keeps its own). Returns
+ * WD_OK, or WD_EINVAL with the reason in err (negative leeway, empty claim name, ...). */
+int wd_jwt_verifier_new(const struct wd_jwt_config *cfg, struct wd_jwt_keyset *ks,
+                        struct wd_jwt_verifier **out, char *err, size_t errcap);
+void wd_jwt_verifier_free(struct wd_jwt_verifier *v); /* NULL-safe; no verify may be running */
+
+/* Swaps in a new key set (JWKS refresh): takes a reference to `ks` and releases the old set
+ * once no running verification holds it. Verifications that already started finish with
+ * the old set. */
+void wd_jwt_verifier_set_keyset(const struct wd_jwt_verifier *v, struct wd_jwt_keyset *ks);
+
+/* The key-set generation: 1 at construction, +1 per wd_jwt_verifier_set_keyset. Part of the
+ * cache key for verified claims (docs/cache.md), so a rotation invalidates cached verdicts.
+ * A verification that races a swap may have used the previous set: read the generation
+ * BEFORE verifying and cache under that value. */
+uint64_t wd_jwt_verifier_generation(const struct wd_jwt_verifier *v);
+
+/* ---- results ---- */
+
+enum wd_jwt_status {
+    WD_JWT_OK = 0,
+    WD_JWT_TOO_BIG,        /* over max_token_len: nothing was parsed */
+    WD_JWT_MALFORMED,      /* segments, base64url, JSON, claim types */
+    WD_JWT_ALG_REFUSED,    /* none, unknown, or not the key's family/curve; crit header */
+    WD_JWT_UNKNOWN_KID,    /* the token's kid names no key */
+    WD_JWT_BAD_SIGNATURE,  /* no candidate key verifies it */
+    WD_JWT_EXPIRED,        /* now >= exp + leeway */
+    WD_JWT_NOT_YET_VALID,  /* nbf > now + leeway */
+    WD_JWT_IAT_FUTURE,     /* iat > now + leeway (check_iat) */
+    WD_JWT_BAD_ISS,        /* iss configured: absent or different */
+    WD_JWT_BAD_AUD,        /* aud configured: absent, or not equal / not in the array */
+    WD_JWT_CLAIM_MISSING,  /* a verify_claims claim is absent */
+    WD_JWT_CLAIM_MISMATCH, /* a verify_claims claim differs (or is not a string) */
+};
+
+/* Static text for a status ("bad signature", ...); never NULL. */
+const char *wd_jwt_status_str(enum wd_jwt_status s);
+/* True for the statuses EMQX 5.8 answers with `ignore` (malformed token, refused algorithm,
+ * unknown key, bad signature, too big); false for claim failures, which EMQX answers with
+ * bad_username_or_password. warden denies both by default. */
+bool wd_jwt_status_emqx_ignores(enum wd_jwt_status s);
+
+enum wd_jwt_acl_format {
+    WD_JWT_ACL_ABSENT = 0, /* no ACL claim: the JWT source does not decide (EMQX ignore) */
+    WD_JWT_ACL_V1_OBJECT,  /* {"pub":[..],"sub":[..],"all":[..]}: allow rules, and a request
+                              matching none of them is DENIED, evaluation stops (spec 6.6) */
+    WD_JWT_ACL_V2_LIST,    /* [{permission, action, topic(s), qos, retain}]: first match
+                              wins, no match falls through to the next source */
+    WD_JWT_ACL_INVALID,    /* the claim is neither an object nor an array: deny all */
+};
+
+#define WD_JWT_ACT_PUB 1u
+#define WD_JWT_ACT_SUB 2u
+
+/* One rule. Topics are stored as written: placeholders (${clientid}, ...) are rendered by
+ * the policy at match time; `eq` rules are literal and never rendered. */
+struct wd_jwt_acl_rule {
+    bool allow;
+    unsigned actions;  /* WD_JWT_ACT_PUB | WD_JWT_ACT_SUB */
+    char *topic;       /* without the "eq " prefix */
+    bool eq;           /* literal match */
+    unsigned qos_mask; /* bit n set: QoS n matches; 0x7 = any */
+    int retain;        /* -1 any, 0, 1 (publish only) */
+};
+
+struct wd_jwt_claim_kv; /* internal */
+
+/* Filled by wd_jwt_verify. On WD_OK it owns memory: release with wd_jwt_result_cleanup.
+ * On failure only status/reason are meaningful and cleanup is a harmless no-op. */
+struct wd_jwt_result {
+    enum wd_jwt_status status;
+    const char *reason; /* static; wd_jwt_status_str(status) */
+
+    int64_t exp;       /* 0 if absent (fractions truncated) */
+    bool is_superuser; /* claim is_superuser with EMQX's to_bool; false if absent */
+
+    enum wd_jwt_acl_format acl_format;
+    struct wd_jwt_acl_rule *acl;
+    size_t n_acl;
+    char **acl_errors; /* "acl[3]: invalid qos", at most WD_JWT_ACL_ERRORS_MAX */
+    size_t n_acl_errors;
+    size_t n_acl_skipped; /* entries skipped, including those beyond the error cap */
+
+    struct wd_jwt_claim_kv *claims_; /* internal: flattened claims */
+    size_t n_claims_;
+};
+
+/* Verifies `token` (`len` bytes, need not be NUL-terminated) for client `c` (used for
+ * verify_claims templates) at `now` (Unix seconds). `out` is always set. Returns WD_OK, or:
+ * WD_ETOOBIG (TOO_BIG), WD_EDECODE (MALFORMED), WD_EINVAL (every other status); the status
+ * and reason are in out. */
+int wd_jwt_verify(const struct wd_jwt_verifier *v, const char *token, size_t len,
+                  const struct wd_client *c, int64_t now, struct wd_jwt_result *out);
+
+/* A claim as text: strings as they are, integers in decimal, reals with %.17g, booleans as
+ * "true"/"false"; nested objects by dotted name ("a.b"). NULL for absent, null, arrays and
+ * objects. Valid until wd_jwt_result_cleanup. */
+const char *wd_jwt_result_claim(const struct wd_jwt_result *r, const char *name);
+
+void wd_jwt_result_cleanup(struct wd_jwt_result *r); /* NULL-safe, idempotent */
+
+#endif
