@@ -135,11 +135,15 @@ struct flag {
 };
 
 static const struct flag flags[] = {
-    {"config", 'c', NULL},        {"listen", 'l', "listen"},
-    {"workers", 'w', "workers"},  {"log-level", 0, "log_level"},
-    {"tls-cert", 0, "tls_cert"},  {"tls-key", 0, "tls_key"},
+    {"config", 'c', NULL},
+    {"listen", 'l', "listen"},
+    {"workers", 'w', "workers"},
+    {"log-level", 0, "log_level"},
+    {"tls-cert", 0, "tls_cert"},
+    {"tls-key", 0, "tls_key"},
     {"tls-client-ca", 0, "tls_client_ca"},
-    {"hooks", 0, "hooks"},        {"set", 's', NULL},
+    {"hooks", 0, "hooks"},
+    {"set", 's', NULL},
 };
 
 struct opts {
@@ -308,11 +312,8 @@ int main(int argc, char **argv)
         const char *name;
         int (*fn)(int, char **);
     } tools[] = {
-        {"check", wd_tool_check},
-        {"explain", wd_tool_explain},
-        {"test", wd_tool_test},
-        {"import-acl", wd_tool_import_acl},
-        {"passwd", wd_tool_passwd},
+        {"check", wd_tool_check},           {"explain", wd_tool_explain}, {"test", wd_tool_test},
+        {"import-acl", wd_tool_import_acl}, {"passwd", wd_tool_passwd},
     };
     if (argc > 1 && argv[1][0] != '-') {
         for (size_t i = 0; i < WD_ARRAY_LEN(tools); i++)

@@ -162,13 +162,17 @@ static bool request_set(struct request *r, const char *k, const char *v, char *e
 static void decide(const struct wd_policy *p, const struct request *r, struct wd_verdict *v)
 {
     if (r->authn) {
-        struct wd_authn_req a = {.client = r->c, .password = r->password,
-                                 .password_len = strlen(r->password)};
+        struct wd_authn_req a = {
+            .client = r->c, .password = r->password, .password_len = strlen(r->password)};
         wd_engine_authn_with(p, &a, v);
         return;
     }
-    struct wd_authz_req z = {.client = r->c, .action = r->action, .topic = r->topic,
-                             .topic_len = strlen(r->topic), .qos = r->qos, .retain = r->retain};
+    struct wd_authz_req z = {.client = r->c,
+                             .action = r->action,
+                             .topic = r->topic,
+                             .topic_len = strlen(r->topic),
+                             .qos = r->qos,
+                             .retain = r->retain};
     struct wd_policy_result res;
     wd_policy_authorize(p, &z, &res);
     v->decision = res.decision;
@@ -251,8 +255,12 @@ int wd_tool_explain(int argc, char **argv)
             print_line(x.src, v.line);
         }
     } else {
-        struct wd_authz_req z = {.client = r.c, .action = r.action, .topic = r.topic,
-                                 .topic_len = strlen(r.topic), .qos = r.qos, .retain = r.retain};
+        struct wd_authz_req z = {.client = r.c,
+                                 .action = r.action,
+                                 .topic = r.topic,
+                                 .topic_len = strlen(r.topic),
+                                 .qos = r.qos,
+                                 .retain = r.retain};
         struct wd_policy_result res;
         printf("%s \"%s\" username=\"%s\" clientid=\"%s\"\n",
                r.action == WD_ACTION_PUBLISH ? "publish" : "subscribe", r.topic, r.c.username,
@@ -262,10 +270,10 @@ int wd_tool_explain(int argc, char **argv)
         /* the served path (trie) must agree with the explained one (linear) */
         decide(p, &r, &v);
         if (v.decision != res.decision || v.line != res.line) {
-            fprintf(stderr, "warden explain: internal error: evaluators disagree (%s:%u vs "
-                            "%s:%u); please report this policy and request\n",
-                    wd_decision_str(v.decision), v.line, wd_decision_str(res.decision),
-                    res.line);
+            fprintf(stderr,
+                    "warden explain: internal error: evaluators disagree (%s:%u vs "
+                    "%s:%u); please report this policy and request\n",
+                    wd_decision_str(v.decision), v.line, wd_decision_str(res.decision), res.line);
             rc = 1;
         }
     }
@@ -362,8 +370,9 @@ int wd_tool_test(int argc, char **argv)
             continue;
         }
         if (!p) {
-            wd_diag_add(&d, WD_DIAG_ERROR, line, t->col, "no 'policy \"FILE\"' line before the "
-                                                         "first case");
+            wd_diag_add(&d, WD_DIAG_ERROR, line, t->col,
+                        "no 'policy \"FILE\"' line before the "
+                        "first case");
             break;
         }
         struct request r;
@@ -384,8 +393,7 @@ int wd_tool_test(int argc, char **argv)
             r.topic = toks.v[k].text;
             k++;
         } else {
-            wd_diag_add(&d, WD_DIAG_ERROR, line, kind->col,
-                        "expected authn, publish or subscribe");
+            wd_diag_add(&d, WD_DIAG_ERROR, line, kind->col, "expected authn, publish or subscribe");
             continue;
         }
         long want_line = -1; /* -1: not given; 0: the implicit default */
@@ -412,8 +420,8 @@ int wd_tool_test(int argc, char **argv)
                 if (v->kind == WD_TOK_NUMBER && nb < 16) {
                     snprintf(numbuf[nb], sizeof numbuf[nb], "%ld", v->num);
                     val = numbuf[nb++];
-                } else if (v->kind == WD_TOK_WORD && (strcmp(v->text, "true") == 0 ||
-                                                      strcmp(v->text, "false") == 0)) {
+                } else if (v->kind == WD_TOK_WORD &&
+                           (strcmp(v->text, "true") == 0 || strcmp(v->text, "false") == 0)) {
                     val = v->text;
                 } else if (v->kind != WD_TOK_STRING) {
                     wd_diag_add(&d, WD_DIAG_ERROR, line, v->col, "expected a value");
@@ -552,12 +560,13 @@ int wd_tool_passwd(int argc, char **argv)
         else if (strcmp(argv[i], "--user") == 0 && i + 1 < argc)
             user = argv[++i];
         else {
-            fprintf(stderr,
-                    "usage: warden passwd [--scheme S] [--user NAME] < password\n"
-                    "  S: bcrypt[:COST] (default), argon2id[:m=KiB,t=N,p=N], pbkdf2[:MAC[:ITER]],\n"
-                    "     sha256, sha512, sha1, md5 (salt first; add -suffix for salt last), plain\n"
-                    "  Reads the password from the terminal (no echo, asked twice) or one line\n"
-                    "  from standard input; prints the secret, or with --user a policy line.\n");
+            fprintf(
+                stderr,
+                "usage: warden passwd [--scheme S] [--user NAME] < password\n"
+                "  S: bcrypt[:COST] (default), argon2id[:m=KiB,t=N,p=N], pbkdf2[:MAC[:ITER]],\n"
+                "     sha256, sha512, sha1, md5 (salt first; add -suffix for salt last), plain\n"
+                "  Reads the password from the terminal (no echo, asked twice) or one line\n"
+                "  from standard input; prints the secret, or with --user a policy line.\n");
             return 2;
         }
     }

@@ -19,7 +19,7 @@ struct wd_arena {
 
 void wd_arena_init(struct wd_arena *a);
 void wd_arena_free(struct wd_arena *a);
-void *wd_arena_alloc(struct wd_arena *a, size_t n);  /* zeroed, 16-byte aligned */
+void *wd_arena_alloc(struct wd_arena *a, size_t n); /* zeroed, 16-byte aligned */
 char *wd_arena_strndup(struct wd_arena *a, const char *s, size_t n);
 char *wd_arena_strdup(struct wd_arena *a, const char *s);
 void *wd_arena_memdup(struct wd_arena *a, const void *p, size_t n);

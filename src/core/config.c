@@ -11,8 +11,8 @@
  *
  * Words are separated by blanks; a word may be double-quoted ("a b", with \" and \\
  * escapes); a '#' at the start of a word starts a comment ('#' inside a word, as in the
- * MQTT filter a/#, is data; a lone "#" filter must be quoted). The option table below drives parsing,
- * defaults, --print-config and the documentation check in the tests, so an option cannot
+ * MQTT filter a/#, is data; a lone "#" filter must be quoted). The option table below drives
+ * parsing, defaults, --print-config and the documentation check in the tests, so an option cannot
  * exist in one place and not the others.
  */
 #include "core/config.h"
@@ -33,10 +33,10 @@
 #define MAX_WORD 4096
 
 const char *const wd_config_hook_names[] = {
-    "client.connect",      "client.connack",     "client.connected",    "client.disconnected",
-    "client.authenticate", "client.authorize",   "client.subscribe",    "client.unsubscribe",
+    "client.connect",      "client.connack",     "client.connected",     "client.disconnected",
+    "client.authenticate", "client.authorize",   "client.subscribe",     "client.unsubscribe",
     "session.created",     "session.subscribed", "session.unsubscribed", "session.resumed",
-    "session.discarded",   "session.takenover",  "session.terminated",  "message.publish",
+    "session.discarded",   "session.takenover",  "session.terminated",   "message.publish",
     "message.delivered",   "message.acked",      "message.dropped",
 };
 const size_t wd_config_nhook_names = WD_ARRAY_LEN(wd_config_hook_names);
@@ -112,8 +112,7 @@ struct errbuf {
     int count;
 };
 
-__attribute__((format(printf, 2, 3))) static void err_add(struct errbuf *e, const char *fmt,
-                                                           ...)
+__attribute__((format(printf, 2, 3))) static void err_add(struct errbuf *e, const char *fmt, ...)
 {
     char line[1024];
     va_list ap;
@@ -281,8 +280,7 @@ static int apply(struct wd_config *cfg, const char *where, char **w, int nw, str
         int bad = 0;
         for (int i = 1; i < nw; i++) {
             if (o->type == T_HOOKS && !wd_config_hook_name_valid(w[i])) {
-                err_add(e, "%s: unknown hook '%s' (EMQX would refuse to load warden)", where,
-                        w[i]);
+                err_add(e, "%s: unknown hook '%s' (EMQX would refuse to load warden)", where, w[i]);
                 bad++;
             }
             if (o->type == T_TOPICS && (w[i][0] == '\0' || strlen(w[i]) > 65535)) {
@@ -340,8 +338,9 @@ static int apply(struct wd_config *cfg, const char *where, char **w, int nw, str
     case T_DURATION: {
         int ms;
         if (wd_config_parse_duration(v, &ms) != WD_OK || ms < o->min || ms > o->max) {
-            err_add(e, "%s: '%s' must be a duration with a unit (ms, s, m, h) from %ldms to %ldms, "
-                       "got '%s'",
+            err_add(e,
+                    "%s: '%s' must be a duration with a unit (ms, s, m, h) from %ldms to %ldms, "
+                    "got '%s'",
                     where, o->name, o->min, o->max, v);
             return 1;
         }
@@ -351,8 +350,9 @@ static int apply(struct wd_config *cfg, const char *where, char **w, int nw, str
     case T_SIZE: {
         int b;
         if (wd_config_parse_size(v, &b) != WD_OK || b < o->min || b > o->max) {
-            err_add(e, "%s: '%s' must be a size (bytes, or with KiB/MiB/GiB) from %ld to %ld bytes, "
-                       "got '%s'",
+            err_add(e,
+                    "%s: '%s' must be a size (bytes, or with KiB/MiB/GiB) from %ld to %ld bytes, "
+                    "got '%s'",
                     where, o->name, o->min, o->max, v);
             return 1;
         }
@@ -429,8 +429,7 @@ static int split_line(const char *line, size_t len, char *store, size_t storecap
                 *why = "unterminated quoted string";
                 return -1;
             }
-            if (i < len && line[i] != ' ' && line[i] != '\t' && line[i] != '\r' &&
-                line[i] != '#') {
+            if (i < len && line[i] != ' ' && line[i] != '\t' && line[i] != '\r' && line[i] != '#') {
                 *why = "a quoted string must be followed by a blank";
                 return -1;
             }
@@ -563,8 +562,7 @@ int wd_config_validate(const struct wd_config *cfg, char **errors)
     if (cfg->keepalive_timeout_ms >= cfg->keepalive_time_ms)
         err_add(&e, "%s: keepalive_timeout must be shorter than keepalive_time", cfg->source);
     if (cfg->min_ping_interval_ms > 60000)
-        err_add(&e,
-                "%s: min_ping_interval above 60s would penalize EMQX, which pings every 60s",
+        err_add(&e, "%s: min_ping_interval above 60s would penalize EMQX, which pings every 60s",
                 cfg->source);
     if (e.count) {
         *errors = e.b.s;

@@ -14,8 +14,7 @@
 
 #include "core/wd.h"
 
-int wd_file_read(const char *path, size_t max, char **out, size_t *len, char *err,
-                 size_t errcap)
+int wd_file_read(const char *path, size_t max, char **out, size_t *len, char *err, size_t errcap)
 {
     *out = NULL;
     *len = 0;

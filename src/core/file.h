@@ -10,7 +10,6 @@
 
 /* Reads `path` (a regular file of at most `max` bytes) into *out (malloc'd, NUL-terminated,
  * length in *len). Returns WD_OK; WD_EIO or WD_ETOOBIG with "path: reason" in err. */
-int wd_file_read(const char *path, size_t max, char **out, size_t *len, char *err,
-                 size_t errcap);
+int wd_file_read(const char *path, size_t max, char **out, size_t *len, char *err, size_t errcap);
 
 #endif

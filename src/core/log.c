@@ -110,10 +110,10 @@ size_t wd_log__format(char *buf, size_t cap, enum wd_log_level level, const char
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s: ", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     ts.tv_nsec / 1000000L,
-                     level_tags[(unsigned)level < WD_ARRAY_LEN(level_tags) ? level : 0], module);
+    int n =
+        snprintf(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s: ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L,
+                 level_tags[(unsigned)level < WD_ARRAY_LEN(level_tags) ? level : 0], module);
     size_t o = (n > 0 && (size_t)n < cap) ? (size_t)n : 0;
     /* the message: control characters escaped so one event is always one line */
     for (const unsigned char *p = (const unsigned char *)msg; *p && o + 5 < cap; p++) {

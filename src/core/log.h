@@ -37,10 +37,10 @@ void wd_log(enum wd_log_level level, const char *module, const char *fmt, ...)
 #define wd_log_error(mod, ...) wd_log(WD_LOG_ERROR, mod, __VA_ARGS__)
 #define wd_log_warn(mod, ...) wd_log(WD_LOG_WARN, mod, __VA_ARGS__)
 #define wd_log_info(mod, ...) wd_log(WD_LOG_INFO, mod, __VA_ARGS__)
-#define wd_log_debug(mod, ...)                     \
-    do {                                           \
-        if (wd_log_enabled(WD_LOG_DEBUG))          \
-            wd_log(WD_LOG_DEBUG, mod, __VA_ARGS__); \
+#define wd_log_debug(mod, ...)                                                                     \
+    do {                                                                                           \
+        if (wd_log_enabled(WD_LOG_DEBUG))                                                          \
+            wd_log(WD_LOG_DEBUG, mod, __VA_ARGS__);                                                \
     } while (0)
 
 /* Escapes untrusted bytes (len of them) into out (capacity cap, always NUL-terminated) as a

@@ -10,18 +10,18 @@
 
 #include <stdint.h>
 
-#define WD_METRICS_MAP(X)                                                     \
-    X(RPC_CALLS, "rpc_calls_total", "RPCs answered (any method, any status)") \
-    X(RPC_BAD_REQUEST, "rpc_bad_request_total", "requests that could not be decoded") \
-    X(RPC_UNIMPLEMENTED, "rpc_unimplemented_total", "calls to unknown methods") \
-    X(RPC_FAILED, "rpc_failed_total", "calls that ended with an error status") \
-    X(AUTHN_ALLOW, "authn_allow_total", "authentications allowed")            \
-    X(AUTHN_DENY, "authn_deny_total", "authentications denied")               \
-    X(AUTHN_NOMATCH, "authn_nomatch_total", "authentications nothing decided") \
-    X(AUTHZ_ALLOW, "authz_allow_total", "authorizations allowed")             \
-    X(AUTHZ_DENY, "authz_deny_total", "authorizations denied")                \
-    X(AUTHZ_NOMATCH, "authz_nomatch_total", "authorizations nothing decided") \
-    X(HEALTH_CHECKS, "health_checks_total", "grpc.health.v1 Check calls")     \
+#define WD_METRICS_MAP(X)                                                                          \
+    X(RPC_CALLS, "rpc_calls_total", "RPCs answered (any method, any status)")                      \
+    X(RPC_BAD_REQUEST, "rpc_bad_request_total", "requests that could not be decoded")              \
+    X(RPC_UNIMPLEMENTED, "rpc_unimplemented_total", "calls to unknown methods")                    \
+    X(RPC_FAILED, "rpc_failed_total", "calls that ended with an error status")                     \
+    X(AUTHN_ALLOW, "authn_allow_total", "authentications allowed")                                 \
+    X(AUTHN_DENY, "authn_deny_total", "authentications denied")                                    \
+    X(AUTHN_NOMATCH, "authn_nomatch_total", "authentications nothing decided")                     \
+    X(AUTHZ_ALLOW, "authz_allow_total", "authorizations allowed")                                  \
+    X(AUTHZ_DENY, "authz_deny_total", "authorizations denied")                                     \
+    X(AUTHZ_NOMATCH, "authz_nomatch_total", "authorizations nothing decided")                      \
+    X(HEALTH_CHECKS, "health_checks_total", "grpc.health.v1 Check calls")                          \
     X(PROVIDER_LOADED, "provider_loaded_total", "OnProviderLoaded calls")
 
 enum wd_metric {

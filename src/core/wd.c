@@ -11,8 +11,8 @@
 const char *wd_rc_str(int rc)
 {
     switch (rc) {
-#define WD_RC_TEXT(name, val, text) \
-    case (val):                     \
+#define WD_RC_TEXT(name, val, text)                                                                \
+    case (val):                                                                                    \
         return text;
         WD_RC_MAP(WD_RC_TEXT)
 #undef WD_RC_TEXT

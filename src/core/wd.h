@@ -12,19 +12,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WD_RC_MAP(X)                                                \
-    X(OK, 0, "ok")                                                  \
-    X(ENOMEM, -1, "out of memory")                                  \
-    X(EINVAL, -2, "invalid argument")                               \
-    X(ERANGE, -3, "value out of range")                             \
-    X(ETOOBIG, -4, "input too large")                               \
-    X(EIO, -5, "input/output error")                                \
-    X(ENOENT, -6, "not found")                                      \
-    X(ESYNTAX, -7, "syntax error")                                  \
-    X(EDECODE, -8, "cannot decode request")                         \
-    X(EBACKEND, -9, "backend failure")                              \
-    X(ETIMEDOUT, -10, "timed out")                                  \
-    X(EBIND, -11, "cannot bind listening address")                  \
+#define WD_RC_MAP(X)                                                                               \
+    X(OK, 0, "ok")                                                                                 \
+    X(ENOMEM, -1, "out of memory")                                                                 \
+    X(EINVAL, -2, "invalid argument")                                                              \
+    X(ERANGE, -3, "value out of range")                                                            \
+    X(ETOOBIG, -4, "input too large")                                                              \
+    X(EIO, -5, "input/output error")                                                               \
+    X(ENOENT, -6, "not found")                                                                     \
+    X(ESYNTAX, -7, "syntax error")                                                                 \
+    X(EDECODE, -8, "cannot decode request")                                                        \
+    X(EBACKEND, -9, "backend failure")                                                             \
+    X(ETIMEDOUT, -10, "timed out")                                                                 \
+    X(EBIND, -11, "cannot bind listening address")                                                 \
     X(ETLS, -12, "TLS configuration error")
 
 enum wd_rc {

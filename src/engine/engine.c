@@ -71,8 +71,8 @@ int wd_engine_load_policy(const char *path, struct wd_policy **out, char **repor
     } else {
         wd_diags_init(&d, "<embedded policy>", wd_engine_embedded_policy,
                       strlen(wd_engine_embedded_policy));
-        rc = wd_policy_compile_ex(wd_engine_embedded_policy, strlen(wd_engine_embedded_policy),
-                                  &d, check_secret, &p);
+        rc = wd_policy_compile_ex(wd_engine_embedded_policy, strlen(wd_engine_embedded_policy), &d,
+                                  check_secret, &p);
     }
     if (d.n || d.truncated)
         *report = wd_diags_render(&d);

@@ -31,8 +31,8 @@
 struct wd_verdict {
     enum wd_decision decision;
     const char *reason;
-    unsigned line;             /* policy line that decided; 0: implicit default */
-    unsigned long generation;  /* which policy answered */
+    unsigned line;            /* policy line that decided; 0: implicit default */
+    unsigned long generation; /* which policy answered */
 };
 
 struct wd_engine;

@@ -56,9 +56,8 @@ static struct ident identify(const char *path)
 
 static int same(const struct ident *a, const struct ident *b)
 {
-    return a->present == b->present && a->dev == b->dev && a->ino == b->ino &&
-           a->size == b->size && a->mtime.tv_sec == b->mtime.tv_sec &&
-           a->mtime.tv_nsec == b->mtime.tv_nsec;
+    return a->present == b->present && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
 }
 
 static void drain(int fd)
@@ -103,8 +102,8 @@ static void *watch_main(void *arg)
     return NULL;
 }
 
-struct wd_watch *wd_watch_start(const char *path, int debounce_ms, void (*fn)(void *ctx),
-                                void *ctx, char *err, size_t errcap)
+struct wd_watch *wd_watch_start(const char *path, int debounce_ms, void (*fn)(void *ctx), void *ctx,
+                                char *err, size_t errcap)
 {
     struct wd_watch *w = wd_calloc(1, sizeof *w);
     w->path = wd_strdup(path);

@@ -17,8 +17,8 @@
 struct wd_watch;
 
 /* Starts a watcher thread. Returns NULL with a message in err on failure. */
-struct wd_watch *wd_watch_start(const char *path, int debounce_ms, void (*fn)(void *ctx),
-                                void *ctx, char *err, size_t errcap);
+struct wd_watch *wd_watch_start(const char *path, int debounce_ms, void (*fn)(void *ctx), void *ctx,
+                                char *err, size_t errcap);
 /* Stops and joins the watcher thread. */
 void wd_watch_stop(struct wd_watch *w);
 

@@ -27,9 +27,9 @@ enum wd_ast_cond_kind {
     WD_AC_OR,
     WD_AC_AND,
     WD_AC_NOT,
-    WD_AC_EQ,   /* field = value */
-    WD_AC_IN,   /* field in [values] */
-    WD_AC_RE,   /* field ~ "regex" */
+    WD_AC_EQ, /* field = value */
+    WD_AC_IN, /* field in [values] */
+    WD_AC_RE, /* field ~ "regex" */
     WD_AC_SUPERUSER,
     WD_AC_ANONYMOUS,
 };

@@ -254,10 +254,10 @@ static const struct wd_cond *compile_cond(struct cctx *cx, const struct wd_ast_c
     if (c->kind == WD_AC_RE) {
         int err;
         PCRE2_SIZE off;
-        pcre2_code *re = pcre2_compile((PCRE2_SPTR)c->vals[0].s, c->vals[0].len,
-                                       PCRE2_UTF | PCRE2_ANCHORED | PCRE2_ENDANCHORED |
-                                           PCRE2_NEVER_BACKSLASH_C,
-                                       &err, &off, NULL);
+        pcre2_code *re =
+            pcre2_compile((PCRE2_SPTR)c->vals[0].s, c->vals[0].len,
+                          PCRE2_UTF | PCRE2_ANCHORED | PCRE2_ENDANCHORED | PCRE2_NEVER_BACKSLASH_C,
+                          &err, &off, NULL);
         if (!re) {
             PCRE2_UCHAR msg[256];
             pcre2_get_error_message(err, msg, sizeof msg);
@@ -285,8 +285,7 @@ static const struct wd_cond *compile_cond(struct cctx *cx, const struct wd_ast_c
     return k;
 }
 
-static const struct wd_cond *compile_when(struct cctx *cx, const struct wd_ast_cond *c,
-                                          bool *ok)
+static const struct wd_cond *compile_when(struct cctx *cx, const struct wd_ast_cond *c, bool *ok)
 {
     if (!c)
         return NULL;
@@ -351,8 +350,8 @@ static bool parse_tmpl(struct cctx *cx, const char *lv, size_t n, unsigned line,
                 return false;
             }
             if (litn) {
-                parts[np++] = (struct wd_tmpl_part){.s = wd_arena_strndup(cx->a, lit, litn),
-                                                    .len = litn};
+                parts[np++] =
+                    (struct wd_tmpl_part){.s = wd_arena_strndup(cx->a, lit, litn), .len = litn};
                 litn = 0;
             }
             parts[np++] = part;
@@ -464,8 +463,8 @@ static unsigned shadowed_by(const struct wd_policy *p, const struct wd_rule *r)
             if (nlv < 0)
                 return 0;
             for (int i = 0; i < nlv; i++)
-                lv[i] = (struct wd_req_level){ls[i], ln[i], NULL,
-                                              wd_trie__level_hash(ls[i], ln[i])};
+                lv[i] =
+                    (struct wd_req_level){ls[i], ln[i], NULL, wd_trie__level_hash(ls[i], ln[i])};
         } else {
             nlv = t->nlv;
             for (int i = 0; i < nlv; i++)
@@ -546,8 +545,7 @@ static void rule_canon(struct wd_buf *b, const struct wd_ast_stmt *s)
     }
 }
 
-int wd_policy_compile(const char *src, size_t len, struct wd_diags *diags,
-                      struct wd_policy **out)
+int wd_policy_compile(const char *src, size_t len, struct wd_diags *diags, struct wd_policy **out)
 {
     return wd_policy_compile_ex(src, len, diags, NULL, out);
 }
@@ -704,7 +702,8 @@ int wd_policy_compile_ex(const char *src, size_t len, struct wd_diags *diags,
                 ok = false;
             }
             if (s->has_qos || s->retain != -1)
-                wd_diag_add(diags, WD_DIAG_WARNING, s->line, s->has_qos ? s->qos_col : s->retain_col,
+                wd_diag_add(diags, WD_DIAG_WARNING, s->line,
+                            s->has_qos ? s->qos_col : s->retain_col,
                             "EMQX does not send QoS or retain through ExHook: for its requests "
                             "this rule %s",
                             s->decision == WD_DECISION_ALLOW ? "never matches"
@@ -783,8 +782,8 @@ fail:
     return WD_ESYNTAX;
 }
 
-int wd_policy_load_file(const char *path, struct wd_diags *diags,
-                        wd_policy_secret_check_fn check, struct wd_policy **out, char **src_out)
+int wd_policy_load_file(const char *path, struct wd_diags *diags, wd_policy_secret_check_fn check,
+                        struct wd_policy **out, char **src_out)
 {
     *out = NULL;
     *src_out = NULL;

@@ -159,7 +159,7 @@ char *wd_diags_render(const struct wd_diags *d)
     }
     if (d->truncated)
         wd_buf_printf(&b, "%s: note: too many diagnostics; %zu errors and %zu warnings in all\n",
-             d->file, d->nerrors, d->nwarnings);
+                      d->file, d->nerrors, d->nwarnings);
     free(v);
     return b.s;
 }

@@ -61,7 +61,6 @@
 #define MAX_LIST 100000       /* items in one warden list (parse.c) */
 #define MAX_TESTS 1000        /* tests in one condition (the compiler recurses on them) */
 
-
 static void ob_num(struct wd_buf *b, unsigned long v)
 {
     char n[32];
@@ -227,7 +226,7 @@ struct imp {
     size_t nodes;
     bool too_big;
     unsigned term_line, term_col; /* where the current top-level term starts */
-    struct wd_buf tmp, cat;         /* string decoding, adjacent-string concatenation */
+    struct wd_buf tmp, cat;       /* string decoding, adjacent-string concatenation */
 
     /* the current rule */
     unsigned tests;
@@ -446,7 +445,8 @@ static long lex_escape(struct imp *im, const char **msg)
             }
             return v;
         }
-        if (im->i + 1 < im->len && wd_hexval(im->src[im->i]) >= 0 && wd_hexval(im->src[im->i + 1]) >= 0) {
+        if (im->i + 1 < im->len && wd_hexval(im->src[im->i]) >= 0 &&
+            wd_hexval(im->src[im->i + 1]) >= 0) {
             long v = wd_hexval(im->src[im->i]) * 16 + wd_hexval(im->src[im->i + 1]);
             adv(im);
             adv(im);

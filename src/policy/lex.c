@@ -104,8 +104,8 @@ static void lex_string(struct lexer *lx)
                 int h = lx->i + 1 < lx->len ? wd_hexval(lx->s[lx->i]) : -1;
                 int l = h >= 0 ? wd_hexval(lx->s[lx->i + 1]) : -1;
                 if (h < 0 || l < 0) {
-                    wd_diag_add(lx->d, WD_DIAG_ERROR, lx->line,
-                                (unsigned)(lx->i - lx->line_start), "bad \\x escape");
+                    wd_diag_add(lx->d, WD_DIAG_ERROR, lx->line, (unsigned)(lx->i - lx->line_start),
+                                "bad \\x escape");
                     bad = 1;
                     c = '?';
                 } else {
@@ -124,8 +124,8 @@ static void lex_string(struct lexer *lx)
         }
         if (n == WD_POLICY_MAX_STRING) {
             if (!bad)
-                wd_diag_add(lx->d, WD_DIAG_ERROR, lx->line, col,
-                            "string longer than %d bytes", WD_POLICY_MAX_STRING);
+                wd_diag_add(lx->d, WD_DIAG_ERROR, lx->line, col, "string longer than %d bytes",
+                            WD_POLICY_MAX_STRING);
             bad = 1;
             continue;
         }

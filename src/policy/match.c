@@ -425,8 +425,7 @@ void wd_policy_authorize(const struct wd_policy *p, const struct wd_authz_req *r
 }
 
 void wd_policy_explain_authorize(const struct wd_policy *p, const struct wd_authz_req *req,
-                                 wd_policy_explain_fn fn, void *ctx,
-                                 struct wd_policy_result *out)
+                                 wd_policy_explain_fn fn, void *ctx, struct wd_policy_result *out)
 {
     for (size_t i = 0; i < p->nrules; i++) {
         const char *why = "";

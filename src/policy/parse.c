@@ -299,7 +299,8 @@ static bool parse_topic(struct parser *p, struct wd_ast_topic *out)
         t = next(p);
     }
     if (t->kind != WD_TOK_STRING)
-        return expected(p, t, out->eq ? "a topic string after 'eq'" : "a topic string, 'eq' or '['");
+        return expected(p, t,
+                        out->eq ? "a topic string after 'eq'" : "a topic string, 'eq' or '['");
     out->text = t->text;
     out->len = t->len;
     return true;

@@ -31,8 +31,7 @@ struct wd_cond;
 /* Compiles policy text. Diagnostics (errors and warnings) go to diags, which the caller
  * initialized with the file name and source. Returns WD_OK with *out set (refcount 1)
  * when there are no errors, else WD_ESYNTAX and *out = NULL. */
-int wd_policy_compile(const char *src, size_t len, struct wd_diags *diags,
-                      struct wd_policy **out);
+int wd_policy_compile(const char *src, size_t len, struct wd_diags *diags, struct wd_policy **out);
 
 /* Checks a user's stored secret for a layer that knows password schemes (the engine).
  * Returns 0 if fine, 1 for a warning, -1 for an error, with the message in why. */
@@ -45,8 +44,8 @@ int wd_policy_compile_ex(const char *src, size_t len, struct wd_diags *diags,
 
 /* Reads FILE (at most WD_POLICY_MAX_BYTES) and compiles it. *diags is initialized here
  * (the caller cleans it up); I/O errors become a diagnostic and WD_EIO. */
-int wd_policy_load_file(const char *path, struct wd_diags *diags,
-                        wd_policy_secret_check_fn check, struct wd_policy **out, char **src_out);
+int wd_policy_load_file(const char *path, struct wd_diags *diags, wd_policy_secret_check_fn check,
+                        struct wd_policy **out, char **src_out);
 
 struct wd_policy *wd_policy_get(struct wd_policy *p);
 void wd_policy_release(struct wd_policy *p);
@@ -100,8 +99,7 @@ void wd_policy_authorize_linear(const struct wd_policy *p, const struct wd_authz
  * deciding one) with its line and a short reason. */
 typedef void (*wd_policy_explain_fn)(void *ctx, unsigned line, bool decided, const char *why);
 void wd_policy_explain_authorize(const struct wd_policy *p, const struct wd_authz_req *req,
-                                 wd_policy_explain_fn fn, void *ctx,
-                                 struct wd_policy_result *out);
+                                 wd_policy_explain_fn fn, void *ctx, struct wd_policy_result *out);
 
 /* Sizes, for logs and benchmarks. */
 size_t wd_policy_nrules(const struct wd_policy *p);

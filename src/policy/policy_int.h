@@ -146,7 +146,7 @@ struct wd_eq_slot {
 struct wd_trie {
     struct wd_tnode *root;
     uint64_t eq_bloom[WD_EQ_BLOOM_BITS / 64]; /* skips the eq probe for most requests */
-    struct wd_tnode **nodes; /* all nodes, for freeing */
+    struct wd_tnode **nodes;                  /* all nodes, for freeing */
     uint32_t nnodes, capnodes;
     struct wd_lit_slot *lits;
     size_t nlits, litcap; /* litcap: power of two */

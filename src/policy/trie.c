@@ -138,8 +138,8 @@ void wd_trie__free(struct wd_trie *t)
 
 size_t wd_trie__memory(const struct wd_trie *t)
 {
-    size_t m = t->capnodes * sizeof(void *) + t->litcap * sizeof *t->lits +
-               t->eqcap * sizeof *t->eqs;
+    size_t m =
+        t->capnodes * sizeof(void *) + t->litcap * sizeof *t->lits + t->eqcap * sizeof *t->eqs;
     for (uint32_t i = 0; i < t->nnodes; i++)
         m += sizeof(struct wd_tnode) + t->nodes[i]->caprules * sizeof(uint32_t) +
              t->nodes[i]->captmpls * sizeof(struct wd_tedge);

@@ -109,7 +109,7 @@ struct wd_server {
 
 static void grpc_log_sink(gpr_log_func_args *a)
 {
-    enum wd_log_level lvl = a->severity == GPR_LOG_SEVERITY_ERROR ? WD_LOG_ERROR
+    enum wd_log_level lvl = a->severity == GPR_LOG_SEVERITY_ERROR  ? WD_LOG_ERROR
                             : a->severity == GPR_LOG_SEVERITY_INFO ? WD_LOG_INFO
                                                                    : WD_LOG_DEBUG;
     /* gRPC's INFO is chatty (per connection); keep it at our debug level */
@@ -208,8 +208,8 @@ static void send_reply(struct call *c, grpc_status_code status, const char *deta
     size_t n = 0;
     ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
     if (status == GRPC_STATUS_OK) {
-        grpc_slice s = outlen ? grpc_slice_from_copied_buffer((const char *)out, outlen)
-                              : grpc_empty_slice();
+        grpc_slice s =
+            outlen ? grpc_slice_from_copied_buffer((const char *)out, outlen) : grpc_empty_slice();
         c->resp_bb = grpc_raw_byte_buffer_create(&s, 1);
         grpc_slice_unref(s);
         ops[n].op = GRPC_OP_SEND_MESSAGE;
@@ -320,7 +320,8 @@ static void on_generic(struct call *c, int success)
     if (wd_log_enabled(WD_LOG_DEBUG)) {
         char path[200];
         wd_log_debug("server", "unknown method %s: UNIMPLEMENTED",
-                     wd_log_quote(path, sizeof path, (const char *)GRPC_SLICE_START_PTR(c->cd.method),
+                     wd_log_quote(path, sizeof path,
+                                  (const char *)GRPC_SLICE_START_PTR(c->cd.method),
                                   GRPC_SLICE_LENGTH(c->cd.method)));
     }
     grpc_call_details_destroy(&c->cd);
@@ -410,7 +411,8 @@ static void explain_bind_failure(const char *listen, char *why, size_t cap)
         h[strlen(h) - 1] = '\0';
         h++;
     }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE},
                     *res = NULL;
     int gai = getaddrinfo(h[0] ? h : NULL, colon + 1, &hints, &res);
@@ -434,8 +436,8 @@ static void explain_bind_failure(const char *listen, char *why, size_t cap)
     freeaddrinfo(res);
 }
 
-int wd_server_start(const struct wd_config *cfg, struct wd_engine *engine,
-                    struct wd_server **out, char *err, size_t errcap)
+int wd_server_start(const struct wd_config *cfg, struct wd_engine *engine, struct wd_server **out,
+                    char *err, size_t errcap)
 {
     *out = NULL;
     struct wd_server *s = wd_calloc(1, sizeof *s);
@@ -445,12 +447,12 @@ int wd_server_start(const struct wd_config *cfg, struct wd_engine *engine,
 
     grpc_arg args[16];
     size_t na = 0;
-#define ARG_INT(k, v)                                                                   \
-    do {                                                                                \
-        args[na].type = GRPC_ARG_INTEGER;                                               \
-        args[na].key = (char *)(k);                                                     \
-        args[na].value.integer = (v);                                                   \
-        na++;                                                                           \
+#define ARG_INT(k, v)                                                                              \
+    do {                                                                                           \
+        args[na].type = GRPC_ARG_INTEGER;                                                          \
+        args[na].key = (char *)(k);                                                                \
+        args[na].value.integer = (v);                                                              \
+        na++;                                                                                      \
     } while (0)
     ARG_INT(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, cfg->max_message_size);
     /* a message.publish echo is the request's message plus a few bytes */
@@ -558,8 +560,8 @@ int wd_server_stop(struct wd_server *s, int grace_ms)
     static int tag;
     /* stop listening, send GOAWAY, fail the requests still posted */
     grpc_server_shutdown_and_notify(s->server, cq, &tag);
-    gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                         gpr_time_from_millis(grace_ms, GPR_TIMESPAN));
+    gpr_timespec deadline =
+        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(grace_ms, GPR_TIMESPAN));
     grpc_event ev = grpc_completion_queue_pluck(cq, &tag, deadline, NULL);
     if (ev.type == GRPC_QUEUE_TIMEOUT) {
         wd_log_warn("server", "shutdown grace of %d ms expired, cancelling in-flight calls",

@@ -29,8 +29,8 @@ void wd_server_global_cleanup(void);
 /* Creates, binds and starts the server and its worker threads. cfg and engine are
  * borrowed and must outlive the server. Returns WD_OK, WD_EBIND or WD_ETLS with a
  * message in err. */
-int wd_server_start(const struct wd_config *cfg, struct wd_engine *engine,
-                    struct wd_server **out, char *err, size_t errcap);
+int wd_server_start(const struct wd_config *cfg, struct wd_engine *engine, struct wd_server **out,
+                    char *err, size_t errcap);
 
 /* The port actually bound (useful with port 0). */
 int wd_server_port(const struct wd_server *s);

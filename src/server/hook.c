@@ -117,8 +117,8 @@ const char *wd_hook_method_name(size_t method)
 bool wd_hook_method_is_hot(size_t method)
 {
     const char *n = wd_hook_method_name(method);
-    return n && (strcmp(n, "OnClientAuthenticate") == 0 ||
-                 strcmp(n, "OnClientAuthorize") == 0 || strcmp(n, "OnMessagePublish") == 0);
+    return n && (strcmp(n, "OnClientAuthenticate") == 0 || strcmp(n, "OnClientAuthorize") == 0 ||
+                 strcmp(n, "OnMessagePublish") == 0);
 }
 
 struct wd_hook_worker *wd_hook_worker_new(const struct wd_hook_env *env)

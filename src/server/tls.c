@@ -37,8 +37,7 @@ static const char *ossl_reason(void)
     return r ? r : "not valid PEM";
 }
 
-int wd_tls_load(const struct wd_config *cfg, struct wd_tls_material *out, char *err,
-                size_t errcap)
+int wd_tls_load(const struct wd_config *cfg, struct wd_tls_material *out, char *err, size_t errcap)
 {
     memset(out, 0, sizeof *out);
     X509 *cert = NULL;
@@ -72,8 +71,7 @@ int wd_tls_load(const struct wd_config *cfg, struct wd_tls_material *out, char *
         goto out;
     }
     if (X509_cmp_current_time(X509_get0_notAfter(cert)) <= 0)
-        wd_log_warn("tls", "%s: certificate has expired; clients will refuse it",
-                    cfg->tls_cert);
+        wd_log_warn("tls", "%s: certificate has expired; clients will refuse it", cfg->tls_cert);
     if (X509_cmp_current_time(X509_get0_notBefore(cert)) > 0)
         wd_log_warn("tls", "%s: certificate is not valid yet", cfg->tls_cert);
 

@@ -20,8 +20,7 @@ struct wd_tls_material {
 
 /* Reads and validates cfg->tls_cert/tls_key/tls_client_ca. Returns WD_OK or WD_ETLS with
  * a message naming the file in err. */
-int wd_tls_load(const struct wd_config *cfg, struct wd_tls_material *out, char *err,
-                size_t errcap);
+int wd_tls_load(const struct wd_config *cfg, struct wd_tls_material *out, char *err, size_t errcap);
 void wd_tls_cleanup(struct wd_tls_material *m);
 
 #endif

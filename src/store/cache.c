@@ -50,7 +50,7 @@
 #define DOMAIN_TAG 0x54 /* 'T' */
 
 struct wd_cache_ref {
-    struct wd_cache_ref *hnext; /* bucket chain; once unlinked, the "to release" chain */
+    struct wd_cache_ref *hnext;       /* bucket chain; once unlinked, the "to release" chain */
     struct wd_cache_ref *prev, *next; /* LRU list */
     atomic_uint refs;
     bool negative;
@@ -383,8 +383,8 @@ struct wd_cache *wd_cache_new(const struct wd_cache_config *cfg)
     c->shard_max_entries = max_entries / nshards;
     c->shard_max_bytes = max_bytes / nshards;
     c->ttl_ms = cfg->ttl_ms ? cfg->ttl_ms : WD_CACHE_DEFAULT_TTL_MS;
-    c->negative_ttl_ms = cfg->negative_ttl_ms ? cfg->negative_ttl_ms
-                                              : WD_CACHE_DEFAULT_NEGATIVE_TTL_MS;
+    c->negative_ttl_ms =
+        cfg->negative_ttl_ms ? cfg->negative_ttl_ms : WD_CACHE_DEFAULT_NEGATIVE_TTL_MS;
     c->now_ms = cfg->now_ms ? cfg->now_ms : wd_cache_clock_monotonic;
     c->clock_ctx = cfg->clock_ctx;
     if (RAND_bytes((unsigned char *)&c->id, sizeof(c->id)) != 1)
@@ -580,8 +580,8 @@ int wd_cache_remove(struct wd_cache *c, struct wd_cache_key *key)
 }
 
 /* Drops, shard by shard, every entry `pick` selects; returns how many. */
-static size_t drop_where(struct wd_cache *c, bool (*pick)(const struct wd_cache_ref *e,
-                                                          const void *arg, int64_t now),
+static size_t drop_where(struct wd_cache *c,
+                         bool (*pick)(const struct wd_cache_ref *e, const void *arg, int64_t now),
                          const void *arg, bool count_expiry)
 {
     size_t n = 0;

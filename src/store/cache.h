@@ -56,16 +56,16 @@ typedef int64_t (*wd_cache_clock_fn)(void *ctx);
 int64_t wd_cache_clock_monotonic(void *ctx);
 
 struct wd_cache_config {
-    unsigned shards;          /* a power of two, <= 1024; 0 = WD_CACHE_DEFAULT_SHARDS */
-    size_t max_entries;       /* in total, split evenly over shards; 0 = default. Must give
-                               * every shard at least one entry (max_entries >= shards). */
-    size_t max_bytes;         /* sum of value_bytes in total, split the same way; 0 =
-                               * default; must be >= shards */
-    int64_t ttl_ms;           /* default TTL of positive entries; 0 = default */
-    int64_t negative_ttl_ms;  /* default TTL of negative entries; 0 = default */
-    const uint8_t *secret;    /* HMAC key, 16..64 bytes (16 or 32 are usual), copied; NULL
-                               * = 32 fresh bytes from RAND_bytes (per process, which is
-                               * right: the cache does not outlive the process) */
+    unsigned shards;         /* a power of two, <= 1024; 0 = WD_CACHE_DEFAULT_SHARDS */
+    size_t max_entries;      /* in total, split evenly over shards; 0 = default. Must give
+                              * every shard at least one entry (max_entries >= shards). */
+    size_t max_bytes;        /* sum of value_bytes in total, split the same way; 0 =
+                              * default; must be >= shards */
+    int64_t ttl_ms;          /* default TTL of positive entries; 0 = default */
+    int64_t negative_ttl_ms; /* default TTL of negative entries; 0 = default */
+    const uint8_t *secret;   /* HMAC key, 16..64 bytes (16 or 32 are usual), copied; NULL
+                              * = 32 fresh bytes from RAND_bytes (per process, which is
+                              * right: the cache does not outlive the process) */
     size_t secret_len;
     wd_cache_clock_fn now_ms; /* NULL = wd_cache_clock_monotonic */
     void *clock_ctx;
@@ -82,8 +82,8 @@ struct wd_cache_ref;
 struct wd_cache_key {
     uint8_t *buf; /* points at inline or at a heap copy once it outgrows inline */
     size_t len, cap;
-    int rc;                    /* first error while adding parts, or WD_OK */
-    uint64_t digest_cache_id;  /* id of the cache that computed digest, 0 = none */
+    int rc;                   /* first error while adding parts, or WD_OK */
+    uint64_t digest_cache_id; /* id of the cache that computed digest, 0 = none */
     uint8_t digest[WD_CACHE_DIGEST_LEN];
     uint8_t inline_buf[192];
 };

@@ -108,8 +108,7 @@ static void drop(struct wd_redis *r)
     r->rng ^= r->rng << 17;
     j = r->backoff_ms / 4 ? r->rng % (r->backoff_ms / 4 + 1) : 0;
     r->next_attempt_ms = now_ms() + r->backoff_ms + j;
-    r->backoff_ms = r->backoff_ms >= r->backoff_max_ms / 2 ? r->backoff_max_ms
-                                                           : r->backoff_ms * 2;
+    r->backoff_ms = r->backoff_ms >= r->backoff_max_ms / 2 ? r->backoff_max_ms : r->backoff_ms * 2;
 }
 
 void wd_redis_free(struct wd_redis *r)
@@ -311,8 +310,7 @@ static void add_part(struct wd_redis_tmpl *t, enum part_kind k, const char *s, s
     t->n++;
 }
 
-int wd_redis_tmpl_compile(const char *text, struct wd_redis_tmpl **out, char *err,
-                          size_t errcap)
+int wd_redis_tmpl_compile(const char *text, struct wd_redis_tmpl **out, char *err, size_t errcap)
 {
     static const struct {
         const char *name;
@@ -349,8 +347,7 @@ int wd_redis_tmpl_compile(const char *text, struct wd_redis_tmpl **out, char *er
         end = strchr(s + 2, '}');
         if (!end) {
             if (errcap)
-                snprintf(err, errcap, "unterminated placeholder at offset %zu",
-                         (size_t)(s - text));
+                snprintf(err, errcap, "unterminated placeholder at offset %zu", (size_t)(s - text));
             goto fail;
         }
         n = (size_t)(end - (s + 2));
@@ -409,7 +406,7 @@ int wd_redis_tmpl_render(const struct wd_redis_tmpl *t, const struct wd_client *
             const char *v = p->lit;
             size_t n = p->len;
             if (p->kind != PART_LIT) {
-                v = p->kind == PART_USERNAME ? c->username
+                v = p->kind == PART_USERNAME   ? c->username
                     : p->kind == PART_CLIENTID ? c->clientid
                                                : c->cn;
                 if (!v)
@@ -468,8 +465,7 @@ static char *copy_bytes(const char *s, size_t n)
     return p;
 }
 
-int wd_redis_user_get(struct wd_redis *r, const char *key, size_t keylen,
-                      struct wd_redis_user *out)
+int wd_redis_user_get(struct wd_redis *r, const char *key, size_t keylen, struct wd_redis_user *out)
 {
     static const char *fields[] = {"password_hash", "password", "salt", "is_superuser"};
     const char *argv[6];
@@ -573,9 +569,8 @@ void wd_redis_user_spec(const struct wd_redis_user *u, struct wd_passwd_spec *sp
 
 /* ---- authorization ---- */
 
-int wd_redis_acl_get(struct wd_redis *r, const char *key, size_t keylen,
-                     struct wd_acl_entry **out, size_t *nout, wd_redis_acl_skip_fn skip,
-                     void *ud)
+int wd_redis_acl_get(struct wd_redis *r, const char *key, size_t keylen, struct wd_acl_entry **out,
+                     size_t *nout, wd_redis_acl_skip_fn skip, void *ud)
 {
     const char *argv[2] = {"HGETALL", key ? key : ""};
     size_t lens[2] = {7, keylen};

@@ -81,8 +81,7 @@ struct wd_redis_tmpl;
 
 /* Compiles text (NUL-terminated). WD_OK; WD_EINVAL with a message in err (errcap may be
  * 0) and *out NULL. */
-int wd_redis_tmpl_compile(const char *text, struct wd_redis_tmpl **out, char *err,
-                          size_t errcap);
+int wd_redis_tmpl_compile(const char *text, struct wd_redis_tmpl **out, char *err, size_t errcap);
 void wd_redis_tmpl_free(struct wd_redis_tmpl *t);
 
 /* Renders for client c into *key (heap, NUL-terminated for convenience, *keylen bytes;
@@ -131,9 +130,8 @@ void wd_redis_user_spec(const struct wd_redis_user *u, struct wd_passwd_spec *sp
  * WD_EBACKEND as wd_redis_user_get(), WD_EINVAL for NULL arguments. Free *out with
  * wd_acl_entries_free(*out, *nout).
  */
-int wd_redis_acl_get(struct wd_redis *r, const char *key, size_t keylen,
-                     struct wd_acl_entry **out, size_t *nout, wd_redis_acl_skip_fn skip,
-                     void *ud);
+int wd_redis_acl_get(struct wd_redis *r, const char *key, size_t keylen, struct wd_acl_entry **out,
+                     size_t *nout, wd_redis_acl_skip_fn skip, void *ud);
 
 /* ---- module-internal, for tests and tools ---- */
 

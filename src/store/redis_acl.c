@@ -238,9 +238,8 @@ int wd_redis_acl_parse_entry(const struct wd_redis_acl_pair *p, struct wd_acl_en
     return WD_OK;
 }
 
-int wd_redis_acl_parse(const struct wd_redis_acl_pair *pairs, size_t n,
-                       struct wd_acl_entry **out, size_t *nout, wd_redis_acl_skip_fn skip,
-                       void *ud)
+int wd_redis_acl_parse(const struct wd_redis_acl_pair *pairs, size_t n, struct wd_acl_entry **out,
+                       size_t *nout, wd_redis_acl_skip_fn skip, void *ud)
 {
     struct wd_acl_entry *v = NULL;
     size_t cnt = 0, lim;

@@ -71,9 +71,8 @@ int wd_redis_acl_parse_entry(const struct wd_redis_acl_pair *p, struct wd_acl_en
  * WD_REDIS_ACL_MAX_ENTRIES pairs are parsed: if there are more, skip() is called once
  * with topic NULL and reason "entry limit reached". Returns WD_OK (also when every entry
  * was skipped: then *out is NULL and *nout 0); WD_EINVAL for NULL out-params. */
-int wd_redis_acl_parse(const struct wd_redis_acl_pair *pairs, size_t n,
-                       struct wd_acl_entry **out, size_t *nout, wd_redis_acl_skip_fn skip,
-                       void *ud);
+int wd_redis_acl_parse(const struct wd_redis_acl_pair *pairs, size_t n, struct wd_acl_entry **out,
+                       size_t *nout, wd_redis_acl_skip_fn skip, void *ud);
 
 /* Frees an entry array of n entries from wd_redis_acl_parse(). NULL is fine. */
 void wd_acl_entries_free(struct wd_acl_entry *e, size_t n);
