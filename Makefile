@@ -92,7 +92,7 @@ UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 
 .SECONDARY: $(GEN_C) $(GEN_H) $(GEN_PY)
-.PHONY: all deps run test unit policy-tests integration policy-tests bench clean format-check lint
+.PHONY: all deps run test unit policy-tests integration bench clean format-check lint
 .DEFAULT_GOAL := all
 
 ifeq ($(VARIANT),release)
@@ -151,7 +151,7 @@ $(B)/tests/test_%: tests/unit/test_%.c $(LIBS_ALL)
 DEBIAN_PKGS := gcc make pkg-config libgrpc-dev libprotobuf-c-dev protobuf-c-compiler \
     protobuf-compiler libssl-dev openssl libcmocka-dev libpcre2-dev python3 python3-grpcio python3-protobuf \
     nghttp2-client procps libcrypt-dev libargon2-dev libhiredis-dev libjwt-dev libjansson-dev \
-    redis-server
+    redis-server cppcheck clang-format
 
 deps:
 	@missing=$$(for p in $(DEBIAN_PKGS); do \
@@ -183,6 +183,9 @@ test: deps
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory policy-tests
 	@$(MAKE) --no-print-directory integration
+	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory format-check
+	@echo "make test: unit, policy, integration, lint and format checks all passed"
 
 # ---- benchmarks (bench/README.md) ----
 BENCH_BIN := $(B)/bench/wd_load $(B)/bench/bare_server $(B)/bench/policy_bench
@@ -201,7 +204,7 @@ $(B)/bench/%: bench/%.c $(GEN_OBJ)
 
 # ---- hygiene ----
 format-check:
-	clang-format --dry-run --Werror $(CORE_SRC) $(POLICY_SRC) $(STORE_SRC) $(ENGINE_SRC) \
+	$(Q)clang-format --dry-run --Werror $(CORE_SRC) $(POLICY_SRC) $(STORE_SRC) $(ENGINE_SRC) \
 	    $(SERVER_SRC) src/main.c $(wildcard src/*/*.h)
 
 lint:
