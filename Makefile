@@ -180,12 +180,11 @@ integration: all $(GEN_PY)
 
 test: deps
 	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory format-check
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory policy-tests
 	@$(MAKE) --no-print-directory integration
-	@$(MAKE) --no-print-directory lint
-	@$(MAKE) --no-print-directory format-check
-	@echo "make test: unit, policy, integration, lint and format checks all passed"
 
 # ---- benchmarks (bench/README.md) ----
 BENCH_BIN := $(B)/bench/wd_load $(B)/bench/bare_server $(B)/bench/policy_bench
