@@ -21,6 +21,8 @@
  */
 #include "store/jwt.h"
 
+#include "core/base64.h"
+
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -100,21 +102,6 @@ static void seterr(char *err, size_t cap, const char *fmt, ...)
 
 /* ---- base64 (url: strict, unpadded; std: optional correct padding) ---- */
 
-static int b64val(int ch, bool url)
-{
-    if (ch >= 'A' && ch <= 'Z')
-        return ch - 'A';
-    if (ch >= 'a' && ch <= 'z')
-        return ch - 'a' + 26;
-    if (ch >= '0' && ch <= '9')
-        return ch - '0' + 52;
-    if (ch == (url ? '-' : '+'))
-        return 62;
-    if (ch == (url ? '_' : '/'))
-        return 63;
-    return -1;
-}
-
 /* Returns a malloc'd buffer (NUL-terminated for convenience) or NULL when `s` is not
  * canonical base64 of the given flavour (bad characters, impossible length, non-zero
  * trailing bits). */
@@ -127,32 +114,13 @@ static unsigned char *b64_decode(const char *s, size_t n, bool url, size_t *outl
             pad++;
         }
     }
-    if (n % 4 == 1)
-        return NULL;
-    unsigned char *out = wd_malloc(n / 4 * 3 + 3);
-    size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64val((unsigned char)s[i], url);
-        if (v < 0) {
-            free(out);
-            return NULL;
-        }
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    if (acc != 0) { /* leftover bits must be zero: one encoding per value */
+    size_t cap = wd_base64_decoded_max(n);
+    unsigned char *out = wd_malloc(cap + 1);
+    if (wd_base64_decode(s, n, url ? WD_BASE64_URL : WD_BASE64_STD, out, cap, outlen) != WD_OK) {
         free(out);
         return NULL;
     }
-    out[o] = 0;
-    *outlen = o;
+    out[*outlen] = 0;
     return out;
 }
 

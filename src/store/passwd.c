@@ -10,6 +10,8 @@
  */
 #include "store/passwd.h"
 
+#include "core/base64.h"
+
 #include <argon2.h>
 #include <crypt.h>
 #include <limits.h>
@@ -398,48 +400,11 @@ struct phc {
     size_t hash_len;
 };
 
-static int b64val(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
 /* Standard base64 without padding, canonical (unused bits zero), into out[0..cap).
  * Returns WD_OK, WD_EINVAL (bad characters) or WD_ERANGE (longer than cap). */
 static int b64_decode(const char *in, size_t n, unsigned char *out, size_t cap, size_t *outlen)
 {
-    if (n % 4 == 1)
-        return WD_EINVAL;
-    if (n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0) > cap)
-        return WD_ERANGE;
-    uint32_t acc = 0;
-    unsigned bits = 0;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64val(in[i]);
-        if (v < 0)
-            return WD_EINVAL;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    if (acc != 0) /* non-canonical: leftover bits set */
-        return WD_EINVAL;
-    *outlen = o;
-    return WD_OK;
+    return wd_base64_decode(in, n, WD_BASE64_STD, out, cap, outlen);
 }
 
 /* Parses "name=DECIMAL" at *p (name included), no sign, no leading zeros; a value over
