@@ -114,11 +114,21 @@ struct wd_tedge {
 
 struct wd_tnode {
     uint32_t id;
+    uint32_t one_rule; /* storage for the common single-rule list (rules points here) */
     struct wd_tnode *plus, *hash;
     struct wd_tedge *tmpls;
     uint32_t ntmpls, captmpls;
-    uint32_t *rules; /* ascending rule indices that end here */
-    uint32_t nrules, caprules;
+    uint32_t *rules;           /* ascending rule indices that end here */
+    uint32_t nrules, caprules; /* caprules 0: rules is one_rule or NULL */
+};
+
+/* Nodes are allocated in chunks, in insertion order: the nodes of one device's topics
+ * sit together in memory, so a request touches fewer cache lines. */
+#define WD_TNODE_CHUNK 1024
+struct wd_tnode_chunk {
+    struct wd_tnode_chunk *next;
+    uint32_t used;
+    struct wd_tnode nodes[WD_TNODE_CHUNK];
 };
 
 /* One literal edge: 64 bytes, cache-line aligned, short keys stored inline so a lookup
@@ -146,8 +156,9 @@ struct wd_eq_slot {
 struct wd_trie {
     struct wd_tnode *root;
     uint64_t eq_bloom[WD_EQ_BLOOM_BITS / 64]; /* skips the eq probe for most requests */
-    struct wd_tnode **nodes;                  /* all nodes, for freeing */
+    struct wd_tnode **nodes;                  /* all nodes, for freeing their lists */
     uint32_t nnodes, capnodes;
+    struct wd_tnode_chunk *chunks;
     struct wd_lit_slot *lits;
     size_t nlits, litcap; /* litcap: power of two */
     struct wd_eq_slot *eqs;

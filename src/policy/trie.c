@@ -105,7 +105,12 @@ static bool bloom_has(const uint64_t *bloom, uint64_t h)
 
 static struct wd_tnode *new_node(struct wd_trie *t)
 {
-    struct wd_tnode *n = wd_calloc(1, sizeof *n);
+    if (!t->chunks || t->chunks->used == WD_TNODE_CHUNK) {
+        struct wd_tnode_chunk *c = wd_calloc(1, sizeof *c);
+        c->next = t->chunks;
+        t->chunks = c;
+    }
+    struct wd_tnode *n = &t->chunks->nodes[t->chunks->used++];
     if (t->nnodes == t->capnodes) {
         t->capnodes = t->capnodes ? t->capnodes * 2 : 64;
         t->nodes = wd_realloc(t->nodes, t->capnodes * sizeof *t->nodes);
@@ -124,11 +129,16 @@ void wd_trie__init(struct wd_trie *t)
 void wd_trie__free(struct wd_trie *t)
 {
     for (uint32_t i = 0; i < t->nnodes; i++) {
-        free(t->nodes[i]->rules);
+        if (t->nodes[i]->caprules)
+            free(t->nodes[i]->rules);
         free(t->nodes[i]->tmpls);
-        free(t->nodes[i]);
     }
     free(t->nodes);
+    while (t->chunks) {
+        struct wd_tnode_chunk *c = t->chunks->next;
+        free(t->chunks);
+        t->chunks = c;
+    }
     free(t->lits);
     for (size_t i = 0; i < t->eqcap; i++)
         free(t->eqs[i].rules);
@@ -157,6 +167,30 @@ static void add_rule(uint32_t **v, uint32_t *n, uint32_t *cap, uint32_t rule)
         *v = wd_realloc(*v, *cap * sizeof **v);
     }
     (*v)[(*n)++] = rule;
+}
+
+/* A node's rule list: the first rule is stored in the node itself (most nodes end one
+ * rule), more go to the heap. */
+static void node_add_rule(struct wd_tnode *n, uint32_t rule)
+{
+    if (n->nrules && n->rules[n->nrules - 1] == rule)
+        return;
+    if (n->nrules == 0) {
+        n->one_rule = rule;
+        n->rules = &n->one_rule;
+        n->nrules = 1;
+        return;
+    }
+    if (n->caprules == 0) {
+        uint32_t *v = wd_malloc(4 * sizeof *v);
+        v[0] = n->one_rule;
+        n->rules = v;
+        n->caprules = 4;
+    } else if (n->nrules == n->caprules) {
+        n->caprules *= 2;
+        n->rules = wd_realloc(n->rules, n->caprules * sizeof *n->rules);
+    }
+    n->rules[n->nrules++] = rule;
 }
 
 static void lits_grow(struct wd_trie *t)
@@ -317,7 +351,7 @@ void wd_trie__insert(struct wd_trie *t, const struct wd_ctopic *topic, uint32_t 
             break;
         }
     }
-    add_rule(&n->rules, &n->nrules, &n->caprules, rule);
+    node_add_rule(n, rule);
 }
 
 struct walk {
