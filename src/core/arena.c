@@ -74,10 +74,3 @@ char *wd_arena_strdup(struct wd_arena *a, const char *s)
 {
     return wd_arena_strndup(a, s, strlen(s));
 }
-
-void *wd_arena_memdup(struct wd_arena *a, const void *p, size_t n)
-{
-    void *q = wd_arena_alloc(a, n);
-    memcpy(q, p, n);
-    return q;
-}

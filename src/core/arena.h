@@ -22,6 +22,5 @@ void wd_arena_free(struct wd_arena *a);
 void *wd_arena_alloc(struct wd_arena *a, size_t n); /* zeroed, 16-byte aligned */
 char *wd_arena_strndup(struct wd_arena *a, const char *s, size_t n);
 char *wd_arena_strdup(struct wd_arena *a, const char *s);
-void *wd_arena_memdup(struct wd_arena *a, const void *p, size_t n);
 
 #endif

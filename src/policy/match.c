@@ -233,9 +233,9 @@ int wd_policy_cond_eval(const struct wd_policy *p, const struct wd_cond *c,
 
 /* ---- topics ---- */
 
-static bool lvl_is(const char *s, size_t n, char ch)
+static bool render_eq(const struct wd_tmpl *t, const char *level, size_t len, const void *client)
 {
-    return n == 1 && s[0] == ch;
+    return wd_policy__tmpl_render_eq(t, client, level, len);
 }
 
 /* Does compiled rule topic t cover the request topic q (with templates rendered for c)? */
@@ -244,41 +244,7 @@ static bool topic_covers(const struct wd_ctopic *t, const char *q, size_t qlen,
 {
     if (t->eq)
         return t->len == qlen && memcmp(t->text, q, qlen) == 0;
-    size_t qi = 0;
-    for (int i = 0; i < t->nlv; i++) {
-        const struct wd_level *l = &t->lv[i];
-        bool dollar_first = i == 0 && qlen > 0 && q[0] == '$';
-        if (l->kind == WD_LV_HASH)
-            return !dollar_first;
-        if (qi > qlen)
-            return false; /* request ended: only '#' (handled above) could cover more */
-        size_t qe = qi;
-        while (qe < qlen && q[qe] != '/')
-            qe++;
-        const char *ql = q + qi;
-        size_t qn = qe - qi;
-        switch (l->kind) {
-        case WD_LV_PLUS:
-            if (lvl_is(ql, qn, '#') || dollar_first)
-                return false;
-            break;
-        case WD_LV_LITERAL:
-            if (lvl_is(ql, qn, '+') || lvl_is(ql, qn, '#') || qn != l->len ||
-                memcmp(ql, l->s, qn) != 0)
-                return false;
-            break;
-        case WD_LV_TMPL:
-            if (lvl_is(ql, qn, '+') || lvl_is(ql, qn, '#') || dollar_first ||
-                !wd_policy__tmpl_render_eq(l->t, c, ql, qn))
-                return false;
-            break;
-        default:
-            return false;
-        }
-        qi = qe + 1; /* qi == qlen + 1 once the request is used up */
-    }
-    /* the rule ran out of levels: covered only if the request did too */
-    return qi == qlen + 1;
+    return wd_topic_covers_levels(t->lv, t->nlv, q, qlen, render_eq, c);
 }
 
 /* ---- rules ---- */
@@ -348,12 +314,6 @@ static enum tri rule_matches(const struct wd_policy *p, const struct wd_rule *r,
         return NO;
     }
     return rule_applies(p, r, req, why);
-}
-
-bool wd_policy__rule_matches(const struct wd_policy *p, const struct wd_rule *r,
-                             const struct wd_authz_req *req, const char **why)
-{
-    return rule_matches(p, r, req, why) == YES;
 }
 
 static void decide(struct wd_policy_result *out, enum wd_decision d, unsigned line, bool dflt)

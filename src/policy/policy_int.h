@@ -13,6 +13,7 @@
 
 #include "core/arena.h"
 #include "policy/policy.h"
+#include "policy/topic.h"
 
 /* ---- conditions ---- */
 
@@ -62,20 +63,6 @@ struct wd_tmpl {
     size_t nparts;
     const char *text; /* the level as written, for identity and messages */
     size_t len;
-};
-
-enum wd_level_kind {
-    WD_LV_LITERAL,
-    WD_LV_PLUS,
-    WD_LV_HASH,
-    WD_LV_TMPL,
-};
-
-struct wd_level {
-    enum wd_level_kind kind;
-    const char *s;
-    size_t len;
-    const struct wd_tmpl *t; /* WD_LV_TMPL */
 };
 
 struct wd_ctopic {
@@ -223,8 +210,6 @@ int wd_trie__collect(const struct wd_trie *t, const struct wd_req_level *lv, int
                      struct wd_cand *cands, int max);
 
 /* match.c */
-bool wd_policy__rule_matches(const struct wd_policy *p, const struct wd_rule *r,
-                             const struct wd_authz_req *req, const char **why);
 bool wd_policy__tmpl_render_eq(const struct wd_tmpl *t, const struct wd_client *c,
                                const char *level, size_t len);
 bool wd_policy__superuser(const struct wd_policy *p, const struct wd_client *c);

@@ -59,50 +59,60 @@ int wd_topic_split(const char *s, size_t len, const char **lv, size_t *lvlen, in
     return n;
 }
 
-bool wd_topic_covers(const char *rule, size_t rlen, const char *req, size_t qlen)
+bool wd_topic_covers_levels(const struct wd_level *lv, int nlv, const char *req, size_t qlen,
+                            wd_topic_tmpl_fn fn, const void *ctx)
 {
-    size_t ri = 0, qi = 0;
-    bool first = true;
-    for (;;) {
-        /* current rule level [ri, re) and request level [qi, qe) */
-        size_t re = ri;
-        while (re < rlen && rule[re] != '/')
-            re++;
-        const char *rl = rule + ri;
-        size_t rn = re - ri;
-
-        if (level_is(rl, rn, '#')) {
-            /* covers the rest, unless a first-level wildcard meets a $-topic */
-            return !(first && qi < qlen && req[qi] == '$');
-        }
+    size_t qi = 0;
+    for (int i = 0; i < nlv; i++) {
+        const struct wd_level *l = &lv[i];
+        bool dollar_first = i == 0 && qlen > 0 && req[0] == '$';
+        if (l->kind == WD_LV_HASH)
+            return !dollar_first; /* the rest, including none: a/# covers a */
+        if (qi > qlen)
+            return false; /* the request ended and the rule goes on */
         size_t qe = qi;
         while (qe < qlen && req[qe] != '/')
             qe++;
         const char *ql = req + qi;
         size_t qn = qe - qi;
-
-        if (level_is(rl, rn, '+')) {
-            if (level_is(ql, qn, '#'))
+        bool wild = level_is(ql, qn, '+') || level_is(ql, qn, '#');
+        switch (l->kind) {
+        case WD_LV_PLUS:
+            if (level_is(ql, qn, '#') || dollar_first)
                 return false;
-            if (first && qn > 0 && ql[0] == '$')
+            break;
+        case WD_LV_LITERAL:
+            if (wild || qn != l->len || memcmp(ql, l->s, qn) != 0)
                 return false;
-        } else {
-            if (level_is(ql, qn, '+') || level_is(ql, qn, '#'))
+            break;
+        case WD_LV_TMPL:
+            if (wild || dollar_first || !fn || !fn(l->t, ql, qn, ctx))
                 return false;
-            if (rn != qn || memcmp(rl, ql, rn) != 0)
-                return false;
+            break;
+        default:
+            return false;
         }
-        first = false;
-        bool rule_done = re >= rlen, req_done = qe >= qlen;
-        if (rule_done && req_done)
-            return true;
-        if (rule_done)
-            return false; /* request is deeper than the rule */
-        ri = re + 1;
-        qi = qe + 1;
-        if (req_done) {
-            /* request ended: only a trailing '#' in the rule still covers it (a/# covers a) */
-            return rlen - ri == 1 && rule[ri] == '#';
-        }
+        qi = qe + 1; /* qlen + 1 once the request is used up */
     }
+    /* the rule ran out of levels: covered only if the request did too */
+    return qi == qlen + 1;
+}
+
+bool wd_topic_covers(const char *rule, size_t rlen, const char *req, size_t qlen)
+{
+    const char *ls[WD_TOPIC_MAX_LEVELS];
+    size_t ln[WD_TOPIC_MAX_LEVELS];
+    struct wd_level lv[WD_TOPIC_MAX_LEVELS];
+    int n = wd_topic_split(rule, rlen, ls, ln, WD_TOPIC_MAX_LEVELS);
+    if (n < 0)
+        return false;
+    for (int i = 0; i < n; i++) {
+        lv[i].s = ls[i];
+        lv[i].len = ln[i];
+        lv[i].t = NULL;
+        lv[i].kind = level_is(ls[i], ln[i], '+')   ? WD_LV_PLUS
+                     : level_is(ls[i], ln[i], '#') ? WD_LV_HASH
+                                                   : WD_LV_LITERAL;
+    }
+    return wd_topic_covers_levels(lv, n, req, qlen, NULL, NULL);
 }

@@ -36,8 +36,37 @@ bool wd_topic_name_valid(const char *t, size_t len);
  * there are more than `max` levels. An empty string has one empty level. */
 int wd_topic_split(const char *s, size_t len, const char **lv, size_t *lvlen, int max);
 
-/* Does rule filter `rule` cover request topic/filter `req` (see above)? Both are
- * assumed valid filters. */
+/* A rule filter split into levels. A placeholder level (`${username}`) is opaque here: the
+ * policy layer defines struct wd_tmpl and decides, through a callback, whether a request
+ * level equals its rendering. */
+struct wd_tmpl;
+
+enum wd_level_kind {
+    WD_LV_LITERAL,
+    WD_LV_PLUS,
+    WD_LV_HASH,
+    WD_LV_TMPL,
+};
+
+struct wd_level {
+    enum wd_level_kind kind;
+    const char *s;
+    size_t len;
+    const struct wd_tmpl *t; /* WD_LV_TMPL */
+};
+
+/* Does the placeholder level t, rendered for the request (ctx), equal this level? */
+typedef bool (*wd_topic_tmpl_fn)(const struct wd_tmpl *t, const char *level, size_t len,
+                                 const void *ctx);
+
+/* The covers relation (see above) for a rule given as levels. A placeholder level covers
+ * only a literal request level that `fn` says equals its rendering, and never a first
+ * level starting with '$'. fn may be NULL when the rule has no placeholder levels. */
+bool wd_topic_covers_levels(const struct wd_level *lv, int nlv, const char *req, size_t qlen,
+                            wd_topic_tmpl_fn fn, const void *ctx);
+
+/* The same for a rule filter given as text (no placeholders). Both are assumed valid
+ * filters. */
 bool wd_topic_covers(const char *rule, size_t rlen, const char *req, size_t qlen);
 
 #endif

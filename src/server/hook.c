@@ -221,11 +221,6 @@ static bool walk(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n
     return true;
 }
 
-bool wd_hook__strings_valid(const void *descriptor, const uint8_t *in, size_t inlen)
-{
-    return walk(descriptor, in, inlen, 0);
-}
-
 /* ---- request conversion ---- */
 
 static const Emqx__Exhook__V3__ClientInfo empty_clientinfo = EMQX__EXHOOK__V3__CLIENT_INFO__INIT;

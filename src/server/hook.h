@@ -68,8 +68,4 @@ enum wd_hook_status wd_hook_health(struct wd_hook_worker *w, bool serving, const
                                    size_t inlen, const uint8_t **out, size_t *outlen,
                                    const char **detail);
 
-/* Validates every string field of an encoded message (recursively): UTF-8, no NUL.
- * Exposed for tests. Returns true when all strings are clean. */
-bool wd_hook__strings_valid(const void *descriptor, const uint8_t *in, size_t inlen);
-
 #endif
