@@ -15,12 +15,19 @@
  * a free_fn that calls back into the cache cannot deadlock. Dropped entries are chained
  * through their (now unused) hash link for that.
  *
- * Hashing: HMAC-SHA256 through EVP_MAC. The keyed context is initialised once in
- * wd_cache_new() and duplicated per hash (EVP_MAC_CTX_dup only reads the template, so
- * threads share it without a lock); that avoids re-fetching the algorithm and re-keying on
- * every call. SipHash would be faster but OpenSSL's caps it at 128 bits, and a 256-bit
- * digest lets us treat digest equality as key equality.
+ * Hashing: HMAC-SHA256 (RFC 2104) computed from precomputed midstates: wd_cache_new()
+ * absorbs the key XOR ipad and the key XOR opad blocks once; each hash copies those two
+ * SHA256_CTX structs (plain memory, shared read-only by every thread) and finishes them.
+ * This is the HMAC construction itself, not a variant; unit tests compare it with
+ * OpenSSL's EVP_MAC HMAC on random keys and inputs. The first version duplicated an
+ * EVP_MAC context per hash: 600-750 ns per lookup on this machine against ~110 ns now
+ * (scratch benchmark, 1M lookups of a 2-part key), which mattered because authorize does a
+ * lookup per call. OpenSSL 3 marks the SHA256_* functions deprecated (not removed); they
+ * are the only API that exposes a copyable midstate without an allocation per call.
+ * SipHash would be faster but OpenSSL's caps it at 128 bits, and a 256-bit digest lets us
+ * treat digest equality as key equality.
  */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include "store/cache.h"
 
 #include <limits.h>
@@ -29,11 +36,10 @@
 #include <string.h>
 #include <time.h>
 
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/params.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 
 #include "core/wd.h"
 
@@ -81,9 +87,9 @@ struct wd_cache {
     int64_t ttl_ms, negative_ttl_ms;
     wd_cache_clock_fn now_ms;
     void *clock_ctx;
-    uint64_t id; /* random, nonzero: lets a key memoize "digest computed by this cache" */
-    EVP_MAC *mac;
-    EVP_MAC_CTX *mac_tmpl; /* keyed with the secret, never finalised, only duplicated */
+    uint64_t id;           /* random, nonzero: lets a key memoize "digest computed by this cache" */
+    SHA256_CTX hmac_inner; /* SHA-256 state after (key XOR ipad): read-only after new */
+    SHA256_CTX hmac_outer; /* SHA-256 state after (key XOR opad) */
 };
 
 /* ---- clock ---- */
@@ -202,18 +208,17 @@ void wd_cache_key_cleanup(struct wd_cache_key *k)
 static int keyed_hash(const struct wd_cache *c, uint8_t domain, const uint8_t *p, size_t n,
                       uint8_t out[WD_CACHE_DIGEST_LEN])
 {
-    int rc = WD_EIO;
-    size_t outl = 0;
-    EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(c->mac_tmpl);
-    if (ctx == NULL)
-        goto out;
-    if (!EVP_MAC_update(ctx, &domain, 1) || (n > 0 && !EVP_MAC_update(ctx, p, n)) ||
-        !EVP_MAC_final(ctx, out, &outl, WD_CACHE_DIGEST_LEN) || outl != WD_CACHE_DIGEST_LEN)
-        goto out;
-    rc = WD_OK;
-out:
-    EVP_MAC_CTX_free(ctx); /* NULL-safe; it wipes its key material */
-    return rc;
+    SHA256_CTX ctx = c->hmac_inner;
+    uint8_t inner[SHA256_DIGEST_LENGTH];
+    int ok = SHA256_Update(&ctx, &domain, 1) && (n == 0 || SHA256_Update(&ctx, p, n)) &&
+             SHA256_Final(inner, &ctx);
+    if (ok) {
+        ctx = c->hmac_outer;
+        ok = SHA256_Update(&ctx, inner, sizeof inner) && SHA256_Final(out, &ctx);
+    }
+    OPENSSL_cleanse(&ctx, sizeof ctx);
+    OPENSSL_cleanse(inner, sizeof inner);
+    return ok ? WD_OK : WD_EIO;
 }
 
 static int key_digest(const struct wd_cache *c, struct wd_cache_key *k)
@@ -353,7 +358,6 @@ struct wd_cache *wd_cache_new(const struct wd_cache_config *cfg)
     struct wd_cache *c = NULL;
     uint8_t secret[WD_CACHE_SECRET_MAX];
     size_t secret_len = 32;
-    OSSL_PARAM params[2];
 
     if (cfg == NULL)
         return NULL;
@@ -391,16 +395,22 @@ struct wd_cache *wd_cache_new(const struct wd_cache_config *cfg)
         goto fail;
     c->id |= 1; /* 0 means "no digest" in a key */
 
-    c->mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    if (c->mac == NULL)
-        goto fail;
-    c->mac_tmpl = EVP_MAC_CTX_new(c->mac);
-    if (c->mac_tmpl == NULL)
-        goto fail;
-    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
-    params[1] = OSSL_PARAM_construct_end();
-    if (!EVP_MAC_init(c->mac_tmpl, secret, secret_len, params))
-        goto fail;
+    {
+        /* RFC 2104: keys up to the block size (64) are zero-padded; secret_len <= 64 */
+        uint8_t ipad[SHA256_CBLOCK] = {0}, opad[SHA256_CBLOCK] = {0};
+        memcpy(ipad, secret, secret_len);
+        memcpy(opad, secret, secret_len);
+        for (size_t i = 0; i < SHA256_CBLOCK; i++) {
+            ipad[i] ^= 0x36;
+            opad[i] ^= 0x5c;
+        }
+        int ok = SHA256_Init(&c->hmac_inner) && SHA256_Update(&c->hmac_inner, ipad, sizeof ipad) &&
+                 SHA256_Init(&c->hmac_outer) && SHA256_Update(&c->hmac_outer, opad, sizeof opad);
+        OPENSSL_cleanse(ipad, sizeof ipad);
+        OPENSSL_cleanse(opad, sizeof opad);
+        if (!ok)
+            goto fail;
+    }
 
     /* one bucket per allowed entry, rounded up to a power of two: chains stay short */
     size_t nbuckets = 8;
@@ -418,8 +428,7 @@ struct wd_cache *wd_cache_new(const struct wd_cache_config *cfg)
 
 fail:
     OPENSSL_cleanse(secret, sizeof(secret));
-    EVP_MAC_CTX_free(c->mac_tmpl);
-    EVP_MAC_free(c->mac);
+    OPENSSL_cleanse(c, sizeof *c);
     free(c);
     return NULL;
 }
@@ -434,8 +443,8 @@ void wd_cache_free(struct wd_cache *c)
         free(c->shards[i].buckets);
     }
     free(c->shards);
-    EVP_MAC_CTX_free(c->mac_tmpl);
-    EVP_MAC_free(c->mac);
+    OPENSSL_cleanse(&c->hmac_inner, sizeof c->hmac_inner);
+    OPENSSL_cleanse(&c->hmac_outer, sizeof c->hmac_outer);
     free(c);
 }
 

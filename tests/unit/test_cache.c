@@ -19,6 +19,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+#include <openssl/rand.h>
+
 #include "core/wd.h"
 #include "store/cache.h"
 
@@ -73,13 +78,13 @@ static void key_str(struct wd_cache_key *k, const char *s)
     assert_int_equal(wd_cache_key_add_str(k, s), WD_OK);
 }
 
-static int put_str(struct wd_cache *c, const char *key, struct tval *v, size_t bytes,
-                   bool negative, int64_t ttl_ms, const char *tag)
+static int put_str(struct wd_cache *c, const char *key, struct tval *v, size_t bytes, bool negative,
+                   int64_t ttl_ms, const char *tag)
 {
     struct wd_cache_key k;
     key_str(&k, key);
-    int rc = wd_cache_put(c, &k, v, bytes, negative, ttl_ms, tval_free, tag,
-                          tag ? strlen(tag) : 0, NULL);
+    int rc = wd_cache_put(c, &k, v, bytes, negative, ttl_ms, tval_free, tag, tag ? strlen(tag) : 0,
+                          NULL);
     wd_cache_key_cleanup(&k);
     return rc;
 }
@@ -196,7 +201,7 @@ static void sweep_drops_expired_entries_without_lookups(void **state)
         tval_init(&v[i], i);
 
     assert_int_equal(put_str(c, "a", &v[0], 1, false, 10, NULL), WD_OK);
-    assert_int_equal(put_str(c, "b", &v[1], 1, true, 0, NULL), WD_OK); /* 100 ms */
+    assert_int_equal(put_str(c, "b", &v[1], 1, true, 0, NULL), WD_OK);  /* 100 ms */
     assert_int_equal(put_str(c, "c", &v[2], 1, false, 0, NULL), WD_OK); /* 1000 ms */
     clk.now = 150;
     assert_int_equal(wd_cache_sweep(c), 2);
@@ -419,8 +424,14 @@ struct part {
     uint64_t u;
 };
 
-#define B(s, n) {(s), (n), 0, 0}
-#define U(v) {NULL, 0, 1, (v)}
+#define B(s, n)                                                                                    \
+    {                                                                                              \
+        (s), (n), 0, 0                                                                             \
+    }
+#define U(v)                                                                                       \
+    {                                                                                              \
+        NULL, 0, 1, (v)                                                                            \
+    }
 
 static void build_key(struct wd_cache_key *k, uint32_t kind, const struct part *parts, int n)
 {
@@ -467,21 +478,19 @@ static void keys_with_the_same_bytes_in_different_parts_are_different(void **sta
     for (int i = 0; i < ncases; i++) {
         tval_init(&v[i], i);
         build_key(&k, 1, cases[i], nparts[i]);
-        assert_int_equal(wd_cache_put(c, &k, &v[i], 1, false, 0, tval_free, NULL, 0, NULL),
-                         WD_OK);
+        assert_int_equal(wd_cache_put(c, &k, &v[i], 1, false, 0, tval_free, NULL, 0, NULL), WD_OK);
         wd_cache_key_cleanup(&k);
     }
     /* the empty key of another kind, and a key with no parts at all */
     tval_init(&v[ncases], ncases);
     wd_cache_key_init(&k, 2);
     assert_int_equal(wd_cache_key_add(&k, "", 0), WD_OK);
-    assert_int_equal(wd_cache_put(c, &k, &v[ncases], 1, false, 0, tval_free, NULL, 0, NULL),
-                     WD_OK);
+    assert_int_equal(wd_cache_put(c, &k, &v[ncases], 1, false, 0, tval_free, NULL, 0, NULL), WD_OK);
     wd_cache_key_cleanup(&k);
     tval_init(&v[ncases + 1], ncases + 1);
     wd_cache_key_init(&k, 1);
-    assert_int_equal(
-        wd_cache_put(c, &k, &v[ncases + 1], 1, false, 0, tval_free, NULL, 0, NULL), WD_OK);
+    assert_int_equal(wd_cache_put(c, &k, &v[ncases + 1], 1, false, 0, tval_free, NULL, 0, NULL),
+                     WD_OK);
     wd_cache_key_cleanup(&k);
 
     for (int i = 0; i < ncases; i++) {
@@ -608,15 +617,13 @@ static void an_oversized_or_invalid_key_is_refused(void **state)
     assert_int_equal(wd_cache_key_add(&k, big, WD_CACHE_KEY_MAX - 100), WD_OK);
     assert_int_equal(wd_cache_key_add(&k, big, 100), WD_ETOOBIG);
     assert_int_equal(wd_cache_key_add_u64(&k, 1), WD_ETOOBIG); /* stays in error */
-    assert_int_equal(wd_cache_put(c, &k, &a, 1, false, 0, tval_free, NULL, 0, NULL),
-                     WD_ETOOBIG);
+    assert_int_equal(wd_cache_put(c, &k, &a, 1, false, 0, tval_free, NULL, 0, NULL), WD_ETOOBIG);
     assert_null(wd_cache_get(c, &k, NULL, NULL));
     wd_cache_key_cleanup(&k);
 
     wd_cache_key_init(&k, 1);
     assert_int_equal(wd_cache_key_add(&k, NULL, 3), WD_EINVAL);
-    assert_int_equal(wd_cache_put(c, &k, &a, 1, false, 0, tval_free, NULL, 0, NULL),
-                     WD_EINVAL);
+    assert_int_equal(wd_cache_put(c, &k, &a, 1, false, 0, tval_free, NULL, 0, NULL), WD_EINVAL);
     wd_cache_key_cleanup(&k);
     free(big);
     wd_cache_free(c);
@@ -690,10 +697,10 @@ static void stats_count_hits_misses_insertions_evictions_and_expirations(void **
     assert_int_equal(st.hits + st.misses + st.insertions + st.entries, 0);
     assert_int_equal(st.max_entries, 2);
     assert_int_equal(st.max_bytes, 1000);
-    assert_int_equal(get_str(c, "a", NULL), -1);                      /* miss */
+    assert_int_equal(get_str(c, "a", NULL), -1);                        /* miss */
     assert_int_equal(put_str(c, "a", &v[0], 5, false, 0, NULL), WD_OK); /* insertion */
-    assert_int_equal(get_str(c, "a", NULL), 0);                       /* hit */
-    assert_int_equal(get_str(c, "a", NULL), 0);                       /* hit */
+    assert_int_equal(get_str(c, "a", NULL), 0);                         /* hit */
+    assert_int_equal(get_str(c, "a", NULL), 0);                         /* hit */
     assert_int_equal(put_str(c, "b", &v[1], 6, true, 0, NULL), WD_OK);
     assert_int_equal(put_str(c, "c", &v[2], 7, false, 0, NULL), WD_OK); /* evicts a */
     clk.now = 100;
@@ -827,8 +834,8 @@ static void *stress_run(void *arg)
             s->key = key;
             size_t bytes = 1 + xorshift(&rng) % 200;
             struct wd_cache_ref **out = (r & 0x100000) ? &ref : NULL;
-            if (wd_cache_put(st->c, &k, s, bytes, (r & 1) != 0, (int64_t)(r % 3) * 500,
-                             slot_free, tag, strlen(tag), out) == WD_OK)
+            if (wd_cache_put(st->c, &k, s, bytes, (r & 1) != 0, (int64_t)(r % 3) * 500, slot_free,
+                             tag, strlen(tag), out) == WD_OK)
                 atomic_store(&s->put_ok, 1);
             else
                 atomic_fetch_add(&st->violations, 1);
@@ -925,6 +932,51 @@ static void concurrent_get_put_release_and_flush_keep_every_invariant(void **sta
     free(st.slots);
 }
 
+/* The digest is RFC 2104 HMAC-SHA256 under the configured secret over the domain byte 'K'
+ * and the key's encoding: checked against OpenSSL's own EVP_MAC HMAC on random secrets
+ * (every allowed length) and random keys, so the midstate shortcut in cache.c is HMAC. */
+static void digests_are_hmac_sha256_as_computed_by_evp_mac(void **state)
+{
+    (void)state;
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    assert_non_null(mac);
+    for (int round = 0; round < 200; round++) {
+        uint8_t secret[WD_CACHE_SECRET_MAX];
+        size_t slen = 16 + (size_t)(round % (WD_CACHE_SECRET_MAX - 15));
+        assert_int_equal(RAND_bytes(secret, (int)slen), 1);
+        struct wd_cache_config cfg = {.secret = secret, .secret_len = slen};
+        struct wd_cache *c = wd_cache_new(&cfg);
+        assert_non_null(c);
+
+        struct wd_cache_key k;
+        wd_cache_key_init(&k, (uint32_t)round);
+        uint8_t part[300];
+        size_t plen = (size_t)(round * 7) % sizeof part;
+        assert_int_equal(RAND_bytes(part, (int)sizeof part), 1);
+        assert_int_equal(wd_cache_key_add(&k, part, plen), WD_OK);
+        assert_int_equal(wd_cache_key_add_u64(&k, (uint64_t)round * 0x9e3779b97f4a7c15ull), WD_OK);
+        assert_null(wd_cache_get(c, &k, NULL, NULL)); /* computes and memoizes the digest */
+
+        uint8_t want[32];
+        size_t wl = 0;
+        EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(mac);
+        OSSL_PARAM params[2] = {
+            OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+            OSSL_PARAM_construct_end()};
+        uint8_t domain = 0x4b;
+        assert_true(EVP_MAC_init(ctx, secret, slen, params));
+        assert_true(EVP_MAC_update(ctx, &domain, 1));
+        assert_true(EVP_MAC_update(ctx, k.buf, k.len));
+        assert_true(EVP_MAC_final(ctx, want, &wl, sizeof want));
+        EVP_MAC_CTX_free(ctx);
+        assert_int_equal(wl, 32);
+        assert_memory_equal(k.digest, want, 32);
+        wd_cache_key_cleanup(&k);
+        wd_cache_free(c);
+    }
+    EVP_MAC_free(mac);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -944,6 +996,7 @@ int main(void)
         cmocka_unit_test(keys_with_the_same_bytes_in_different_parts_are_different),
         cmocka_unit_test(a_key_reaches_the_same_entry_when_rebuilt_or_reused),
         cmocka_unit_test(the_secret_key_changes_every_digest),
+        cmocka_unit_test(digests_are_hmac_sha256_as_computed_by_evp_mac),
         cmocka_unit_test(key_cleanup_wipes_the_encoded_parts),
         cmocka_unit_test(an_oversized_or_invalid_key_is_refused),
         cmocka_unit_test(flush_all_drops_every_entry),
