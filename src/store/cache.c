@@ -588,6 +588,26 @@ int wd_cache_remove(struct wd_cache *c, struct wd_cache_key *key)
     return e != NULL ? WD_OK : WD_ENOENT;
 }
 
+int wd_cache_remove_if(struct wd_cache *c, struct wd_cache_key *key,
+                       bool (*pred)(const void *value, void *ctx), void *ctx)
+{
+    struct wd_cache_ref *e, *dead = NULL;
+    if (c == NULL || key == NULL || pred == NULL)
+        return WD_EINVAL;
+    int rc = key_digest(c, key);
+    if (rc != WD_OK)
+        return rc;
+    struct shard *s = shard_of(c, key->digest);
+    pthread_mutex_lock(&s->lock);
+    e = shard_find(s, key->digest);
+    bool drop = e != NULL && pred(e->value, ctx);
+    if (drop)
+        shard_unlink(s, e, &dead);
+    pthread_mutex_unlock(&s->lock);
+    release_chain(dead);
+    return drop ? WD_OK : WD_ENOENT;
+}
+
 /* Drops, shard by shard, every entry `pick` selects; returns how many. */
 static size_t drop_where(struct wd_cache *c,
                          bool (*pick)(const struct wd_cache_ref *e, const void *arg, int64_t now),

@@ -138,6 +138,11 @@ bool wd_cache_ref_negative(const struct wd_cache_ref *ref);
 
 /* Removes the entry for key, if any. WD_OK or WD_ENOENT (or the key's error). */
 int wd_cache_remove(struct wd_cache *c, struct wd_cache_key *key);
+/* Removes the entry for key only if pred(value, ctx) is true, deciding under the shard lock
+ * (so a concurrent put of a new value for the key is never removed by mistake). pred must
+ * be quick and must not call into the cache. WD_OK (removed) or WD_ENOENT. */
+int wd_cache_remove_if(struct wd_cache *c, struct wd_cache_key *key,
+                       bool (*pred)(const void *value, void *ctx), void *ctx);
 /* Admin flushes: drop every entry, or every entry put with this tag. Return how many were
  * dropped. Entries held by references stay alive until released. */
 size_t wd_cache_flush_all(struct wd_cache *c);

@@ -414,6 +414,34 @@ static void remove_drops_one_key(void **state)
     assert_int_equal(atomic_load(&a.freed), 1);
 }
 
+static bool is_value(const void *value, void *ctx)
+{
+    return value == ctx;
+}
+
+/* remove_if drops the entry only while it still holds the value the caller saw: a session
+ * replaced by a reconnect is not dropped by the old connection's disconnect. */
+static void remove_if_drops_only_the_matching_value(void **state)
+{
+    (void)state;
+    struct fake_clock clk = {.now = 0};
+    struct wd_cache *c = new_cache(&clk, 1, 8, 100);
+    struct tval a, b;
+    struct wd_cache_key k;
+    tval_init(&a, 1);
+    tval_init(&b, 1);
+    assert_int_equal(put_str(c, "a", &a, 1, false, 0, NULL), WD_OK);
+    assert_int_equal(put_str(c, "a", &b, 1, false, 0, NULL), WD_OK); /* replaced */
+    key_str(&k, "a");
+    assert_int_equal(wd_cache_remove_if(c, &k, is_value, &a), WD_ENOENT);
+    assert_int_equal(atomic_load(&b.freed), 0);
+    assert_int_equal(wd_cache_remove_if(c, &k, is_value, &b), WD_OK);
+    assert_int_equal(atomic_load(&b.freed), 1);
+    assert_int_equal(wd_cache_remove_if(c, &k, is_value, &b), WD_ENOENT);
+    wd_cache_key_cleanup(&k);
+    wd_cache_free(c);
+}
+
 /* ---- keys ---- */
 
 /* Each key is a list of parts; every list must reach its own entry. */
@@ -993,6 +1021,7 @@ int main(void)
         cmocka_unit_test(a_reference_keeps_its_value_alive_across_eviction_until_release),
         cmocka_unit_test(a_reference_outlives_flush_and_the_cache_itself),
         cmocka_unit_test(remove_drops_one_key),
+        cmocka_unit_test(remove_if_drops_only_the_matching_value),
         cmocka_unit_test(keys_with_the_same_bytes_in_different_parts_are_different),
         cmocka_unit_test(a_key_reaches_the_same_entry_when_rebuilt_or_reused),
         cmocka_unit_test(the_secret_key_changes_every_digest),
