@@ -36,7 +36,7 @@ void *wd_arena_alloc(struct wd_arena *a, size_t n)
 {
     n = (n + 15) & ~(size_t)15;
     if (!a->head || a->head->size - a->used < n) {
-        size_t sz = a->head ? a->head->size * 2 : 16384;
+        size_t sz = a->head ? a->head->size * 2 : 1024; /* small first: per-client ACLs */
         if (sz > (1u << 20))
             sz = 1u << 20;
         if (sz < n)

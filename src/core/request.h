@@ -12,7 +12,9 @@
 #include <stdint.h>
 
 /* Who is asking: the ExHook ClientInfo, as strings borrowed from the request. Empty
- * strings arrive as "" (EMQX sends "" for an undefined username); no field is NULL. */
+ * strings arrive as "" (EMQX sends "" for an undefined username); no string field is
+ * NULL. Zero-initialize it (designated initializers, memset): a zero `claim` means the
+ * client has no claims. */
 struct wd_client {
     const char *node;
     const char *clientid;
@@ -26,6 +28,10 @@ struct wd_client {
     const char *dn;
     bool anonymous;
     bool is_superuser;
+    /* JWT claims of this client's session, for ${claim.NAME}: returns the claim as text or
+     * NULL (absent). NULL function: no claims. */
+    const char *(*claim)(const void *ctx, const char *name, size_t name_len);
+    const void *claim_ctx;
 };
 
 struct wd_authn_req {

@@ -8,6 +8,12 @@
  * (a default that is not last, `retain` on a subscribe rule, a regex that does not
  * compile, ...) are reported with their position; and rules that can never decide
  * (shadowed by an earlier unconditional rule) or repeat an earlier one are warned about.
+ *
+ * compile_ast() serves both inputs: a parsed policy file, and rules from a credential
+ * store (wd_policy_compile_rules), which are turned into the same AST in memory. In that
+ * "store" mode one rule's errors skip that rule only (reported through a callback, and
+ * the diagnostics are dropped rule by rule, so any number of bad rules costs nothing),
+ * no warnings are made, and there is no default: no match is NOMATCH.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -17,17 +23,47 @@
 
 #include "core/buf.h"
 #include "core/file.h"
+#include "core/utf8.h"
 #include "core/wd.h"
 #include "policy/policy_int.h"
 #include "policy/topic.h"
 
 static atomic_ulong g_generation;
 
+/* Store mode (wd_policy_compile_rules): rules that do not compile are skipped and
+ * reported one by one instead of failing the whole policy. */
+struct store_mode {
+    wd_policy_skip_fn skip;
+    void *ud;
+    const char **why; /* per statement: a problem found while building the AST, or NULL */
+};
+
 struct cctx {
     struct wd_policy *p;
     struct wd_diags *d;
     struct wd_arena *a;
+    const struct store_mode *store; /* NULL: a policy file */
+    bool saw_claim;                 /* a ${claim.X} in the topics compiled so far */
 };
+
+/* At most max bytes of s for a message: cut at a character boundary (s is UTF-8), control
+ * characters shown as '?', so that quoting a topic can neither flood nor break a log line. */
+static const char *excerpt(char *buf, size_t cap, const char *s, size_t n, size_t max)
+{
+    if (max > cap - 1)
+        max = cap - 1;
+    if (n > max) {
+        n = max;
+        while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+            n--; /* s[n] continues a character: cut before that character */
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        buf[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+    }
+    buf[n] = '\0';
+    return buf;
+}
 
 /* ---- canonical text (explain output and duplicate detection) ---- */
 
@@ -306,10 +342,11 @@ static const struct wd_cond *compile_when(struct cctx *cx, const struct wd_ast_c
 static bool parse_tmpl(struct cctx *cx, const char *lv, size_t n, unsigned line, unsigned col,
                        struct wd_tmpl **out)
 {
-    /* count parts first: at most 2 per '$' plus one */
+    /* count parts first: a literal and a placeholder per "${", and a final literal (so a
+     * long level of '$' from a store does not reserve two parts per byte) */
     size_t maxparts = 1;
-    for (size_t i = 0; i < n; i++)
-        if (lv[i] == '$')
+    for (size_t i = 0; i + 1 < n; i++)
+        if (lv[i] == '$' && lv[i + 1] == '{')
             maxparts += 2;
     struct wd_tmpl_part *parts = wd_arena_alloc(cx->a, maxparts * sizeof *parts);
     size_t np = 0;
@@ -336,17 +373,20 @@ static bool parse_tmpl(struct cctx *cx, const char *lv, size_t n, unsigned line,
                 part.v = WD_VAR_USERNAME;
             else if (nl == 8 && memcmp(name, "clientid", 8) == 0)
                 part.v = WD_VAR_CLIENTID;
-            else if (nl == 2 && memcmp(name, "cn", 2) == 0)
-                part.v = WD_VAR_CN;
+            else if ((nl == 2 && memcmp(name, "cn", 2) == 0) ||
+                     (nl == 16 && memcmp(name, "cert_common_name", 16) == 0))
+                part.v = WD_VAR_CN; /* EMQX's spelling is an alias */
             else if (nl > 6 && memcmp(name, "claim.", 6) == 0) {
                 part.v = WD_VAR_CLAIM;
                 part.s = wd_arena_strndup(cx->a, name + 6, nl - 6);
                 part.len = nl - 6;
+                cx->saw_claim = true;
             } else {
+                char ex[48];
                 wd_diag_add(cx->d, WD_DIAG_ERROR, line, col,
-                            "unknown placeholder '${%.*s}' (expected ${username}, ${clientid}, "
+                            "unknown placeholder '${%s}' (expected ${username}, ${clientid}, "
                             "${cn} or ${claim.NAME})",
-                            (int)(nl > 40 ? 40 : nl), name);
+                            excerpt(ex, sizeof ex, name, nl, 40));
                 return false;
             }
             if (litn) {
@@ -395,10 +435,11 @@ static bool compile_topic(struct cctx *cx, const struct wd_ast_topic *at, struct
     if (at->eq)
         return true;
     if (!wd_topic_filter_valid(out->text, out->len)) {
+        char ex[72];
         wd_diag_add(cx->d, WD_DIAG_ERROR, at->line, at->col,
-                    "invalid topic filter \"%.80s\" ('+' and '#' must be whole levels, '#' last, "
+                    "invalid topic filter \"%s\" ('+' and '#' must be whole levels, '#' last, "
                     "at most %d levels)",
-                    at->text, WD_TOPIC_MAX_LEVELS);
+                    excerpt(ex, sizeof ex, at->text, at->len, 64), WD_TOPIC_MAX_LEVELS);
         return false;
     }
     const char *lv[WD_TOPIC_MAX_LEVELS];
@@ -545,42 +586,94 @@ static void rule_canon(struct wd_buf *b, const struct wd_ast_stmt *s)
     }
 }
 
-int wd_policy_compile(const char *src, size_t len, struct wd_diags *diags, struct wd_policy **out)
+/* Compiles the rule statement s into r. False when it has an error (reported). */
+static bool compile_rule(struct cctx *cx, const struct wd_ast_stmt *s, struct wd_rule *r)
 {
-    return wd_policy_compile_ex(src, len, diags, NULL, out);
+    bool ok = true;
+    *r = (struct wd_rule){0};
+    r->idx = (uint32_t)cx->p->nrules;
+    r->line = s->line;
+    r->perm = s->decision;
+    r->actions = s->actions;
+    r->has_qos = s->has_qos;
+    r->qos_mask = s->qos_mask;
+    r->retain = s->retain;
+    if (s->retain != -1 && !(s->actions & WD_ACT_PUBLISH)) {
+        wd_diag_add(cx->d, WD_DIAG_ERROR, s->line, s->retain_col,
+                    "'retain' applies to publish rules only");
+        ok = false;
+    }
+    if (!cx->store && (s->has_qos || s->retain != -1))
+        wd_diag_add(cx->d, WD_DIAG_WARNING, s->line, s->has_qos ? s->qos_col : s->retain_col,
+                    "EMQX does not send QoS or retain through ExHook: for its requests "
+                    "this rule %s",
+                    s->decision == WD_DECISION_ALLOW ? "never matches"
+                                                     : "matches whatever the QoS/retain");
+    r->topics = wd_arena_alloc(cx->a, (s->ntopics ? s->ntopics : 1) * sizeof *r->topics);
+    r->ntopics = s->ntopics;
+    for (size_t t = 0; t < s->ntopics; t++)
+        if (!compile_topic(cx, &s->topics[t], &r->topics[t]))
+            ok = false;
+    r->when = compile_when(cx, s->when, &ok);
+    return ok;
 }
 
-int wd_policy_compile_ex(const char *src, size_t len, struct wd_diags *diags,
-                         wd_policy_secret_check_fn check, struct wd_policy **out)
+/* Warns when rule r (compiled from s) repeats an earlier rule or can never match. */
+static void rule_warnings(struct cctx *cx, const struct wd_ast_stmt *s, const struct wd_rule *r,
+                          struct dupslot *dups, size_t dupcap)
+{
+    struct wd_buf b = {0};
+    rule_canon(&b, s);
+    uint64_t h = fnv1a(b.s, b.len);
+    size_t slot = h & (dupcap - 1);
+    while (dups[slot].text) {
+        if (dups[slot].h == h && strcmp(dups[slot].text, b.s) == 0) {
+            wd_diag_add(cx->d, WD_DIAG_WARNING, s->line, s->col, "duplicate of the rule at line %u",
+                        dups[slot].line);
+            wd_buf_free(&b);
+            return;
+        }
+        slot = (slot + 1) & (dupcap - 1);
+    }
+    dups[slot].h = h;
+    dups[slot].text = wd_arena_strdup(cx->a, b.s);
+    dups[slot].line = s->line;
+    wd_buf_free(&b);
+    unsigned by = shadowed_by(cx->p, r);
+    if (by)
+        wd_diag_add(cx->d, WD_DIAG_WARNING, s->line, s->col,
+                    "rule can never match: every request it covers is decided "
+                    "first by the rule at line %u",
+                    by);
+}
+
+static const char *first_error(const struct wd_diags *d)
+{
+    for (size_t i = 0; i < d->n; i++)
+        if (d->v[i].sev == WD_DIAG_ERROR)
+            return d->v[i].msg;
+    return "rule does not compile";
+}
+
+/* The statements of a parsed file, or of store rules turned into an AST (store != NULL),
+ * into a policy. */
+static int compile_ast(const struct wd_ast *ast, struct wd_diags *diags,
+                       wd_policy_secret_check_fn check, const struct store_mode *store,
+                       struct wd_policy **out)
 {
     *out = NULL;
-    if (len > WD_POLICY_MAX_BYTES) {
-        wd_diag_add(diags, WD_DIAG_ERROR, 0, 0, "file larger than %u bytes", WD_POLICY_MAX_BYTES);
-        return WD_ETOOBIG;
-    }
-    if (memchr(src, '\0', len)) {
-        const char *z = memchr(src, '\0', len);
-        unsigned line = 1;
-        for (const char *q = src; q < z; q++)
-            line += *q == '\n';
-        wd_diag_add(diags, WD_DIAG_ERROR, line, 0, "NUL byte in the file (not a text file?)");
-        return WD_ESYNTAX;
-    }
-    struct wd_ast ast;
-    wd_parse(src, len, diags, &ast);
-
     struct wd_policy *p = wd_calloc(1, sizeof *p);
     atomic_init(&p->refs, 1);
     wd_arena_init(&p->arena);
     p->generation = atomic_fetch_add(&g_generation, 1) + 1;
     p->authn_default = WD_DECISION_DENY;
-    p->authz_default = WD_DECISION_DENY;
+    p->authz_default = store ? WD_DECISION_NOMATCH : WD_DECISION_DENY;
     wd_trie__init(&p->trie);
-    struct cctx cx = {p, diags, &p->arena};
+    struct cctx cx = {p, diags, &p->arena, store, false};
 
     size_t nusers = 0, nsteps = 0, nrules = 0, nsources = 0;
-    for (size_t i = 0; i < ast.n; i++) {
-        switch (ast.stmts[i].kind) {
+    for (size_t i = 0; i < ast->n; i++) {
+        switch (ast->stmts[i].kind) {
         case WD_AS_USER:
             nusers++;
             break;
@@ -609,12 +702,12 @@ int wd_policy_compile_ex(const char *src, size_t len, struct wd_diags *diags,
 
     unsigned authn_default_line = 0, authz_default_line = 0;
     size_t dupcap = 16;
-    while (dupcap < nrules * 2)
+    while (!store && dupcap < nrules * 2)
         dupcap *= 2;
     struct dupslot *dups = wd_calloc(dupcap, sizeof *dups);
 
-    for (size_t i = 0; i < ast.n; i++) {
-        const struct wd_ast_stmt *s = &ast.stmts[i];
+    for (size_t i = 0; i < ast->n; i++) {
+        const struct wd_ast_stmt *s = &ast->stmts[i];
         bool ok = true;
         switch (s->kind) {
         case WD_AS_USER: {
@@ -648,10 +741,6 @@ int wd_policy_compile_ex(const char *src, size_t len, struct wd_diags *diags,
                 p->authn_default_line = s->line;
                 break;
             }
-            if (s->step == WD_STEP_REDIS || s->step == WD_STEP_JWT)
-                wd_diag_add(diags, WD_DIAG_WARNING, s->line, s->col,
-                            "'authn %s' is not available in this version: the step never answers",
-                            s->step == WD_STEP_REDIS ? "redis" : "jwt");
             struct wd_policy_step *st = &p->steps[p->nsteps];
             st->kind = s->step;
             st->decision = s->decision;
@@ -673,14 +762,12 @@ int wd_policy_compile_ex(const char *src, size_t len, struct wd_diags *diags,
             break;
         case WD_AS_SOURCE: {
             struct wd_rule *r = &p->rules[p->nrules];
+            *r = (struct wd_rule){0};
             r->idx = (uint32_t)p->nrules;
             r->line = s->line;
             r->is_source = true;
             r->source = s->source;
             r->when = compile_when(&cx, s->when, &ok);
-            wd_diag_add(diags, WD_DIAG_WARNING, s->line, s->col,
-                        "'rules %s' is not available in this version: it never matches",
-                        s->source == WD_SOURCE_REDIS ? "redis" : "jwt");
             if (ok) {
                 p->sources[p->nsources++] = r->idx;
                 p->nrules++;
@@ -689,60 +776,25 @@ int wd_policy_compile_ex(const char *src, size_t len, struct wd_diags *diags,
         }
         case WD_AS_RULE: {
             struct wd_rule *r = &p->rules[p->nrules];
-            r->idx = (uint32_t)p->nrules;
-            r->line = s->line;
-            r->perm = s->decision;
-            r->actions = s->actions;
-            r->has_qos = s->has_qos;
-            r->qos_mask = s->qos_mask;
-            r->retain = s->retain;
-            if (s->retain != -1 && !(s->actions & WD_ACT_PUBLISH)) {
-                wd_diag_add(diags, WD_DIAG_ERROR, s->line, s->retain_col,
-                            "'retain' applies to publish rules only");
-                ok = false;
+            if (store && store->why[i]) {
+                if (store->skip)
+                    store->skip(store->ud, i, store->why[i]);
+                break;
             }
-            if (s->has_qos || s->retain != -1)
-                wd_diag_add(diags, WD_DIAG_WARNING, s->line,
-                            s->has_qos ? s->qos_col : s->retain_col,
-                            "EMQX does not send QoS or retain through ExHook: for its requests "
-                            "this rule %s",
-                            s->decision == WD_DECISION_ALLOW ? "never matches"
-                                                             : "matches whatever the QoS/retain");
-            r->topics = wd_arena_alloc(&p->arena, s->ntopics * sizeof *r->topics);
-            r->ntopics = s->ntopics;
-            for (size_t t = 0; t < s->ntopics; t++)
-                if (!compile_topic(&cx, &s->topics[t], &r->topics[t]))
-                    ok = false;
-            r->when = compile_when(&cx, s->when, &ok);
+            cx.saw_claim = false;
+            ok = compile_rule(&cx, s, r);
+            if (store) {
+                /* one rule's errors skip that rule only; nothing else is reported */
+                ok = ok && !diags->nerrors;
+                if (!ok && store->skip)
+                    store->skip(store->ud, i, first_error(diags));
+                wd_diags_clear(diags);
+            }
             if (!ok)
                 break;
-            /* duplicates: same canonical text */
-            struct wd_buf b = {0};
-            rule_canon(&b, s);
-            uint64_t h = fnv1a(b.s, b.len);
-            size_t slot = h & (dupcap - 1);
-            bool dup = false;
-            while (dups[slot].text) {
-                if (dups[slot].h == h && strcmp(dups[slot].text, b.s) == 0) {
-                    wd_diag_add(diags, WD_DIAG_WARNING, s->line, s->col,
-                                "duplicate of the rule at line %u", dups[slot].line);
-                    dup = true;
-                    break;
-                }
-                slot = (slot + 1) & (dupcap - 1);
-            }
-            if (!dup) {
-                dups[slot].h = h;
-                dups[slot].text = wd_arena_strdup(&p->arena, b.s);
-                dups[slot].line = s->line;
-                unsigned by = shadowed_by(p, r);
-                if (by)
-                    wd_diag_add(diags, WD_DIAG_WARNING, s->line, s->col,
-                                "rule can never match: every request it covers is decided "
-                                "first by the rule at line %u",
-                                by);
-            }
-            wd_buf_free(&b);
+            if (!store)
+                rule_warnings(&cx, s, r, dups, dupcap);
+            p->uses_claims = p->uses_claims || cx.saw_claim;
             for (size_t t = 0; t < r->ntopics; t++)
                 wd_trie__insert(&p->trie, &r->topics[t], r->idx);
             p->nrules++;
@@ -773,13 +825,136 @@ int wd_policy_compile_ex(const char *src, size_t len, struct wd_diags *diags,
 
     if (diags->nerrors)
         goto fail;
-    wd_ast_free(&ast);
     *out = p;
     return WD_OK;
 fail:
-    wd_ast_free(&ast);
     wd_policy_release(p);
     return WD_ESYNTAX;
+}
+
+int wd_policy_compile(const char *src, size_t len, struct wd_diags *diags, struct wd_policy **out)
+{
+    return wd_policy_compile_ex(src, len, diags, NULL, out);
+}
+
+int wd_policy_compile_ex(const char *src, size_t len, struct wd_diags *diags,
+                         wd_policy_secret_check_fn check, struct wd_policy **out)
+{
+    *out = NULL;
+    if (len > WD_POLICY_MAX_BYTES) {
+        wd_diag_add(diags, WD_DIAG_ERROR, 0, 0, "file larger than %u bytes", WD_POLICY_MAX_BYTES);
+        return WD_ETOOBIG;
+    }
+    if (memchr(src, '\0', len)) {
+        const char *z = memchr(src, '\0', len);
+        unsigned line = 1;
+        for (const char *q = src; q < z; q++)
+            line += *q == '\n';
+        wd_diag_add(diags, WD_DIAG_ERROR, line, 0, "NUL byte in the file (not a text file?)");
+        return WD_ESYNTAX;
+    }
+    struct wd_ast ast;
+    wd_parse(src, len, diags, &ast);
+    int rc = compile_ast(&ast, diags, check, NULL, out);
+    wd_ast_free(&ast);
+    return rc;
+}
+
+/* ---- store rules ---- */
+
+/* What makes a store rule unusable before its topics are compiled, or NULL; sets the
+ * topics' lengths. */
+static const char *rule_in_problem(const struct wd_policy_rule_in *r, size_t *lens)
+{
+    if (r->perm != WD_DECISION_ALLOW && r->perm != WD_DECISION_DENY)
+        return "permission is neither allow nor deny";
+    if (!r->actions || (r->actions & ~(WD_ACT_PUBLISH | WD_ACT_SUBSCRIBE)))
+        return "action is not publish, subscribe or both";
+    if (r->qos_mask & ~7u)
+        return "QoS is not 0, 1 or 2";
+    if (r->retain < -1 || r->retain > 1)
+        return "retain is not true, false or any";
+    if (!r->ntopics || !r->topics)
+        return "no topic";
+    for (size_t t = 0; t < r->ntopics; t++) {
+        if (!r->topics[t])
+            return "no topic";
+        lens[t] = strnlen(r->topics[t], WD_TOPIC_MAX_LEN + 1);
+        if (lens[t] > WD_TOPIC_MAX_LEN)
+            return "topic longer than 65535 bytes";
+        if (!wd_utf8_valid_nonul(r->topics[t], lens[t]))
+            return "topic is not valid UTF-8";
+    }
+    return NULL;
+}
+
+int wd_policy_compile_rules(const struct wd_policy_rule_in *rules, size_t n, wd_policy_skip_fn skip,
+                            void *ud, struct wd_policy **out)
+{
+    *out = NULL;
+    if (n > WD_POLICY_MAX_RULES)
+        return WD_ETOOBIG;
+    /* the AST borrows the topics: compiling copies what the policy keeps */
+    struct wd_ast ast = {0};
+    wd_arena_init(&ast.arena);
+    ast.stmts = wd_arena_alloc(&ast.arena, (n ? n : 1) * sizeof *ast.stmts);
+    const char **why = wd_calloc(n ? n : 1, sizeof *why);
+    for (size_t i = 0; i < n; i++) {
+        const struct wd_policy_rule_in *in = &rules[i];
+        struct wd_ast_stmt *s = &ast.stmts[ast.n++];
+        s->kind = WD_AS_RULE;
+        s->line = (unsigned)(i + 1);
+        s->col = 1;
+        s->decision = in->perm;
+        s->actions = in->actions;
+        size_t *lens = wd_arena_alloc(&ast.arena, (in->ntopics ? in->ntopics : 1) * sizeof *lens);
+        why[i] = rule_in_problem(in, lens);
+        if (why[i])
+            continue;
+        unsigned q = in->qos_mask & 7u;
+        s->has_qos = q != 0 && q != 7;
+        s->qos_mask = s->has_qos ? q : 0;
+        /* EMQX ignores retain for subscribe rules; the policy language refuses it there */
+        s->retain = (in->actions & WD_ACT_PUBLISH) ? in->retain : -1;
+        s->topics = wd_arena_alloc(&ast.arena, in->ntopics * sizeof *s->topics);
+        s->ntopics = in->ntopics;
+        for (size_t t = 0; t < in->ntopics; t++)
+            s->topics[t] = (struct wd_ast_topic){
+                .eq = in->eq, .text = in->topics[t], .len = lens[t], .line = s->line, .col = 1};
+    }
+    struct wd_diags d;
+    wd_diags_init(&d, "store", NULL, 0);
+    struct store_mode store = {skip, ud, why};
+    int rc = compile_ast(&ast, &d, NULL, &store, out);
+    wd_diags_cleanup(&d);
+    free(why);
+    wd_ast_free(&ast);
+    return rc;
+}
+
+/* ---- what the policy uses ---- */
+
+bool wd_policy_has_source(const struct wd_policy *p, enum wd_source s)
+{
+    for (size_t i = 0; i < p->nsources; i++)
+        if (p->rules[p->sources[i]].source == s)
+            return true;
+    return false;
+}
+
+bool wd_policy_uses_claims(const struct wd_policy *p)
+{
+    return p->uses_claims;
+}
+
+bool wd_policy_has_authn_step(const struct wd_policy *p, enum wd_authn_step k)
+{
+    if (k == WD_STEP_DEFAULT)
+        return p->authn_default_line != 0;
+    for (size_t i = 0; i < p->nsteps; i++)
+        if (p->steps[i].kind == k)
+            return true;
+    return false;
 }
 
 int wd_policy_load_file(const char *path, struct wd_diags *diags, wd_policy_secret_check_fn check,
@@ -860,7 +1035,7 @@ size_t wd_policy_nrules(const struct wd_policy *p)
 
 size_t wd_policy_memory(const struct wd_policy *p)
 {
-    return p->arena.total + wd_trie__memory(&p->trie);
+    return sizeof *p + p->arena.total + wd_trie__memory(&p->trie);
 }
 
 unsigned long wd_policy_generation(const struct wd_policy *p)

@@ -31,6 +31,16 @@ void wd_diags_cleanup(struct wd_diags *d)
     memset(d, 0, sizeof *d);
 }
 
+void wd_diags_clear(struct wd_diags *d)
+{
+    for (size_t i = 0; i < d->n; i++)
+        free(d->v[i].msg);
+    d->n = 0;
+    d->nerrors = 0;
+    d->nwarnings = 0;
+    d->truncated = 0;
+}
+
 void wd_diags_redact(struct wd_diags *d, unsigned line, unsigned col, size_t len)
 {
     if (d->nred == d->capred) {

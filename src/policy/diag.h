@@ -42,6 +42,8 @@ struct wd_diags {
 
 void wd_diags_init(struct wd_diags *d, const char *file, const char *src, size_t srclen);
 void wd_diags_cleanup(struct wd_diags *d);
+/* Drops every diagnostic and resets the counts (file, source and redactions stay). */
+void wd_diags_clear(struct wd_diags *d);
 void wd_diag_add(struct wd_diags *d, enum wd_diag_sev sev, unsigned line, unsigned col,
                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 

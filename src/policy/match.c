@@ -9,7 +9,9 @@
  * wd_policy_authorize() collects candidate rules from the trie (only rules whose topic
  * covers the request) and evaluates them in rule order; wd_policy_authorize_linear()
  * scans all rules and is the reference the trie must agree with. Rule sources
- * (`rules redis|jwt`) are visited at their position in both; they have no rules yet.
+ * (`rules redis|jwt`) are splice points in the rule order: they are not in the trie (a
+ * source's rules are the engine's, per user), so the trie evaluator visits each one
+ * when the candidate merge passes its index, and the linear scan when it gets there.
  */
 #include <arpa/inet.h>
 #include <pthread.h>
@@ -90,7 +92,7 @@ static const char *var_value(const struct wd_client *c, const struct wd_tmpl_par
     case WD_VAR_CN:
         return c->cn;
     case WD_VAR_CLAIM:
-        return NULL; /* claims arrive with the credential-store issue */
+        return c->claim ? c->claim(c->claim_ctx, p->s, p->len) : NULL;
     }
     return NULL;
 }
@@ -295,13 +297,46 @@ static enum tri rule_applies(const struct wd_policy *p, const struct wd_rule *r,
     return YES;
 }
 
+/* A rule source at its splice point: YES when it decided (out set), NO when it has
+ * nothing to say, ERR when its condition cannot be evaluated (the caller denies). */
+static enum tri source_decides(const struct wd_policy *p, const struct wd_rule *r,
+                               const struct wd_authz_req *req, const struct wd_policy_sources *src,
+                               struct wd_policy_result *out, const char **why)
+{
+    if (!src || !src->eval) {
+        *why = "rule source not consulted (no credential store here)";
+        return NO;
+    }
+    if (r->when) {
+        enum tri t = cond_eval(p, r->when, &req->client);
+        if (t == NO) {
+            *why = "condition is false";
+            return NO;
+        }
+        if (t == ERR) {
+            *why = "condition could not be evaluated (regex limit): denied";
+            return ERR;
+        }
+    }
+    struct wd_policy_result got = {.decision = WD_DECISION_DENY, .line = r->line};
+    int rc = src->eval(src->ctx, r->source, req, &got);
+    if (rc == 0) {
+        *why = "source has no matching entry";
+        return NO;
+    }
+    /* fail closed: only an explicit 1 with ALLOW allows */
+    bool allow = rc == 1 && got.decision == WD_DECISION_ALLOW;
+    out->decision = allow ? WD_DECISION_ALLOW : WD_DECISION_DENY;
+    out->line = r->line;
+    out->by_default = false;
+    out->by_source = true;
+    *why = allow ? "the source allows" : "the source denies";
+    return YES;
+}
+
 static enum tri rule_matches(const struct wd_policy *p, const struct wd_rule *r,
                              const struct wd_authz_req *req, const char **why)
 {
-    if (r->is_source) {
-        *why = "rule source not available in this version";
-        return NO;
-    }
     unsigned act = req->action == WD_ACTION_PUBLISH ? WD_ACT_PUBLISH : WD_ACT_SUBSCRIBE;
     if (!(r->actions & act))
         return rule_applies(p, r, req, why);
@@ -321,42 +356,65 @@ static void decide(struct wd_policy_result *out, enum wd_decision d, unsigned li
     out->decision = d;
     out->line = line;
     out->by_default = dflt;
+    out->by_source = false;
+}
+
+/* Rule i, source or not: YES (out set), NO or ERR (out set to DENY at its line). */
+static enum tri rule_decides(const struct wd_policy *p, size_t i, const struct wd_authz_req *req,
+                             const struct wd_policy_sources *src, struct wd_policy_result *out,
+                             const char **why)
+{
+    const struct wd_rule *r = &p->rules[i];
+    enum tri t =
+        r->is_source ? source_decides(p, r, req, src, out, why) : rule_matches(p, r, req, why);
+    if (t == YES && !r->is_source)
+        decide(out, r->perm, r->line, false);
+    else if (t == ERR)
+        decide(out, WD_DECISION_DENY, r->line, false);
+    return t;
+}
+
+void wd_policy_authorize_linear_src(const struct wd_policy *p, const struct wd_authz_req *req,
+                                    const struct wd_policy_sources *src,
+                                    struct wd_policy_result *out)
+{
+    for (size_t i = 0; i < p->nrules; i++) {
+        const char *why;
+        if (rule_decides(p, i, req, src, out, &why) != NO)
+            return;
+    }
+    decide(out, p->authz_default, p->authz_default_line, true);
 }
 
 void wd_policy_authorize_linear(const struct wd_policy *p, const struct wd_authz_req *req,
                                 struct wd_policy_result *out)
 {
-    for (size_t i = 0; i < p->nrules; i++) {
-        const char *why;
-        enum tri t = rule_matches(p, &p->rules[i], req, &why);
-        if (t == YES) {
-            decide(out, p->rules[i].perm, p->rules[i].line, false);
-            return;
-        }
-        if (t == ERR) {
-            decide(out, WD_DECISION_DENY, p->rules[i].line, false);
-            return;
-        }
-    }
-    decide(out, p->authz_default, p->authz_default_line, true);
+    wd_policy_authorize_linear_src(p, req, NULL, out);
 }
 
-void wd_policy_authorize(const struct wd_policy *p, const struct wd_authz_req *req,
-                         struct wd_policy_result *out)
+void wd_policy_authorize_src(const struct wd_policy *p, const struct wd_authz_req *req,
+                             const struct wd_policy_sources *src, struct wd_policy_result *out)
 {
     struct wd_req_level lv[WD_TOPIC_MAX_LEVELS];
     int nlv = wd_trie__split(req->topic, req->topic_len, lv, WD_TOPIC_MAX_LEVELS);
     if (nlv < 0) {
         /* deeper than any rule topic can be: the linear scan handles it exactly */
-        wd_policy_authorize_linear(p, req, out);
+        wd_policy_authorize_linear_src(p, req, src, out);
         return;
     }
     struct wd_cand cands[MAX_CANDS];
     int nc = wd_trie__collect(&p->trie, lv, nlv, req->topic, req->topic_len, &req->client, cands,
                               MAX_CANDS);
     if (nc < 0) {
-        wd_policy_authorize_linear(p, req, out);
+        wd_policy_authorize_linear_src(p, req, src, out);
         return;
+    }
+    /* the splice points still ahead, ascending (none to visit without src: they never
+     * match then, and their conditions are not evaluated) */
+    const uint32_t *sp = NULL, *se = NULL;
+    if (src) {
+        sp = p->sources;
+        se = sp + p->nsources;
     }
     /* merge the ascending candidate lists; the first rule that applies decides */
     for (;;) {
@@ -364,6 +422,12 @@ void wd_policy_authorize(const struct wd_policy *p, const struct wd_authz_req *r
         for (int i = 0; i < nc; i++)
             if (cands[i].pos < cands[i].n && cands[i].rules[cands[i].pos] < best)
                 best = cands[i].rules[cands[i].pos];
+        /* sources before the next candidate (all that remain once candidates run out) */
+        for (; sp != se && *sp < best; sp++) {
+            const char *why;
+            if (rule_decides(p, *sp, req, src, out, &why) != NO)
+                return;
+        }
         if (best == UINT32_MAX)
             break;
         for (int i = 0; i < nc; i++)
@@ -384,19 +448,34 @@ void wd_policy_authorize(const struct wd_policy *p, const struct wd_authz_req *r
     decide(out, p->authz_default, p->authz_default_line, true);
 }
 
-void wd_policy_explain_authorize(const struct wd_policy *p, const struct wd_authz_req *req,
-                                 wd_policy_explain_fn fn, void *ctx, struct wd_policy_result *out)
+void wd_policy_authorize(const struct wd_policy *p, const struct wd_authz_req *req,
+                         struct wd_policy_result *out)
+{
+    wd_policy_authorize_src(p, req, NULL, out);
+}
+
+void wd_policy_explain_authorize_src(const struct wd_policy *p, const struct wd_authz_req *req,
+                                     const struct wd_policy_sources *src, wd_policy_explain_fn fn,
+                                     void *ctx, struct wd_policy_result *out)
 {
     for (size_t i = 0; i < p->nrules; i++) {
         const char *why = "";
-        enum tri t = rule_matches(p, &p->rules[i], req, &why);
-        if (t == YES || t == ERR) {
-            decide(out, t == YES ? p->rules[i].perm : WD_DECISION_DENY, p->rules[i].line, false);
-            fn(ctx, p->rules[i].line, true, t == YES ? "matches" : why);
+        enum tri t = rule_decides(p, i, req, src, out, &why);
+        if (t != NO) {
+            fn(ctx, p->rules[i].line, true, t == YES && !p->rules[i].is_source ? "matches" : why);
             return;
         }
         fn(ctx, p->rules[i].line, false, why);
     }
     decide(out, p->authz_default, p->authz_default_line, true);
-    fn(ctx, p->authz_default_line, true, "no rule matched: the default decides");
+    fn(ctx, p->authz_default_line, true,
+       p->authz_default == WD_DECISION_NOMATCH && !p->authz_default_line
+           ? "no rule matched (no default: no match)"
+           : "no rule matched: the default decides");
+}
+
+void wd_policy_explain_authorize(const struct wd_policy *p, const struct wd_authz_req *req,
+                                 wd_policy_explain_fn fn, void *ctx, struct wd_policy_result *out)
+{
+    wd_policy_explain_authorize_src(p, req, NULL, fn, ctx, out);
 }

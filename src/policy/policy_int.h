@@ -48,7 +48,7 @@ enum wd_var {
     WD_VAR_USERNAME,
     WD_VAR_CLIENTID,
     WD_VAR_CN,
-    WD_VAR_CLAIM, /* a JWT claim: no values until the credential-store issue */
+    WD_VAR_CLAIM, /* a JWT claim: wd_client.claim() */
 };
 
 struct wd_tmpl_part {
@@ -110,12 +110,15 @@ struct wd_tnode {
 };
 
 /* Nodes are allocated in chunks, in insertion order: the nodes of one device's topics
- * sit together in memory, so a request touches fewer cache lines. */
+ * sit together in memory, so a request touches fewer cache lines. Chunks start small and
+ * double up to WD_TNODE_CHUNK nodes: a per-client store ACL of three rules must not cost
+ * a 64 KiB chunk (sessions hold thousands of them). */
 #define WD_TNODE_CHUNK 1024
+#define WD_TNODE_CHUNK_FIRST 8
 struct wd_tnode_chunk {
     struct wd_tnode_chunk *next;
-    uint32_t used;
-    struct wd_tnode nodes[WD_TNODE_CHUNK];
+    uint32_t used, cap;
+    struct wd_tnode nodes[];
 };
 
 /* One literal edge: 64 bytes, cache-line aligned, short keys stored inline so a lookup
@@ -168,8 +171,9 @@ struct wd_policy {
     size_t nrules;
     uint32_t *sources; /* indices of `rules redis|jwt` splice points, ascending */
     size_t nsources;
-    enum wd_decision authz_default;
+    enum wd_decision authz_default; /* NOMATCH for store policies (wd_policy_compile_rules) */
     unsigned authz_default_line;
+    bool uses_claims; /* a rule topic has a ${claim.X} */
 
     struct wd_trie trie;
 

@@ -105,8 +105,12 @@ static bool bloom_has(const uint64_t *bloom, uint64_t h)
 
 static struct wd_tnode *new_node(struct wd_trie *t)
 {
-    if (!t->chunks || t->chunks->used == WD_TNODE_CHUNK) {
-        struct wd_tnode_chunk *c = wd_calloc(1, sizeof *c);
+    if (!t->chunks || t->chunks->used == t->chunks->cap) {
+        uint32_t cap = t->chunks ? t->chunks->cap * 2 : WD_TNODE_CHUNK_FIRST;
+        if (cap > WD_TNODE_CHUNK)
+            cap = WD_TNODE_CHUNK;
+        struct wd_tnode_chunk *c = wd_calloc(1, sizeof *c + (size_t)cap * sizeof(struct wd_tnode));
+        c->cap = cap;
         c->next = t->chunks;
         t->chunks = c;
     }
@@ -195,7 +199,7 @@ static void node_add_rule(struct wd_tnode *n, uint32_t rule)
 
 static void lits_grow(struct wd_trie *t)
 {
-    size_t ncap = t->litcap ? t->litcap * 2 : 1024;
+    size_t ncap = t->litcap ? t->litcap * 2 : 16; /* small first: per-client ACLs */
     struct wd_lit_slot *nl = aligned_alloc(64, ncap * sizeof *nl);
     if (!nl)
         abort();

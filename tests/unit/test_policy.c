@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "core/utf8.h"
 #include "policy/policy.h"
 
 static struct wd_policy *compile_ok(const char *src)
@@ -43,8 +44,14 @@ static char *diags_of(const char *src, int want_rc)
 
 static struct wd_client client(const char *user, const char *cid)
 {
-    struct wd_client c = {.node = "", .clientid = cid, .username = user, .peerhost = "10.1.2.3",
-                          .sockport = 1883, .protocol = "mqtt", .mountpoint = "", .cn = "",
+    struct wd_client c = {.node = "",
+                          .clientid = cid,
+                          .username = user,
+                          .peerhost = "10.1.2.3",
+                          .sockport = 1883,
+                          .protocol = "mqtt",
+                          .mountpoint = "",
+                          .cn = "",
                           .dn = ""};
     return c;
 }
@@ -53,8 +60,12 @@ static struct wd_client client(const char *user, const char *cid)
 static enum wd_decision az(const struct wd_policy *p, const struct wd_client *c, enum wd_action a,
                            const char *topic, unsigned *line)
 {
-    struct wd_authz_req r = {.client = *c, .action = a, .topic = topic,
-                             .topic_len = strlen(topic), .qos = -1, .retain = -1};
+    struct wd_authz_req r = {.client = *c,
+                             .action = a,
+                             .topic = topic,
+                             .topic_len = strlen(topic),
+                             .qos = -1,
+                             .retain = -1};
     struct wd_policy_result t, l;
     wd_policy_authorize(p, &r, &t);
     wd_policy_authorize_linear(p, &r, &l);
@@ -186,8 +197,8 @@ static void qos_and_retain_unknown_fail_closed(void **state)
     /* EMQX sends neither: the deny matches, the allow does not */
     assert_int_equal(az(p, &c, PUB, "d", NULL), WD_DECISION_DENY);
     assert_int_equal(az(p, &c, PUB, "x", NULL), WD_DECISION_DENY);
-    struct wd_authz_req r = {.client = c, .action = PUB, .topic = "x", .topic_len = 1, .qos = 1,
-                             .retain = 0};
+    struct wd_authz_req r = {
+        .client = c, .action = PUB, .topic = "x", .topic_len = 1, .qos = 1, .retain = 0};
     struct wd_policy_result res;
     wd_policy_authorize(p, &r, &res);
     assert_int_equal(res.decision, WD_DECISION_ALLOW);
@@ -205,9 +216,10 @@ static void every_syntax_error_reported_with_position_and_caret(void **state)
                        "frobnicate\n"
                        "allow publish \"y\" when username ~ \"(\"\n",
                        WD_ESYNTAX);
-    assert_non_null(strstr(r, "t.policy:1:7: error: expected publish, subscribe or all, got 'publsh'\n"
-                              "    1 | allow publsh \"a\"\n"
-                              "      |       ^\n"));
+    assert_non_null(strstr(r,
+                           "t.policy:1:7: error: expected publish, subscribe or all, got 'publsh'\n"
+                           "    1 | allow publsh \"a\"\n"
+                           "      |       ^\n"));
     assert_non_null(strstr(r, "t.policy:2:16: error: invalid topic filter \"a/#/b\""));
     assert_non_null(strstr(r, "t.policy:3:24: error: unknown field 'usrname'"));
     assert_non_null(strstr(r, "t.policy:4:1: error: unknown statement 'frobnicate'"));
@@ -332,6 +344,821 @@ static void trie_agrees_with_linear_scan_on_random_requests(void **state)
     wd_policy_release(p);
 }
 
+/* ---- claims ---- */
+
+struct claims {
+    const char *names[4];
+    const char *values[4];
+};
+
+static const char *claim_of(const void *ctx, const char *name, size_t len)
+{
+    const struct claims *cl = ctx;
+    for (int i = 0; i < 4 && cl->names[i]; i++)
+        if (strlen(cl->names[i]) == len && memcmp(cl->names[i], name, len) == 0)
+            return cl->values[i];
+    return NULL;
+}
+
+static void claims_render_through_the_client_callback(void **state)
+{
+    struct wd_policy *p = compile_ok("allow all \"t/${claim.tenant}/${clientid}/#\"\n"
+                                     "allow subscribe \"g/${claim.group}-x\"\n"
+                                     "allow publish \"${claim.tenant}/+\"\n");
+    assert_true(wd_policy_uses_claims(p));
+    struct wd_client c = client("u", "dev1");
+    /* no claim function: a claim has no value */
+    assert_int_equal(az(p, &c, PUB, "t/acme/dev1/x", NULL), WD_DECISION_DENY);
+    struct claims cl = {{"tenant", "group"}, {"acme", "blue"}};
+    c.claim = claim_of;
+    c.claim_ctx = &cl;
+    unsigned line;
+    assert_int_equal(az(p, &c, PUB, "t/acme/dev1/x", &line), WD_DECISION_ALLOW);
+    assert_int_equal(line, 1);
+    assert_int_equal(az(p, &c, SUB, "t/acme/dev1/#", NULL), WD_DECISION_ALLOW);
+    assert_int_equal(az(p, &c, PUB, "t/other/dev1/x", NULL), WD_DECISION_DENY);
+    assert_int_equal(az(p, &c, SUB, "g/blue-x", &line), WD_DECISION_ALLOW);
+    assert_int_equal(line, 2);
+    assert_int_equal(az(p, &c, SUB, "g/blue", NULL), WD_DECISION_DENY);
+    assert_int_equal(az(p, &c, PUB, "acme/z", &line), WD_DECISION_ALLOW);
+    assert_int_equal(line, 3);
+    /* an absent claim, an empty one, or one that would widen the rule never matches */
+    const char *bad[] = {NULL, "", "a/b", "+", "#", "x#"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        struct claims b = {{"tenant"}, {bad[i]}};
+        c.claim_ctx = &b;
+        assert_int_equal(az(p, &c, PUB, "t/a/b/dev1/x", NULL), WD_DECISION_DENY);
+        assert_int_equal(az(p, &c, SUB, "t/+/dev1/x", NULL), WD_DECISION_DENY);
+        assert_int_equal(az(p, &c, SUB, "t/#", NULL), WD_DECISION_DENY);
+        assert_int_equal(az(p, &c, PUB, "t//dev1/x", NULL), WD_DECISION_DENY);
+        assert_int_equal(az(p, &c, PUB, "t/x#/dev1/x", NULL), WD_DECISION_DENY);
+    }
+    /* a first-level placeholder never reaches a $-topic, whatever the claim */
+    struct claims dollar = {{"tenant"}, {"$SYS"}};
+    c.claim_ctx = &dollar;
+    assert_int_equal(az(p, &c, PUB, "$SYS/x", NULL), WD_DECISION_DENY);
+    wd_policy_release(p);
+
+    p = compile_ok("allow all \"t/${username}/#\"\nallow publish eq \"${claim.x}\"\n");
+    assert_false(wd_policy_uses_claims(p)); /* eq topics have no placeholders */
+    wd_policy_release(p);
+}
+
+static void cert_common_name_is_an_alias_of_cn(void **state)
+{
+    struct wd_policy *p = compile_ok("allow publish \"a/${cert_common_name}\"\n"
+                                     "allow publish \"b/${cn}-${cert_common_name}\"\n");
+    struct wd_client c = client("u", "c");
+    assert_int_equal(az(p, &c, PUB, "a/", NULL), WD_DECISION_DENY);
+    c.cn = "gw1";
+    assert_int_equal(az(p, &c, PUB, "a/gw1", NULL), WD_DECISION_ALLOW);
+    assert_int_equal(az(p, &c, PUB, "b/gw1-gw1", NULL), WD_DECISION_ALLOW);
+    assert_int_equal(az(p, &c, PUB, "a/gw2", NULL), WD_DECISION_DENY);
+    wd_policy_release(p);
+}
+
+/* ---- rule sources ---- */
+
+/* A stand-in for the engine. Mode TOPIC decides by the topic's last level; mode HASH by a
+ * hash of the request and the source. Every call is counted and folded into a trace, so
+ * two evaluators can be checked to ask the same sources in the same order. */
+enum fake_mode { FAKE_TOPIC, FAKE_HASH };
+
+struct fake {
+    enum fake_mode mode;
+    unsigned calls;
+    unsigned per_source[2];
+    uint64_t trace;
+};
+
+static uint64_t fnv(uint64_t h, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    return h;
+}
+
+static int fake_eval(void *ctx, enum wd_source s, const struct wd_authz_req *req,
+                     struct wd_policy_result *out)
+{
+    struct fake *f = ctx;
+    assert_int_equal(out->decision, WD_DECISION_DENY); /* fail closed until told otherwise */
+    f->calls++;
+    f->per_source[s]++;
+    f->trace = f->trace * 1000003u + (uint64_t)s + 1;
+    if (f->mode == FAKE_HASH) {
+        uint64_t h = fnv(1469598103934665603ULL, req->topic, req->topic_len);
+        h = fnv(h, req->client.username, strlen(req->client.username));
+        h = (h ^ (uint64_t)s ^ ((uint64_t)req->action << 8)) * 0x9e3779b97f4a7c15ULL;
+        switch ((h >> 40) % 6) {
+        case 0:
+            out->decision = WD_DECISION_ALLOW;
+            return 1;
+        case 1:
+            out->decision = WD_DECISION_DENY;
+            return 1;
+        default:
+            return 0;
+        }
+    }
+    const char *last = strrchr(req->topic, '/');
+    last = last ? last + 1 : req->topic;
+    if (strcmp(last, "allow") == 0) {
+        out->decision = WD_DECISION_ALLOW;
+        return 1;
+    }
+    if (strcmp(last, "deny") == 0) {
+        out->decision = WD_DECISION_DENY;
+        return 1;
+    }
+    if (strcmp(last, "down") == 0)
+        return 1; /* a backend failure: out left as DENY */
+    if (strcmp(last, "weird") == 0) {
+        out->decision = WD_DECISION_ALLOW;
+        return -5; /* not 0 or 1: denied whatever out says */
+    }
+    if (strcmp(last, "nomatch") == 0) {
+        out->decision = WD_DECISION_NOMATCH;
+        return 1; /* decided, but neither allow nor deny: denied */
+    }
+    return 0;
+}
+
+struct trail {
+    char text[2048];
+};
+
+static void on_explain(void *ctx, unsigned line, bool decided, const char *why)
+{
+    struct trail *t = ctx;
+    size_t n = strlen(t->text);
+    snprintf(t->text + n, sizeof t->text - n, "%u%s %s\n", line, decided ? "!" : "", why);
+}
+
+/* Decides with the trie, the linear scan and explain, all with sources; checks they agree
+ * on everything, including which sources they asked, in which order. */
+static struct wd_policy_result az_src(const struct wd_policy *p, const struct wd_client *c,
+                                      enum wd_action a, const char *topic, enum fake_mode mode,
+                                      struct fake *calls, struct trail *trail)
+{
+    struct wd_authz_req r = {.client = *c,
+                             .action = a,
+                             .topic = topic,
+                             .topic_len = strlen(topic),
+                             .qos = -1,
+                             .retain = -1};
+    struct fake ft = {.mode = mode}, fl = {.mode = mode}, fe = {.mode = mode};
+    struct wd_policy_sources st = {fake_eval, &ft}, sl = {fake_eval, &fl}, se = {fake_eval, &fe};
+    struct wd_policy_result t, l, e;
+    memset(&t, 0x5a, sizeof t);
+    memset(&l, 0xa5, sizeof l);
+    wd_policy_authorize_src(p, &r, &st, &t);
+    wd_policy_authorize_linear_src(p, &r, &sl, &l);
+    struct trail local = {""};
+    wd_policy_explain_authorize_src(p, &r, &se, on_explain, trail ? trail : &local, &e);
+    assert_int_equal(t.decision, l.decision);
+    assert_int_equal(t.line, l.line);
+    assert_int_equal(t.by_default, l.by_default);
+    assert_int_equal(t.by_source, l.by_source);
+    assert_int_equal(e.decision, l.decision);
+    assert_int_equal(e.line, l.line);
+    assert_int_equal(e.by_default, l.by_default);
+    assert_int_equal(e.by_source, l.by_source);
+    assert_int_equal(ft.calls, fl.calls);
+    assert_true(ft.trace == fl.trace);
+    assert_true(fe.trace == fl.trace);
+    if (calls)
+        *calls = ft;
+    return t;
+}
+
+static void sources_are_consulted_in_rule_order(void **state)
+{
+    struct wd_policy *p = compile_ok("allow publish \"a/#\"\n"
+                                     "rules redis\n"
+                                     "deny all \"#\"\n");
+    assert_true(wd_policy_has_source(p, WD_SOURCE_REDIS));
+    assert_false(wd_policy_has_source(p, WD_SOURCE_JWT));
+    struct wd_client c = client("u", "c");
+    struct fake f;
+    /* the rule before the splice point decides without asking the source */
+    struct wd_policy_result r = az_src(p, &c, PUB, "a/deny", FAKE_TOPIC, &f, NULL);
+    assert_int_equal(r.decision, WD_DECISION_ALLOW);
+    assert_int_equal(r.line, 1);
+    assert_false(r.by_source);
+    assert_int_equal(f.calls, 0);
+    /* then the source */
+    r = az_src(p, &c, SUB, "a/allow", FAKE_TOPIC, &f, NULL);
+    assert_int_equal(r.decision, WD_DECISION_ALLOW);
+    assert_int_equal(r.line, 2);
+    assert_true(r.by_source);
+    assert_false(r.by_default);
+    assert_int_equal(f.per_source[WD_SOURCE_REDIS], 1);
+    r = az_src(p, &c, PUB, "b/deny", FAKE_TOPIC, &f, NULL);
+    assert_int_equal(r.decision, WD_DECISION_DENY);
+    assert_int_equal(r.line, 2);
+    assert_true(r.by_source);
+    /* nothing to say: the next rule */
+    r = az_src(p, &c, PUB, "b/other", FAKE_TOPIC, &f, NULL);
+    assert_int_equal(r.decision, WD_DECISION_DENY);
+    assert_int_equal(r.line, 3);
+    assert_false(r.by_source);
+    assert_int_equal(f.calls, 1);
+    /* fail closed: a backend failure, a strange return value, a strange decision */
+    const char *closed[] = {"b/down", "b/weird", "b/nomatch"};
+    for (int i = 0; i < 3; i++) {
+        r = az_src(p, &c, PUB, closed[i], FAKE_TOPIC, &f, NULL);
+        assert_int_equal(r.decision, WD_DECISION_DENY);
+        assert_int_equal(r.line, 2);
+        assert_true(r.by_source);
+    }
+    /* without sources (the tools): the splice point never matches */
+    struct wd_authz_req q = {
+        .client = c, .action = PUB, .topic = "b/allow", .topic_len = 7, .qos = -1, .retain = -1};
+    struct wd_policy_result t, l;
+    wd_policy_authorize(p, &q, &t);
+    wd_policy_authorize_linear(p, &q, &l);
+    assert_int_equal(t.line, 3);
+    assert_int_equal(l.line, 3);
+    assert_false(t.by_source);
+    wd_policy_release(p);
+
+    /* only sources, no rules: the sources run out, then the default */
+    p = compile_ok("rules jwt\nrules redis\nauthz default nomatch\n");
+    r = az_src(p, &c, PUB, "x", FAKE_TOPIC, &f, NULL);
+    assert_int_equal(r.decision, WD_DECISION_NOMATCH);
+    assert_true(r.by_default);
+    assert_int_equal(r.line, 3);
+    assert_true(f.trace == ((uint64_t)WD_SOURCE_JWT + 1) * 1000003u + WD_SOURCE_REDIS + 1);
+    r = az_src(p, &c, PUB, "x/allow", FAKE_TOPIC, &f, NULL);
+    assert_int_equal(r.line, 1);
+    assert_int_equal(f.calls, 1);
+    wd_policy_release(p);
+}
+
+static void source_conditions_are_evaluated_first(void **state)
+{
+    struct wd_policy *p = compile_ok("rules redis when username = \"u1\"\n"
+                                     "rules jwt when username ~ \"(a|a)*(b|c)\"\n"
+                                     "allow all \"#\"\n");
+    struct wd_client c = client("u2", "c");
+    struct fake f;
+    struct trail tr = {""};
+    struct wd_policy_result r = az_src(p, &c, PUB, "x/deny", FAKE_TOPIC, &f, &tr);
+    assert_int_equal(r.decision, WD_DECISION_ALLOW);
+    assert_int_equal(r.line, 3);
+    assert_int_equal(f.calls, 0); /* neither condition held: no source asked */
+    assert_string_equal(tr.text, "1 condition is false\n2 condition is false\n3! matches\n");
+    c = client("u1", "c");
+    memset(&tr, 0, sizeof tr);
+    r = az_src(p, &c, PUB, "x/deny", FAKE_TOPIC, &f, &tr);
+    assert_int_equal(r.decision, WD_DECISION_DENY);
+    assert_int_equal(r.line, 1);
+    assert_string_equal(tr.text, "1! the source denies\n");
+    memset(&tr, 0, sizeof tr);
+    r = az_src(p, &c, PUB, "x/allow", FAKE_TOPIC, &f, &tr);
+    assert_string_equal(tr.text, "1! the source allows\n");
+    memset(&tr, 0, sizeof tr);
+    r = az_src(p, &c, PUB, "x/y", FAKE_TOPIC, &f, &tr);
+    assert_string_equal(tr.text, "1 source has no matching entry\n2 condition is false\n"
+                                 "3! matches\n");
+    /* a condition that cannot be evaluated denies at the splice point, source not asked */
+    char user[64];
+    memset(user, 'a', 40);
+    strcpy(user + 40, "d");
+    c.username = user;
+    memset(&tr, 0, sizeof tr);
+    r = az_src(p, &c, PUB, "x/allow", FAKE_TOPIC, &f, &tr);
+    assert_int_equal(r.decision, WD_DECISION_DENY);
+    assert_int_equal(r.line, 2);
+    assert_false(r.by_source);
+    assert_int_equal(f.calls, 0);
+    assert_non_null(strstr(tr.text, "2! condition could not be evaluated"));
+    /* explain without sources says none was consulted */
+    struct wd_authz_req q = {.client = client("u1", "c"),
+                             .action = PUB,
+                             .topic = "x",
+                             .topic_len = 1,
+                             .qos = -1,
+                             .retain = -1};
+    memset(&tr, 0, sizeof tr);
+    wd_policy_explain_authorize(p, &q, on_explain, &tr, &r);
+    assert_non_null(strstr(tr.text, "1 rule source not consulted"));
+    wd_policy_release(p);
+}
+
+static void has_source_and_authn_steps(void **state)
+{
+    struct wd_policy *p = compile_ok("authn users\nauthn jwt when not anonymous\n"
+                                     "allow all \"a\"\nrules jwt\n");
+    assert_true(wd_policy_has_authn_step(p, WD_STEP_USERS));
+    assert_true(wd_policy_has_authn_step(p, WD_STEP_JWT));
+    assert_false(wd_policy_has_authn_step(p, WD_STEP_REDIS));
+    assert_false(wd_policy_has_authn_step(p, WD_STEP_DEFAULT));
+    assert_true(wd_policy_has_source(p, WD_SOURCE_JWT));
+    assert_false(wd_policy_has_source(p, WD_SOURCE_REDIS));
+    assert_false(wd_policy_uses_claims(p));
+    wd_policy_release(p);
+    p = compile_ok("authn redis\nauthn default nomatch\n");
+    assert_true(wd_policy_has_authn_step(p, WD_STEP_REDIS));
+    assert_true(wd_policy_has_authn_step(p, WD_STEP_DEFAULT));
+    assert_false(wd_policy_has_source(p, WD_SOURCE_REDIS));
+    wd_policy_release(p);
+}
+
+static void credential_store_hooks_compile_without_warnings(void **state)
+{
+    char *r = diags_of("authn redis\nauthn jwt when not anonymous\nauthn default deny\n"
+                       "rules redis\nrules jwt when clientid ~ \"dev-.*\"\n"
+                       "allow all \"t/${claim.tenant}/#\"\n",
+                       WD_OK);
+    assert_string_equal(r, "");
+    free(r);
+}
+
+static void trie_agrees_with_linear_scan_with_random_sources(void **state)
+{
+    struct wd_policy *p = compile_ok("deny publish \"a/b/c\"\n"
+                                     "rules redis\n"
+                                     "allow subscribe \"a/+/c\"\n"
+                                     "allow publish \"a/#\" when username = \"u1\"\n"
+                                     "rules jwt when clientid = \"c1\"\n"
+                                     "deny all \"+/b/#\"\n"
+                                     "allow all \"${username}/+/x\"\n"
+                                     "rules redis when username ~ \"u[0-9]\"\n"
+                                     "allow subscribe eq \"a/#\"\n"
+                                     "allow all \"b/${clientid}\"\n"
+                                     "allow all \"c/${claim.t}/#\"\n"
+                                     "deny all \"#\" when clientid = \"c2\"\n"
+                                     "allow publish \"$SYS/+\"\n"
+                                     "rules jwt\n"
+                                     "allow all \"+\"\n"
+                                     "rules redis\n"
+                                     "authz default nomatch\n");
+    const char *levels[] = {"a", "b", "c", "x", "u1", "c1", "+", "#", "$SYS", ""};
+    const char *users[] = {"u1", "u2", "a", ""};
+    const char *cids[] = {"c1", "c2", "b"};
+    struct claims cl = {{"t"}, {"x"}};
+    unsigned seed = 3, by_source = 0, decided[3] = {0};
+    for (int i = 0; i < 20000; i++) {
+        char topic[64] = "";
+        seed = seed * 1103515245u + 12345u;
+        int depth = 1 + (int)((seed >> 16) % 4);
+        for (int d = 0; d < depth; d++) {
+            seed = seed * 1103515245u + 12345u;
+            if (d)
+                strcat(topic, "/");
+            strcat(topic, levels[(seed >> 16) % 10]);
+        }
+        struct wd_client c = client(users[(seed >> 8) % 4], cids[(seed >> 4) % 3]);
+        if (seed & 2) {
+            c.claim = claim_of;
+            c.claim_ctx = &cl;
+        }
+        struct wd_policy_result r =
+            az_src(p, &c, (seed & 1) ? PUB : SUB, topic, FAKE_HASH, NULL, NULL);
+        by_source += r.by_source;
+        decided[r.decision]++;
+    }
+    /* the sample exercised sources deciding and not, and every outcome */
+    assert_true(by_source > 1000 && by_source < 15000);
+    assert_true(decided[WD_DECISION_NOMATCH] > 100);
+    assert_true(decided[WD_DECISION_ALLOW] > 1000 && decided[WD_DECISION_DENY] > 1000);
+    wd_policy_release(p);
+}
+
+/* ---- store rules ---- */
+
+#define ALLOW WD_DECISION_ALLOW
+#define DENY WD_DECISION_DENY
+#define PUBA WD_ACT_PUBLISH
+#define SUBA WD_ACT_SUBSCRIBE
+#define ALLA (WD_ACT_PUBLISH | WD_ACT_SUBSCRIBE)
+#define T1(s) (const char *const[]){s}, 1
+
+struct skips {
+    size_t n;
+    size_t idx[64];
+    char why[64][256];
+};
+
+static void on_skip(void *ud, size_t index, const char *why)
+{
+    struct skips *k = ud;
+    /* reasons are short, valid UTF-8, one line */
+    assert_true(strlen(why) < 256);
+    assert_true(wd_utf8_valid_nonul(why, strlen(why)));
+    for (const char *c = why; *c; c++)
+        assert_true((unsigned char)*c >= 0x20 && *c != 0x7f);
+    if (k->n > 0)
+        assert_true(index > k->idx[(k->n - 1) % 64]); /* in input order */
+    k->idx[k->n % 64] = index;
+    snprintf(k->why[k->n % 64], sizeof k->why[0], "%s", why);
+    k->n++;
+}
+
+static struct wd_policy *store_ok(const struct wd_policy_rule_in *in, size_t n, struct skips *k)
+{
+    struct wd_policy *p = NULL;
+    assert_int_equal(wd_policy_compile_rules(in, n, k ? on_skip : NULL, k, &p), WD_OK);
+    assert_non_null(p);
+    return p;
+}
+
+static struct wd_policy_result az_res(const struct wd_policy *p, const struct wd_client *c,
+                                      enum wd_action a, const char *topic)
+{
+    struct wd_policy_result r = az_src(p, c, a, topic, FAKE_TOPIC, NULL, NULL);
+    unsigned line;
+    assert_int_equal(az(p, c, a, topic, &line), r.decision);
+    assert_int_equal(line, r.line);
+    return r;
+}
+
+static void store_rules_first_match_then_nomatch(void **state)
+{
+    const struct wd_policy_rule_in in[] = {
+        {DENY, PUBA, T1("a/secret"), false, 0, -1},
+        {ALLOW, ALLA, T1("a/#"), false, 7, -1},
+        {ALLOW, SUBA, (const char *const[]){"s/+", "t/#"}, 2, false, 0, -1},
+        {DENY, ALLA, T1("#"), false, 0, -1}, /* JWT v2 lists end with deny rules */
+    };
+    struct wd_policy *p = store_ok(in, 3, NULL);
+    assert_int_equal(wd_policy_nrules(p), 3);
+    assert_int_equal(wd_policy_nusers(p), 0);
+    assert_int_equal(wd_policy_nsteps(p), 0);
+    assert_false(wd_policy_uses_claims(p));
+    struct wd_client c = client("u", "c");
+    struct wd_policy_result r = az_res(p, &c, PUB, "a/secret");
+    assert_int_equal(r.decision, WD_DECISION_DENY);
+    assert_int_equal(r.line, 1);
+    assert_false(r.by_default);
+    r = az_res(p, &c, SUB, "a/x/#");
+    assert_int_equal(r.decision, WD_DECISION_ALLOW);
+    assert_int_equal(r.line, 2);
+    r = az_res(p, &c, SUB, "t/x");
+    assert_int_equal(r.decision, WD_DECISION_ALLOW);
+    assert_int_equal(r.line, 3);
+    r = az_res(p, &c, PUB, "t/x");
+    assert_int_equal(r.decision, WD_DECISION_NOMATCH);
+    assert_true(r.by_default);
+    assert_int_equal(r.line, 0);
+    r = az_res(p, &c, SUB, "s/#");
+    assert_int_equal(r.decision, WD_DECISION_NOMATCH);
+    struct trail tr = {""};
+    struct wd_authz_req q = {
+        .client = c, .action = PUB, .topic = "zz", .topic_len = 2, .qos = -1, .retain = -1};
+    wd_policy_explain_authorize(p, &q, on_explain, &tr, &r);
+    assert_string_equal(tr.text, "1 topic does not match\n2 topic does not match\n"
+                                 "3 rule is for subscribe, request is a publish\n"
+                                 "0! no rule matched (no default: no match)\n");
+    wd_policy_release(p);
+
+    p = store_ok(in, 4, NULL);
+    r = az_res(p, &c, PUB, "t/x");
+    assert_int_equal(r.decision, WD_DECISION_DENY);
+    assert_int_equal(r.line, 4);
+    r = az_res(p, &c, PUB, "$SYS/x");
+    assert_int_equal(r.decision, WD_DECISION_NOMATCH);
+    wd_policy_release(p);
+
+    /* no rules at all: an empty policy that answers nomatch */
+    p = store_ok(NULL, 0, NULL);
+    r = az_res(p, &c, SUB, "#");
+    assert_int_equal(r.decision, WD_DECISION_NOMATCH);
+    assert_true(r.by_default);
+    wd_policy_release(p);
+}
+
+static void store_rules_render_placeholders(void **state)
+{
+    const struct wd_policy_rule_in in[] = {
+        {ALLOW, ALLA, T1("devices/${clientid}/#"), false, 0, -1},
+        {ALLOW, PUBA, T1("users/${username}/${cert_common_name}"), false, 0, -1},
+        {ALLOW, SUBA, T1("tenants/${claim.tenant}/+"), false, 0, -1},
+        {ALLOW, PUBA, T1("lit/${clientid}"), true, 0, -1}, /* eq: never rendered */
+        {ALLOW, PUBA, T1("esc/$${clientid}"), false, 0, -1},
+    };
+    struct wd_policy *p = store_ok(in, 5, NULL);
+    assert_true(wd_policy_uses_claims(p));
+    struct wd_client c = client("alice", "dev-1");
+    c.cn = "gw";
+    struct claims cl = {{"tenant"}, {"acme"}};
+    c.claim = claim_of;
+    c.claim_ctx = &cl;
+    struct {
+        enum wd_action a;
+        const char *topic;
+        enum wd_decision want;
+        unsigned line;
+    } cases[] = {
+        {PUB, "devices/dev-1/telemetry", ALLOW, 1},
+        {SUB, "devices/dev-1/#", ALLOW, 1},
+        {PUB, "devices/dev-2/telemetry", WD_DECISION_NOMATCH, 0},
+        {SUB, "devices/+/telemetry", WD_DECISION_NOMATCH, 0},
+        {PUB, "users/alice/gw", ALLOW, 2},
+        {PUB, "users/bob/gw", WD_DECISION_NOMATCH, 0},
+        {SUB, "tenants/acme/x", ALLOW, 3},
+        {SUB, "tenants/other/x", WD_DECISION_NOMATCH, 0},
+        {PUB, "lit/${clientid}", ALLOW, 4},
+        {PUB, "lit/dev-1", WD_DECISION_NOMATCH, 0},
+        {PUB, "esc/${clientid}", ALLOW, 5},
+        {PUB, "esc/dev-1", WD_DECISION_NOMATCH, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        struct wd_policy_result r = az_res(p, &c, cases[i].a, cases[i].topic);
+        assert_int_equal(r.decision, cases[i].want);
+        assert_int_equal(r.line, cases[i].line);
+    }
+    /* values that would widen a rule never match */
+    struct wd_client w = client("alice", "#");
+    assert_int_equal(az_res(p, &w, SUB, "devices/#").decision, WD_DECISION_NOMATCH);
+    assert_int_equal(az_res(p, &w, PUB, "devices/#/x").decision, WD_DECISION_NOMATCH);
+    wd_policy_release(p);
+}
+
+static void store_rules_qos_and_retain_as_in_policies(void **state)
+{
+    const struct wd_policy_rule_in in[] = {
+        {ALLOW, PUBA, T1("q"), false, 3, -1}, /* QoS 0 or 1: never for EMQX */
+        {DENY, PUBA, T1("r"), false, 0, 1},   /* retained only: always for EMQX */
+        {ALLOW, PUBA, T1("r"), false, 7, -1}, /* any QoS: no restriction */
+        {ALLOW, SUBA, T1("s"), false, 0, 1},  /* retain on subscribe: ignored */
+        {ALLOW, ALLA, T1("q"), false, 0, -1}, /* the fallback for "q" */
+        {DENY, ALLA, T1("d"), false, 4, -1},  /* QoS 2 only, deny: always for EMQX */
+    };
+    struct wd_policy *p = store_ok(in, 6, NULL);
+    assert_int_equal(wd_policy_nrules(p), 6);
+    struct wd_client c = client("u", "c");
+    struct wd_policy_result r = az_res(p, &c, PUB, "q");
+    assert_int_equal(r.line, 5);
+    r = az_res(p, &c, PUB, "r");
+    assert_int_equal(r.decision, WD_DECISION_DENY);
+    assert_int_equal(r.line, 2);
+    r = az_res(p, &c, SUB, "s");
+    assert_int_equal(r.decision, WD_DECISION_ALLOW);
+    assert_int_equal(r.line, 4);
+    r = az_res(p, &c, SUB, "d");
+    assert_int_equal(r.decision, WD_DECISION_DENY);
+    assert_int_equal(r.line, 6);
+    /* known QoS and retain (warden test, explain) are checked */
+    struct wd_authz_req q = {
+        .client = c, .action = PUB, .topic = "q", .topic_len = 1, .qos = 1, .retain = 0};
+    wd_policy_authorize(p, &q, &r);
+    assert_int_equal(r.line, 1);
+    q.qos = 2;
+    wd_policy_authorize(p, &q, &r);
+    assert_int_equal(r.line, 5);
+    q.topic = "r";
+    wd_policy_authorize(p, &q, &r);
+    assert_int_equal(r.line, 3);
+    q.retain = 1;
+    wd_policy_authorize(p, &q, &r);
+    assert_int_equal(r.line, 2);
+    wd_policy_release(p);
+}
+
+static void store_rules_that_do_not_compile_are_skipped_and_reported(void **state)
+{
+    static char deep[600];
+    for (int i = 0; i < 200; i++)
+        memcpy(deep + 2 * i, "x/", 2);
+    deep[399] = '\0'; /* 200 levels */
+    const struct wd_policy_rule_in in[] = {
+        {ALLOW, PUBA, T1("ok/0"), false, 0, -1},
+        {ALLOW, PUBA, T1("a/#/b"), false, 0, -1},
+        {ALLOW, PUBA, T1("a/${nope}"), false, 0, -1},
+        {ALLOW, PUBA, T1(""), false, 0, -1},
+        {ALLOW, PUBA, T1("a/\xff"), false, 0, -1},
+        {ALLOW, PUBA, T1("a/\xc0\xaf"), true, 0, -1},      /* overlong '/' (eq too) */
+        {ALLOW, PUBA, T1("a/\xed\xa0\x80"), false, 0, -1}, /* surrogate */
+        {ALLOW, PUBA, T1(deep), false, 0, -1},
+        {ALLOW, PUBA, T1("a/${username"), false, 0, -1},
+        {ALLOW, PUBA, (const char *const[]){"ok/x", "b+"}, 2, false, 0, -1},
+        {WD_DECISION_NOMATCH, PUBA, T1("ok/y"), false, 0, -1},
+        {ALLOW, 0, T1("ok/y"), false, 0, -1},
+        {ALLOW, 4, T1("ok/y"), false, 0, -1},
+        {ALLOW, PUBA, NULL, 0, false, 0, -1},
+        {ALLOW, PUBA, (const char *const[]){NULL}, 1, false, 0, -1},
+        {ALLOW, PUBA, T1("ok/y"), false, 8, -1},
+        {ALLOW, PUBA, T1("ok/y"), false, 0, 2},
+        {ALLOW, PUBA, T1(""), true, 0, -1},
+        {ALLOW, PUBA, T1("ok/1"), false, 0, -1},
+        {ALLOW, PUBA, T1("a/\x01\n"), false, 0, -1}, /* valid UTF-8: compiles */
+    };
+    size_t n = sizeof in / sizeof *in;
+    struct skips k = {0};
+    struct wd_policy *p = store_ok(in, n, &k);
+    const struct {
+        size_t idx;
+        const char *why;
+    } want[] = {
+        {1, "invalid topic filter \"a/#/b\""},
+        {2, "unknown placeholder '${nope}'"},
+        {3, "empty topic"},
+        {4, "topic is not valid UTF-8"},
+        {5, "topic is not valid UTF-8"},
+        {6, "topic is not valid UTF-8"},
+        {7, "at most 128 levels"},
+        {8, "unterminated placeholder"},
+        {9, "invalid topic filter \"b+\""},
+        {10, "permission is neither allow nor deny"},
+        {11, "action is not publish, subscribe or both"},
+        {12, "action is not publish, subscribe or both"},
+        {13, "no topic"},
+        {14, "no topic"},
+        {15, "QoS is not 0, 1 or 2"},
+        {16, "retain is not true, false or any"},
+        {17, "empty topic"},
+    };
+    size_t nwant = sizeof want / sizeof *want;
+    assert_int_equal(k.n, nwant);
+    for (size_t i = 0; i < nwant; i++) {
+        assert_int_equal(k.idx[i], want[i].idx);
+        if (!strstr(k.why[i], want[i].why))
+            fail_msg("rule %zu: \"%s\" does not say \"%s\"", want[i].idx, k.why[i], want[i].why);
+    }
+    /* a 200-level topic is quoted by at most 64 of its bytes */
+    char quoted[80] = "\"";
+    for (int i = 0; i < 32; i++)
+        strcat(quoted, "x/");
+    strcat(quoted, "\" ");
+    assert_non_null(strstr(k.why[6], quoted));
+    /* the rest compiled, at their own lines */
+    assert_int_equal(wd_policy_nrules(p), n - nwant);
+    struct wd_client c = client("u", "c");
+    assert_int_equal(az_res(p, &c, PUB, "ok/0").line, 1);
+    assert_int_equal(az_res(p, &c, PUB, "ok/1").line, 19);
+    assert_int_equal(az_res(p, &c, PUB, "a/\x01\n").line, 20);
+    assert_int_equal(az_res(p, &c, PUB, "ok/x").decision, WD_DECISION_NOMATCH);
+    assert_int_equal(az_res(p, &c, PUB, "ok/y").decision, WD_DECISION_NOMATCH);
+    wd_policy_release(p);
+
+    /* every rule skipped: an empty policy; no callback: skipped silently */
+    p = store_ok(in + 1, 3, NULL);
+    assert_int_equal(wd_policy_nrules(p), 0);
+    assert_int_equal(az_res(p, &c, PUB, "a/b").decision, WD_DECISION_NOMATCH);
+    wd_policy_release(p);
+
+    /* too many rules: refused before reading them */
+    p = (struct wd_policy *)&k;
+    assert_int_equal(wd_policy_compile_rules(in, (size_t)WD_POLICY_MAX_RULES + 1, NULL, NULL, &p),
+                     WD_ETOOBIG);
+    assert_null(p);
+}
+
+static void store_rule_messages_quote_at_most_64_bytes_cut_on_a_character(void **state)
+{
+    /* 'é' is two bytes: 64 bytes would end in the middle of the 33rd */
+    char topic[256] = "x";
+    for (int i = 0; i < 60; i++)
+        strcat(topic, "\xc3\xa9");
+    strcat(topic, "/a#");
+    const struct wd_policy_rule_in in[] = {{ALLOW, PUBA, T1(topic), false, 0, -1}};
+    struct skips k = {0};
+    struct wd_policy *p = store_ok(in, 1, &k);
+    assert_int_equal(k.n, 1);
+    const char *q = strchr(k.why[0], '"');
+    assert_non_null(q);
+    const char *end = strchr(q + 1, '"');
+    assert_non_null(end);
+    assert_true(end - q - 1 <= 64);
+    assert_int_equal(end - q - 1, 63); /* "x" and 31 whole characters */
+    wd_policy_release(p);
+}
+
+/* Appends f to the string of length len in dst (cap bytes) if it fits; the new length. */
+static size_t append(char *dst, size_t cap, size_t len, const char *f)
+{
+    size_t n = strlen(f);
+    if (len + n < cap) {
+        memcpy(dst + len, f, n);
+        len += n;
+    }
+    dst[len] = '\0';
+    return len;
+}
+
+static void store_rules_survive_hostile_input(void **state)
+{
+    /* 64 KiB topics: the largest valid one compiles and matches itself; one byte more is
+     * skipped; templates and eq topics of that size too */
+    const size_t max = 65535;
+    char *lit = malloc(max + 2), *tmpl = malloc(max + 1), *eq = malloc(max + 1),
+         *dollars = malloc(max + 1), *req = malloc(max + 1);
+    memset(lit, 'l', max + 1);
+    lit[max + 1] = '\0';
+    size_t tn = 0;
+    while (tn + 11 <= max) {
+        memcpy(tmpl + tn, "${clientid}", 11);
+        tn += 11;
+    }
+    tmpl[tn] = '\0';
+    for (size_t i = 0; i < max; i++)
+        eq[i] = i % 2 ? '/' : 'e'; /* 32768 levels */
+    eq[max] = '\0';
+    memset(dollars, '$', max);
+    dollars[max] = '\0';
+    const struct wd_policy_rule_in in[] = {
+        {ALLOW, PUBA, T1(lit), false, 0, -1},     /* 65536 bytes: too long */
+        {ALLOW, PUBA, T1(lit + 1), false, 0, -1}, /* 65535 */
+        {ALLOW, PUBA, T1(tmpl), false, 0, -1},    {DENY, PUBA, T1(eq), true, 0, -1},
+        {ALLOW, PUBA, T1(dollars), false, 0, -1},
+    };
+    struct skips k = {0};
+    struct wd_policy *p = store_ok(in, 5, &k);
+    assert_int_equal(k.n, 1);
+    assert_int_equal(k.idx[0], 0);
+    assert_string_equal(k.why[0], "topic longer than 65535 bytes");
+    struct wd_client c = client("u", "c");
+    assert_int_equal(az_res(p, &c, PUB, lit + 1).line, 2);
+    memset(req, 'c', tn / 11);
+    req[tn / 11] = '\0';
+    assert_int_equal(az_res(p, &c, PUB, req).line, 3);
+    req[0] = 'd';
+    assert_int_equal(az_res(p, &c, PUB, req).decision, WD_DECISION_NOMATCH);
+    assert_int_equal(az_res(p, &c, PUB, eq).line, 4);
+    assert_int_equal(az_res(p, &c, PUB, dollars).line, 5);
+    wd_policy_release(p);
+    free(lit);
+    free(tmpl);
+    free(eq);
+    free(dollars);
+    free(req);
+
+    /* 4096 rules of random bytes (never NUL) and wildcard/placeholder fragments: each one
+     * compiles or is reported; the trie and the linear scan agree on what compiled */
+    enum { N = 4096 };
+    static char topics[N][48];
+    static const char *ptrs[N];
+    static struct wd_policy_rule_in many[N];
+    static const char *frags[] = {"a",
+                                  "b",
+                                  "/",
+                                  "+",
+                                  "#",
+                                  "$",
+                                  "${username}",
+                                  "${clientid}",
+                                  "${claim.t}",
+                                  "${",
+                                  "}",
+                                  "$${",
+                                  "\xc3\xa9",
+                                  "\xff",
+                                  "\x80",
+                                  "\x01",
+                                  "${cert_common_name}"};
+    unsigned seed = 11;
+    for (int i = 0; i < N; i++) {
+        size_t len = append(topics[i], sizeof topics[i], 0, "");
+        seed = seed * 1103515245u + 12345u;
+        int parts = (int)((seed >> 16) % 8);
+        for (int j = 0; j < parts; j++) {
+            seed = seed * 1103515245u + 12345u;
+            const char *f;
+            char raw[2] = {(char)(1 + (seed >> 8) % 255), 0};
+            f = (seed >> 16) % 5 ? frags[(seed >> 20) % (sizeof frags / sizeof *frags)] : raw;
+            len = append(topics[i], sizeof topics[i], len, f);
+        }
+        ptrs[i] = topics[i];
+        many[i] = (struct wd_policy_rule_in){.perm = (seed & 1) ? ALLOW : DENY,
+                                             .actions = 1 + (seed >> 4) % 3,
+                                             .topics = &ptrs[i],
+                                             .ntopics = 1,
+                                             .eq = (seed >> 6) % 8 == 0,
+                                             .qos_mask = (seed >> 9) % 9 == 0 ? 1 : 7,
+                                             .retain = -1};
+    }
+    k = (struct skips){0};
+    p = store_ok(many, N, &k);
+    assert_true(k.n > 100 && k.n < N - 100);
+    assert_int_equal(wd_policy_nrules(p) + k.n, N);
+    const char *users[] = {"a", "b", "", "\xc3\xa9"};
+    struct claims cl = {{"t"}, {"a"}};
+    for (int i = 0; i < 20000; i++) {
+        seed = seed * 1103515245u + 12345u;
+        struct wd_client cc = client(users[(seed >> 8) % 4], users[(seed >> 12) % 4]);
+        cc.claim = claim_of;
+        cc.claim_ctx = &cl;
+        /* half the requests are rule topics themselves, half random */
+        const char *topic = topics[(seed >> 14) % N];
+        char rnd[32];
+        if (seed & 4) {
+            size_t len = append(rnd, sizeof rnd, 0, "");
+            int parts = 1 + (int)((seed >> 16) % 5);
+            for (int j = 0; j < parts; j++) {
+                seed = seed * 1103515245u + 12345u;
+                const char *f = frags[(seed >> 20) % 6];
+                len = append(rnd, sizeof rnd, len, f);
+            }
+            topic = rnd;
+        }
+        (void)az_res(p, &cc, (seed & 1) ? PUB : SUB, topic);
+    }
+    wd_policy_release(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -347,6 +1174,19 @@ int main(void)
         cmocka_unit_test(shadowed_and_duplicate_rules_warn),
         cmocka_unit_test(lexical_errors_and_hostile_input_never_crash),
         cmocka_unit_test(trie_agrees_with_linear_scan_on_random_requests),
+        cmocka_unit_test(claims_render_through_the_client_callback),
+        cmocka_unit_test(cert_common_name_is_an_alias_of_cn),
+        cmocka_unit_test(sources_are_consulted_in_rule_order),
+        cmocka_unit_test(source_conditions_are_evaluated_first),
+        cmocka_unit_test(has_source_and_authn_steps),
+        cmocka_unit_test(credential_store_hooks_compile_without_warnings),
+        cmocka_unit_test(trie_agrees_with_linear_scan_with_random_sources),
+        cmocka_unit_test(store_rules_first_match_then_nomatch),
+        cmocka_unit_test(store_rules_render_placeholders),
+        cmocka_unit_test(store_rules_qos_and_retain_as_in_policies),
+        cmocka_unit_test(store_rules_that_do_not_compile_are_skipped_and_reported),
+        cmocka_unit_test(store_rule_messages_quote_at_most_64_bytes_cut_on_a_character),
+        cmocka_unit_test(store_rules_survive_hostile_input),
     };
     return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
 }
