@@ -545,8 +545,8 @@ int wd_jwt_verifier_new(const struct wd_jwt_config *cfg, struct wd_jwt_keyset *k
                         struct wd_jwt_verifier **out, char *err, size_t errcap)
 {
     *out = NULL;
-    if (!cfg || !ks) {
-        seterr(err, errcap, "jwt: no configuration or no key set");
+    if (!cfg) {
+        seterr(err, errcap, "jwt: no configuration");
         return WD_EINVAL;
     }
     if (cfg->leeway < 0 || cfg->leeway > 86400 * 365) {
@@ -579,7 +579,7 @@ int wd_jwt_verifier_new(const struct wd_jwt_config *cfg, struct wd_jwt_keyset *k
     v->acl_claim = wd_strdup(cfg->acl_claim ? cfg->acl_claim : "acl");
     v->slot = wd_calloc(1, sizeof(*v->slot));
     pthread_mutex_init(&v->slot->mu, NULL);
-    v->slot->ks = wd_jwt_keyset_get(ks);
+    v->slot->ks = wd_jwt_keyset_get(ks); /* NULL: no keys until set_keyset (JWKS URL) */
     v->slot->generation = 1;
     *out = v;
     seterr(err, errcap, "%s", "");
@@ -649,6 +649,7 @@ static const char *const status_text[] = {
     [WD_JWT_BAD_AUD] = "wrong audience",
     [WD_JWT_CLAIM_MISSING] = "required claim missing",
     [WD_JWT_CLAIM_MISMATCH] = "claim mismatch",
+    [WD_JWT_NO_KEYS] = "no key set loaded yet",
 };
 
 const char *wd_jwt_status_str(enum wd_jwt_status s)
@@ -1241,11 +1242,16 @@ int wd_jwt_verify(const struct wd_jwt_verifier *v, const char *token, size_t len
         goto out;
     }
 
-    /* key choice: kid first, then the algorithm pinned by each candidate key */
+    /* key choice: kid first, then the algorithm pinned by each candidate key. No key set
+     * yet (a JWKS URL that has not answered): an outage, not the token's fault */
     ks = pin_keyset(v);
+    if (!ks) {
+        st = WD_JWT_NO_KEYS;
+        goto out;
+    }
     size_t by_kid = 0, cand = 0;
     const struct jkey *cands[WD_JWT_KEYS_MAX];
-    for (size_t i = 0; ks && i < ks->n; i++) {
+    for (size_t i = 0; i < ks->n; i++) {
         const struct jkey *k = &ks->keys[i];
         if (k->kid && kid && strcmp(k->kid, kid) != 0)
             continue;

@@ -13,9 +13,10 @@
  *      EC key only the ES algorithm of its curve (P-256 ES256, P-384 ES384, P-521 ES512).
  *      `alg: none`, unknown algorithms, `crit`, and algorithm confusion (an HS token against
  *      an RSA key) are refused here, before libjwt sees the token;
- *   4. key choice by `kid`: a key with a kid matches only that kid; a key without one (a
- *      single PEM or secret) matches any. A token kid that no key matches is "unknown kid".
- *      A token without a kid is tried against every compatible key in order (as EMQX does);
+ *   4. key choice by `kid` (no key set at all: NO_KEYS): a key with a kid matches only that
+ *      kid; a key without one (a single PEM or secret) matches any. A token kid that no
+ *      key matches is "unknown kid". A token without a kid is tried against every
+ *      compatible key in order (as EMQX does);
  *   5. signature: HMAC first recomputed here and compared with CRYPTO_memcmp, then every
  *      family by libjwt's jwt_decode with the chosen key (its parsed alg cross-checked);
  *   6. claims: exp (now < exp + leeway; leeway 0 is EMQX's strict `<`), nbf (nbf <= now +
@@ -111,15 +112,17 @@ struct wd_jwt_config {
 
 struct wd_jwt_verifier;
 
-/* Builds a verifier using `ks` (a reference is taken; the caller keeps its own). Returns
- * WD_OK, or WD_EINVAL with the reason in err (negative leeway, empty claim name, ...). */
+/* Builds a verifier using `ks` (a reference is taken; the caller keeps its own). `ks` may be
+ * NULL (a JWKS URL whose first fetch failed): every well-formed token then fails with
+ * WD_JWT_NO_KEYS until wd_jwt_verifier_set_keyset() installs a set. Returns WD_OK, or
+ * WD_EINVAL with the reason in err (no configuration, negative leeway, empty claim name...). */
 int wd_jwt_verifier_new(const struct wd_jwt_config *cfg, struct wd_jwt_keyset *ks,
                         struct wd_jwt_verifier **out, char *err, size_t errcap);
 void wd_jwt_verifier_free(struct wd_jwt_verifier *v); /* NULL-safe; no verify may be running */
 
 /* Swaps in a new key set (JWKS refresh): takes a reference to `ks` and releases the old set
  * once no running verification holds it. Verifications that already started finish with
- * the old set. */
+ * the old set. A NULL `ks` is ignored (a slot, once filled, is never emptied). */
 void wd_jwt_verifier_set_keyset(const struct wd_jwt_verifier *v, struct wd_jwt_keyset *ks);
 
 /* The key-set generation: 1 at construction, +1 per wd_jwt_verifier_set_keyset. Part of the
@@ -144,13 +147,18 @@ enum wd_jwt_status {
     WD_JWT_BAD_AUD,        /* aud configured: absent, or not equal / not in the array */
     WD_JWT_CLAIM_MISSING,  /* a verify_claims claim is absent */
     WD_JWT_CLAIM_MISMATCH, /* a verify_claims claim differs (or is not a string) */
+    WD_JWT_NO_KEYS,        /* the verifier has no key set yet (JWKS URL not fetched): a well-
+                              formed token is refused before key choice; a malformed one
+                              still reads MALFORMED / ALG_REFUSED */
 };
 
 /* Static text for a status ("bad signature", ...); never NULL. */
 const char *wd_jwt_status_str(enum wd_jwt_status s);
 /* True for the statuses EMQX 5.8 answers with `ignore` (malformed token, refused algorithm,
  * unknown key, bad signature, too big); false for claim failures, which EMQX answers with
- * bad_username_or_password. warden denies both by default. */
+ * bad_username_or_password. warden denies both by default. False for WD_JWT_NO_KEYS too
+ * (EMQX, whose empty key set reads as a bad signature, would ignore): an IdP outage is
+ * never passed on to the next authenticator, it denies. */
 bool wd_jwt_status_emqx_ignores(enum wd_jwt_status s);
 
 enum wd_jwt_acl_format {

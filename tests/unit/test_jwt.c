@@ -1079,8 +1079,46 @@ static void status_mapping_matches_emqx_outcomes(void **state)
     assert_false(wd_jwt_status_emqx_ignores(WD_JWT_EXPIRED));
     assert_false(wd_jwt_status_emqx_ignores(WD_JWT_CLAIM_MISMATCH));
     assert_false(wd_jwt_status_emqx_ignores(WD_JWT_OK));
+    assert_false(wd_jwt_status_emqx_ignores(WD_JWT_NO_KEYS));
     assert_string_equal(wd_jwt_status_str(WD_JWT_BAD_SIGNATURE), "bad signature");
     assert_string_equal(wd_jwt_status_str((enum wd_jwt_status)99), "unknown jwt status");
+}
+
+/* A JWKS URL whose first fetch failed leaves the verifier without keys: a deny with its
+ * own status (an outage, not the client's fault), until a set is installed. */
+static void verifier_without_a_key_set_refuses_tokens_as_no_keys_until_one_is_set(void **state)
+{
+    (void)state;
+    struct wd_jwt_verifier *v = verifier(NULL, NULL);
+    assert_int_equal(wd_jwt_verifier_generation(v), 1);
+    assert_int_equal(check_free(v, mint("RS256", "k1", PAYLOAD)), WD_JWT_NO_KEYS);
+    assert_int_equal(check_free(v, mint("HS256", NULL, PAYLOAD)), WD_JWT_NO_KEYS);
+    char *tok = mint("ES256", NULL, PAYLOAD);
+    struct wd_jwt_result r;
+    assert_int_equal(wd_jwt_verify(v, tok, strlen(tok), &client, NOW, &r), WD_EINVAL);
+    assert_int_equal(r.status, WD_JWT_NO_KEYS);
+    assert_string_equal(r.reason, "no key set loaded yet");
+    wd_jwt_result_cleanup(&r);
+    free(tok);
+    /* what does not depend on keys still reads as what it is */
+    assert_int_equal(check(v, "a.b"), WD_JWT_MALFORMED);
+    assert_int_equal(check_free(v, mint_raw("none", NULL, 0, NULL, "{\"alg\":\"none\"}", PAYLOAD)),
+                     WD_JWT_ALG_REFUSED);
+    assert_false(wd_jwt_status_emqx_ignores(WD_JWT_NO_KEYS));
+    /* NULL is not a set: ignored */
+    wd_jwt_verifier_set_keyset(v, NULL);
+    assert_int_equal(wd_jwt_verifier_generation(v), 1);
+    assert_int_equal(check_free(v, mint("HS256", NULL, PAYLOAD)), WD_JWT_NO_KEYS);
+    struct wd_jwt_keyset *ks = hmac_ks();
+    wd_jwt_verifier_set_keyset(v, ks);
+    wd_jwt_keyset_release(ks);
+    assert_int_equal(wd_jwt_verifier_generation(v), 2);
+    assert_int_equal(check_free(v, mint("HS256", NULL, PAYLOAD)), WD_JWT_OK);
+    wd_jwt_verifier_free(v);
+    /* a configuration is still required */
+    char err[200];
+    assert_int_equal(wd_jwt_verifier_new(NULL, NULL, &v, err, sizeof(err)), WD_EINVAL);
+    assert_null(v);
 }
 
 /* ---- threads ---- */
@@ -1169,6 +1207,7 @@ int main(void)
         cmocka_unit_test(acl_list_form_parses_rules_and_skips_invalid_entries),
         cmocka_unit_test(acl_rules_and_reasons_are_bounded),
         cmocka_unit_test(status_mapping_matches_emqx_outcomes),
+        cmocka_unit_test(verifier_without_a_key_set_refuses_tokens_as_no_keys_until_one_is_set),
         cmocka_unit_test(verifiers_are_shared_by_threads_while_the_key_set_is_swapped),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
