@@ -23,9 +23,11 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/wd.h"
 #include "engine/engine.h"
 #include "engine/watch.h"
+#include "server/admin.h"
 #include "server/grpc.h"
 #include "server/tls.h"
 #include "tools.h"
@@ -49,6 +51,7 @@ static const char usage_text[] =
     "       warden test FILE.tests           run a policy's test cases\n"
     "       warden import-acl acl.conf       translate an EMQX acl.conf into a policy\n"
     "       warden passwd [--scheme S] [--user NAME]   hash a password for a policy\n"
+    "       warden admin [--socket PATH | --config FILE] flush [--user NAME] | stats\n"
     "\n"
     "warden is an authentication and authorization engine for EMQX, served over\n"
     "gRPC through EMQX's ExHook (emqx.exhook.v2 and v3 HookProvider).\n"
@@ -261,6 +264,79 @@ static int load_config(const struct opts *o, struct wd_config *cfg)
     return -1;
 }
 
+/* ---- the admin socket's operations (run on the admin thread) ---- */
+
+static int admin_flush_all(void *ctx, struct wd_buf *out)
+{
+    size_t n = wd_engine_flush(ctx, NULL, 0);
+    wd_buf_printf(out, "flushed %zu entries\n", n);
+    return WD_OK;
+}
+
+static int admin_flush_user(void *ctx, const char *user, size_t len, struct wd_buf *out)
+{
+    size_t n = wd_engine_flush(ctx, user, len);
+    wd_buf_printf(out, "flushed %zu entries\n", n);
+    return WD_OK;
+}
+
+static int admin_stats(void *ctx, struct wd_buf *out)
+{
+    wd_engine_stats(ctx, out);
+    for (int m = 0; m < WD_M__COUNT; m++)
+        wd_buf_printf(out, "%s %llu\n", wd_metrics_name(m), (unsigned long long)wd_metrics_get(m));
+    return WD_OK;
+}
+
+/* `warden admin [--socket PATH | --config FILE] COMMAND...` */
+static int tool_admin(int argc, char **argv)
+{
+    const char *sock = NULL, *conf = NULL;
+    int i = 1;
+    for (; i < argc; i++) {
+        if (strcmp(argv[i], "--socket") == 0 && i + 1 < argc)
+            sock = argv[++i];
+        else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            conf = argv[++i];
+        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("usage: warden admin [--socket PATH | --config FILE] COMMAND\n"
+                   "commands:\n"
+                   "  flush               drop every cached credential, ACL, token and session\n"
+                   "  flush --user NAME   the same for one user\n"
+                   "  stats               caches, sessions, backends and counters\n"
+                   "The socket is the configuration's admin_socket (docs/operations.md).\n");
+            return EXIT_OK;
+        } else
+            break;
+    }
+    struct wd_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    if (!sock && conf) {
+        char *errors = NULL;
+        wd_config_defaults(&cfg);
+        if (wd_config_load_file(&cfg, conf, &errors) != WD_OK) {
+            fprintf(stderr, "warden admin: %s\n", errors ? errors : conf);
+            free(errors);
+            wd_config_cleanup(&cfg);
+            return EXIT_CONFIG;
+        }
+        sock = cfg.admin_socket;
+    }
+    if (!sock || i >= argc) {
+        fprintf(stderr,
+                "usage: warden admin [--socket PATH | --config FILE] flush [--user NAME] "
+                "| stats\n%s",
+                sock ? ""
+                     : "warden admin: no socket: give --socket, or --config with "
+                       "admin_socket set\n");
+        wd_config_cleanup(&cfg);
+        return EXIT_USAGE;
+    }
+    int rc = wd_admin_request(sock, argc - i, argv + i, 1);
+    wd_config_cleanup(&cfg);
+    return rc;
+}
+
 static int serve(struct wd_config *cfg, struct wd_engine *engine)
 {
     sigset_t sigs;
@@ -279,6 +355,20 @@ static int serve(struct wd_config *cfg, struct wd_engine *engine)
         wd_log_error("main", "%s", err);
         wd_server_global_cleanup();
         return EXIT_RUNTIME;
+    }
+    struct wd_admin *admin = NULL;
+    if (cfg->admin_socket) {
+        static struct wd_admin_ops ops = {
+            .flush_all = admin_flush_all, .flush_user = admin_flush_user, .stats = admin_stats};
+        ops.ctx = engine;
+        if (wd_admin_start(cfg->admin_socket, &ops, &admin, err, sizeof err) != WD_OK) {
+            wd_log_error("main", "admin_socket: %s", err);
+            wd_server_stop(srv, 0);
+            wd_server_free(srv);
+            wd_server_global_cleanup();
+            return EXIT_RUNTIME;
+        }
+        wd_log_info("main", "admin socket at %s", cfg->admin_socket);
     }
     struct wd_watch *watch = NULL;
     if (cfg->policy && cfg->policy_watch) {
@@ -299,6 +389,7 @@ static int serve(struct wd_config *cfg, struct wd_engine *engine)
         break;
     }
     wd_watch_stop(watch);
+    wd_admin_stop(admin);
     wd_server_stop(srv, cfg->shutdown_grace_ms);
     wd_server_free(srv);
     wd_server_global_cleanup();
@@ -313,7 +404,7 @@ int main(int argc, char **argv)
         int (*fn)(int, char **);
     } tools[] = {
         {"check", wd_tool_check},           {"explain", wd_tool_explain}, {"test", wd_tool_test},
-        {"import-acl", wd_tool_import_acl}, {"passwd", wd_tool_passwd},
+        {"import-acl", wd_tool_import_acl}, {"passwd", wd_tool_passwd},   {"admin", tool_admin},
     };
     if (argc > 1 && argv[1][0] != '-') {
         for (size_t i = 0; i < WD_ARRAY_LEN(tools); i++)

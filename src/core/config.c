@@ -47,7 +47,7 @@ const size_t wd_config_nhook_names = WD_ARRAY_LEN(wd_config_hook_names);
 const char wd_config_embedded[] =
     "# warden embedded default configuration (used when no --config is given)\n"
     "listen 127.0.0.1:9000\n"
-    "hooks client.authenticate client.authorize\n"
+    "hooks client.authenticate client.authorize client.disconnected\n"
     "nomatch_reply continue\n";
 
 bool wd_config_hook_name_valid(const char *name)
@@ -70,6 +70,9 @@ enum opt_type {
     T_LOGLEVEL,
     T_HOOKS,
     T_TOPICS,
+    T_SECRET, /* a string never printed by --print-config */
+    T_WORD,   /* one of `choices`, stored as a string */
+    T_CLAIM,  /* NAME TEMPLATE, repeatable: appended to jwt_verify_claims */
 };
 
 struct opt {
@@ -77,31 +80,81 @@ struct opt {
     enum opt_type type;
     size_t off;
     long min, max;
+    const char *const *choices; /* T_WORD: NULL-terminated */
 };
+
+static const char *const deny_next[] = {"deny", "next", NULL};
+static const char *const hash_algos[] = {"plain",  "md5",    "sha",    "sha1",     "sha256",
+                                         "sha512", "bcrypt", "pbkdf2", "argon2id", NULL};
+static const char *const salt_positions[] = {"prefix", "suffix", "disable", NULL};
+static const char *const pbkdf2_macs[] = {"sha",    "sha1",   "sha224", "sha256",
+                                          "sha384", "sha512", NULL};
+static const char *const token_fields[] = {"password", "username", NULL};
 
 #define OFF(f) offsetof(struct wd_config, f)
 static const struct opt opts[] = {
-    {"listen", T_STRING, OFF(listen), 0, 0},
-    {"workers", T_INT, OFF(workers), 0, 256},
-    {"prepost", T_INT, OFF(prepost), 1, 4096},
-    {"shutdown_grace", T_DURATION, OFF(shutdown_grace_ms), 0, 600000},
-    {"max_message_size", T_SIZE, OFF(max_message_size), 1024, 64 << 20},
-    {"max_concurrent_streams", T_INT, OFF(max_concurrent_streams), 1, 100000},
-    {"keepalive_time", T_DURATION, OFF(keepalive_time_ms), 1000, 86400000},
-    {"keepalive_timeout", T_DURATION, OFF(keepalive_timeout_ms), 1000, 3600000},
-    {"min_ping_interval", T_DURATION, OFF(min_ping_interval_ms), 0, 3600000},
-    {"max_connection_idle", T_DURATION, OFF(max_connection_idle_ms), 0, 86400000},
-    {"max_connection_age", T_DURATION, OFF(max_connection_age_ms), 0, 604800000},
-    {"max_connection_age_grace", T_DURATION, OFF(max_connection_age_grace_ms), 0, 3600000},
-    {"tls_cert", T_STRING, OFF(tls_cert), 0, 0},
-    {"tls_key", T_STRING, OFF(tls_key), 0, 0},
-    {"tls_client_ca", T_STRING, OFF(tls_client_ca), 0, 0},
-    {"hooks", T_HOOKS, OFF(hooks), 0, 0},
-    {"message_topics", T_TOPICS, OFF(message_topics), 0, 0},
-    {"nomatch_reply", T_NOMATCH, OFF(nomatch_reply), 0, 0},
-    {"policy", T_STRING, OFF(policy), 0, 0},
-    {"policy_watch", T_BOOL, OFF(policy_watch), 0, 0},
-    {"log_level", T_LOGLEVEL, OFF(log_level), 0, 0},
+    {"listen", T_STRING, OFF(listen), 0, 0, NULL},
+    {"workers", T_INT, OFF(workers), 0, 256, NULL},
+    {"prepost", T_INT, OFF(prepost), 1, 4096, NULL},
+    {"shutdown_grace", T_DURATION, OFF(shutdown_grace_ms), 0, 600000, NULL},
+    {"max_message_size", T_SIZE, OFF(max_message_size), 1024, 64 << 20, NULL},
+    {"max_concurrent_streams", T_INT, OFF(max_concurrent_streams), 1, 100000, NULL},
+    {"keepalive_time", T_DURATION, OFF(keepalive_time_ms), 1000, 86400000, NULL},
+    {"keepalive_timeout", T_DURATION, OFF(keepalive_timeout_ms), 1000, 3600000, NULL},
+    {"min_ping_interval", T_DURATION, OFF(min_ping_interval_ms), 0, 3600000, NULL},
+    {"max_connection_idle", T_DURATION, OFF(max_connection_idle_ms), 0, 86400000, NULL},
+    {"max_connection_age", T_DURATION, OFF(max_connection_age_ms), 0, 604800000, NULL},
+    {"max_connection_age_grace", T_DURATION, OFF(max_connection_age_grace_ms), 0, 3600000, NULL},
+    {"tls_cert", T_STRING, OFF(tls_cert), 0, 0, NULL},
+    {"tls_key", T_STRING, OFF(tls_key), 0, 0, NULL},
+    {"tls_client_ca", T_STRING, OFF(tls_client_ca), 0, 0, NULL},
+    {"hooks", T_HOOKS, OFF(hooks), 0, 0, NULL},
+    {"message_topics", T_TOPICS, OFF(message_topics), 0, 0, NULL},
+    {"nomatch_reply", T_NOMATCH, OFF(nomatch_reply), 0, 0, NULL},
+    {"policy", T_STRING, OFF(policy), 0, 0, NULL},
+    {"policy_watch", T_BOOL, OFF(policy_watch), 0, 0, NULL},
+    {"log_level", T_LOGLEVEL, OFF(log_level), 0, 0, NULL},
+    {"redis_host", T_STRING, OFF(redis_host), 0, 0, NULL},
+    {"redis_port", T_INT, OFF(redis_port), 1, 65535, NULL},
+    {"redis_socket", T_STRING, OFF(redis_socket), 0, 0, NULL},
+    {"redis_username", T_STRING, OFF(redis_username), 0, 0, NULL},
+    {"redis_password", T_SECRET, OFF(redis_password), 0, 0, NULL},
+    {"redis_database", T_INT, OFF(redis_database), 0, 1 << 20, NULL},
+    {"redis_connect_timeout", T_DURATION, OFF(redis_connect_timeout_ms), 1, 60000, NULL},
+    {"redis_timeout", T_DURATION, OFF(redis_timeout_ms), 1, 60000, NULL},
+    {"redis_authn_key", T_STRING, OFF(redis_authn_key), 0, 0, NULL},
+    {"redis_acl_key", T_STRING, OFF(redis_acl_key), 0, 0, NULL},
+    {"redis_password_hash", T_WORD, OFF(redis_password_hash), 0, 0, hash_algos},
+    {"redis_salt_position", T_WORD, OFF(redis_salt_position), 0, 0, salt_positions},
+    {"redis_pbkdf2_mac", T_WORD, OFF(redis_pbkdf2_mac), 0, 0, pbkdf2_macs},
+    {"redis_pbkdf2_iterations", T_INT, OFF(redis_pbkdf2_iterations), 1, 10000000, NULL},
+    {"redis_pbkdf2_dk_length", T_INT, OFF(redis_pbkdf2_dk_length), 0, 1024, NULL},
+    {"redis_on_error", T_WORD, OFF(redis_on_error), 0, 0, deny_next},
+    {"jwt_secret", T_SECRET, OFF(jwt_secret), 0, 0, NULL},
+    {"jwt_secret_base64", T_BOOL, OFF(jwt_secret_base64), 0, 0, NULL},
+    {"jwt_public_key", T_STRING, OFF(jwt_public_key), 0, 0, NULL},
+    {"jwt_jwks_file", T_STRING, OFF(jwt_jwks_file), 0, 0, NULL},
+    {"jwt_jwks_url", T_STRING, OFF(jwt_jwks_url), 0, 0, NULL},
+    {"jwt_jwks_ca", T_STRING, OFF(jwt_jwks_ca), 0, 0, NULL},
+    {"jwt_jwks_refresh", T_DURATION, OFF(jwt_jwks_refresh_ms), 10000, 86400000, NULL},
+    {"jwt_from", T_WORD, OFF(jwt_from), 0, 0, token_fields},
+    {"jwt_leeway", T_DURATION, OFF(jwt_leeway_ms), 0, 3600000, NULL},
+    {"jwt_check_iat", T_BOOL, OFF(jwt_check_iat), 0, 0, NULL},
+    {"jwt_iss", T_STRING, OFF(jwt_iss), 0, 0, NULL},
+    {"jwt_aud", T_STRING, OFF(jwt_aud), 0, 0, NULL},
+    {"jwt_verify_claim", T_CLAIM, OFF(jwt_verify_claims), 0, 0, NULL},
+    {"jwt_acl_claim", T_STRING, OFF(jwt_acl_claim), 0, 0, NULL},
+    {"jwt_max_token_len", T_SIZE, OFF(jwt_max_token_len), 64, 1 << 20, NULL},
+    {"jwt_on_invalid", T_WORD, OFF(jwt_on_invalid), 0, 0, deny_next},
+    {"cache", T_BOOL, OFF(cache), 0, 0, NULL},
+    {"cache_entries", T_INT, OFF(cache_entries), 16, 100000000, NULL},
+    {"cache_memory", T_SIZE, OFF(cache_memory), 65536, 1 << 30, NULL},
+    {"cache_ttl", T_DURATION, OFF(cache_ttl_ms), 1, 86400000, NULL},
+    {"cache_negative_ttl", T_DURATION, OFF(cache_negative_ttl_ms), 1, 86400000, NULL},
+    {"session_max", T_INT, OFF(session_max), 16, 100000000, NULL},
+    {"session_memory", T_SIZE, OFF(session_memory), 65536, 1 << 30, NULL},
+    {"session_ttl", T_DURATION, OFF(session_ttl_ms), 0, 604800000, NULL},
+    {"admin_socket", T_STRING, OFF(admin_socket), 0, 0, NULL},
 };
 #undef OFF
 
@@ -152,13 +205,41 @@ void wd_config_defaults(struct wd_config *cfg)
     cfg->max_connection_idle_ms = 0;
     cfg->max_connection_age_ms = 0;
     cfg->max_connection_age_grace_ms = 30000;
-    cfg->hooks = wd_calloc(2, sizeof(char *));
+    cfg->hooks = wd_calloc(3, sizeof(char *));
     cfg->hooks[0] = wd_strdup("client.authenticate");
     cfg->hooks[1] = wd_strdup("client.authorize");
-    cfg->nhooks = 2;
+    cfg->hooks[2] = wd_strdup("client.disconnected"); /* drops the client's session */
+    cfg->nhooks = 3;
     cfg->nomatch_reply = WD_NOMATCH_CONTINUE;
     cfg->policy_watch = true;
     cfg->log_level = WD_LOG_INFO;
+
+    cfg->redis_port = 6379;
+    cfg->redis_connect_timeout_ms = 1000;
+    cfg->redis_timeout_ms = 500;
+    cfg->redis_authn_key = wd_strdup("mqtt_user:${username}");
+    cfg->redis_acl_key = wd_strdup("mqtt_acl:${username}");
+    cfg->redis_password_hash = wd_strdup("sha256");
+    cfg->redis_salt_position = wd_strdup("prefix");
+    cfg->redis_pbkdf2_mac = wd_strdup("sha256");
+    cfg->redis_pbkdf2_iterations = 4096;
+    cfg->redis_pbkdf2_dk_length = 0;
+    cfg->redis_on_error = wd_strdup("deny");
+
+    cfg->jwt_jwks_refresh_ms = 300000;
+    cfg->jwt_from = wd_strdup("password");
+    cfg->jwt_acl_claim = wd_strdup("acl");
+    cfg->jwt_max_token_len = 8192;
+    cfg->jwt_on_invalid = wd_strdup("deny");
+
+    cfg->cache = true;
+    cfg->cache_entries = 65536;
+    cfg->cache_memory = 64 << 20;
+    cfg->cache_ttl_ms = 60000;
+    cfg->cache_negative_ttl_ms = 5000;
+    cfg->session_max = 1000000;
+    cfg->session_memory = 256 << 20;
+    cfg->session_ttl_ms = 0;
 }
 
 void wd_config_cleanup(struct wd_config *cfg)
@@ -166,13 +247,17 @@ void wd_config_cleanup(struct wd_config *cfg)
     if (!cfg)
         return;
     free(cfg->source);
-    free(cfg->listen);
-    free(cfg->tls_cert);
-    free(cfg->tls_key);
-    free(cfg->tls_client_ca);
+    for (size_t i = 0; i < WD_ARRAY_LEN(opts); i++) {
+        if (opts[i].type != T_STRING && opts[i].type != T_SECRET && opts[i].type != T_WORD)
+            continue;
+        char **sp = (char **)((char *)cfg + opts[i].off);
+        if (opts[i].type == T_SECRET && *sp)
+            explicit_bzero(*sp, strlen(*sp));
+        free(*sp);
+    }
     free_list(cfg->hooks, cfg->nhooks);
     free_list(cfg->message_topics, cfg->nmessage_topics);
-    free(cfg->policy);
+    free_list(cfg->jwt_verify_claims, cfg->njwt_verify_claims);
     memset(cfg, 0, sizeof *cfg);
 }
 
@@ -261,7 +346,7 @@ static int apply(struct wd_config *cfg, const char *where, char **w, int nw, str
         err_add(e, "%s: unknown directive '%s'", where, w[0]);
         return 1;
     }
-    if (seen && seen[idx]) {
+    if (seen && seen[idx] && o->type != T_CLAIM) {
         err_add(e, "%s: '%s' is set more than once", where, o->name);
         return 1;
     }
@@ -305,6 +390,23 @@ static int apply(struct wd_config *cfg, const char *where, char **w, int nw, str
         *count = (size_t)nargs;
         return 0;
     }
+    case T_CLAIM: {
+        if (nargs != 2 || w[1][0] == '\0') {
+            err_add(e, "%s: '%s' takes a claim name and a value template", where, o->name);
+            return 1;
+        }
+        for (size_t i = 0; i < cfg->njwt_verify_claims; i += 2) {
+            if (strcmp(cfg->jwt_verify_claims[i], w[1]) == 0) {
+                err_add(e, "%s: claim '%s' is already checked", where, w[1]);
+                return 1;
+            }
+        }
+        cfg->jwt_verify_claims =
+            wd_realloc(cfg->jwt_verify_claims, (cfg->njwt_verify_claims + 2) * sizeof(char *));
+        cfg->jwt_verify_claims[cfg->njwt_verify_claims++] = wd_strdup(w[1]);
+        cfg->jwt_verify_claims[cfg->njwt_verify_claims++] = wd_strdup(w[2]);
+        return 0;
+    }
     default:
         break;
     }
@@ -315,7 +417,25 @@ static int apply(struct wd_config *cfg, const char *where, char **w, int nw, str
     }
     const char *v = w[1];
     switch (o->type) {
-    case T_STRING: {
+    case T_WORD: {
+        size_t k = 0;
+        while (o->choices[k] && strcmp(o->choices[k], v) != 0)
+            k++;
+        if (!o->choices[k]) {
+            struct wd_buf b = {0};
+            for (size_t j = 0; o->choices[j]; j++)
+                wd_buf_printf(&b, "%s%s", j ? ", " : "", o->choices[j]);
+            err_add(e, "%s: '%s' must be one of %s; got '%s'", where, o->name, b.s, v);
+            wd_buf_free(&b);
+            return 1;
+        }
+        char **sp = (char **)field;
+        free(*sp);
+        *sp = wd_strdup(v);
+        return 0;
+    }
+    case T_STRING:
+    case T_SECRET: {
         if (v[0] == '\0') {
             err_add(e, "%s: '%s' must not be empty", where, o->name);
             return 1;
@@ -621,6 +741,23 @@ void wd_config_print(const struct wd_config *cfg, int fd)
         const char *field = (const char *)cfg + o->off;
         v[0] = '\0';
         switch (o->type) {
+        case T_SECRET:
+            snprintf(line, sizeof line,
+                     *(char *const *)field ? "%s <redacted>\n" : "# %s (unset)\n", o->name);
+            put(fd, line);
+            continue;
+        case T_CLAIM:
+            for (size_t k = 0; k + 1 < cfg->njwt_verify_claims; k += 2) {
+                snprintf(line, sizeof line, "%s \"%s\" \"%s\"\n", o->name,
+                         cfg->jwt_verify_claims[k], cfg->jwt_verify_claims[k + 1]);
+                put(fd, line);
+            }
+            if (cfg->njwt_verify_claims == 0) {
+                snprintf(line, sizeof line, "# %s (none)\n", o->name);
+                put(fd, line);
+            }
+            continue;
+        case T_WORD:
         case T_STRING: {
             const char *s = *(char *const *)field;
             if (!s) {

@@ -64,6 +64,58 @@ struct wd_config {
     bool policy_watch;
 
     enum wd_log_level log_level;
+
+    /* Redis (docs/redis.md): used by `authn redis` / `rules redis`; configured when
+     * redis_host or redis_socket is set */
+    char *redis_host;
+    int redis_port;
+    char *redis_socket;
+    char *redis_username;
+    char *redis_password; /* secret: never printed */
+    int redis_database;
+    int redis_connect_timeout_ms;
+    int redis_timeout_ms;
+    char *redis_authn_key;
+    char *redis_acl_key;
+    char *redis_password_hash;   /* passwd algorithm name (EMQX's names) */
+    char *redis_salt_position;   /* prefix | suffix | disable */
+    char *redis_pbkdf2_mac;      /* sha1 ... sha512 */
+    int redis_pbkdf2_iterations; /* >= 1 */
+    int redis_pbkdf2_dk_length;  /* bytes; 0: the digest size */
+    char *redis_on_error;        /* deny | next */
+
+    /* JWT (docs/jwt.md): used by `authn jwt` / `rules jwt`; configured when one key
+     * source is set */
+    char *jwt_secret; /* secret: never printed */
+    bool jwt_secret_base64;
+    char *jwt_public_key; /* PEM file */
+    char *jwt_jwks_file;
+    char *jwt_jwks_url;
+    char *jwt_jwks_ca;
+    int jwt_jwks_refresh_ms;
+    char *jwt_from; /* password | username */
+    int jwt_leeway_ms;
+    bool jwt_check_iat;
+    char *jwt_iss;
+    char *jwt_aud;
+    char **jwt_verify_claims;  /* name, template, name, template, ... */
+    size_t njwt_verify_claims; /* strings in the list (twice the number of claims) */
+    char *jwt_acl_claim;
+    int jwt_max_token_len;
+    char *jwt_on_invalid; /* deny | next */
+
+    /* cache (docs/cache.md) and sessions (docs/sessions.md) */
+    bool cache;
+    int cache_entries;
+    int cache_memory;
+    int cache_ttl_ms;
+    int cache_negative_ttl_ms;
+    int session_max;
+    int session_memory;
+    int session_ttl_ms; /* 0: sessions expire only with their token, or when evicted */
+
+    /* operations */
+    char *admin_socket; /* NULL: no admin socket */
 };
 
 /* The ExHook hook names EMQX accepts in a LoadedResponse (exhook-client-behavior.md §3). */

@@ -22,7 +22,17 @@
     X(AUTHZ_DENY, "authz_deny_total", "authorizations denied")                                     \
     X(AUTHZ_NOMATCH, "authz_nomatch_total", "authorizations nothing decided")                      \
     X(HEALTH_CHECKS, "health_checks_total", "grpc.health.v1 Check calls")                          \
-    X(PROVIDER_LOADED, "provider_loaded_total", "OnProviderLoaded calls")
+    X(PROVIDER_LOADED, "provider_loaded_total", "OnProviderLoaded calls")                          \
+    X(AUTHN_CACHE_HITS, "authn_cache_hits_total", "credential checks answered by the cache")       \
+    X(AUTHN_COALESCED, "authn_coalesced_total",                                                    \
+      "credential checks that waited for an identical one")                                        \
+    X(AUTHZ_CACHE_HITS, "authz_cache_hits_total", "Redis ACLs served from the cache")              \
+    X(REDIS_LOOKUPS, "redis_lookups_total", "Redis commands sent (user and ACL lookups)")          \
+    X(REDIS_ERRORS, "redis_errors_total", "Redis lookups that failed (down, slow, wrong type)")    \
+    X(JWT_VERIFIED, "jwt_verified_total", "tokens verified (signature and claims)")                \
+    X(JWT_REFUSED, "jwt_refused_total", "tokens refused")                                          \
+    X(SESSIONS_CREATED, "sessions_created_total", "sessions recorded by authenticate")             \
+    X(SESSIONS_DROPPED, "sessions_dropped_total", "sessions dropped on client.disconnected")
 
 enum wd_metric {
 #define WD_METRIC_ENUM(id, name, help) WD_M_##id,

@@ -17,6 +17,7 @@
 
 #include "core/log.h"
 #include "core/metrics.h"
+#include "engine/backends.h"
 #include "store/passwd.h"
 
 const char wd_engine_embedded_policy[] =
@@ -33,6 +34,7 @@ const char wd_engine_embedded_policy[] =
 
 struct wd_engine {
     char *path;
+    struct wd_backends *backends;
     pthread_mutex_t reload_lock; /* one reload at a time (SIGHUP and the file watcher) */
     pthread_mutex_t lock;
     struct wd_policy *current;
@@ -43,6 +45,9 @@ struct wd_engine_local {
     struct wd_engine *e;
     struct wd_policy *p;
     unsigned long generation;
+    bool needs_session; /* of p: it reads what authenticate learned */
+    bool has_sources;
+    struct wd_backends_local *bl;
 };
 
 /* Secrets are checked with the store's knowledge of password schemes, but reported by
@@ -82,13 +87,42 @@ int wd_engine_load_policy(const char *path, struct wd_policy **out, char **repor
     return rc;
 }
 
+/* What the configured backends cannot provide for p, appended to *report. */
+static int check_backends(const struct wd_backends *b, const struct wd_policy *p, char **report)
+{
+    struct wd_buf errs = {0};
+    int n = wd_backends_check_policy(b, p, &errs);
+    if (n) {
+        struct wd_buf all = {0};
+        if (*report)
+            wd_buf_puts(&all, *report);
+        wd_buf_puts(&all, errs.s);
+        free(*report);
+        *report = all.s;
+    }
+    wd_buf_free(&errs);
+    return n;
+}
+
 struct wd_engine *wd_engine_new(const struct wd_config *cfg, char **report)
 {
     struct wd_policy *p;
-    if (wd_engine_load_policy(cfg->policy, &p, report) != WD_OK)
+    struct wd_backends *b;
+    *report = NULL;
+    if (wd_backends_new(cfg, &b, report) != WD_OK)
         return NULL;
+    if (wd_engine_load_policy(cfg->policy, &p, report) != WD_OK) {
+        wd_backends_free(b);
+        return NULL;
+    }
+    if (check_backends(b, p, report)) {
+        wd_policy_release(p);
+        wd_backends_free(b);
+        return NULL;
+    }
     struct wd_engine *e = wd_calloc(1, sizeof *e);
     e->path = cfg->policy ? wd_strdup(cfg->policy) : NULL;
+    e->backends = b;
     pthread_mutex_init(&e->lock, NULL);
     pthread_mutex_init(&e->reload_lock, NULL);
     e->current = p;
@@ -101,6 +135,7 @@ void wd_engine_free(struct wd_engine *e)
     if (!e)
         return;
     wd_policy_release(e->current);
+    wd_backends_free(e->backends);
     pthread_mutex_destroy(&e->lock);
     pthread_mutex_destroy(&e->reload_lock);
     free(e->path);
@@ -112,6 +147,10 @@ int wd_engine_reload(struct wd_engine *e, char **report)
     struct wd_policy *p;
     pthread_mutex_lock(&e->reload_lock);
     int rc = wd_engine_load_policy(e->path, &p, report);
+    if (rc == WD_OK && check_backends(e->backends, p, report)) {
+        wd_policy_release(p);
+        rc = WD_EINVAL;
+    }
     if (rc != WD_OK) {
         pthread_mutex_unlock(&e->reload_lock);
         return rc;
@@ -136,6 +175,16 @@ unsigned long wd_engine_generation(const struct wd_engine *e)
     return atomic_load(&((struct wd_engine *)e)->generation);
 }
 
+static void note_policy(struct wd_engine_local *l)
+{
+    const struct wd_policy *p = l->p;
+    l->has_sources =
+        wd_policy_has_source(p, WD_SOURCE_REDIS) || wd_policy_has_source(p, WD_SOURCE_JWT);
+    l->needs_session = wd_policy_has_source(p, WD_SOURCE_JWT) || wd_policy_uses_claims(p) ||
+                       wd_policy_has_authn_step(p, WD_STEP_REDIS) ||
+                       wd_policy_has_authn_step(p, WD_STEP_JWT);
+}
+
 struct wd_engine_local *wd_engine_local_new(struct wd_engine *e)
 {
     struct wd_engine_local *l = wd_calloc(1, sizeof *l);
@@ -144,6 +193,8 @@ struct wd_engine_local *wd_engine_local_new(struct wd_engine *e)
     l->p = wd_policy_get(e->current);
     l->generation = wd_policy_generation(l->p);
     pthread_mutex_unlock(&e->lock);
+    note_policy(l);
+    l->bl = wd_backends_local_new(e->backends);
     return l;
 }
 
@@ -152,6 +203,7 @@ void wd_engine_local_free(struct wd_engine_local *l)
     if (!l)
         return;
     wd_policy_release(l->p);
+    wd_backends_local_free(l->bl);
     free(l);
 }
 
@@ -166,6 +218,7 @@ static const struct wd_policy *policy_of(struct wd_engine_local *l)
         wd_policy_release(l->p);
         l->p = p;
         l->generation = wd_policy_generation(p);
+        note_policy(l);
     }
     return l->p;
 }
@@ -176,12 +229,17 @@ static void count(enum wd_decision d, enum wd_metric allow, enum wd_metric deny,
     wd_metrics_inc(d == WD_DECISION_ALLOW ? allow : d == WD_DECISION_DENY ? deny : nomatch);
 }
 
-int wd_engine_authn_with(const struct wd_policy *p, const struct wd_authn_req *req,
-                         struct wd_verdict *out)
+/* Runs the chain. bl may be NULL (tools): then `authn redis|jwt` steps never answer. On an
+ * ALLOW, *src and *sr say what the session should remember. */
+static int authn_run(const struct wd_policy *p, struct wd_backends_local *bl,
+                     const struct wd_authn_req *req, struct wd_verdict *out,
+                     enum wd_session_source *src, struct wd_step_result *sr)
 {
     const struct wd_client *c = &req->client;
     bool anonymous = c->username[0] == '\0';
     out->generation = wd_policy_generation(p);
+    memset(sr, 0, sizeof *sr);
+    *src = WD_SESSION_OTHER;
     for (size_t i = 0; i < wd_policy_nsteps(p); i++) {
         const struct wd_policy_step *s = wd_policy_step(p, i);
         out->line = s->line;
@@ -210,6 +268,8 @@ int wd_engine_authn_with(const struct wd_policy *p, const struct wd_authn_req *r
             }
             out->decision = ok ? WD_DECISION_ALLOW : WD_DECISION_DENY;
             out->reason = ok ? "static user: password matches" : "static user: wrong password";
+            *src = WD_SESSION_STATIC;
+            sr->superuser = ok && u->superuser;
             return WD_OK;
         }
         case WD_STEP_ANONYMOUS:
@@ -223,9 +283,20 @@ int wd_engine_authn_with(const struct wd_policy *p, const struct wd_authn_req *r
             out->reason = "authn step condition holds";
             return WD_OK;
         case WD_STEP_REDIS:
-        case WD_STEP_JWT:
+        case WD_STEP_JWT: {
+            if (!bl)
+                continue;
+            int d = s->kind == WD_STEP_REDIS ? wd_backends_authn_redis(bl, req, sr)
+                                             : wd_backends_authn_jwt(bl, req, sr);
+            if (!d)
+                continue;
+            out->decision = sr->decision;
+            out->reason = sr->reason;
+            *src = s->kind == WD_STEP_REDIS ? WD_SESSION_REDIS : WD_SESSION_JWT;
+            return WD_OK;
+        }
         case WD_STEP_DEFAULT:
-            continue; /* not available yet; default is handled below */
+            continue; /* handled below */
         }
     }
     out->decision = wd_policy_authn_default(p, &out->line);
@@ -233,10 +304,25 @@ int wd_engine_authn_with(const struct wd_policy *p, const struct wd_authn_req *r
     return WD_OK;
 }
 
+int wd_engine_authn_with(const struct wd_policy *p, const struct wd_authn_req *req,
+                         struct wd_verdict *out)
+{
+    enum wd_session_source src;
+    struct wd_step_result sr;
+    return authn_run(p, NULL, req, out, &src, &sr);
+}
+
 int wd_engine_authenticate(struct wd_engine_local *l, const struct wd_authn_req *req,
                            struct wd_verdict *out)
 {
-    int rc = wd_engine_authn_with(policy_of(l), req, out);
+    enum wd_session_source src;
+    struct wd_step_result sr;
+    const struct wd_policy *p = policy_of(l);
+    int rc = authn_run(p, l->bl, req, out, &src, &sr);
+    if (out->decision == WD_DECISION_ALLOW && l->needs_session)
+        wd_backends_session_put(l->e->backends, req, src, &sr); /* takes sr.jwt */
+    else
+        wd_jwt_ident_release(sr.jwt);
     count(out->decision, WD_M_AUTHN_ALLOW, WD_M_AUTHN_DENY, WD_M_AUTHN_NOMATCH);
     return rc;
 }
@@ -246,11 +332,51 @@ int wd_engine_authorize(struct wd_engine_local *l, const struct wd_authz_req *re
 {
     const struct wd_policy *p = policy_of(l);
     struct wd_policy_result r;
-    wd_policy_authorize(p, req, &r);
+    if (!l->needs_session && !l->has_sources) {
+        wd_policy_authorize(p, req, &r); /* the static-policy fast path */
+        out->reason = r.by_default ? "no rule matched: authz default" : "rule matched";
+    } else {
+        struct wd_backends *b = l->e->backends;
+        struct wd_authz_req rq = *req;
+        const struct wd_session *s = NULL;
+        if (l->needs_session) {
+            s = wd_backends_session_get(b, &req->client);
+            if (s) {
+                rq.client.is_superuser = rq.client.is_superuser || wd_session_superuser(s);
+                wd_session_bind_claims(s, &rq.client);
+            }
+        }
+        struct wd_source_ctx sc = {.l = l->bl, .session = s, .reason = NULL};
+        struct wd_policy_sources srcs = {.eval = wd_backends_source_eval, .ctx = &sc};
+        wd_policy_authorize_src(p, &rq, &srcs, &r);
+        if (r.by_source && sc.reason)
+            out->reason = sc.reason;
+        else
+            out->reason = r.by_default ? "no rule matched: authz default" : "rule matched";
+        if (s)
+            wd_backends_session_release(b, s);
+    }
     out->decision = r.decision;
     out->line = r.line;
     out->generation = wd_policy_generation(p);
-    out->reason = r.by_default ? "no rule matched: authz default" : "rule matched";
     count(out->decision, WD_M_AUTHZ_ALLOW, WD_M_AUTHZ_DENY, WD_M_AUTHZ_NOMATCH);
     return WD_OK;
+}
+
+void wd_engine_client_disconnected(struct wd_engine_local *l, const struct wd_client *c)
+{
+    wd_backends_session_drop(l->e->backends, c);
+}
+
+size_t wd_engine_flush(struct wd_engine *e, const char *user, size_t len)
+{
+    return user ? wd_backends_flush_user(e->backends, user, len)
+                : wd_backends_flush_all(e->backends);
+}
+
+void wd_engine_stats(struct wd_engine *e, struct wd_buf *out)
+{
+    wd_buf_printf(out, "policy: %s generation %lu\n", e->path ? e->path : "<embedded>",
+                  wd_engine_generation(e));
+    wd_backends_stats(e->backends, out);
 }

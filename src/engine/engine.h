@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/buf.h"
 #include "core/config.h"
 #include "core/request.h"
 #include "core/wd.h"
@@ -71,7 +72,17 @@ int wd_engine_authenticate(struct wd_engine_local *l, const struct wd_authn_req 
 int wd_engine_authorize(struct wd_engine_local *l, const struct wd_authz_req *req,
                         struct wd_verdict *out);
 
-/* Runs the authentication chain of a given policy (tools use this without an engine). */
+/* client.disconnected: drops the client's session if this connection created it. */
+void wd_engine_client_disconnected(struct wd_engine_local *l, const struct wd_client *c);
+
+/* Admin: drops cached credentials, ACLs, tokens and sessions: all (user NULL) or those of
+ * one user (len bytes). Returns how many entries were dropped. */
+size_t wd_engine_flush(struct wd_engine *e, const char *user, size_t len);
+/* Admin: human-readable state (policy, caches, sessions, backends) appended to out. */
+void wd_engine_stats(struct wd_engine *e, struct wd_buf *out);
+
+/* Runs the authentication chain of a given policy (tools use this without an engine: the
+ * `authn redis` and `authn jwt` steps never answer there). */
 int wd_engine_authn_with(const struct wd_policy *p, const struct wd_authn_req *req,
                          struct wd_verdict *out);
 

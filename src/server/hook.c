@@ -241,6 +241,8 @@ static void client_from(struct wd_client *c, const Emqx__Exhook__V3__ClientInfo 
     c->dn = ci->dn;
     c->anonymous = ci->anonymous;
     c->is_superuser = ci->is_superuser;
+    c->claim = NULL; /* the engine binds a session's claims */
+    c->claim_ctx = NULL;
 }
 
 static enum wd_hook_status valued_reply(struct wd_hook_worker *w, enum wd_decision d,
@@ -405,8 +407,19 @@ static enum wd_hook_status h_message_publish(struct wd_hook_worker *w, int servi
     return reply(w, &r.base);
 }
 
-/* Notification hooks: EMQX ignores the result, but it must be a real message. The
- * session issue hooks client.disconnected here to drop per-client state. */
+/* client.disconnected: the client's session (what authenticate learned) goes with it. */
+static enum wd_hook_status h_disconnected(struct wd_hook_worker *w, int service,
+                                          const ProtobufCMessage *m)
+{
+    (void)service;
+    const Emqx__Exhook__V3__ClientDisconnectedRequest *req = (const void *)m;
+    struct wd_client c = {0};
+    client_from(&c, req->clientinfo);
+    wd_engine_client_disconnected(w->local, &c);
+    return empty_reply(w);
+}
+
+/* Notification hooks: EMQX ignores the result, but it must be a real message. */
 static enum wd_hook_status h_notify(struct wd_hook_worker *w, int service,
                                     const ProtobufCMessage *m)
 {
@@ -425,6 +438,8 @@ static handler_fn handler_for(const char *name)
         return h_authorize;
     if (strcmp(name, "OnMessagePublish") == 0)
         return h_message_publish;
+    if (strcmp(name, "OnClientDisconnected") == 0)
+        return h_disconnected;
     return h_notify;
 }
 

@@ -71,7 +71,7 @@ METHODS = [
 ]
 ALL_HOOKS = [m[2] for m in METHODS if m[2]]
 MESSAGE_HOOKS = {"message.publish", "message.delivered", "message.acked", "message.dropped"}
-DEFAULT_HOOKS = ["client.authenticate", "client.authorize"]
+DEFAULT_HOOKS = ["client.authenticate", "client.authorize", "client.disconnected"]
 
 
 def path(method, version="v2"):

@@ -26,9 +26,10 @@ static void defaults_listen_on_loopback_with_the_auth_hooks(void **state)
     assert_null(c.policy);
     assert_true(c.policy_watch);
     assert_int_equal(c.nomatch_reply, WD_NOMATCH_CONTINUE);
-    assert_int_equal(c.nhooks, 2);
+    assert_int_equal(c.nhooks, 3);
     assert_string_equal(c.hooks[0], "client.authenticate");
     assert_string_equal(c.hooks[1], "client.authorize");
+    assert_string_equal(c.hooks[2], "client.disconnected");
     wd_config_cleanup(&c);
 }
 

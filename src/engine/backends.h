@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * backends.h: the credential stores as the engine uses them (internal to src/engine/).
+ *
+ * The store modules (src/store/) know Redis, JWT, password hashes and the cache; this layer
+ * knows what a policy step or splice point means and turns the stores' answers into
+ * decisions, with the caching, single-flight, failure decisions and per-client sessions
+ * described in docs/redis.md, docs/jwt.md, docs/cache.md and docs/sessions.md.
+ *
+ * Objects:
+ *   struct wd_backends        shared by every worker: configuration, the JWT verifier (and
+ *                             its JWKS refresher), the cache, the session table.
+ *   struct wd_backends_local  one per worker thread: its Redis connection.
+ *
+ * Error policy: a backend failure (Redis down, slow, wrong type) answers with the configured
+ * failure decision (`redis_on_error`, default deny) and is never cached; an invalid token
+ * denies unless `jwt_on_invalid next`; anything that cannot be evaluated denies.
+ */
+#ifndef WD_ENGINE_BACKENDS_H
+#define WD_ENGINE_BACKENDS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/config.h"
+#include "core/request.h"
+#include "policy/policy.h"
+
+struct wd_backends;
+struct wd_backends_local;
+struct wd_session;
+struct wd_jwt_ident;
+
+/* Builds the backends the configuration describes (nothing is configured: an object that
+ * reports Redis and JWT as unavailable). Returns WD_OK, or an error with *errors set
+ * (malloc'd, one message per line). Connects to nothing that could make start-up fail
+ * while a backend is briefly down: an unreachable Redis or JWKS URL is logged, not fatal. */
+int wd_backends_new(const struct wd_config *cfg, struct wd_backends **out, char **errors);
+void wd_backends_free(struct wd_backends *b);
+
+/* Appends to errs (one line each) what the policy needs that the configuration does not
+ * provide (`authn redis` without redis_host, ...). Returns the number of problems. */
+int wd_backends_check_policy(const struct wd_backends *b, const struct wd_policy *p,
+                             struct wd_buf *errs);
+
+struct wd_backends_local *wd_backends_local_new(struct wd_backends *b);
+void wd_backends_local_free(struct wd_backends_local *l);
+
+/* One authentication step. Returns 1 when the step decided (*decision, *reason, and
+ * *superuser for an ALLOW), 0 when the chain goes on. */
+struct wd_step_result {
+    enum wd_decision decision;
+    const char *reason; /* static text */
+    bool superuser;
+    struct wd_jwt_ident *jwt; /* JWT steps on ALLOW: a reference for the session (or NULL) */
+};
+int wd_backends_authn_redis(struct wd_backends_local *l, const struct wd_authn_req *req,
+                            struct wd_step_result *out);
+int wd_backends_authn_jwt(struct wd_backends_local *l, const struct wd_authn_req *req,
+                          struct wd_step_result *out);
+void wd_jwt_ident_release(struct wd_jwt_ident *j);
+
+/* ---- sessions (docs/sessions.md) ---- */
+
+/* What authentication learned about a client, kept by clientid for authorize. */
+enum wd_session_source {
+    WD_SESSION_STATIC = 1,
+    WD_SESSION_REDIS,
+    WD_SESSION_JWT,
+    WD_SESSION_OTHER, /* anonymous allow, `allow when`, authn default allow */
+};
+
+/* Records a session after an ALLOW (takes over the jwt reference in r). */
+void wd_backends_session_put(struct wd_backends *b, const struct wd_authn_req *req,
+                             enum wd_session_source src, const struct wd_step_result *r);
+/* The session of this client, or NULL (none, expired, or one recorded for another
+ * username). The pointer is an opaque handle (it holds a reference that keeps the session
+ * alive): pass it only to the wd_session_* and wd_backends_session_* functions, and release
+ * it with wd_backends_session_release(). */
+const struct wd_session *wd_backends_session_get(struct wd_backends *b, const struct wd_client *c);
+void wd_backends_session_release(struct wd_backends *b, const struct wd_session *s);
+bool wd_session_superuser(const struct wd_session *s);
+/* Drops the client's session if it is the one this connection created (same peer). */
+void wd_backends_session_drop(struct wd_backends *b, const struct wd_client *c);
+/* Sets c->claim / c->claim_ctx from the session's JWT claims (no-op without them). */
+void wd_session_bind_claims(const struct wd_session *s, struct wd_client *c);
+
+/* ---- authorization sources ---- */
+
+struct wd_source_ctx {
+    struct wd_backends_local *l;
+    const struct wd_session *session; /* may be NULL */
+    const char *reason;               /* set by the source that decided */
+};
+/* The policy's wd_policy_sources.eval (ctx is a struct wd_source_ctx). */
+int wd_backends_source_eval(void *ctx, enum wd_source src, const struct wd_authz_req *req,
+                            struct wd_policy_result *out);
+
+/* ---- operations ---- */
+
+/* Admin flushes: every cached entry and session, or those of one user. Return how many
+ * entries were dropped. */
+size_t wd_backends_flush_all(struct wd_backends *b);
+size_t wd_backends_flush_user(struct wd_backends *b, const char *user, size_t len);
+/* Human-readable statistics (cache counters, sessions, Redis and JWT state). */
+void wd_backends_stats(struct wd_backends *b, struct wd_buf *out);
+
+#endif
