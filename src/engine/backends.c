@@ -469,8 +469,12 @@ int wd_backends_authn_redis(struct wd_backends_local *l, const struct wd_authn_r
     if (b->cache) {
         void *v;
         struct wd_cache_ref *ref = wd_cache_get(b->cache, &ck, &v, NULL);
-        if (!ref && ck.digest_cache_id != 0 && !(leader = flight_begin(&b->flights, ck.digest)))
-            ref = wd_cache_get(b->cache, &ck, &v, NULL); /* another worker just answered */
+        if (!ref && ck.digest_cache_id != 0) {
+            /* leader or not, look again: the answer may have landed between the miss and
+             * flight_begin (then a new leader must not ask Redis a second time) */
+            leader = flight_begin(&b->flights, ck.digest);
+            ref = wd_cache_get(b->cache, &ck, &v, NULL);
+        }
         if (ref) {
             vd = *(struct verdict *)v;
             wd_cache_release(ref);

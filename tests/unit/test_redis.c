@@ -30,205 +30,7 @@
 #include "core/wd.h"
 #include "store/redis.h"
 
-/* ---- fixture: a redis-server child ---- */
-
-struct srv {
-    pid_t pid;
-    int port;
-    char dir[64];
-    char sock[128];
-    const char *requirepass;
-};
-
-#define MAX_SRV 8
-static pid_t live[MAX_SRV];
-
-static void track(pid_t pid, bool add)
-{
-    for (int i = 0; i < MAX_SRV; i++) {
-        if (add && live[i] == 0) {
-            live[i] = pid;
-            return;
-        }
-        if (!add && live[i] == pid) {
-            live[i] = 0;
-            return;
-        }
-    }
-}
-
-static void kill_all_at_exit(void)
-{
-    for (int i = 0; i < MAX_SRV; i++)
-        if (live[i] > 0) {
-            kill(live[i], SIGKILL);
-            waitpid(live[i], NULL, 0);
-            live[i] = 0;
-        }
-}
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* an admin connection straight to the child (fixture only), AUTHed when needed */
-static redisContext *admin(const struct srv *s)
-{
-    struct timeval tv = {1, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", s->port, tv);
-    if (!c || c->err) {
-        redisFree(c);
-        return NULL;
-    }
-    redisSetTimeout(c, tv);
-    if (s->requirepass) {
-        redisReply *r = redisCommand(c, "AUTH %s", s->requirepass);
-        bool ok = r && r->type == REDIS_REPLY_STATUS;
-        freeReplyObject(r);
-        if (!ok) {
-            redisFree(c);
-            return NULL;
-        }
-    }
-    return c;
-}
-
-/* true when the server on s->port is our child and answers */
-static bool srv_answers(const struct srv *s)
-{
-    redisContext *c = admin(s);
-    redisReply *r;
-    char want[48];
-    bool ok = false;
-
-    if (!c)
-        return false;
-    r = redisCommand(c, "INFO server");
-    snprintf(want, sizeof want, "process_id:%d\r\n", (int)s->pid);
-    ok = r && r->type == REDIS_REPLY_STRING && strstr(r->str, want);
-    freeReplyObject(r);
-    redisFree(c);
-    return ok;
-}
-
-static bool srv_spawn(struct srv *s)
-{
-    char port[16], sock[100];
-    const char *argv[24];
-    int n = 0;
-    uint64_t deadline;
-
-    snprintf(port, sizeof port, "%d", s->port);
-    snprintf(sock, sizeof sock, "%s/redis.sock", s->dir);
-    snprintf(s->sock, sizeof s->sock, "%s", sock);
-    argv[n++] = "redis-server";
-    argv[n++] = "--port";
-    argv[n++] = port;
-    argv[n++] = "--bind";
-    argv[n++] = "127.0.0.1";
-    argv[n++] = "--save";
-    argv[n++] = "";
-    argv[n++] = "--appendonly";
-    argv[n++] = "no";
-    argv[n++] = "--dir";
-    argv[n++] = s->dir;
-    argv[n++] = "--daemonize";
-    argv[n++] = "no";
-    argv[n++] = "--unixsocket";
-    argv[n++] = sock;
-    argv[n++] = "--unixsocketperm";
-    argv[n++] = "700";
-    if (s->requirepass) {
-        argv[n++] = "--requirepass";
-        argv[n++] = s->requirepass;
-    }
-    argv[n] = NULL;
-
-    pid_t pid = fork();
-    if (pid < 0)
-        return false;
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_RDWR);
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (devnull >= 0) {
-            dup2(devnull, 1);
-            dup2(devnull, 2);
-        }
-        execvp("redis-server", (char *const *)argv);
-        _exit(127);
-    }
-    s->pid = pid;
-    track(pid, true);
-    deadline = mono_ms() + 10000;
-    while (mono_ms() < deadline) {
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) { /* exited: port taken, most likely */
-            track(pid, false);
-            s->pid = 0;
-            return false;
-        }
-        if (srv_answers(s))
-            return true;
-        sleep_ms(20);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    track(pid, false);
-    s->pid = 0;
-    return false;
-}
-
-static void srv_kill(struct srv *s)
-{
-    if (s->pid > 0) {
-        kill(s->pid, SIGKILL); /* also works on a SIGSTOPped child */
-        waitpid(s->pid, NULL, 0);
-        track(s->pid, false);
-        s->pid = 0;
-    }
-}
-
-static struct srv *srv_start(const char *requirepass)
-{
-    struct srv *s = calloc(1, sizeof *s);
-    /* 21000..31999: below Linux's ephemeral range (32768+), so no client socket holds
-     * the port and a reconnect to a stopped server cannot TCP-self-connect to it */
-    int base = (int)(getpid() % 1000) * 7;
-
-    snprintf(s->dir, sizeof s->dir, "/tmp/wd_test_redis_XXXXXX");
-    if (!mkdtemp(s->dir)) {
-        free(s);
-        return NULL;
-    }
-    s->requirepass = requirepass;
-    for (int i = 0; i < 12; i++) {
-        s->port = 21000 + (base + i * 1009) % 11000;
-        if (srv_spawn(s))
-            return s;
-    }
-    rmdir(s->dir);
-    free(s);
-    return NULL;
-}
-
-static void srv_stop(struct srv *s)
-{
-    if (!s)
-        return;
-    srv_kill(s);
-    unlink(s->sock);
-    rmdir(s->dir);
-    free(s);
-}
+#include "redis_fixture.h"
 
 static int group_plain_setup(void **state)
 {
@@ -319,8 +121,8 @@ static void user_found_not_found_and_without_password(void **state)
     struct wd_redis *r = conn(*state);
     struct wd_redis_user u;
 
-    assert_int_equal(cmd(r, 8, "HSET", "mqtt_user:alice", "password_hash", "abc", "salt",
-                         "NaCl", "is_superuser", "1"),
+    assert_int_equal(cmd(r, 8, "HSET", "mqtt_user:alice", "password_hash", "abc", "salt", "NaCl",
+                         "is_superuser", "1"),
                      WD_OK);
     assert_int_equal(user(r, "mqtt_user:alice", &u), WD_OK);
     assert_memory_equal(u.hash, "abc", 4);
@@ -372,8 +174,8 @@ static void password_hash_is_preferred_over_password(void **state)
     struct wd_redis *r = conn(*state);
     struct wd_redis_user u;
 
-    assert_int_equal(
-        cmd(r, 6, "HSET", "mqtt_user:both", "password", "old", "password_hash", "new"), WD_OK);
+    assert_int_equal(cmd(r, 6, "HSET", "mqtt_user:both", "password", "old", "password_hash", "new"),
+                     WD_OK);
     assert_int_equal(user(r, "mqtt_user:both", &u), WD_OK);
     assert_string_equal(u.hash, "new");
     wd_redis_user_cleanup(&u);
@@ -390,20 +192,22 @@ static void is_superuser_truthiness_is_emqx_to_bool(void **state)
         const char *v;
         bool want;
     } table[] = {
-        {"true", true},   {"1", true},      {"2", true},     {"+1", true},
-        {"007", true},    {"99999999999999999999999", true}, {"TRUE", false},
-        {"True", false},  {"yes", false},   {"", false},     {"0", false},
-        {"00", false},    {"-1", false},    {"-0", false},   {"+0", false},
-        {"1.0", false},   {" 1", false},    {"1 ", false},   {"null", false},
-        {"false", false}, {"+", false},     {"-", false},    {"0x1", false},
+        {"true", true},  {"1", true},      {"2", true},
+        {"+1", true},    {"007", true},    {"99999999999999999999999", true},
+        {"TRUE", false}, {"True", false},  {"yes", false},
+        {"", false},     {"0", false},     {"00", false},
+        {"-1", false},   {"-0", false},    {"+0", false},
+        {"1.0", false},  {" 1", false},    {"1 ", false},
+        {"null", false}, {"false", false}, {"+", false},
+        {"-", false},    {"0x1", false},
     };
     struct wd_redis *r = conn(*state);
     struct wd_redis_user u;
 
     for (size_t i = 0; i < WD_ARRAY_LEN(table); i++) {
-        assert_int_equal(cmd(r, 6, "HSET", "mqtt_user:su", "password_hash", "h", "is_superuser",
-                             table[i].v),
-                         WD_OK);
+        assert_int_equal(
+            cmd(r, 6, "HSET", "mqtt_user:su", "password_hash", "h", "is_superuser", table[i].v),
+            WD_OK);
         assert_int_equal(user(r, "mqtt_user:su", &u), WD_OK);
         if (u.is_superuser != table[i].want)
             fail_msg("is_superuser \"%s\": got %d", table[i].v, u.is_superuser);
@@ -569,9 +373,8 @@ static void acl_hash_becomes_entries_and_bad_ones_are_reported(void **state)
                          "{ \"action\": \"subscribe\", \"qos\": [1, 2] }", "t/3",
                          "{ \"action\": \"publish\", \"retain\": false }", "bad", "pub"),
                      WD_OK);
-    assert_int_equal(cmd(r, 6, "HSET", "mqtt_acl:emqx_u", "eq t/${username}", "all", "x\r\ny",
-                         "all"),
-                     WD_OK);
+    assert_int_equal(
+        cmd(r, 6, "HSET", "mqtt_acl:emqx_u", "eq t/${username}", "all", "x\r\ny", "all"), WD_OK);
     assert_int_equal(wd_redis_acl_get(r, "mqtt_acl:emqx_u", 15, &e, &n, count_skip, &sk), WD_OK);
     assert_int_equal(n, 5);
     assert_int_equal(sk.n, 1);
@@ -788,8 +591,7 @@ static void new_rejects_bad_options(void **state)
     wd_redis_free(NULL);
 }
 
-static void render(const char *tmpl, const struct wd_client *c, const char *want,
-                   size_t wantlen)
+static void render(const char *tmpl, const struct wd_client *c, const char *want, size_t wantlen)
 {
     struct wd_redis_tmpl *t = NULL;
     char err[160], *k = NULL;
@@ -819,8 +621,9 @@ static void templates_render_username_clientid_and_cn(void **state)
 
 static void templates_with_unknown_placeholders_are_config_errors(void **state)
 {
-    static const char *bad[] = {"mqtt_user:${peerhost}", "mqtt_user:${username",
-                                "${}", "${user name}", "${password}", "x${client_attrs.a}"};
+    static const char *bad[] = {
+        "mqtt_user:${peerhost}", "mqtt_user:${username", "${}",
+        "${user name}",          "${password}",          "x${client_attrs.a}"};
     for (size_t i = 0; i < WD_ARRAY_LEN(bad); i++) {
         struct wd_redis_tmpl *t = (void *)1;
         char err[160];
@@ -884,8 +687,8 @@ int main(void)
     failed += cmocka_run_group_tests_name("redis_offline", offline, NULL, NULL);
     failed += cmocka_run_group_tests_name("redis_plain", plain, group_plain_setup, group_teardown);
     failed += cmocka_run_group_tests_name("redis_auth", auth, group_auth_setup, group_teardown);
-    failed += cmocka_run_group_tests_name("redis_outage", outage, group_plain_setup,
-                                          group_teardown);
+    failed +=
+        cmocka_run_group_tests_name("redis_outage", outage, group_plain_setup, group_teardown);
     kill_all_at_exit();
     return failed ? 1 : 0;
 }

@@ -1,0 +1,308 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Unit tests for the engine's credential stores (src/engine/backends.c) through the engine
+ * API, against a real redis-server (tests/unit/redis_fixture.h): single-flight of identical
+ * credential checks, failure decisions, sessions and admin flushes. Counters are process
+ * wide: tests compare deltas. Nothing measures time.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "engine/engine.h"
+#include "redis_fixture.h"
+#include "store/passwd.h"
+
+static struct srv *g_srv;
+static char g_dir[64];
+
+static int setup(void **state)
+{
+    (void)state;
+    atexit(kill_all_at_exit);
+    wd_log_set_level(WD_LOG_ERROR);
+    g_srv = srv_start(NULL);
+    snprintf(g_dir, sizeof g_dir, "/tmp/wd_test_backends_XXXXXX");
+    return g_srv && mkdtemp(g_dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    srv_stop(g_srv);
+    char p[128];
+    snprintf(p, sizeof p, "%s/p.policy", g_dir);
+    unlink(p);
+    rmdir(g_dir);
+    return 0;
+}
+
+static void redis_cmd(const char *fmt, ...)
+{
+    redisContext *c = admin(g_srv);
+    assert_non_null(c);
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    assert_non_null(r);
+    assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+/* An engine on this policy with Redis at the fixture, plus `extra` directives (KEY=VALUE;
+ * separated by ';'). */
+static struct wd_engine *engine_with(const char *policy, const char *extra)
+{
+    char path[128], port[16];
+    snprintf(path, sizeof path, "%s/p.policy", g_dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(policy, f);
+    fclose(f);
+    struct wd_config cfg;
+    wd_config_defaults(&cfg);
+    char *errors = NULL;
+    snprintf(port, sizeof port, "%d", g_srv->port);
+    assert_int_equal(wd_config_set(&cfg, "policy", path, &errors), WD_OK);
+    assert_int_equal(wd_config_set(&cfg, "redis_host", "127.0.0.1", &errors), WD_OK);
+    assert_int_equal(wd_config_set(&cfg, "redis_port", port, &errors), WD_OK);
+    assert_int_equal(wd_config_set(&cfg, "redis_timeout", "300ms", &errors), WD_OK);
+    char *ex = strdup(extra ? extra : "");
+    for (char *save = NULL, *kv = strtok_r(ex, ";", &save); kv; kv = strtok_r(NULL, ";", &save)) {
+        char *eq = strchr(kv, '=');
+        assert_non_null(eq);
+        *eq = '\0';
+        if (wd_config_set(&cfg, kv, eq + 1, &errors) != WD_OK)
+            fail_msg("%s", errors);
+    }
+    free(ex);
+    char *report = NULL;
+    struct wd_engine *e = wd_engine_new(&cfg, &report);
+    if (!e)
+        fail_msg("engine: %s", report ? report : "?");
+    free(report);
+    wd_config_cleanup(&cfg);
+    return e;
+}
+
+static struct wd_client client(const char *user, const char *clientid, uint32_t peerport)
+{
+    struct wd_client c = {.node = "n",
+                          .clientid = clientid,
+                          .username = user,
+                          .peerhost = "10.0.0.7",
+                          .peerport = peerport,
+                          .protocol = "mqtt",
+                          .mountpoint = "",
+                          .cn = "",
+                          .dn = ""};
+    return c;
+}
+
+static enum wd_decision authn(struct wd_engine_local *l, const char *user, const char *cid,
+                              const char *pw)
+{
+    struct wd_authn_req r = {
+        .client = client(user, cid, 5000), .password = pw, .password_len = strlen(pw)};
+    struct wd_verdict v;
+    wd_engine_authenticate(l, &r, &v);
+    return v.decision;
+}
+
+static enum wd_decision authz(struct wd_engine_local *l, const char *user, const char *cid,
+                              const char *topic)
+{
+    struct wd_authz_req r = {.client = client(user, cid, 5000),
+                             .action = WD_ACTION_PUBLISH,
+                             .topic = topic,
+                             .topic_len = strlen(topic),
+                             .qos = -1,
+                             .retain = -1};
+    struct wd_verdict v;
+    wd_engine_authorize(l, &r, &v);
+    return v.decision;
+}
+
+static const char POLICY[] = "authn redis\n"
+                             "authn default deny\n"
+                             "allow all [\"#\", \"$SYS/#\"] when superuser\n"
+                             "rules redis\n"
+                             "authz default deny\n";
+
+/* ---- single-flight ---- */
+
+struct storm {
+    struct wd_engine *e;
+    pthread_barrier_t *go;
+    enum wd_decision got;
+};
+
+static void *storm_one(void *arg)
+{
+    struct storm *s = arg;
+    struct wd_engine_local *l = wd_engine_local_new(s->e);
+    pthread_barrier_wait(s->go);
+    s->got = authn(l, "fleet", "dev-x", "fleet-pw");
+    wd_engine_local_free(l);
+    return NULL;
+}
+
+/* A reconnect storm of one bcrypt user with a cold cache: every CONNECT is answered, and
+ * Redis (and bcrypt) are asked once: the others waited for that answer. */
+static void identical_concurrent_checks_ask_redis_once(void **state)
+{
+    (void)state;
+    char *hash = NULL;
+    assert_int_equal(wd_passwd_hash("bcrypt:8", "fleet-pw", 8, &hash), WD_OK);
+    redis_cmd("HSET mqtt_user:fleet password_hash %s", hash + strlen("bcrypt:"));
+    wd_passwd_secret_free(hash);
+    struct wd_engine *e = engine_with(POLICY, "redis_password_hash=bcrypt");
+
+    enum { N = 12 };
+    pthread_t t[N];
+    struct storm s[N];
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, N);
+    uint64_t lookups = wd_metrics_get(WD_M_REDIS_LOOKUPS);
+    for (int i = 0; i < N; i++) {
+        s[i] = (struct storm){.e = e, .go = &go};
+        pthread_create(&t[i], NULL, storm_one, &s[i]);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(s[i].got, WD_DECISION_ALLOW);
+    }
+    assert_int_equal(wd_metrics_get(WD_M_REDIS_LOOKUPS) - lookups, 1);
+    pthread_barrier_destroy(&go);
+    wd_engine_free(e);
+}
+
+/* ---- failure decisions ---- */
+
+static void redis_down_denies_or_goes_on_as_configured(void **state)
+{
+    (void)state;
+    redis_cmd("HSET mqtt_user:ann password_hash redis-pw");
+    const char *chain = "authn redis\n"
+                        "authn users\n"
+                        "authn default deny\n"
+                        "user \"ann\" \"plain:local\"\n"
+                        "allow all \"#\"\n";
+    struct wd_engine *e_deny = engine_with(chain, "cache=off;redis_password_hash=plain");
+    struct wd_engine *e_next =
+        engine_with(chain, "cache=off;redis_password_hash=plain;redis_on_error=next");
+    struct wd_engine_local *ld = wd_engine_local_new(e_deny), *ln = wd_engine_local_new(e_next);
+    /* Redis up: ann is a Redis user with another password: denied by Redis in both */
+    assert_int_equal(authn(ld, "ann", "c1", "local"), WD_DECISION_DENY);
+    assert_int_equal(authn(ln, "ann", "c1", "local"), WD_DECISION_DENY);
+
+    srv_kill(g_srv);
+    assert_int_equal(authn(ld, "ann", "c1", "local"), WD_DECISION_DENY);  /* fail closed */
+    assert_int_equal(authn(ln, "ann", "c1", "local"), WD_DECISION_ALLOW); /* static user */
+    assert_true(srv_spawn(g_srv));
+    wd_engine_local_free(ld);
+    wd_engine_local_free(ln);
+    wd_engine_free(e_deny);
+    wd_engine_free(e_next);
+}
+
+/* ---- sessions ---- */
+
+static void redis_superuser_session_reaches_the_superuser_rule_until_disconnect(void **state)
+{
+    (void)state;
+    redis_cmd("HSET mqtt_user:root password_hash rootpw is_superuser 1");
+    struct wd_engine *e = engine_with(POLICY, "redis_password_hash=plain");
+    struct wd_engine_local *l = wd_engine_local_new(e);
+    assert_int_equal(authn(l, "root", "r1", "rootpw"), WD_DECISION_ALLOW);
+    assert_int_equal(authz(l, "root", "r1", "$SYS/brokers"), WD_DECISION_ALLOW);
+    /* another client id never authenticated here: no session, no superuser */
+    assert_int_equal(authz(l, "root", "r2", "$SYS/brokers"), WD_DECISION_DENY);
+
+    /* a disconnect from another connection (other peer port) leaves the session */
+    struct wd_client other = client("root", "r1", 5001);
+    wd_engine_client_disconnected(l, &other);
+    assert_int_equal(authz(l, "root", "r1", "$SYS/brokers"), WD_DECISION_ALLOW);
+    struct wd_client same = client("root", "r1", 5000);
+    wd_engine_client_disconnected(l, &same);
+    assert_int_equal(authz(l, "root", "r1", "$SYS/brokers"), WD_DECISION_DENY);
+    wd_engine_local_free(l);
+    wd_engine_free(e);
+}
+
+/* ---- admin flush ---- */
+
+static void flush_user_drops_a_cached_verdict_and_acl(void **state)
+{
+    (void)state;
+    redis_cmd("HSET mqtt_user:bob password_hash old-pw");
+    redis_cmd("DEL mqtt_acl:bob");
+    redis_cmd("HSET mqtt_acl:bob a/1 publish");
+    struct wd_engine *e = engine_with(POLICY, "redis_password_hash=plain");
+    struct wd_engine_local *l = wd_engine_local_new(e);
+    assert_int_equal(authn(l, "bob", "b1", "old-pw"), WD_DECISION_ALLOW);
+    assert_int_equal(authz(l, "bob", "b1", "a/1"), WD_DECISION_ALLOW);
+    assert_int_equal(authz(l, "bob", "b1", "a/2"), WD_DECISION_DENY);
+
+    redis_cmd("HSET mqtt_user:bob password_hash new-pw");
+    redis_cmd("HSET mqtt_acl:bob a/2 publish");
+    /* cached: the old answers stand until the TTL or a flush */
+    assert_int_equal(authn(l, "bob", "b1", "old-pw"), WD_DECISION_ALLOW);
+    assert_int_equal(authz(l, "bob", "b1", "a/2"), WD_DECISION_DENY);
+    assert_true(wd_engine_flush(e, "carol", 5) == 0);
+    assert_true(wd_engine_flush(e, "bob", 3) >= 2);
+    assert_int_equal(authn(l, "bob", "b1", "old-pw"), WD_DECISION_DENY);
+    assert_int_equal(authn(l, "bob", "b1", "new-pw"), WD_DECISION_ALLOW);
+    assert_int_equal(authz(l, "bob", "b1", "a/2"), WD_DECISION_ALLOW);
+    wd_engine_local_free(l);
+    wd_engine_free(e);
+}
+
+/* ---- configuration ---- */
+
+static void a_policy_using_redis_without_redis_configured_is_refused(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/p.policy", g_dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("authn jwt\nrules redis\n", f);
+    fclose(f);
+    struct wd_config cfg;
+    wd_config_defaults(&cfg);
+    char *errors = NULL, *report = NULL;
+    assert_int_equal(wd_config_set(&cfg, "policy", path, &errors), WD_OK);
+    struct wd_engine *e = wd_engine_new(&cfg, &report);
+    assert_null(e);
+    assert_non_null(report);
+    assert_non_null(strstr(report, "redis_host"));
+    assert_non_null(strstr(report, "jwt_secret"));
+    free(report);
+    wd_config_cleanup(&cfg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(identical_concurrent_checks_ask_redis_once),
+        cmocka_unit_test(redis_down_denies_or_goes_on_as_configured),
+        cmocka_unit_test(redis_superuser_session_reaches_the_superuser_rule_until_disconnect),
+        cmocka_unit_test(flush_user_drops_a_cached_verdict_and_acl),
+        cmocka_unit_test(a_policy_using_redis_without_redis_configured_is_refused),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
