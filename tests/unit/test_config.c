@@ -92,7 +92,8 @@ static void all_errors_are_reported_in_one_pass_with_file_and_line(void **state)
     assert_int_equal(parse(&c, text, &errors), WD_ESYNTAX);
     assert_non_null(errors);
     assert_non_null(strstr(errors, "t.conf:1: unknown directive 'bogus'"));
-    assert_non_null(strstr(errors, "t.conf:2: 'workers' must be an integer from 0 to 256, got 'many'"));
+    assert_non_null(
+        strstr(errors, "t.conf:2: 'workers' must be an integer from 0 to 256, got 'many'"));
     assert_non_null(strstr(errors, "t.conf:4: unknown hook 'client.auth'"));
     assert_non_null(strstr(errors, "t.conf:5: unterminated quoted string"));
     free(errors);
@@ -127,8 +128,7 @@ static void wrong_argument_counts_are_errors(void **state)
 {
     struct wd_config c;
     char *errors = NULL;
-    assert_int_equal(parse(&c, "listen\nworkers 1 2\nuser onlyname\nhooks\n", &errors),
-                     WD_ESYNTAX);
+    assert_int_equal(parse(&c, "listen\nworkers 1 2\nuser onlyname\nhooks\n", &errors), WD_ESYNTAX);
     assert_non_null(strstr(errors, "t.conf:1: 'listen' takes exactly one value, got 0"));
     assert_non_null(strstr(errors, "t.conf:2: 'workers' takes exactly one value, got 2"));
     /* users moved to the policy file */
@@ -239,6 +239,55 @@ static void print_shows_the_effective_values(void **state)
     wd_config_cleanup(&c);
 }
 
+/* Store settings: choices are checked, claims repeat, secrets never print. */
+static void store_directives_check_choices_repeat_claims_and_hide_secrets(void **state)
+{
+    (void)state;
+    struct wd_config c;
+    char *errors = NULL;
+    assert_int_equal(parse(&c,
+                           "redis_host 127.0.0.1\nredis_password \"hunter2-redis\"\n"
+                           "redis_password_hash bcrypt\nredis_on_error next\n"
+                           "jwt_secret \"hunter2-jwt\"\njwt_verify_claim clientid \"${clientid}\"\n"
+                           "jwt_verify_claim tenant acme\ncache off\nsession_ttl 1h\n",
+                           &errors),
+                     WD_OK);
+    assert_string_equal(c.redis_password_hash, "bcrypt");
+    assert_string_equal(c.redis_on_error, "next");
+    assert_int_equal(c.njwt_verify_claims, 4);
+    assert_string_equal(c.jwt_verify_claims[1], "${clientid}");
+    assert_false(c.cache);
+    assert_int_equal(c.session_ttl_ms, 3600000);
+    char path[] = "/tmp/wd_test_config_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    wd_config_print(&c, fd);
+    char buf[16384] = {0};
+    lseek(fd, 0, SEEK_SET);
+    assert_true(read(fd, buf, sizeof buf - 1) > 0);
+    close(fd);
+    unlink(path);
+    assert_null(strstr(buf, "hunter2"));
+    assert_non_null(strstr(buf, "redis_password <redacted>\n"));
+    assert_non_null(strstr(buf, "jwt_secret <redacted>\n"));
+    assert_non_null(strstr(buf, "jwt_verify_claim \"tenant\" \"acme\"\n"));
+    assert_non_null(strstr(buf, "redis_on_error next\n"));
+    wd_config_cleanup(&c);
+
+    assert_int_equal(parse(&c,
+                           "redis_password_hash rot13\nredis_on_error allow\njwt_from header\n"
+                           "jwt_verify_claim a b\njwt_verify_claim a c\njwt_verify_claim solo\n",
+                           &errors),
+                     WD_ESYNTAX);
+    assert_non_null(strstr(errors, ":1: 'redis_password_hash' must be one of plain,"));
+    assert_non_null(strstr(errors, ":2: 'redis_on_error' must be one of deny, next; got 'allow'"));
+    assert_non_null(strstr(errors, ":3: 'jwt_from' must be one of password, username"));
+    assert_non_null(strstr(errors, ":5: claim 'a' is already checked"));
+    assert_non_null(strstr(errors, ":6: 'jwt_verify_claim' takes a claim name and a value"));
+    free(errors);
+    wd_config_cleanup(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -256,6 +305,7 @@ int main(void)
         cmocka_unit_test(command_line_set_uses_config_syntax),
         cmocka_unit_test(validate_checks_tls_pairs_and_listen_form),
         cmocka_unit_test(print_shows_the_effective_values),
+        cmocka_unit_test(store_directives_check_choices_repeat_claims_and_hide_secrets),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
