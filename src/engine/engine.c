@@ -180,9 +180,12 @@ static void note_policy(struct wd_engine_local *l)
     const struct wd_policy *p = l->p;
     l->has_sources =
         wd_policy_has_source(p, WD_SOURCE_REDIS) || wd_policy_has_source(p, WD_SOURCE_JWT);
-    l->needs_session = wd_policy_has_source(p, WD_SOURCE_JWT) || wd_policy_uses_claims(p) ||
-                       wd_policy_has_authn_step(p, WD_STEP_REDIS) ||
-                       wd_policy_has_authn_step(p, WD_STEP_JWT);
+    /* a session is needed when something reads what authenticate learned: the JWT ACL,
+     * claims, or the superuser flag of a Redis or JWT login */
+    l->needs_session =
+        wd_policy_has_source(p, WD_SOURCE_JWT) || wd_policy_uses_claims(p) ||
+        (wd_policy_uses_superuser(p) &&
+         (wd_policy_has_authn_step(p, WD_STEP_REDIS) || wd_policy_has_authn_step(p, WD_STEP_JWT)));
 }
 
 struct wd_engine_local *wd_engine_local_new(struct wd_engine *e)

@@ -229,6 +229,8 @@ static const struct wd_cond *compile_cond(struct cctx *cx, const struct wd_ast_c
         k->l = compile_cond(cx, c->l);
         return k->l ? k : NULL;
     case WD_AC_SUPERUSER:
+        cx->p->uses_superuser = true;
+        return k;
     case WD_AC_ANONYMOUS:
         return k;
     default:
@@ -940,6 +942,11 @@ bool wd_policy_has_source(const struct wd_policy *p, enum wd_source s)
         if (p->rules[p->sources[i]].source == s)
             return true;
     return false;
+}
+
+bool wd_policy_uses_superuser(const struct wd_policy *p)
+{
+    return p->uses_superuser;
 }
 
 bool wd_policy_uses_claims(const struct wd_policy *p)

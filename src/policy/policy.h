@@ -134,6 +134,8 @@ void wd_policy_explain_authorize(const struct wd_policy *p, const struct wd_auth
  * fetched per request) only when used. */
 bool wd_policy_has_source(const struct wd_policy *p, enum wd_source s); /* `rules s` */
 bool wd_policy_uses_claims(const struct wd_policy *p); /* any ${claim.X} in any rule topic */
+/* any `superuser` in any condition (the engine keeps sessions only when something reads them) */
+bool wd_policy_uses_superuser(const struct wd_policy *p);
 /* An `authn K` step; for WD_STEP_DEFAULT: whether the file has an `authn default`. */
 bool wd_policy_has_authn_step(const struct wd_policy *p, enum wd_authn_step k);
 

@@ -173,7 +173,8 @@ struct wd_policy {
     size_t nsources;
     enum wd_decision authz_default; /* NOMATCH for store policies (wd_policy_compile_rules) */
     unsigned authz_default_line;
-    bool uses_claims; /* a rule topic has a ${claim.X} */
+    bool uses_claims;    /* a rule topic has a ${claim.X} */
+    bool uses_superuser; /* a condition (rule, source or authn step) tests `superuser` */
 
     struct wd_trie trie;
 
