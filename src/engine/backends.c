@@ -148,6 +148,33 @@ static int64_t unix_now(void)
     return (int64_t)time(NULL);
 }
 
+/* Backend failure warnings: the first at once, then at most one per interval with the
+ * number suppressed meanwhile, so an outage under load does not flood the log. */
+#define WARN_INTERVAL_S 5
+static atomic_llong g_warn_last;
+static atomic_ulong g_warn_suppressed;
+
+static bool warn_allowed(unsigned long *suppressed)
+{
+    int64_t now = unix_now();
+    long long last = atomic_load_explicit(&g_warn_last, memory_order_relaxed);
+    if (now - last >= WARN_INTERVAL_S &&
+        atomic_compare_exchange_strong(&g_warn_last, &last, (long long)now)) {
+        *suppressed = atomic_exchange(&g_warn_suppressed, 0);
+        return true;
+    }
+    atomic_fetch_add_explicit(&g_warn_suppressed, 1, memory_order_relaxed);
+    return false;
+}
+
+static void backend_warn(const char *what, const char *err)
+{
+    unsigned long sup;
+    if (warn_allowed(&sup))
+        wd_log_warn("redis", "%s failed: %s (%lu similar failures in the last %ds not logged)",
+                    what, err, sup, WARN_INTERVAL_S);
+}
+
 static void append_err(struct wd_buf *e, int *n, const char *fmt, const char *a, const char *b)
 {
     wd_buf_printf(e, fmt, a, b);
@@ -217,7 +244,7 @@ static int setup_redis(struct wd_backends *b, const struct wd_config *cfg, struc
     if (cfg->redis_password && !b->redis_on)
         append_err(e, n, "redis_password is set but neither redis_host nor redis_socket%s%s", "",
                    "");
-    if (b->redis_on) {
+    if (b->redis_on && *n == 0) {
         /* a start-up probe: an unreachable Redis is reported, never fatal */
         struct wd_redis *r;
         if (wd_redis_new(&b->ropts, &r) != WD_OK) {
@@ -317,6 +344,16 @@ static int setup_jwt(struct wd_backends *b, const struct wd_config *cfg, struct 
     return 0;
 }
 
+/* LRU order and the limits hold per shard: keep shards big enough (>= 4096 entries) that
+ * a small configured limit still evicts the least recently used of the whole table. */
+static unsigned shards_for(size_t entries)
+{
+    unsigned n = 16;
+    while (n > 1 && entries / n < 4096)
+        n /= 2;
+    return n;
+}
+
 int wd_backends_new(const struct wd_config *cfg, struct wd_backends **out, char **errors)
 {
     *out = NULL;
@@ -332,6 +369,7 @@ int wd_backends_new(const struct wd_config *cfg, struct wd_backends **out, char 
     b->cache_ttl_ms = cfg->cache_ttl_ms;
     if (cfg->cache) {
         struct wd_cache_config cc = {
+            .shards = shards_for((size_t)cfg->cache_entries),
             .max_entries = (size_t)cfg->cache_entries,
             .max_bytes = (size_t)cfg->cache_memory,
             .ttl_ms = cfg->cache_ttl_ms,
@@ -344,6 +382,7 @@ int wd_backends_new(const struct wd_config *cfg, struct wd_backends **out, char 
     }
     b->session_ttl_ms = cfg->session_ttl_ms;
     struct wd_cache_config sc = {
+        .shards = shards_for((size_t)cfg->session_max),
         .max_entries = (size_t)cfg->session_max,
         .max_bytes = (size_t)cfg->session_memory,
         .ttl_ms = cfg->session_ttl_ms ? cfg->session_ttl_ms : (int64_t)3650 * 86400 * 1000,
@@ -490,8 +529,7 @@ int wd_backends_authn_redis(struct wd_backends_local *l, const struct wd_authn_r
         wd_metrics_inc(WD_M_REDIS_LOOKUPS);
         if (g == WD_EBACKEND) {
             wd_metrics_inc(WD_M_REDIS_ERRORS);
-            wd_log_warn("redis", "user lookup failed: %s",
-                        r ? wd_redis_last_error(r) : "no client");
+            backend_warn("user lookup", r ? wd_redis_last_error(r) : "no client");
             if (b->redis_fail_next) {
                 rc = 0;
             } else {
@@ -589,6 +627,17 @@ static void log_skip(void *ud, size_t index, const char *why)
                 wd_log_quote(who, sizeof who, s->who, strlen(s->who)), index + 1, why);
 }
 
+/* redis_acl.c's report of an entry it could not parse */
+static void log_acl_skip(void *ud, const char *topic, size_t topic_len, const char *reason)
+{
+    struct skip_ctx *s = ud;
+    char who[160], t[160];
+    s->skipped++;
+    wd_log_warn("acl", "%s of %s: entry %s skipped: %s", s->what,
+                wd_log_quote(who, sizeof who, s->who, strlen(s->who)),
+                topic ? wd_log_quote(t, sizeof t, topic, topic_len) : "(beyond the limit)", reason);
+}
+
 /* Compiles the token's ACL claim. *skipped counts the rules that could not be used. */
 static struct wd_policy *compile_jwt_acl(const struct wd_jwt_result *r, const char *who,
                                          size_t *skipped)
@@ -681,9 +730,10 @@ int wd_backends_authn_jwt(struct wd_backends_local *l, const struct wd_authn_req
         atomic_init(&j->refs, 1);
         j->res = res;
         size_t skipped = 0;
-        j->acl = compile_jwt_acl(
-            &j->res, req->client.username[0] ? req->client.username : req->client.clientid,
-            &skipped);
+        /* the username is the token with `jwt_from username`: name the client then */
+        const char *who = req->client.username[0] && !b->jwt_from_username ? req->client.username
+                                                                           : req->client.clientid;
+        j->acl = compile_jwt_acl(&j->res, who, &skipped);
         if (skipped && j->res.acl_format == WD_JWT_ACL_V2_LIST) {
             /* a skipped rule of the ordered list may have been a deny: using the rest
              * could allow what the issuer meant to refuse. EMQX refuses such a token. */
@@ -885,9 +935,9 @@ static int redis_acl(struct wd_backends_local *l, const struct wd_client *c,
     size_t n = 0;
     struct skip_ctx sk = {"Redis ACL", c->username, 0};
     wd_metrics_inc(WD_M_REDIS_LOOKUPS);
-    if (!r || wd_redis_acl_get(r, key, keylen, &ents, &n, NULL, NULL) != WD_OK) {
+    if (!r || wd_redis_acl_get(r, key, keylen, &ents, &n, log_acl_skip, &sk) != WD_OK) {
         wd_metrics_inc(WD_M_REDIS_ERRORS);
-        wd_log_warn("redis", "ACL lookup failed: %s", r ? wd_redis_last_error(r) : "no client");
+        backend_warn("ACL lookup", r ? wd_redis_last_error(r) : "no client");
         rc = WD_EBACKEND;
         goto done;
     }

@@ -326,14 +326,20 @@ static enum wd_hook_status h_provider_unloaded(struct wd_hook_worker *w, int ser
     return empty_reply(w);
 }
 
-static void log_decision(const char *what, const struct wd_client *c, const char *extra,
-                         const struct wd_verdict *v)
+static void log_decision(const struct wd_hook_worker *w, const char *what,
+                         const struct wd_client *c, const char *extra, const struct wd_verdict *v)
 {
+    if (!wd_log_enabled(WD_LOG_DEBUG))
+        return;
     char cid[160], user[160];
     char peer[80];
+    /* with `jwt_from username` the username is a bearer token: never log it */
+    const struct wd_config *cfg = w->env.cfg;
+    bool token = cfg->jwt_from && strcmp(cfg->jwt_from, "username") == 0 && c->username[0];
     wd_log_debug("hook", "%s clientid=%s username=%s peerhost=%s%s -> %s (%s, policy line %u)",
                  what, wd_log_quote(cid, sizeof cid, c->clientid, strlen(c->clientid)),
-                 wd_log_quote(user, sizeof user, c->username, strlen(c->username)),
+                 token ? "<token>"
+                       : wd_log_quote(user, sizeof user, c->username, strlen(c->username)),
                  wd_log_quote(peer, sizeof peer, c->peerhost, strlen(c->peerhost)), extra,
                  wd_decision_str(v->decision), v->reason, v->line);
 }
@@ -351,7 +357,7 @@ static enum wd_hook_status h_authenticate(struct wd_hook_worker *w, int service,
     int rc = wd_engine_authenticate(w->local, &a, &v);
     if (rc != WD_OK)
         wd_log_warn("hook", "authenticate: engine error: %s (denied)", wd_rc_str(rc));
-    log_decision("authenticate", &a.client, "", &v);
+    log_decision(w, "authenticate", &a.client, "", &v);
     return valued_reply(w, v.decision, req->result);
 }
 
@@ -385,7 +391,7 @@ static enum wd_hook_status h_authorize(struct wd_hook_worker *w, int service,
         snprintf(extra, sizeof extra, " %s topic=%s",
                  a.action == WD_ACTION_PUBLISH ? "publish" : "subscribe",
                  wd_log_quote(topic, sizeof topic, a.topic, a.topic_len));
-        log_decision("authorize", &a.client, extra, &v);
+        log_decision(w, "authorize", &a.client, extra, &v);
     }
     return valued_reply(w, v.decision, req->result);
 }

@@ -1705,6 +1705,11 @@ def policy_tools(s, h):
             ensure(args[0] in err, "%s: the command is not named:\n%s" % (args, H.tail(err)))
 
 
+# ====================================================================== credential stores
+
+import stores  # noqa: E402  (tests/integration/stores.py: Redis, JWT, cache, sessions)
+stores.register(scenario)
+
 # ====================================================================== main
 
 def main():
