@@ -92,6 +92,12 @@ struct worker {
     struct wd_hook_worker *hook;
     struct wd_server *srv;
     uint64_t served;
+    /* Held while the worker handles one event (which may block on a back end for up to
+     * its timeout). The stopping thread takes it before shutting the queue down, so no
+     * operation is ever started on a queue that is shut down (gRPC aborts on that), even
+     * when the grace period expired while a handler waited on Redis. */
+    pthread_mutex_t busy;
+    bool closed; /* the queue is shut down: start no operation (under busy) */
 };
 
 struct wd_server {
@@ -229,6 +235,10 @@ static void send_reply(struct call *c, grpc_status_code status, const char *deta
     ops[n].data.recv_close_on_server.cancelled = &c->cancelled;
     n++;
     c->state = CS_REPLYING;
+    if (c->w->closed) { /* cancelled at the end of the grace period: nobody to answer */
+        call_finish(c);
+        return;
+    }
     grpc_call_error e = grpc_call_start_batch(c->call, ops, n, c, NULL);
     if (e != GRPC_CALL_OK) {
         wd_log_error("server", "reply batch refused: %s", grpc_call_error_to_string(e));
@@ -335,7 +345,7 @@ static void on_generic(struct call *c, int success)
     ops[2].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
     ops[2].data.recv_close_on_server.cancelled = &c->cancelled;
     c->state = CS_REPLYING;
-    if (grpc_call_start_batch(c->call, ops, 3, c, NULL) != GRPC_CALL_OK)
+    if (w->closed || grpc_call_start_batch(c->call, ops, 3, c, NULL) != GRPC_CALL_OK)
         call_finish(c);
 }
 
@@ -356,6 +366,7 @@ static void *worker_main(void *arg)
         if (ev.type != GRPC_OP_COMPLETE)
             continue;
         struct call *c = ev.tag;
+        pthread_mutex_lock(&w->busy);
         switch (c->state) {
         case CS_REQUESTED:
             on_registered(c, ev.success);
@@ -368,6 +379,7 @@ static void *worker_main(void *arg)
             call_finish(c);
             break;
         }
+        pthread_mutex_unlock(&w->busy);
     }
     while (w->free_list) {
         struct call *c = w->free_list;
@@ -495,6 +507,7 @@ int wd_server_start(const struct wd_config *cfg, struct wd_engine *engine, struc
         struct worker *w = &s->workers[i];
         w->idx = i;
         w->srv = s;
+        pthread_mutex_init(&w->busy, NULL);
         w->cq = grpc_completion_queue_create_for_next(NULL);
         w->hook = wd_hook_worker_new(&s->env);
         grpc_server_register_completion_queue(s->server, w->cq, NULL);
@@ -560,6 +573,8 @@ int wd_server_stop(struct wd_server *s, int grace_ms)
     static int tag;
     /* stop listening, send GOAWAY, fail the requests still posted */
     grpc_server_shutdown_and_notify(s->server, cq, &tag);
+    wd_log_info("server", "shutting down: no new calls, in-flight calls have %d ms to finish",
+                grace_ms);
     gpr_timespec deadline =
         gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(grace_ms, GPR_TIMESPAN));
     grpc_event ev = grpc_completion_queue_pluck(cq, &tag, deadline, NULL);
@@ -574,8 +589,13 @@ int wd_server_stop(struct wd_server *s, int grace_ms)
     grpc_completion_queue_destroy(cq);
 
     uint64_t total = 0;
-    for (int i = 0; i < s->nworkers; i++)
-        grpc_completion_queue_shutdown(s->workers[i].cq);
+    for (int i = 0; i < s->nworkers; i++) {
+        struct worker *w = &s->workers[i];
+        pthread_mutex_lock(&w->busy); /* waits for a handler still blocked on a back end */
+        w->closed = true;
+        grpc_completion_queue_shutdown(w->cq);
+        pthread_mutex_unlock(&w->busy);
+    }
     for (int i = 0; i < s->nworkers; i++) {
         if (s->workers[i].started)
             pthread_join(s->workers[i].th, NULL);
@@ -604,6 +624,7 @@ void wd_server_free(struct wd_server *s)
             grpc_completion_queue_destroy(w->cq);
         }
         wd_hook_worker_free(w->hook);
+        pthread_mutex_destroy(&w->busy);
     }
     free(s->workers);
     free(s);

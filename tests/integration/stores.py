@@ -2161,3 +2161,92 @@ def stores_redis_reconnect(s, h):
                 r.restart()
                 populate()
                 burst("first requests after Redis restarted on the same port")
+
+
+def _redis_rx_queued(port):
+    """True when a TCP socket of the Redis server on `port` holds unread bytes: a command
+    warden sent that the (paused) server has not read. Read from /proc/net/tcp*, so the test
+    knows a call is in flight without guessing from time."""
+    for f in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(f) as fh:
+                next(fh)
+                for line in fh:
+                    cols = line.split()
+                    local, queues = cols[1], cols[4]
+                    if int(local.rsplit(":", 1)[1], 16) != port:
+                        continue
+                    if int(queues.split(":")[1], 16) > 0:
+                        return True
+        except OSError:
+            continue
+    return False
+
+
+@_scenario
+def stores_shutdown_grace_finishes_inflight_calls(s, h):
+    """SIGTERM while a call waits on a paused Redis: the call still gets its real answer
+    once Redis resumes within the grace period, and warden exits 0 (operations.md)."""
+    with Env(s, h, "stores_shutdown_grace") as env:
+        r = env.redis()
+        pw = env.secret("gracepw")
+        r.hset("mqtt_user:gina", {"password_hash": sha_hex("sha256", "s" + pw), "salt": "s"})
+        w = env.warden("authn redis\nauthn default deny\n",
+                       *redis_lines(r, "cache off", "redis_timeout 20s", "shutdown_grace 30s"),
+                       name="grace")
+        with s.check("stores_grace_inflight_call_answered_after_sigterm"):
+            with H.channel(w.addr) as ch:
+                ensure(authn(ch, "gina", pw) == ALLOW_RAW, "warm-up: gina is allowed")
+                r.pause()
+                got = {}
+
+                def call():
+                    try:
+                        got["raw"] = authn(ch, "gina", pw)
+                    except Exception as e:  # noqa: BLE001 (reported below)
+                        got["err"] = e
+
+                t = threading.Thread(target=call)
+                t.start()
+                poll_until(lambda: _redis_rx_queued(r.port), True, 10,
+                           "warden's HMGET waiting in the paused Redis")
+                w.signal(signal.SIGTERM)
+                w.wait_count(r"shutting down: no new calls", 1, "shutdown started")
+                ensure(t.is_alive(), "the call finished before Redis resumed: %r" % got)
+                r.resume()
+                t.join(20)
+                ensure(not t.is_alive(), "the in-flight call never finished")
+                ensure("err" not in got, "in-flight call failed: %r" % got.get("err"))
+                ensure(got["raw"] == ALLOW_RAW,
+                       "in-flight call answered %s, want ALLOW" % decision(got.get("raw")))
+                rc = w.wait()
+                ensure(rc == 0, "exit status %s after the grace shutdown" % rc)
+        # The grace period expires while a handler is blocked on the paused Redis: the call is
+        # cancelled, the worker finishes its handler when Redis times out, and warden exits 0
+        # (it used to abort: the reply was started on a completion queue already shut down).
+        w2 = env.warden("authn redis\nauthn default deny\n",
+                        *redis_lines(r, "cache off", "redis_timeout 2s", "shutdown_grace 100ms"),
+                        name="grace-expired")
+        with s.check("stores_grace_expired_while_blocked_on_redis_exits_0"):
+            with H.channel(w2.addr) as ch:
+                got = {}
+
+                def call2():
+                    try:
+                        got["raw"] = authn(ch, "gina", pw)
+                    except grpc.RpcError as e:
+                        got["code"] = H._code(e)
+
+                r.pause()
+                t = threading.Thread(target=call2)
+                t.start()
+                poll_until(lambda: _redis_rx_queued(r.port), True, 10,
+                           "warden's HMGET waiting in the paused Redis")
+                w2.signal(signal.SIGTERM)
+                rc = w2.wait(30)
+                t.join(20)
+                ensure(rc == 0, "exit status %s (want 0)\n%s" % (rc, H.tail(w2.log())))
+                ensure(got.get("code") in (grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE),
+                       "in-flight call after the grace expired: %r (want CANCELLED)" % got)
+                ensure(w2.count(r"grace of 100 ms expired") == 1, "grace expiry logged")
+        r.resume()
