@@ -56,3 +56,26 @@ int wd_base64_decode(const char *in, size_t n, enum wd_base64_alphabet alpha, un
     *outlen = o;
     return WD_OK;
 }
+
+void wd_base64_encode(struct wd_buf *b, const void *data, size_t n, enum wd_base64_alphabet alpha)
+{
+    const char *tab = alpha == WD_BASE64_URL
+                          ? "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+                          : "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *p = data;
+    size_t i = 0;
+    for (; i + 2 < n; i += 3) {
+        unsigned long v = (unsigned long)p[i] << 16 | (unsigned long)p[i + 1] << 8 | p[i + 2];
+        char q[4] = {tab[v >> 18], tab[(v >> 12) & 63], tab[(v >> 6) & 63], tab[v & 63]};
+        wd_buf_put(b, q, 4);
+    }
+    if (n - i == 1) {
+        unsigned long v = (unsigned long)p[i] << 16;
+        char q[2] = {tab[v >> 18], tab[(v >> 12) & 63]};
+        wd_buf_put(b, q, 2);
+    } else if (n - i == 2) {
+        unsigned long v = (unsigned long)p[i] << 16 | (unsigned long)p[i + 1] << 8;
+        char q[3] = {tab[v >> 18], tab[(v >> 12) & 63], tab[(v >> 6) & 63]};
+        wd_buf_put(b, q, 3);
+    }
+}

@@ -10,6 +10,8 @@
 
 #include <stddef.h>
 
+#include "core/buf.h"
+
 enum wd_base64_alphabet {
     WD_BASE64_STD, /* + / */
     WD_BASE64_URL, /* - _ */
@@ -23,5 +25,8 @@ size_t wd_base64_decoded_max(size_t n);
  * fit in cap. */
 int wd_base64_decode(const char *in, size_t n, enum wd_base64_alphabet alpha, unsigned char *out,
                      size_t cap, size_t *outlen);
+
+/* Appends the unpadded encoding of p[0..n) to b (tests mint tokens with it). */
+void wd_base64_encode(struct wd_buf *b, const void *p, size_t n, enum wd_base64_alphabet alpha);
 
 #endif

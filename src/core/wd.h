@@ -51,6 +51,9 @@ const char *wd_decision_str(enum wd_decision d);
 void *wd_malloc(size_t n);
 void *wd_calloc(size_t n, size_t size);
 void *wd_realloc(void *p, size_t n);
+
+/* Formats an error message into err[0..cap) (nothing when err is NULL or cap is 0). */
+void wd_seterr(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 char *wd_strdup(const char *s);
 char *wd_strndup(const char *s, size_t n);
 

@@ -54,17 +54,7 @@
 #define MOD "jwks"
 #define DIGEST_LEN 32 /* SHA-256 */
 
-static void seterr(char *err, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t cap, const char *fmt, ...)
-{
-    if (!err || cap == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-}
+#define seterr wd_seterr
 
 static uint64_t mono_ms(void)
 {

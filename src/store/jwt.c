@@ -88,17 +88,7 @@ struct wd_jwt_claim_kv {
     char *value;
 };
 
-static void seterr(char *err, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t cap, const char *fmt, ...)
-{
-    if (!err || cap == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-}
+#define seterr wd_seterr
 
 /* ---- base64 (url: strict, unpadded; std: optional correct padding) ---- */
 

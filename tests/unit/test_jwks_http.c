@@ -37,6 +37,7 @@
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 
+#include "core/base64.h"
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/wd.h"
@@ -115,28 +116,7 @@ static int run(const char *cmd)
 
 /* ---- JWT minting and JWKS text (EC P-256, ES256) ---- */
 
-static void b64url(struct wd_buf *b, const unsigned char *p, size_t n)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t i = 0;
-    for (; i + 2 < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-        wd_buf_putc(b, tab[v >> 18]);
-        wd_buf_putc(b, tab[(v >> 12) & 63]);
-        wd_buf_putc(b, tab[(v >> 6) & 63]);
-        wd_buf_putc(b, tab[v & 63]);
-    }
-    if (n - i == 1) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        wd_buf_putc(b, tab[v >> 18]);
-        wd_buf_putc(b, tab[(v >> 12) & 63]);
-    } else if (n - i == 2) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
-        wd_buf_putc(b, tab[v >> 18]);
-        wd_buf_putc(b, tab[(v >> 12) & 63]);
-        wd_buf_putc(b, tab[(v >> 6) & 63]);
-    }
-}
+#define b64url(b, p, n) wd_base64_encode((b), (p), (n), WD_BASE64_URL)
 
 /* An ES256 token with header {"alg":"ES256","kid":kid}, signed with pk. Malloc'd. */
 static char *mint(EVP_PKEY *pk, const char *kid)

@@ -27,6 +27,7 @@
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
 
+#include "core/base64.h"
 #include "core/buf.h"
 #include "core/wd.h"
 #include "store/jwt.h"
@@ -50,28 +51,7 @@ static const struct wd_client client = {
 
 /* ---- minting ---- */
 
-static void b64url(struct wd_buf *b, const unsigned char *p, size_t n)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t i = 0;
-    for (; i + 2 < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-        wd_buf_putc(b, tab[v >> 18]);
-        wd_buf_putc(b, tab[(v >> 12) & 63]);
-        wd_buf_putc(b, tab[(v >> 6) & 63]);
-        wd_buf_putc(b, tab[v & 63]);
-    }
-    if (n - i == 1) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        wd_buf_putc(b, tab[v >> 18]);
-        wd_buf_putc(b, tab[(v >> 12) & 63]);
-    } else if (n - i == 2) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
-        wd_buf_putc(b, tab[v >> 18]);
-        wd_buf_putc(b, tab[(v >> 12) & 63]);
-        wd_buf_putc(b, tab[(v >> 6) & 63]);
-    }
-}
+#define b64url(b, p, n) wd_base64_encode((b), (p), (n), WD_BASE64_URL)
 
 static const EVP_MD *md_of(const char *alg)
 {
