@@ -6,7 +6,8 @@
  * bare_server, and keeps exactly -n calls in flight: every completion starts the next
  * call at once. Requests look like what EMQX sends (ClientInfo, RequestMeta, ...), are
  * packed with protobuf-c once at start-up into a pool of -k distinct requests (one per
- * client id dev-0000 .. dev-<k-1>), and are sent round-robin from that pool.
+ * client id dev-0000 .. dev-<k-1>), and are sent round-robin from that pool, or with -z
+ * drawn from it by a Zipf distribution (a few hot clients, a long tail).
  *
  * Every reply is decoded as a ValuedResponse. A call counts as ok only when its status
  * is OK and the reply decodes with the `value` oneof set to bool_result (true or false;
@@ -22,6 +23,7 @@
  * Usage: wd_load [-a addr] [-t threads] [-c channels] [-n inflight] [-d seconds]
  *                [-w warmup_seconds] [-N calls] [-m authorize|authenticate] [-P v2|v3]
  *                [-k pool] [-T deadline_ms] [-i every] [-q] [-S server_pid] [-B file]
+ *                [-U] [-u user_prefix] [-z zipf_exponent]
  *   -d/-w  measure for -d seconds after -w seconds of warm-up (defaults 10 and 2)
  *   -N   run exactly N calls instead of -d seconds (no warm-up; every call is measured)
  *   -P   path prefix: /emqx.exhook.v2.HookProvider/ (default) or v3
@@ -34,6 +36,14 @@
  *        neither client nor server used meanwhile (other_cores: a noisy-machine warning)
  *   -B   write one gRPC-framed request (flag byte, 4-byte BE length, protobuf) to file
  *        and exit: a body for h2load -d
+ *   -U   authenticate as per-client users: username user-NNNN, password pw-NNNN (NNNN =
+ *        the pool index, as in the client id dev-NNNN) instead of demo/demo
+ *   -u   username prefix (default "user"): usernames are PREFIX-NNNN, for authorize and
+ *        for -U authenticate
+ *   -z   pick each request's pool index from a Zipf distribution with exponent S (index
+ *        i with probability ~ 1/(i+1)^S; 0 = uniform) instead of round-robin: a
+ *        precomputed CDF, binary search, one xorshift64* generator per thread with a fixed
+ *        seed (the same sequence on every run)
  *
  * Output (stdout): calls/s=.. ok=.. err=.. mismatch=.. p50=..ms p90=..ms p99=..ms
  * p99.9=..ms max=..ms, where calls/s = ok calls / measured seconds. With -q: rps= ok= err=
@@ -44,6 +54,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -106,6 +117,11 @@ static method_kind g_method = M_AUTHORIZE;
 static const char *g_version = "v2";
 static const char *g_body_file; /* -B */
 static long g_srv_pid;          /* -S: server whose CPU time to measure over the window */
+static int g_per_user;          /* -U: authenticate as user-NNNN / pw-NNNN */
+static const char *g_user_prefix = "user"; /* -u */
+static int g_zipf_on;           /* -z given */
+static double g_zipf_s;         /* -z exponent */
+static double *g_zipf_cdf;      /* g_pool entries, increasing, last = 1 */
 static char g_path[128];
 
 /* ---- run state shared with the workers ---------------------------------------------- */
@@ -144,6 +160,7 @@ struct worker {
     slot *slots;
     int inflight;
     unsigned next_req;
+    uint64_t rng; /* -z: xorshift64* state, never 0 */
     /* results: written by this thread, read by main after join (done: any time) */
     atomic_long done; /* completions counted in the measurement */
     long ok, err, mismatch, deny; /* deny: the ok calls whose bool_result was false */
@@ -170,9 +187,10 @@ static void die(const char *msg) {
 /* ---- requests --------------------------------------------------------------------- */
 
 static void pack_request(int i, uint8_t **buf, size_t *len) {
-    char clientid[32], username[32], topic[64];
+    char clientid[32], username[96], password[32], topic[64];
     snprintf(clientid, sizeof clientid, "dev-%04d", i);
-    snprintf(username, sizeof username, "user-%04d", i);
+    snprintf(username, sizeof username, "%s-%04d", g_user_prefix, i);
+    snprintf(password, sizeof password, "pw-%04d", i);
     snprintf(topic, sizeof topic, "devices/%s/telemetry", clientid);
 
     Emqx__Exhook__V3__ClientInfo ci = EMQX__EXHOOK__V3__CLIENT_INFO__INIT;
@@ -201,8 +219,8 @@ static void pack_request(int i, uint8_t **buf, size_t *len) {
         az.meta = &meta;
         msg = &az.base;
     } else {
-        ci.username = "demo";
-        ci.password = "demo";
+        ci.username = g_per_user ? username : "demo";
+        ci.password = g_per_user ? password : "demo";
         an.clientinfo = &ci;
         an.result = 0;
         an.meta = &meta;
@@ -223,6 +241,55 @@ static void build_pool(void) {
         pack_request(i, &g_req_buf[i], &g_req_len[i]);
         g_req_slice[i] = grpc_slice_from_static_buffer(g_req_buf[i], g_req_len[i]);
     }
+    if (g_zipf_on) {
+        /* P(i) = (i+1)^-s / H(k, s); cdf[i] = P(0) + .. + P(i) */
+        g_zipf_cdf = malloc((size_t)g_pool * sizeof *g_zipf_cdf);
+        if (!g_zipf_cdf) die("out of memory");
+        double sum = 0;
+        for (int i = 0; i < g_pool; i++) {
+            sum += pow((double)(i + 1), -g_zipf_s);
+            g_zipf_cdf[i] = sum;
+        }
+        for (int i = 0; i < g_pool; i++) g_zipf_cdf[i] /= sum;
+        g_zipf_cdf[g_pool - 1] = 1.0;
+    }
+}
+
+/* xorshift64* (Vigna): a fast generator, good enough to draw request indexes */
+static uint64_t rng_next(uint64_t *s) {
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+/* The seed of thread t: splitmix64 of a fixed constant, so runs repeat and threads differ. */
+static uint64_t rng_seed(int t) {
+    uint64_t z = 0x5EED5EED5EEDull + (uint64_t)(t + 1) * 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return z ? z : 1;
+}
+
+/* The next request index: round-robin, or a Zipf draw (first index whose CDF exceeds a
+ * uniform u in [0, 1)). */
+static unsigned next_index(worker *w) {
+    if (!g_zipf_on) {
+        unsigned i = w->next_req;
+        w->next_req = (w->next_req + 1) % (unsigned)g_pool;
+        return i;
+    }
+    double u = (double)(rng_next(&w->rng) >> 11) * 0x1.0p-53;
+    int lo = 0, hi = g_pool - 1;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (g_zipf_cdf[mid] > u) hi = mid;
+        else lo = mid + 1;
+    }
+    return (unsigned)lo;
 }
 
 static int write_body(const char *file) {
@@ -259,8 +326,7 @@ static int start_call(slot *s) {
                                                   w->cq, w->reg[s->ch], deadline, NULL);
     grpc_metadata_array_init(&s->init_md);
     grpc_metadata_array_init(&s->trail_md);
-    s->send_bb = grpc_raw_byte_buffer_create(&g_req_slice[w->next_req], 1);
-    w->next_req = (w->next_req + 1) % (unsigned)g_pool;
+    s->send_bb = grpc_raw_byte_buffer_create(&g_req_slice[next_index(w)], 1);
     s->recv_bb = NULL;
     s->details = grpc_empty_slice();
 
@@ -467,14 +533,16 @@ static void usage(void) {
             "usage: wd_load [-a addr] [-t threads] [-c channels] [-n inflight] [-d secs]\n"
             "               [-w warmup_secs] [-N calls] [-m authorize|authenticate] [-P v2|v3]\n"
             "               [-k pool] [-T deadline_ms] [-i every] [-q] [-S server_pid]\n"
-            "               [-B body_file]\n"
-            "defaults: -a 127.0.0.1:9100 -t 1 -c 1 -n 64 -d 10 -w 2 -m authorize -P v2 -k 1000\n");
+            "               [-B body_file] [-U] [-u user_prefix] [-z zipf_exponent]\n"
+            "defaults: -a 127.0.0.1:9100 -t 1 -c 1 -n 64 -d 10 -w 2 -m authorize -P v2 -k 1000\n"
+            "          -u user, round-robin over the pool (-z: Zipf), authenticate as demo/demo\n"
+            "          (-U: as PREFIX-NNNN with password pw-NNNN)\n");
     exit(2);
 }
 
 static void parse_args(int argc, char **argv) {
     int opt;
-    while ((opt = getopt(argc, argv, "a:t:c:n:d:w:N:m:P:k:T:i:qS:B:h")) != -1) {
+    while ((opt = getopt(argc, argv, "a:t:c:n:d:w:N:m:P:k:T:i:qS:B:Uu:z:h")) != -1) {
         switch (opt) {
         case 'a': g_addr = optarg; break;
         case 't': g_threads = (int)parse_long("-t", optarg, 1, 64); break;
@@ -489,6 +557,20 @@ static void parse_args(int argc, char **argv) {
         case 'q': g_quiet = 1; break;
         case 'B': g_body_file = optarg; break;
         case 'S': g_srv_pid = parse_long("-S", optarg, 1, INT_MAX); break;
+        case 'U': g_per_user = 1; break;
+        case 'u':
+            if (!*optarg || strlen(optarg) > 64) die("-u wants a prefix of 1 to 64 bytes");
+            g_user_prefix = optarg;
+            break;
+        case 'z': {
+            char *end;
+            errno = 0;
+            g_zipf_s = strtod(optarg, &end);
+            if (errno || end == optarg || *end || !(g_zipf_s >= 0 && g_zipf_s <= 10))
+                die("-z wants an exponent in [0, 10]");
+            g_zipf_on = 1;
+            break;
+        }
         case 'm':
             if (!strcmp(optarg, "authorize")) g_method = M_AUTHORIZE;
             else if (!strcmp(optarg, "authenticate")) g_method = M_AUTHENTICATE;
@@ -532,6 +614,7 @@ static void teardown(worker *ws) {
     free(g_req_buf);
     free(g_req_len);
     free(g_req_slice);
+    free(g_zipf_cdf);
 }
 
 static long sum_done(worker *ws) {
@@ -580,6 +663,7 @@ int main(int argc, char **argv) {
         w->hist = calloc(NBUCKETS, sizeof *w->hist);
         if (!w->ch || !w->reg || !w->slots || !w->hist) die("out of memory");
         w->next_req = (unsigned)(t * g_pool / g_threads);
+        w->rng = rng_seed(t);
         for (int j = 0; j < w->nch; j++) {
             w->ch[j] = grpc_channel_create(g_addr, creds, &chargs);
             w->reg[j] = grpc_channel_register_call(w->ch[j], g_path, NULL, NULL);
