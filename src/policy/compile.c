@@ -670,7 +670,11 @@ static int compile_ast(const struct wd_ast *ast, struct wd_diags *diags,
     p->generation = atomic_fetch_add(&g_generation, 1) + 1;
     p->authn_default = WD_DECISION_DENY;
     p->authz_default = store ? WD_DECISION_NOMATCH : WD_DECISION_DENY;
-    wd_trie__init(&p->trie);
+    /* a per-client store ACL of a few rules is scanned: at that size a scan is as fast as
+     * the trie, and thousands of them sit in the cache and the sessions */
+    p->linear = store && ast->n <= WD_POLICY_LINEAR_MAX;
+    if (!p->linear)
+        wd_trie__init(&p->trie);
     struct cctx cx = {p, diags, &p->arena, store, false};
 
     size_t nusers = 0, nsteps = 0, nrules = 0, nsources = 0;
@@ -797,7 +801,7 @@ static int compile_ast(const struct wd_ast *ast, struct wd_diags *diags,
             if (!store)
                 rule_warnings(&cx, s, r, dups, dupcap);
             p->uses_claims = p->uses_claims || cx.saw_claim;
-            for (size_t t = 0; t < r->ntopics; t++)
+            for (size_t t = 0; t < r->ntopics && !p->linear; t++)
                 wd_trie__insert(&p->trie, &r->topics[t], r->idx);
             p->nrules++;
             break;

@@ -395,6 +395,10 @@ void wd_policy_authorize_linear(const struct wd_policy *p, const struct wd_authz
 void wd_policy_authorize_src(const struct wd_policy *p, const struct wd_authz_req *req,
                              const struct wd_policy_sources *src, struct wd_policy_result *out)
 {
+    if (p->linear) {
+        wd_policy_authorize_linear_src(p, req, src, out);
+        return;
+    }
     struct wd_req_level lv[WD_TOPIC_MAX_LEVELS];
     int nlv = wd_trie__split(req->topic, req->topic_len, lv, WD_TOPIC_MAX_LEVELS);
     if (nlv < 0) {

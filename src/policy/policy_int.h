@@ -145,8 +145,8 @@ struct wd_eq_slot {
 
 struct wd_trie {
     struct wd_tnode *root;
-    uint64_t eq_bloom[WD_EQ_BLOOM_BITS / 64]; /* skips the eq probe for most requests */
-    struct wd_tnode **nodes;                  /* all nodes, for freeing their lists */
+    uint64_t *eq_bloom; /* WD_EQ_BLOOM_BITS bits, with the first eq topic: skips the eq probe */
+    struct wd_tnode **nodes; /* all nodes, for freeing their lists */
     uint32_t nnodes, capnodes;
     struct wd_tnode_chunk *chunks;
     struct wd_lit_slot *lits;
@@ -173,6 +173,7 @@ struct wd_policy {
     size_t nsources;
     enum wd_decision authz_default; /* NOMATCH for store policies (wd_policy_compile_rules) */
     unsigned authz_default_line;
+    bool linear;         /* a small store rule set: scanned, no trie (saves ~3 KB each) */
     bool uses_claims;    /* a rule topic has a ${claim.X} */
     bool uses_superuser; /* a condition (rule, source or authn step) tests `superuser` */
 
@@ -181,6 +182,9 @@ struct wd_policy {
     pcre2_code **res; /* every compiled regex, for freeing */
     size_t nres, capres;
 };
+
+/* Store rule sets up to this many rules are scanned instead of put in a trie. */
+#define WD_POLICY_LINEAR_MAX 32
 
 /* trie.c */
 void wd_trie__init(struct wd_trie *t);

@@ -116,7 +116,7 @@ static struct wd_tnode *new_node(struct wd_trie *t)
     }
     struct wd_tnode *n = &t->chunks->nodes[t->chunks->used++];
     if (t->nnodes == t->capnodes) {
-        t->capnodes = t->capnodes ? t->capnodes * 2 : 64;
+        t->capnodes = t->capnodes ? t->capnodes * 2 : 16;
         t->nodes = wd_realloc(t->nodes, t->capnodes * sizeof *t->nodes);
     }
     n->id = t->nnodes;
@@ -147,13 +147,14 @@ void wd_trie__free(struct wd_trie *t)
     for (size_t i = 0; i < t->eqcap; i++)
         free(t->eqs[i].rules);
     free(t->eqs);
+    free(t->eq_bloom);
     memset(t, 0, sizeof *t);
 }
 
 size_t wd_trie__memory(const struct wd_trie *t)
 {
-    size_t m =
-        t->capnodes * sizeof(void *) + t->litcap * sizeof *t->lits + t->eqcap * sizeof *t->eqs;
+    size_t m = t->capnodes * sizeof(void *) + t->litcap * sizeof *t->lits +
+               t->eqcap * sizeof *t->eqs + (t->eq_bloom ? WD_EQ_BLOOM_BITS / 8 : 0);
     for (uint32_t i = 0; i < t->nnodes; i++)
         m += sizeof(struct wd_tnode) + t->nodes[i]->caprules * sizeof(uint32_t) +
              t->nodes[i]->captmpls * sizeof(struct wd_tedge);
@@ -299,6 +300,8 @@ static struct wd_eq_slot *eq_find(const struct wd_trie *t, const char *s, size_t
 static void eq_add(struct wd_trie *t, const char *s, size_t n, uint32_t rule)
 {
     uint64_t h = topic_hash(s, n);
+    if (!t->eq_bloom)
+        t->eq_bloom = wd_calloc(WD_EQ_BLOOM_BITS / 64, sizeof *t->eq_bloom);
     bloom_add(t->eq_bloom, h);
     struct wd_eq_slot *e = eq_find(t, s, n, h);
     if (!e) {
