@@ -24,6 +24,7 @@
     X(HEALTH_CHECKS, "health_checks_total", "grpc.health.v1 Check calls")                          \
     X(PROVIDER_LOADED, "provider_loaded_total", "OnProviderLoaded calls")                          \
     X(AUTHN_CACHE_HITS, "authn_cache_hits_total", "credential checks answered by the cache")       \
+    X(PASSWD_CHECKS, "passwd_checks_total", "password hashes computed (cache misses)")             \
     X(AUTHN_COALESCED, "authn_coalesced_total",                                                    \
       "credential checks that waited for an identical one")                                        \
     X(AUTHZ_CACHE_HITS, "authz_cache_hits_total", "Redis ACLs served from the cache")              \

@@ -483,6 +483,96 @@ static void free_plain(void *p)
     free(p);
 }
 
+/* A credential verdict through the cache: looked up under ck; on a miss computed once by
+ * compute() (identical concurrent misses wait for it: single-flight) and cached unless
+ * compute() returns false (a backend failure, never cached: then *failed is true). */
+typedef bool (*verdict_fn)(void *ctx, struct verdict *vd);
+
+static void cached_verdict(struct wd_backends *b, struct wd_cache_key *ck, const char *user,
+                           verdict_fn compute, void *ctx, struct verdict *vd, bool *failed)
+{
+    bool leader = false;
+    *failed = false;
+    memset(vd, 0, sizeof *vd);
+    if (b->cache) {
+        void *v;
+        struct wd_cache_ref *ref = wd_cache_get(b->cache, ck, &v, NULL);
+        if (!ref && ck->digest_cache_id != 0) {
+            /* leader or not, look again: the answer may have landed between the miss and
+             * flight_begin (then a new leader must not compute it a second time) */
+            leader = flight_begin(&b->flights, ck->digest);
+            ref = wd_cache_get(b->cache, ck, &v, NULL);
+        }
+        if (ref) {
+            *vd = *(struct verdict *)v;
+            wd_cache_release(ref);
+            wd_metrics_inc(WD_M_AUTHN_CACHE_HITS);
+            if (leader)
+                flight_end(&b->flights, ck->digest);
+            return;
+        }
+    }
+    if (!compute(ctx, vd)) {
+        *failed = true;
+    } else if (b->cache) {
+        struct verdict *cv = wd_malloc(sizeof *cv);
+        *cv = *vd;
+        if (wd_cache_put(b->cache, ck, cv, sizeof *cv, vd->v != V_ALLOW, 0, free_plain, user,
+                         strlen(user), NULL) != WD_OK)
+            free(cv);
+    }
+    if (leader)
+        flight_end(&b->flights, ck->digest);
+}
+
+struct redis_lookup {
+    struct wd_backends_local *l;
+    const struct wd_authn_req *req;
+    const char *key;
+    size_t keylen;
+};
+
+static bool redis_verdict(void *ctx, struct verdict *vd)
+{
+    struct redis_lookup *x = ctx;
+    struct wd_backends *b = x->l->b;
+    struct wd_redis *r = redis_of(x->l);
+    struct wd_redis_user u;
+    int g = r ? wd_redis_user_get(r, x->key, x->keylen, &u) : WD_EBACKEND;
+    wd_metrics_inc(WD_M_REDIS_LOOKUPS);
+    if (g == WD_EBACKEND) {
+        wd_metrics_inc(WD_M_REDIS_ERRORS);
+        backend_warn("user lookup", r ? wd_redis_last_error(r) : "no client");
+        wd_redis_user_cleanup(&u);
+        return false;
+    }
+    if (g == WD_ENOENT) {
+        vd->v = u.has_fields ? V_DENY : V_NOUSER;
+        vd->reason =
+            u.has_fields ? "redis: user has no password field: denied" : "redis: no such user";
+    } else if (g == WD_OK) {
+        struct wd_passwd_spec spec = b->spec;
+        wd_redis_user_spec(&u, &spec);
+        bool match = false;
+        wd_metrics_inc(WD_M_PASSWD_CHECKS);
+        int vr = wd_passwd_verify_spec(&spec, x->req->password, x->req->password_len, &match);
+        if (vr != WD_OK) {
+            vd->v = V_DENY;
+            vd->reason = vr == WD_ERANGE ? "redis: stored hash over the work limits: denied"
+                                         : "redis: stored hash unusable: denied";
+        } else {
+            vd->v = match ? V_ALLOW : V_DENY;
+            vd->superuser = match && u.is_superuser;
+            vd->reason = match ? "redis: password matches" : "redis: wrong password";
+        }
+    } else {
+        vd->v = V_DENY;
+        vd->reason = "redis: lookup failed: denied";
+    }
+    wd_redis_user_cleanup(&u);
+    return true;
+}
+
 int wd_backends_authn_redis(struct wd_backends_local *l, const struct wd_authn_req *req,
                             struct wd_step_result *out)
 {
@@ -502,87 +592,76 @@ int wd_backends_authn_redis(struct wd_backends_local *l, const struct wd_authn_r
     wd_cache_key_add_str(&ck, "redis");
     wd_cache_key_add(&ck, key, keylen);
     wd_cache_key_add(&ck, req->password, req->password_len);
-
-    struct verdict vd = {0};
-    bool have = false, leader = false;
-    if (b->cache) {
-        void *v;
-        struct wd_cache_ref *ref = wd_cache_get(b->cache, &ck, &v, NULL);
-        if (!ref && ck.digest_cache_id != 0) {
-            /* leader or not, look again: the answer may have landed between the miss and
-             * flight_begin (then a new leader must not ask Redis a second time) */
-            leader = flight_begin(&b->flights, ck.digest);
-            ref = wd_cache_get(b->cache, &ck, &v, NULL);
-        }
-        if (ref) {
-            vd = *(struct verdict *)v;
-            wd_cache_release(ref);
-            have = true;
-            wd_metrics_inc(WD_M_AUTHN_CACHE_HITS);
-        }
-    }
-    int rc = 1;
-    if (!have) {
-        struct wd_redis *r = redis_of(l);
-        struct wd_redis_user u;
-        int g = r ? wd_redis_user_get(r, key, keylen, &u) : WD_EBACKEND;
-        wd_metrics_inc(WD_M_REDIS_LOOKUPS);
-        if (g == WD_EBACKEND) {
-            wd_metrics_inc(WD_M_REDIS_ERRORS);
-            backend_warn("user lookup", r ? wd_redis_last_error(r) : "no client");
-            if (b->redis_fail_next) {
-                rc = 0;
-            } else {
-                out->decision = WD_DECISION_DENY;
-                out->reason = "redis unavailable: redis_on_error deny";
-            }
-            wd_redis_user_cleanup(&u);
-            goto done;
-        }
-        if (g == WD_ENOENT) {
-            vd.v = u.has_fields ? V_DENY : V_NOUSER;
-            vd.reason =
-                u.has_fields ? "redis: user has no password field: denied" : "redis: no such user";
-        } else if (g == WD_OK) {
-            struct wd_passwd_spec spec = b->spec;
-            wd_redis_user_spec(&u, &spec);
-            bool match = false;
-            int vr = wd_passwd_verify_spec(&spec, req->password, req->password_len, &match);
-            if (vr != WD_OK) {
-                vd.v = V_DENY;
-                vd.reason = vr == WD_ERANGE ? "redis: stored hash over the work limits: denied"
-                                            : "redis: stored hash unusable: denied";
-            } else {
-                vd.v = match ? V_ALLOW : V_DENY;
-                vd.superuser = match && u.is_superuser;
-                vd.reason = match ? "redis: password matches" : "redis: wrong password";
-            }
-        } else {
-            vd.v = V_DENY;
-            vd.reason = "redis: lookup failed: denied";
-        }
-        wd_redis_user_cleanup(&u);
-        if (b->cache) {
-            struct verdict *cv = wd_malloc(sizeof *cv);
-            *cv = vd;
-            if (wd_cache_put(b->cache, &ck, cv, sizeof *cv, vd.v != V_ALLOW, 0, free_plain,
-                             req->client.username, strlen(req->client.username), NULL) != WD_OK)
-                free(cv);
-        }
-    }
-    if (vd.v == V_NOUSER) {
-        rc = 0;
-    } else {
-        out->decision = vd.v == V_ALLOW ? WD_DECISION_ALLOW : WD_DECISION_DENY;
-        out->superuser = vd.superuser;
-        out->reason = vd.reason;
-    }
-done:
-    if (leader)
-        flight_end(&b->flights, ck.digest);
+    struct redis_lookup x = {l, req, key, keylen};
+    struct verdict vd;
+    bool failed;
+    cached_verdict(b, &ck, req->client.username, redis_verdict, &x, &vd, &failed);
     wd_cache_key_cleanup(&ck);
     free(key);
-    return rc;
+    if (failed) {
+        if (b->redis_fail_next)
+            return 0;
+        out->decision = WD_DECISION_DENY;
+        out->reason = "redis unavailable: redis_on_error deny";
+        return 1;
+    }
+    if (vd.v == V_NOUSER)
+        return 0;
+    out->decision = vd.v == V_ALLOW ? WD_DECISION_ALLOW : WD_DECISION_DENY;
+    out->superuser = vd.superuser;
+    out->reason = vd.reason;
+    return 1;
+}
+
+/* ---- static users with expensive hashes ---- */
+
+struct static_check {
+    const char *secret;
+    const char *pw;
+    size_t pwlen;
+};
+
+static bool static_verdict(void *ctx, struct verdict *vd)
+{
+    struct static_check *x = ctx;
+    bool ok = false;
+    wd_metrics_inc(WD_M_PASSWD_CHECKS);
+    if (wd_passwd_verify(x->secret, x->pw, x->pwlen, &ok) != WD_OK)
+        return false; /* checked at load: not reached; never cached */
+    vd->v = ok ? V_ALLOW : V_DENY;
+    return true;
+}
+
+int wd_backends_check_static(struct wd_backends_local *l, unsigned long generation,
+                             const char *user, const char *secret, const char *pw, size_t pwlen,
+                             bool *ok)
+{
+    struct wd_backends *b = l->b;
+    struct static_check x = {secret, pw, pwlen};
+    struct verdict vd;
+    *ok = false;
+    /* digests cost less than a cache key: only the slow schemes go through the cache */
+    bool slow = strncmp(secret, "bcrypt:", 7) == 0 || strncmp(secret, "pbkdf2:", 7) == 0 ||
+                strncmp(secret, "argon2id:", 9) == 0;
+    if (!slow || !b->cache) {
+        if (!static_verdict(&x, &vd))
+            return WD_EINVAL;
+        *ok = vd.v == V_ALLOW;
+        return WD_OK;
+    }
+    struct wd_cache_key ck;
+    wd_cache_key_init(&ck, WD_CACHE_KIND_AUTHN_VERDICT);
+    wd_cache_key_add_str(&ck, "users");
+    wd_cache_key_add_u64(&ck, generation); /* a reload may change the secret */
+    wd_cache_key_add_str(&ck, user);
+    wd_cache_key_add(&ck, pw, pwlen);
+    bool failed;
+    cached_verdict(b, &ck, user, static_verdict, &x, &vd, &failed);
+    wd_cache_key_cleanup(&ck);
+    if (failed)
+        return WD_EINVAL;
+    *ok = vd.v == V_ALLOW;
+    return WD_OK;
 }
 
 /* ---- JWT authentication ---- */

@@ -62,6 +62,14 @@ int wd_backends_authn_jwt(struct wd_backends_local *l, const struct wd_authn_req
                           struct wd_step_result *out);
 void wd_jwt_ident_release(struct wd_jwt_ident *j);
 
+/* A static policy user's password check. bcrypt, pbkdf2 and argon2id verdicts go through
+ * the cache (keyed by the policy generation, the user and the password) with
+ * single-flight, so a reconnect storm costs one slow hash per user; the cheap digests are
+ * computed every time. Returns WD_OK with *ok, or an error (an unusable secret). */
+int wd_backends_check_static(struct wd_backends_local *l, unsigned long generation,
+                             const char *user, const char *secret, const char *pw, size_t pwlen,
+                             bool *ok);
+
 /* ---- sessions (docs/sessions.md) ---- */
 
 /* What authentication learned about a client, kept by clientid for authorize. */

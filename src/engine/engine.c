@@ -264,7 +264,10 @@ static int authn_run(const struct wd_policy *p, struct wd_backends_local *bl,
             if (!u)
                 continue;
             bool ok = false;
-            if (wd_passwd_verify(u->secret, req->password, req->password_len, &ok) != WD_OK) {
+            int vr = bl ? wd_backends_check_static(bl, wd_policy_generation(p), c->username,
+                                                   u->secret, req->password, req->password_len, &ok)
+                        : wd_passwd_verify(u->secret, req->password, req->password_len, &ok);
+            if (vr != WD_OK) {
                 out->decision = WD_DECISION_DENY; /* checked at load: not reached */
                 out->reason = "stored secret unusable";
                 return WD_EINVAL;

@@ -147,6 +147,7 @@ static const char POLICY[] = "authn redis\n"
 struct storm {
     struct wd_engine *e;
     pthread_barrier_t *go;
+    const char *user, *pw;
     enum wd_decision got;
 };
 
@@ -155,9 +156,50 @@ static void *storm_one(void *arg)
     struct storm *s = arg;
     struct wd_engine_local *l = wd_engine_local_new(s->e);
     pthread_barrier_wait(s->go);
-    s->got = authn(l, "fleet", "dev-x", "fleet-pw");
+    s->got = authn(l, s->user, "dev-x", s->pw);
     wd_engine_local_free(l);
     return NULL;
+}
+
+/* N concurrent logins of one user; returns how many password hashes were computed. */
+static uint64_t storm(struct wd_engine *e, const char *user, const char *pw, enum wd_decision want)
+{
+    enum { N = 12 };
+    pthread_t t[N];
+    struct storm s[N];
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, N);
+    uint64_t before = wd_metrics_get(WD_M_PASSWD_CHECKS);
+    for (int i = 0; i < N; i++) {
+        s[i] = (struct storm){.e = e, .go = &go, .user = user, .pw = pw};
+        pthread_create(&t[i], NULL, storm_one, &s[i]);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(s[i].got, want);
+    }
+    pthread_barrier_destroy(&go);
+    return wd_metrics_get(WD_M_PASSWD_CHECKS) - before;
+}
+
+/* The same for a static policy user with a bcrypt secret: one bcrypt per user and
+ * password, also for a wrong password; a policy reload (new generation) checks again. */
+static void a_static_bcrypt_user_storm_costs_one_bcrypt(void **state)
+{
+    (void)state;
+    char *hash = NULL, pol[512];
+    assert_int_equal(wd_passwd_hash("bcrypt:8", "ops-pw", 6, &hash), WD_OK);
+    snprintf(pol, sizeof pol, "user \"ops\" \"%s\"\nauthn users\nauthn default deny\n", hash);
+    wd_passwd_secret_free(hash);
+    struct wd_engine *e = engine_with(pol, NULL);
+    assert_int_equal(storm(e, "ops", "ops-pw", WD_DECISION_ALLOW), 1);
+    assert_int_equal(storm(e, "ops", "ops-pw", WD_DECISION_ALLOW), 0); /* cached */
+    assert_int_equal(storm(e, "ops", "guess", WD_DECISION_DENY), 1);
+    char *report = NULL;
+    assert_int_equal(wd_engine_reload(e, &report), WD_OK);
+    free(report);
+    assert_int_equal(storm(e, "ops", "ops-pw", WD_DECISION_ALLOW), 1);
+    wd_engine_free(e);
 }
 
 /* A reconnect storm of one bcrypt user with a cold cache: every CONNECT is answered, and
@@ -171,22 +213,9 @@ static void identical_concurrent_checks_ask_redis_once(void **state)
     wd_passwd_secret_free(hash);
     struct wd_engine *e = engine_with(POLICY, "redis_password_hash=bcrypt");
 
-    enum { N = 12 };
-    pthread_t t[N];
-    struct storm s[N];
-    pthread_barrier_t go;
-    pthread_barrier_init(&go, NULL, N);
     uint64_t lookups = wd_metrics_get(WD_M_REDIS_LOOKUPS);
-    for (int i = 0; i < N; i++) {
-        s[i] = (struct storm){.e = e, .go = &go};
-        pthread_create(&t[i], NULL, storm_one, &s[i]);
-    }
-    for (int i = 0; i < N; i++) {
-        pthread_join(t[i], NULL);
-        assert_int_equal(s[i].got, WD_DECISION_ALLOW);
-    }
+    assert_int_equal(storm(e, "fleet", "fleet-pw", WD_DECISION_ALLOW), 1);
     assert_int_equal(wd_metrics_get(WD_M_REDIS_LOOKUPS) - lookups, 1);
-    pthread_barrier_destroy(&go);
     wd_engine_free(e);
 }
 
@@ -299,6 +328,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(identical_concurrent_checks_ask_redis_once),
+        cmocka_unit_test(a_static_bcrypt_user_storm_costs_one_bcrypt),
         cmocka_unit_test(redis_down_denies_or_goes_on_as_configured),
         cmocka_unit_test(redis_superuser_session_reaches_the_superuser_rule_until_disconnect),
         cmocka_unit_test(flush_user_drops_a_cached_verdict_and_acl),
