@@ -289,6 +289,12 @@ static int setup_jwt(struct wd_backends *b, const struct wd_config *cfg, struct 
         if (wd_jwt_keyset_from_secret(cfg->jwt_secret, strlen(cfg->jwt_secret),
                                       cfg->jwt_secret_base64, &ks, err, sizeof err) != WD_OK)
             append_err(e, n, "jwt_secret: %s%s", err, "");
+        else if (!cfg->jwt_secret_base64 && strlen(cfg->jwt_secret) < 32)
+            /* RFC 7518 3.2: an HS256 key must be at least 256 bits; EMQX accepts any */
+            wd_log_warn("jwt",
+                        "jwt_secret is %zu bytes: shorter than the 32 RFC 7518 requires for "
+                        "HS256, it can be brute-forced from one token",
+                        strlen(cfg->jwt_secret));
     } else if (cfg->jwt_public_key) {
         size_t len;
         char *pem = read_small_file(cfg->jwt_public_key, 64 * 1024, &len, e, n);
