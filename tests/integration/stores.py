@@ -2250,3 +2250,88 @@ def stores_shutdown_grace_finishes_inflight_calls(s, h):
                        "in-flight call after the grace expired: %r (want CANCELLED)" % got)
                 ensure(w2.count(r"grace of 100 ms expired") == 1, "grace expiry logged")
         r.resume()
+
+
+_HTTPS_SERVER = r"""
+import http.server, os, ssl, sys
+root, cert, key, portfile = sys.argv[1:5]
+class H(http.server.SimpleHTTPRequestHandler):
+    def __init__(self, *a, **kw):
+        super().__init__(*a, directory=root, **kw)
+    def log_message(self, *a):
+        pass
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+with open(portfile + ".tmp", "w") as f:
+    f.write(str(srv.server_address[1]))
+os.rename(portfile + ".tmp", portfile)
+srv.serve_forever()
+"""
+
+
+@_scenario
+def stores_jwt_jwks_url_rotation(s, h):
+    """jwt_jwks_url end to end: keys fetched over HTTPS (server verified with jwt_jwks_ca),
+    a token with a kid the set does not have yet kicks a refresh, and after the issuer
+    rotates its JWKS the new key verifies; an unreachable JWKS keeps the last good set."""
+    k = Keys.get(h)
+    pki = h.pki()
+    d = tempfile.mkdtemp(prefix="jwks-https.", dir=h.tmp)
+    doc = os.path.join(d, "jwks.json")
+
+    def publish(keys):
+        with open(doc + ".new", "w") as f:
+            json.dump({"keys": keys}, f)
+        os.rename(doc + ".new", doc)
+
+    rsa_k1 = {"kty": "RSA", "kid": "k1", "use": "sig", "n": k.rsa_n, "e": "AQAB"}
+    ec_k2 = {"kty": "EC", "kid": "k2", "use": "sig", "crv": "P-256", "x": k.ec_x, "y": k.ec_y}
+    publish([rsa_k1])
+    portfile = os.path.join(d, "port")
+    srv = subprocess.Popen(["/usr/bin/python3", "-c", _HTTPS_SERVER, d,
+                            os.path.join(pki, "server.pem"), os.path.join(pki, "server.key"),
+                            portfile], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, preexec_fn=_pdeathsig)
+    try:
+        deadline = time.monotonic() + 15
+        while not os.path.exists(portfile):
+            ensure(srv.poll() is None and time.monotonic() < deadline,
+                   "the test HTTPS server did not start")
+            time.sleep(0.02)
+        with open(portfile) as f:
+            port = int(f.read())
+        url = "https://localhost:%d/jwks.json" % port
+        with Env(s, h, "stores_jwt_jwks_url") as env:
+            w = env.warden("authn jwt\nauthn default deny\nallow all \"#\"\n",
+                           "jwt_jwks_url " + url, "jwt_jwks_ca " + os.path.join(pki, "ca.pem"),
+                           "jwt_jwks_refresh 1h", name="jwks-url")
+            exp = now() + 600
+            t1 = jwt_pk({"exp": exp}, k.rsa, "RS256", kid="k1")
+            t2 = jwt_pk({"exp": exp}, k.ec, "ES256", kid="k2")
+            env.hide(t1.rsplit(".", 1)[-1], t2.rsplit(".", 1)[-1])
+            with H.channel(w.addr) as ch:
+                with s.check("stores_jwks_url_first_fetch_verifies"):
+                    ensure(authn(ch, "d1", t1, clientid="J1") == ALLOW_RAW,
+                           "RS256 token with kid k1 from the fetched set")
+                    ensure(authn(ch, "d2", t2, clientid="J2") == DENY_RAW,
+                           "kid k2 is not published yet")
+                with s.check("stores_jwks_url_rotation_picked_up_by_unknown_kid"):
+                    publish([rsa_k1, ec_k2])
+                    # each unknown-kid refusal kicks a (rate-limited) refresh: poll
+                    poll_until(lambda: authn(ch, "d2", t2, clientid="J2"), ALLOW_RAW, 60,
+                               "ES256 token with kid k2 after the rotation")
+                with s.check("stores_jwks_url_outage_keeps_the_last_good_set"):
+                    srv.kill()
+                    srv.wait()
+                    ensure(authn(ch, "d3", jwt_pk({"exp": exp, "n": 3}, k.ec, "ES256",
+                                                  kid="k2"), clientid="J3") == ALLOW_RAW,
+                           "k2 still verifies with the JWKS server gone")
+                    ensure(authn(ch, "d4", jwt_pk({"exp": exp}, k.rsa2, "RS256", kid="k9"),
+                                 clientid="J4") == DENY_RAW, "an unknown kid is refused")
+    finally:
+        if srv.poll() is None:
+            srv.kill()
+            srv.wait()
+
