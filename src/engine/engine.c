@@ -87,12 +87,19 @@ int wd_engine_load_policy(const char *path, struct wd_policy **out, char **repor
     return rc;
 }
 
-/* What the configured backends cannot provide for p, appended to *report. */
+/* What the configured backends cannot provide for p, appended to *report (errors: the
+ * return value counts them), and what is likely a mistake (warnings). */
 static int check_backends(const struct wd_backends *b, const struct wd_policy *p, char **report)
 {
     struct wd_buf errs = {0};
     int n = wd_backends_check_policy(b, p, &errs);
-    if (n) {
+    if ((wd_policy_has_authn_step(p, WD_STEP_REDIS) || wd_policy_has_authn_step(p, WD_STEP_JWT)) &&
+        !wd_policy_uses_superuser(p))
+        wd_buf_puts(&errs, "warning: no rule tests `superuser`, so Redis is_superuser and the JWT "
+                           "is_superuser claim grant nothing; for EMQX's behaviour put "
+                           "`allow all [\"#\", \"$SYS/#\"] when superuser` first "
+                           "(docs/sessions.md)\n");
+    if (errs.len) {
         struct wd_buf all = {0};
         if (*report)
             wd_buf_puts(&all, *report);
