@@ -38,6 +38,8 @@
  *        and exit: a body for h2load -d
  *   -U   authenticate as per-client users: username user-NNNN, password pw-NNNN (NNNN =
  *        the pool index, as in the client id dev-NNNN) instead of demo/demo
+ *   -J   with -U: the password is an HS256 JWT signed with SECRET instead of pw-NNNN:
+ *        {"exp": now + 1 h, "sub": "user-NNNN", "acl": {"pub": ["devices/${clientid}/#"]}}
  *   -u   username prefix (default "user"): usernames are PREFIX-NNNN, for authorize and
  *        for -U authenticate
  *   -z   pick each request's pool index from a Zipf distribution with exponent S (index
@@ -72,6 +74,8 @@
 #include <grpc/slice.h>
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
+
+#include <openssl/hmac.h>
 
 #include "exhook.pb-c.h"
 
@@ -118,6 +122,7 @@ static const char *g_version = "v2";
 static const char *g_body_file; /* -B */
 static long g_srv_pid;          /* -S: server whose CPU time to measure over the window */
 static int g_per_user;          /* -U: authenticate as user-NNNN / pw-NNNN */
+static const char *g_jwt_secret; /* -J: the password is an HS256 token */
 static const char *g_user_prefix = "user"; /* -u */
 static int g_zipf_on;           /* -z given */
 static double g_zipf_s;         /* -z exponent */
@@ -186,11 +191,49 @@ static void die(const char *msg) {
 
 /* ---- requests --------------------------------------------------------------------- */
 
+static void b64url(char *out, const unsigned char *p, size_t n) {
+    static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned long v = (unsigned long)p[i] << 16;
+        if (i + 1 < n) v |= (unsigned long)p[i + 1] << 8;
+        if (i + 2 < n) v |= p[i + 2];
+        out[o++] = t[v >> 18];
+        out[o++] = t[(v >> 12) & 63];
+        if (i + 1 < n) out[o++] = t[(v >> 6) & 63];
+        if (i + 2 < n) out[o++] = t[v & 63];
+    }
+    out[o] = '\0';
+}
+
+/* An HS256 token for user `user` (-J): header.payload.signature, base64url. */
+static void mint_jwt(char *out, size_t cap, const char *user) {
+    char hdr[64], pay[256], claims[200];
+    unsigned char mac[32];
+    unsigned maclen = 0;
+    const char *h = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
+    snprintf(claims, sizeof claims,
+             "{\"exp\":%ld,\"sub\":\"%s\",\"acl\":{\"pub\":[\"devices/${clientid}/#\"]}}",
+             (long)time(NULL) + 3600, user);
+    b64url(hdr, (const unsigned char *)h, strlen(h));
+    b64url(pay, (const unsigned char *)claims, strlen(claims));
+    char si[400];
+    snprintf(si, sizeof si, "%s.%s", hdr, pay);
+    HMAC(EVP_sha256(), g_jwt_secret, (int)strlen(g_jwt_secret), (const unsigned char *)si,
+         strlen(si), mac, &maclen);
+    char sig[64];
+    b64url(sig, mac, maclen);
+    snprintf(out, cap, "%s.%s", si, sig);
+}
+
 static void pack_request(int i, uint8_t **buf, size_t *len) {
-    char clientid[32], username[96], password[32], topic[64];
+    char clientid[32], username[96], password[512], topic[64];
     snprintf(clientid, sizeof clientid, "dev-%04d", i);
     snprintf(username, sizeof username, "%s-%04d", g_user_prefix, i);
-    snprintf(password, sizeof password, "pw-%04d", i);
+    if (g_jwt_secret)
+        mint_jwt(password, sizeof password, username);
+    else
+        snprintf(password, sizeof password, "pw-%04d", i);
     snprintf(topic, sizeof topic, "devices/%s/telemetry", clientid);
 
     Emqx__Exhook__V3__ClientInfo ci = EMQX__EXHOOK__V3__CLIENT_INFO__INIT;
@@ -533,16 +576,16 @@ static void usage(void) {
             "usage: wd_load [-a addr] [-t threads] [-c channels] [-n inflight] [-d secs]\n"
             "               [-w warmup_secs] [-N calls] [-m authorize|authenticate] [-P v2|v3]\n"
             "               [-k pool] [-T deadline_ms] [-i every] [-q] [-S server_pid]\n"
-            "               [-B body_file] [-U] [-u user_prefix] [-z zipf_exponent]\n"
+            "               [-B body_file] [-U] [-J secret] [-u user_prefix] [-z zipf_exponent]\n"
             "defaults: -a 127.0.0.1:9100 -t 1 -c 1 -n 64 -d 10 -w 2 -m authorize -P v2 -k 1000\n"
             "          -u user, round-robin over the pool (-z: Zipf), authenticate as demo/demo\n"
-            "          (-U: as PREFIX-NNNN with password pw-NNNN)\n");
+            "          (-U: as PREFIX-NNNN with password pw-NNNN; -J SECRET: an HS256 JWT instead)\n");
     exit(2);
 }
 
 static void parse_args(int argc, char **argv) {
     int opt;
-    while ((opt = getopt(argc, argv, "a:t:c:n:d:w:N:m:P:k:T:i:qS:B:Uu:z:h")) != -1) {
+    while ((opt = getopt(argc, argv, "a:t:c:n:d:w:N:m:P:k:T:i:qS:B:Uu:z:J:h")) != -1) {
         switch (opt) {
         case 'a': g_addr = optarg; break;
         case 't': g_threads = (int)parse_long("-t", optarg, 1, 64); break;
@@ -558,6 +601,7 @@ static void parse_args(int argc, char **argv) {
         case 'B': g_body_file = optarg; break;
         case 'S': g_srv_pid = parse_long("-S", optarg, 1, INT_MAX); break;
         case 'U': g_per_user = 1; break;
+        case 'J': g_jwt_secret = optarg; break;
         case 'u':
             if (!*optarg || strlen(optarg) > 64) die("-u wants a prefix of 1 to 64 bytes");
             g_user_prefix = optarg;
