@@ -20,12 +20,14 @@
 #include "engine/backends.h"
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "core/file.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/wd.h"
@@ -175,57 +177,44 @@ static void backend_warn(const char *what, const char *err)
                     what, err, sup, WARN_INTERVAL_S);
 }
 
-static void append_err(struct wd_buf *e, int *n, const char *fmt, const char *a, const char *b)
+/* One configuration problem: a line in e, counted in *n. */
+static void append_err(struct wd_buf *e, int *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void append_err(struct wd_buf *e, int *n, const char *fmt, ...)
 {
-    wd_buf_printf(e, fmt, a, b);
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    wd_buf_puts(e, line);
     wd_buf_putc(e, '\n');
     (*n)++;
 }
 
-static char *read_small_file(const char *path, size_t max, size_t *len, struct wd_buf *e, int *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        append_err(e, n, "%s: cannot open: %s", path, "check the path and permissions");
-        return NULL;
-    }
-    char *buf = wd_malloc(max + 1);
-    size_t got = fread(buf, 1, max + 1, f);
-    fclose(f);
-    if (got > max) {
-        append_err(e, n, "%s: larger than %s", path, "the limit");
-        free(buf);
-        return NULL;
-    }
-    buf[got] = '\0';
-    *len = got;
-    return buf;
-}
-
-static int setup_redis(struct wd_backends *b, const struct wd_config *cfg, struct wd_buf *e, int *n)
+static void setup_redis(struct wd_backends *b, const struct wd_config *cfg, struct wd_buf *e,
+                        int *n)
 {
     b->redis_on = cfg->redis_host || cfg->redis_socket;
     b->redis_fail_next = strcmp(cfg->redis_on_error, "next") == 0;
     char err[256];
     if (wd_redis_tmpl_compile(cfg->redis_authn_key, &b->authn_key, err, sizeof err) != WD_OK)
-        append_err(e, n, "redis_authn_key: %s%s", err, "");
+        append_err(e, n, "redis_authn_key: %s", err);
     if (wd_redis_tmpl_compile(cfg->redis_acl_key, &b->acl_key, err, sizeof err) != WD_OK)
-        append_err(e, n, "redis_acl_key: %s%s", err, "");
+        append_err(e, n, "redis_acl_key: %s", err);
     if (wd_passwd_algo_from_name(cfg->redis_password_hash, &b->spec.algo) != WD_OK)
-        append_err(e, n, "redis_password_hash: unknown algorithm %s%s", cfg->redis_password_hash,
-                   "");
+        append_err(e, n, "redis_password_hash: unknown algorithm %s", cfg->redis_password_hash);
     if (wd_passwd_salt_pos_from_name(cfg->redis_salt_position, &b->spec.salt_pos) != WD_OK)
-        append_err(e, n, "redis_salt_position: unknown position %s%s", cfg->redis_salt_position,
-                   "");
+        append_err(e, n, "redis_salt_position: unknown position %s", cfg->redis_salt_position);
     if (wd_passwd_mac_from_name(cfg->redis_pbkdf2_mac, &b->spec.pbkdf2.mac) != WD_OK)
-        append_err(e, n, "redis_pbkdf2_mac: unknown mac %s%s", cfg->redis_pbkdf2_mac, "");
+        append_err(e, n, "redis_pbkdf2_mac: unknown mac %s", cfg->redis_pbkdf2_mac);
     b->spec.pbkdf2.iterations = (unsigned long)cfg->redis_pbkdf2_iterations;
     b->spec.pbkdf2.dk_length = (size_t)cfg->redis_pbkdf2_dk_length;
     /* EMQX 5.x compares plain passwords case-insensitively; that is its bug, not ours */
     b->spec.plain_case_sensitive = true;
     if (b->spec.algo == WD_PASSWD_PBKDF2 &&
         (unsigned long)cfg->redis_pbkdf2_iterations > WD_PASSWD_PBKDF2_WORK_MAX)
-        append_err(e, n, "redis_pbkdf2_iterations: above the work limit%s%s", "", "");
+        append_err(e, n, "redis_pbkdf2_iterations: above the work limit");
 
     b->rhost = cfg->redis_host ? wd_strdup(cfg->redis_host) : NULL;
     b->rsocket = cfg->redis_socket ? wd_strdup(cfg->redis_socket) : NULL;
@@ -240,15 +229,14 @@ static int setup_redis(struct wd_backends *b, const struct wd_config *cfg, struc
     b->ropts.connect_timeout_ms = (unsigned)cfg->redis_connect_timeout_ms;
     b->ropts.command_timeout_ms = (unsigned)cfg->redis_timeout_ms;
     if (cfg->redis_host && cfg->redis_socket)
-        append_err(e, n, "redis_host and redis_socket are both set: choose one%s%s", "", "");
+        append_err(e, n, "redis_host and redis_socket are both set: choose one");
     if (cfg->redis_password && !b->redis_on)
-        append_err(e, n, "redis_password is set but neither redis_host nor redis_socket%s%s", "",
-                   "");
+        append_err(e, n, "redis_password is set but neither redis_host nor redis_socket");
     if (b->redis_on && *n == 0) {
         /* a start-up probe: an unreachable Redis is reported, never fatal */
         struct wd_redis *r;
         if (wd_redis_new(&b->ropts, &r) != WD_OK) {
-            append_err(e, n, "redis: invalid connection settings%s%s", "", "");
+            append_err(e, n, "redis: invalid connection settings");
         } else {
             if (wd_redis_connect(r) != WD_OK)
                 wd_log_warn("redis",
@@ -261,10 +249,9 @@ static int setup_redis(struct wd_backends *b, const struct wd_config *cfg, struc
             wd_redis_free(r);
         }
     }
-    return 0;
 }
 
-static int setup_jwt(struct wd_backends *b, const struct wd_config *cfg, struct wd_buf *e, int *n)
+static void setup_jwt(struct wd_backends *b, const struct wd_config *cfg, struct wd_buf *e, int *n)
 {
     int sources = (cfg->jwt_secret != NULL) + (cfg->jwt_public_key != NULL) +
                   (cfg->jwt_jwks_file != NULL) + (cfg->jwt_jwks_url != NULL);
@@ -273,22 +260,21 @@ static int setup_jwt(struct wd_backends *b, const struct wd_config *cfg, struct 
     b->jwt_leeway_s = cfg->jwt_leeway_ms / 1000;
     if (sources == 0) {
         if (cfg->jwt_jwks_ca)
-            append_err(e, n, "jwt_jwks_ca is set but jwt_jwks_url is not%s%s", "", "");
-        return 0;
+            append_err(e, n, "jwt_jwks_ca is set but jwt_jwks_url is not");
+        return;
     }
     if (sources > 1) {
         append_err(e, n,
                    "set exactly one JWT key source: jwt_secret, jwt_public_key, jwt_jwks_file or "
-                   "jwt_jwks_url%s%s",
-                   "", "");
-        return 0;
+                   "jwt_jwks_url");
+        return;
     }
     char err[512] = "";
     struct wd_jwt_keyset *ks = NULL;
     if (cfg->jwt_secret) {
         if (wd_jwt_keyset_from_secret(cfg->jwt_secret, strlen(cfg->jwt_secret),
                                       cfg->jwt_secret_base64, &ks, err, sizeof err) != WD_OK)
-            append_err(e, n, "jwt_secret: %s%s", err, "");
+            append_err(e, n, "jwt_secret: %s", err);
         else if (!cfg->jwt_secret_base64 && strlen(cfg->jwt_secret) < 32)
             /* RFC 7518 3.2: an HS256 key must be at least 256 bits; EMQX accepts any */
             wd_log_warn("jwt",
@@ -297,8 +283,10 @@ static int setup_jwt(struct wd_backends *b, const struct wd_config *cfg, struct 
                         strlen(cfg->jwt_secret));
     } else if (cfg->jwt_public_key) {
         size_t len;
-        char *pem = read_small_file(cfg->jwt_public_key, 64 * 1024, &len, e, n);
-        if (pem) {
+        char *pem;
+        if (wd_file_read(cfg->jwt_public_key, 64 * 1024, &pem, &len, err, sizeof err) != WD_OK) {
+            append_err(e, n, "jwt_public_key %s", err);
+        } else {
             if (wd_jwt_keyset_from_pem(pem, len, &ks, err, sizeof err) != WD_OK)
                 append_err(e, n, "jwt_public_key %s: %s", cfg->jwt_public_key, err);
             free(pem);
@@ -311,9 +299,9 @@ static int setup_jwt(struct wd_backends *b, const struct wd_config *cfg, struct 
             wd_log_warn("jwt", "%s: %s", cfg->jwt_jwks_file, err);
     }
     if (cfg->jwt_jwks_ca && !cfg->jwt_jwks_url)
-        append_err(e, n, "jwt_jwks_ca is set but jwt_jwks_url is not%s%s", "", "");
+        append_err(e, n, "jwt_jwks_ca is set but jwt_jwks_url is not");
     if (!ks && !cfg->jwt_jwks_url)
-        return 0;
+        return;
 
     size_t nclaims = cfg->njwt_verify_claims / 2;
     struct wd_jwt_claim_check *checks = wd_calloc(nclaims ? nclaims : 1, sizeof *checks);
@@ -332,11 +320,11 @@ static int setup_jwt(struct wd_backends *b, const struct wd_config *cfg, struct 
         .acl_claim = cfg->jwt_acl_claim,
     };
     if (wd_jwt_verifier_new(&jc, ks, &b->verifier, err, sizeof err) != WD_OK)
-        append_err(e, n, "jwt: %s%s", err, "");
+        append_err(e, n, "jwt: %s", err);
     free(checks);
     wd_jwt_keyset_release(ks);
     if (!b->verifier)
-        return 0;
+        return;
     if (cfg->jwt_jwks_url) {
         struct wd_jwks_http_opts ho = {
             .url = cfg->jwt_jwks_url,
@@ -344,10 +332,9 @@ static int setup_jwt(struct wd_backends *b, const struct wd_config *cfg, struct 
             .refresh_ms = (unsigned)cfg->jwt_jwks_refresh_ms,
         };
         if (wd_jwks_refresher_start(&ho, b->verifier, &b->refresher, err, sizeof err) != WD_OK)
-            append_err(e, n, "jwt_jwks_url: %s%s", err, "");
+            append_err(e, n, "jwt_jwks_url: %s", err);
     }
     b->jwt_on = true;
-    return 0;
 }
 
 /* LRU order and the limits hold per shard: keep shards big enough (>= 4096 entries) that
@@ -383,8 +370,9 @@ int wd_backends_new(const struct wd_config *cfg, struct wd_backends **out, char 
         };
         b->cache = wd_cache_new(&cc);
         if (!b->cache)
-            append_err(&e, &n, "cache: invalid settings (cache_entries %s, cache_memory %s)",
-                       "at least 16", "at least 64KiB");
+            append_err(&e, &n,
+                       "cache: invalid settings (cache_entries at least 16, "
+                       "cache_memory at least 64KiB)");
     }
     b->session_ttl_ms = cfg->session_ttl_ms;
     struct wd_cache_config sc = {
@@ -396,8 +384,9 @@ int wd_backends_new(const struct wd_config *cfg, struct wd_backends **out, char 
     };
     b->sessions = wd_cache_new(&sc);
     if (!b->sessions)
-        append_err(&e, &n, "sessions: invalid settings (session_max %s, session_memory %s)",
-                   "at least 16", "at least 64KiB");
+        append_err(&e, &n,
+                   "sessions: invalid settings (session_max at least 16, "
+                   "session_memory at least 64KiB)");
     if (n) {
         *errors = e.s;
         wd_backends_free(b);
