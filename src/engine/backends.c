@@ -135,8 +135,7 @@ struct wd_jwt_ident {
 };
 
 struct wd_session {
-    char *username;
-    char *clientid;
+    char *username; /* the clientid is the key: not kept twice */
     char *peerhost;
     uint32_t peerport;
     enum wd_session_source source;
@@ -846,7 +845,6 @@ static void session_free(void *p)
     struct wd_session *s = p;
     wd_jwt_ident_release(s->jwt);
     free(s->username);
-    free(s->clientid);
     free(s->peerhost);
     free(s);
 }
@@ -863,15 +861,14 @@ void wd_backends_session_put(struct wd_backends *b, const struct wd_authn_req *r
     const struct wd_client *c = &req->client;
     struct wd_session *s = wd_calloc(1, sizeof *s);
     s->username = wd_strdup(c->username);
-    s->clientid = wd_strdup(c->clientid);
     s->peerhost = wd_strdup(c->peerhost);
     s->peerport = c->peerport;
     s->source = src;
     s->superuser = r->superuser;
     s->jwt = r->jwt;
     s->exp = r->jwt ? r->jwt->res.exp : 0;
-    size_t bytes = sizeof *s + strlen(c->username) + strlen(c->clientid) + strlen(c->peerhost) +
-                   (r->jwt ? r->jwt->bytes : 0);
+    size_t bytes =
+        sizeof *s + strlen(c->username) + strlen(c->peerhost) + (r->jwt ? r->jwt->bytes : 0);
     int64_t ttl = 0;
     if (s->exp) {
         ttl = (s->exp + b->jwt_leeway_s - unix_now()) * 1000;
