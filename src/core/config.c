@@ -65,6 +65,7 @@ enum opt_type {
     T_INT,
     T_DURATION,
     T_SIZE,
+    T_SIZE_AUTO, /* a size, or `auto` (stored as 0) */
     T_BOOL,
     T_NOMATCH,
     T_LOGLEVEL,
@@ -97,7 +98,7 @@ static const struct opt opts[] = {
     {"workers", T_INT, OFF(workers), 0, 256, NULL},
     {"prepost", T_INT, OFF(prepost), 1, 4096, NULL},
     {"shutdown_grace", T_DURATION, OFF(shutdown_grace_ms), 0, 600000, NULL},
-    {"max_message_size", T_SIZE, OFF(max_message_size), 1024, 64 << 20, NULL},
+    {"max_message_size", T_SIZE_AUTO, OFF(max_message_size), 1024, 64 << 20, NULL},
     {"max_concurrent_streams", T_INT, OFF(max_concurrent_streams), 1, 100000, NULL},
     {"keepalive_time", T_DURATION, OFF(keepalive_time_ms), 1000, 86400000, NULL},
     {"keepalive_timeout", T_DURATION, OFF(keepalive_timeout_ms), 1000, 3600000, NULL},
@@ -197,7 +198,7 @@ void wd_config_defaults(struct wd_config *cfg)
     cfg->workers = 0;
     cfg->prepost = 64;
     cfg->shutdown_grace_ms = 5000;
-    cfg->max_message_size = 4 << 20;
+    cfg->max_message_size = 0; /* auto */
     cfg->max_concurrent_streams = 1000;
     cfg->keepalive_time_ms = 60000;
     cfg->keepalive_timeout_ms = 20000;
@@ -467,13 +468,18 @@ static int apply(struct wd_config *cfg, const char *where, char **w, int nw, str
         *(int *)field = ms;
         return 0;
     }
-    case T_SIZE: {
+    case T_SIZE:
+    case T_SIZE_AUTO: {
         int b;
+        if (o->type == T_SIZE_AUTO && strcmp(v, "auto") == 0) {
+            *(int *)field = 0;
+            return 0;
+        }
         if (wd_config_parse_size(v, &b) != WD_OK || b < o->min || b > o->max) {
             err_add(e,
-                    "%s: '%s' must be a size (bytes, or with KiB/MiB/GiB) from %ld to %ld bytes, "
-                    "got '%s'",
-                    where, o->name, o->min, o->max, v);
+                    "%s: '%s' must be %sa size (bytes, or with KiB/MiB/GiB) from %ld to %ld "
+                    "bytes, got '%s'",
+                    where, o->name, o->type == T_SIZE_AUTO ? "auto or " : "", o->min, o->max, v);
             return 1;
         }
         *(int *)field = b;
@@ -663,6 +669,28 @@ int wd_config_set(struct wd_config *cfg, const char *key, const char *value, cha
     return WD_OK;
 }
 
+/* ---- policies derived from several options ---- */
+
+bool wd_config_hook_carries_packet(const char *name)
+{
+    /* message.*: the payload; client.subscribe/unsubscribe: every filter of the packet;
+     * client.connect/connack: the packet's (user) properties. The others carry a client's
+     * identity and at most one topic. */
+    return strncmp(name, "message.", 8) == 0 || strcmp(name, "client.subscribe") == 0 ||
+           strcmp(name, "client.unsubscribe") == 0 || strcmp(name, "client.connect") == 0 ||
+           strcmp(name, "client.connack") == 0;
+}
+
+int wd_config_request_limit(const struct wd_config *cfg)
+{
+    if (cfg->max_message_size > 0)
+        return cfg->max_message_size;
+    for (size_t i = 0; i < cfg->nhooks; i++)
+        if (wd_config_hook_carries_packet(cfg->hooks[i]))
+            return WD_CONFIG_REQUEST_PACKET;
+    return WD_CONFIG_REQUEST_SMALL;
+}
+
 int wd_config_validate(const struct wd_config *cfg, char **errors)
 {
     struct errbuf e = {0};
@@ -776,6 +804,15 @@ void wd_config_print(const struct wd_config *cfg, int fd)
             break;
         case T_SIZE:
             fmt_size(v, sizeof v, *(const int *)field);
+            break;
+        case T_SIZE_AUTO:
+            if (*(const int *)field == 0) {
+                char lim[32];
+                fmt_size(lim, sizeof lim, wd_config_request_limit(cfg));
+                snprintf(v, sizeof v, "auto   # %s with these hooks", lim);
+            } else {
+                fmt_size(v, sizeof v, *(const int *)field);
+            }
             break;
         case T_BOOL:
             snprintf(v, sizeof v, "%s", *(const bool *)field ? "on" : "off");

@@ -38,7 +38,7 @@ struct wd_config {
     int workers; /* 0: one per online CPU */
     int prepost;
     int shutdown_grace_ms;
-    int max_message_size;
+    int max_message_size; /* 0 (auto): derived from the hooks, see wd_config_request_limit */
     int max_concurrent_streams;
     int keepalive_time_ms;
     int keepalive_timeout_ms;
@@ -122,6 +122,21 @@ struct wd_config {
 extern const char *const wd_config_hook_names[];
 extern const size_t wd_config_nhook_names;
 bool wd_config_hook_name_valid(const char *name);
+
+/* Receive limits for `max_message_size auto`. SMALL holds any request whose strings are MQTT
+ * strings (at most 65535 bytes each: clientid, username, password, topic, ...); PACKET holds
+ * a request that carries a whole MQTT packet (a message's payload, a SUBSCRIBE's filters, a
+ * CONNECT's properties) at EMQX's default max_packet_size (1 MB) plus such strings. */
+#define WD_CONFIG_REQUEST_SMALL (256 << 10)
+#define WD_CONFIG_REQUEST_PACKET ((1 << 20) + (256 << 10))
+
+/* Whether the requests of hook `name` can carry an MQTT packet's worth of data. */
+bool wd_config_hook_carries_packet(const char *name);
+
+/* The largest request warden accepts: max_message_size when set, else WD_CONFIG_REQUEST_PACKET
+ * when a registered hook carries packets, else WD_CONFIG_REQUEST_SMALL. The policy lives here,
+ * not in the transport, so every transport enforces the same limit. */
+int wd_config_request_limit(const struct wd_config *cfg);
 
 /* The configuration warden runs with when no --config is given. */
 extern const char wd_config_embedded[];

@@ -13,6 +13,18 @@
  * - Without a generic request, calls to unregistered methods would wait until their
  *   deadline; warden keeps generic requests posted and answers UNIMPLEMENTED.
  * - A failed grpc_call_start_batch posts no completion: the call is finished on the spot.
+ *
+ * Compressed requests are refused, never inflated (EMQX never compresses ExHook calls; a
+ * 1 MB gzip request can inflate to 1 GiB). gRPC core 1.51 checks max_receive_message_length
+ * only after inflating the whole message, so the limit alone bounds nothing. Two layers:
+ * - the enabled-algorithms bitset holds only NONE: core answers a request whose
+ *   grpc-encoding is gzip/deflate with UNIMPLEMENTED "Compression algorithm 'gzip' is
+ *   disabled." when its metadata arrives, before any message is read (measured);
+ * - per-message decompression is off, so core never inflates anything; a compressed message
+ *   that got past the first layer reaches on_registered as a byte buffer marked with its
+ *   algorithm and is refused there without being read (grpc_byte_buffer_reader_init would
+ *   inflate it).
+ * The receive limit itself is policy (wd_config_request_limit), not decided here.
  */
 #include "server/grpc.h"
 
@@ -281,11 +293,17 @@ static void on_registered(struct call *c, int success)
         wd_metrics_inc(WD_M_RPC_BAD_REQUEST);
         return;
     }
-    /* the common case is one uncompressed slice: read it in place */
     grpc_slice in;
     grpc_byte_buffer *bb = c->req_bb;
-    if (bb->type == GRPC_BB_RAW && bb->data.raw.compression == GRPC_COMPRESS_NONE &&
-        bb->data.raw.slice_buffer.count == 1) {
+    if (bb->type != GRPC_BB_RAW || bb->data.raw.compression != GRPC_COMPRESS_NONE) {
+        /* still compressed (decompression is off): reading it would inflate it */
+        send_reply(c, GRPC_STATUS_UNIMPLEMENTED,
+                   "compressed requests are not accepted (send them uncompressed)", NULL, 0);
+        wd_metrics_inc(WD_M_RPC_BAD_REQUEST);
+        return;
+    }
+    /* the common case is one slice: read it in place */
+    if (bb->data.raw.slice_buffer.count == 1) {
         in = grpc_slice_ref(bb->data.raw.slice_buffer.slices[0]);
     } else {
         grpc_byte_buffer_reader rd;
@@ -466,9 +484,13 @@ int wd_server_start(const struct wd_config *cfg, struct wd_engine *engine, struc
         args[na].value.integer = (v);                                                              \
         na++;                                                                                      \
     } while (0)
-    ARG_INT(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, cfg->max_message_size);
+    int limit = wd_config_request_limit(cfg);
+    ARG_INT(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, limit);
     /* a message.publish echo is the request's message plus a few bytes */
-    ARG_INT(GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, cfg->max_message_size + 64);
+    ARG_INT(GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, limit + 64);
+    /* compressed requests: refused at their metadata, and never inflated (see the top) */
+    ARG_INT(GRPC_COMPRESSION_CHANNEL_ENABLED_ALGORITHMS_BITSET, 1 << GRPC_COMPRESS_NONE);
+    ARG_INT(GRPC_ARG_ENABLE_PER_MESSAGE_DECOMPRESSION, 0);
     ARG_INT(GRPC_ARG_MAX_CONCURRENT_STREAMS, cfg->max_concurrent_streams);
     ARG_INT(GRPC_ARG_KEEPALIVE_TIME_MS, cfg->keepalive_time_ms);
     ARG_INT(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, cfg->keepalive_timeout_ms);
@@ -556,6 +578,8 @@ int wd_server_start(const struct wd_config *cfg, struct wd_engine *engine, struc
     wd_log_info("server", "listening on %s:%d (%s), %d workers, %zu methods on %s and %s", host,
                 s->port, mode, s->nworkers, wd_hook_nmethods(), wd_hook_services[0],
                 wd_hook_services[1]);
+    wd_log_info("server", "requests up to %d bytes (max_message_size %s), compressed ones refused",
+                limit, cfg->max_message_size ? "set" : "auto, from the hooks");
     *out = s;
     return WD_OK;
 }

@@ -1709,6 +1709,8 @@ def policy_tools(s, h):
 
 import stores  # noqa: E402  (tests/integration/stores.py: Redis, JWT, cache, sessions)
 stores.register(scenario)
+import sec_edge  # noqa: E402  (tests/integration/sec_edge.py: issue 8, the process's edge)
+sec_edge.register(scenario)
 
 # ====================================================================== main
 

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -288,6 +289,68 @@ static void store_directives_check_choices_repeat_claims_and_hide_secrets(void *
     wd_config_cleanup(&c);
 }
 
+/* max_message_size auto (the default): small unless a registered hook carries MQTT packets. */
+static void request_limit_is_small_unless_a_hook_carries_packets(void **state)
+{
+    (void)state;
+    struct wd_config c;
+    char *errors = NULL;
+    wd_config_defaults(&c);
+    assert_int_equal(c.max_message_size, 0);
+    assert_int_equal(wd_config_request_limit(&c), WD_CONFIG_REQUEST_SMALL);
+    assert_int_equal(WD_CONFIG_REQUEST_SMALL, 256 << 10);
+    wd_config_cleanup(&c);
+
+    /* every hook that is not a packet-carrying one keeps the small limit */
+    assert_int_equal(parse(&c,
+                           "hooks client.authenticate client.authorize client.connected "
+                           "client.disconnected session.created session.subscribed "
+                           "session.unsubscribed session.resumed session.discarded "
+                           "session.takenover session.terminated\n",
+                           &errors),
+                     WD_OK);
+    assert_int_equal(wd_config_request_limit(&c), WD_CONFIG_REQUEST_SMALL);
+    wd_config_cleanup(&c);
+
+    static const char *const packet_hooks[] = {
+        "message.publish",  "message.delivered",  "message.acked",  "message.dropped",
+        "client.subscribe", "client.unsubscribe", "client.connect", "client.connack",
+    };
+    for (size_t i = 0; i < sizeof packet_hooks / sizeof packet_hooks[0]; i++) {
+        char text[128];
+        snprintf(text, sizeof text, "hooks client.authenticate %s\n", packet_hooks[i]);
+        assert_int_equal(parse(&c, text, &errors), WD_OK);
+        assert_int_equal(wd_config_request_limit(&c), WD_CONFIG_REQUEST_PACKET);
+        assert_true(wd_config_request_limit(&c) > (1 << 20)); /* EMQX's max_packet_size */
+        wd_config_cleanup(&c);
+    }
+
+    /* a set value wins over the hooks; `auto` goes back to deriving it */
+    assert_int_equal(parse(&c, "hooks message.publish\nmax_message_size 64KiB\n", &errors), WD_OK);
+    assert_int_equal(wd_config_request_limit(&c), 65536);
+    assert_int_equal(wd_config_set(&c, "max_message_size", "auto", &errors), WD_OK);
+    assert_int_equal(wd_config_request_limit(&c), WD_CONFIG_REQUEST_PACKET);
+    wd_config_cleanup(&c);
+
+    assert_int_equal(parse(&c, "max_message_size huge\n", &errors), WD_ESYNTAX);
+    assert_non_null(strstr(errors, "'max_message_size' must be auto or a size"));
+    free(errors);
+    wd_config_cleanup(&c);
+
+    assert_int_equal(parse(&c, "", &errors), WD_OK);
+    char path[] = "/tmp/wd_test_config_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    wd_config_print(&c, fd);
+    char buf[16384] = {0};
+    lseek(fd, 0, SEEK_SET);
+    assert_true(read(fd, buf, sizeof buf - 1) > 0);
+    close(fd);
+    unlink(path);
+    assert_non_null(strstr(buf, "\nmax_message_size auto   # 256KiB with these hooks\n"));
+    wd_config_cleanup(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -306,6 +369,7 @@ int main(void)
         cmocka_unit_test(validate_checks_tls_pairs_and_listen_form),
         cmocka_unit_test(print_shows_the_effective_values),
         cmocka_unit_test(store_directives_check_choices_repeat_claims_and_hide_secrets),
+        cmocka_unit_test(request_limit_is_small_unless_a_hook_carries_packets),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
