@@ -20,12 +20,14 @@
 #include "core/buf.h"
 #include "core/file.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #define MAX_CONFIG_BYTES (1 << 20)
@@ -691,6 +693,37 @@ int wd_config_request_limit(const struct wd_config *cfg)
     return WD_CONFIG_REQUEST_SMALL;
 }
 
+bool wd_config_listen_is_loopback(const char *listen)
+{
+    const char *colon = strrchr(listen, ':');
+    char host[256];
+    if (!colon || (size_t)(colon - listen) >= sizeof host)
+        return false;
+    memcpy(host, listen, (size_t)(colon - listen));
+    host[colon - listen] = '\0';
+    char *h = host;
+    size_t hl = strlen(h);
+    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+        h[hl - 1] = '\0';
+        h++;
+    } else if (strchr(h, ':')) {
+        return false; /* an IPv6 address needs brackets, or HOST:PORT is ambiguous */
+    }
+    /* only literal names: a host name that resolves to a loopback address today need not
+     * tomorrow, and gRPC resolves "localhost" to 127.0.0.1 and ::1 itself */
+    if (strcasecmp(h, "localhost") == 0)
+        return true;
+    unsigned char a[16];
+    if (inet_pton(AF_INET, h, a) == 1)
+        return a[0] == 127;
+    if (inet_pton(AF_INET6, h, a) == 1) {
+        static const unsigned char lo[16] = {[15] = 1};
+        static const unsigned char mapped[12] = {[10] = 0xff, [11] = 0xff};
+        return memcmp(a, lo, 16) == 0 || (memcmp(a, mapped, 12) == 0 && a[12] == 127);
+    }
+    return false;
+}
+
 int wd_config_validate(const struct wd_config *cfg, char **errors)
 {
     struct errbuf e = {0};
@@ -712,6 +745,13 @@ int wd_config_validate(const struct wd_config *cfg, char **errors)
     if (cfg->min_ping_interval_ms > 60000)
         err_add(&e, "%s: min_ping_interval above 60s would penalize EMQX, which pings every 60s",
                 cfg->source);
+    /* The embedded policy lets demo/demo in: only a client on this host may reach it. */
+    if (!cfg->policy && !wd_config_listen_is_loopback(cfg->listen))
+        err_add(&e,
+                "%s: no `policy` is set: the embedded demo policy (user demo, password demo) is "
+                "served only on a loopback address, and listen is '%s'; set `policy FILE` "
+                "(docs/policy.md), or listen on 127.0.0.1",
+                cfg->source, cfg->listen);
     if (e.count) {
         *errors = e.b.s;
         return WD_EINVAL;

@@ -138,6 +138,10 @@ bool wd_config_hook_carries_packet(const char *name);
  * not in the transport, so every transport enforces the same limit. */
 int wd_config_request_limit(const struct wd_config *cfg);
 
+/* Whether `listen` (HOST:PORT) names only loopback addresses: 127.0.0.0/8, ::1 (also
+ * v4-mapped), or "localhost". Wildcards, other addresses and other names are not. */
+bool wd_config_listen_is_loopback(const char *listen);
+
 /* The configuration warden runs with when no --config is given. */
 extern const char wd_config_embedded[];
 
@@ -160,7 +164,8 @@ int wd_config_load_file(struct wd_config *cfg, const char *path, char **errors);
  * like a config line. Returns WD_OK or WD_EINVAL with *errors set. */
 int wd_config_set(struct wd_config *cfg, const char *key, const char *value, char **errors);
 
-/* Cross-option checks. WD_OK, or WD_EINVAL with *errors set. */
+/* Cross-option checks. WD_OK, or WD_EINVAL with *errors set. Among them: without `policy`
+ * (the embedded demo policy, user demo/demo) `listen` must be a loopback address. */
 int wd_config_validate(const struct wd_config *cfg, char **errors);
 
 /* Writes the effective configuration in config-file syntax (users' secrets redacted). */

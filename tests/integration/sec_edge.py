@@ -6,7 +6,8 @@ careless configuration could do to the daemon itself.
   inflated (warden's peak RSS, VmHWM in /proc/PID/status, stays flat) and the server keeps
   serving;
 - the receive limit (`max_message_size`, `auto` by default: derived from the hooks): an
-  oversize uncompressed request gets RESOURCE_EXHAUSTED and the server keeps serving.
+  oversize uncompressed request gets RESOURCE_EXHAUSTED and the server keeps serving;
+- the embedded demo policy (demo/demo) is served only on a loopback `listen`.
 
 Loaded by run.py (`sec_edge.register(scenario)`); every scenario is named edge_*, so
 `run.py --only edge_` runs them all. Nothing waits by a fixed sleep.
@@ -202,3 +203,42 @@ def edge_receive_limit(s, h):
             code, _, details = H.call_status(ch, publish, H.publish_req(
                 H.message(payload=b"m" * (40 << 10))).SerializeToString())
             ensure(code == SC.OK, "40 KiB payload: %s (%s)" % (code, details))
+
+
+# ====================================================================== demo policy
+
+DEMO_MSG = "no `policy` is set"
+
+
+@_scenario
+def edge_demo_policy_loopback_only(s, h):
+    policy = H.write_file(h, "p.policy", 'user "alice" "plain:pw"\nauthn users\n'
+                          "authn default deny\nauthz default deny\n")
+    for listen in ("0.0.0.0:0", "[::]:0", "192.0.2.1:0"):
+        with s.check("edge_demo_refused_on_%s" % listen):
+            for extra in ([], ["--check-config"]):
+                rc, out, err = H.run_warden(h, ["--listen", listen] + extra, timeout=10)
+                ensure(rc == 3, "--listen %s %s: exit %s, want 3\n%s" % (
+                    listen, " ".join(extra), rc, H.tail(err)))
+                ensure(DEMO_MSG in err and "set `policy FILE`" in err,
+                       "--listen %s %s: the message does not say to set `policy`:\n%s" % (
+                           listen, " ".join(extra), H.tail(err)))
+                ensure("configuration ok" not in out, "--check-config said ok")
+    with s.check("edge_demo_refused_from_a_config_file"):
+        conf = H.write_file(h, "w.conf", "listen 0.0.0.0:0\n")
+        for extra in ([], ["--check-config"]):
+            rc, out, err = H.run_warden(h, ["--config", conf] + extra, timeout=10)
+            ensure(rc == 3 and DEMO_MSG in err, "%s: exit %s\n%s" % (extra, rc, H.tail(err)))
+            ensure(conf in err, "the message does not name the file:\n%s" % H.tail(err))
+    with s.check("edge_demo_any_listen_with_a_policy"):
+        rc, out, err = H.run_warden(h, ["--listen", "0.0.0.0:0", "--set", "policy=" + policy,
+                                        "--check-config"])
+        ensure(rc == 0 and "configuration ok" in out, "exit %s\n%s" % (rc, H.tail(err)))
+    with s.check("edge_demo_loopback_listens_check_ok"):
+        for listen in ("127.0.0.1:0", "[::1]:0", "localhost:0"):
+            rc, out, err = H.run_warden(h, ["--listen", listen, "--check-config"])
+            ensure(rc == 0 and "configuration ok" in out, "--listen %s: exit %s\n%s" % (
+                listen, rc, H.tail(err)))
+    with s.check("edge_demo_served_on_loopback"):
+        with Warden(h, name="edge-demo") as w, H.channel(w.addr) as ch:
+            authn_demo(ch, "demo/demo on 127.0.0.1")

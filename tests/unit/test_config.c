@@ -351,6 +351,64 @@ static void request_limit_is_small_unless_a_hook_carries_packets(void **state)
     wd_config_cleanup(&c);
 }
 
+static void listen_is_loopback_only_for_literal_loopback_addresses(void **state)
+{
+    (void)state;
+    static const char *const loopback[] = {
+        "127.0.0.1:9000", "127.0.0.1:0",    "127.3.2.1:9000",          "[::1]:9000",
+        "localhost:9000", "LocalHost:9000", "[::ffff:127.0.0.1]:9000",
+    };
+    static const char *const other[] = {
+        "0.0.0.0:9000",
+        "[::]:9000",
+        "10.0.0.1:9000",
+        "128.0.0.1:9000",
+        "[::2]:9000",
+        "[::ffff:10.0.0.1]:9000",
+        "::1:9000", /* unbracketed IPv6: ambiguous */
+        "localhost.evil.example:9000",
+        "127.0.0.1.nip.io:9000",
+        "ipv4:127.0.0.1:9000", /* a gRPC URI, not HOST:PORT */
+        "unix:/run/warden.sock",
+        ":9000",
+        "9000",
+        "",
+    };
+    for (size_t i = 0; i < sizeof loopback / sizeof loopback[0]; i++)
+        assert_true(wd_config_listen_is_loopback(loopback[i]));
+    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++)
+        if (wd_config_listen_is_loopback(other[i]))
+            fail_msg("'%s' taken for a loopback address", other[i]);
+}
+
+/* The embedded demo policy (demo/demo) must not answer clients on other hosts. */
+static void validate_refuses_the_demo_policy_on_a_non_loopback_listen(void **state)
+{
+    (void)state;
+    struct wd_config c;
+    char *errors = NULL;
+    static const char *const exposed[] = {"listen 0.0.0.0:9000\n", "listen [::]:9000\n",
+                                          "listen 192.0.2.1:9000\n"};
+    for (size_t i = 0; i < sizeof exposed / sizeof exposed[0]; i++) {
+        assert_int_equal(parse(&c, exposed[i], &errors), WD_OK);
+        assert_int_equal(wd_config_validate(&c, &errors), WD_EINVAL);
+        assert_non_null(strstr(errors, "t.conf: no `policy` is set"));
+        assert_non_null(strstr(errors, "set `policy FILE`"));
+        free(errors);
+        /* the same address with a policy is fine */
+        assert_int_equal(wd_config_set(&c, "policy", "/etc/warden/warden.policy", &errors), WD_OK);
+        assert_int_equal(wd_config_validate(&c, &errors), WD_OK);
+        wd_config_cleanup(&c);
+    }
+    /* a --listen flag is checked like the file */
+    assert_int_equal(parse(&c, "listen 127.0.0.1:9000\n", &errors), WD_OK);
+    assert_int_equal(wd_config_validate(&c, &errors), WD_OK);
+    assert_int_equal(wd_config_set(&c, "listen", "0.0.0.0:9000", &errors), WD_OK);
+    assert_int_equal(wd_config_validate(&c, &errors), WD_EINVAL);
+    free(errors);
+    wd_config_cleanup(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -370,6 +428,8 @@ int main(void)
         cmocka_unit_test(print_shows_the_effective_values),
         cmocka_unit_test(store_directives_check_choices_repeat_claims_and_hide_secrets),
         cmocka_unit_test(request_limit_is_small_unless_a_hook_carries_packets),
+        cmocka_unit_test(listen_is_loopback_only_for_literal_loopback_addresses),
+        cmocka_unit_test(validate_refuses_the_demo_policy_on_a_non_loopback_listen),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
