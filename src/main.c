@@ -12,6 +12,12 @@
  *
  * Exit codes (docs/operations.md): 0 clean stop, 1 runtime or start-up failure,
  * 2 bad command line, 3 bad configuration.
+ *
+ * Core dumps: the process holds jwt_secret, redis_password and cached credentials, so it
+ * makes itself non-dumpable (PR_SET_DUMPABLE 0: no core file, no ptrace or /proc/PID/mem
+ * access by other processes of its user) and sets its soft RLIMIT_CORE to 0 first thing,
+ * before it reads any configuration; once the configuration is read, the hard limit drops to
+ * 0 too, or `allow_core_dumps on` restores both.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -19,6 +25,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "core/config.h"
@@ -264,6 +272,48 @@ static int load_config(const struct opts *o, struct wd_config *cfg)
     return -1;
 }
 
+/* ---- core dumps ---- */
+
+static struct rlimit core_limit_at_start;
+static bool core_limit_saved;
+
+/* Makes the process non-dumpable with a core size limit of 0: called before any secret is
+ * read. Only the soft limit drops here, so that allow_core_dumps can still restore it. */
+static void core_dumps_forbid(void)
+{
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+        fprintf(stderr, "warden: cannot make the process non-dumpable: %s\n", strerror(errno));
+    if (getrlimit(RLIMIT_CORE, &core_limit_at_start) == 0 && core_limit_at_start.rlim_cur != 0) {
+        core_limit_saved = true;
+        struct rlimit r = {0, core_limit_at_start.rlim_max};
+        if (setrlimit(RLIMIT_CORE, &r) != 0)
+            fprintf(stderr, "warden: cannot set RLIMIT_CORE to 0: %s\n", strerror(errno));
+    }
+}
+
+/* allow_core_dumps off (the configuration is read): the hard limit drops to 0 as well. */
+static void core_dumps_forbid_for_good(void)
+{
+    struct rlimit cur, zero = {0, 0};
+    if (getrlimit(RLIMIT_CORE, &cur) == 0 && cur.rlim_max == 0)
+        return; /* already (systemd's LimitCORE=0) */
+    if (setrlimit(RLIMIT_CORE, &zero) != 0)
+        wd_log_warn("main", "cannot set RLIMIT_CORE to 0: %s", strerror(errno));
+}
+
+/* `allow_core_dumps on`: back to the core size limit the process started with, and dumpable. */
+static void core_dumps_allow(void)
+{
+    if (core_limit_saved && setrlimit(RLIMIT_CORE, &core_limit_at_start) != 0)
+        wd_log_warn("main", "allow_core_dumps: cannot restore RLIMIT_CORE: %s", strerror(errno));
+    if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) != 0)
+        wd_log_warn("main", "allow_core_dumps: cannot make the process dumpable: %s",
+                    strerror(errno));
+    else
+        wd_log_warn("main", "allow_core_dumps is on: a core dump would hold secrets "
+                            "(jwt_secret, redis_password, cached credentials)");
+}
+
 /* ---- the admin socket's operations (run on the admin thread) ---- */
 
 static int admin_flush_all(void *ctx, struct wd_buf *out)
@@ -406,6 +456,7 @@ int main(int argc, char **argv)
         {"check", wd_tool_check},           {"explain", wd_tool_explain}, {"test", wd_tool_test},
         {"import-acl", wd_tool_import_acl}, {"passwd", wd_tool_passwd},   {"admin", tool_admin},
     };
+    core_dumps_forbid(); /* before anything reads a secret, subcommands included */
     if (argc > 1 && argv[1][0] != '-') {
         for (size_t i = 0; i < WD_ARRAY_LEN(tools); i++)
             if (strcmp(argv[1], tools[i].name) == 0)
@@ -426,6 +477,10 @@ int main(int argc, char **argv)
     if (ex >= 0)
         goto out;
     wd_log_set_level(cfg.log_level);
+    if (cfg.allow_core_dumps)
+        core_dumps_allow();
+    else
+        core_dumps_forbid_for_good();
 
     char *report = NULL;
     engine = wd_engine_new(&cfg, &report);

@@ -158,6 +158,7 @@ static const struct opt opts[] = {
     {"session_memory", T_SIZE, OFF(session_memory), 65536, 1 << 30, NULL},
     {"session_ttl", T_DURATION, OFF(session_ttl_ms), 0, 604800000, NULL},
     {"admin_socket", T_STRING, OFF(admin_socket), 0, 0, NULL},
+    {"allow_core_dumps", T_BOOL, OFF(allow_core_dumps), 0, 0, NULL},
 };
 #undef OFF
 

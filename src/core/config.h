@@ -115,7 +115,8 @@ struct wd_config {
     int session_ttl_ms; /* 0: sessions expire only with their token, or when evicted */
 
     /* operations */
-    char *admin_socket; /* NULL: no admin socket */
+    char *admin_socket;    /* NULL: no admin socket */
+    bool allow_core_dumps; /* off: the process is not dumpable and RLIMIT_CORE is 0 */
 };
 
 /* The ExHook hook names EMQX accepts in a LoadedResponse (exhook-client-behavior.md §3). */

@@ -7,6 +7,8 @@ careless configuration could do to the daemon itself.
   serving;
 - the receive limit (`max_message_size`, `auto` by default: derived from the hooks): an
   oversize uncompressed request gets RESOURCE_EXHAUSTED and the server keeps serving;
+- core dumps: the daemon is not dumpable and its RLIMIT_CORE is 0 unless
+  `allow_core_dumps on`;
 - the embedded demo policy (demo/demo) is served only on a loopback `listen`.
 
 Loaded by run.py (`sec_edge.register(scenario)`); every scenario is named edge_*, so
@@ -15,6 +17,7 @@ Loaded by run.py (`sec_edge.register(scenario)`); every scenario is named edge_*
 import gzip
 import os
 import re
+import shutil
 import struct
 import subprocess
 import tempfile
@@ -26,6 +29,7 @@ import harness as H
 from harness import ALLOW_RAW, SC, CheckFailed, Warden, ensure
 
 SCENARIOS = []
+NOBODY = 65534
 NGHTTP = "/usr/bin/nghttp"
 # A request that inflates to this many bytes travels as ~65 KB of gzip: below any receive
 # limit, so only refusing compression (not the size limit) keeps it out of memory.
@@ -203,6 +207,73 @@ def edge_receive_limit(s, h):
             code, _, details = H.call_status(ch, publish, H.publish_req(
                 H.message(payload=b"m" * (40 << 10))).SerializeToString())
             ensure(code == SC.OK, "40 KiB payload: %s (%s)" % (code, details))
+
+
+# ====================================================================== core dumps
+
+class _WardenAs(Warden):
+    """A warden started as another user (nobody when the suite runs as root), from a copy of
+    the binary that user can read: /proc/PID/status belongs to the process's user only while
+    the process is dumpable, and to root once it is not (PR_SET_DUMPABLE 0), which is how the
+    test sees the flag from outside."""
+
+    def __init__(self, h, exe, uid, **kw):
+        super().__init__(h, **kw)
+        self.exe, self.uid = exe, uid
+
+    def cmd(self):
+        return [self.exe] + super().cmd()[1:]
+
+    def spawn(self):
+        kw = {}
+        if self.uid != os.getuid():
+            kw = dict(user=self.uid, group=self.uid, extra_groups=[])
+        with open(self.log_path, "wb") as err, open(self.out_path, "wb") as out:
+            self.proc = subprocess.Popen(self.cmd(), stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=err, env=H.WARDEN_ENV, close_fds=True, **kw)
+        with H._ALL_PROCS_LOCK:
+            H._ALL_PROCS.append(self.proc)
+        return self
+
+
+@_scenario
+def edge_core_dumps(s, h):
+    uid = NOBODY if os.getuid() == 0 else os.getuid()
+    d = tempfile.mkdtemp(prefix="warden-edge-bin.")  # not under h.tmp: that is 0700
+    try:
+        os.chmod(d, 0o755)
+        exe = os.path.join(d, "warden")
+        shutil.copy(h.warden, exe)
+        os.chmod(exe, 0o755)
+        with s.check("edge_core_dumps_off_by_default"):
+            with _WardenAs(h, exe, uid, name="edge-core-off") as w:
+                pid = w.proc.pid
+                owner = os.stat("/proc/%d/status" % pid).st_uid
+                ensure(owner == 0, "/proc/%d/status is owned by uid %d, want 0: the process is "
+                       "dumpable (runs as uid %d)" % (pid, owner, uid))
+                ensure(core_limit(pid) == ("0", "0"), "RLIMIT_CORE is %s/%s, want 0/0" %
+                       core_limit(pid))
+                authn_demo_ok(w)
+        with s.check("edge_core_dumps_allowed_by_directive"):
+            with _WardenAs(h, exe, uid, name="edge-core-on",
+                           args=["--set", "allow_core_dumps=on"]) as w:
+                pid = w.proc.pid
+                owner = os.stat("/proc/%d/status" % pid).st_uid
+                ensure(owner == uid, "/proc/%d/status is owned by uid %d, want %d: not dumpable" % (
+                    pid, owner, uid))
+                with open("/proc/self/limits") as f:
+                    mine = re.search(r"^Max core file size\s+(\S+)\s+(\S+)", f.read(), re.M)
+                ensure(core_limit(pid) == mine.groups(), "RLIMIT_CORE is %s/%s, want the "
+                       "limit it started with, %s/%s" % (core_limit(pid) + mine.groups()))
+                ensure(w.count(r"WARN +main: allow_core_dumps is on") == 1,
+                       "no warning in the log:\n%s" % H.tail(w.log()))
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def authn_demo_ok(w):
+    with H.channel(w.addr) as ch:
+        authn_demo(ch, "serves while non-dumpable")
 
 
 # ====================================================================== demo policy

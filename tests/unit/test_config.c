@@ -348,6 +348,7 @@ static void request_limit_is_small_unless_a_hook_carries_packets(void **state)
     close(fd);
     unlink(path);
     assert_non_null(strstr(buf, "\nmax_message_size auto   # 256KiB with these hooks\n"));
+    assert_non_null(strstr(buf, "\nallow_core_dumps off\n"));
     wd_config_cleanup(&c);
 }
 
@@ -409,6 +410,19 @@ static void validate_refuses_the_demo_policy_on_a_non_loopback_listen(void **sta
     wd_config_cleanup(&c);
 }
 
+static void allow_core_dumps_is_off_unless_set(void **state)
+{
+    (void)state;
+    struct wd_config c;
+    char *errors = NULL;
+    wd_config_defaults(&c);
+    assert_false(c.allow_core_dumps);
+    wd_config_cleanup(&c);
+    assert_int_equal(parse(&c, "allow_core_dumps yes\n", &errors), WD_OK);
+    assert_true(c.allow_core_dumps);
+    wd_config_cleanup(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -430,6 +444,7 @@ int main(void)
         cmocka_unit_test(request_limit_is_small_unless_a_hook_carries_packets),
         cmocka_unit_test(listen_is_loopback_only_for_literal_loopback_addresses),
         cmocka_unit_test(validate_refuses_the_demo_policy_on_a_non_loopback_listen),
+        cmocka_unit_test(allow_core_dumps_is_off_unless_set),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
