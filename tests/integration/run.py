@@ -1709,6 +1709,8 @@ def policy_tools(s, h):
 
 import stores  # noqa: E402  (tests/integration/stores.py: Redis, JWT, cache, sessions)
 stores.register(scenario)
+import sec_overlap  # noqa: E402  (tests/integration/sec_overlap.py: deny rules and overlap)
+sec_overlap.register(scenario)
 
 # ====================================================================== main
 
