@@ -491,6 +491,14 @@ static bool options_cover(const struct wd_rule *e, const struct wd_rule *r)
     return true;
 }
 
+static bool has_eq_topic(const struct wd_rule *e)
+{
+    for (size_t i = 0; i < e->ntopics; i++)
+        if (e->topics[i].eq)
+            return true;
+    return false;
+}
+
 /* Returns the line of an earlier rule that decides every request r's topic covers. */
 static unsigned shadowed_by(const struct wd_policy *p, const struct wd_rule *r)
 {
@@ -515,6 +523,9 @@ static unsigned shadowed_by(const struct wd_policy *p, const struct wd_rule *r)
                                               t->lv[i].kind == WD_LV_TMPL ? t->lv[i].t : NULL,
                                               wd_trie__level_hash(t->lv[i].s, t->lv[i].len)};
         }
+        /* a deny rule also decides the subscriptions its topic overlaps (topic.h): an
+         * earlier rule hides them all only if it is a deny rule without eq topics */
+        bool overlaps = r->perm == WD_DECISION_DENY && (r->actions & WD_ACT_SUBSCRIBE) && !t->eq;
         struct wd_cand cands[256];
         int nc = wd_trie__collect(&p->trie, lv, nlv, t->text, t->len, NULL, cands, 256);
         unsigned best = 0;
@@ -522,6 +533,8 @@ static unsigned shadowed_by(const struct wd_policy *p, const struct wd_rule *r)
             for (uint32_t k = 0; k < cands[c].n; k++) {
                 const struct wd_rule *e = &p->rules[cands[c].rules[k]];
                 if (e->idx >= r->idx || e->when || !options_cover(e, r))
+                    continue;
+                if (overlaps && (e->perm != WD_DECISION_DENY || has_eq_topic(e)))
                     continue;
                 /* a rule source spliced in before e could decide first: no warning */
                 bool source_before = false;
@@ -543,6 +556,23 @@ static unsigned shadowed_by(const struct wd_policy *p, const struct wd_rule *r)
 }
 
 /* ---- statements ---- */
+
+/* A deny rule that applies to subscribe also goes into the overlap trie, which finds it
+ * for the wildcard subscriptions it overlaps without covering (topic.h). eq topics are
+ * literal: the main trie finds them. */
+static void index_deny_overlap(struct wd_policy *p, const struct wd_rule *r)
+{
+    if (r->perm != WD_DECISION_DENY || !(r->actions & WD_ACT_SUBSCRIBE))
+        return;
+    for (size_t t = 0; t < r->ntopics; t++) {
+        if (r->topics[t].eq)
+            continue;
+        if (!p->has_deny_sub)
+            wd_trie__init_overlap(&p->deny_sub);
+        p->has_deny_sub = true;
+        wd_trie__insert(&p->deny_sub, &r->topics[t], r->idx);
+    }
+}
 
 static int cmp_user(const void *a, const void *b)
 {
@@ -803,6 +833,8 @@ static int compile_ast(const struct wd_ast *ast, struct wd_diags *diags,
             p->uses_claims = p->uses_claims || cx.saw_claim;
             for (size_t t = 0; t < r->ntopics && !p->linear; t++)
                 wd_trie__insert(&p->trie, &r->topics[t], r->idx);
+            if (!p->linear)
+                index_deny_overlap(p, r);
             p->nrules++;
             break;
         }
@@ -1002,6 +1034,7 @@ void wd_policy_release(struct wd_policy *p)
         pcre2_code_free(p->res[i]);
     free(p->res);
     wd_trie__free(&p->trie);
+    wd_trie__free(&p->deny_sub);
     wd_arena_free(&p->arena);
     free(p);
 }
@@ -1046,7 +1079,7 @@ size_t wd_policy_nrules(const struct wd_policy *p)
 
 size_t wd_policy_memory(const struct wd_policy *p)
 {
-    return sizeof *p + p->arena.total + wd_trie__memory(&p->trie);
+    return sizeof *p + p->arena.total + wd_trie__memory(&p->trie) + wd_trie__memory(&p->deny_sub);
 }
 
 unsigned long wd_policy_generation(const struct wd_policy *p)

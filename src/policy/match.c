@@ -12,6 +12,11 @@
  * (`rules redis|jwt`) are splice points in the rule order: they are not in the trie (a
  * source's rules are the engine's, per user), so the trie evaluator visits each one
  * when the candidate merge passes its index, and the linear scan when it gets there.
+ *
+ * A deny rule decides a subscription its topic overlaps (topic.h: the subscription can
+ * receive a topic the rule denies), an allow rule only one it covers. Overlap differs from
+ * coverage only for a filter with '+' or '#', so only such subscriptions also collect
+ * candidates from the overlap trie of deny rules; publish requests never look at it.
  */
 #include <arpa/inet.h>
 #include <pthread.h>
@@ -249,6 +254,15 @@ static bool topic_covers(const struct wd_ctopic *t, const char *q, size_t qlen,
     return wd_topic_covers_levels(t->lv, t->nlv, q, qlen, render_eq, c);
 }
 
+/* Does compiled deny rule topic t overlap the subscription q? An eq topic is literal. */
+static bool topic_overlaps(const struct wd_ctopic *t, const char *q, size_t qlen,
+                           const struct wd_client *c)
+{
+    if (t->eq)
+        return t->len == qlen && memcmp(t->text, q, qlen) == 0;
+    return wd_topic_overlaps_levels(t->lv, t->nlv, q, qlen, render_eq, c);
+}
+
 /* ---- rules ---- */
 
 /* Everything but the topic. */
@@ -343,9 +357,17 @@ static enum tri rule_matches(const struct wd_policy *p, const struct wd_rule *r,
     bool covered = false;
     for (size_t i = 0; i < r->ntopics && !covered; i++)
         covered = topic_covers(&r->topics[i], req->topic, req->topic_len, &req->client);
+    *why = "matches";
+    if (!covered && req->action == WD_ACTION_SUBSCRIBE && r->perm == WD_DECISION_DENY) {
+        for (size_t i = 0; i < r->ntopics && !covered; i++)
+            covered = topic_overlaps(&r->topics[i], req->topic, req->topic_len, &req->client);
+        *why = "overlaps: the subscription can receive topics this deny rule denies";
+    }
     if (!covered) {
-        *why = req->action == WD_ACTION_SUBSCRIBE ? "topic does not cover the subscription"
-                                                  : "topic does not match";
+        *why = req->action == WD_ACTION_SUBSCRIBE
+                   ? (r->perm == WD_DECISION_DENY ? "topic does not overlap the subscription"
+                                                  : "topic does not cover the subscription")
+                   : "topic does not match";
         return NO;
     }
     return rule_applies(p, r, req, why);
@@ -392,6 +414,14 @@ void wd_policy_authorize_linear(const struct wd_policy *p, const struct wd_authz
     wd_policy_authorize_linear_src(p, req, NULL, out);
 }
 
+static bool has_wildcard(const struct wd_req_level *lv, int nlv)
+{
+    for (int i = 0; i < nlv; i++)
+        if (lv[i].len == 1 && (lv[i].s[0] == '+' || lv[i].s[0] == '#'))
+            return true;
+    return false;
+}
+
 void wd_policy_authorize_src(const struct wd_policy *p, const struct wd_authz_req *req,
                              const struct wd_policy_sources *src, struct wd_policy_result *out)
 {
@@ -409,6 +439,11 @@ void wd_policy_authorize_src(const struct wd_policy *p, const struct wd_authz_re
     struct wd_cand cands[MAX_CANDS];
     int nc = wd_trie__collect(&p->trie, lv, nlv, req->topic, req->topic_len, &req->client, cands,
                               MAX_CANDS);
+    if (nc >= 0 && req->action == WD_ACTION_SUBSCRIBE && p->has_deny_sub && has_wildcard(lv, nlv)) {
+        int no = wd_trie__collect_overlap(&p->deny_sub, lv, nlv, &req->client, cands + nc,
+                                          MAX_CANDS - nc);
+        nc = no < 0 ? -1 : nc + no;
+    }
     if (nc < 0) {
         wd_policy_authorize_linear_src(p, req, src, out);
         return;
@@ -466,7 +501,7 @@ void wd_policy_explain_authorize_src(const struct wd_policy *p, const struct wd_
         const char *why = "";
         enum tri t = rule_decides(p, i, req, src, out, &why);
         if (t != NO) {
-            fn(ctx, p->rules[i].line, true, t == YES && !p->rules[i].is_source ? "matches" : why);
+            fn(ctx, p->rules[i].line, true, why);
             return;
         }
         fn(ctx, p->rules[i].line, false, why);

@@ -143,6 +143,22 @@ struct wd_eq_slot {
 
 #define WD_EQ_BLOOM_BITS 8192
 
+/* What an overlap trie keeps per node beyond struct wd_tnode (indexed by node id): its
+ * literal children, which a subscription's '+' must all visit, and every rule whose topic
+ * passes through or ends at it, which a subscription's '#' reaches at once. */
+struct wd_tkid {
+    const char *s;
+    uint32_t len;
+    struct wd_tnode *child;
+};
+
+struct wd_tover {
+    struct wd_tkid *kids;
+    uint32_t nkids, capkids;
+    uint32_t *sub; /* ascending rule indices */
+    uint32_t nsub, capsub;
+};
+
 struct wd_trie {
     struct wd_tnode *root;
     uint64_t *eq_bloom; /* WD_EQ_BLOOM_BITS bits, with the first eq topic: skips the eq probe */
@@ -153,6 +169,9 @@ struct wd_trie {
     size_t nlits, litcap; /* litcap: power of two */
     struct wd_eq_slot *eqs;
     size_t neqs, eqcap;
+    bool over_on;          /* an overlap trie (wd_trie__init_overlap) */
+    struct wd_tover *over; /* over_on: one per node */
+    uint32_t capover;
 };
 
 struct wd_policy {
@@ -178,6 +197,11 @@ struct wd_policy {
     bool uses_superuser; /* a condition (rule, source or authn step) tests `superuser` */
 
     struct wd_trie trie;
+    /* the non-eq topics of the deny rules that apply to subscribe, for wildcard
+     * subscriptions (deny rules decide by overlap, see topic.h); has_deny_sub: it is
+     * initialised and not empty */
+    struct wd_trie deny_sub;
+    bool has_deny_sub;
 
     pcre2_code **res; /* every compiled regex, for freeing */
     size_t nres, capres;
@@ -188,6 +212,9 @@ struct wd_policy {
 
 /* trie.c */
 void wd_trie__init(struct wd_trie *t);
+/* A trie for wd_trie__collect_overlap: also keeps each node's literal children and the
+ * rules below it. Non-eq topics only. */
+void wd_trie__init_overlap(struct wd_trie *t);
 void wd_trie__free(struct wd_trie *t);
 void wd_trie__insert(struct wd_trie *t, const struct wd_ctopic *topic, uint32_t rule);
 size_t wd_trie__memory(const struct wd_trie *t);
@@ -217,6 +244,12 @@ struct wd_cand {
 int wd_trie__collect(const struct wd_trie *t, const struct wd_req_level *lv, int nlv,
                      const char *full, size_t fulllen, const struct wd_client *client,
                      struct wd_cand *cands, int max);
+
+/* Collects, from an overlap trie, the rule lists whose topics overlap the request (a
+ * subscription filter: rule levels that match one of its topic names; see topic.h).
+ * Placeholder levels against a '+' or '#' always overlap. Same return as collect. */
+int wd_trie__collect_overlap(const struct wd_trie *t, const struct wd_req_level *lv, int nlv,
+                             const struct wd_client *client, struct wd_cand *cands, int max);
 
 /* match.c */
 bool wd_policy__tmpl_render_eq(const struct wd_tmpl *t, const struct wd_client *c,

@@ -1711,6 +1711,8 @@ import stores  # noqa: E402  (tests/integration/stores.py: Redis, JWT, cache, se
 stores.register(scenario)
 import sec_edge  # noqa: E402  (tests/integration/sec_edge.py: issue 8, the process's edge)
 sec_edge.register(scenario)
+import sec_overlap  # noqa: E402  (tests/integration/sec_overlap.py: deny rules and overlap)
+sec_overlap.register(scenario)
 
 # ====================================================================== main
 

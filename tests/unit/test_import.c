@@ -274,7 +274,7 @@ static void emqx_default_acl_conf_translates_exactly(void **state)
 
 static void golden_samples_translate_to_their_expected_files(void **state)
 {
-    static const char *const samples[] = {"default", "devices", "errors"};
+    static const char *const samples[] = {"default", "devices", "errors", "overlap"};
     for (size_t i = 0; i < sizeof samples / sizeof *samples; i++) {
         char in[256], pol[256], dg[256], name[64];
         snprintf(in, sizeof in, "tests/policy/import/%s.acl.conf", samples[i]);
@@ -295,6 +295,24 @@ static void golden_samples_translate_to_their_expected_files(void **state)
         free(out);
         free(src);
     }
+}
+
+/* deny rules decide the subscriptions they overlap in warden, not in EMQX (issue 8) */
+static void deny_rules_that_now_stop_wider_subscriptions_are_warned_about(void **state)
+{
+    const char *src = "{deny, all, subscribe, [\"$SYS/#\"]}.\n"
+                      "{deny, all, all, [\"a/b\"]}.\n"
+                      "{deny, all, publish, [\"p/#\"]}.\n";
+    char *diags;
+    char *out = import_as("acl.conf", src, strlen(src), WD_OK, &diags);
+    /* no_match (allow) lets "#" through in EMQX; "$SYS/#" has nothing wider to let through */
+    assert_non_null(strstr(diags, "acl.conf:2: warning: in EMQX this deny rule does not stop a "
+                                  "wider subscription such as \"#\", which the no_match "
+                                  "default (allow) may then allow"));
+    assert_null(strstr(diags, "acl.conf:1:"));
+    assert_null(strstr(diags, "acl.conf:3:"));
+    free(diags);
+    free(out);
 }
 
 /* ---- who ---- */
@@ -897,8 +915,8 @@ static void random_input_never_crashes_and_every_success_compiles(void **state)
 {
     /* WD_FUZZ_ROUNDS=N runs longer; WD_FUZZ_SEED=N another sequence */
     int rounds = getenv("WD_FUZZ_ROUNDS") ? (int)strtol(getenv("WD_FUZZ_ROUNDS"), NULL, 10) : 3000;
-    unsigned seed = getenv("WD_FUZZ_SEED") ? (unsigned)strtoul(getenv("WD_FUZZ_SEED"), NULL, 10)
-                                            : 12345;
+    unsigned seed =
+        getenv("WD_FUZZ_SEED") ? (unsigned)strtoul(getenv("WD_FUZZ_SEED"), NULL, 10) : 12345;
     int ok = 0, failed = 0;
     /* byte soup from Erlang-ish pieces */
     static const char *const soup[] = {
@@ -1031,6 +1049,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(emqx_default_acl_conf_translates_exactly),
         cmocka_unit_test(golden_samples_translate_to_their_expected_files),
+        cmocka_unit_test(deny_rules_that_now_stop_wider_subscriptions_are_warned_about),
         cmocka_unit_test(who_forms_become_conditions),
         cmocka_unit_test(regexes_stay_unanchored_as_in_emqx),
         cmocka_unit_test(addresses_and_conditions_decide_as_in_emqx),

@@ -266,6 +266,18 @@ static void shadowed_and_duplicate_rules_warn(void **state)
     assert_non_null(strstr(r, "t.policy:4:1: warning: rule can never match"));
     assert_non_null(strstr(r, "t.policy:6:1: warning: duplicate of the rule at line 5"));
     assert_null(strstr(r, "t.policy:8:"));
+    free(r); /* a deny rule also decides the wider subscriptions it overlaps: an earlier allow rule
+              * covering its topic does not hide it, an earlier deny rule does */
+    r = diags_of("allow subscribe \"s/#\"\n"
+                 "deny subscribe \"s/x\"\n"
+                 "deny subscribe \"d/#\"\n"
+                 "deny subscribe \"d/x\"\n"
+                 "deny subscribe eq \"e/x\"\n"
+                 "deny subscribe \"e/x\"\n",
+                 WD_OK);
+    assert_null(strstr(r, "t.policy:2:"));
+    assert_non_null(strstr(r, "t.policy:4:1: warning: rule can never match"));
+    assert_null(strstr(r, "t.policy:6:"));
     free(r);
 }
 
@@ -727,6 +739,125 @@ static void trie_agrees_with_linear_scan_with_random_sources(void **state)
     wd_policy_release(p);
 }
 
+/* ---- deny rules and wider subscriptions (issue 8) ---- */
+
+static void deny_rules_stop_subscriptions_that_overlap_them(void **state)
+{
+    struct wd_policy *p = compile_ok("deny subscribe \"secrets/#\"\n"
+                                     "allow subscribe \"#\"\n"
+                                     "authz default deny\n");
+    struct wd_client c = client("u", "c");
+    unsigned line;
+    const char *denied[] = {"#", "+/db-password", "secrets/#", "+", "+/+", "secrets", "+/#"};
+    for (size_t i = 0; i < sizeof denied / sizeof *denied; i++) {
+        assert_int_equal(az(p, &c, SUB, denied[i], &line), WD_DECISION_DENY);
+        assert_int_equal(line, 1);
+    }
+    assert_int_equal(az(p, &c, SUB, "other/x", &line), WD_DECISION_ALLOW);
+    assert_int_equal(az(p, &c, SUB, "other/#", &line), WD_DECISION_ALLOW);
+    assert_int_equal(az(p, &c, SUB, "+/x/y", &line), WD_DECISION_DENY); /* secrets/x/y */
+    assert_int_equal(line, 1);
+    wd_policy_release(p);
+
+    /* placeholders: alice's own topic is denied through any wildcard that reaches it; a
+     * client whose value cannot render is denied the wildcards too (fail closed), and a
+     * publish (a topic name) is unchanged */
+    p = compile_ok("deny subscribe \"users/${username}/private\"\n"
+                   "allow all \"users/#\"\n");
+    c = client("alice", "c");
+    assert_int_equal(az(p, &c, SUB, "users/+/private", &line), WD_DECISION_DENY);
+    assert_int_equal(az(p, &c, SUB, "users/#", &line), WD_DECISION_DENY);
+    assert_int_equal(az(p, &c, SUB, "users/bob/private", &line), WD_DECISION_ALLOW);
+    assert_int_equal(az(p, &c, SUB, "users/+/public", &line), WD_DECISION_ALLOW);
+    const char *unrenderable[] = {"", "a/b", "+", "#"};
+    for (size_t i = 0; i < 4; i++) {
+        c = client(unrenderable[i], "c");
+        assert_int_equal(az(p, &c, SUB, "users/+/private", &line), WD_DECISION_DENY);
+        assert_int_equal(az(p, &c, SUB, "users/bob/private", &line), WD_DECISION_ALLOW);
+    }
+    wd_policy_release(p);
+
+    /* allow rules still need coverage; deny publish rules are unchanged; eq is literal;
+     * '#' does not receive $-topics */
+    p = compile_ok("deny publish \"p/#\"\n"
+                   "deny subscribe eq \"e/#\"\n"
+                   "deny subscribe \"$SYS/#\"\n"
+                   "allow subscribe \"a/+\"\n"
+                   "allow subscribe [\"#\", \"$SYS/#\"]\n");
+    c = client("u", "c");
+    assert_int_equal(az(p, &c, SUB, "#", &line), WD_DECISION_ALLOW);
+    assert_int_equal(line, 5);
+    assert_int_equal(az(p, &c, SUB, "e/#", &line), WD_DECISION_DENY);
+    assert_int_equal(az(p, &c, SUB, "e/+", &line), WD_DECISION_ALLOW);
+    assert_int_equal(az(p, &c, SUB, "$SYS/+", &line), WD_DECISION_DENY);
+    assert_int_equal(line, 3);
+    assert_int_equal(az(p, &c, SUB, "a/#", &line), WD_DECISION_ALLOW);
+    assert_int_equal(line, 5);
+    wd_policy_release(p);
+}
+
+static void explain_says_a_deny_rule_overlaps(void **state)
+{
+    struct wd_policy *p = compile_ok("deny subscribe \"secrets/#\"\n"
+                                     "allow subscribe \"#\"\n");
+    struct wd_client c = client("u", "c");
+    struct wd_authz_req q = {
+        .client = c, .action = SUB, .topic = "+/db-password", .topic_len = 13, .qos = -1};
+    struct trail tr = {""};
+    struct wd_policy_result r;
+    wd_policy_explain_authorize(p, &q, on_explain, &tr, &r);
+    assert_int_equal(r.decision, WD_DECISION_DENY);
+    assert_non_null(strstr(tr.text, "1! overlaps: the subscription can receive topics this deny "
+                                    "rule denies"));
+    q.topic = "other/x";
+    q.topic_len = 7;
+    tr.text[0] = '\0';
+    wd_policy_explain_authorize(p, &q, on_explain, &tr, &r);
+    assert_non_null(strstr(tr.text, "1 topic does not overlap the subscription"));
+    assert_non_null(strstr(tr.text, "2! matches"));
+    wd_policy_release(p);
+}
+
+static void trie_agrees_with_linear_scan_on_overlapping_deny_rules(void **state)
+{
+    struct wd_policy *p = compile_ok("deny subscribe \"a/b/#\"\n"
+                                     "rules redis\n"
+                                     "allow subscribe \"a/+/c\"\n"
+                                     "deny all \"x/${username}/+\" when clientid = \"c1\"\n"
+                                     "deny subscribe \"$SYS/x\"\n"
+                                     "deny subscribe eq \"b/#\"\n"
+                                     "allow all \"${username}/+/x\"\n"
+                                     "deny subscribe [\"+/c\", \"c/${clientid}/#\"]\n"
+                                     "deny subscribe \"#\" when username = \"u2\"\n"
+                                     "allow subscribe \"$SYS/#\"\n"
+                                     "deny subscribe \"${username}\"\n"
+                                     "allow all \"#\"\n"
+                                     "authz default nomatch\n");
+    const char *levels[] = {"a", "b", "c", "x", "u1", "c1", "+", "#", "$SYS", ""};
+    const char *users[] = {"u1", "u2", "a", "", "a/b", "+"};
+    const char *cids[] = {"c1", "c2", "b"};
+    unsigned seed = 5, decided[3] = {0};
+    for (int i = 0; i < 20000; i++) {
+        char topic[64] = "";
+        seed = seed * 1103515245u + 12345u;
+        int depth = 1 + (int)((seed >> 16) % 4);
+        for (int d = 0; d < depth; d++) {
+            seed = seed * 1103515245u + 12345u;
+            if (d)
+                strcat(topic, "/");
+            strcat(topic, levels[(seed >> 16) % 10]);
+        }
+        struct wd_client c = client(users[(seed >> 8) % 6], cids[(seed >> 4) % 3]);
+        struct wd_policy_result r =
+            az_src(p, &c, (seed & 1) ? PUB : SUB, topic, FAKE_TOPIC, NULL, NULL);
+        unsigned line;
+        assert_int_equal(az(p, &c, (seed & 1) ? PUB : SUB, topic, &line), r.decision);
+        decided[r.decision]++;
+    }
+    assert_true(decided[WD_DECISION_ALLOW] > 1000 && decided[WD_DECISION_DENY] > 1000);
+    wd_policy_release(p);
+}
+
 /* ---- store rules ---- */
 
 #define ALLOW WD_DECISION_ALLOW
@@ -1181,6 +1312,9 @@ int main(void)
         cmocka_unit_test(has_source_and_authn_steps),
         cmocka_unit_test(credential_store_hooks_compile_without_warnings),
         cmocka_unit_test(trie_agrees_with_linear_scan_with_random_sources),
+        cmocka_unit_test(deny_rules_stop_subscriptions_that_overlap_them),
+        cmocka_unit_test(explain_says_a_deny_rule_overlaps),
+        cmocka_unit_test(trie_agrees_with_linear_scan_on_overlapping_deny_rules),
         cmocka_unit_test(store_rules_first_match_then_nomatch),
         cmocka_unit_test(store_rules_render_placeholders),
         cmocka_unit_test(store_rules_qos_and_retain_as_in_policies),
