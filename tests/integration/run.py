@@ -1709,6 +1709,8 @@ def policy_tools(s, h):
 
 import stores  # noqa: E402  (tests/integration/stores.py: Redis, JWT, cache, sessions)
 stores.register(scenario)
+import sec_stores  # noqa: E402  (tests/integration/sec_stores.py: issue 8, stores and watcher)
+sec_stores.register(scenario)
 
 # ====================================================================== main
 

@@ -1,0 +1,123 @@
+# SPDX-License-Identifier: Apache-2.0
+"""warden integration suite, security scenarios for the stores and the policy watcher
+(issue 8): what an attacker or a careless writer does, and proof that warden refuses it.
+
+Loaded by run.py (`sec_stores.register(scenario)`); every scenario is named sec_stores_*,
+so `run.py --only sec_stores` runs them all. Redis, JWT minting, the request helpers and
+the scenario environment (one check at the end that no secret reached a log) come from
+stores.py, imported, not copied. Nothing waits by a fixed sleep: state changes are polled
+with deadlines that only turn a hang into a failure.
+"""
+import os
+import subprocess
+import time
+
+import harness as H
+import stores as S
+from harness import ALLOW_RAW, DENY_RAW, PUBLISH, CheckFailed, Warden, ensure
+
+SCENARIOS = []
+
+
+def _scenario(fn):
+    SCENARIOS.append(fn)
+    return fn
+
+
+def register(scenario):
+    """Registers this module's scenarios with run.py's `scenario` decorator."""
+    for fn in SCENARIOS:
+        scenario(fn)
+
+
+WRITER_TIMEOUT = 20.0  # the slow writer sleeps 1.5 s; this only turns a hang into a failure
+
+
+# ====================================================================== policy watcher
+
+WATCH_START = 'allow publish "start/#"\n'
+WATCH_FINAL = 'allow all "#" when username = "admin"\n'
+# issue 8 item 5, the exact sequence: the file is recreated and held open for 1.5 s with
+# only its first half (a policy that allows everything) written
+SLOW_WRITER = ("rm {p}; { printf 'allow all \"#\"'; sleep 1.5; "
+               "printf ' when username = \"admin\"\\n'; } > {p}")
+
+
+def _slow_write(pol):
+    return subprocess.Popen(["sh", "-c", SLOW_WRITER.replace("{p}", "'%s'" % pol)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+
+
+@_scenario
+def sec_stores_watch_half_written_policy(s, h):
+    with s.check("sec_stores_watch_never_loads_a_file_still_being_written"):
+        pol = H.write_file(h, "warden.policy", WATCH_START)
+        cfg = "policy %s\nlog_level debug\n" % pol  # policy_watch is on by default
+        with Warden(h, cfg, name="watch-half") as w, H.channel(w.addr) as ch:
+            H.expect_raw(S.authz(ch, "start/1", username="eve"), ALLOW_RAW, "at start")
+            H.expect_raw(S.authz(ch, "t/1", username="eve"), DENY_RAW, "at start: t/1")
+            writer = _slow_write(pol)
+            deadline = time.monotonic() + WRITER_TIMEOUT
+            asked = 0
+            # while the writer holds the file open, a non-admin user must never be allowed
+            while writer.poll() is None:
+                if time.monotonic() > deadline:
+                    writer.kill()
+                    raise CheckFailed("the writer did not finish within %gs" % WRITER_TIMEOUT)
+                raw = S.authz(ch, "t/1", username="eve")
+                asked += 1
+                ensure(raw == DENY_RAW,
+                       "eve publish t/1 while the policy file was still being written: %s "
+                       "(a half-written policy was loaded)\n%s" % (S.decision(raw),
+                                                                   H.tail(w.log())))
+            err = writer.stderr.read().decode(errors="replace")
+            writer.stderr.close()
+            ensure(writer.returncode == 0, "writer failed (%s): %s" % (writer.returncode, err))
+            ensure(asked >= 5, "only %d requests while the writer slept" % asked)
+            # closed: now it is loaded, once, and it is the complete file
+            w.wait_count(H.CHANGE_OK, 1, "reload after the writer closed the file")
+            e = S.Errs()
+            e.want(True, lambda: S.authz(ch, "t/1", username="admin"), "admin publish t/1")
+            e.want(True, lambda: S.authz(ch, "start/1", username="admin"), "admin start/1")
+            e.want(False, lambda: S.authz(ch, "t/1", username="eve"), "eve publish t/1")
+            e.want(False, lambda: S.authz(ch, "start/1", username="eve"),
+                   "eve start/1 (the old policy is gone)")
+            e.done()
+            ensure(w.count(H.ANY_CHANGE) == 1, "%d reloads, want exactly 1:\n%s" % (
+                w.count(H.ANY_CHANGE), H.tail(w.log())))
+
+    with s.check("sec_stores_watch_still_sees_finished_writes"):
+        # the ways a file is legitimately replaced keep working: rename over it (mv), write
+        # in place and close, and a Kubernetes ConfigMap `..data` symlink swap
+        d = os.path.dirname(H.write_file(h, "unused", ""))
+        os.mkdir(os.path.join(d, "..v1"))
+        os.mkdir(os.path.join(d, "..v2"))
+        with open(os.path.join(d, "..v1", "warden.policy"), "w") as f:
+            f.write(WATCH_START)
+        with open(os.path.join(d, "..v2", "warden.policy"), "w") as f:
+            f.write(WATCH_FINAL)
+        os.symlink("..v1", os.path.join(d, "..data"))
+        pol = os.path.join(d, "warden.policy")
+        os.symlink("..data/warden.policy", pol)
+        cfg = "policy %s\nlog_level debug\n" % pol
+        with Warden(h, cfg, name="watch-kube") as w, H.channel(w.addr) as ch:
+            H.expect_raw(S.authz(ch, "start/1", username="eve"), ALLOW_RAW, "at start")
+            # kubelet's atomic writer: a new symlink, renamed over ..data
+            os.symlink("..v2", os.path.join(d, "..data_tmp"))
+            os.rename(os.path.join(d, "..data_tmp"), os.path.join(d, "..data"))
+            w.wait_count(H.CHANGE_OK, 1, "reload after the ..data symlink swap")
+            H.expect_raw(S.authz(ch, "t/1", username="admin"), ALLOW_RAW, "after the swap")
+            H.expect_raw(S.authz(ch, "start/1", username="eve"), DENY_RAW, "after the swap")
+            # mv into place (the symlink is replaced by a regular file)
+            tmp = os.path.join(d, "new.tmp")
+            with open(tmp, "w") as f:
+                f.write(WATCH_START)
+            os.rename(tmp, pol)
+            w.wait_count(H.CHANGE_OK, 2, "reload after mv into place")
+            H.expect_raw(S.authz(ch, "start/1", username="eve"), ALLOW_RAW, "after mv")
+            # an editor writing in place, then closing
+            with open(pol, "w") as f:
+                f.write(WATCH_FINAL)
+            w.wait_count(H.CHANGE_OK, 3, "reload after an in-place write")
+            H.expect_raw(S.authz(ch, "start/1", username="eve"), DENY_RAW, "after the write")
