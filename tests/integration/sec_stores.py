@@ -121,3 +121,61 @@ def sec_stores_watch_half_written_policy(s, h):
                 f.write(WATCH_FINAL)
             w.wait_count(H.CHANGE_OK, 3, "reload after an in-place write")
             H.expect_raw(S.authz(ch, "start/1", username="eve"), DENY_RAW, "after the write")
+
+
+# ====================================================================== tokens never logged
+
+TOKEN_POLICY = ("authn jwt\n"
+                "authn default deny\n"
+                "rules redis\n"
+                "rules jwt\n"
+                "authz default deny\n")
+
+
+@_scenario
+def sec_stores_token_as_username_never_logged(s, h):
+    # issue 8 item 6: with `jwt_from username` the username IS the bearer token. A skipped
+    # Redis ACL entry (rules redis, key mqtt_acl:${username}) logged it at WARN.
+    with S.Env(s, h, "sec_stores_token_as_username_never_logged") as env:
+        r = env.redis()
+        secret = env.secret("tokensecret")
+        claims = {"exp": S.now() + 600, "sub": "dev",
+                  # the JWT ACL (object form) with an invalid entry: skipped and reported
+                  "acl": {"pub": ["jwt/ok", 7]}}
+        token = S.jwt_hs(claims, secret)
+        sig = token.rsplit(".", 1)[1]
+        env.hide(token, sig)
+        r.hset("mqtt_acl:" + token, {"redis/ok": "publish", "redis/bad": "PUBLISH",
+                                     "redis/bad2": "{not json"})
+        w = env.warden(TOKEN_POLICY, "jwt_secret " + secret, "jwt_from username",
+                       *S.redis_lines(r))
+        cid = "dev-17"
+        with H.channel(w.addr) as ch:
+            with s.check("sec_stores_token_as_username_authorizes"):
+                e = S.Errs()
+                e.want(True, lambda: S.authn(ch, token, "", clientid=cid), "token as username")
+                e.want(True, lambda: S.authz(ch, "redis/ok", PUBLISH, token, cid),
+                       "the Redis ACL of the token-named key")
+                e.want(True, lambda: S.authz(ch, "jwt/ok", PUBLISH, token, cid), "the JWT ACL")
+                e.want(False, lambda: S.authz(ch, "redis/bad", PUBLISH, token, cid),
+                       "an invalid Redis entry is skipped")
+                e.done()
+            with s.check("sec_stores_token_as_username_not_in_the_log"):
+                w.wait_count(r'WARN +acl: Redis ACL of .*"redis/bad" skipped', 1,
+                             "the skipped Redis entry's warning")
+                w.wait_count(r"WARN +acl: JWT ACL of ", 1, "the skipped JWT ACL entry's warning")
+                # the whole log, every level: no token, nor any piece of one (log lines
+                # truncate long values, so the pieces are searched too)
+                log = w.log_bytes()
+                for what, v in (("token", token), ("signature", sig),
+                                ("start of the signature", sig[:16]),
+                                ("header.payload", token.rsplit(".", 1)[0]),
+                                ("payload", token.split(".")[1])):
+                    ensure(v.encode() not in log, "the %s is in the log:\n%s" % (
+                        what, H.tail("\n".join(ln for ln in w.log().splitlines()
+                                               if v in ln), 5)))
+                # the skips are still reported, naming the client by its clientid
+                w.wait_count(r'WARN +acl: Redis ACL of clientid "%s": entry "redis/bad" '
+                             r'skipped' % cid, 1, "the Redis warning names the clientid")
+                w.wait_count(r'WARN +acl: JWT ACL of clientid "%s": ' % cid, 1,
+                             "the JWT warning names the clientid")
