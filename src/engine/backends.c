@@ -576,7 +576,10 @@ int wd_backends_authn_redis(struct wd_backends_local *l, const struct wd_authn_r
         return 0;
     char *key = NULL;
     size_t keylen = 0;
-    if (wd_redis_tmpl_render(b->authn_key, &req->client, &key, &keylen) != WD_OK) {
+    int kr = wd_redis_tmpl_render(b->authn_key, &req->client, &key, &keylen);
+    if (kr == WD_ENOENT)
+        return 0; /* no certificate / peer address for the key: no such user, no lookup */
+    if (kr != WD_OK) {
         out->decision = WD_DECISION_DENY;
         out->reason = "redis: rendered key too long: denied";
         return 1;
@@ -984,7 +987,8 @@ static void policy_release_cb(void *p)
 }
 
 /* The client's Redis ACL, compiled, from the cache or Redis. WD_OK with *out (a reference
- * in *ref, or an uncached policy in *own), or WD_EBACKEND. */
+ * in *ref, or an uncached policy in *own), WD_ENOENT when the key template has no value for
+ * this client (no lookup), or WD_EBACKEND. */
 static int redis_acl(struct wd_backends_local *l, const struct wd_client *c,
                      const struct wd_policy **out, struct wd_cache_ref **ref,
                      struct wd_policy **own)
@@ -994,8 +998,9 @@ static int redis_acl(struct wd_backends_local *l, const struct wd_client *c,
     *own = NULL;
     char *key = NULL;
     size_t keylen = 0;
-    if (wd_redis_tmpl_render(b->acl_key, c, &key, &keylen) != WD_OK)
-        return WD_EBACKEND;
+    int kr = wd_redis_tmpl_render(b->acl_key, c, &key, &keylen);
+    if (kr != WD_OK)
+        return kr == WD_ENOENT ? WD_ENOENT : WD_EBACKEND; /* ENOENT: no key, no entries */
     struct wd_cache_key ck;
     wd_cache_key_init(&ck, WD_CACHE_KIND_REDIS_ACL);
     wd_cache_key_add(&ck, key, keylen);
@@ -1068,7 +1073,10 @@ int wd_backends_source_eval(void *ctx, enum wd_source src, const struct wd_authz
         const struct wd_policy *acl;
         struct wd_cache_ref *ref;
         struct wd_policy *own;
-        if (redis_acl(sc->l, &req->client, &acl, &ref, &own) != WD_OK) {
+        int ar = redis_acl(sc->l, &req->client, &acl, &ref, &own);
+        if (ar == WD_ENOENT)
+            return 0; /* no certificate / peer address for the key: no entries (nomatch) */
+        if (ar != WD_OK) {
             if (b->redis_fail_next)
                 return 0;
             out->decision = WD_DECISION_DENY;

@@ -179,3 +179,82 @@ def sec_stores_token_as_username_never_logged(s, h):
                              r'skipped' % cid, 1, "the Redis warning names the clientid")
                 w.wait_count(r'WARN +acl: JWT ACL of clientid "%s": ' % cid, 1,
                              "the JWT warning names the clientid")
+
+
+# ====================================================================== key placeholders
+
+CERT_POLICY = ("authn redis\n"
+               "authn default deny\n"
+               "rules redis\n"
+               "authz default deny\n")
+
+
+def authn_ci(ch, user, pw, **ci):
+    """OnClientAuthenticate with extra ClientInfo fields (dn, cn, peerhost)."""
+    req = H.pb.ClientAuthenticateRequest(
+        clientinfo=H.clientinfo(clientid=ci.pop("clientid", "client-1"), username=user,
+                                password=pw, **ci),
+        result=False, meta=H.meta("v2"))
+    return H.raw_call(ch, H.path("OnClientAuthenticate", "v2"), req.SerializeToString())
+
+
+@_scenario
+def sec_stores_redis_cert_subject_and_peerhost_keys(s, h):
+    # issue 8 item 11: EMQX's Redis authenticator and authorizer accept ${cert_subject}
+    # (ClientInfo.dn) and ${peerhost}; warden refused the configuration. Hostile values
+    # stay one key; a client without a certificate (empty dn) gets no lookup at all.
+    with S.Env(s, h, "sec_stores_redis_cert_subject_and_peerhost_keys") as env:
+        r = env.redis()
+        pw = env.secret("dnpw")
+        other_pw = env.secret("dnother")
+        empty_pw = env.secret("dnempty")
+        subjects = ["CN=dev-1,O=Acme", "CN=a b,O=x y", "CN=x\r\nKEYS *\r\n", "CN=*",
+                    "CN={tag},O=*", "CN=\u00e9t\u00e9"]
+        for dn in subjects:
+            r.hset("mqtt_user:" + dn, {"password_hash": S.sha_hex("sha256", pw)})
+        r.hset("mqtt_user:CN=other", {"password_hash": S.sha_hex("sha256", other_pw)})
+        # EMQX would render an absent certificate as "" and read these keys
+        r.hset("mqtt_user:", {"password_hash": S.sha_hex("sha256", empty_pw)})
+        r.hset("mqtt_acl:", {"#": "all"})
+        peers = ["10.0.0.7", "::1", "1.2.3.4 *", "x\r\ny", "{h}"]
+        for ph in peers:
+            r.hset("mqtt_acl:" + ph, {"peer/ok": "publish"})
+        w = env.warden(CERT_POLICY, *S.redis_lines(
+            r, "redis_authn_key mqtt_user:${cert_subject}",
+            "redis_acl_key mqtt_acl:${peerhost}"))
+        with H.channel(w.addr) as ch:
+            with s.check("sec_stores_redis_cert_subject_key"):
+                e = S.Errs()
+                for dn in subjects:
+                    e.want(True, lambda: authn_ci(ch, "u", pw, dn=dn), "dn %s" % S.short(dn))
+                    e.want(False, lambda: authn_ci(ch, "u", pw + "x", dn=dn),
+                           "dn %s, wrong password" % S.short(dn))
+                for dn in ("CN=dev-1", "CN=dev-1,O=Acme ", "CN=a", "*", "CN=?", "CN=other"):
+                    e.want(False, lambda: authn_ci(ch, "u", pw, dn=dn),
+                           "dn %s is no other dn's key" % S.short(dn))
+                e.want(True, lambda: authn_ci(ch, "u", other_pw, dn="CN=other"), "CN=other")
+                e.done()
+            with s.check("sec_stores_redis_no_certificate_no_lookup"):
+                e = S.Errs()
+                e.want(False, lambda: authn_ci(ch, "u", empty_pw, dn=""),
+                       "no certificate, the password of key 'mqtt_user:'")
+                e.want(False, lambda: authn_ci(ch, "u", empty_pw), "no dn field at all")
+                e.want(False, lambda: authn_ci(ch, "", empty_pw, dn="", clientid=""),
+                       "nothing at all")
+                e.done()
+            with s.check("sec_stores_redis_peerhost_key"):
+                e = S.Errs()
+                for ph in peers:
+                    e.want(True, lambda: S.authz(ch, "peer/ok", PUBLISH, "u", "c", peerhost=ph),
+                           "peerhost %s" % S.short(ph))
+                    e.want(False, lambda: S.authz(ch, "peer/no", PUBLISH, "u", "c",
+                                                  peerhost=ph),
+                           "peerhost %s, another topic" % S.short(ph))
+                e.want(False, lambda: S.authz(ch, "peer/ok", PUBLISH, "u", "c",
+                                              peerhost="10.0.0.8"), "another peer")
+                e.want(False, lambda: S.authz(ch, "any/topic", PUBLISH, "u", "c", peerhost=""),
+                       "no peer address: the 'mqtt_acl:' key is not read")
+                e.done()
+                ensure(w.alive(), "warden died\n%s" % H.tail(w.log()))
+                ensure(r.cmd("DBSIZE") == len(subjects) + len(peers) + 3,
+                       "Redis key count changed: a request wrote to Redis?")
