@@ -1713,6 +1713,8 @@ import sec_edge  # noqa: E402  (tests/integration/sec_edge.py: issue 8, the proc
 sec_edge.register(scenario)
 import sec_overlap  # noqa: E402  (tests/integration/sec_overlap.py: deny rules and overlap)
 sec_overlap.register(scenario)
+import sec_stores  # noqa: E402  (tests/integration/sec_stores.py: issue 8, stores and watcher)
+sec_stores.register(scenario)
 
 # ====================================================================== main
 
