@@ -15,8 +15,6 @@
  * the diagnostics are dropped rule by rule, so any number of bad rules costs nothing),
  * no warnings are made, and there is no default: no match is NOMATCH.
  */
-#include <arpa/inet.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,58 +151,6 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static bool parse_cidr(const char *s, struct wd_cidr *out)
-{
-    char buf[64];
-    size_t n = strlen(s);
-    if (n >= sizeof buf)
-        return false;
-    memcpy(buf, s, n + 1);
-    char *slash = strchr(buf, '/');
-    long plen = -1;
-    if (slash) {
-        *slash = '\0';
-        char *end;
-        errno = 0;
-        if (!slash[1] || slash[1] == '-' || slash[1] == '+')
-            return false;
-        plen = strtol(slash + 1, &end, 10);
-        if (errno || *end)
-            return false;
-    }
-    memset(out, 0, sizeof *out);
-    int bits;
-    if (inet_pton(AF_INET, buf, out->addr) == 1) {
-        out->family = 4;
-        bits = 32;
-    } else if (inet_pton(AF_INET6, buf, out->addr) == 1) {
-        out->family = 6;
-        bits = 128;
-        /* an IPv4-mapped address is IPv4 */
-        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        if (memcmp(out->addr, mapped, 12) == 0) {
-            memmove(out->addr, out->addr + 12, 4);
-            memset(out->addr + 4, 0, 12);
-            out->family = 4;
-            bits = 32;
-            if (plen >= 0)
-                plen -= 96;
-        }
-    } else {
-        return false;
-    }
-    if (plen < 0)
-        plen = bits;
-    if (plen > bits)
-        return false;
-    for (int i = 0; i < bits / 8; i++) {
-        int take = plen >= (i + 1) * 8 ? 8 : (plen > i * 8 ? (int)plen - i * 8 : 0);
-        out->mask[i] = (uint8_t)(take ? (0xff << (8 - take)) : 0);
-        out->addr[i] &= out->mask[i]; /* host bits in the prefix are ignored */
-    }
-    return true;
-}
-
 static void keep_re(struct wd_policy *p, pcre2_code *re)
 {
     if (p->nres == p->capres) {
@@ -276,10 +222,18 @@ static const struct wd_cond *compile_cond(struct cctx *cx, const struct wd_ast_c
         }
         k->cidrs = wd_arena_alloc(cx->a, (c->nvals ? c->nvals : 1) * sizeof *k->cidrs);
         for (size_t i = 0; i < c->nvals; i++) {
-            if (!parse_cidr(c->vals[i].s, &k->cidrs[i])) {
-                wd_diag_add(cx->d, WD_DIAG_ERROR, c->vals[i].line, c->vals[i].col,
-                            "not an IPv4 or IPv6 address or CIDR: \"%.64s\"", c->vals[i].s);
+            const struct wd_ast_value *v = &c->vals[i];
+            char why[256], ex[72], net[64];
+            bool host_bits;
+            if (wd_cidr_parse(v->s, v->len, &k->cidrs[i], &host_bits, why, sizeof why) != WD_OK) {
+                wd_diag_add(cx->d, WD_DIAG_ERROR, v->line, v->col, "bad address \"%s\": %s",
+                            excerpt(ex, sizeof ex, v->s, v->len, 64), why);
                 ok = false;
+            } else if (host_bits) {
+                wd_diag_add(cx->d, WD_DIAG_WARNING, v->line, v->col,
+                            "\"%s\" has bits set past its prefix: it means %s",
+                            excerpt(ex, sizeof ex, v->s, v->len, 64),
+                            wd_cidr_str(&k->cidrs[i], net, sizeof net));
             }
         }
         k->ncidrs = c->nvals;
