@@ -921,6 +921,7 @@ int wd_policy_compile_ex(const char *src, size_t len, struct wd_diags *diags,
                          wd_policy_secret_check_fn check, struct wd_policy **out)
 {
     *out = NULL;
+    diags->policy = 1; /* mask what may be a secret when rendering */
     if (len > WD_POLICY_MAX_BYTES) {
         wd_diag_add(diags, WD_DIAG_ERROR, 0, 0, "file larger than %u bytes", WD_POLICY_MAX_BYTES);
         return WD_ETOOBIG;

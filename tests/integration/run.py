@@ -1713,6 +1713,8 @@ import sec_edge  # noqa: E402  (tests/integration/sec_edge.py: issue 8, the proc
 sec_edge.register(scenario)
 import sec_overlap  # noqa: E402  (tests/integration/sec_overlap.py: deny rules and overlap)
 sec_overlap.register(scenario)
+import sec_compiler  # noqa: E402  (tests/integration/sec_compiler.py: issue 8, policy compiler)
+sec_compiler.register(scenario)
 
 # ====================================================================== main
 
