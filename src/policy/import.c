@@ -42,7 +42,6 @@
  */
 #include "policy/import.h"
 
-#include <arpa/inet.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -56,6 +55,7 @@
 #include "core/arena.h"
 #include "core/utf8.h"
 #include "core/wd.h"
+#include "policy/cidr.h"
 #include "policy/lex.h"
 #include "core/buf.h"
 #include "policy/policy.h"
@@ -979,43 +979,6 @@ static bool check_len(struct imp *im, const struct term *at, size_t n)
     return false;
 }
 
-/* Is s an IPv4/IPv6 address or CIDR warden accepts? *mapped: an IPv4-mapped IPv6 one. */
-static bool cidr_ok(const char *s, size_t n, bool *mapped, bool *short_mapped)
-{
-    char buf[64];
-    *mapped = *short_mapped = false;
-    if (n == 0 || n >= sizeof buf)
-        return false;
-    memcpy(buf, s, n);
-    buf[n] = '\0';
-    char *slash = strchr(buf, '/');
-    long plen = -1;
-    if (slash) {
-        *slash = '\0';
-        const char *p = slash + 1;
-        size_t k = strlen(p);
-        if (k == 0 || k > 3)
-            return false;
-        plen = 0;
-        for (size_t j = 0; j < k; j++) {
-            if (!is_digit(p[j]))
-                return false;
-            plen = plen * 10 + (p[j] - '0');
-        }
-    }
-    unsigned char addr[16];
-    if (inet_pton(AF_INET, buf, addr) == 1)
-        return plen <= 32;
-    if (inet_pton(AF_INET6, buf, addr) != 1 || plen > 128)
-        return false;
-    static const unsigned char pre[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (memcmp(addr, pre, 12) == 0) {
-        *mapped = true;
-        *short_mapped = plen >= 0 && plen < 96;
-    }
-    return true;
-}
-
 /* Appends "ADDRESS" to im->tmp if it is one; reports otherwise. */
 static bool tr_addr(struct imp *im, const struct term *a)
 {
@@ -1025,18 +988,16 @@ static bool tr_addr(struct imp *im, const struct term *a)
         err(im, a, "expected an address string (\"10.0.0.0/8\"), got %s", d);
         return false;
     }
-    bool mapped, short_mapped;
-    if (!cidr_ok(a->s, a->len, &mapped, &short_mapped)) {
+    /* the parser `peer in [...]` uses: what is refused here would be refused there */
+    struct wd_cidr c;
+    char why[256];
+    if (wd_cidr_parse(a->s, a->len, &c, NULL, why, sizeof why) != WD_OK) {
         excerpt(a->s, a->len, d, sizeof d);
-        err(im, a, "not an IPv4 or IPv6 address or CIDR: \"%s\"", d);
+        err(im, a, "bad address \"%s\": %s", d, why);
         return false;
     }
-    if (short_mapped) {
-        err(im, a,
-            "an IPv4-mapped IPv6 prefix shorter than /96 cannot be translated (warden "
-            "tests IPv4-mapped addresses as IPv4)");
-        return false;
-    }
+    /* written as IPv6 and tested as IPv4: IPv4-mapped */
+    bool mapped = c.family == 4 && memchr(a->s, ':', a->len);
     if (mapped)
         warn(im, W_MAPPED, a,
              "warden tests an IPv4-mapped IPv6 address as IPv4; EMQX compares it with "

@@ -12,16 +12,11 @@
 #include <stdint.h>
 
 #include "core/arena.h"
+#include "policy/cidr.h"
 #include "policy/policy.h"
 #include "policy/topic.h"
 
 /* ---- conditions ---- */
-
-struct wd_cidr {
-    int family; /* 4 or 6 */
-    uint8_t addr[16];
-    uint8_t mask[16];
-};
 
 struct wd_cond {
     enum wd_ast_cond_kind kind;

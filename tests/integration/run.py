@@ -1715,6 +1715,8 @@ import sec_overlap  # noqa: E402  (tests/integration/sec_overlap.py: deny rules 
 sec_overlap.register(scenario)
 import sec_stores  # noqa: E402  (tests/integration/sec_stores.py: issue 8, stores and watcher)
 sec_stores.register(scenario)
+import sec_compiler  # noqa: E402  (tests/integration/sec_compiler.py: issue 8, policy compiler)
+sec_compiler.register(scenario)
 
 # ====================================================================== main
 
