@@ -875,7 +875,9 @@ void wd_backends_session_put(struct wd_backends *b, const struct wd_authn_req *r
     s->peerhost = wd_strdup(c->peerhost);
     s->peerport = c->peerport;
     s->source = src;
-    s->superuser = r->superuser;
+    /* only a step that checked a credential can make a superuser (belt and braces: the
+     * chain sets it for no other step) */
+    s->superuser = src != WD_SESSION_OTHER && r->superuser;
     s->jwt = r->jwt;
     s->exp = r->jwt ? r->jwt->res.exp : 0;
     size_t bytes =
@@ -894,10 +896,23 @@ void wd_backends_session_put(struct wd_backends *b, const struct wd_authn_req *r
                      strlen(c->username), NULL) != WD_OK) {
         wd_log_warn("session", "cannot record the session of client %s (too large)", c->clientid);
         session_free(s);
+        /* an earlier login's session under this clientid must not outlive this one */
+        wd_cache_remove(b->sessions, &k);
     } else {
         wd_metrics_inc(WD_M_SESSIONS_CREATED);
     }
     wd_cache_key_cleanup(&k);
+}
+
+/* The session s was recorded by the connection c is on: same username and peer (a port of 0
+ * is unknown and not compared). */
+static bool same_connection(const void *value, void *ctx)
+{
+    const struct wd_session *s = value;
+    const struct wd_client *c = ctx;
+    if (strcmp(s->username, c->username) != 0 || strcmp(s->peerhost, c->peerhost) != 0)
+        return false;
+    return s->peerport == 0 || c->peerport == 0 || s->peerport == c->peerport;
 }
 
 const struct wd_session *wd_backends_session_get(struct wd_backends *b, const struct wd_client *c)
@@ -910,8 +925,10 @@ const struct wd_session *wd_backends_session_get(struct wd_backends *b, const st
     if (!ref)
         return NULL;
     struct wd_session *s = v;
-    if (strcmp(s->username, c->username) != 0) {
-        /* another login under this clientid that we did not see: not this client's */
+    if (!same_connection(s, (void *)c)) {
+        /* another login under this clientid (another username, or another connection that
+         * warden did not allow: a denied or unanswered CONNECT, another replica): not this
+         * client's, and never its superuser flag */
         wd_cache_release(ref);
         return NULL;
     }
@@ -939,15 +956,6 @@ bool wd_session_superuser(const struct wd_session *h)
 {
     const struct wd_session *s = sess_of(h);
     return s && s->superuser;
-}
-
-static bool same_connection(const void *value, void *ctx)
-{
-    const struct wd_session *s = value;
-    const struct wd_client *c = ctx;
-    if (strcmp(s->username, c->username) != 0 || strcmp(s->peerhost, c->peerhost) != 0)
-        return false;
-    return s->peerport == 0 || c->peerport == 0 || s->peerport == c->peerport;
 }
 
 void wd_backends_session_drop(struct wd_backends *b, const struct wd_client *c)

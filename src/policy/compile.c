@@ -306,6 +306,20 @@ static const struct wd_cond *compile_when(struct cctx *cx, const struct wd_ast_c
     return k;
 }
 
+/* `superuser` says what the step that authenticated this connection found out: while the
+ * chain runs, nothing has yet. Reports every use in an authn step's condition. */
+static void check_authn_cond(struct cctx *cx, const struct wd_ast_cond *c)
+{
+    if (!c)
+        return;
+    if (c->kind == WD_AC_SUPERUSER)
+        wd_diag_add(cx->d, WD_DIAG_ERROR, c->line, c->col,
+                    "'superuser' is unknown while authenticating (the step that allows the "
+                    "client decides it): test it in authorization rules only");
+    check_authn_cond(cx, c->l);
+    check_authn_cond(cx, c->r);
+}
+
 /* ---- topics ---- */
 
 static bool parse_tmpl(struct cctx *cx, const char *lv, size_t n, unsigned line, unsigned col,
@@ -821,6 +835,7 @@ static int compile_ast(const struct wd_ast *ast, struct wd_diags *diags,
             st->kind = s->step;
             st->decision = s->decision;
             st->line = s->line;
+            check_authn_cond(&cx, s->when);
             st->when = compile_when(&cx, s->when, &ok);
             if (ok)
                 p->nsteps++;

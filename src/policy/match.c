@@ -127,16 +127,6 @@ bool wd_policy__tmpl_render_eq(const struct wd_tmpl *t, const struct wd_client *
     return pos == len;
 }
 
-bool wd_policy__superuser(const struct wd_policy *p, const struct wd_client *c)
-{
-    if (c->is_superuser)
-        return true;
-    if (!c->username[0])
-        return false;
-    const struct wd_policy_user *u = wd_policy_user_find(p, c->username);
-    return u && u->superuser;
-}
-
 static bool peer_in(const struct wd_cond *k, const char *peer)
 {
     uint8_t a[16] = {0};
@@ -200,7 +190,9 @@ static enum tri cond_eval(const struct wd_policy *p, const struct wd_cond *k,
         return a == ERR ? ERR : (a == YES ? NO : YES);
     }
     case WD_AC_SUPERUSER:
-        return wd_policy__superuser(p, c) ? YES : NO;
+        /* what authenticated this connection said (the engine sets it from the session, or
+         * EMQX's own authenticator did), never a property of the username */
+        return c->is_superuser ? YES : NO;
     case WD_AC_ANONYMOUS:
         return c->username[0] == '\0' ? YES : NO;
     case WD_AC_EQ:

@@ -189,7 +189,7 @@ struct wd_policy {
     unsigned authz_default_line;
     bool linear;         /* a small store rule set: scanned, no trie (saves ~3 KB each) */
     bool uses_claims;    /* a rule topic has a ${claim.X} */
-    bool uses_superuser; /* a condition (rule, source or authn step) tests `superuser` */
+    bool uses_superuser; /* a rule or source condition tests `superuser` */
 
     struct wd_trie trie;
     /* the non-eq topics of the deny rules that apply to subscribe, for wildcard
@@ -249,6 +249,5 @@ int wd_trie__collect_overlap(const struct wd_trie *t, const struct wd_req_level 
 /* match.c */
 bool wd_policy__tmpl_render_eq(const struct wd_tmpl *t, const struct wd_client *c,
                                const char *level, size_t len);
-bool wd_policy__superuser(const struct wd_policy *p, const struct wd_client *c);
 
 #endif

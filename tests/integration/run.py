@@ -1123,6 +1123,9 @@ def policy_rules(s, h):
     with Warden(h, with_policy(h, RULES_POLICY, "nomatch_reply continue")) as w, \
             H.channel(w.addr) as ch:
         with s.check("policy_authz_rules_v2_v3"):
+            # root is a superuser because its password let this connection in (the session
+            # warden records), not because of its name
+            H.expect_raw(auth(ch, "root", "root-pw"), ALLOW_RAW, "root logs in on client-1")
             wrong = []
             for v in VERSIONS:
                 for rt, topic, user, cid, ok in RULE_CASES:
@@ -1717,6 +1720,8 @@ import sec_stores  # noqa: E402  (tests/integration/sec_stores.py: issue 8, stor
 sec_stores.register(scenario)
 import sec_compiler  # noqa: E402  (tests/integration/sec_compiler.py: issue 8, policy compiler)
 sec_compiler.register(scenario)
+import sec_superuser  # noqa: E402  (issue 8: superuser only from the authenticating step)
+sec_superuser.register(scenario)
 
 # ====================================================================== main
 

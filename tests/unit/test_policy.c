@@ -187,8 +187,38 @@ static void conditions_regex_anchored_cidr_port_lists(void **state)
     z.protocol = "mqtt-sn";
     assert_int_equal(az(p, &z, PUB, "l", NULL), WD_DECISION_ALLOW);
     assert_int_equal(az(p, &z, PUB, "s", NULL), WD_DECISION_DENY);
+    /* `superuser` is what authenticated the connection said (the engine's session), never
+     * the name of a static superuser */
     struct wd_client root = client("root", "r");
+    assert_int_equal(az(p, &root, PUB, "s", NULL), WD_DECISION_DENY);
+    root.is_superuser = true;
     assert_int_equal(az(p, &root, PUB, "s", NULL), WD_DECISION_ALLOW);
+    wd_policy_release(p);
+}
+
+static void superuser_in_an_authn_condition_is_an_error_even_nested(void **state)
+{
+    static const char *bad[] = {
+        "authn allow when superuser\n",
+        "authn deny when not superuser\n",
+        "authn users when clientid = \"c\" and (port = 1 or superuser)\n",
+        "authn redis when not (anonymous or not superuser)\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        struct wd_diags d;
+        wd_diags_init(&d, "t.policy", bad[i], strlen(bad[i]));
+        struct wd_policy *p = NULL;
+        assert_int_equal(wd_policy_compile(bad[i], strlen(bad[i]), &d, &p), WD_ESYNTAX);
+        assert_null(p);
+        char *txt = wd_diags_render(&d);
+        if (!strstr(txt, "error: 'superuser' is unknown while authenticating"))
+            fail_msg("%s: %s", bad[i], txt);
+        free(txt);
+        wd_diags_cleanup(&d);
+    }
+    /* in authorization rules it stays what it was */
+    struct wd_policy *p = compile_ok("authn allow when anonymous\n"
+                                     "allow all \"#\" when superuser\n");
     wd_policy_release(p);
 }
 
@@ -1582,6 +1612,7 @@ int main(void)
         cmocka_unit_test(placeholder_values_never_widen_a_rule),
         cmocka_unit_test(eq_matches_the_literal_string_only),
         cmocka_unit_test(conditions_regex_anchored_cidr_port_lists),
+        cmocka_unit_test(superuser_in_an_authn_condition_is_an_error_even_nested),
         cmocka_unit_test(qos_and_retain_unknown_fail_closed),
         cmocka_unit_test(every_syntax_error_reported_with_position_and_caret),
         cmocka_unit_test(meaning_errors),
