@@ -226,10 +226,11 @@ struct explain_ctx {
 static void explain_step(void *ctx, unsigned line, bool decided, const char *why)
 {
     struct explain_ctx *x = ctx;
-    if (decided) {
+    if (decided && !line) {
+        printf("decided without a rule (%s)\n", why); /* implicit default, invalid topic */
+    } else if (decided) {
         printf("decided by %s:%u (%s)\n", x->file, line, why);
-        if (line)
-            print_line(x->src, line);
+        print_line(x->src, line);
     } else {
         printf("  %s:%u: no: %s\n", x->file, line, why);
     }

@@ -371,6 +371,8 @@ int wd_engine_authorize(struct wd_engine_local *l, const struct wd_authz_req *re
         if (s)
             wd_backends_session_release(b, s);
     }
+    if (r.bad_topic)
+        out->reason = "invalid topic name or filter";
     out->decision = r.decision;
     out->line = r.line;
     out->generation = wd_policy_generation(p);

@@ -371,7 +371,24 @@ static void decide(struct wd_policy_result *out, enum wd_decision d, unsigned li
     out->line = line;
     out->by_default = dflt;
     out->by_source = false;
+    out->bad_topic = false;
 }
+
+/* A request whose topic is no valid MQTT topic name (publish) or filter (subscribe) is
+ * denied before any rule is tried: what "covers" and "overlaps" mean is defined for valid
+ * topics only, so a malformed one ("a/#/b", "#/", "a+", "") must not reach a rule that
+ * could read it more widely. EMQX refuses such packets itself; this is defence in depth
+ * for any other caller. */
+static bool refuse_bad_topic(const struct wd_authz_req *req, struct wd_policy_result *out)
+{
+    if (wd_topic_request_valid(req->topic, req->topic_len, req->action == WD_ACTION_SUBSCRIBE))
+        return false;
+    decide(out, WD_DECISION_DENY, 0, false);
+    out->bad_topic = true;
+    return true;
+}
+
+#define WD_BAD_TOPIC_WHY "the topic is not a valid MQTT topic name or filter: denied"
 
 /* Rule i, source or not: YES (out set), NO or ERR (out set to DENY at its line). */
 static enum tri rule_decides(const struct wd_policy *p, size_t i, const struct wd_authz_req *req,
@@ -392,6 +409,8 @@ void wd_policy_authorize_linear_src(const struct wd_policy *p, const struct wd_a
                                     const struct wd_policy_sources *src,
                                     struct wd_policy_result *out)
 {
+    if (refuse_bad_topic(req, out))
+        return;
     for (size_t i = 0; i < p->nrules; i++) {
         const char *why;
         if (rule_decides(p, i, req, src, out, &why) != NO)
@@ -417,8 +436,9 @@ static bool has_wildcard(const struct wd_req_level *lv, int nlv)
 void wd_policy_authorize_src(const struct wd_policy *p, const struct wd_authz_req *req,
                              const struct wd_policy_sources *src, struct wd_policy_result *out)
 {
-    if (p->linear) {
-        wd_policy_authorize_linear_src(p, req, src, out);
+    if (p->linear || refuse_bad_topic(req, out)) {
+        if (p->linear)
+            wd_policy_authorize_linear_src(p, req, src, out);
         return;
     }
     struct wd_req_level lv[WD_TOPIC_MAX_LEVELS];
@@ -489,6 +509,10 @@ void wd_policy_explain_authorize_src(const struct wd_policy *p, const struct wd_
                                      const struct wd_policy_sources *src, wd_policy_explain_fn fn,
                                      void *ctx, struct wd_policy_result *out)
 {
+    if (refuse_bad_topic(req, out)) {
+        fn(ctx, 0, true, WD_BAD_TOPIC_WHY);
+        return;
+    }
     for (size_t i = 0; i < p->nrules; i++) {
         const char *why = "";
         enum tri t = rule_decides(p, i, req, src, out, &why);

@@ -42,6 +42,27 @@ bool wd_topic_name_valid(const char *t, size_t len)
     return memchr(t, '+', len) == NULL && memchr(t, '#', len) == NULL;
 }
 
+bool wd_topic_request_valid(const char *t, size_t len, bool filter)
+{
+    if (len == 0 || len > WD_TOPIC_MAX_LEN || memchr(t, '\0', len))
+        return false;
+    size_t start = 0;
+    for (size_t i = 0; i <= len; i++) {
+        if (i != len && t[i] != '/')
+            continue;
+        for (size_t k = start; k < i; k++) {
+            if (t[k] != '+' && t[k] != '#')
+                continue;
+            if (!filter || i - start != 1)
+                return false; /* no wildcard in a name; a wildcard is a whole level */
+            if (t[k] == '#' && i != len)
+                return false; /* '#' only last */
+        }
+        start = i + 1;
+    }
+    return true;
+}
+
 int wd_topic_split(const char *s, size_t len, const char **lv, size_t *lvlen, int max)
 {
     int n = 0;

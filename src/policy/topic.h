@@ -49,6 +49,11 @@
 bool wd_topic_filter_valid(const char *f, size_t len);
 /* Checks a topic name (no wildcards). */
 bool wd_topic_name_valid(const char *t, size_t len);
+/* Checks a request's topic as MQTT does, with no limit on the number of levels (a broker may
+ * allow more than a rule can have): non-empty, at most WD_TOPIC_MAX_LEN bytes, no NUL; a
+ * filter (subscribe) may hold `+` and `#` as whole levels, `#` last; a name (publish) holds
+ * neither character. */
+bool wd_topic_request_valid(const char *t, size_t len, bool filter);
 
 /* Splits s into levels (pointers into s, lengths). Returns the level count, or -1 if
  * there are more than `max` levels. An empty string has one empty level. */

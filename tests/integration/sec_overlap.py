@@ -62,3 +62,23 @@ def sec_overlap_deny_is_not_bypassed_by_a_wider_subscription(s, h):
         ensure(rc == 0, "explain: exit %s\n%s%s" % (rc, out, H.tail(err)))
         ensure("decided by %s:3 (overlaps: the subscription can receive topics this deny rule "
                "denies)" % pol in out and "decision: deny" in out, "explain:\n%s" % out)
+
+
+@_scenario
+def sec_overlap_malformed_topics_are_denied(s, h):
+    # what an attacker sends to look for a wider reading of "covers": filters and names that
+    # are not MQTT topics at all (EMQX refuses them itself; warden must not depend on it)
+    pol = H.write_file(h, "malformed.policy",
+                       'deny subscribe "secrets/#"\nallow all "#"\nauthz default allow\n',
+                       "sec_overlap")
+    with s.check("sec_overlap_malformed_topics_denied"):
+        with Warden(h, "policy %s\n" % pol) as w, H.channel(w.addr) as ch:
+            for v in ("v2", "v3"):
+                for topic in ("secrets/#/x", "#/", "a/#/b", "a+", "+a/b", "#/#"):
+                    H.expect_raw(_authz(ch, topic, SUBSCRIBE, v), DENY_RAW,
+                                 "%s SUBSCRIBE %r" % (v, topic))
+                for topic in ("a/+", "#", "a/b#", "+"):
+                    H.expect_raw(_authz(ch, topic, PUBLISH, v), DENY_RAW,
+                                 "%s PUBLISH %r" % (v, topic))
+                H.expect_raw(_authz(ch, "a//b", SUBSCRIBE, v), ALLOW_RAW, "%s SUBSCRIBE a//b" % v)
+                H.expect_raw(_authz(ch, "a/b", PUBLISH, v), ALLOW_RAW, "%s PUBLISH a/b" % v)

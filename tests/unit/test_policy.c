@@ -1109,6 +1109,49 @@ static void deny_rules_stop_subscriptions_that_overlap_them(void **state)
     wd_policy_release(p);
 }
 
+/* A malformed topic is what an attacker would send to find a reading of "covers" wider than
+ * the rule's author meant: "secrets/#/x" is no filter, "a/+" no topic name. Denied before any
+ * rule, by every evaluator, even under `allow all "#"`. */
+static void malformed_request_topics_are_denied_before_any_rule(void **state)
+{
+    struct wd_policy *p = compile_ok("deny subscribe \"secrets/#\"\n"
+                                     "allow all \"#\"\n"
+                                     "authz default allow\n");
+    struct wd_client c = client("u", "c");
+    unsigned line = 99;
+    const char *bad_filters[] = {"#/", "a/#/b", "secrets/#/x", "a+", "a/b#", "+a/b", "", "#/#"};
+    for (size_t i = 0; i < sizeof bad_filters / sizeof *bad_filters; i++) {
+        assert_int_equal(az(p, &c, SUB, bad_filters[i], &line), WD_DECISION_DENY);
+        assert_int_equal(line, 0);
+    }
+    const char *bad_names[] = {"a/+", "#", "a/#", "+", "a/b+", ""};
+    for (size_t i = 0; i < sizeof bad_names / sizeof *bad_names; i++) {
+        assert_int_equal(az(p, &c, PUB, bad_names[i], &line), WD_DECISION_DENY);
+        assert_int_equal(line, 0);
+    }
+    /* valid ones still reach the rules, including empty levels */
+    assert_int_equal(az(p, &c, SUB, "a//b", &line), WD_DECISION_ALLOW);
+    assert_int_equal(az(p, &c, SUB, "/", &line), WD_DECISION_ALLOW);
+    assert_int_equal(az(p, &c, PUB, "a/b", &line), WD_DECISION_ALLOW);
+    assert_int_equal(line, 2);
+
+    struct wd_authz_req r = {
+        .client = c, .action = SUB, .topic = "a/#/b", .topic_len = 5, .qos = -1, .retain = -1};
+    struct wd_policy_result res;
+    wd_policy_authorize(p, &r, &res);
+    assert_true(res.bad_topic);
+    struct trail tr = {""};
+    wd_policy_explain_authorize(p, &r, on_explain, &tr, &res);
+    assert_int_equal(res.decision, WD_DECISION_DENY);
+    assert_true(res.bad_topic);
+    assert_non_null(strstr(tr.text, "not a valid MQTT topic"));
+    r.topic = "a/b";
+    r.topic_len = 3;
+    wd_policy_authorize(p, &r, &res);
+    assert_false(res.bad_topic);
+    wd_policy_release(p);
+}
+
 static void explain_says_a_deny_rule_overlaps(void **state)
 {
     struct wd_policy *p = compile_ok("deny subscribe \"secrets/#\"\n"
@@ -1317,7 +1360,8 @@ static void store_rules_render_placeholders(void **state)
     /* values that would widen a rule never match */
     struct wd_client w = client("alice", "#");
     assert_int_equal(az_res(p, &w, SUB, "devices/#").decision, WD_DECISION_NOMATCH);
-    assert_int_equal(az_res(p, &w, PUB, "devices/#/x").decision, WD_DECISION_NOMATCH);
+    /* not a topic name at all: denied before any rule, in a store's rules too */
+    assert_int_equal(az_res(p, &w, PUB, "devices/#/x").decision, WD_DECISION_DENY);
     wd_policy_release(p);
 }
 
@@ -1630,6 +1674,7 @@ int main(void)
         cmocka_unit_test(trie_agrees_with_linear_scan_with_random_sources),
         cmocka_unit_test(deny_rules_stop_subscriptions_that_overlap_them),
         cmocka_unit_test(explain_says_a_deny_rule_overlaps),
+        cmocka_unit_test(malformed_request_topics_are_denied_before_any_rule),
         cmocka_unit_test(trie_agrees_with_linear_scan_on_overlapping_deny_rules),
         cmocka_unit_test(store_rules_first_match_then_nomatch),
         cmocka_unit_test(store_rules_render_placeholders),

@@ -56,6 +56,33 @@ static void too_many_levels_is_invalid(void **state)
     assert_false(fv(buf));
 }
 
+/* A request topic is checked as MQTT does; the rule layer's level limit does not apply (a
+ * broker may allow deeper topics than a rule can have). Agrees with filter/name validity
+ * wherever that limit is not reached. */
+static void request_topics_follow_mqtt_without_a_level_limit(void **state)
+{
+    const char *cases[] = {"a/b", "#", "+", "a/+/c/#", "/", "a//b", "$SYS/#", "",
+                           "a/#/c", "a#", "a/b+", "++", "#/", "+a", "#/#", "a/+b/c"};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        size_t n = strlen(cases[i]);
+        assert_int_equal(wd_topic_request_valid(cases[i], n, true), fv(cases[i]));
+        assert_int_equal(wd_topic_request_valid(cases[i], n, false),
+                         wd_topic_name_valid(cases[i], n));
+    }
+    assert_false(wd_topic_request_valid("a\0b", 3, false));
+    char buf[1024];
+    size_t n = 0;
+    for (int i = 0; i < 199; i++) {
+        buf[n++] = 'a';
+        buf[n++] = '/';
+    }
+    buf[n++] = '#';
+    assert_true(wd_topic_request_valid(buf, n, true)); /* 200 levels, '#' last */
+    assert_false(wd_topic_request_valid(buf, n, false));
+    buf[n - 1] = 'a';
+    assert_true(wd_topic_request_valid(buf, n, false));
+}
+
 static void literal_rules_cover_only_themselves(void **state)
 {
     assert_true(cov("a/b", "a/b"));
@@ -242,6 +269,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(filter_validity),
         cmocka_unit_test(too_many_levels_is_invalid),
+        cmocka_unit_test(request_topics_follow_mqtt_without_a_level_limit),
         cmocka_unit_test(literal_rules_cover_only_themselves),
         cmocka_unit_test(plus_covers_one_level_but_not_hash),
         cmocka_unit_test(hash_covers_the_rest_including_the_parent),
