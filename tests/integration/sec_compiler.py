@@ -16,18 +16,9 @@ import signal
 import harness as H
 from harness import Warden, ensure
 
-SCENARIOS = []
-
-
-def _scenario(fn):
-    SCENARIOS.append(fn)
-    return fn
-
-
-def register(scenario):
-    """Registers this module's scenarios with run.py's `scenario` decorator."""
-    for fn in SCENARIOS:
-        scenario(fn)
+SCENARIOS = H.Scenarios()
+_scenario = SCENARIOS.add
+register = SCENARIOS.register  # run.py: `MODULE.register(scenario)`
 
 
 GOOD_POLICY = ('authn anonymous deny\nauthn default allow\n'

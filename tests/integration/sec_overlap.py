@@ -10,7 +10,9 @@ sec_overlap_*, so `run.py --only sec_overlap` runs them all.
 import harness as H
 from harness import ALLOW_RAW, DENY_RAW, PUBLISH, SUBSCRIBE, STOP, Warden, ensure
 
-SCENARIOS = []
+SCENARIOS = H.Scenarios()
+_scenario = SCENARIOS.add
+register = SCENARIOS.register  # run.py: `MODULE.register(scenario)`
 
 # the policy from the issue
 POLICY = ('user "demo" "plain:demo"\n'
@@ -20,16 +22,6 @@ POLICY = ('user "demo" "plain:demo"\n'
           'allow publish   "other/#"\n'
           "authz default deny\n")
 
-
-def _scenario(fn):
-    SCENARIOS.append(fn)
-    return fn
-
-
-def register(scenario):
-    """Registers this module's scenarios with run.py's `scenario` decorator."""
-    for fn in SCENARIOS:
-        scenario(fn)
 
 
 def _authz(ch, topic, rtype, version):

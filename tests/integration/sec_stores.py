@@ -16,18 +16,9 @@ import harness as H
 import stores as S
 from harness import ALLOW_RAW, DENY_RAW, PUBLISH, CheckFailed, Warden, ensure
 
-SCENARIOS = []
-
-
-def _scenario(fn):
-    SCENARIOS.append(fn)
-    return fn
-
-
-def register(scenario):
-    """Registers this module's scenarios with run.py's `scenario` decorator."""
-    for fn in SCENARIOS:
-        scenario(fn)
+SCENARIOS = H.Scenarios()
+_scenario = SCENARIOS.add
+register = SCENARIOS.register  # run.py: `MODULE.register(scenario)`
 
 
 WRITER_TIMEOUT = 20.0  # the slow writer sleeps 1.5 s; this only turns a hang into a failure

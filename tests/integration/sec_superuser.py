@@ -18,18 +18,9 @@ import harness as H
 from harness import SUBSCRIBE, ensure, pb
 from stores import Env, Errs, jwt_hs, now, redis_lines, sha_hex
 
-SCENARIOS = []
-
-
-def _scenario(fn):
-    SCENARIOS.append(fn)
-    return fn
-
-
-def register(scenario):
-    """Registers this module's scenarios with run.py's `scenario` decorator."""
-    for fn in SCENARIOS:
-        scenario(fn)
+SCENARIOS = H.Scenarios()
+_scenario = SCENARIOS.add
+register = SCENARIOS.register  # run.py: `MODULE.register(scenario)`
 
 
 STEPS = {

@@ -43,18 +43,9 @@ RECOVER_TIMEOUT = 30.0  # Redis back: warden reconnects by itself (backoff cappe
 FAIL_TIMEOUT = 10.0  # Redis gone: requests that need it are refused
 OPENSSL = "openssl"
 
-SCENARIOS = []
-
-
-def _scenario(fn):
-    SCENARIOS.append(fn)
-    return fn
-
-
-def register(scenario):
-    """Registers this module's scenarios with run.py's `scenario` decorator."""
-    for fn in SCENARIOS:
-        scenario(fn)
+SCENARIOS = H.Scenarios()
+_scenario = SCENARIOS.add
+register = SCENARIOS.register  # run.py: `MODULE.register(scenario)`
 
 
 # ====================================================================== Redis
