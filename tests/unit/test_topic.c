@@ -221,7 +221,7 @@ static void overlap_equals_a_common_matching_topic_by_brute_force(void **state)
     static const char *flv[] = {"a", "b", "$s", "", "+", "#"};
     static const char *nlv[] = {"a", "b", "$s", "", "c"};
     enum { NF = 6, NN = 5, MAXD = 3, MAXF = 300, MAXN = 800, W = (MAXN + 63) / 64 };
-    static char filters[MAXF][16], names[MAXN][24];
+    static char filters[MAXF][24], names[MAXN][24]; /* as long as t below */
     static uint64_t matched[MAXF][W]; /* names each filter matches */
     int nf = 0, nn = 0;
     for (int d = 1; d <= MAXD + 1; d++) {
