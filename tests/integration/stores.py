@@ -1534,7 +1534,7 @@ def stores_jwt_sessions(s, h):
                              "all": ["x/${username}/#"], "publish": ["long/form"]},
                         org={"dept": "rnd"})
                 vb = tk(acl=[{"permission": "allow", "action": "publish", "topic": "v/2"},
-                             {"permission": "allow", "action": "pub",
+                             {"permission": "allow", "action": "all",
                               "topics": ["v/4", "eq v/+"]},
                              {"permission": "allow", "action": "publish", "topic": "v/5",
                               "qos": [1]},
@@ -1557,7 +1557,9 @@ def stores_jwt_sessions(s, h):
                 e.want(True, lambda: authn(ch, "ub", vb, clientid="CB"), "authenticate CB")
                 e.want(True, lambda: authz(ch, "v/2", P, "ub", "CB"), "v2 topic")
                 e.want(True, lambda: authz(ch, "v/4", P, "ub", "CB"), "v2 topics list")
-                e.want(True, lambda: authz(ch, "v/+", P, "ub", "CB"), "v2 topics eq v/+")
+                e.want(True, lambda: authz(ch, "v/+", S, "ub", "CB"), "v2 topics eq v/+")
+                e.want(False, lambda: authz(ch, "v/+", P, "ub", "CB"),
+                       "publish v/+: no topic name, denied before any rule")
                 e.want(False, lambda: authz(ch, "v/6", P, "ub", "CB"), "v2 eq v/+ is literal")
                 e.want(False, lambda: authz(ch, "v/5", P, "ub", "CB"),
                        "v2 allow with qos [1]: EMQX sends no QoS, never matches")
