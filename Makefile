@@ -92,7 +92,7 @@ UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 
 .SECONDARY: $(GEN_C) $(GEN_H) $(GEN_PY)
-.PHONY: all deps run test unit policy-tests integration bench clean format-check lint
+.PHONY: all deps run test unit policy-tests integration sanitize bench clean format-check lint
 .DEFAULT_GOAL := all
 
 ifeq ($(VARIANT),release)
@@ -185,6 +185,19 @@ test: deps
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory policy-tests
 	@$(MAKE) --no-print-directory integration
+
+# Every suite (unit, golden policy cases, integration) against the ASan (+LeakSanitizer) and
+# the UBSan build (-fno-sanitize-recover: a finding aborts, so the suite fails). Run by
+# .ci/run after `make test`; about 8 minutes on 2 cores.
+SAN_VARIANTS := asan ubsan
+sanitize: deps $(GEN_PY)
+	@set -e; for v in $(SAN_VARIANTS); do \
+	  echo "== sanitize: $$v"; \
+	  $(MAKE) --no-print-directory VARIANT=$$v all; \
+	  $(MAKE) --no-print-directory VARIANT=$$v unit; \
+	  WARDEN=build/$$v/warden tests/policy/run.sh; \
+	  $(PYTHON) tests/integration/run.py --warden build/$$v/warden --gen $(GEN)/py; \
+	done
 
 # ---- benchmarks (bench/README.md) ----
 BENCH_BIN := $(B)/bench/wd_load $(B)/bench/bare_server $(B)/bench/policy_bench
