@@ -18,7 +18,7 @@ GEN     := build/gen
 PYTHON  := /usr/bin/python3
 
 CC      ?= gcc
-PKGS    := grpc libprotobuf-c openssl libpcre2-8 libxcrypt libargon2 hiredis libjwt jansson libcurl
+PKGS    := grpc libnghttp2 libprotobuf-c openssl libpcre2-8 libxcrypt libargon2 hiredis libjwt jansson libcurl
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 ifneq ($(CI),)
 WARN    += -Werror
@@ -148,7 +148,7 @@ $(B)/tests/test_%: tests/unit/test_%.c $(LIBS_ALL)
 # ---- set-up ----
 # Debian 12 packages for build, tests and benchmarks. `make deps` installs only what is
 # missing, so it is quick and idempotent; apt runs as root, through sudo otherwise.
-DEBIAN_PKGS := gcc make pkg-config libgrpc-dev libprotobuf-c-dev protobuf-c-compiler \
+DEBIAN_PKGS := gcc make pkg-config libgrpc-dev libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler \
     protobuf-compiler libssl-dev openssl libcmocka-dev libpcre2-dev python3 python3-grpcio python3-protobuf \
     nghttp2-client procps libcrypt-dev libargon2-dev libhiredis-dev libjwt-dev libjansson-dev libcurl4-openssl-dev \
     redis-server cppcheck clang-format
