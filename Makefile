@@ -4,7 +4,8 @@
 #
 #   make                 build build/warden (release variant)
 #   make run             install deps, build, run warden on its embedded defaults
-#   make test            install deps, build, run every test suite
+#   make test            install deps, build, run every test suite (integration on both
+#                        transports: gRPC core and warden's own h2)
 #   make deps            install the Debian packages the build and tests need (idempotent)
 #   make VARIANT=asan    build/asan/warden with AddressSanitizer (also: debug, ubsan)
 #   make bench           build the benchmark tools (see bench/README.md)
@@ -92,7 +93,7 @@ UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 
 .SECONDARY: $(GEN_C) $(GEN_H) $(GEN_PY)
-.PHONY: all deps run test unit policy-tests integration bench clean format-check lint
+.PHONY: all deps run test unit policy-tests integration integration-h2 bench clean format-check lint
 .DEFAULT_GOAL := all
 
 ifeq ($(VARIANT),release)
@@ -178,6 +179,10 @@ policy-tests: all
 integration: all $(GEN_PY)
 	$(PYTHON) tests/integration/run.py --warden build/warden --gen $(GEN)/py
 
+# the same suites with every warden on warden's own HTTP/2 transport (`transport h2`)
+integration-h2: all $(GEN_PY)
+	$(PYTHON) tests/integration/run.py --warden build/warden --gen $(GEN)/py --transport h2
+
 test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory lint
@@ -185,6 +190,7 @@ test: deps
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory policy-tests
 	@$(MAKE) --no-print-directory integration
+	@$(MAKE) --no-print-directory integration-h2
 
 # ---- benchmarks (bench/README.md) ----
 BENCH_BIN := $(B)/bench/wd_load $(B)/bench/bare_server $(B)/bench/policy_bench
