@@ -86,6 +86,8 @@ struct request {
     const char *topic;
     struct wd_client c;
     const char *password;
+    bool has_password; /* publish/subscribe: the client authenticated with it (the chain runs) */
+    int superuser;     /* -1: not stated; 0/1: what the store that authenticated it said */
     int qos, retain;
 };
 
@@ -98,6 +100,7 @@ static void request_init(struct request *r)
     r->topic = "";
     r->qos = -1;
     r->retain = -1;
+    r->superuser = -1;
 }
 
 /* Sets one request field; returns false for an unknown name or bad value. */
@@ -107,9 +110,10 @@ static bool request_set(struct request *r, const char *k, const char *v, char *e
         r->c.username = v;
     else if (strcmp(k, "clientid") == 0)
         r->c.clientid = v;
-    else if (strcmp(k, "password") == 0)
+    else if (strcmp(k, "password") == 0) {
         r->password = v;
-    else if (strcmp(k, "cn") == 0)
+        r->has_password = true;
+    } else if (strcmp(k, "cn") == 0)
         r->c.cn = v;
     else if (strcmp(k, "protocol") == 0)
         r->c.protocol = v;
@@ -130,13 +134,14 @@ static bool request_set(struct request *r, const char *k, const char *v, char *e
             r->c.sockport = (uint32_t)n;
         else
             r->qos = (int)n;
-    } else if (strcmp(k, "retain") == 0) {
+    } else if (strcmp(k, "retain") == 0 || strcmp(k, "superuser") == 0) {
+        int *f = k[0] == 'r' ? &r->retain : &r->superuser;
         if (strcmp(v, "true") == 0)
-            r->retain = 1;
+            *f = 1;
         else if (strcmp(v, "false") == 0)
-            r->retain = 0;
+            *f = 0;
         else {
-            snprintf(err, cap, "retain must be true or false");
+            snprintf(err, cap, "%s must be true or false", k);
             return false;
         }
     } else if (strcmp(k, "action") == 0) {
@@ -159,12 +164,43 @@ static bool request_set(struct request *r, const char *k, const char *v, char *e
     return true;
 }
 
+/* A request's fields that do not go together; NULL when they do. */
+static const char *request_conflict(const struct request *r)
+{
+    if (r->superuser >= 0 && r->authn)
+        return "superuser is for publish and subscribe (authentication decides it)";
+    if (r->superuser >= 0 && r->has_password)
+        return "give password (the chain decides who is a superuser) or superuser (what a "
+               "store said), not both";
+    return NULL;
+}
+
+/* Who the client of a publish/subscribe request is, as a session would say: with a
+ * password, the chain runs first and the step that allowed it says whether it is a
+ * superuser (NOMATCH: EMQX may let it in, but warden made it nothing); otherwise the
+ * request's `superuser` field. False when the chain denies: the client never gets to
+ * authorize (*v is the chain's verdict then). */
+static bool authenticate_first(const struct wd_policy *p, struct request *r, struct wd_verdict *v)
+{
+    if (r->authn || !r->has_password) {
+        r->c.is_superuser = r->superuser == 1;
+        return true;
+    }
+    struct wd_authn_req a = {
+        .client = r->c, .password = r->password, .password_len = strlen(r->password)};
+    bool su = false;
+    wd_engine_authn_with(p, &a, v, &su);
+    r->c.is_superuser = su;
+    return v->decision != WD_DECISION_DENY;
+}
+
+/* Call authenticate_first() before, for publish and subscribe. */
 static void decide(const struct wd_policy *p, const struct request *r, struct wd_verdict *v)
 {
     if (r->authn) {
         struct wd_authn_req a = {
             .client = r->c, .password = r->password, .password_len = strlen(r->password)};
-        wd_engine_authn_with(p, &a, v);
+        wd_engine_authn_with(p, &a, v, NULL);
         return;
     }
     struct wd_authz_req z = {.client = r->c,
@@ -190,10 +226,11 @@ struct explain_ctx {
 static void explain_step(void *ctx, unsigned line, bool decided, const char *why)
 {
     struct explain_ctx *x = ctx;
-    if (decided) {
+    if (decided && !line) {
+        printf("decided without a rule (%s)\n", why); /* implicit default, invalid topic */
+    } else if (decided) {
         printf("decided by %s:%u (%s)\n", x->file, line, why);
-        if (line)
-            print_line(x->src, line);
+        print_line(x->src, line);
     } else {
         printf("  %s:%u: no: %s\n", x->file, line, why);
     }
@@ -204,7 +241,10 @@ int wd_tool_explain(int argc, char **argv)
     if (argc < 2 || argv[1][0] == '-') {
         fprintf(stderr, "usage: warden explain FILE --action publish|subscribe|authn "
                         "[--topic T] [--username U] [--clientid C] [--password P] [--peer A] "
-                        "[--port N] [--cn CN] [--protocol P] [--qos N] [--retain true|false]\n");
+                        "[--port N] [--cn CN] [--protocol P] [--qos N] [--retain true|false] "
+                        "[--superuser true|false]\n"
+                        "  publish/subscribe: with --password the authentication chain runs "
+                        "first and decides superuser; --superuser states what a store said\n");
         return 2;
     }
     struct request r;
@@ -232,6 +272,10 @@ int wd_tool_explain(int argc, char **argv)
         fprintf(stderr, "warden explain: --topic is required for publish and subscribe\n");
         return 2;
     }
+    if (request_conflict(&r)) {
+        fprintf(stderr, "warden explain: %s\n", request_conflict(&r));
+        return 2;
+    }
     struct wd_policy *p;
     char *report;
     int rc = wd_engine_load_policy(argv[1], &p, &report);
@@ -246,15 +290,28 @@ int wd_tool_explain(int argc, char **argv)
     char *src = slurp(argv[1], WD_POLICY_MAX_BYTES, &len);
     struct explain_ctx x = {src ? src : "", argv[1]};
     struct wd_verdict v;
-    if (r.authn) {
-        decide(p, &r, &v);
-        printf("authn username=\"%s\": %s (%s)\n", r.c.username, wd_decision_str(v.decision),
+    memset(&v, 0, sizeof v);
+    bool reaches = authenticate_first(p, &r, &v);
+    if (r.authn || !reaches) {
+        if (r.authn)
+            decide(p, &r, &v);
+        printf("authn username=\"%s\": %s (%s)", r.c.username, wd_decision_str(v.decision),
                v.reason);
+        if (!reaches)
+            printf(": the client never gets to %s",
+                   r.action == WD_ACTION_PUBLISH ? "publish" : "subscribe");
+        printf("\n");
         if (v.line) {
             printf("decided by %s:%u\n", argv[1], v.line);
             print_line(x.src, v.line);
         }
+        if (!reaches)
+            rc = WD_EINVAL;
     } else {
+        if (r.has_password)
+            printf("authn username=\"%s\": %s (%s, %s:%u): %s\n", r.c.username,
+                   wd_decision_str(v.decision), v.reason, argv[1], v.line,
+                   r.c.is_superuser ? "a superuser" : "not a superuser");
         struct wd_authz_req z = {.client = r.c,
                                  .action = r.action,
                                  .topic = r.topic,
@@ -435,10 +492,24 @@ int wd_tool_test(int argc, char **argv)
             }
             k += 2;
         }
+        if (!bad && request_conflict(&r)) {
+            wd_diag_add(&d, WD_DIAG_ERROR, line, t->col, "%s", request_conflict(&r));
+            bad = true;
+        }
         if (bad)
             continue;
         struct wd_verdict v;
         memset(&v, 0, sizeof v);
+        if (!authenticate_first(p, &r, &v)) {
+            failed++;
+            printf("FAIL %s:%u: the password is refused by %s:%u (%s): the client never gets "
+                   "to %s\n",
+                   path, line, policy_path, v.line, v.reason,
+                   r.action == WD_ACTION_PUBLISH ? "publish" : "subscribe");
+            if (v.line && policy_src)
+                print_line(policy_src, v.line);
+            continue;
+        }
         decide(p, &r, &v);
         bool ok = v.decision == want && (want_line < 0 || (long)v.line == want_line);
         if (ok) {

@@ -576,7 +576,10 @@ int wd_backends_authn_redis(struct wd_backends_local *l, const struct wd_authn_r
         return 0;
     char *key = NULL;
     size_t keylen = 0;
-    if (wd_redis_tmpl_render(b->authn_key, &req->client, &key, &keylen) != WD_OK) {
+    int kr = wd_redis_tmpl_render(b->authn_key, &req->client, &key, &keylen);
+    if (kr == WD_ENOENT)
+        return 0; /* no certificate / peer address for the key: no such user, no lookup */
+    if (kr != WD_OK) {
         out->decision = WD_DECISION_DENY;
         out->reason = "redis: rendered key too long: denied";
         return 1;
@@ -685,33 +688,45 @@ static void jwt_ident_release_cb(void *p)
     wd_jwt_ident_release(p);
 }
 
+/* How log lines name a client: `user "NAME"`, or `clientid "ID"` when there is no
+ * username or when the username is a bearer token (`jwt_from username`), which is never
+ * logged (CONVENTIONS: secrets are never logged). Quoted and escaped into buf. */
+static const char *client_label(const struct wd_backends *b, const struct wd_client *c, char *buf,
+                                size_t cap)
+{
+    bool user = c->username[0] && !b->jwt_from_username;
+    const char *v = user ? c->username : c->clientid;
+    char q[160];
+    snprintf(buf, cap, "%s %s", user ? "user" : "clientid",
+             wd_log_quote(q, sizeof q, v, strlen(v)));
+    return buf;
+}
+
 struct skip_ctx {
     const char *what;
-    const char *who;
+    const char *who; /* client_label() */
     size_t skipped;
 };
 
 static void log_skip(void *ud, size_t index, const char *why)
 {
     struct skip_ctx *s = ud;
-    char who[160];
     s->skipped++;
-    wd_log_warn("acl", "%s of %s: entry %zu skipped: %s", s->what,
-                wd_log_quote(who, sizeof who, s->who, strlen(s->who)), index + 1, why);
+    wd_log_warn("acl", "%s of %s: entry %zu skipped: %s", s->what, s->who, index + 1, why);
 }
 
 /* redis_acl.c's report of an entry it could not parse */
 static void log_acl_skip(void *ud, const char *topic, size_t topic_len, const char *reason)
 {
     struct skip_ctx *s = ud;
-    char who[160], t[160];
+    char t[160];
     s->skipped++;
-    wd_log_warn("acl", "%s of %s: entry %s skipped: %s", s->what,
-                wd_log_quote(who, sizeof who, s->who, strlen(s->who)),
+    wd_log_warn("acl", "%s of %s: entry %s skipped: %s", s->what, s->who,
                 topic ? wd_log_quote(t, sizeof t, topic, topic_len) : "(beyond the limit)", reason);
 }
 
-/* Compiles the token's ACL claim. *skipped counts the rules that could not be used. */
+/* Compiles the token's ACL claim. *skipped counts the rules that could not be used. who:
+ * client_label(). */
 static struct wd_policy *compile_jwt_acl(const struct wd_jwt_result *r, const char *who,
                                          size_t *skipped)
 {
@@ -729,10 +744,8 @@ static struct wd_policy *compile_jwt_acl(const struct wd_jwt_result *r, const ch
         in[i].qos_mask = a->qos_mask;
         in[i].retain = a->retain;
     }
-    char q[160];
     for (size_t i = 0; i < r->n_acl_errors; i++)
-        wd_log_warn("acl", "JWT ACL of %s: %s (entry skipped)",
-                    wd_log_quote(q, sizeof q, who, strlen(who)), r->acl_errors[i]);
+        wd_log_warn("acl", "JWT ACL of %s: %s (entry skipped)", who, r->acl_errors[i]);
     struct skip_ctx sk = {"JWT ACL", who, 0};
     struct wd_policy *p = NULL;
     if (wd_policy_compile_rules(in, r->n_acl, log_skip, &sk, &p) != WD_OK)
@@ -803,10 +816,8 @@ int wd_backends_authn_jwt(struct wd_backends_local *l, const struct wd_authn_req
         atomic_init(&j->refs, 1);
         j->res = res;
         size_t skipped = 0;
-        /* the username is the token with `jwt_from username`: name the client then */
-        const char *who = req->client.username[0] && !b->jwt_from_username ? req->client.username
-                                                                           : req->client.clientid;
-        j->acl = compile_jwt_acl(&j->res, who, &skipped);
+        char who[200];
+        j->acl = compile_jwt_acl(&j->res, client_label(b, &req->client, who, sizeof who), &skipped);
         if (skipped && j->res.acl_format == WD_JWT_ACL_V2_LIST) {
             /* a skipped rule of the ordered list may have been a deny: using the rest
              * could allow what the issuer meant to refuse. EMQX refuses such a token. */
@@ -864,7 +875,9 @@ void wd_backends_session_put(struct wd_backends *b, const struct wd_authn_req *r
     s->peerhost = wd_strdup(c->peerhost);
     s->peerport = c->peerport;
     s->source = src;
-    s->superuser = r->superuser;
+    /* only a step that checked a credential can make a superuser (belt and braces: the
+     * chain sets it for no other step) */
+    s->superuser = src != WD_SESSION_OTHER && r->superuser;
     s->jwt = r->jwt;
     s->exp = r->jwt ? r->jwt->res.exp : 0;
     size_t bytes =
@@ -883,10 +896,23 @@ void wd_backends_session_put(struct wd_backends *b, const struct wd_authn_req *r
                      strlen(c->username), NULL) != WD_OK) {
         wd_log_warn("session", "cannot record the session of client %s (too large)", c->clientid);
         session_free(s);
+        /* an earlier login's session under this clientid must not outlive this one */
+        wd_cache_remove(b->sessions, &k);
     } else {
         wd_metrics_inc(WD_M_SESSIONS_CREATED);
     }
     wd_cache_key_cleanup(&k);
+}
+
+/* The session s was recorded by the connection c is on: same username and peer (a port of 0
+ * is unknown and not compared). */
+static bool same_connection(const void *value, void *ctx)
+{
+    const struct wd_session *s = value;
+    const struct wd_client *c = ctx;
+    if (strcmp(s->username, c->username) != 0 || strcmp(s->peerhost, c->peerhost) != 0)
+        return false;
+    return s->peerport == 0 || c->peerport == 0 || s->peerport == c->peerport;
 }
 
 const struct wd_session *wd_backends_session_get(struct wd_backends *b, const struct wd_client *c)
@@ -899,8 +925,10 @@ const struct wd_session *wd_backends_session_get(struct wd_backends *b, const st
     if (!ref)
         return NULL;
     struct wd_session *s = v;
-    if (strcmp(s->username, c->username) != 0) {
-        /* another login under this clientid that we did not see: not this client's */
+    if (!same_connection(s, (void *)c)) {
+        /* another login under this clientid (another username, or another connection that
+         * warden did not allow: a denied or unanswered CONNECT, another replica): not this
+         * client's, and never its superuser flag */
         wd_cache_release(ref);
         return NULL;
     }
@@ -928,15 +956,6 @@ bool wd_session_superuser(const struct wd_session *h)
 {
     const struct wd_session *s = sess_of(h);
     return s && s->superuser;
-}
-
-static bool same_connection(const void *value, void *ctx)
-{
-    const struct wd_session *s = value;
-    const struct wd_client *c = ctx;
-    if (strcmp(s->username, c->username) != 0 || strcmp(s->peerhost, c->peerhost) != 0)
-        return false;
-    return s->peerport == 0 || c->peerport == 0 || s->peerport == c->peerport;
 }
 
 void wd_backends_session_drop(struct wd_backends *b, const struct wd_client *c)
@@ -976,7 +995,8 @@ static void policy_release_cb(void *p)
 }
 
 /* The client's Redis ACL, compiled, from the cache or Redis. WD_OK with *out (a reference
- * in *ref, or an uncached policy in *own), or WD_EBACKEND. */
+ * in *ref, or an uncached policy in *own), WD_ENOENT when the key template has no value for
+ * this client (no lookup), or WD_EBACKEND. */
 static int redis_acl(struct wd_backends_local *l, const struct wd_client *c,
                      const struct wd_policy **out, struct wd_cache_ref **ref,
                      struct wd_policy **own)
@@ -986,8 +1006,9 @@ static int redis_acl(struct wd_backends_local *l, const struct wd_client *c,
     *own = NULL;
     char *key = NULL;
     size_t keylen = 0;
-    if (wd_redis_tmpl_render(b->acl_key, c, &key, &keylen) != WD_OK)
-        return WD_EBACKEND;
+    int kr = wd_redis_tmpl_render(b->acl_key, c, &key, &keylen);
+    if (kr != WD_OK)
+        return kr == WD_ENOENT ? WD_ENOENT : WD_EBACKEND; /* ENOENT: no key, no entries */
     struct wd_cache_key ck;
     wd_cache_key_init(&ck, WD_CACHE_KIND_REDIS_ACL);
     wd_cache_key_add(&ck, key, keylen);
@@ -1004,7 +1025,8 @@ static int redis_acl(struct wd_backends_local *l, const struct wd_client *c,
     struct wd_redis *r = redis_of(l);
     struct wd_acl_entry *ents = NULL;
     size_t n = 0;
-    struct skip_ctx sk = {"Redis ACL", c->username, 0};
+    char who[200];
+    struct skip_ctx sk = {"Redis ACL", client_label(b, c, who, sizeof who), 0};
     wd_metrics_inc(WD_M_REDIS_LOOKUPS);
     if (!r || wd_redis_acl_get(r, key, keylen, &ents, &n, log_acl_skip, &sk) != WD_OK) {
         wd_metrics_inc(WD_M_REDIS_ERRORS);
@@ -1059,7 +1081,10 @@ int wd_backends_source_eval(void *ctx, enum wd_source src, const struct wd_authz
         const struct wd_policy *acl;
         struct wd_cache_ref *ref;
         struct wd_policy *own;
-        if (redis_acl(sc->l, &req->client, &acl, &ref, &own) != WD_OK) {
+        int ar = redis_acl(sc->l, &req->client, &acl, &ref, &own);
+        if (ar == WD_ENOENT)
+            return 0; /* no certificate / peer address for the key: no entries (nomatch) */
+        if (ar != WD_OK) {
             if (b->redis_fail_next)
                 return 0;
             out->decision = WD_DECISION_DENY;

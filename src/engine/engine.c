@@ -188,11 +188,10 @@ static void note_policy(struct wd_engine_local *l)
     l->has_sources =
         wd_policy_has_source(p, WD_SOURCE_REDIS) || wd_policy_has_source(p, WD_SOURCE_JWT);
     /* a session is needed when something reads what authenticate learned: the JWT ACL,
-     * claims, or the superuser flag of a Redis or JWT login */
-    l->needs_session =
-        wd_policy_has_source(p, WD_SOURCE_JWT) || wd_policy_uses_claims(p) ||
-        (wd_policy_uses_superuser(p) &&
-         (wd_policy_has_authn_step(p, WD_STEP_REDIS) || wd_policy_has_authn_step(p, WD_STEP_JWT)));
+     * claims, or the superuser flag, which only the step that authenticated a connection
+     * can give (a static user's password, Redis, a JWT), never its username */
+    l->needs_session = wd_policy_has_source(p, WD_SOURCE_JWT) || wd_policy_uses_claims(p) ||
+                       wd_policy_uses_superuser(p);
 }
 
 struct wd_engine_local *wd_engine_local_new(struct wd_engine *e)
@@ -318,11 +317,14 @@ static int authn_run(const struct wd_policy *p, struct wd_backends_local *bl,
 }
 
 int wd_engine_authn_with(const struct wd_policy *p, const struct wd_authn_req *req,
-                         struct wd_verdict *out)
+                         struct wd_verdict *out, bool *superuser)
 {
     enum wd_session_source src;
     struct wd_step_result sr;
-    return authn_run(p, NULL, req, out, &src, &sr);
+    int rc = authn_run(p, NULL, req, out, &src, &sr);
+    if (superuser)
+        *superuser = out->decision == WD_DECISION_ALLOW && sr.superuser;
+    return rc;
 }
 
 int wd_engine_authenticate(struct wd_engine_local *l, const struct wd_authn_req *req,
@@ -369,6 +371,8 @@ int wd_engine_authorize(struct wd_engine_local *l, const struct wd_authz_req *re
         if (s)
             wd_backends_session_release(b, s);
     }
+    if (r.bad_topic)
+        out->reason = "invalid topic name or filter";
     out->decision = r.decision;
     out->line = r.line;
     out->generation = wd_policy_generation(p);

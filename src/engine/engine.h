@@ -82,8 +82,10 @@ size_t wd_engine_flush(struct wd_engine *e, const char *user, size_t len);
 void wd_engine_stats(struct wd_engine *e, struct wd_buf *out);
 
 /* Runs the authentication chain of a given policy (tools use this without an engine: the
- * `authn redis` and `authn jwt` steps never answer there). */
+ * `authn redis` and `authn jwt` steps never answer there). *superuser (may be NULL) is set
+ * to whether the step that allowed the client made it a superuser (a static superuser
+ * whose password matched): what a session would record for authorize. */
 int wd_engine_authn_with(const struct wd_policy *p, const struct wd_authn_req *req,
-                         struct wd_verdict *out);
+                         struct wd_verdict *out, bool *superuser);
 
 #endif

@@ -15,8 +15,6 @@
  * the diagnostics are dropped rule by rule, so any number of bad rules costs nothing),
  * no warnings are made, and there is no default: no match is NOMATCH.
  */
-#include <arpa/inet.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,12 +36,25 @@ struct store_mode {
     const char **why; /* per statement: a problem found while building the AST, or NULL */
 };
 
+struct shadow_key {
+    uint64_t h;
+    const struct wd_ctopic *t; /* NULL: a free slot */
+    uint32_t rule;
+};
+
 struct cctx {
     struct wd_policy *p;
     struct wd_diags *d;
     struct wd_arena *a;
     const struct store_mode *store; /* NULL: a policy file */
     bool saw_claim;                 /* a ${claim.X} in the topics compiled so far */
+    /* the shadow check's index (policy files only; freed after compiling): the topics of
+     * the unconditional rules before the first rule source, and the same topics by text
+     * (eq flag, text) -> rule, to skip one whose options an earlier rule with the same
+     * topic covers. See shadowed_by(). */
+    struct wd_trie shadow;
+    struct shadow_key *keys;
+    size_t nkeys, capkeys; /* capkeys: 0 or a power of two */
 };
 
 /* At most max bytes of s for a message: cut at a character boundary (s is UTF-8), control
@@ -153,58 +164,6 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static bool parse_cidr(const char *s, struct wd_cidr *out)
-{
-    char buf[64];
-    size_t n = strlen(s);
-    if (n >= sizeof buf)
-        return false;
-    memcpy(buf, s, n + 1);
-    char *slash = strchr(buf, '/');
-    long plen = -1;
-    if (slash) {
-        *slash = '\0';
-        char *end;
-        errno = 0;
-        if (!slash[1] || slash[1] == '-' || slash[1] == '+')
-            return false;
-        plen = strtol(slash + 1, &end, 10);
-        if (errno || *end)
-            return false;
-    }
-    memset(out, 0, sizeof *out);
-    int bits;
-    if (inet_pton(AF_INET, buf, out->addr) == 1) {
-        out->family = 4;
-        bits = 32;
-    } else if (inet_pton(AF_INET6, buf, out->addr) == 1) {
-        out->family = 6;
-        bits = 128;
-        /* an IPv4-mapped address is IPv4 */
-        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        if (memcmp(out->addr, mapped, 12) == 0) {
-            memmove(out->addr, out->addr + 12, 4);
-            memset(out->addr + 4, 0, 12);
-            out->family = 4;
-            bits = 32;
-            if (plen >= 0)
-                plen -= 96;
-        }
-    } else {
-        return false;
-    }
-    if (plen < 0)
-        plen = bits;
-    if (plen > bits)
-        return false;
-    for (int i = 0; i < bits / 8; i++) {
-        int take = plen >= (i + 1) * 8 ? 8 : (plen > i * 8 ? (int)plen - i * 8 : 0);
-        out->mask[i] = (uint8_t)(take ? (0xff << (8 - take)) : 0);
-        out->addr[i] &= out->mask[i]; /* host bits in the prefix are ignored */
-    }
-    return true;
-}
-
 static void keep_re(struct wd_policy *p, pcre2_code *re)
 {
     if (p->nres == p->capres) {
@@ -276,10 +235,18 @@ static const struct wd_cond *compile_cond(struct cctx *cx, const struct wd_ast_c
         }
         k->cidrs = wd_arena_alloc(cx->a, (c->nvals ? c->nvals : 1) * sizeof *k->cidrs);
         for (size_t i = 0; i < c->nvals; i++) {
-            if (!parse_cidr(c->vals[i].s, &k->cidrs[i])) {
-                wd_diag_add(cx->d, WD_DIAG_ERROR, c->vals[i].line, c->vals[i].col,
-                            "not an IPv4 or IPv6 address or CIDR: \"%.64s\"", c->vals[i].s);
+            const struct wd_ast_value *v = &c->vals[i];
+            char why[256], ex[72], net[64];
+            bool host_bits;
+            if (wd_cidr_parse(v->s, v->len, &k->cidrs[i], &host_bits, why, sizeof why) != WD_OK) {
+                wd_diag_add(cx->d, WD_DIAG_ERROR, v->line, v->col, "bad address \"%s\": %s",
+                            excerpt(ex, sizeof ex, v->s, v->len, 64), why);
                 ok = false;
+            } else if (host_bits) {
+                wd_diag_add(cx->d, WD_DIAG_WARNING, v->line, v->col,
+                            "\"%s\" has bits set past its prefix: it means %s",
+                            excerpt(ex, sizeof ex, v->s, v->len, 64),
+                            wd_cidr_str(&k->cidrs[i], net, sizeof net));
             }
         }
         k->ncidrs = c->nvals;
@@ -337,6 +304,20 @@ static const struct wd_cond *compile_when(struct cctx *cx, const struct wd_ast_c
     ((struct wd_cond *)k)->text = wd_arena_strdup(cx->a, b.s);
     wd_buf_free(&b);
     return k;
+}
+
+/* `superuser` says what the step that authenticated this connection found out: while the
+ * chain runs, nothing has yet. Reports every use in an authn step's condition. */
+static void check_authn_cond(struct cctx *cx, const struct wd_ast_cond *c)
+{
+    if (!c)
+        return;
+    if (c->kind == WD_AC_SUPERUSER)
+        wd_diag_add(cx->d, WD_DIAG_ERROR, c->line, c->col,
+                    "'superuser' is unknown while authenticating (the step that allows the "
+                    "client decides it): test it in authorization rules only");
+    check_authn_cond(cx, c->l);
+    check_authn_cond(cx, c->r);
 }
 
 /* ---- topics ---- */
@@ -491,20 +472,115 @@ static bool options_cover(const struct wd_rule *e, const struct wd_rule *r)
     return true;
 }
 
-/* Returns the line of an earlier rule that decides every request r's topic covers. */
-static unsigned shadowed_by(const struct wd_policy *p, const struct wd_rule *r)
+static bool has_eq_topic(const struct wd_rule *e)
 {
+    for (size_t i = 0; i < e->ntopics; i++)
+        if (e->topics[i].eq)
+            return true;
+    return false;
+}
+
+/* e decides every subscription its topics overlap, as a deny rule r does (topic.h) */
+static bool decides_overlaps(const struct wd_rule *e)
+{
+    return e->perm == WD_DECISION_DENY && !has_eq_topic(e);
+}
+
+/* The earliest rule of the shadow index, other than r, whose topic covers the request
+ * levels lv and whose options cover r's: its line, or 0. overlaps: topic t of r is a deny
+ * rule's that decides the subscriptions it overlaps; then only a rule that does too can
+ * hide it. */
+static unsigned index_cover(const struct cctx *cx, const struct wd_rule *r,
+                            const struct wd_req_level *lv, int nlv, const struct wd_ctopic *t,
+                            bool overlaps)
+{
+    struct wd_cand cands[256];
+    int nc = wd_trie__collect(&cx->shadow, lv, nlv, t->text, t->len, NULL, cands, 256);
+    unsigned best = 0;
+    for (int c = 0; c < nc; c++) {
+        for (uint32_t k = 0; k < cands[c].n; k++) {
+            const struct wd_rule *e = &cx->p->rules[cands[c].rules[k]];
+            if (e->idx == r->idx || !options_cover(e, r))
+                continue;
+            if (overlaps && !decides_overlaps(e))
+                continue;
+            if (!best || e->line < best)
+                best = e->line;
+        }
+    }
+    return best;
+}
+
+static uint64_t fnv1a(const void *s, size_t n);
+
+/* Adds topic t of rule r to the shadow index, unless an earlier rule with the same topic
+ * (same eq flag and text: the same trie node) hides whatever r would: its options cover
+ * r's, and it decides overlaps if r does. */
+static void index_add(struct cctx *cx, const struct wd_ctopic *t, const struct wd_rule *r)
+{
+    uint64_t h = fnv1a(t->text, t->len) ^ (uint64_t)t->eq;
+    if ((cx->nkeys + 1) * 2 > cx->capkeys) {
+        size_t ncap = cx->capkeys ? cx->capkeys * 2 : 64;
+        struct shadow_key *nk = wd_calloc(ncap, sizeof *nk);
+        for (size_t i = 0; i < cx->capkeys; i++) {
+            if (!cx->keys[i].t)
+                continue;
+            size_t j = cx->keys[i].h & (ncap - 1);
+            while (nk[j].t)
+                j = (j + 1) & (ncap - 1);
+            nk[j] = cx->keys[i];
+        }
+        free(cx->keys);
+        cx->keys = nk;
+        cx->capkeys = ncap;
+    }
+    size_t j = h & (cx->capkeys - 1);
+    for (; cx->keys[j].t; j = (j + 1) & (cx->capkeys - 1)) {
+        const struct shadow_key *k = &cx->keys[j];
+        if (k->h == h && k->t->eq == t->eq && k->t->len == t->len &&
+            memcmp(k->t->text, t->text, t->len) == 0 && options_cover(&cx->p->rules[k->rule], r) &&
+            (!decides_overlaps(r) || decides_overlaps(&cx->p->rules[k->rule])))
+            return;
+    }
+    cx->keys[j] = (struct shadow_key){h, t, r->idx};
+    cx->nkeys++;
+    wd_trie__insert(&cx->shadow, t, r->idx);
+}
+
+/* Returns the line of an earlier rule that decides every request r's topic covers, and
+ * adds r to the shadow index when it can shadow later rules (index_it).
+ *
+ * The rules that can shadow are the unconditional ones before the first rule source (a
+ * source spliced in before e could decide first). Scanning every earlier rule at every
+ * trie node a topic reaches was quadratic: N conditional rules on one topic meant N^2/2
+ * steps. The shadow index holds only the rules that can shadow, and at each of its nodes
+ * only rules that no earlier rule at that node makes redundant (index_add: the earlier
+ * one has the smaller line wherever the later one applies, so the smallest covering
+ * line, which is what is reported, is the same): a handful per node whatever the
+ * policy. The main trie
+ * is still walked, only to count the candidate lists: past 256 of them no warning is
+ * made, as before. */
+static unsigned shadowed_by(struct cctx *cx, const struct wd_rule *r, bool index_it)
+{
+    const struct wd_policy *p = cx->p;
     unsigned by = 0;
+    bool shadowed = true;
     for (size_t ti = 0; ti < r->ntopics; ti++) {
         const struct wd_ctopic *t = &r->topics[ti];
+        if (index_it)
+            index_add(cx, t, r);
+        if (!shadowed)
+            continue;
         struct wd_req_level lv[WD_TOPIC_MAX_LEVELS];
         int nlv = 0;
         if (t->eq) {
             const char *ls[WD_TOPIC_MAX_LEVELS];
             size_t ln[WD_TOPIC_MAX_LEVELS];
             nlv = wd_topic_split(t->text, t->len, ls, ln, WD_TOPIC_MAX_LEVELS);
-            if (nlv < 0)
-                return 0;
+            if (nlv < 0) {
+                shadowed = false;
+                continue;
+            }
             for (int i = 0; i < nlv; i++)
                 lv[i] =
                     (struct wd_req_level){ls[i], ln[i], NULL, wd_trie__level_hash(ls[i], ln[i])};
@@ -515,34 +591,39 @@ static unsigned shadowed_by(const struct wd_policy *p, const struct wd_rule *r)
                                               t->lv[i].kind == WD_LV_TMPL ? t->lv[i].t : NULL,
                                               wd_trie__level_hash(t->lv[i].s, t->lv[i].len)};
         }
+        /* a deny rule also decides the subscriptions its topic overlaps (topic.h): an
+         * earlier rule hides them all only if it is a deny rule without eq topics */
+        bool overlaps = r->perm == WD_DECISION_DENY && (r->actions & WD_ACT_SUBSCRIBE) && !t->eq;
         struct wd_cand cands[256];
-        int nc = wd_trie__collect(&p->trie, lv, nlv, t->text, t->len, NULL, cands, 256);
-        unsigned best = 0;
-        for (int c = 0; c < nc && nc > 0; c++) {
-            for (uint32_t k = 0; k < cands[c].n; k++) {
-                const struct wd_rule *e = &p->rules[cands[c].rules[k]];
-                if (e->idx >= r->idx || e->when || !options_cover(e, r))
-                    continue;
-                /* a rule source spliced in before e could decide first: no warning */
-                bool source_before = false;
-                for (size_t s = 0; s < p->nsources; s++)
-                    if (p->sources[s] < e->idx)
-                        source_before = true;
-                if (source_before)
-                    continue;
-                if (!best || e->line < best)
-                    best = e->line;
-            }
-        }
+        unsigned best = index_cover(cx, r, lv, nlv, t, overlaps);
+        if (best && wd_trie__collect(&p->trie, lv, nlv, t->text, t->len, NULL, cands, 256) < 0)
+            best = 0;
         if (!best)
-            return 0;
-        if (best > by)
+            shadowed = false;
+        else if (best > by)
             by = best;
     }
-    return by;
+    return shadowed ? by : 0;
 }
 
 /* ---- statements ---- */
+
+/* A deny rule that applies to subscribe also goes into the overlap trie, which finds it
+ * for the wildcard subscriptions it overlaps without covering (topic.h). eq topics are
+ * literal: the main trie finds them. */
+static void index_deny_overlap(struct wd_policy *p, const struct wd_rule *r)
+{
+    if (r->perm != WD_DECISION_DENY || !(r->actions & WD_ACT_SUBSCRIBE))
+        return;
+    for (size_t t = 0; t < r->ntopics; t++) {
+        if (r->topics[t].eq)
+            continue;
+        if (!p->has_deny_sub)
+            wd_trie__init_overlap(&p->deny_sub);
+        p->has_deny_sub = true;
+        wd_trie__insert(&p->deny_sub, &r->topics[t], r->idx);
+    }
+}
 
 static int cmp_user(const void *a, const void *b)
 {
@@ -641,7 +722,8 @@ static void rule_warnings(struct cctx *cx, const struct wd_ast_stmt *s, const st
     dups[slot].text = wd_arena_strdup(cx->a, b.s);
     dups[slot].line = s->line;
     wd_buf_free(&b);
-    unsigned by = shadowed_by(cx->p, r);
+    /* an unconditional rule before any rule source decides what it covers */
+    unsigned by = shadowed_by(cx, r, !r->when && cx->p->nsources == 0);
     if (by)
         wd_diag_add(cx->d, WD_DIAG_WARNING, s->line, s->col,
                     "rule can never match: every request it covers is decided "
@@ -675,7 +757,7 @@ static int compile_ast(const struct wd_ast *ast, struct wd_diags *diags,
     p->linear = store && ast->n <= WD_POLICY_LINEAR_MAX;
     if (!p->linear)
         wd_trie__init(&p->trie);
-    struct cctx cx = {p, diags, &p->arena, store, false};
+    struct cctx cx = {p, diags, &p->arena, store, false, {0}, NULL, 0, 0};
 
     size_t nusers = 0, nsteps = 0, nrules = 0, nsources = 0;
     for (size_t i = 0; i < ast->n; i++) {
@@ -711,6 +793,8 @@ static int compile_ast(const struct wd_ast *ast, struct wd_diags *diags,
     while (!store && dupcap < nrules * 2)
         dupcap *= 2;
     struct dupslot *dups = wd_calloc(dupcap, sizeof *dups);
+    if (!store)
+        wd_trie__init(&cx.shadow);
 
     for (size_t i = 0; i < ast->n; i++) {
         const struct wd_ast_stmt *s = &ast->stmts[i];
@@ -751,6 +835,7 @@ static int compile_ast(const struct wd_ast *ast, struct wd_diags *diags,
             st->kind = s->step;
             st->decision = s->decision;
             st->line = s->line;
+            check_authn_cond(&cx, s->when);
             st->when = compile_when(&cx, s->when, &ok);
             if (ok)
                 p->nsteps++;
@@ -803,12 +888,16 @@ static int compile_ast(const struct wd_ast *ast, struct wd_diags *diags,
             p->uses_claims = p->uses_claims || cx.saw_claim;
             for (size_t t = 0; t < r->ntopics && !p->linear; t++)
                 wd_trie__insert(&p->trie, &r->topics[t], r->idx);
+            if (!p->linear)
+                index_deny_overlap(p, r);
             p->nrules++;
             break;
         }
         }
     }
     free(dups);
+    wd_trie__free(&cx.shadow);
+    free(cx.keys);
 
     /* users: sorted for bsearch, names unique */
     qsort(p->users, p->nusers, sizeof *p->users, cmp_user);
@@ -847,6 +936,7 @@ int wd_policy_compile_ex(const char *src, size_t len, struct wd_diags *diags,
                          wd_policy_secret_check_fn check, struct wd_policy **out)
 {
     *out = NULL;
+    diags->policy = 1; /* mask what may be a secret when rendering */
     if (len > WD_POLICY_MAX_BYTES) {
         wd_diag_add(diags, WD_DIAG_ERROR, 0, 0, "file larger than %u bytes", WD_POLICY_MAX_BYTES);
         return WD_ETOOBIG;
@@ -1002,6 +1092,7 @@ void wd_policy_release(struct wd_policy *p)
         pcre2_code_free(p->res[i]);
     free(p->res);
     wd_trie__free(&p->trie);
+    wd_trie__free(&p->deny_sub);
     wd_arena_free(&p->arena);
     free(p);
 }
@@ -1046,7 +1137,7 @@ size_t wd_policy_nrules(const struct wd_policy *p)
 
 size_t wd_policy_memory(const struct wd_policy *p)
 {
-    return sizeof *p + p->arena.total + wd_trie__memory(&p->trie);
+    return sizeof *p + p->arena.total + wd_trie__memory(&p->trie) + wd_trie__memory(&p->deny_sub);
 }
 
 unsigned long wd_policy_generation(const struct wd_policy *p)

@@ -27,6 +27,11 @@
  *   a literal `$`); literal `${` is written `$${`. `${cert_common_name}` and `${cn}` become
  *   `${cn}`; `${zone}` and `${client_attrs.*}` have no equivalent, and names EMQX does
  *   not render in ACL topics (`${peerhost}`, kept literally by EMQX) are errors too.
+ * - A deny rule decides every subscription that overlaps its topic in warden, and only
+ *   the ones its topic matches in EMQX (`secrets/#` does not stop a subscription to `#`).
+ *   The compiled translation is checked for the deny rules where that changes a decision:
+ *   a later allow rule (or an allow default) that lets through a subscription the deny
+ *   rule overlaps without covering. Each is warned about with an example subscription.
  * - Every translation that succeeded is compiled with wd_policy_compile before it is
  *   returned; an error there is reported at the acl.conf line of the rule (a bug here,
  *   but the user gets a diagnostic instead of a policy warden rejects).
@@ -37,7 +42,6 @@
  */
 #include "policy/import.h"
 
-#include <arpa/inet.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -51,9 +55,11 @@
 #include "core/arena.h"
 #include "core/utf8.h"
 #include "core/wd.h"
+#include "policy/cidr.h"
 #include "policy/lex.h"
 #include "core/buf.h"
 #include "policy/policy.h"
+#include "policy/policy_int.h"
 #include "policy/topic.h"
 
 #define MAX_DEPTH 64          /* tuple and list nesting in one term */
@@ -200,13 +206,16 @@ enum wkind {
     W_UNDEFINED,
     W_NEVER,
     W_ALL,
+    W_OVERLAP,
     W_KINDS,
 };
 
 static const char *const wkind_what[W_KINDS] = {
-    "IPv4-mapped addresses", "unanchored regexes", "empty names",
-    "action options",        "QoS and retain",     "",
-    "\"undefined\"",         "rules left out",     "'all' topics",
+    "IPv4-mapped addresses", "unanchored regexes",
+    "empty names",           "action options",
+    "QoS and retain",        "",
+    "\"undefined\"",         "rules left out",
+    "'all' topics",          "deny rules and wider subscriptions",
 };
 
 struct imp {
@@ -970,43 +979,6 @@ static bool check_len(struct imp *im, const struct term *at, size_t n)
     return false;
 }
 
-/* Is s an IPv4/IPv6 address or CIDR warden accepts? *mapped: an IPv4-mapped IPv6 one. */
-static bool cidr_ok(const char *s, size_t n, bool *mapped, bool *short_mapped)
-{
-    char buf[64];
-    *mapped = *short_mapped = false;
-    if (n == 0 || n >= sizeof buf)
-        return false;
-    memcpy(buf, s, n);
-    buf[n] = '\0';
-    char *slash = strchr(buf, '/');
-    long plen = -1;
-    if (slash) {
-        *slash = '\0';
-        const char *p = slash + 1;
-        size_t k = strlen(p);
-        if (k == 0 || k > 3)
-            return false;
-        plen = 0;
-        for (size_t j = 0; j < k; j++) {
-            if (!is_digit(p[j]))
-                return false;
-            plen = plen * 10 + (p[j] - '0');
-        }
-    }
-    unsigned char addr[16];
-    if (inet_pton(AF_INET, buf, addr) == 1)
-        return plen <= 32;
-    if (inet_pton(AF_INET6, buf, addr) != 1 || plen > 128)
-        return false;
-    static const unsigned char pre[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (memcmp(addr, pre, 12) == 0) {
-        *mapped = true;
-        *short_mapped = plen >= 0 && plen < 96;
-    }
-    return true;
-}
-
 /* Appends "ADDRESS" to im->tmp if it is one; reports otherwise. */
 static bool tr_addr(struct imp *im, const struct term *a)
 {
@@ -1016,18 +988,16 @@ static bool tr_addr(struct imp *im, const struct term *a)
         err(im, a, "expected an address string (\"10.0.0.0/8\"), got %s", d);
         return false;
     }
-    bool mapped, short_mapped;
-    if (!cidr_ok(a->s, a->len, &mapped, &short_mapped)) {
+    /* the parser `peer in [...]` uses: what is refused here would be refused there */
+    struct wd_cidr c;
+    char why[256];
+    if (wd_cidr_parse(a->s, a->len, &c, NULL, why, sizeof why) != WD_OK) {
         excerpt(a->s, a->len, d, sizeof d);
-        err(im, a, "not an IPv4 or IPv6 address or CIDR: \"%s\"", d);
+        err(im, a, "bad address \"%s\": %s", d, why);
         return false;
     }
-    if (short_mapped) {
-        err(im, a,
-            "an IPv4-mapped IPv6 prefix shorter than /96 cannot be translated (warden "
-            "tests IPv4-mapped addresses as IPv4)");
-        return false;
-    }
+    /* written as IPv6 and tested as IPv4: IPv4-mapped */
+    bool mapped = c.family == 4 && memchr(a->s, ':', a->len);
     if (mapped)
         warn(im, W_MAPPED, a,
              "warden tests an IPv4-mapped IPv6 address as IPv4; EMQX compares it with "
@@ -1812,6 +1782,78 @@ static char *comment_safe(const char *s)
 
 /* Compiles the translation: an error there is a bug here, reported at the acl.conf line
  * of the rule that produced it. */
+/* ---- deny rules and wider subscriptions ---- */
+
+/* A subscription that the deny topic d overlaps without covering, into buf: `a` itself
+ * if given, else the first of "#", "L1/#", "L1/L2/#", ... that is one; NULL if none. */
+static const char *wider_than(const struct wd_ctopic *d, const struct wd_ctopic *a, char *buf,
+                              size_t cap)
+{
+    if (a) {
+        if (a->eq || !wd_topic_overlaps(d->text, d->len, a->text, a->len) ||
+            wd_topic_covers(d->text, d->len, a->text, a->len))
+            return NULL;
+        return a->text;
+    }
+    for (int i = 0; i < d->nlv && d->lv[i].kind != WD_LV_HASH; i++) {
+        size_t n = (size_t)(i ? d->lv[i - 1].s + d->lv[i - 1].len - d->text : 0);
+        if (n + 3 > cap)
+            return NULL;
+        memcpy(buf, d->text, n);
+        memcpy(buf + n, i ? "/#" : "#", i ? 3 : 2);
+        size_t bn = strlen(buf);
+        if (wd_topic_overlaps(d->text, d->len, buf, bn) &&
+            !wd_topic_covers(d->text, d->len, buf, bn))
+            return buf;
+    }
+    return NULL;
+}
+
+/* Warns at each deny rule (of the compiled translation p) that now decides a subscription
+ * EMQX let through to a later allow rule or an allow default. Placeholder levels are
+ * compared as written: a warning says "may". */
+static void overlap_warnings(struct imp *im, const struct wd_policy *p)
+{
+    for (size_t i = 0; i < p->nrules; i++) {
+        const struct wd_rule *r = &p->rules[i];
+        if (r->is_source || r->perm != WD_DECISION_DENY || !(r->actions & WD_ACT_SUBSCRIBE))
+            continue;
+        const char *ex = NULL;
+        unsigned by = 0;
+        char buf[256];
+        for (size_t t = 0; t < r->ntopics && !ex; t++) {
+            const struct wd_ctopic *d = &r->topics[t];
+            if (d->eq)
+                continue;
+            for (size_t j = i + 1; j < p->nrules && !ex; j++) {
+                const struct wd_rule *a = &p->rules[j];
+                if (a->is_source || a->perm != WD_DECISION_ALLOW ||
+                    !(a->actions & WD_ACT_SUBSCRIBE))
+                    continue;
+                for (size_t k = 0; k < a->ntopics && !ex; k++)
+                    if ((ex = wider_than(d, &a->topics[k], buf, sizeof buf)))
+                        by = a->line;
+            }
+            if (!ex && p->authz_default == WD_DECISION_ALLOW)
+                ex = wider_than(d, NULL, buf, sizeof buf);
+        }
+        if (!ex || im->warned[W_OVERLAP]++ >= WARN_LIST)
+            continue;
+        unsigned line = r->line >= 1 && r->line <= im->nlines ? im->linemap[r->line - 1] : 0;
+        unsigned at = by >= 1 && by <= im->nlines ? im->linemap[by - 1] : 0;
+        char where[64] = "the no_match default (allow)";
+        if (by)
+            snprintf(where, sizeof where, "the allow rule at line %u", at);
+        char e[96];
+        excerpt(ex, strlen(ex), e, sizeof e);
+        wd_diag_add(im->d, WD_DIAG_WARNING, line, 0,
+                    "in EMQX this deny rule does not stop a wider subscription such as \"%s\", "
+                    "which %s may then allow; in warden a deny rule decides every subscription "
+                    "that can receive a topic it denies, so that subscription is denied here",
+                    e, where);
+    }
+}
+
 static void self_check(struct imp *im)
 {
     struct wd_diags cd;
@@ -1830,6 +1872,8 @@ static void self_check(struct imp *im)
         }
         if (!any)
             err_at(im, 0, 0, "the translation does not compile (please report this)");
+    } else {
+        overlap_warnings(im, p);
     }
     wd_policy_release(p);
     wd_diags_cleanup(&cd);
@@ -1923,12 +1967,12 @@ int wd_import_acl(const char *src, size_t len, struct wd_diags *diags, char **ou
                           "# with {deny, all} and setting no_match = deny in production.\n"
                           "authz default allow\n");
     }
-    warn_totals(&im);
     if (im.out.full)
         err_at(&im, 0, 0, "the translation would be larger than %u bytes (warden's limit)",
                WD_POLICY_MAX_BYTES);
     if (diags->nerrors == errors)
         self_check(&im);
+    warn_totals(&im);
     if (diags->nerrors == errors) {
         *out = im.out.s;
         im.out.s = NULL;

@@ -12,6 +12,11 @@
  * (`rules redis|jwt`) are splice points in the rule order: they are not in the trie (a
  * source's rules are the engine's, per user), so the trie evaluator visits each one
  * when the candidate merge passes its index, and the linear scan when it gets there.
+ *
+ * A deny rule decides a subscription its topic overlaps (topic.h: the subscription can
+ * receive a topic the rule denies), an allow rule only one it covers. Overlap differs from
+ * coverage only for a filter with '+' or '#', so only such subscriptions also collect
+ * candidates from the overlap trie of deny rules; publish requests never look at it.
  */
 #include <arpa/inet.h>
 #include <pthread.h>
@@ -122,16 +127,6 @@ bool wd_policy__tmpl_render_eq(const struct wd_tmpl *t, const struct wd_client *
     return pos == len;
 }
 
-bool wd_policy__superuser(const struct wd_policy *p, const struct wd_client *c)
-{
-    if (c->is_superuser)
-        return true;
-    if (!c->username[0])
-        return false;
-    const struct wd_policy_user *u = wd_policy_user_find(p, c->username);
-    return u && u->superuser;
-}
-
 static bool peer_in(const struct wd_cond *k, const char *peer)
 {
     uint8_t a[16] = {0};
@@ -195,7 +190,9 @@ static enum tri cond_eval(const struct wd_policy *p, const struct wd_cond *k,
         return a == ERR ? ERR : (a == YES ? NO : YES);
     }
     case WD_AC_SUPERUSER:
-        return wd_policy__superuser(p, c) ? YES : NO;
+        /* what authenticated this connection said (the engine sets it from the session, or
+         * EMQX's own authenticator did), never a property of the username */
+        return c->is_superuser ? YES : NO;
     case WD_AC_ANONYMOUS:
         return c->username[0] == '\0' ? YES : NO;
     case WD_AC_EQ:
@@ -247,6 +244,15 @@ static bool topic_covers(const struct wd_ctopic *t, const char *q, size_t qlen,
     if (t->eq)
         return t->len == qlen && memcmp(t->text, q, qlen) == 0;
     return wd_topic_covers_levels(t->lv, t->nlv, q, qlen, render_eq, c);
+}
+
+/* Does compiled deny rule topic t overlap the subscription q? An eq topic is literal. */
+static bool topic_overlaps(const struct wd_ctopic *t, const char *q, size_t qlen,
+                           const struct wd_client *c)
+{
+    if (t->eq)
+        return t->len == qlen && memcmp(t->text, q, qlen) == 0;
+    return wd_topic_overlaps_levels(t->lv, t->nlv, q, qlen, render_eq, c);
 }
 
 /* ---- rules ---- */
@@ -343,9 +349,17 @@ static enum tri rule_matches(const struct wd_policy *p, const struct wd_rule *r,
     bool covered = false;
     for (size_t i = 0; i < r->ntopics && !covered; i++)
         covered = topic_covers(&r->topics[i], req->topic, req->topic_len, &req->client);
+    *why = "matches";
+    if (!covered && req->action == WD_ACTION_SUBSCRIBE && r->perm == WD_DECISION_DENY) {
+        for (size_t i = 0; i < r->ntopics && !covered; i++)
+            covered = topic_overlaps(&r->topics[i], req->topic, req->topic_len, &req->client);
+        *why = "overlaps: the subscription can receive topics this deny rule denies";
+    }
     if (!covered) {
-        *why = req->action == WD_ACTION_SUBSCRIBE ? "topic does not cover the subscription"
-                                                  : "topic does not match";
+        *why = req->action == WD_ACTION_SUBSCRIBE
+                   ? (r->perm == WD_DECISION_DENY ? "topic does not overlap the subscription"
+                                                  : "topic does not cover the subscription")
+                   : "topic does not match";
         return NO;
     }
     return rule_applies(p, r, req, why);
@@ -357,7 +371,24 @@ static void decide(struct wd_policy_result *out, enum wd_decision d, unsigned li
     out->line = line;
     out->by_default = dflt;
     out->by_source = false;
+    out->bad_topic = false;
 }
+
+/* A request whose topic is no valid MQTT topic name (publish) or filter (subscribe) is
+ * denied before any rule is tried: what "covers" and "overlaps" mean is defined for valid
+ * topics only, so a malformed one ("a/#/b", "#/", "a+", "") must not reach a rule that
+ * could read it more widely. EMQX refuses such packets itself; this is defence in depth
+ * for any other caller. */
+static bool refuse_bad_topic(const struct wd_authz_req *req, struct wd_policy_result *out)
+{
+    if (wd_topic_request_valid(req->topic, req->topic_len, req->action == WD_ACTION_SUBSCRIBE))
+        return false;
+    decide(out, WD_DECISION_DENY, 0, false);
+    out->bad_topic = true;
+    return true;
+}
+
+#define WD_BAD_TOPIC_WHY "the topic is not a valid MQTT topic name or filter: denied"
 
 /* Rule i, source or not: YES (out set), NO or ERR (out set to DENY at its line). */
 static enum tri rule_decides(const struct wd_policy *p, size_t i, const struct wd_authz_req *req,
@@ -378,6 +409,8 @@ void wd_policy_authorize_linear_src(const struct wd_policy *p, const struct wd_a
                                     const struct wd_policy_sources *src,
                                     struct wd_policy_result *out)
 {
+    if (refuse_bad_topic(req, out))
+        return;
     for (size_t i = 0; i < p->nrules; i++) {
         const char *why;
         if (rule_decides(p, i, req, src, out, &why) != NO)
@@ -392,11 +425,20 @@ void wd_policy_authorize_linear(const struct wd_policy *p, const struct wd_authz
     wd_policy_authorize_linear_src(p, req, NULL, out);
 }
 
+static bool has_wildcard(const struct wd_req_level *lv, int nlv)
+{
+    for (int i = 0; i < nlv; i++)
+        if (lv[i].len == 1 && (lv[i].s[0] == '+' || lv[i].s[0] == '#'))
+            return true;
+    return false;
+}
+
 void wd_policy_authorize_src(const struct wd_policy *p, const struct wd_authz_req *req,
                              const struct wd_policy_sources *src, struct wd_policy_result *out)
 {
-    if (p->linear) {
-        wd_policy_authorize_linear_src(p, req, src, out);
+    if (p->linear || refuse_bad_topic(req, out)) {
+        if (p->linear)
+            wd_policy_authorize_linear_src(p, req, src, out);
         return;
     }
     struct wd_req_level lv[WD_TOPIC_MAX_LEVELS];
@@ -409,6 +451,11 @@ void wd_policy_authorize_src(const struct wd_policy *p, const struct wd_authz_re
     struct wd_cand cands[MAX_CANDS];
     int nc = wd_trie__collect(&p->trie, lv, nlv, req->topic, req->topic_len, &req->client, cands,
                               MAX_CANDS);
+    if (nc >= 0 && req->action == WD_ACTION_SUBSCRIBE && p->has_deny_sub && has_wildcard(lv, nlv)) {
+        int no = wd_trie__collect_overlap(&p->deny_sub, lv, nlv, &req->client, cands + nc,
+                                          MAX_CANDS - nc);
+        nc = no < 0 ? -1 : nc + no;
+    }
     if (nc < 0) {
         wd_policy_authorize_linear_src(p, req, src, out);
         return;
@@ -462,11 +509,15 @@ void wd_policy_explain_authorize_src(const struct wd_policy *p, const struct wd_
                                      const struct wd_policy_sources *src, wd_policy_explain_fn fn,
                                      void *ctx, struct wd_policy_result *out)
 {
+    if (refuse_bad_topic(req, out)) {
+        fn(ctx, 0, true, WD_BAD_TOPIC_WHY);
+        return;
+    }
     for (size_t i = 0; i < p->nrules; i++) {
         const char *why = "";
         enum tri t = rule_decides(p, i, req, src, out, &why);
         if (t != NO) {
-            fn(ctx, p->rules[i].line, true, t == YES && !p->rules[i].is_source ? "matches" : why);
+            fn(ctx, p->rules[i].line, true, why);
             return;
         }
         fn(ctx, p->rules[i].line, false, why);

@@ -521,6 +521,7 @@ void wd_parse(const char *src, size_t len, struct wd_diags *diags, struct wd_ast
     memset(ast, 0, sizeof *ast);
     wd_arena_init(&ast->arena);
     struct parser p = {.d = diags, .a = &ast->arena};
+    diags->in_syntax = 1; /* these messages may quote any token (diag.h) */
     wd_lex(src, len, diags, &ast->arena, &p.toks);
     size_t cap = 0;
     while (peek(&p)->kind != WD_TOK_EOF) {
@@ -548,6 +549,7 @@ void wd_parse(const char *src, size_t len, struct wd_diags *diags, struct wd_ast
         }
         ast->stmts[ast->n++] = s;
     }
+    diags->in_syntax = 0;
     wd_tokens_free(&p.toks);
 }
 

@@ -85,6 +85,7 @@ struct wd_policy_result {
     unsigned line; /* the deciding rule's line; 0 when the implicit default decided */
     bool by_default;
     bool by_source; /* a rule source (`rules redis|jwt`) decided, at its splice point */
+    bool bad_topic; /* the request's topic is not a valid MQTT name/filter: DENY, line 0 */
 };
 
 /* The engine's answer for a `rules redis|jwt` splice point. eval returns 1 when the source

@@ -12,16 +12,11 @@
 #include <stdint.h>
 
 #include "core/arena.h"
+#include "policy/cidr.h"
 #include "policy/policy.h"
 #include "policy/topic.h"
 
 /* ---- conditions ---- */
-
-struct wd_cidr {
-    int family; /* 4 or 6 */
-    uint8_t addr[16];
-    uint8_t mask[16];
-};
 
 struct wd_cond {
     enum wd_ast_cond_kind kind;
@@ -143,6 +138,22 @@ struct wd_eq_slot {
 
 #define WD_EQ_BLOOM_BITS 8192
 
+/* What an overlap trie keeps per node beyond struct wd_tnode (indexed by node id): its
+ * literal children, which a subscription's '+' must all visit, and every rule whose topic
+ * passes through or ends at it, which a subscription's '#' reaches at once. */
+struct wd_tkid {
+    const char *s;
+    uint32_t len;
+    struct wd_tnode *child;
+};
+
+struct wd_tover {
+    struct wd_tkid *kids;
+    uint32_t nkids, capkids;
+    uint32_t *sub; /* ascending rule indices */
+    uint32_t nsub, capsub;
+};
+
 struct wd_trie {
     struct wd_tnode *root;
     uint64_t *eq_bloom; /* WD_EQ_BLOOM_BITS bits, with the first eq topic: skips the eq probe */
@@ -153,6 +164,9 @@ struct wd_trie {
     size_t nlits, litcap; /* litcap: power of two */
     struct wd_eq_slot *eqs;
     size_t neqs, eqcap;
+    bool over_on;          /* an overlap trie (wd_trie__init_overlap) */
+    struct wd_tover *over; /* over_on: one per node */
+    uint32_t capover;
 };
 
 struct wd_policy {
@@ -175,9 +189,14 @@ struct wd_policy {
     unsigned authz_default_line;
     bool linear;         /* a small store rule set: scanned, no trie (saves ~3 KB each) */
     bool uses_claims;    /* a rule topic has a ${claim.X} */
-    bool uses_superuser; /* a condition (rule, source or authn step) tests `superuser` */
+    bool uses_superuser; /* a rule or source condition tests `superuser` */
 
     struct wd_trie trie;
+    /* the non-eq topics of the deny rules that apply to subscribe, for wildcard
+     * subscriptions (deny rules decide by overlap, see topic.h); has_deny_sub: it is
+     * initialised and not empty */
+    struct wd_trie deny_sub;
+    bool has_deny_sub;
 
     pcre2_code **res; /* every compiled regex, for freeing */
     size_t nres, capres;
@@ -188,6 +207,9 @@ struct wd_policy {
 
 /* trie.c */
 void wd_trie__init(struct wd_trie *t);
+/* A trie for wd_trie__collect_overlap: also keeps each node's literal children and the
+ * rules below it. Non-eq topics only. */
+void wd_trie__init_overlap(struct wd_trie *t);
 void wd_trie__free(struct wd_trie *t);
 void wd_trie__insert(struct wd_trie *t, const struct wd_ctopic *topic, uint32_t rule);
 size_t wd_trie__memory(const struct wd_trie *t);
@@ -218,9 +240,14 @@ int wd_trie__collect(const struct wd_trie *t, const struct wd_req_level *lv, int
                      const char *full, size_t fulllen, const struct wd_client *client,
                      struct wd_cand *cands, int max);
 
+/* Collects, from an overlap trie, the rule lists whose topics overlap the request (a
+ * subscription filter: rule levels that match one of its topic names; see topic.h).
+ * Placeholder levels against a '+' or '#' always overlap. Same return as collect. */
+int wd_trie__collect_overlap(const struct wd_trie *t, const struct wd_req_level *lv, int nlv,
+                             const struct wd_client *client, struct wd_cand *cands, int max);
+
 /* match.c */
 bool wd_policy__tmpl_render_eq(const struct wd_tmpl *t, const struct wd_client *c,
                                const char *level, size_t len);
-bool wd_policy__superuser(const struct wd_policy *p, const struct wd_client *c);
 
 #endif

@@ -42,6 +42,27 @@ bool wd_topic_name_valid(const char *t, size_t len)
     return memchr(t, '+', len) == NULL && memchr(t, '#', len) == NULL;
 }
 
+bool wd_topic_request_valid(const char *t, size_t len, bool filter)
+{
+    if (len == 0 || len > WD_TOPIC_MAX_LEN || memchr(t, '\0', len))
+        return false;
+    size_t start = 0;
+    for (size_t i = 0; i <= len; i++) {
+        if (i != len && t[i] != '/')
+            continue;
+        for (size_t k = start; k < i; k++) {
+            if (t[k] != '+' && t[k] != '#')
+                continue;
+            if (!filter || i - start != 1)
+                return false; /* no wildcard in a name; a wildcard is a whole level */
+            if (t[k] == '#' && i != len)
+                return false; /* '#' only last */
+        }
+        start = i + 1;
+    }
+    return true;
+}
+
 int wd_topic_split(const char *s, size_t len, const char **lv, size_t *lvlen, int max)
 {
     int n = 0;
@@ -98,14 +119,57 @@ bool wd_topic_covers_levels(const struct wd_level *lv, int nlv, const char *req,
     return qi == qlen + 1;
 }
 
-bool wd_topic_covers(const char *rule, size_t rlen, const char *req, size_t qlen)
+bool wd_topic_overlaps_levels(const struct wd_level *lv, int nlv, const char *req, size_t qlen,
+                              wd_topic_tmpl_fn fn, const void *ctx)
+{
+    size_t qi = 0;
+    for (int i = 0; i < nlv; i++) {
+        const struct wd_level *l = &lv[i];
+        if (qi > qlen)
+            return l->kind == WD_LV_HASH; /* the request ended: a/# overlaps a */
+        size_t qe = qi;
+        while (qe < qlen && req[qe] != '/')
+            qe++;
+        const char *ql = req + qi;
+        size_t qn = qe - qi;
+        bool qplus = level_is(ql, qn, '+'), qhash = level_is(ql, qn, '#');
+        /* a '$' first level is reached only by the same literal, never by a wildcard */
+        bool req_dollar = i == 0 && qn > 0 && ql[0] == '$';
+        bool rule_dollar = i == 0 && l->kind == WD_LV_LITERAL && l->len > 0 && l->s[0] == '$';
+        if (l->kind == WD_LV_HASH)
+            return !req_dollar;
+        if (qhash)
+            return !rule_dollar;
+        switch (l->kind) {
+        case WD_LV_PLUS:
+            if (req_dollar)
+                return false;
+            break;
+        case WD_LV_LITERAL:
+            if (qplus ? rule_dollar : qn != l->len || memcmp(ql, l->s, qn) != 0)
+                return false;
+            break;
+        case WD_LV_TMPL:
+            /* against a wildcard, whatever the value (fail closed); else as covers */
+            if (!qplus && (req_dollar || !fn || !fn(l->t, ql, qn, ctx)))
+                return false;
+            break;
+        default:
+            return false;
+        }
+        qi = qe + 1;
+    }
+    /* the rule ran out of levels: the request must too, or go on with a '#' (a overlaps
+     * a/#; a '#' ends the request wherever it is, as it does in the trie) */
+    return qi == qlen + 1 ||
+           (qi < qlen && req[qi] == '#' && (qi + 1 == qlen || req[qi + 1] == '/'));
+}
+
+static int split_text(const char *f, size_t len, struct wd_level *lv)
 {
     const char *ls[WD_TOPIC_MAX_LEVELS];
     size_t ln[WD_TOPIC_MAX_LEVELS];
-    struct wd_level lv[WD_TOPIC_MAX_LEVELS];
-    int n = wd_topic_split(rule, rlen, ls, ln, WD_TOPIC_MAX_LEVELS);
-    if (n < 0)
-        return false;
+    int n = wd_topic_split(f, len, ls, ln, WD_TOPIC_MAX_LEVELS);
     for (int i = 0; i < n; i++) {
         lv[i].s = ls[i];
         lv[i].len = ln[i];
@@ -114,5 +178,19 @@ bool wd_topic_covers(const char *rule, size_t rlen, const char *req, size_t qlen
                      : level_is(ls[i], ln[i], '#') ? WD_LV_HASH
                                                    : WD_LV_LITERAL;
     }
-    return wd_topic_covers_levels(lv, n, req, qlen, NULL, NULL);
+    return n;
+}
+
+bool wd_topic_covers(const char *rule, size_t rlen, const char *req, size_t qlen)
+{
+    struct wd_level lv[WD_TOPIC_MAX_LEVELS];
+    int n = split_text(rule, rlen, lv);
+    return n >= 0 && wd_topic_covers_levels(lv, n, req, qlen, NULL, NULL);
+}
+
+bool wd_topic_overlaps(const char *rule, size_t rlen, const char *req, size_t qlen)
+{
+    struct wd_level lv[WD_TOPIC_MAX_LEVELS];
+    int n = split_text(rule, rlen, lv);
+    return n >= 0 && wd_topic_overlaps_levels(lv, n, req, qlen, NULL, NULL);
 }

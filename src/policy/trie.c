@@ -12,6 +12,14 @@
  * rules. Collecting the candidates for a request walks only the edges its levels can
  * take, so the cost depends on the topic's depth and the policy's shape, not on the
  * number of rules. Built once, then read-only: any number of threads may collect.
+ *
+ * An overlap trie (the deny rules that apply to subscribe) answers a different question
+ * for wildcard subscriptions: which rule topics share a topic name with the request
+ * filter. A request '+' must visit every child, so such a trie also lists each node's
+ * literal children (the shared hash table cannot enumerate them), and a request '#'
+ * must reach every rule below a node, so each node also lists the rules whose topics
+ * pass through it. Only deny rules go there: they are usually few, and publish requests
+ * and literal subscriptions never walk it.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +127,12 @@ static struct wd_tnode *new_node(struct wd_trie *t)
         t->capnodes = t->capnodes ? t->capnodes * 2 : 16;
         t->nodes = wd_realloc(t->nodes, t->capnodes * sizeof *t->nodes);
     }
+    if (t->over_on && t->nnodes == t->capover) {
+        uint32_t cap = t->capnodes;
+        t->over = wd_realloc(t->over, cap * sizeof *t->over);
+        memset(t->over + t->capover, 0, (cap - t->capover) * sizeof *t->over);
+        t->capover = cap;
+    }
     n->id = t->nnodes;
     t->nodes[t->nnodes++] = n;
     return n;
@@ -130,8 +144,20 @@ void wd_trie__init(struct wd_trie *t)
     t->root = new_node(t);
 }
 
+void wd_trie__init_overlap(struct wd_trie *t)
+{
+    memset(t, 0, sizeof *t);
+    t->over_on = true;
+    t->root = new_node(t);
+}
+
 void wd_trie__free(struct wd_trie *t)
 {
+    for (uint32_t i = 0; t->over && i < t->nnodes; i++) {
+        free(t->over[i].kids);
+        free(t->over[i].sub);
+    }
+    free(t->over);
     for (uint32_t i = 0; i < t->nnodes; i++) {
         if (t->nodes[i]->caprules)
             free(t->nodes[i]->rules);
@@ -160,6 +186,9 @@ size_t wd_trie__memory(const struct wd_trie *t)
              t->nodes[i]->captmpls * sizeof(struct wd_tedge);
     for (size_t i = 0; i < t->eqcap; i++)
         m += t->eqs[i].caprules * sizeof(uint32_t);
+    m += t->capover * sizeof *t->over;
+    for (uint32_t i = 0; t->over && i < t->nnodes; i++)
+        m += t->over[i].capkids * sizeof(struct wd_tkid) + t->over[i].capsub * sizeof(uint32_t);
     return m;
 }
 
@@ -265,6 +294,14 @@ static struct wd_tnode *lit_child(struct wd_trie *t, struct wd_tnode *parent, co
     if (n <= WD_LIT_INLINE)
         memcpy(e->key, s, n);
     t->nlits++;
+    if (t->over_on) {
+        struct wd_tover *o = &t->over[parent->id];
+        if (o->nkids == o->capkids) {
+            o->capkids = o->capkids ? o->capkids * 2 : 2;
+            o->kids = wd_realloc(o->kids, o->capkids * sizeof *o->kids);
+        }
+        o->kids[o->nkids++] = (struct wd_tkid){s, (uint32_t)n, c};
+    }
     return c;
 }
 
@@ -357,6 +394,10 @@ void wd_trie__insert(struct wd_trie *t, const struct wd_ctopic *topic, uint32_t 
             n = tmpl_child(t, n, l->t);
             break;
         }
+        if (t->over_on) {
+            struct wd_tover *o = &t->over[n->id];
+            add_rule(&o->sub, &o->nsub, &o->capsub, rule);
+        }
     }
     node_add_rule(n, rule);
 }
@@ -424,6 +465,88 @@ static void walk(struct walk *w, const struct wd_tnode *node, int i)
             if (wd_policy__tmpl_render_eq(node->tmpls[k].t, w->client, l->s, l->len))
                 walk(w, node->tmpls[k].child, i + 1);
     }
+}
+
+/* ---- overlap (wildcard subscriptions against deny rules) ---- */
+
+static void push_list(struct walk *w, const uint32_t *rules, uint32_t n)
+{
+    if (!n)
+        return;
+    if (w->n < w->max)
+        w->cands[w->n] = (struct wd_cand){rules, n, 0};
+    w->n++;
+}
+
+static void push_sub(struct walk *w, const struct wd_tnode *node)
+{
+    const struct wd_tover *o = &w->t->over[node->id];
+    push_list(w, o->sub, o->nsub);
+}
+
+static void walk_overlap(struct walk *w, const struct wd_tnode *node, int i);
+
+/* A child under a request wildcard at level i: all of it for '#', else level i + 1. */
+static void visit_child(struct walk *w, const struct wd_tnode *child, int i, bool hash)
+{
+    if (hash)
+        push_sub(w, child);
+    else
+        walk_overlap(w, child, i + 1);
+}
+
+static void walk_overlap(struct walk *w, const struct wd_tnode *node, int i)
+{
+    const struct wd_tover *o = &w->t->over[node->id];
+    /* a '$' first level is reached by the same literal only, never by a wildcard */
+    bool dollar = i == 0 && w->lv[0].len > 0 && w->lv[0].s[0] == '$';
+    if (node->hash && !dollar)
+        push(w, node->hash);
+    if (i == w->nlv) {
+        push(w, node);
+        return;
+    }
+    const struct wd_req_level *l = &w->lv[i];
+    bool hash = is_level(l, '#');
+    if (hash && i > 0) {
+        push_sub(w, node); /* the node's own rules (a/# receives a) and all below */
+        return;
+    }
+    if (hash || is_level(l, '+')) {
+        /* every child; at the first level not the '$' ones */
+        for (uint32_t k = 0; k < o->nkids; k++) {
+            if (i == 0 && o->kids[k].len > 0 && o->kids[k].s[0] == '$')
+                continue;
+            visit_child(w, o->kids[k].child, i, hash);
+        }
+        /* '+' children and placeholders (whatever their value: fail closed); the '#'
+         * child was pushed above */
+        if (node->plus)
+            visit_child(w, node->plus, i, hash);
+        for (uint32_t k = 0; k < node->ntmpls; k++)
+            visit_child(w, node->tmpls[k].child, i, hash);
+        return;
+    }
+    const struct wd_tnode *c = lit_find(w->t, node, l->s, l->len, l->h);
+    if (c)
+        walk_overlap(w, c, i + 1);
+    if (dollar)
+        return;
+    if (node->plus)
+        walk_overlap(w, node->plus, i + 1);
+    if (w->client) {
+        for (uint32_t k = 0; k < node->ntmpls; k++)
+            if (wd_policy__tmpl_render_eq(node->tmpls[k].t, w->client, l->s, l->len))
+                walk_overlap(w, node->tmpls[k].child, i + 1);
+    }
+}
+
+int wd_trie__collect_overlap(const struct wd_trie *t, const struct wd_req_level *lv, int nlv,
+                             const struct wd_client *client, struct wd_cand *cands, int max)
+{
+    struct walk w = {t, lv, nlv, client, cands, max, 0};
+    walk_overlap(&w, t->root, 0);
+    return w.n > max ? -1 : w.n;
 }
 
 int wd_trie__collect(const struct wd_trie *t, const struct wd_req_level *lv, int nlv,

@@ -701,6 +701,20 @@ static int time_claim(json_t *payload, const char *name, double *t)
     return -1;
 }
 
+/* The result's exp: the first whole second at which the token is expired (for whole-second
+ * clocks `now < t` is `now < ceil(t)`), saturated to 1..WD_JWT_EXP_MAX before the
+ * conversion, so neither the cast nor a caller's `(exp + leeway - now) * 1000` overflows
+ * (1e300 and 9223372036854775807 did). 0 stays "no exp". */
+static int64_t exp_seconds(double t)
+{
+    if (!(t > 0.0))
+        return 1;
+    if (t >= (double)WD_JWT_EXP_MAX)
+        return WD_JWT_EXP_MAX;
+    int64_t s = (int64_t)t; /* in range: defined; then ceil (no libm) */
+    return (double)s < t ? s + 1 : s;
+}
+
 static bool jstr_eq(json_t *j, const char *s)
 {
     if (!json_is_string(j))
@@ -1130,25 +1144,23 @@ static bool sig_ok(const struct jkey *k, const char *tok, jwt_alg_t alg, size_t 
     return ok;
 }
 
+/* Time claims are compared as doubles (finite, so every comparison is defined and nothing
+ * overflows). A time claim that is present but not a number cannot be shown to hold: it
+ * fails its check, as an expired token does (EMQX: bad_username_or_password), and is not
+ * MALFORMED, which `jwt_on_invalid next` would pass on. */
 static enum wd_jwt_status check_claims(const struct wd_jwt_verifier *v, json_t *p,
                                        const struct wd_client *c, int64_t now)
 {
     double t, dnow = (double)now, lw = (double)v->leeway;
     int rc = time_claim(p, "exp", &t);
-    if (rc < 0)
-        return WD_JWT_MALFORMED;
-    if (rc > 0 && !(dnow < t + lw))
+    if (rc < 0 || (rc > 0 && !(dnow < t + lw)))
         return WD_JWT_EXPIRED;
     rc = time_claim(p, "nbf", &t);
-    if (rc < 0)
-        return WD_JWT_MALFORMED;
-    if (rc > 0 && t > dnow + lw)
+    if (rc < 0 || (rc > 0 && t > dnow + lw))
         return WD_JWT_NOT_YET_VALID;
     if (v->check_iat) {
         rc = time_claim(p, "iat", &t);
-        if (rc < 0)
-            return WD_JWT_MALFORMED;
-        if (rc > 0 && t > dnow + lw)
+        if (rc < 0 || (rc > 0 && t > dnow + lw))
             return WD_JWT_IAT_FUTURE;
     }
     if (v->iss && !jstr_eq(json_object_get(p, "iss"), v->iss))
@@ -1273,7 +1285,7 @@ int wd_jwt_verify(const struct wd_jwt_verifier *v, const char *token, size_t len
     /* the result */
     double t;
     if (time_claim(pl, "exp", &t) > 0)
-        out->exp = t >= 9.2e18 ? INT64_MAX : t <= -9.2e18 ? INT64_MIN : (int64_t)t;
+        out->exp = exp_seconds(t);
     out->is_superuser = to_bool(json_object_get(pl, "is_superuser"));
     out->claims_ = wd_calloc(WD_JWT_CLAIMS_MAX, sizeof(*out->claims_));
     flatten(out, pl, NULL, 0);

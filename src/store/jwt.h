@@ -20,8 +20,12 @@
  *   5. signature: HMAC first recomputed here and compared with CRYPTO_memcmp, then every
  *      family by libjwt's jwt_decode with the chosen key (its parsed alg cross-checked);
  *   6. claims: exp (now < exp + leeway; leeway 0 is EMQX's strict `<`), nbf (nbf <= now +
- *      leeway), iat (refused if > now + leeway: EMQX does not check iat), iss and aud if
- *      configured (aud may be a string or an array), then verify_claims (rendered
+ *      leeway), iat (refused if > now + leeway: EMQX does not check iat). Each is a JSON
+ *      number or a decimal string (EMQX converts those); any other value (null, "tomorrow",
+ *      true, "inf", an object) cannot be checked and fails that claim's check (EXPIRED,
+ *      NOT_YET_VALID, IAT_FUTURE), a deny EMQX gives too, never MALFORMED (which a
+ *      configuration may pass on). Huge values are compared as doubles: no overflow. iss
+ *      and aud if configured (aud may be a string or an array), then verify_claims (rendered
  *      templates, exact string equality, a missing claim fails);
  *   7. the ACL claim, parsed in both EMQX formats. Invalid entries are skipped and listed
  *      (EMQX fails the whole authentication on an invalid v2 entry; warden keeps the valid
@@ -58,6 +62,9 @@
 #define WD_JWT_CLAIMS_MAX 256         /* flattened claims kept (wd_jwt_result_claim) */
 #define WD_JWT_CLAIM_DEPTH_MAX 4      /* nesting of dotted claim names */
 #define WD_JWT_RSA_BITS_MIN 2048      /* smaller RSA keys are refused at load */
+/* Bounds of wd_jwt_result.exp when the token has an exp: 9999-12-31T23:59:59Z at most, so
+ * a caller can add a leeway and convert to milliseconds without overflow. */
+#define WD_JWT_EXP_MAX INT64_C(253402300799)
 
 /* ---- key sets: immutable, refcounted ---- */
 
@@ -136,13 +143,13 @@ uint64_t wd_jwt_verifier_generation(const struct wd_jwt_verifier *v);
 enum wd_jwt_status {
     WD_JWT_OK = 0,
     WD_JWT_TOO_BIG,        /* over max_token_len: nothing was parsed */
-    WD_JWT_MALFORMED,      /* segments, base64url, JSON, claim types */
+    WD_JWT_MALFORMED,      /* segments, base64url, JSON (an integer beyond 64 bits too) */
     WD_JWT_ALG_REFUSED,    /* none, unknown, or not the key's family/curve; crit header */
     WD_JWT_UNKNOWN_KID,    /* the token's kid names no key */
     WD_JWT_BAD_SIGNATURE,  /* no candidate key verifies it */
-    WD_JWT_EXPIRED,        /* now >= exp + leeway */
-    WD_JWT_NOT_YET_VALID,  /* nbf > now + leeway */
-    WD_JWT_IAT_FUTURE,     /* iat > now + leeway (check_iat) */
+    WD_JWT_EXPIRED,        /* now >= exp + leeway, or exp not a number */
+    WD_JWT_NOT_YET_VALID,  /* nbf > now + leeway, or nbf not a number */
+    WD_JWT_IAT_FUTURE,     /* iat > now + leeway, or iat not a number (check_iat) */
     WD_JWT_BAD_ISS,        /* iss configured: absent or different */
     WD_JWT_BAD_AUD,        /* aud configured: absent, or not equal / not in the array */
     WD_JWT_CLAIM_MISSING,  /* a verify_claims claim is absent */
@@ -192,7 +199,9 @@ struct wd_jwt_result {
     enum wd_jwt_status status;
     const char *reason; /* static; wd_jwt_status_str(status) */
 
-    int64_t exp;       /* 0 if absent (fractions truncated) */
+    int64_t exp;       /* 0 if absent; else the first whole second at which the token is
+                          expired without leeway: ceil(exp) (a fractional exp 100.5 is valid
+                          at now = 100, expired at 101), clamped to 1..WD_JWT_EXP_MAX */
     bool is_superuser; /* claim is_superuser with EMQX's to_bool; false if absent */
 
     enum wd_jwt_acl_format acl_format;

@@ -278,7 +278,7 @@ int wd_redis__exec(struct wd_redis *r, int argc, const char **argv, const size_t
 
 /* ---- templates ---- */
 
-enum part_kind { PART_LIT, PART_USERNAME, PART_CLIENTID, PART_CN };
+enum part_kind { PART_LIT, PART_USERNAME, PART_CLIENTID, PART_CN, PART_DN, PART_PEERHOST };
 
 struct part {
     enum part_kind kind;
@@ -320,6 +320,9 @@ int wd_redis_tmpl_compile(const char *text, struct wd_redis_tmpl **out, char *er
         {"clientid", PART_CLIENTID},
         {"cn", PART_CN},
         {"cert_common_name", PART_CN},
+        {"dn", PART_DN},
+        {"cert_subject", PART_DN},
+        {"peerhost", PART_PEERHOST},
     };
     struct wd_redis_tmpl *t;
     const char *s, *lit;
@@ -361,7 +364,8 @@ int wd_redis_tmpl_compile(const char *text, struct wd_redis_tmpl **out, char *er
                 if (errcap)
                     snprintf(err, errcap,
                              "unknown placeholder ${%.*s} (known: ${username}, ${clientid}, "
-                             "${cn}, ${cert_common_name}, ${$})",
+                             "${cn}, ${cert_common_name}, ${dn}, ${cert_subject}, "
+                             "${peerhost}, ${$})",
                              (int)(n > 64 ? 64 : n), s + 2);
                 goto fail;
             }
@@ -387,6 +391,16 @@ void wd_redis_tmpl_free(struct wd_redis_tmpl *t)
     free(t);
 }
 
+static const char *value_of(enum part_kind k, const struct wd_client *c)
+{
+    const char *v = k == PART_USERNAME   ? c->username
+                    : k == PART_CLIENTID ? c->clientid
+                    : k == PART_CN       ? c->cn
+                    : k == PART_DN       ? c->dn
+                                         : c->peerhost;
+    return v ? v : "";
+}
+
 int wd_redis_tmpl_render(const struct wd_redis_tmpl *t, const struct wd_client *c, char **key,
                          size_t *keylen)
 {
@@ -406,12 +420,14 @@ int wd_redis_tmpl_render(const struct wd_redis_tmpl *t, const struct wd_client *
             const char *v = p->lit;
             size_t n = p->len;
             if (p->kind != PART_LIT) {
-                v = p->kind == PART_USERNAME   ? c->username
-                    : p->kind == PART_CLIENTID ? c->clientid
-                                               : c->cn;
-                if (!v)
-                    v = "";
+                v = value_of(p->kind, c);
                 n = strlen(v);
+                /* no certificate (or no peer address): no key to look up, see redis.h */
+                if (n == 0 && p->kind != PART_USERNAME && p->kind != PART_CLIENTID) {
+                    free(*key);
+                    *key = NULL;
+                    return WD_ENOENT;
+                }
             }
             if (pass == 0) {
                 if (n > WD_REDIS_KEY_MAX - total)

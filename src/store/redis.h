@@ -69,13 +69,21 @@ const char *wd_redis_last_error(const struct wd_redis *r);
 /* ---- key templates ---- */
 
 /*
- * A compiled key template such as `mqtt_user:${username}`. Placeholders: ${username},
- * ${clientid}, ${cn} (alias ${cert_common_name}); `${$}` is a literal '$' (EMQX 5.4+).
- * Any other `${...}`, or an unterminated `${`, is a configuration error (EMQX would keep it
- * as literal text with a warning; a key that never matches is not what anyone meant).
- * Values are inserted as raw bytes: an empty value (no username: EMQX's undefined) renders
- * as empty, as EMQX's query rendering does (section 1.3), so `mqtt_user:${username}`
- * becomes `mqtt_user:` for a client without a username.
+ * A compiled key template such as `mqtt_user:${username}`. Placeholders (EMQX's list for
+ * Redis keys, emqx-auth-formats.md 1.3): ${username}, ${clientid}, ${cn} (alias
+ * ${cert_common_name}), ${cert_subject} (the client certificate's subject DN, ClientInfo.dn;
+ * alias ${dn}), ${peerhost} (the client's address as EMQX prints it: 127.0.0.1, ::1);
+ * `${$}` is a literal '$' (EMQX 5.4+). Any other `${...}`, or an unterminated `${`, is a
+ * configuration error (EMQX would keep it as literal text with a warning; a key that never
+ * matches is not what anyone meant).
+ *
+ * Values are inserted as raw bytes (spaces, CR/LF, '*', '{}' included: the key is one argv
+ * element). An empty ${username} or ${clientid} renders as empty, as EMQX's query
+ * rendering does (section 1.3), so `mqtt_user:${username}` becomes `mqtt_user:` for a
+ * client without a username. An empty ${cn}, ${cert_subject} or ${peerhost} (a client
+ * without a certificate) FAILS CLOSED instead: there is no key and no lookup
+ * (WD_ENOENT), where EMQX would read `mqtt_user:`, one key shared by every client without
+ * a certificate.
  */
 struct wd_redis_tmpl;
 
@@ -85,7 +93,9 @@ int wd_redis_tmpl_compile(const char *text, struct wd_redis_tmpl **out, char *er
 void wd_redis_tmpl_free(struct wd_redis_tmpl *t);
 
 /* Renders for client c into *key (heap, NUL-terminated for convenience, *keylen bytes;
- * free()). WD_OK; WD_ETOOBIG above WD_REDIS_KEY_MAX (then *key NULL). */
+ * free()). WD_OK; WD_ETOOBIG above WD_REDIS_KEY_MAX; WD_ENOENT when a ${cn},
+ * ${cert_subject} or ${peerhost} in the template has no value (no lookup: treat as not
+ * found). *key is NULL on every error. */
 int wd_redis_tmpl_render(const struct wd_redis_tmpl *t, const struct wd_client *c, char **key,
                          size_t *keylen);
 

@@ -81,6 +81,22 @@ def path(method, version="v2"):
 HEALTH_PATH = "/grpc.health.v1.Health/Check"
 
 
+class Scenarios:
+    """A module's list of scenarios: decorate each with `add`; run.py calls `register` with
+    its own `scenario` decorator (so `--only`/`--list` see them in registration order)."""
+
+    def __init__(self):
+        self.fns = []
+
+    def add(self, fn):
+        self.fns.append(fn)
+        return fn
+
+    def register(self, scenario):
+        for fn in self.fns:
+            scenario(fn)
+
+
 class CheckFailed(Exception):
     pass
 

@@ -1129,6 +1129,9 @@ def policy_rules(s, h):
     with Warden(h, with_policy(h, RULES_POLICY, "nomatch_reply continue")) as w, \
             H.channel(w.addr) as ch:
         with s.check("policy_authz_rules_v2_v3"):
+            # root is a superuser because its password let this connection in (the session
+            # warden records), not because of its name
+            H.expect_raw(auth(ch, "root", "root-pw"), ALLOW_RAW, "root logs in on client-1")
             wrong = []
             for v in VERSIONS:
                 for rt, topic, user, cid, ok in RULE_CASES:
@@ -1717,6 +1720,14 @@ import stores  # noqa: E402  (tests/integration/stores.py: Redis, JWT, cache, se
 stores.register(scenario)
 import sec_edge  # noqa: E402  (tests/integration/sec_edge.py: issue 8, the process's edge)
 sec_edge.register(scenario)
+import sec_overlap  # noqa: E402  (tests/integration/sec_overlap.py: deny rules and overlap)
+sec_overlap.register(scenario)
+import sec_stores  # noqa: E402  (tests/integration/sec_stores.py: issue 8, stores and watcher)
+sec_stores.register(scenario)
+import sec_compiler  # noqa: E402  (tests/integration/sec_compiler.py: issue 8, policy compiler)
+sec_compiler.register(scenario)
+import sec_superuser  # noqa: E402  (issue 8: superuser only from the authenticating step)
+sec_superuser.register(scenario)
 import sec_transport  # noqa: E402  (tests/integration/sec_transport.py: issue 9, transport h2)
 sec_transport.register(scenario)
 

@@ -28,7 +28,9 @@ import grpc
 import harness as H
 from harness import ALLOW_RAW, SC, CheckFailed, Warden, ensure
 
-SCENARIOS = []
+SCENARIOS = H.Scenarios()
+_scenario = SCENARIOS.add
+register = SCENARIOS.register  # run.py: `MODULE.register(scenario)`
 NOBODY = 65534
 NGHTTP = "/usr/bin/nghttp"
 # A request that inflates to this many bytes travels as ~65 KB of gzip: below any receive
@@ -38,16 +40,6 @@ BOMB_INFLATED = 64 << 20
 # above the noise of a few refused calls.
 RSS_SLACK_KB = 16 << 10
 
-
-def _scenario(fn):
-    SCENARIOS.append(fn)
-    return fn
-
-
-def register(scenario):
-    """Registers this module's scenarios with run.py's `scenario` decorator."""
-    for fn in SCENARIOS:
-        scenario(fn)
 
 
 def proc_status(pid, field):

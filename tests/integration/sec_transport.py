@@ -29,21 +29,12 @@ import time
 import harness as H
 from harness import ALLOW_RAW, SC, Warden, ensure
 
-SCENARIOS = []
+SCENARIOS = H.Scenarios()
+_scenario = SCENARIOS.add
+register = SCENARIOS.register  # run.py: `MODULE.register(scenario)`
 NGHTTP = "/usr/bin/nghttp"
 H2LOAD = "/usr/bin/h2load"
 H2 = ["--set", "transport=h2"]
-
-
-def _scenario(fn):
-    SCENARIOS.append(fn)
-    return fn
-
-
-def register(scenario):
-    """Registers this module's scenarios with run.py's `scenario` decorator."""
-    for fn in SCENARIOS:
-        scenario(fn)
 
 
 def grpc_frame(flag, data):

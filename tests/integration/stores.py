@@ -43,18 +43,9 @@ RECOVER_TIMEOUT = 30.0  # Redis back: warden reconnects by itself (backoff cappe
 FAIL_TIMEOUT = 10.0  # Redis gone: requests that need it are refused
 OPENSSL = "openssl"
 
-SCENARIOS = []
-
-
-def _scenario(fn):
-    SCENARIOS.append(fn)
-    return fn
-
-
-def register(scenario):
-    """Registers this module's scenarios with run.py's `scenario` decorator."""
-    for fn in SCENARIOS:
-        scenario(fn)
+SCENARIOS = H.Scenarios()
+_scenario = SCENARIOS.add
+register = SCENARIOS.register  # run.py: `MODULE.register(scenario)`
 
 
 # ====================================================================== Redis
@@ -1414,18 +1405,22 @@ def stores_jwt_sessions(s, h):
         with H.channel(w.addr) as ch:
             with s.check("stores_jwt_session_acl_v1"):
                 e = Errs()
+                c1 = dict(peerport=40001)  # the connection that authenticated
                 e.want(True, lambda: authn(ch, "u1", v1, clientid="C1", peerport=40001),
                        "authenticate C1")
-                e.want(True, lambda: authz(ch, "devices/C1/up", P, "u1", "C1"), "pub own up")
-                e.want(False, lambda: authz(ch, "devices/C1/down", P, "u1", "C1"),
+                e.want(True, lambda: authz(ch, "devices/C1/up", P, "u1", "C1", **c1),
+                       "pub own up")
+                e.want(False, lambda: authz(ch, "devices/C1/down", P, "u1", "C1", **c1),
                        "pub own down: v1 denies what it does not allow")
-                e.want(True, lambda: authz(ch, "devices/C1/down", S, "u1", "C1"), "sub own down")
-                e.want(False, lambda: authz(ch, "devices/C1/up", S, "u1", "C1"), "sub own up")
-                e.want(False, lambda: authz(ch, "devices/C2/up", P, "u1", "C1"),
+                e.want(True, lambda: authz(ch, "devices/C1/down", S, "u1", "C1", **c1),
+                       "sub own down")
+                e.want(False, lambda: authz(ch, "devices/C1/up", S, "u1", "C1", **c1),
+                       "sub own up")
+                e.want(False, lambda: authz(ch, "devices/C2/up", P, "u1", "C1", **c1),
                        "pub another client's up")
-                e.want(False, lambda: authz(ch, "c/1", P, "u1", "C1"),
+                e.want(False, lambda: authz(ch, "c/1", P, "u1", "C1", **c1),
                        "v1: no match denies, the later rule `allow publish c/#` is not reached")
-                e.want(False, lambda: authz(ch, "devices/C1/up", P, "other", "C1"),
+                e.want(False, lambda: authz(ch, "devices/C1/up", P, "other", "C1", **c1),
                        "C1's session with another username")
                 e.done()
             with s.check("stores_jwt_session_acl_v2"):
@@ -1511,27 +1506,27 @@ def stores_jwt_sessions(s, h):
                 e.want(True, lambda: authn(ch, "u3", v1, clientid="C3", peerport=40011),
                        "C3 reconnects from port 40011")
                 disconnect(ch, "C3", "u3", peerport=40010)  # the old connection's, late
-                e.want(True, lambda: authz(ch, "devices/C3/up", P, "u3", "C3"),
+                e.want(True, lambda: authz(ch, "devices/C3/up", P, "u3", "C3", peerport=40011),
                        "a disconnect of the older connection (port 40010) keeps the new session")
                 req = pb.ClientDisconnectedRequest(
                     clientinfo=H.clientinfo(clientid="C3", username="u3", peerport=40011,
                                             peerhost="10.9.9.9"), reason="normal", meta=H.meta())
                 H.raw_call(ch, H.path("OnClientDisconnected"), req.SerializeToString())
-                e.want(True, lambda: authz(ch, "devices/C3/up", P, "u3", "C3"),
+                e.want(True, lambda: authz(ch, "devices/C3/up", P, "u3", "C3", peerport=40011),
                        "a disconnect from another peer host, same port, keeps the session")
                 disconnect(ch, "C3", "u3", peerport=40011)
-                e.want(False, lambda: authz(ch, "devices/C3/up", P, "u3", "C3"),
+                e.want(False, lambda: authz(ch, "devices/C3/up", P, "u3", "C3", peerport=40011),
                        "after the current connection's disconnect (port 40011)")
-                e.want(True, lambda: authz(ch, "devices/C1/up", P, "u1", "C1"),
+                e.want(True, lambda: authz(ch, "devices/C1/up", P, "u1", "C1", peerport=40001),
                        "C1 untouched by C3's disconnect")
                 disconnect(ch, "C1", "u1", peerport=40001)
-                e.want(False, lambda: authz(ch, "devices/C1/up", P, "u1", "C1"),
+                e.want(False, lambda: authz(ch, "devices/C1/up", P, "u1", "C1", peerport=40001),
                        "C1 after its disconnect")
-                e.want(False, lambda: authz(ch, "devices/C1/down", S, "u1", "C1"),
+                e.want(False, lambda: authz(ch, "devices/C1/down", S, "u1", "C1", peerport=40001),
                        "C1 after its disconnect, sub")
                 e.want(True, lambda: authn(ch, "u1", v1, clientid="C1", peerport=40002),
                        "C1 reconnects")
-                e.want(True, lambda: authz(ch, "devices/C1/up", P, "u1", "C1"),
+                e.want(True, lambda: authz(ch, "devices/C1/up", P, "u1", "C1", peerport=40002),
                        "C1 after reconnecting")
                 e.done()
             with s.check("stores_jwt_acl_forms"):
@@ -1759,17 +1754,19 @@ def stores_mixed(s, h):
                 e = Errs()
                 e.want(True, lambda: authn(ch, "juser", jv2, clientid="SW", peerport=41000),
                        "SW logs in with a token (JWT ACL j/1)")
-                e.want(True, lambda: authz(ch, "j/1", P, "juser", "SW"), "SW, JWT ACL")
+                e.want(True, lambda: authz(ch, "j/1", P, "juser", "SW", peerport=41000),
+                       "SW, JWT ACL")
                 e.want(True, lambda: authn(ch, "juser", jv1, clientid="SW", peerport=41001),
                        "SW logs in again with another token (ACL k/1)")
-                e.want(False, lambda: authz(ch, "j/1", P, "juser", "SW"),
+                e.want(False, lambda: authz(ch, "j/1", P, "juser", "SW", peerport=41001),
                        "SW's first token's ACL is gone")
-                e.want(True, lambda: authz(ch, "k/1", P, "juser", "SW"), "SW's new token's ACL")
+                e.want(True, lambda: authz(ch, "k/1", P, "juser", "SW", peerport=41001),
+                       "SW's new token's ACL")
                 e.want(True, lambda: authn(ch, "ruser", rpw, clientid="SW", peerport=41002),
                        "SW logs in as the Redis user")
-                e.want(False, lambda: authz(ch, "k/1", P, "ruser", "SW"),
+                e.want(False, lambda: authz(ch, "k/1", P, "ruser", "SW", peerport=41002),
                        "no JWT ACL left for the Redis login")
-                e.want(True, lambda: authz(ch, "after/1", P, "ruser", "SW"),
+                e.want(True, lambda: authz(ch, "after/1", P, "ruser", "SW", peerport=41002),
                        "Redis login: `rules jwt` falls through (no ACL claim)")
                 e.done()
             with s.check("stores_mixed_policy_reload_keeps_sessions"):

@@ -16,7 +16,11 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
+#include "core/base64.h"
+#include "core/buf.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -272,6 +276,211 @@ static void redis_superuser_session_reaches_the_superuser_rule_until_disconnect(
     wd_engine_free(e);
 }
 
+/* ---- superuser: only what authenticated this connection (issue 8) ---- */
+
+#define SU_JWT_SECRET "superuser-test-secret-of-32-bytes!"
+
+/* An HS256 token with this payload (a JSON object), signed with SU_JWT_SECRET. */
+static char *su_jwt(const char *payload)
+{
+    static const char hdr[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
+    struct wd_buf b = {0};
+    wd_base64_encode(&b, hdr, strlen(hdr), WD_BASE64_URL);
+    wd_buf_puts(&b, ".");
+    wd_base64_encode(&b, payload, strlen(payload), WD_BASE64_URL);
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned maclen = 0;
+    HMAC(EVP_sha256(), SU_JWT_SECRET, (int)strlen(SU_JWT_SECRET), (const unsigned char *)b.s, b.len,
+         mac, &maclen);
+    wd_buf_puts(&b, ".");
+    wd_base64_encode(&b, mac, maclen, WD_BASE64_URL);
+    return b.s;
+}
+
+/* authenticate, then subscribe "#", as the connection peer 10.0.0.7:port */
+static enum wd_decision su_authn(struct wd_engine_local *l, const char *user, const char *cid,
+                                 const char *pw, uint32_t port, unsigned *line)
+{
+    struct wd_authn_req r = {
+        .client = client(user, cid, port), .password = pw, .password_len = strlen(pw)};
+    struct wd_verdict v;
+    wd_engine_authenticate(l, &r, &v);
+    *line = v.line;
+    return v.decision;
+}
+
+static enum wd_decision su_all(struct wd_engine_local *l, const char *user, const char *cid,
+                               uint32_t port)
+{
+    struct wd_authz_req r = {.client = client(user, cid, port),
+                             .action = WD_ACTION_SUBSCRIBE,
+                             .topic = "#",
+                             .topic_len = 1,
+                             .qos = -1,
+                             .retain = -1};
+    struct wd_verdict v;
+    wd_engine_authorize(l, &r, &v);
+    return v.decision;
+}
+
+enum { SU_USERS, SU_JWT, SU_REDIS, SU_ALLOW_WHEN, SU_ANON, SU_NSTEPS };
+static const char *const su_step_text[SU_NSTEPS] = {
+    "authn users",           "authn jwt",
+    "authn redis",           "authn allow when clientid ~ \"sensor-[0-9]+\"",
+    "authn anonymous allow",
+};
+
+/* The policy of the issue with the five steps in this order; *lines gets each step's line. */
+static void su_policy(const int *order, char *out, size_t cap, unsigned *lines)
+{
+    size_t n = (size_t)snprintf(out, cap, "user \"ops\" \"plain:ops-pw\" superuser\n");
+    for (int i = 0; i < SU_NSTEPS; i++) {
+        n += (size_t)snprintf(out + n, cap - n, "%s\n", su_step_text[order[i]]);
+        lines[order[i]] = (unsigned)i + 2;
+    }
+    snprintf(out + n, cap - n,
+             "authn default deny\n"
+             "allow all [\"#\", \"$SYS/#\"] when superuser\n"
+             "authz default deny\n");
+}
+
+static void su_check_order(const int *order, const char *jwt_plain, const char *jwt_su)
+{
+    char pol[1024], what[128];
+    unsigned lines[SU_NSTEPS], line;
+    su_policy(order, pol, sizeof pol, lines);
+    snprintf(what, sizeof what, "order %d%d%d%d%d", order[0], order[1], order[2], order[3],
+             order[4]);
+    struct wd_engine *e = engine_with(pol, "jwt_secret=" SU_JWT_SECRET ";jwt_on_invalid=next;"
+                                           "redis_password_hash=plain");
+    struct wd_engine_local *l = wd_engine_local_new(e);
+
+    /* the legitimate static superuser, with its password: everything */
+    if (su_authn(l, "ops", "ops-console", "ops-pw", 5000, &line) != WD_DECISION_ALLOW ||
+        line != lines[SU_USERS] || su_all(l, "ops", "ops-console", 5000) != WD_DECISION_ALLOW)
+        fail_msg("%s: ops with its password is not a superuser", what);
+
+    /* 1. its own JWT (no superuser claim) under the name ops */
+    su_authn(l, "ops", "j-1", jwt_plain, 5001, &line);
+    if (su_all(l, "ops", "j-1", 5001) != WD_DECISION_DENY)
+        fail_msg("%s: a JWT login named ops got '#'", what);
+    /* 2. a clientid that `authn allow when` lets in, username ops, a wrong password */
+    su_authn(l, "ops", "sensor-1", "wrong", 5002, &line);
+    if (su_all(l, "ops", "sensor-1", 5002) != WD_DECISION_DENY)
+        fail_msg("%s: sensor-1 named ops with a wrong password got '#'", what);
+    /* anonymous, and a name with no password at all */
+    su_authn(l, "", "sensor-2", "", 5003, &line);
+    if (su_all(l, "", "sensor-2", 5003) != WD_DECISION_DENY)
+        fail_msg("%s: an anonymous client got '#'", what);
+    su_authn(l, "ops", "x-1", "", 5004, &line);
+    if (su_all(l, "ops", "x-1", 5004) != WD_DECISION_DENY)
+        fail_msg("%s: ops with no password got '#'", what);
+
+    /* 3. ops logged in legitimately on clientid sensor-9; then someone else uses that
+     * clientid and name from another connection */
+    enum wd_decision d = su_authn(l, "ops", "sensor-9", "ops-pw", 6000, &line);
+    bool legit = d == WD_DECISION_ALLOW && line == lines[SU_USERS];
+    if (su_all(l, "ops", "sensor-9", 6000) != (legit ? WD_DECISION_ALLOW : WD_DECISION_DENY))
+        fail_msg("%s: sensor-9's superuser does not follow the step that let it in", what);
+    d = su_authn(l, "ops", "sensor-9", "wrong", 6001, &line);
+    if (su_all(l, "ops", "sensor-9", 6001) != WD_DECISION_DENY)
+        fail_msg("%s: a second login on ops's clientid took its superuser", what);
+    /* the first connection: a later login that warden allowed replaced its session (EMQX
+     * kicks it); a refused one changes nothing for it */
+    enum wd_decision want = legit && d != WD_DECISION_ALLOW ? WD_DECISION_ALLOW : WD_DECISION_DENY;
+    if (su_all(l, "ops", "sensor-9", 6000) != want)
+        fail_msg("%s: the first connection on sensor-9 got %s after a %s second login", what,
+                 wd_decision_str(want == WD_DECISION_ALLOW ? WD_DECISION_DENY : WD_DECISION_ALLOW),
+                 wd_decision_str(d));
+    /* the same after a JWT login under ops's name on ops's clientid */
+    su_authn(l, "ops", "shared-1", "ops-pw", 6100, &line);
+    assert_int_equal(su_all(l, "ops", "shared-1", 6100), WD_DECISION_ALLOW);
+    d = su_authn(l, "ops", "shared-1", jwt_plain, 6101, &line);
+    if (su_all(l, "ops", "shared-1", 6101) != WD_DECISION_DENY)
+        fail_msg("%s: a JWT login on ops's clientid took its superuser", what);
+    want = d == WD_DECISION_ALLOW ? WD_DECISION_DENY : WD_DECISION_ALLOW;
+    if (su_all(l, "ops", "shared-1", 6100) != want)
+        fail_msg("%s: shared-1's first connection after a %s JWT login", what, wd_decision_str(d));
+
+    /* the stores' superusers: Redis is_superuser, the JWT claim; not by their name */
+    if (su_authn(l, "rootr", "r-1", "root-pw", 7000, &line) != WD_DECISION_ALLOW ||
+        line != lines[SU_REDIS] || su_all(l, "rootr", "r-1", 7000) != WD_DECISION_ALLOW)
+        fail_msg("%s: a Redis superuser is not one", what);
+    su_authn(l, "rootr", "sensor-3", "wrong", 7001, &line);
+    if (su_all(l, "rootr", "sensor-3", 7001) != WD_DECISION_DENY)
+        fail_msg("%s: sensor-3 named like a Redis superuser got '#'", what);
+    if (su_authn(l, "jsu", "j-2", jwt_su, 7002, &line) != WD_DECISION_ALLOW ||
+        line != lines[SU_JWT] || su_all(l, "jsu", "j-2", 7002) != WD_DECISION_ALLOW)
+        fail_msg("%s: a JWT with is_superuser is not a superuser", what);
+    su_authn(l, "jsu", "sensor-4", "wrong", 7003, &line);
+    if (su_all(l, "jsu", "sensor-4", 7003) != WD_DECISION_DENY)
+        fail_msg("%s: sensor-4 named like a JWT superuser got '#'", what);
+
+    wd_engine_local_free(l);
+    wd_engine_free(e);
+}
+
+static bool next_permutation(int *a, int n)
+{
+    int i = n - 2;
+    while (i >= 0 && a[i] >= a[i + 1])
+        i--;
+    if (i < 0)
+        return false;
+    int j = n - 1;
+    while (a[j] <= a[i])
+        j--;
+    int t = a[i];
+    a[i] = a[j];
+    a[j] = t;
+    for (int x = i + 1, y = n - 1; x < y; x++, y--) {
+        t = a[x];
+        a[x] = a[y];
+        a[y] = t;
+    }
+    return true;
+}
+
+static void superuser_follows_the_authenticating_step_in_every_step_order(void **state)
+{
+    (void)state;
+    redis_cmd("DEL mqtt_user:ops mqtt_user:jsu mqtt_user:sensor-1");
+    redis_cmd("HSET mqtt_user:rootr password_hash root-pw is_superuser 1");
+    char *jwt_plain = su_jwt("{\"sub\":\"ops\"}");
+    char *jwt_su = su_jwt("{\"sub\":\"jsu\",\"is_superuser\":true}");
+    int order[SU_NSTEPS] = {0, 1, 2, 3, 4};
+    int n = 0;
+    do {
+        su_check_order(order, jwt_plain, jwt_su);
+        n++;
+    } while (next_permutation(order, SU_NSTEPS));
+    assert_int_equal(n, 120);
+    free(jwt_plain);
+    free(jwt_su);
+}
+
+/* A restarted warden (or another replica) has no session: ops is not a superuser there
+ * until it authenticates again. */
+static void no_session_no_superuser(void **state)
+{
+    (void)state;
+    const int order[SU_NSTEPS] = {0, 1, 2, 3, 4};
+    char pol[1024];
+    unsigned lines[SU_NSTEPS], line;
+    su_policy(order, pol, sizeof pol, lines);
+    struct wd_engine *e = engine_with(pol, "jwt_secret=" SU_JWT_SECRET);
+    struct wd_engine_local *l = wd_engine_local_new(e);
+    assert_int_equal(su_authn(l, "ops", "c-1", "ops-pw", 5000, &line), WD_DECISION_ALLOW);
+    assert_int_equal(su_all(l, "ops", "c-1", 5000), WD_DECISION_ALLOW);
+    wd_engine_local_free(l);
+    wd_engine_free(e);
+    e = engine_with(pol, "jwt_secret=" SU_JWT_SECRET);
+    l = wd_engine_local_new(e);
+    assert_int_equal(su_all(l, "ops", "c-1", 5000), WD_DECISION_DENY);
+    wd_engine_local_free(l);
+    wd_engine_free(e);
+}
+
 /* ---- admin flush ---- */
 
 static void flush_user_drops_a_cached_verdict_and_acl(void **state)
@@ -331,6 +540,8 @@ int main(void)
         cmocka_unit_test(a_static_bcrypt_user_storm_costs_one_bcrypt),
         cmocka_unit_test(redis_down_denies_or_goes_on_as_configured),
         cmocka_unit_test(redis_superuser_session_reaches_the_superuser_rule_until_disconnect),
+        cmocka_unit_test(superuser_follows_the_authenticating_step_in_every_step_order),
+        cmocka_unit_test(no_session_no_superuser),
         cmocka_unit_test(flush_user_drops_a_cached_verdict_and_acl),
         cmocka_unit_test(a_policy_using_redis_without_redis_configured_is_refused),
     };

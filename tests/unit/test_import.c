@@ -274,7 +274,7 @@ static void emqx_default_acl_conf_translates_exactly(void **state)
 
 static void golden_samples_translate_to_their_expected_files(void **state)
 {
-    static const char *const samples[] = {"default", "devices", "errors"};
+    static const char *const samples[] = {"default", "devices", "errors", "overlap"};
     for (size_t i = 0; i < sizeof samples / sizeof *samples; i++) {
         char in[256], pol[256], dg[256], name[64];
         snprintf(in, sizeof in, "tests/policy/import/%s.acl.conf", samples[i]);
@@ -295,6 +295,24 @@ static void golden_samples_translate_to_their_expected_files(void **state)
         free(out);
         free(src);
     }
+}
+
+/* deny rules decide the subscriptions they overlap in warden, not in EMQX (issue 8) */
+static void deny_rules_that_now_stop_wider_subscriptions_are_warned_about(void **state)
+{
+    const char *src = "{deny, all, subscribe, [\"$SYS/#\"]}.\n"
+                      "{deny, all, all, [\"a/b\"]}.\n"
+                      "{deny, all, publish, [\"p/#\"]}.\n";
+    char *diags;
+    char *out = import_as("acl.conf", src, strlen(src), WD_OK, &diags);
+    /* no_match (allow) lets "#" through in EMQX; "$SYS/#" has nothing wider to let through */
+    assert_non_null(strstr(diags, "acl.conf:2: warning: in EMQX this deny rule does not stop a "
+                                  "wider subscription such as \"#\", which the no_match "
+                                  "default (allow) may then allow"));
+    assert_null(strstr(diags, "acl.conf:1:"));
+    assert_null(strstr(diags, "acl.conf:3:"));
+    free(diags);
+    free(out);
 }
 
 /* ---- who ---- */
@@ -416,6 +434,104 @@ static void addresses_and_conditions_decide_as_in_emqx(void **state)
 }
 
 /* ---- action ---- */
+
+/* The reason in the first `bad address "X": REASON` error of rendered diagnostics ("" if
+ * none): each tool shortens a long X its own way. */
+static const char *error_text(const char *diags, char *buf, size_t cap)
+{
+    const char *e = strstr(diags, ": error: bad address \"");
+    buf[0] = '\0';
+    if (e)
+        e = strstr(e, "\": ");
+    if (e) {
+        e += 3;
+        size_t n = strcspn(e, "\n");
+        snprintf(buf, cap, "%.*s", (int)(n < cap ? n : cap - 1), e);
+    }
+    return buf;
+}
+
+/* `peer in [...]` in a policy and {ipaddr, ...} in acl.conf go through one parser: the
+ * same strings are refused with the same message, and the accepted ones mean the same
+ * network, never a different one (issue 8: "::ffff:10.0.0.0/8" silently became a /32). */
+static void check_and_import_acl_read_every_address_form_the_same_way(void **state)
+{
+    static const struct {
+        const char *addr;
+        const char *error;    /* NULL: accepted */
+        const char *in, *out; /* accepted: a peer inside and one outside */
+    } cases[] = {
+        {"10.0.0.0/8", NULL, "10.255.0.1", "11.0.0.1"},
+        {"10.1.2.3/8", NULL, "10.200.0.1", "11.0.0.1"}, /* host bits are ignored, as in EMQX */
+        {"10.0.0.1", NULL, "::ffff:10.0.0.1", "10.0.0.2"},
+        {"::ffff:10.0.0.0/104", NULL, "10.9.9.9", "11.0.0.1"},
+        {"::ffff:10.0.0.0/104", NULL, "::ffff:10.9.9.9", "::10.9.9.9"},
+        {"::FFFF:0a00:0001", NULL, "10.0.0.1", "10.0.0.2"},
+        {"::ffff:0.0.0.0/96", NULL, "192.0.2.1", "fd00::1"},
+        {"0.0.0.0/0", NULL, "::ffff:192.0.2.1", "fd00::1"},
+        {"::/0", NULL, "fd00::1", "192.0.2.1"},
+        {"fd00::/8", NULL, "fd12::1", "fe80::1"},
+        {"::ffff:10.0.0.0/8", "an IPv4-mapped IPv6 prefix must be /96 or longer", NULL, NULL},
+        {"::ffff:0:0/95", "an IPv4-mapped IPv6 prefix must be /96 or longer", NULL, NULL},
+        {"10.0.0.0/33", "prefix length 33 above 32 for an IPv4 address", NULL, NULL},
+        {"::ffff:10.0.0.0/129", "prefix length 129 above 128 for an IPv6 address", NULL, NULL},
+        {"fd00::/1000", "the prefix length is out of range", NULL, NULL},
+        {"10.0.0.0/08", "the prefix length has a leading zero", NULL, NULL},
+        {"10.0.0.0/", "no prefix length after '/'", NULL, NULL},
+        {"10.0.0.0/+8", "the prefix length is not a decimal number", NULL, NULL},
+        {"10.0.0.0/8/8", "the prefix length is not a decimal number", NULL, NULL},
+        {"10.0.0.0/ 8", "the prefix length is not a decimal number", NULL, NULL},
+        {"010.0.0.1", "not an IPv4 address (four decimal numbers 0-255, no leading zeros)", NULL,
+         NULL},
+        {"127.1", "not an IPv4 address (four decimal numbers 0-255", NULL, NULL},
+        {"300.1.1.1", "not an IPv4 address (four decimal numbers 0-255", NULL, NULL},
+        {" 10.0.0.1", "not an IPv4 or IPv6 address", NULL, NULL},
+        {"fe80::1%eth0", "not an IPv4 or IPv6 address", NULL, NULL},
+        {"", "empty address", NULL, NULL},
+        {"1111:2222:3333:4444:5555:6666:7777:8888:9999:aaaa:bbbb:cccc:dddd/1", "too long", NULL,
+         NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char acl[256], pol[256], e1[512], e2[512];
+        snprintf(acl, sizeof acl, "{allow, {ipaddr, \"%s\"}, publish, [\"t\"]}.\n{deny, all}.\n",
+                 cases[i].addr);
+        snprintf(pol, sizeof pol, "allow publish \"t\" when peer in [\"%s\"]\nauthz default deny\n",
+                 cases[i].addr);
+        struct wd_diags d;
+        wd_diags_init(&d, "p.policy", pol, strlen(pol));
+        struct wd_policy *p = NULL;
+        int rc = wd_policy_compile(pol, strlen(pol), &d, &p);
+        char *cdiags = wd_diags_render(&d);
+        wd_policy_release(p);
+        wd_diags_cleanup(&d);
+        char *idiags = NULL;
+        char *out =
+            import_as("acl.conf", acl, strlen(acl), cases[i].error ? WD_ESYNTAX : WD_OK, &idiags);
+        if (cases[i].error) {
+            if (rc != WD_ESYNTAX || !strstr(cdiags, cases[i].error))
+                fail_msg("check: \"%s\": want error \"%s\", got:\n%s", cases[i].addr,
+                         cases[i].error, cdiags);
+            /* the same message, word for word */
+            if (strcmp(error_text(cdiags, e1, sizeof e1), error_text(idiags, e2, sizeof e2)))
+                fail_msg("check and import-acl disagree on \"%s\":\n  %s\n  %s", cases[i].addr, e1,
+                         e2);
+        } else {
+            if (rc != WD_OK)
+                fail_msg("check refused \"%s\":\n%s", cases[i].addr, cdiags);
+            assert_int_equal(decide(pol, "u", "c", cases[i].in, WD_ACTION_PUBLISH, "t"),
+                             WD_DECISION_ALLOW);
+            assert_int_equal(decide(pol, "u", "c", cases[i].out, WD_ACTION_PUBLISH, "t"),
+                             WD_DECISION_DENY);
+            assert_int_equal(decide(out, "u", "c", cases[i].in, WD_ACTION_PUBLISH, "t"),
+                             WD_DECISION_ALLOW);
+            assert_int_equal(decide(out, "u", "c", cases[i].out, WD_ACTION_PUBLISH, "t"),
+                             WD_DECISION_DENY);
+        }
+        free(out);
+        free(idiags);
+        free(cdiags);
+    }
+}
 
 static void action_forms_become_actions_qos_and_retain(void **state)
 {
@@ -618,11 +734,16 @@ static void each_error_is_reported_at_its_position(void **state)
         {"{allow, {user, {re, \"(*UTF)a\"}}, publish, [\"t\"]}.",
          "1:21: error: this regular expression cannot be kept unanchored for warden"},
         {"{allow, {ipaddr, \"10.0.0.0/33\"}, publish, [\"t\"]}.",
-         "1:18: error: not an IPv4 or IPv6 address or CIDR: \"10.0.0.0/33\""},
+         "1:18: error: bad address \"10.0.0.0/33\": prefix length 33 above 32 for an IPv4 "
+         "address"},
         {"{allow, {ipaddrs, [\"10.0.0.1\", \"x\"]}, publish, [\"t\"]}.",
-         "1:32: error: not an IPv4 or IPv6 address or CIDR: \"x\""},
+         "1:32: error: bad address \"x\": not an IPv4 or IPv6 address"},
         {"{allow, {ipaddr, \"::ffff:0:0/64\"}, publish, [\"t\"]}.",
-         "1:18: error: an IPv4-mapped IPv6 prefix shorter than /96"},
+         "1:18: error: bad address \"::ffff:0:0/64\": an IPv4-mapped IPv6 prefix must be /96 "
+         "or longer"},
+        {"{allow, {ipaddr, \"::ffff:10.0.0.0/8\"}, publish, [\"t\"]}.",
+         "1:18: error: bad address \"::ffff:10.0.0.0/8\": an IPv4-mapped IPv6 prefix must be "
+         "/96 or longer"},
         {"{allow, all, pub, [\"t\"]}.", "1:14: error: unknown action 'pub'"},
         {"{allow, all, {publish, {retain, true}}, [\"t\"]}.",
          "1:24: error: action options must be a list"},
@@ -897,8 +1018,8 @@ static void random_input_never_crashes_and_every_success_compiles(void **state)
 {
     /* WD_FUZZ_ROUNDS=N runs longer; WD_FUZZ_SEED=N another sequence */
     int rounds = getenv("WD_FUZZ_ROUNDS") ? (int)strtol(getenv("WD_FUZZ_ROUNDS"), NULL, 10) : 3000;
-    unsigned seed = getenv("WD_FUZZ_SEED") ? (unsigned)strtoul(getenv("WD_FUZZ_SEED"), NULL, 10)
-                                            : 12345;
+    unsigned seed =
+        getenv("WD_FUZZ_SEED") ? (unsigned)strtoul(getenv("WD_FUZZ_SEED"), NULL, 10) : 12345;
     int ok = 0, failed = 0;
     /* byte soup from Erlang-ish pieces */
     static const char *const soup[] = {
@@ -1031,9 +1152,11 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(emqx_default_acl_conf_translates_exactly),
         cmocka_unit_test(golden_samples_translate_to_their_expected_files),
+        cmocka_unit_test(deny_rules_that_now_stop_wider_subscriptions_are_warned_about),
         cmocka_unit_test(who_forms_become_conditions),
         cmocka_unit_test(regexes_stay_unanchored_as_in_emqx),
         cmocka_unit_test(addresses_and_conditions_decide_as_in_emqx),
+        cmocka_unit_test(check_and_import_acl_read_every_address_form_the_same_way),
         cmocka_unit_test(action_forms_become_actions_qos_and_retain),
         cmocka_unit_test(topic_forms_become_topics),
         cmocka_unit_test(all_topics_cover_dollar_topics_only_at_the_end),

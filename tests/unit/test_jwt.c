@@ -373,14 +373,14 @@ static void exp_equal_to_now_is_expired_and_one_second_later_is_valid(void **sta
     assert_int_equal(check_free(v, hs_with("{\"exp\":1700000000}")), WD_JWT_EXPIRED);
     assert_int_equal(check_free(v, hs_with("{\"exp\":1699990000}")), WD_JWT_EXPIRED);
     assert_int_equal(check_free(v, hs_with("{\"exp\":1700000001}")), WD_JWT_OK);
-    /* numeric strings are numbers, as in EMQX; other types are malformed */
+    /* numeric strings are numbers, as in EMQX; any other value fails the check */
     assert_int_equal(check_free(v, hs_with("{\"exp\":\"1700000001\"}")), WD_JWT_OK);
     assert_int_equal(check_free(v, hs_with("{\"exp\":\"1700000000\"}")), WD_JWT_EXPIRED);
-    assert_int_equal(check_free(v, hs_with("{\"exp\":\"soon\"}")), WD_JWT_MALFORMED);
-    assert_int_equal(check_free(v, hs_with("{\"exp\":\"0x7fffffff\"}")), WD_JWT_MALFORMED);
-    assert_int_equal(check_free(v, hs_with("{\"exp\":\"inf\"}")), WD_JWT_MALFORMED);
-    assert_int_equal(check_free(v, hs_with("{\"exp\":\" 1800000000\"}")), WD_JWT_MALFORMED);
-    assert_int_equal(check_free(v, hs_with("{\"exp\":true}")), WD_JWT_MALFORMED);
+    assert_int_equal(check_free(v, hs_with("{\"exp\":\"soon\"}")), WD_JWT_EXPIRED);
+    assert_int_equal(check_free(v, hs_with("{\"exp\":\"0x7fffffff\"}")), WD_JWT_EXPIRED);
+    assert_int_equal(check_free(v, hs_with("{\"exp\":\"inf\"}")), WD_JWT_EXPIRED);
+    assert_int_equal(check_free(v, hs_with("{\"exp\":\" 1800000000\"}")), WD_JWT_EXPIRED);
+    assert_int_equal(check_free(v, hs_with("{\"exp\":true}")), WD_JWT_EXPIRED);
     /* no exp at all: valid, and the result says 0 */
     struct wd_jwt_result r;
     char *tok = hs_with("{\"sub\":\"x\"}");
@@ -424,6 +424,140 @@ static void iat_in_the_future_is_refused_unless_iat_checking_is_off(void **state
     struct wd_jwt_config emqx = {.check_iat = false};
     v = verifier(hmac_ks(), &emqx);
     assert_int_equal(check_free(v, hs_with("{\"iat\":1800000000}")), WD_JWT_OK);
+    wd_jwt_verifier_free(v);
+}
+
+/* Issue 8: a time claim that is not a number is a failed claim check (deny, as an expired
+ * token; EMQX: bad_username_or_password), never MALFORMED, which `jwt_on_invalid next`
+ * passes on to the next authenticator. */
+static void time_claims_that_are_not_numbers_fail_their_check_and_are_not_malformed(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "\"tomorrow\"",
+        "null",
+        "true",
+        "false",
+        "{}",
+        "[]",
+        "[1800000000]",
+        "\"\"",
+        "\"inf\"",
+        "\"-inf\"",
+        "\"NaN\"",
+        "\"nan\"",
+        "\"0x7fffffff\"",
+        "\"1e999\"",
+        "\" 1800000000\"",
+        "\"1800000000 \"",
+        "\"1_800_000_000\"",
+        "\"18e8x\"",
+    };
+    struct wd_jwt_config iat_on = {.check_iat = true}, iat_off = {.check_iat = false};
+    struct wd_jwt_verifier *v = verifier(hmac_ks(), &iat_on);
+    struct wd_jwt_verifier *emqx = verifier(hmac_ks(), &iat_off);
+    char p[128];
+    for (size_t i = 0; i < WD_ARRAY_LEN(bad); i++) {
+        snprintf(p, sizeof p, "{\"exp\":%s}", bad[i]);
+        assert_int_equal(check_free(v, hs_with(p)), WD_JWT_EXPIRED);
+        snprintf(p, sizeof p, "{\"nbf\":%s}", bad[i]);
+        assert_int_equal(check_free(v, hs_with(p)), WD_JWT_NOT_YET_VALID);
+        snprintf(p, sizeof p, "{\"iat\":%s}", bad[i]);
+        assert_int_equal(check_free(v, hs_with(p)), WD_JWT_IAT_FUTURE);
+        /* iat is not checked at all when check_iat is off (EMQX) */
+        assert_int_equal(check_free(emqx, hs_with(p)), WD_JWT_OK);
+        /* with a valid exp next to a bad nbf: still refused */
+        snprintf(p, sizeof p, "{\"exp\":1800000000,\"nbf\":%s}", bad[i]);
+        assert_int_equal(check_free(v, hs_with(p)), WD_JWT_NOT_YET_VALID);
+    }
+    /* none of them is one of the statuses `jwt_on_invalid next` passes on */
+    assert_false(wd_jwt_status_emqx_ignores(WD_JWT_EXPIRED));
+    assert_false(wd_jwt_status_emqx_ignores(WD_JWT_NOT_YET_VALID));
+    assert_false(wd_jwt_status_emqx_ignores(WD_JWT_IAT_FUTURE));
+    /* strings of digits (and EMQX's decimal forms) are numbers */
+    assert_int_equal(check_free(v, hs_with("{\"exp\":\"1800000000\"}")), WD_JWT_OK);
+    assert_int_equal(check_free(v, hs_with("{\"exp\":\"18e8\"}")), WD_JWT_OK);
+    assert_int_equal(check_free(v, hs_with("{\"exp\":\"+1800000000.5\"}")), WD_JWT_OK);
+    assert_int_equal(check_free(v, hs_with("{\"nbf\":\"1700000000\"}")), WD_JWT_OK);
+    assert_int_equal(check_free(v, hs_with("{\"nbf\":\"1700000001\"}")), WD_JWT_NOT_YET_VALID);
+    wd_jwt_verifier_free(emqx);
+    wd_jwt_verifier_free(v);
+}
+
+static int64_t exp_of(const struct wd_jwt_verifier *v, const char *payload)
+{
+    char *t = hs_with(payload);
+    struct wd_jwt_result r;
+    assert_int_equal(wd_jwt_verify(v, t, strlen(t), &client, NOW, &r), WD_OK);
+    int64_t e = r.exp;
+    wd_jwt_result_cleanup(&r);
+    free(t);
+    return e;
+}
+
+/* Issue 8: exp 9223372036854775807 or 1e300 gave INT64_MAX, and the engine's
+ * (exp + leeway - now) * 1000 overflowed (UBSan abort). The result saturates instead, so
+ * that arithmetic is defined; huge and negative values of every claim compare sanely. */
+static void huge_and_negative_time_claims_saturate_and_never_overflow(void **state)
+{
+    (void)state;
+    struct wd_jwt_config cfg = {.check_iat = true, .leeway = 31536000};
+    struct wd_jwt_verifier *v = verifier(hmac_ks(), &cfg);
+    static const char *const huge[] = {
+        "9223372036854775807",     "9223372036854775806", "1e300",        "1.7976931348623157e308",
+        "\"9223372036854775807\"", "\"1e300\"",           "253402300800", "1e19",
+    };
+    char p[128];
+    for (size_t i = 0; i < WD_ARRAY_LEN(huge); i++) {
+        snprintf(p, sizeof p, "{\"exp\":%s}", huge[i]);
+        int64_t e = exp_of(v, p);
+        assert_int_equal(e, WD_JWT_EXP_MAX);
+        assert_true(e <= INT64_C(253402300799));
+        /* what the engine computes from it: a cache / session TTL in ms */
+        int64_t ttl_ms = (e + cfg.leeway - NOW) * 1000;
+        assert_true(ttl_ms > 0);
+        /* as nbf and iat: in the future */
+        snprintf(p, sizeof p, "{\"nbf\":%s}", huge[i]);
+        assert_int_equal(check_free(v, hs_with(p)), WD_JWT_NOT_YET_VALID);
+        snprintf(p, sizeof p, "{\"iat\":%s}", huge[i]);
+        assert_int_equal(check_free(v, hs_with(p)), WD_JWT_IAT_FUTURE);
+    }
+    static const char *const past[] = {
+        "-9223372036854775808", "-1e300", "-1", "0", "\"-1e300\"", "-0.5",
+    };
+    for (size_t i = 0; i < WD_ARRAY_LEN(past); i++) {
+        snprintf(p, sizeof p, "{\"exp\":%s}", past[i]);
+        assert_int_equal(check_free(v, hs_with(p)), WD_JWT_EXPIRED);
+        snprintf(p, sizeof p, "{\"nbf\":%s,\"iat\":%s}", past[i], past[i]);
+        assert_int_equal(check_free(v, hs_with(p)), WD_JWT_OK);
+    }
+    wd_jwt_verifier_free(v);
+    /* within the leeway, an exp at or before the epoch still reads as "has an exp" */
+    struct wd_jwt_verifier *nl = verifier(hmac_ks(), NULL);
+    char *t = hs_with("{\"exp\":0}");
+    struct wd_jwt_result r;
+    assert_int_equal(wd_jwt_verify(nl, t, strlen(t), &client, -1, &r), WD_OK);
+    assert_int_equal(r.exp, 1);
+    wd_jwt_result_cleanup(&r);
+    free(t);
+    /* an integer beyond 64 bits: the payload cannot be read exactly (documented) */
+    assert_int_equal(check_free(nl, hs_with("{\"exp\":99999999999999999999}")), WD_JWT_MALFORMED);
+    wd_jwt_verifier_free(nl);
+}
+
+/* A fractional exp is valid while now < exp: with whole-second clocks that is until
+ * ceil(exp), which is what the result says (so a session or cache entry built from it
+ * expires exactly when the verification would start failing). */
+static void fractional_exp_is_valid_until_the_next_whole_second(void **state)
+{
+    (void)state;
+    struct wd_jwt_verifier *v = verifier(hmac_ks(), NULL);
+    assert_int_equal(check_free(v, hs_with("{\"exp\":1700000000.5}")), WD_JWT_OK);
+    assert_int_equal(exp_of(v, "{\"exp\":1700000000.5}"), 1700000001);
+    assert_int_equal(exp_of(v, "{\"exp\":1700000000.000001}"), 1700000001);
+    assert_int_equal(exp_of(v, "{\"exp\":1700000001.0}"), 1700000001);
+    assert_int_equal(check_free(v, hs_with("{\"exp\":1699999999.99}")), WD_JWT_EXPIRED);
+    assert_int_equal(check_free(v, hs_with("{\"exp\":1700000000.0}")), WD_JWT_EXPIRED);
     wd_jwt_verifier_free(v);
 }
 
@@ -891,7 +1025,7 @@ static void result_exposes_string_number_bool_and_dotted_claims(void **state)
     assert_string_equal(wd_jwt_result_claim(&r, "o.dept"), "ops");
     assert_string_equal(wd_jwt_result_claim(&r, "o.deep.x"), "1");
     assert_true(r.is_superuser);
-    assert_int_equal(r.exp, 1700000600);
+    assert_int_equal(r.exp, 1700000601); /* 1700000600.9: valid through second ...600 */
     wd_jwt_result_cleanup(&r);
     wd_jwt_result_cleanup(&r); /* idempotent */
     free(t);
@@ -1161,6 +1295,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(hs256_hs384_hs512_tokens_verify_with_the_secret),
+        cmocka_unit_test(time_claims_that_are_not_numbers_fail_their_check_and_are_not_malformed),
+        cmocka_unit_test(huge_and_negative_time_claims_saturate_and_never_overflow),
+        cmocka_unit_test(fractional_exp_is_valid_until_the_next_whole_second),
         cmocka_unit_test(base64_encoded_secret_is_decoded_before_use),
         cmocka_unit_test(rs256_rs384_rs512_tokens_verify_with_the_public_key),
         cmocka_unit_test(es256_es384_es512_tokens_verify_with_the_matching_curve),

@@ -307,6 +307,54 @@ static void hostile_usernames_are_single_keys(void **state)
     wd_redis_free(r);
 }
 
+/* The rendered DN / peer address goes to Redis as one key, and reads exactly that key. */
+static void cert_subjects_and_peerhosts_are_single_keys(void **state)
+{
+    struct wd_redis *r = conn(*state);
+    struct wd_redis_user u;
+    struct wd_redis_tmpl *dn = NULL, *ph = NULL;
+    assert_int_equal(wd_redis_tmpl_compile("mqtt_user:${cert_subject}", &dn, NULL, 0), WD_OK);
+    assert_int_equal(wd_redis_tmpl_compile("mqtt_user:${peerhost}", &ph, NULL, 0), WD_OK);
+    static const char *const hostile[] = {
+        "CN=a b,O=x", "CN=x\r\nKEYS *\r\n", "*", "{mqtt}", "CN={a}*?[b]", "1.2.3.4 \r\nPING",
+    };
+    assert_int_equal(cmd(r, 4, "HSET", "mqtt_user:victim", "password_hash", "v"), WD_OK);
+    for (size_t i = 0; i < WD_ARRAY_LEN(hostile); i++) {
+        struct wd_client c = {
+            .username = "u", .clientid = "c", .dn = hostile[i], .peerhost = hostile[i]};
+        char *k1 = NULL, *k2 = NULL;
+        size_t l1 = 0, l2 = 0;
+        assert_int_equal(wd_redis_tmpl_render(dn, &c, &k1, &l1), WD_OK);
+        assert_int_equal(wd_redis_tmpl_render(ph, &c, &k2, &l2), WD_OK);
+        assert_int_equal(l1, l2);
+        assert_memory_equal(k1, k2, l1);
+        /* nothing stored under it yet: not found, not victim's hash (no glob, no split) */
+        assert_int_equal(wd_redis_user_get(r, k1, l1, &u), WD_ENOENT);
+        assert_false(u.has_fields);
+        wd_redis_user_cleanup(&u);
+        char val[32];
+        snprintf(val, sizeof val, "dn-%zu", i);
+        assert_int_equal(hset_bin(r, k1, l1, "password_hash", val), WD_OK);
+        assert_int_equal(wd_redis_user_get(r, k2, l2, &u), WD_OK);
+        assert_string_equal(u.hash, val);
+        wd_redis_user_cleanup(&u);
+        free(k1);
+        free(k2);
+    }
+    /* the protocol stayed in step and nothing else was written */
+    assert_int_equal(user(r, "mqtt_user:victim", &u), WD_OK);
+    assert_string_equal(u.hash, "v");
+    wd_redis_user_cleanup(&u);
+    long long exists = -1;
+    const char *argv[3] = {"EXISTS", "KEYS", "PING"};
+    size_t lens[3] = {6, 4, 4};
+    assert_int_equal(wd_redis__exec(r, 3, argv, lens, &exists), WD_OK);
+    assert_int_equal(exists, 0);
+    wd_redis_tmpl_free(dn);
+    wd_redis_tmpl_free(ph);
+    wd_redis_free(r);
+}
+
 static void select_reads_the_configured_database(void **state)
 {
     struct wd_redis_opts o = {.database = 3};
@@ -622,8 +670,9 @@ static void templates_render_username_clientid_and_cn(void **state)
 static void templates_with_unknown_placeholders_are_config_errors(void **state)
 {
     static const char *bad[] = {
-        "mqtt_user:${peerhost}", "mqtt_user:${username", "${}",
-        "${user name}",          "${password}",          "x${client_attrs.a}"};
+        "mqtt_user:${cert_pem}", "mqtt_user:${username", "${}",     "${user name}",
+        "${password}",           "x${client_attrs.a}",   "${zone}", "${peer_host}",
+        "${Cert_Subject}"};
     for (size_t i = 0; i < WD_ARRAY_LEN(bad); i++) {
         struct wd_redis_tmpl *t = (void *)1;
         char err[160];
@@ -633,8 +682,60 @@ static void templates_with_unknown_placeholders_are_config_errors(void **state)
     }
     struct wd_redis_tmpl *t = NULL;
     char err[160];
-    assert_int_equal(wd_redis_tmpl_compile("${peerhost}", &t, err, sizeof err), WD_EINVAL);
-    assert_non_null(strstr(err, "${peerhost}"));
+    assert_int_equal(wd_redis_tmpl_compile("${zone}", &t, err, sizeof err), WD_EINVAL);
+    assert_non_null(strstr(err, "${zone}"));
+}
+
+/* Issue 8: EMQX's Redis authenticator and authorizer accept ${cert_subject} (ClientInfo.dn)
+ * and ${peerhost}; warden refused them as unknown placeholders. */
+static void templates_accept_cert_subject_and_peerhost_as_emqx_does(void **state)
+{
+    (void)state;
+    struct wd_client c = {.username = "u",
+                          .clientid = "c1",
+                          .cn = "dev 1",
+                          .dn = "CN=dev 1,O=Acme\\, Inc.,C=DE",
+                          .peerhost = "::1"};
+    render("mqtt_user:${cert_subject}", &c, "mqtt_user:CN=dev 1,O=Acme\\, Inc.,C=DE",
+           sizeof "mqtt_user:CN=dev 1,O=Acme\\, Inc.,C=DE" - 1);
+    render("mqtt_acl:${peerhost}", &c, "mqtt_acl:::1", sizeof "mqtt_acl:::1" - 1);
+    render("${dn}|${peerhost}|${cn}|${username}", &c, "CN=dev 1,O=Acme\\, Inc.,C=DE|::1|dev 1|u",
+           sizeof "CN=dev 1,O=Acme\\, Inc.,C=DE|::1|dev 1|u" - 1);
+    /* hostile values are inserted as bytes: one key whatever they hold */
+    c.dn = "CN=*\r\nKEYS *\r\n{tag} x";
+    c.peerhost = "1.2.3.4 {x}*\r\n";
+    render("k:${cert_subject}", &c, "k:CN=*\r\nKEYS *\r\n{tag} x",
+           sizeof "k:CN=*\r\nKEYS *\r\n{tag} x" - 1);
+    render("k:${peerhost}", &c, "k:1.2.3.4 {x}*\r\n", sizeof "k:1.2.3.4 {x}*\r\n" - 1);
+}
+
+/* A client without a certificate has no subject: EMQX renders "" and reads `mqtt_user:`,
+ * one key shared by every such client. warden renders no key at all (the caller treats
+ * the client as not found and does no lookup). */
+static void empty_certificate_or_peer_values_render_no_key(void **state)
+{
+    (void)state;
+    static const char *const tmpls[] = {"mqtt_user:${cert_subject}", "mqtt_user:${dn}",
+                                        "mqtt_acl:${peerhost}", "x${cn}y",
+                                        "${username}:${cert_common_name}"};
+    struct wd_client none = {.username = "u", .clientid = "c1", .cn = "", .dn = "", .peerhost = ""};
+    struct wd_client nulls = {.username = "u", .clientid = "c1"};
+    for (size_t i = 0; i < WD_ARRAY_LEN(tmpls); i++) {
+        struct wd_redis_tmpl *t = NULL;
+        assert_int_equal(wd_redis_tmpl_compile(tmpls[i], &t, NULL, 0), WD_OK);
+        char *k = (void *)1;
+        size_t klen = 7;
+        assert_int_equal(wd_redis_tmpl_render(t, &none, &k, &klen), WD_ENOENT);
+        assert_null(k);
+        assert_int_equal(klen, 0);
+        k = (void *)1;
+        assert_int_equal(wd_redis_tmpl_render(t, &nulls, &k, &klen), WD_ENOENT);
+        assert_null(k);
+        wd_redis_tmpl_free(t);
+    }
+    /* username and clientid keep EMQX's rendering (documented) */
+    struct wd_client anon = {.username = "", .clientid = ""};
+    render("mqtt_user:${username}${clientid}", &anon, "mqtt_user:", 10);
 }
 
 static void rendered_keys_are_bounded(void **state)
@@ -661,6 +762,8 @@ int main(void)
         cmocka_unit_test(new_rejects_bad_options),
         cmocka_unit_test(templates_render_username_clientid_and_cn),
         cmocka_unit_test(templates_with_unknown_placeholders_are_config_errors),
+        cmocka_unit_test(templates_accept_cert_subject_and_peerhost_as_emqx_does),
+        cmocka_unit_test(empty_certificate_or_peer_values_render_no_key),
         cmocka_unit_test(rendered_keys_are_bounded),
         cmocka_unit_test(unreachable_redis_fails_fast_while_backing_off),
     };
@@ -670,6 +773,7 @@ int main(void)
         cmocka_unit_test(is_superuser_truthiness_is_emqx_to_bool),
         cmocka_unit_test(keys_of_the_wrong_type_are_backend_errors),
         cmocka_unit_test(hostile_usernames_are_single_keys),
+        cmocka_unit_test(cert_subjects_and_peerhosts_are_single_keys),
         cmocka_unit_test(select_reads_the_configured_database),
         cmocka_unit_test(unix_socket_connections_work),
         cmocka_unit_test(acl_hash_becomes_entries_and_bad_ones_are_reported),
