@@ -4,7 +4,8 @@
 #
 #   make                 build build/warden (release variant)
 #   make run             install deps, build, run warden on its embedded defaults
-#   make test            install deps, build, run every test suite
+#   make test            install deps, build, run every test suite (integration on both
+#                        transports: gRPC core and warden's own h2)
 #   make deps            install the Debian packages the build and tests need (idempotent)
 #   make VARIANT=asan    build/asan/warden with AddressSanitizer (also: debug, ubsan)
 #   make bench           build the benchmark tools (see bench/README.md)
@@ -18,7 +19,7 @@ GEN     := build/gen
 PYTHON  := /usr/bin/python3
 
 CC      ?= gcc
-PKGS    := grpc libprotobuf-c openssl libpcre2-8 libxcrypt libargon2 hiredis libjwt jansson libcurl
+PKGS    := grpc libnghttp2 libprotobuf-c openssl libpcre2-8 libxcrypt libargon2 hiredis libjwt jansson libcurl
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 ifneq ($(CI),)
 WARN    += -Werror
@@ -92,7 +93,8 @@ UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 
 .SECONDARY: $(GEN_C) $(GEN_H) $(GEN_PY)
-.PHONY: all deps run test unit policy-tests integration sanitize bench clean format-check lint
+.PHONY: all deps run test unit policy-tests integration integration-h2 sanitize bench clean \
+        format-check lint
 .DEFAULT_GOAL := all
 
 ifeq ($(VARIANT),release)
@@ -148,7 +150,7 @@ $(B)/tests/test_%: tests/unit/test_%.c $(LIBS_ALL)
 # ---- set-up ----
 # Debian 12 packages for build, tests and benchmarks. `make deps` installs only what is
 # missing, so it is quick and idempotent; apt runs as root, through sudo otherwise.
-DEBIAN_PKGS := gcc make pkg-config libgrpc-dev libprotobuf-c-dev protobuf-c-compiler \
+DEBIAN_PKGS := gcc make pkg-config libgrpc-dev libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler \
     protobuf-compiler libssl-dev openssl libcmocka-dev libpcre2-dev python3 python3-grpcio python3-protobuf \
     nghttp2-client procps libcrypt-dev libargon2-dev libhiredis-dev libjwt-dev libjansson-dev libcurl4-openssl-dev \
     redis-server cppcheck clang-format
@@ -178,6 +180,10 @@ policy-tests: all
 integration: all $(GEN_PY)
 	$(PYTHON) tests/integration/run.py --warden build/warden --gen $(GEN)/py
 
+# the same suites with every warden on warden's own HTTP/2 transport (`transport h2`)
+integration-h2: all $(GEN_PY)
+	$(PYTHON) tests/integration/run.py --warden build/warden --gen $(GEN)/py --transport h2
+
 test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory lint
@@ -185,6 +191,7 @@ test: deps
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory policy-tests
 	@$(MAKE) --no-print-directory integration
+	@$(MAKE) --no-print-directory integration-h2
 
 # Every suite (unit, golden policy cases, integration) against the ASan (+LeakSanitizer) and
 # the UBSan build (-fno-sanitize-recover: a finding aborts, so the suite fails). Run by

@@ -36,7 +36,7 @@
 #include "engine/engine.h"
 #include "engine/watch.h"
 #include "server/admin.h"
-#include "server/grpc.h"
+#include "server/transport.h"
 #include "server/tls.h"
 #include "tools.h"
 
@@ -397,13 +397,11 @@ static int serve(struct wd_config *cfg, struct wd_engine *engine)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    wd_server_global_init();
-    struct wd_server *srv = NULL;
+    struct wd_transport *srv = NULL;
     char err[512];
-    int rc = wd_server_start(cfg, engine, &srv, err, sizeof err);
+    int rc = wd_transport_start(cfg, engine, &srv, err, sizeof err);
     if (rc != WD_OK) {
         wd_log_error("main", "%s", err);
-        wd_server_global_cleanup();
         return EXIT_RUNTIME;
     }
     struct wd_admin *admin = NULL;
@@ -413,9 +411,8 @@ static int serve(struct wd_config *cfg, struct wd_engine *engine)
         ops.ctx = engine;
         if (wd_admin_start(cfg->admin_socket, &ops, &admin, err, sizeof err) != WD_OK) {
             wd_log_error("main", "admin_socket: %s", err);
-            wd_server_stop(srv, 0);
-            wd_server_free(srv);
-            wd_server_global_cleanup();
+            wd_transport_stop(srv, 0);
+            wd_transport_free(srv);
             return EXIT_RUNTIME;
         }
         wd_log_info("main", "admin socket at %s", cfg->admin_socket);
@@ -440,9 +437,8 @@ static int serve(struct wd_config *cfg, struct wd_engine *engine)
     }
     wd_watch_stop(watch);
     wd_admin_stop(admin);
-    wd_server_stop(srv, cfg->shutdown_grace_ms);
-    wd_server_free(srv);
-    wd_server_global_cleanup();
+    wd_transport_stop(srv, cfg->shutdown_grace_ms);
+    wd_transport_free(srv);
     wd_log_info("main", "bye");
     return EXIT_OK;
 }

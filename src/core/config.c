@@ -93,6 +93,7 @@ static const char *const salt_positions[] = {"prefix", "suffix", "disable", NULL
 static const char *const pbkdf2_macs[] = {"sha",    "sha1",   "sha224", "sha256",
                                           "sha384", "sha512", NULL};
 static const char *const token_fields[] = {"password", "username", NULL};
+static const char *const transports[] = {"grpc-core", "h2", NULL};
 
 #define OFF(f) offsetof(struct wd_config, f)
 static const struct opt opts[] = {
@@ -108,6 +109,8 @@ static const struct opt opts[] = {
     {"max_connection_idle", T_DURATION, OFF(max_connection_idle_ms), 0, 86400000, NULL},
     {"max_connection_age", T_DURATION, OFF(max_connection_age_ms), 0, 604800000, NULL},
     {"max_connection_age_grace", T_DURATION, OFF(max_connection_age_grace_ms), 0, 3600000, NULL},
+    {"transport", T_WORD, OFF(transport), 0, 0, transports},
+    {"max_connections", T_INT, OFF(max_connections), 1, 1000000, NULL},
     {"tls_cert", T_STRING, OFF(tls_cert), 0, 0, NULL},
     {"tls_key", T_STRING, OFF(tls_key), 0, 0, NULL},
     {"tls_client_ca", T_STRING, OFF(tls_client_ca), 0, 0, NULL},
@@ -209,6 +212,8 @@ void wd_config_defaults(struct wd_config *cfg)
     cfg->max_connection_idle_ms = 0;
     cfg->max_connection_age_ms = 0;
     cfg->max_connection_age_grace_ms = 30000;
+    cfg->transport = wd_strdup("grpc-core");
+    cfg->max_connections = 10000;
     cfg->hooks = wd_calloc(3, sizeof(char *));
     cfg->hooks[0] = wd_strdup("client.authenticate");
     cfg->hooks[1] = wd_strdup("client.authorize");

@@ -46,6 +46,8 @@ struct wd_config {
     int max_connection_idle_ms; /* 0: never close idle connections */
     int max_connection_age_ms;  /* 0: connections live forever */
     int max_connection_age_grace_ms;
+    char *transport;     /* "grpc-core" (default in this stage) or "h2" (warden's own) */
+    int max_connections; /* transport h2: connections served at once; more are closed */
 
     /* TLS: h2c when tls_cert is unset; mutual TLS when tls_client_ca is set */
     char *tls_cert;

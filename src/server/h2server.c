@@ -1,0 +1,656 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * h2server.c: the acceptor, the workers and their connections (see h2server.h).
+ *
+ * A connection belongs to one worker for its whole life: its socket, its output buffer,
+ * its idle timer and its HTTP/2 session (h2.c) are only touched on that worker's thread.
+ * Reading: up to READS_PER_EVENT reads of 16 KiB per readiness event, each fed to the
+ * session; then one flush. Writing: the session's frames are copied into the connection's
+ * output buffer up to OUT_CAP, then written; while the buffer is over OUT_CAP the
+ * connection stops reading (HEADERS, trailers, RST_STREAM and GOAWAY ignore flow control,
+ * so a peer that never reads must not make warden queue without end).
+ *
+ * Closing: when the session has nothing more to read or write and the buffer is empty
+ * (after a GOAWAY, or a session error), when the peer closes, or when nothing was read for
+ * IDLE_MS (EMQX pings every 60 s, so a live peer is never idle that long). The connection is
+ * unlinked and freed on the spot: wd_loop_io_del drops its pending events of the batch.
+ *
+ * Calls are answered synchronously on the worker, as gRPC core's workers did: a handler
+ * that waits on Redis holds its worker (docs/internals.md). Making that asynchronous is the
+ * next stage.
+ */
+#include "server/h2server.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "server/h2.h"
+#include "server/hook.h"
+#include "server/loop.h"
+
+#define READ_CHUNK (16u << 10)
+#define READS_PER_EVENT 4
+#define OUT_CAP (64u << 10)
+#define IDLE_MS 300000u
+#define ACCEPTS_PER_EVENT 64
+#define ACCEPT_PAUSE_MS 500u
+#define GOAWAY_DELAY_MS 100u /* from the shutdown notice to the final GOAWAY */
+#define FD_HEADROOM 64       /* fds kept for Redis, files, logs: never given to peers */
+#define CONN_BUFFER_MIN (8u << 20)
+
+struct worker;
+
+struct conn {
+    struct worker *w;
+    struct wd_loop_io io;
+    struct wd_h2 *h2;
+    uint8_t *out;
+    size_t out_len, out_off, out_cap;
+    bool read_done; /* session error or EOF: read nothing more */
+    uint64_t last_read;
+    int streams; /* open streams as last added to the worker's count */
+    struct wd_loop_timer idle;
+    struct conn *prev, *next;
+};
+
+struct worker {
+    struct wd_h2server *srv;
+    int idx;
+    pthread_t th;
+    bool started;
+    struct wd_loop *loop;
+    struct wd_hook_worker *hook;
+    struct wd_h2_env env;
+    struct conn *conns;
+    atomic_int nconns; /* read by the acceptor (least loaded) and by stop */
+    atomic_int nstreams;
+    atomic_bool busy; /* inside a session's input (a handler may be running) */
+    bool draining;
+    struct wd_loop_timer goaway;
+};
+
+struct wd_h2server {
+    const struct wd_config *cfg;
+    struct wd_hook_env hook_env;
+    int lfd;
+    int port;
+    int max_conns;
+    atomic_int nconns;
+    atomic_bool stopping;
+    atomic_bool cancelled;
+
+    struct worker *workers;
+    int nworkers;
+
+    struct wd_loop *aloop;
+    pthread_t ath;
+    bool astarted;
+    struct wd_loop_io lio;
+    struct wd_loop_timer resume;
+    uint64_t refused, last_refused_log, last_emfile_log;
+};
+
+/* ---- connections ---- */
+
+static void conn_close(struct conn *c)
+{
+    struct worker *w = c->w;
+    wd_loop_io_del(w->loop, &c->io);
+    wd_loop_timer_stop(w->loop, &c->idle);
+    close(c->io.fd);
+    atomic_fetch_sub(&w->nstreams, c->streams);
+    wd_h2_free(c->h2);
+    free(c->out);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    atomic_fetch_sub(&w->nconns, 1);
+    atomic_fetch_sub(&w->srv->nconns, 1);
+    free(c);
+}
+
+static void out_append(void *ctx, const void *p, size_t n)
+{
+    struct conn *c = ctx;
+    if (c->out_off && c->out_off == c->out_len)
+        c->out_off = c->out_len = 0;
+    if (c->out_len + n > c->out_cap) {
+        if (c->out_off) { /* compact first */
+            memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+            c->out_len -= c->out_off;
+            c->out_off = 0;
+        }
+        if (c->out_len + n > c->out_cap) {
+            size_t cap = c->out_cap ? c->out_cap : 16384;
+            while (cap < c->out_len + n)
+                cap *= 2;
+            c->out = wd_realloc(c->out, cap);
+            c->out_cap = cap;
+        }
+    }
+    memcpy(c->out + c->out_len, p, n);
+    c->out_len += n;
+}
+
+/* Pulls frames from the session, writes, re-arms interest, closes when done. Returns false
+ * if the connection was freed. */
+static bool conn_flush(struct conn *c)
+{
+    for (;;) {
+        size_t pending = c->out_len - c->out_off;
+        if (pending < OUT_CAP && wd_h2_want_write(c->h2)) {
+            if (wd_h2_send(c->h2, OUT_CAP - pending, out_append, c) != WD_OK)
+                c->read_done = true;
+            pending = c->out_len - c->out_off;
+        }
+        if (!pending)
+            break;
+        ssize_t n = send(c->io.fd, c->out + c->out_off, pending, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            if (errno == EINTR)
+                continue;
+            conn_close(c); /* peer gone */
+            return false;
+        }
+        c->out_off += (size_t)n;
+        if (c->out_off == c->out_len)
+            c->out_off = c->out_len = 0;
+    }
+    size_t pending = c->out_len - c->out_off;
+    bool more = wd_h2_want_write(c->h2);
+    if (!pending && (wd_h2_finished(c->h2) || (c->read_done && !more))) {
+        conn_close(c);
+        return false;
+    }
+    int streams = (int)wd_h2_open_streams(c->h2);
+    if (streams != c->streams) { /* in-flight calls, read by wd_h2server_stop */
+        atomic_fetch_add(&c->w->nstreams, streams - c->streams);
+        c->streams = streams;
+    }
+    unsigned mask = 0;
+    if (!c->read_done && pending < OUT_CAP)
+        mask |= WD_LOOP_READ;
+    if (pending || more)
+        mask |= WD_LOOP_WRITE;
+    if (wd_loop_io_set(c->w->loop, &c->io, mask) != WD_OK) {
+        conn_close(c);
+        return false;
+    }
+    return true;
+}
+
+static void conn_kick(void *ctx)
+{
+    conn_flush(ctx);
+}
+
+static void conn_on_io(struct wd_loop_io *io, unsigned events)
+{
+    struct conn *c = io->data;
+    if ((events & WD_LOOP_READ) && !c->read_done) {
+        uint8_t buf[READ_CHUNK];
+        for (int i = 0; i < READS_PER_EVENT; i++) {
+            ssize_t n = recv(c->io.fd, buf, sizeof buf, 0);
+            if (n > 0) {
+                c->last_read = wd_loop_now(c->w->loop);
+                atomic_store_explicit(&c->w->busy, true, memory_order_relaxed);
+                if (wd_h2_recv(c->h2, buf, (size_t)n) != WD_OK)
+                    c->read_done = true;
+                atomic_store_explicit(&c->w->busy, false, memory_order_relaxed);
+                if (c->read_done || (size_t)n < sizeof buf)
+                    break;
+                continue;
+            }
+            if (n == 0) { /* the peer closed: nobody to answer */
+                conn_close(c);
+                return;
+            }
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            if (errno == EINTR)
+                continue;
+            conn_close(c);
+            return;
+        }
+    }
+    conn_flush(c);
+}
+
+static void conn_on_idle(struct wd_loop_timer *t)
+{
+    struct conn *c = t->data;
+    uint64_t now = wd_loop_now(c->w->loop);
+    if (now - c->last_read >= IDLE_MS) {
+        wd_log_debug("h2", "closing a connection idle for %u s", IDLE_MS / 1000);
+        conn_close(c);
+        return;
+    }
+    wd_loop_timer_start(c->w->loop, &c->idle, c->last_read + IDLE_MS);
+}
+
+struct handoff {
+    struct worker *w;
+    int fd;
+};
+
+static void worker_adopt(void *arg)
+{
+    struct handoff *ho = arg;
+    struct worker *w = ho->w;
+    int fd = ho->fd;
+    free(ho);
+    if (w->draining) {
+        close(fd);
+        atomic_fetch_sub(&w->nconns, 1);
+        atomic_fetch_sub(&w->srv->nconns, 1);
+        return;
+    }
+    struct conn *c = wd_calloc(1, sizeof *c);
+    c->w = w;
+    c->io.fd = fd;
+    c->io.cb = conn_on_io;
+    c->io.data = c;
+    c->last_read = wd_loop_update_now(w->loop);
+    c->idle.cb = conn_on_idle;
+    c->idle.data = c;
+    c->h2 = wd_h2_new(&w->env, conn_kick, c);
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    wd_loop_timer_start(w->loop, &c->idle, c->last_read + IDLE_MS);
+    conn_flush(c); /* our SETTINGS go first */
+}
+
+/* ---- draining (posted by wd_h2server_stop) ---- */
+
+static void worker_goaway(struct wd_loop_timer *t)
+{
+    struct worker *w = t->data;
+    struct conn *c = w->conns;
+    while (c) {
+        struct conn *next = c->next;
+        wd_h2_goaway(c->h2);
+        conn_flush(c);
+        c = next;
+    }
+}
+
+static void worker_drain(void *arg)
+{
+    struct worker *w = arg;
+    w->draining = true;
+    struct conn *c = w->conns;
+    while (c) {
+        struct conn *next = c->next;
+        wd_h2_shutdown_notice(c->h2);
+        conn_flush(c);
+        c = next;
+    }
+    w->goaway.cb = worker_goaway;
+    w->goaway.data = w;
+    wd_loop_timer_start(w->loop, &w->goaway, wd_loop_now(w->loop) + GOAWAY_DELAY_MS);
+}
+
+static void worker_close_all(void *arg)
+{
+    struct worker *w = arg;
+    while (w->conns)
+        conn_close(w->conns);
+    wd_loop_timer_stop(w->loop, &w->goaway);
+    wd_loop_stop(w->loop);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    wd_loop_run(w->loop);
+    return NULL;
+}
+
+/* ---- acceptor ---- */
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void accept_resume(struct wd_loop_timer *t)
+{
+    struct wd_h2server *s = t->data;
+    if (!atomic_load(&s->stopping))
+        wd_loop_io_set(s->aloop, &s->lio, WD_LOOP_READ);
+}
+
+static void hand_off(struct wd_h2server *s, int fd)
+{
+    if (atomic_load(&s->nconns) >= s->max_conns) {
+        close(fd);
+        s->refused++;
+        uint64_t now = now_ms();
+        if (now - s->last_refused_log >= 1000) {
+            s->last_refused_log = now;
+            wd_log_warn("server",
+                        "max_connections (%d) reached: new connections are closed at once "
+                        "(%llu so far)",
+                        s->max_conns, (unsigned long long)s->refused);
+        }
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct worker *best = &s->workers[0];
+    for (int i = 1; i < s->nworkers; i++)
+        if (atomic_load(&s->workers[i].nconns) < atomic_load(&best->nconns))
+            best = &s->workers[i];
+    atomic_fetch_add(&best->nconns, 1);
+    atomic_fetch_add(&s->nconns, 1);
+    struct handoff *ho = wd_malloc(sizeof *ho);
+    ho->w = best;
+    ho->fd = fd;
+    wd_loop_post(best->loop, worker_adopt, ho);
+}
+
+static void on_listen(struct wd_loop_io *io, unsigned events)
+{
+    struct wd_h2server *s = io->data;
+    for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
+        int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            hand_off(s, fd);
+            continue;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return;
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            /* stop watching the listener (level-triggered: it would spin) and look again
+             * later; the backlog waits in the kernel */
+            uint64_t now = now_ms();
+            if (now - s->last_emfile_log >= 1000) {
+                s->last_emfile_log = now;
+                wd_log_warn("server", "accept: %s: pausing accepts for %u ms", strerror(errno),
+                            ACCEPT_PAUSE_MS);
+            }
+            wd_loop_io_set(s->aloop, &s->lio, 0);
+            wd_loop_timer_start(s->aloop, &s->resume, wd_loop_now(s->aloop) + ACCEPT_PAUSE_MS);
+            return;
+        }
+        /* ECONNABORTED, EINTR, EPROTO, ENETDOWN, ...: this one failed, take the next */
+    }
+}
+
+static void acceptor_close(void *arg)
+{
+    struct wd_h2server *s = arg;
+    wd_loop_io_del(s->aloop, &s->lio);
+    wd_loop_timer_stop(s->aloop, &s->resume);
+    close(s->lfd);
+    s->lfd = -1;
+    wd_loop_stop(s->aloop);
+}
+
+static void *acceptor_main(void *arg)
+{
+    struct wd_h2server *s = arg;
+    wd_loop_run(s->aloop);
+    return NULL;
+}
+
+/* ---- start / stop ---- */
+
+static int bind_listener(const char *addr, int *fd_out, int *port_out, char *err, size_t errcap)
+{
+    *fd_out = -1;
+    char host[256];
+    const char *colon = strrchr(addr, ':');
+    if (!colon || (size_t)(colon - addr) >= sizeof host) {
+        wd_seterr(err, errcap, "cannot listen on %s: expected HOST:PORT", addr);
+        return WD_EBIND;
+    }
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = '\0';
+    char *h = host;
+    size_t hl = strlen(h);
+    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+        h[hl - 1] = '\0';
+        h++;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE},
+                    *res = NULL;
+    int gai = getaddrinfo(h[0] ? h : NULL, colon + 1, &hints, &res);
+    if (gai != 0) {
+        wd_seterr(err, errcap, "cannot listen on %s: cannot resolve '%.64s': %s", addr, h,
+                  gai_strerror(gai));
+        return WD_EBIND;
+    }
+    int last = 0;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            last = errno;
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+            last = errno;
+            close(fd);
+            continue;
+        }
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        getsockname(fd, (struct sockaddr *)&ss, &sl);
+        *port_out = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                   : ((struct sockaddr_in *)&ss)->sin_port);
+        *fd_out = fd;
+        break;
+    }
+    freeaddrinfo(res);
+    if (*fd_out < 0) {
+        wd_seterr(err, errcap, "cannot listen on %s: %s", addr,
+                  last ? strerror(last) : "no address");
+        return WD_EBIND;
+    }
+    return WD_OK;
+}
+
+/* Raises the soft fd limit to the hard one; returns the connections that fit under it. */
+static int fd_budget(void)
+{
+    struct rlimit r;
+    if (getrlimit(RLIMIT_NOFILE, &r) != 0)
+        return 1024 - FD_HEADROOM;
+    if (r.rlim_cur < r.rlim_max) {
+        r.rlim_cur = r.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &r);
+        getrlimit(RLIMIT_NOFILE, &r);
+    }
+    rlim_t n = r.rlim_cur == RLIM_INFINITY ? 1u << 20 : r.rlim_cur;
+    return n > 2 * FD_HEADROOM ? (int)(n > (1u << 20) ? 1u << 20 : n) - FD_HEADROOM : (int)n / 2;
+}
+
+int wd_h2server_start(const struct wd_config *cfg, struct wd_engine *engine,
+                      struct wd_h2server **out, char *err, size_t errcap)
+{
+    *out = NULL;
+    if (cfg->tls_cert) {
+        wd_seterr(err, errcap,
+                  "transport h2 does not serve TLS yet: use `transport grpc-core` for "
+                  "tls_cert/tls_key (docs/configuration.md)");
+        return WD_ETLS;
+    }
+    struct wd_h2server *s = wd_calloc(1, sizeof *s);
+    s->cfg = cfg;
+    s->hook_env.cfg = cfg;
+    s->hook_env.engine = engine;
+    s->lfd = -1;
+    s->port = -1;
+    int rc = bind_listener(cfg->listen, &s->lfd, &s->port, err, errcap);
+    if (rc != WD_OK) {
+        free(s);
+        return rc;
+    }
+    int budget = fd_budget();
+    s->max_conns = cfg->max_connections;
+    if (s->max_conns > budget) {
+        wd_log_warn("server",
+                    "max_connections %d is above what RLIMIT_NOFILE allows with headroom: "
+                    "using %d",
+                    s->max_conns, budget);
+        s->max_conns = budget;
+    }
+
+    s->nworkers = cfg->workers > 0 ? cfg->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (s->nworkers < 1)
+        s->nworkers = 1;
+    size_t limit = (size_t)wd_config_request_limit(cfg);
+    s->workers = wd_calloc((size_t)s->nworkers, sizeof *s->workers);
+    for (int i = 0; i < s->nworkers; i++) {
+        struct worker *w = &s->workers[i];
+        w->srv = s;
+        w->idx = i;
+        w->loop = wd_loop_new(NULL, NULL);
+        if (!w->loop) {
+            wd_seterr(err, errcap, "cannot create an event loop: %s", strerror(errno));
+            wd_h2server_free(s);
+            return WD_EIO;
+        }
+        w->hook = wd_hook_worker_new(&s->hook_env);
+        w->env.hook = w->hook;
+        w->env.loop = w->loop;
+        w->env.request_limit = limit;
+        w->env.inflight_budget = (size_t)cfg->max_concurrent_streams;
+        w->env.conn_buffer_limit = 4 * limit > CONN_BUFFER_MIN ? 4 * limit : CONN_BUFFER_MIN;
+        w->env.stopping = &s->stopping;
+        w->env.cancelled = &s->cancelled;
+    }
+    s->aloop = wd_loop_new(NULL, NULL);
+    if (!s->aloop) {
+        wd_seterr(err, errcap, "cannot create an event loop: %s", strerror(errno));
+        wd_h2server_free(s);
+        return WD_EIO;
+    }
+    s->lio.fd = s->lfd;
+    s->lio.cb = on_listen;
+    s->lio.data = s;
+    s->resume.cb = accept_resume;
+    s->resume.data = s;
+    wd_loop_io_set(s->aloop, &s->lio, WD_LOOP_READ);
+    for (int i = 0; i < s->nworkers; i++) {
+        if (pthread_create(&s->workers[i].th, NULL, worker_main, &s->workers[i]) != 0) {
+            fprintf(stderr, "warden: cannot create worker thread, aborting\n");
+            abort();
+        }
+        s->workers[i].started = true;
+    }
+    if (pthread_create(&s->ath, NULL, acceptor_main, s) != 0) {
+        fprintf(stderr, "warden: cannot create the acceptor thread, aborting\n");
+        abort();
+    }
+    s->astarted = true;
+
+    char host[256];
+    const char *colon = strrchr(cfg->listen, ':');
+    snprintf(host, sizeof host, "%.*s", (int)(colon - cfg->listen), cfg->listen);
+    wd_log_info("server",
+                "listening on %s:%d (h2c), %d workers, %zu methods on %s and %s "
+                "(transport h2, max_connections %d)",
+                host, s->port, s->nworkers, wd_hook_nmethods(), wd_hook_services[0],
+                wd_hook_services[1], s->max_conns);
+    wd_log_info("server", "requests up to %zu bytes (max_message_size %s), compressed ones refused",
+                limit, cfg->max_message_size ? "set" : "auto, from the hooks");
+    *out = s;
+    return WD_OK;
+}
+
+int wd_h2server_port(const struct wd_h2server *s)
+{
+    return s->port;
+}
+
+int wd_h2server_stop(struct wd_h2server *s, int grace_ms)
+{
+    atomic_store(&s->stopping, true);
+    if (s->astarted) {
+        wd_loop_post(s->aloop, acceptor_close, s);
+        pthread_join(s->ath, NULL);
+        s->astarted = false;
+    }
+    wd_log_info("server", "shutting down: no new calls, in-flight calls have %d ms to finish",
+                grace_ms);
+    for (int i = 0; i < s->nworkers; i++)
+        wd_loop_post(s->workers[i].loop, worker_drain, &s->workers[i]);
+    uint64_t deadline = now_ms() + (uint64_t)grace_ms;
+    int cancelled = 0;
+    for (;;) {
+        int conns = atomic_load(&s->nconns);
+        if (conns == 0)
+            break;
+        if (now_ms() >= deadline) {
+            int streams = 0;
+            for (int i = 0; i < s->nworkers; i++)
+                streams +=
+                    atomic_load(&s->workers[i].nstreams) + (int)atomic_load(&s->workers[i].busy);
+            if (streams > 0) {
+                /* a worker still inside a handler answers CANCELLED when it returns */
+                atomic_store(&s->cancelled, true);
+                wd_log_warn("server", "shutdown grace of %d ms expired, closing %d connections",
+                            grace_ms, conns);
+                cancelled = 1;
+            }
+            break;
+        }
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    for (int i = 0; i < s->nworkers; i++)
+        wd_loop_post(s->workers[i].loop, worker_close_all, &s->workers[i]);
+    for (int i = 0; i < s->nworkers; i++) {
+        if (s->workers[i].started)
+            pthread_join(s->workers[i].th, NULL);
+        s->workers[i].started = false;
+    }
+    wd_log_info("server", "stopped");
+    return cancelled;
+}
+
+void wd_h2server_free(struct wd_h2server *s)
+{
+    if (!s)
+        return;
+    if (s->astarted || (s->workers && s->nworkers && s->workers[0].started))
+        wd_h2server_stop(s, 0);
+    for (int i = 0; s->workers && i < s->nworkers; i++) {
+        struct worker *w = &s->workers[i];
+        while (w->conns)
+            conn_close(w->conns);
+        wd_loop_free(w->loop);
+        wd_hook_worker_free(w->hook);
+    }
+    free(s->workers);
+    wd_loop_free(s->aloop);
+    if (s->lfd >= 0)
+        close(s->lfd);
+    free(s);
+}

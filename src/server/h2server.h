@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * h2server.h: warden's own gRPC server (`transport h2`): one acceptor thread, `workers`
+ * threads each running its own event loop (loop.c) and owning its connections, HTTP/2 and
+ * gRPC framing in h2.c. Same contract as the gRPC-core server in grpc.h (which it replaces
+ * in a later stage), so main.c picks one of the two through server.h.
+ *
+ * Accept distribution: the acceptor accepts (accept4, NONBLOCK | CLOEXEC) and hands each
+ * connection to the worker with the fewest connections through that worker's loop post
+ * queue (an eventfd wakes it). SO_REUSEPORT is not used: it hashes the 4-tuple, not load,
+ * and EMQX opens only `pool_size` (8) long-lived connections per node, which hashing can put
+ * 3 on one worker and none on another.
+ *
+ * fd exhaustion (CVE-2023-4785 in gRPC core): on EMFILE/ENFILE the acceptor stops watching
+ * the listener and re-arms it from a timer, so it neither spins nor dies; connections over
+ * `max_connections` are accepted and closed at once, counted, logged at most once a second.
+ * RLIMIT_NOFILE's soft limit is raised to the hard limit at start.
+ *
+ * TLS is not implemented in this stage: a configuration with tls_cert is refused.
+ */
+#ifndef WD_H2SERVER_H
+#define WD_H2SERVER_H
+
+#include <stddef.h>
+
+#include "core/config.h"
+#include "engine/engine.h"
+
+struct wd_h2server;
+
+/* Binds, starts the acceptor and the workers. cfg and engine are borrowed and must outlive
+ * the server. Returns WD_OK, WD_EBIND or WD_ETLS (TLS asked for) with a message in err. */
+int wd_h2server_start(const struct wd_config *cfg, struct wd_engine *engine,
+                      struct wd_h2server **out, char *err, size_t errcap);
+
+/* The port actually bound (useful with port 0). */
+int wd_h2server_port(const struct wd_h2server *s);
+
+/* Graceful stop: stop accepting, GOAWAY (a shutdown notice, then the last stream id), let
+ * in-flight calls finish for up to grace_ms, then close what remains; joins the threads.
+ * Returns 1 if connections with calls in flight had to be closed at the end of the grace,
+ * else 0. */
+int wd_h2server_stop(struct wd_h2server *s, int grace_ms);
+
+void wd_h2server_free(struct wd_h2server *s);
+
+#endif
