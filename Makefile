@@ -195,7 +195,7 @@ test: deps
 
 # Every suite (unit, golden policy cases, integration) against the ASan (+LeakSanitizer) and
 # the UBSan build (-fno-sanitize-recover: a finding aborts, so the suite fails). Run by
-# .ci/run after `make test`; about 8 minutes on 2 cores.
+# .ci/run after `make test`, on both transports.
 SAN_VARIANTS := asan ubsan
 sanitize: deps $(GEN_PY)
 	@set -e; for v in $(SAN_VARIANTS); do \
@@ -204,6 +204,8 @@ sanitize: deps $(GEN_PY)
 	  $(MAKE) --no-print-directory VARIANT=$$v unit; \
 	  WARDEN=build/$$v/warden tests/policy/run.sh; \
 	  $(PYTHON) tests/integration/run.py --warden build/$$v/warden --gen $(GEN)/py; \
+	  $(PYTHON) tests/integration/run.py --warden build/$$v/warden --gen $(GEN)/py \
+	      --transport h2; \
 	done
 
 # ---- benchmarks (bench/README.md) ----
