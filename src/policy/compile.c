@@ -490,12 +490,27 @@ static bool decides_overlaps(const struct wd_rule *e)
  * levels lv and whose options cover r's: its line, or 0. overlaps: topic t of r is a deny
  * rule's that decides the subscriptions it overlaps; then only a rule that does too can
  * hide it. */
+/* Does compiled topic t stand for its text alone (an eq topic, or one with neither a
+ * wildcard nor a placeholder level)? */
+static bool topic_is_literal(const struct wd_ctopic *t)
+{
+    if (t->eq)
+        return true;
+    for (int i = 0; i < t->nlv; i++)
+        if (t->lv[i].kind != WD_LV_LITERAL)
+            return false;
+    return true;
+}
+
 static unsigned index_cover(const struct cctx *cx, const struct wd_rule *r,
                             const struct wd_req_level *lv, int nlv, const struct wd_ctopic *t,
                             bool overlaps)
 {
     struct wd_cand cands[256];
-    int nc = wd_trie__collect(&cx->shadow, lv, nlv, t->text, t->len, NULL, cands, 256);
+    /* an eq topic covers only the request that is its text: all of r's topic only when that
+     * topic stands for nothing but its text (no wildcard, no placeholder) */
+    int nc = wd_trie__collect(&cx->shadow, lv, nlv, topic_is_literal(t) ? t->text : NULL, t->len,
+                              NULL, cands, 256);
     unsigned best = 0;
     for (int c = 0; c < nc; c++) {
         for (uint32_t k = 0; k < cands[c].n; k++) {

@@ -230,7 +230,8 @@ uint64_t wd_trie__level_hash(const char *s, size_t n);
 int wd_trie__split(const char *topic, size_t len, struct wd_req_level *lv, int max);
 
 /* Collects the rule lists whose topics cover the request. Returns the number of lists
- * (at most max), or -1 if there were more than max. */
+ * (at most max), or -1 if there were more than max. full is the request's whole text, for
+ * the eq topics; NULL: eq topics are not looked up. */
 struct wd_cand {
     const uint32_t *rules;
     uint32_t n;

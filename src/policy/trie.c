@@ -556,7 +556,7 @@ int wd_trie__collect(const struct wd_trie *t, const struct wd_req_level *lv, int
     struct walk w = {t, lv, nlv, client, cands, max, 0};
     walk(&w, t->root, 0);
     struct wd_eq_slot *e = NULL;
-    if (t->neqs) {
+    if (t->neqs && full) {
         uint64_t h = 0;
         for (int i = 0; i < nlv; i++)
             h = fold(h, lv[i].h);

@@ -313,13 +313,28 @@ static void shadowed_and_duplicate_rules_warn(void **state)
     assert_non_null(strstr(r, "t.policy:4:1: warning: rule can never match"));
     assert_null(strstr(r, "t.policy:6:"));
     free(r);
+    /* an eq rule covers only the request that is its text: a later rule with the same text
+     * but a wildcard or placeholder still decides other requests (a false "can never match"
+     * before) */
+    r = diags_of("allow all eq \"a/+\"\n"
+                 "allow all \"a/+\"\n"
+                 "allow all eq \"u/${username}\"\n"
+                 "allow all \"u/${username}\"\n"
+                 "allow all eq \"l/x\"\n"
+                 "allow all \"l/x\"\n",
+                 WD_OK);
+    assert_null(strstr(r, "t.policy:2:"));
+    assert_null(strstr(r, "t.policy:4:"));
+    assert_non_null(strstr(r, "t.policy:6:1: warning: rule can never match"));
+    free(r);
 }
 
 /* ---- the shadow check against the quadratic reference it replaced ---- */
 
 /* The shadow check as it was before issue 8 (quadratic: every earlier rule at every trie
  * node the topic reaches), kept as the reference: `t` holds the topics of the rules
- * before r, conditional or not. */
+ * before r, conditional or not. One fix since: an eq topic no longer counts as covering a
+ * topic with the same text and a wildcard or placeholder. */
 static bool ref_options_cover(const struct wd_rule *e, const struct wd_rule *r)
 {
     if ((e->actions & r->actions) != r->actions)
@@ -357,7 +372,16 @@ static unsigned ref_shadowed_by(const struct wd_policy *p, const struct wd_trie 
         }
         bool overlaps = r->perm == WD_DECISION_DENY && (r->actions & WD_ACT_SUBSCRIBE) && !t->eq;
         struct wd_cand cands[256];
-        int nc = wd_trie__collect(trie, lv, nlv, t->text, t->len, NULL, cands, 256);
+        /* an eq topic covers a request that is its text, not what a wildcard or placeholder
+         * in r's topic reaches */
+        bool literal = t->eq;
+        if (!literal) {
+            literal = true;
+            for (int i = 0; i < t->nlv; i++)
+                literal = literal && t->lv[i].kind == WD_LV_LITERAL;
+        }
+        int nc = wd_trie__collect(trie, lv, nlv, literal ? t->text : NULL, t->len, NULL, cands,
+                                  256);
         unsigned best = 0;
         for (int c = 0; c < nc && nc > 0; c++) {
             for (uint32_t k = 0; k < cands[c].n; k++) {
