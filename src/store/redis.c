@@ -462,8 +462,7 @@ void wd_redis__acl_argv(const char *key, size_t keylen, const char **argv, size_
     lens[1] = keylen;
 }
 
-int wd_redis__auth_argv(const char *username, const char *password, const char **argv,
-                        size_t *lens)
+int wd_redis__auth_argv(const char *username, const char *password, const char **argv, size_t *lens)
 {
     int n = 0;
 
