@@ -25,7 +25,8 @@
     X(EBACKEND, -9, "backend failure")                                                             \
     X(ETIMEDOUT, -10, "timed out")                                                                 \
     X(EBIND, -11, "cannot bind listening address")                                                 \
-    X(ETLS, -12, "TLS configuration error")
+    X(ETLS, -12, "TLS configuration error")                                                        \
+    X(EBUSY, -13, "over capacity")
 
 enum wd_rc {
 #define WD_RC_ENUM(name, val, text) WD_##name = (val),

@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "core/wd.h"
+#include "store/redis_int.h"
 
 struct wd_redis {
     char *host;
@@ -142,16 +143,17 @@ static int setup_cmd(struct wd_redis *r, const char *what, int argc, const char 
                      const size_t *lens)
 {
     redisReply *rep = redisCommandArgv(r->ctx, argc, argv, lens);
+    char why[120];
     int rc = WD_EBACKEND;
 
     if (!rep) {
         set_err(r, what, r->ctx->errstr);
         return WD_EBACKEND;
     }
-    if (rep->type == REDIS_REPLY_STATUS && rep->str && strcmp(rep->str, "OK") == 0)
+    if (wd_redis__setup_reply_ok(rep, why, sizeof why))
         rc = WD_OK;
     else
-        set_err(r, what, rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+        set_err(r, what, why);
     freeReplyObject(rep);
     return rc;
 }
@@ -177,26 +179,15 @@ static int do_connect(struct wd_redis *r)
         set_err(r, "set timeout", r->ctx->errstr);
         goto out;
     }
-    if (r->password) {
-        const char *argv[3] = {"AUTH", r->username, r->password};
-        size_t lens[3] = {4, r->username ? strlen(r->username) : 0, strlen(r->password)};
-        if (r->username)
-            rc = setup_cmd(r, "AUTH", 3, argv, lens);
-        else {
-            argv[1] = r->password;
-            lens[1] = lens[2];
-            rc = setup_cmd(r, "AUTH", 2, argv, lens);
-        }
-        if (rc != WD_OK)
-            goto out;
-        rc = WD_EBACKEND;
-    }
-    if (r->database > 0) {
+    {
+        const char *argv[3];
+        size_t lens[3];
         char db[16];
-        int n = snprintf(db, sizeof db, "%d", r->database);
-        const char *argv[2] = {"SELECT", db};
-        size_t lens[2] = {6, (size_t)n};
-        if (setup_cmd(r, "SELECT", 2, argv, lens) != WD_OK)
+        int argc = wd_redis__auth_argv(r->username, r->password, argv, lens);
+        if (argc && setup_cmd(r, "AUTH", argc, argv, lens) != WD_OK)
+            goto out;
+        argc = wd_redis__select_argv(r->database, db, argv, lens);
+        if (argc && setup_cmd(r, "SELECT", argc, argv, lens) != WD_OK)
             goto out;
     }
     rc = WD_OK;
@@ -447,7 +438,67 @@ int wd_redis_tmpl_render(const struct wd_redis_tmpl *t, const struct wd_client *
     return WD_OK;
 }
 
-/* ---- authentication ---- */
+/* ---- shared with redis_async.c (redis_int.h) ---- */
+
+void wd_redis__user_argv(const char *key, size_t keylen, const char **argv, size_t *lens)
+{
+    static const char *fields[] = {"password_hash", "password", "salt", "is_superuser"};
+
+    argv[0] = "HMGET";
+    lens[0] = 5;
+    argv[1] = key ? key : "";
+    lens[1] = keylen;
+    for (int i = 0; i < 4; i++) {
+        argv[2 + i] = fields[i];
+        lens[2 + i] = strlen(fields[i]);
+    }
+}
+
+void wd_redis__acl_argv(const char *key, size_t keylen, const char **argv, size_t *lens)
+{
+    argv[0] = "HGETALL";
+    lens[0] = 7;
+    argv[1] = key ? key : "";
+    lens[1] = keylen;
+}
+
+int wd_redis__auth_argv(const char *username, const char *password, const char **argv, size_t *lens)
+{
+    int n = 0;
+
+    if (!password)
+        return 0;
+    argv[n] = "AUTH";
+    lens[n++] = 4;
+    if (username) {
+        argv[n] = username;
+        lens[n++] = strlen(username);
+    }
+    argv[n] = password;
+    lens[n++] = strlen(password);
+    return n;
+}
+
+int wd_redis__select_argv(int db, char *buf, const char **argv, size_t *lens)
+{
+    if (db <= 0)
+        return 0;
+    int n = snprintf(buf, 16, "%d", db);
+    argv[0] = "SELECT";
+    lens[0] = 6;
+    argv[1] = buf;
+    lens[1] = (size_t)n;
+    return 2;
+}
+
+bool wd_redis__setup_reply_ok(const redisReply *rep, char *err, size_t errcap)
+{
+    if (rep && rep->type == REDIS_REPLY_STATUS && rep->str && strcmp(rep->str, "OK") == 0)
+        return true;
+    wd_seterr(err, errcap, "%s",
+              rep && rep->type == REDIS_REPLY_ERROR && rep->str ? rep->str : "unexpected reply");
+    return false;
+}
 
 /* emqx_authn_utils:to_bool/1 on a binary: "true", or binary_to_integer(V) >= 1 (an
  * optional sign and decimal digits only, so "+1" and "007" are true, " 1", "1.0", "TRUE",
@@ -481,40 +532,25 @@ static char *copy_bytes(const char *s, size_t n)
     return p;
 }
 
-int wd_redis_user_get(struct wd_redis *r, const char *key, size_t keylen, struct wd_redis_user *out)
+int wd_redis__user_from_reply(const redisReply *rep, struct wd_redis_user *out, char *err,
+                              size_t errcap)
 {
-    static const char *fields[] = {"password_hash", "password", "salt", "is_superuser"};
-    const char *argv[6];
-    size_t lens[6];
-    redisReply *rep = NULL;
     const redisReply *pick = NULL;
-    int rc;
+    int rc = WD_EBACKEND;
 
-    if (!out)
-        return WD_EINVAL;
     memset(out, 0, sizeof *out);
-    if (!r || (!key && keylen))
-        return WD_EINVAL;
-    argv[0] = "HMGET";
-    lens[0] = 5;
-    argv[1] = key ? key : "";
-    lens[1] = keylen;
-    for (int i = 0; i < 4; i++) {
-        argv[2 + i] = fields[i];
-        lens[2 + i] = strlen(fields[i]);
+    if (rep->type == REDIS_REPLY_ERROR) {
+        wd_seterr(err, errcap, "error reply: %s", rep->str ? rep->str : "");
+        return WD_EBACKEND;
     }
-    rc = run(r, 6, argv, lens, &rep);
-    if (rc != WD_OK)
-        goto out;
-    rc = WD_EBACKEND;
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 4) {
-        set_err(r, "HMGET", "unexpected reply");
+        wd_seterr(err, errcap, "HMGET: unexpected reply");
         goto out;
     }
     for (int i = 0; i < 4; i++) {
         int ty = rep->element[i]->type;
         if (ty != REDIS_REPLY_NIL && ty != REDIS_REPLY_STRING) {
-            set_err(r, "HMGET", "unexpected reply element");
+            wd_seterr(err, errcap, "HMGET: unexpected reply element");
             goto out;
         }
         if (ty == REDIS_REPLY_STRING)
@@ -540,14 +576,6 @@ int wd_redis_user_get(struct wd_redis *r, const char *key, size_t keylen, struct
     }
     rc = WD_OK;
 out:
-    if (rep) {
-        /* the reply buffers held the stored hash: wipe before handing them back */
-        if (rep->type == REDIS_REPLY_ARRAY)
-            for (size_t i = 0; i < rep->elements && i < 3; i++)
-                if (rep->element[i]->type == REDIS_REPLY_STRING && rep->element[i]->str)
-                    OPENSSL_cleanse(rep->element[i]->str, rep->element[i]->len);
-        freeReplyObject(rep);
-    }
     if (rc != WD_OK) {
         /* ENOENT keeps has_fields (and is_superuser, for logs); errors report nothing */
         bool hf = out->has_fields, su = out->is_superuser;
@@ -557,6 +585,73 @@ out:
             out->is_superuser = su;
         }
     }
+    return rc;
+}
+
+void wd_redis__user_reply_wipe(redisReply *rep)
+{
+    /* the reply buffers held the stored hash, password and salt */
+    if (rep && rep->type == REDIS_REPLY_ARRAY)
+        for (size_t i = 0; i < rep->elements && i < 3; i++)
+            if (rep->element[i]->type == REDIS_REPLY_STRING && rep->element[i]->str)
+                OPENSSL_cleanse(rep->element[i]->str, rep->element[i]->len);
+}
+
+int wd_redis__acl_from_reply(const redisReply *rep, struct wd_acl_entry **out, size_t *nout,
+                             wd_redis_acl_skip_fn skip, void *ud, char *err, size_t errcap)
+{
+    struct wd_redis_acl_pair *pairs = NULL;
+    size_t np;
+    int rc = WD_EBACKEND;
+
+    *out = NULL;
+    *nout = 0;
+    if (rep->type == REDIS_REPLY_ERROR) {
+        wd_seterr(err, errcap, "error reply: %s", rep->str ? rep->str : "");
+        return WD_EBACKEND;
+    }
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements % 2) {
+        wd_seterr(err, errcap, "HGETALL: unexpected reply");
+        return WD_EBACKEND;
+    }
+    np = rep->elements / 2;
+    if (np)
+        pairs = wd_calloc(np, sizeof *pairs);
+    for (size_t i = 0; i < np; i++) {
+        const redisReply *f = rep->element[2 * i], *v = rep->element[2 * i + 1];
+        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) {
+            wd_seterr(err, errcap, "HGETALL: unexpected reply element");
+            goto out;
+        }
+        pairs[i] = (struct wd_redis_acl_pair){f->str, f->len, v->str, v->len};
+    }
+    rc = wd_redis_acl_parse(pairs, np, out, nout, skip, ud);
+out:
+    free(pairs);
+    return rc;
+}
+
+/* ---- authentication ---- */
+
+int wd_redis_user_get(struct wd_redis *r, const char *key, size_t keylen, struct wd_redis_user *out)
+{
+    const char *argv[WD_REDIS__USER_ARGC];
+    size_t lens[WD_REDIS__USER_ARGC];
+    redisReply *rep = NULL;
+    int rc;
+
+    if (!out)
+        return WD_EINVAL;
+    memset(out, 0, sizeof *out);
+    if (!r || (!key && keylen))
+        return WD_EINVAL;
+    wd_redis__user_argv(key, keylen, argv, lens);
+    rc = run(r, WD_REDIS__USER_ARGC, argv, lens, &rep);
+    if (rc != WD_OK)
+        return rc;
+    rc = wd_redis__user_from_reply(rep, out, r->err, sizeof r->err);
+    wd_redis__user_reply_wipe(rep);
+    freeReplyObject(rep);
     return rc;
 }
 
@@ -588,11 +683,9 @@ void wd_redis_user_spec(const struct wd_redis_user *u, struct wd_passwd_spec *sp
 int wd_redis_acl_get(struct wd_redis *r, const char *key, size_t keylen, struct wd_acl_entry **out,
                      size_t *nout, wd_redis_acl_skip_fn skip, void *ud)
 {
-    const char *argv[2] = {"HGETALL", key ? key : ""};
-    size_t lens[2] = {7, keylen};
-    struct wd_redis_acl_pair *pairs = NULL;
+    const char *argv[WD_REDIS__ACL_ARGC];
+    size_t lens[WD_REDIS__ACL_ARGC];
     redisReply *rep = NULL;
-    size_t np;
     int rc;
 
     if (!out || !nout)
@@ -601,28 +694,11 @@ int wd_redis_acl_get(struct wd_redis *r, const char *key, size_t keylen, struct 
     *nout = 0;
     if (!r || (!key && keylen))
         return WD_EINVAL;
-    rc = run(r, 2, argv, lens, &rep);
+    wd_redis__acl_argv(key, keylen, argv, lens);
+    rc = run(r, WD_REDIS__ACL_ARGC, argv, lens, &rep);
     if (rc != WD_OK)
-        goto out;
-    rc = WD_EBACKEND;
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements % 2) {
-        set_err(r, "HGETALL", "unexpected reply");
-        goto out;
-    }
-    np = rep->elements / 2;
-    if (np)
-        pairs = wd_calloc(np, sizeof *pairs);
-    for (size_t i = 0; i < np; i++) {
-        const redisReply *f = rep->element[2 * i], *v = rep->element[2 * i + 1];
-        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) {
-            set_err(r, "HGETALL", "unexpected reply element");
-            goto out;
-        }
-        pairs[i] = (struct wd_redis_acl_pair){f->str, f->len, v->str, v->len};
-    }
-    rc = wd_redis_acl_parse(pairs, np, out, nout, skip, ud);
-out:
-    free(pairs);
+        return rc;
+    rc = wd_redis__acl_from_reply(rep, out, nout, skip, ud, r->err, sizeof r->err);
     freeReplyObject(rep);
     return rc;
 }

@@ -1,0 +1,786 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * redis_async.c: hiredis 0.14's async API on a worker's loop (redis_async.h). The pitfalls
+ * it is built around are in /work/shared/research/transport.md section 3; in short:
+ *
+ * - The event hooks only record the interest mask and call io_set when it changes (they
+ *   are called after every read and every command, "should be idempotent"), so each fd
+ *   has one registration, modified in place.
+ * - hiredis frees its context on EOF, errors and failed connects, from inside
+ *   redisAsyncHandleRead/Write; the cleanup hook then clears r->ac and frees the io
+ *   handle, and nothing touches the context after a handler returns with r->lost set (no
+ *   HandleWrite after a HandleRead that freed it). The adapter state is this struct,
+ *   never freed by hiredis.
+ * - The client frees a context (redisAsyncFree) only from the loop (a timer, an fd event
+ *   after hiredis returned, or wd_redis_async_free), never from a hiredis callback, where
+ *   0.14 double-frees (onConnect/onDisconnect run outside REDIS_IN_CALLBACK). Reconnects
+ *   always get a new context, from a timer or after the handler returned.
+ * - hiredis runs every queued callback exactly once, with the reply or with NULL when the
+ *   context dies. Each request is a struct req given as privdata; it lives until both its
+ *   hiredis callback ran (in_redis) and its completion ran or was cancelled (in_done,
+ *   answered). A request answered early (deadline, cancel) stays in the FIFO until its
+ *   reply or NULL comes, so the late reply is dropped, not given to the next request.
+ * - Completions are never run from inside hiredis: replies are parsed (the reply dies
+ *   after the callback) into the request, which goes to a done list, delivered in order
+ *   after hiredis returned (finish()). A completion may therefore submit, cancel, or free.
+ * - 0.14 has no timeouts: one timer per connection is armed for the earliest of the
+ *   requests' deadlines, the watchdog (oldest request in the FIFO + stall_ms), the connect
+ *   deadline, or the end of the backoff; tick() does whatever is due and re-arms.
+ */
+#include "store/redis_async.h"
+
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <netdb.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "core/wd.h"
+#include "store/redis_int.h"
+
+enum state { ST_CONNECTING, ST_READY, ST_BACKOFF, ST_CLOSED };
+enum kind { K_USER, K_ACL };
+
+struct req {
+    struct req *prev, *next; /* FIFO of requests hiredis holds (in_redis) */
+    struct req *dnext;       /* done list (in_done) */
+    struct wd_redis_async *r;
+    enum kind kind;
+    bool in_redis; /* hiredis' callback has not run yet */
+    bool in_done;  /* answer decided, completion not yet run */
+    bool answered; /* answer decided (done, delivered or cancelled) */
+    wd_redis_async_cb cb;
+    void *ctx;
+    wd_redis_acl_skip_fn skip;
+    void *skip_ud;
+    uint64_t sent_at, deadline;
+    struct wd_redis_async_result res;
+};
+
+struct wd_redis_async {
+    struct wd_evops ev;
+    char *addr; /* numeric, resolved once in _new */
+    int port;
+    char *unix_path;
+    char *username;
+    char *password;
+    int database;
+    unsigned connect_timeout_ms, command_timeout_ms;
+    unsigned backoff_initial_ms, backoff_max_ms;
+    unsigned max_inflight, stall_ms;
+
+    redisAsyncContext *ac;
+    void *io;
+    unsigned mask; /* interest registered for ac's fd */
+    void *timer;
+    uint64_t timer_at; /* 0: not armed */
+    enum state state;
+    uint64_t connect_deadline, reconnect_at;
+    unsigned backoff_ms;
+    uint64_t rng;
+    int setup_pending; /* AUTH/SELECT replies still to come */
+    bool healthy;      /* this connection answered a request while ready */
+    bool lost;         /* cleanup ran: ac is gone, on_lost() has not run yet */
+    bool kill_pending; /* free the context once out of hiredis */
+    bool delivering, closing, free_pending;
+
+    struct req *head, *tail; /* FIFO */
+    size_t inflight;
+    struct req *dhead, *dtail; /* done list */
+
+    struct wd_redis_async_stats st;
+    char err[160];
+};
+
+static void tick(void *arg);
+static void finish(struct wd_redis_async *r);
+static void destroy(struct wd_redis_async *r);
+
+static void set_err(struct wd_redis_async *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void set_err(struct wd_redis_async *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->err, sizeof r->err, fmt, ap);
+    va_end(ap);
+}
+
+static uint64_t now(const struct wd_redis_async *r)
+{
+    return r->ev.now(r->ev.loop);
+}
+
+/* ---- the timer ---- */
+
+static void arm(struct wd_redis_async *r, uint64_t at)
+{
+    if (at == 0)
+        at = 1; /* 0 means "not armed" here; 1 is as due as 0 */
+    r->ev.timer_start(r->ev.loop, r->timer, at);
+    r->timer_at = at;
+}
+
+static uint64_t min64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* Arms the timer for the earliest thing due (walks the FIFO: bounded by max_inflight). */
+static void rearm(struct wd_redis_async *r)
+{
+    uint64_t at = UINT64_MAX;
+
+    if (r->state == ST_CLOSED) {
+        r->ev.timer_stop(r->ev.loop, r->timer);
+        r->timer_at = 0;
+        return;
+    }
+    if (r->kill_pending)
+        at = 1;
+    if (r->state == ST_BACKOFF)
+        at = min64(at, r->reconnect_at);
+    if (r->state == ST_CONNECTING)
+        at = min64(at, r->connect_deadline);
+    if (r->state == ST_READY && r->head)
+        at = min64(at, r->head->sent_at + r->stall_ms);
+    for (struct req *q = r->head; q; q = q->next)
+        if (!q->answered)
+            at = min64(at, q->deadline);
+    if (at == UINT64_MAX) {
+        r->ev.timer_stop(r->ev.loop, r->timer);
+        r->timer_at = 0;
+    } else {
+        arm(r, at);
+    }
+}
+
+/* ---- requests ---- */
+
+static void res_release(struct wd_redis_async_result *res)
+{
+    wd_redis_user_cleanup(&res->user);
+    wd_acl_entries_free(res->acl, res->nacl);
+    res->acl = NULL;
+    res->nacl = 0;
+}
+
+static void req_free(struct req *q)
+{
+    res_release(&q->res);
+    free(q);
+}
+
+static void fifo_unlink(struct wd_redis_async *r, struct req *q)
+{
+    if (q->prev)
+        q->prev->next = q->next;
+    else
+        r->head = q->next;
+    if (q->next)
+        q->next->prev = q->prev;
+    else
+        r->tail = q->prev;
+    q->prev = q->next = NULL;
+    q->in_redis = false;
+    r->inflight--;
+}
+
+static void push_done(struct wd_redis_async *r, struct req *q)
+{
+    q->answered = true;
+    q->in_done = true;
+    q->dnext = NULL;
+    if (r->dtail)
+        r->dtail->dnext = q;
+    else
+        r->dhead = q;
+    r->dtail = q;
+}
+
+/* Runs the completions decided so far, in order. Called last by every entry point from the
+ * loop (fd event, timer); a completion may call anything, including wd_redis_async_free,
+ * which is then finished here. */
+static void deliver(struct wd_redis_async *r)
+{
+    struct req *q;
+
+    r->delivering = true;
+    while ((q = r->dhead) != NULL) {
+        r->dhead = q->dnext;
+        if (!r->dhead)
+            r->dtail = NULL;
+        q->in_done = false;
+        if (q->cb)
+            q->cb(q->ctx, &q->res);
+        res_release(&q->res);
+        q->cb = NULL;
+        if (!q->in_redis)
+            req_free(q);
+    }
+    r->delivering = false;
+}
+
+static void finish(struct wd_redis_async *r)
+{
+    deliver(r);
+    if (r->free_pending)
+        destroy(r);
+}
+
+/* hiredis' callback for a lookup: exactly once per request, reply or NULL */
+static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct req *q = privdata;
+    struct wd_redis_async *r = q->r;
+    redisReply *rep = reply;
+
+    fifo_unlink(r, q);
+    if (rep && r->state == ST_READY) {
+        r->healthy = true;
+        r->backoff_ms = r->backoff_initial_ms; /* the server answers */
+    }
+    if (q->answered) { /* timed out or cancelled: drop the late reply */
+        if (rep) {
+            r->st.late++;
+            if (q->kind == K_USER)
+                wd_redis__user_reply_wipe(rep);
+        }
+        if (!q->in_done)
+            req_free(q);
+        return;
+    }
+    if (!rep) {
+        q->res.rc = WD_EBACKEND;
+        wd_seterr(q->res.err, sizeof q->res.err, "no reply: %.100s",
+                  ac->errstr[0] ? ac->errstr : r->err);
+        r->st.failed++;
+    } else if (q->kind == K_USER) {
+        q->res.rc = wd_redis__user_from_reply(rep, &q->res.user, q->res.err, sizeof q->res.err);
+        wd_redis__user_reply_wipe(rep);
+        r->st.replied++;
+    } else {
+        q->res.rc = wd_redis__acl_from_reply(rep, &q->res.acl, &q->res.nacl, q->skip, q->skip_ud,
+                                             q->res.err, sizeof q->res.err);
+        r->st.replied++;
+    }
+    push_done(r, q);
+}
+
+/* ---- event hooks (ac->ev) ---- */
+
+static void set_mask(struct wd_redis_async *r, unsigned mask)
+{
+    if (!r->io || mask == r->mask)
+        return;
+    if (r->ev.io_set(r->ev.loop, r->io, mask) != WD_OK) {
+        set_err(r, "epoll_ctl failed");
+        r->kill_pending = true; /* done by the next tick, outside hiredis */
+        return;
+    }
+    r->mask = mask;
+}
+
+static void h_add_read(void *d)
+{
+    struct wd_redis_async *r = d;
+    set_mask(r, r->mask | WD_EV_READ);
+}
+
+static void h_del_read(void *d)
+{
+    struct wd_redis_async *r = d;
+    set_mask(r, r->mask & ~WD_EV_READ);
+}
+
+static void h_add_write(void *d)
+{
+    struct wd_redis_async *r = d;
+    set_mask(r, r->mask | WD_EV_WRITE);
+}
+
+static void h_del_write(void *d)
+{
+    struct wd_redis_async *r = d;
+    set_mask(r, r->mask & ~WD_EV_WRITE);
+}
+
+/* hiredis is freeing the context (the fd is closed right after): forget both */
+static void h_cleanup(void *d)
+{
+    struct wd_redis_async *r = d;
+    if (r->io)
+        r->ev.io_free(r->ev.loop, r->io);
+    r->io = NULL;
+    r->mask = 0;
+    r->ac = NULL;
+    r->lost = true;
+}
+
+/* hiredis frees the context after a failed connect, no onDisconnect follows: only note
+ * why (on_lost() runs once hiredis returned) */
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    struct wd_redis_async *r = ac->ev.data;
+    if (status != REDIS_OK) {
+        set_err(r, "connect: %s", ac->errstr);
+        return;
+    }
+    if (r->setup_pending == 0 && r->state == ST_CONNECTING) {
+        r->state = ST_READY;
+        r->st.connects++;
+    }
+}
+
+/* the context is freed after this returns; reconnecting is on_lost()'s, from the loop */
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct wd_redis_async *r = ac->ev.data;
+    if (status != REDIS_OK && ac->errstr[0])
+        set_err(r, "connection lost: %s", ac->errstr);
+}
+
+/* AUTH or SELECT; privdata is the command's name */
+static void on_setup(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct wd_redis_async *r = ac->ev.data;
+    char why[120];
+
+    if (!reply)
+        return; /* the context is dying: on_lost() */
+    if (!wd_redis__setup_reply_ok(reply, why, sizeof why)) {
+        set_err(r, "%s: %s", (const char *)privdata, why);
+        r->kill_pending = true;
+        return;
+    }
+    if (--r->setup_pending == 0 && r->state == ST_CONNECTING) {
+        r->state = ST_READY;
+        r->st.connects++;
+    }
+}
+
+/* ---- connection life ---- */
+
+static void enter_backoff(struct wd_redis_async *r)
+{
+    uint64_t j;
+
+    r->state = ST_BACKOFF;
+    /* xorshift jitter of up to a quarter, as the blocking client: the workers' connections
+     * do not reconnect in lockstep */
+    r->rng ^= r->rng << 13;
+    r->rng ^= r->rng >> 7;
+    r->rng ^= r->rng << 17;
+    j = r->backoff_ms / 4 ? r->rng % (r->backoff_ms / 4 + 1) : 0;
+    r->reconnect_at = now(r) + r->backoff_ms + j;
+    r->backoff_ms = r->backoff_ms >= r->backoff_max_ms / 2 ? r->backoff_max_ms : r->backoff_ms * 2;
+}
+
+static void on_io(void *arg, unsigned events);
+
+static int send_setup(struct wd_redis_async *r)
+{
+    const char *argv[3];
+    size_t lens[3];
+    char db[16];
+    int argc = wd_redis__auth_argv(r->username, r->password, argv, lens);
+
+    if (argc) {
+        if (redisAsyncCommandArgv(r->ac, on_setup, (void *)"AUTH", argc, argv, lens) != REDIS_OK)
+            return WD_EBACKEND;
+        r->setup_pending++;
+    }
+    argc = wd_redis__select_argv(r->database, db, argv, lens);
+    if (argc) {
+        if (redisAsyncCommandArgv(r->ac, on_setup, (void *)"SELECT", argc, argv, lens) != REDIS_OK)
+            return WD_EBACKEND;
+        r->setup_pending++;
+    }
+    return WD_OK;
+}
+
+/* A new context (never from inside hiredis). AUTH and SELECT are queued first; requests
+ * submitted while connecting are pipelined behind them. */
+static void start_connect(struct wd_redis_async *r)
+{
+    redisAsyncContext *ac;
+
+    r->state = ST_CONNECTING;
+    r->healthy = false;
+    r->setup_pending = 0;
+    r->kill_pending = false;
+    r->connect_deadline = now(r) + r->connect_timeout_ms;
+    ac = r->unix_path ? redisAsyncConnectUnix(r->unix_path) : redisAsyncConnect(r->addr, r->port);
+    if (!ac || ac->err) {
+        /* failed before there was anything to watch: the context must still be freed */
+        set_err(r, "connect: %s", ac ? ac->errstr : "cannot allocate a context");
+        if (ac)
+            redisAsyncFree(ac);
+        r->st.connect_failures++;
+        enter_backoff(r);
+        return;
+    }
+    r->ac = ac;
+    r->mask = 0;
+    r->io = r->ev.io_new(r->ev.loop, ac->c.fd, on_io, r);
+    /* attach before redisAsyncSetConnectCallback, which adds the write event */
+    ac->ev.data = r;
+    ac->ev.addRead = h_add_read;
+    ac->ev.delRead = h_del_read;
+    ac->ev.addWrite = h_add_write;
+    ac->ev.delWrite = h_del_write;
+    ac->ev.cleanup = h_cleanup;
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    if (send_setup(r) != WD_OK) {
+        set_err(r, "connect: %s", "cannot queue AUTH/SELECT");
+        r->kill_pending = true;
+    }
+}
+
+/* The context is gone (hiredis freed it, or kill() did): reconnect or back off. */
+static void on_lost(struct wd_redis_async *r)
+{
+    bool was_ready = r->state == ST_READY;
+
+    if (r->state == ST_CLOSED)
+        return;
+    if (was_ready)
+        r->st.disconnects++;
+    else
+        r->st.connect_failures++;
+    if (was_ready && r->healthy)
+        start_connect(r); /* the server closed a connection that worked: once, at once */
+    else
+        enter_backoff(r);
+}
+
+/* Frees the context from the loop: pending callbacks run with NULL (reason in r->err). */
+static void kill(struct wd_redis_async *r)
+{
+    r->kill_pending = false;
+    r->healthy = false; /* back off, even if it had answered */
+    if (r->ac)
+        redisAsyncFree(r->ac); /* callbacks, then cleanup (h_cleanup), then onDisconnect */
+    if (r->lost) {
+        r->lost = false;
+        on_lost(r);
+    }
+}
+
+static void after_hiredis(struct wd_redis_async *r)
+{
+    if (r->kill_pending && r->ac)
+        kill(r);
+    if (r->lost) {
+        r->lost = false;
+        on_lost(r);
+    }
+}
+
+static void on_io(void *arg, unsigned events)
+{
+    struct wd_redis_async *r = arg;
+    redisAsyncContext *ac = r->ac;
+    enum state st0 = r->state;
+
+    if (!ac)
+        return;
+    if (events & WD_EV_READ)
+        redisAsyncHandleRead(ac);
+    /* HandleRead may have freed the context (EOF, error, failed connect): then r->lost is
+     * set and ac is dangling */
+    if ((events & WD_EV_WRITE) && !r->lost)
+        redisAsyncHandleWrite(ac);
+    after_hiredis(r);
+    /* replies only make the armed time early (tick re-arms): walk the FIFO only when the
+     * state changed or nothing is armed */
+    if (r->state != st0 || !r->timer_at)
+        rearm(r);
+    finish(r);
+}
+
+static void tick(void *arg)
+{
+    struct wd_redis_async *r = arg;
+    uint64_t t = now(r);
+
+    r->timer_at = 0;
+    for (struct req *q = r->head; q; q = q->next)
+        if (!q->answered && q->deadline <= t) {
+            q->res.rc = WD_ETIMEDOUT;
+            snprintf(q->res.err, sizeof q->res.err, "no reply within the deadline");
+            r->st.timeouts++;
+            push_done(r, q);
+        }
+    if (r->kill_pending && r->ac) {
+        kill(r);
+    } else if (r->state == ST_BACKOFF && t >= r->reconnect_at) {
+        start_connect(r);
+    } else if (r->state == ST_CONNECTING && t >= r->connect_deadline) {
+        set_err(r, "connect: timed out after %u ms", r->connect_timeout_ms);
+        kill(r);
+    } else if (r->state == ST_READY && r->head && r->head->sent_at + r->stall_ms <= t) {
+        set_err(r, "stalled: no reply for %u ms", r->stall_ms);
+        r->st.stalls++;
+        kill(r);
+    }
+    rearm(r);
+    finish(r);
+}
+
+/* ---- public ---- */
+
+static char *dup_opt(const char *s)
+{
+    return s ? wd_strdup(s) : NULL;
+}
+
+/* host to a numeric address, once, off the loop (hiredis would call getaddrinfo on every
+ * connect); IPv4 first, as hiredis does */
+static int resolve(const char *host, char *out, size_t cap, char *err, size_t errcap)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL, *pick = NULL;
+    unsigned char buf[sizeof(struct in6_addr)];
+
+    if (inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1) {
+        if (strlen(host) >= cap)
+            return WD_EINVAL;
+        memcpy(out, host, strlen(host) + 1);
+        return WD_OK;
+    }
+    int e = getaddrinfo(host, NULL, &hints, &res);
+    if (e != 0) {
+        wd_seterr(err, errcap, "redis_host %s: %s", host, gai_strerror(e));
+        return WD_EINVAL;
+    }
+    for (struct addrinfo *a = res; a && !pick; a = a->ai_next)
+        if (a->ai_family == AF_INET)
+            pick = a;
+    for (struct addrinfo *a = res; a && !pick; a = a->ai_next)
+        if (a->ai_family == AF_INET6)
+            pick = a;
+    e = pick ? getnameinfo(pick->ai_addr, pick->ai_addrlen, out, (socklen_t)cap, NULL, 0,
+                           NI_NUMERICHOST)
+             : EAI_NONAME;
+    freeaddrinfo(res);
+    if (e != 0) {
+        wd_seterr(err, errcap, "redis_host %s: %s", host, gai_strerror(e));
+        return WD_EINVAL;
+    }
+    return WD_OK;
+}
+
+int wd_redis_async_new(const struct wd_redis_async_opts *opts, const struct wd_evops *ev,
+                       struct wd_redis_async **out, char *err, size_t errcap)
+{
+    struct wd_redis_async *r;
+    char addr[NI_MAXHOST];
+
+    if (errcap)
+        err[0] = '\0';
+    if (!out)
+        return WD_EINVAL;
+    *out = NULL;
+    if (!opts || !ev) {
+        wd_seterr(err, errcap, "no options");
+        return WD_EINVAL;
+    }
+    const struct wd_redis_opts *o = &opts->conn;
+    if (o->port < 0 || o->port > 65535 || o->database < 0) {
+        wd_seterr(err, errcap, "redis port or database out of range");
+        return WD_EINVAL;
+    }
+    if (!o->unix_path &&
+        resolve(o->host ? o->host : "127.0.0.1", addr, sizeof addr, err, errcap) != WD_OK)
+        return WD_EINVAL;
+    r = wd_calloc(1, sizeof *r);
+    r->ev = *ev;
+    r->addr = o->unix_path ? NULL : wd_strdup(addr);
+    r->port = o->port ? o->port : 6379;
+    r->unix_path = dup_opt(o->unix_path);
+    r->username = dup_opt(o->username);
+    r->password = dup_opt(o->password);
+    r->database = o->database;
+    r->connect_timeout_ms = o->connect_timeout_ms ? o->connect_timeout_ms : 1000;
+    r->command_timeout_ms = o->command_timeout_ms ? o->command_timeout_ms : 500;
+    r->backoff_initial_ms = o->backoff_initial_ms ? o->backoff_initial_ms : 100;
+    r->backoff_max_ms = o->backoff_max_ms ? o->backoff_max_ms : 5000;
+    if (r->backoff_max_ms < r->backoff_initial_ms)
+        r->backoff_max_ms = r->backoff_initial_ms;
+    r->backoff_ms = r->backoff_initial_ms;
+    r->max_inflight = opts->max_inflight ? opts->max_inflight : 1024;
+    r->stall_ms = opts->stall_ms ? opts->stall_ms : 2 * r->command_timeout_ms;
+    r->rng = opts->seed ? opts->seed
+                        : (uint64_t)(uintptr_t)r ^ (uint64_t)time(NULL) ^ 0x9e3779b97f4a7c15ull;
+    r->timer = r->ev.timer_new(r->ev.loop, tick, r);
+    start_connect(r);
+    rearm(r);
+    *out = r;
+    return WD_OK;
+}
+
+static void destroy(struct wd_redis_async *r)
+{
+    r->free_pending = false;
+    if (r->ac) {
+        set_err(r, "shutting down");
+        redisAsyncFree(r->ac); /* every pending request: NULL, to the done list */
+    }
+    r->lost = false;
+    deliver(r);
+    r->ev.timer_free(r->ev.loop, r->timer);
+    if (r->password) {
+        OPENSSL_cleanse(r->password, strlen(r->password));
+        free(r->password);
+    }
+    free(r->addr);
+    free(r->unix_path);
+    free(r->username);
+    free(r);
+}
+
+void wd_redis_async_free(struct wd_redis_async *r)
+{
+    if (!r || r->closing)
+        return;
+    r->closing = true;
+    r->state = ST_CLOSED;
+    if (r->delivering) {
+        r->free_pending = true; /* from a completion: finish() does it */
+        return;
+    }
+    destroy(r);
+}
+
+static int submit(struct wd_redis_async *r, enum kind kind, const char *key, size_t keylen,
+                  uint64_t deadline, wd_redis_acl_skip_fn skip, void *ud, wd_redis_async_cb cb,
+                  void *ctx)
+{
+    const char *argv[WD_REDIS__USER_ARGC];
+    size_t lens[WD_REDIS__USER_ARGC];
+    int argc;
+    struct req *q;
+    uint64_t t, want;
+
+    if (!r || !cb || (!key && keylen))
+        return WD_EINVAL;
+    if (r->state == ST_CLOSED || r->state == ST_BACKOFF || !r->ac || r->kill_pending) {
+        r->st.rejected_down++;
+        return WD_EBACKEND;
+    }
+    if (r->inflight >= r->max_inflight) {
+        r->st.rejected_busy++;
+        return WD_EBUSY;
+    }
+    if (kind == K_USER) {
+        wd_redis__user_argv(key, keylen, argv, lens);
+        argc = WD_REDIS__USER_ARGC;
+    } else {
+        wd_redis__acl_argv(key, keylen, argv, lens);
+        argc = WD_REDIS__ACL_ARGC;
+    }
+    q = wd_calloc(1, sizeof *q);
+    q->r = r;
+    q->kind = kind;
+    q->cb = cb;
+    q->ctx = ctx;
+    q->skip = skip;
+    q->skip_ud = ud;
+    t = now(r);
+    q->sent_at = t;
+    q->deadline = t + r->command_timeout_ms;
+    if (deadline && deadline < q->deadline)
+        q->deadline = deadline;
+    /* argv, never a format string: hiredis copies the bytes into its output buffer now */
+    if (redisAsyncCommandArgv(r->ac, on_reply, q, argc, argv, lens) != REDIS_OK) {
+        free(q);
+        r->st.rejected_down++;
+        return WD_EBACKEND; /* answered on the spot: hiredis will never call on_reply */
+    }
+    q->in_redis = true;
+    q->prev = r->tail;
+    if (r->tail)
+        r->tail->next = q;
+    else
+        r->head = q;
+    r->tail = q;
+    r->inflight++;
+    r->st.submitted++;
+    want = q->deadline;
+    if (r->state == ST_READY)
+        want = min64(want, r->head->sent_at + r->stall_ms);
+    if (r->kill_pending)
+        want = 1;
+    if (!r->timer_at || want < r->timer_at)
+        arm(r, want);
+    return WD_OK;
+}
+
+int wd_redis_async_user_get(struct wd_redis_async *r, const char *key, size_t keylen,
+                            uint64_t deadline, wd_redis_async_cb cb, void *ctx)
+{
+    return submit(r, K_USER, key, keylen, deadline, NULL, NULL, cb, ctx);
+}
+
+int wd_redis_async_acl_get(struct wd_redis_async *r, const char *key, size_t keylen,
+                           uint64_t deadline, wd_redis_acl_skip_fn skip, void *ud,
+                           wd_redis_async_cb cb, void *ctx)
+{
+    return submit(r, K_ACL, key, keylen, deadline, skip, ud, cb, ctx);
+}
+
+size_t wd_redis_async_cancel(struct wd_redis_async *r, void *ctx)
+{
+    size_t n = 0;
+
+    if (!r)
+        return 0;
+    /* waiting for their reply: forget the caller, keep the place in the FIFO */
+    for (struct req *q = r->head; q; q = q->next)
+        if (!q->answered && q->ctx == ctx) {
+            q->answered = true;
+            q->cb = NULL;
+            n++;
+        }
+    /* answered but not yet delivered */
+    struct req **pp = &r->dhead, *last = NULL;
+    while (*pp) {
+        struct req *q = *pp;
+        if (q->ctx == ctx && q->cb) {
+            *pp = q->dnext;
+            q->in_done = false;
+            q->cb = NULL;
+            n++;
+            if (!q->in_redis)
+                req_free(q);
+            continue;
+        }
+        last = q;
+        pp = &q->dnext;
+    }
+    r->dtail = last;
+    r->st.cancelled += n;
+    return n;
+}
+
+void wd_redis_async_stats(const struct wd_redis_async *r, struct wd_redis_async_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!r)
+        return;
+    *out = r->st;
+    out->inflight = r->inflight;
+    out->ready = r->state == ST_READY;
+}
+
+const char *wd_redis_async_last_error(const struct wd_redis_async *r)
+{
+    return r ? r->err : "";
+}

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * redis_int.h: what the two hiredis wrappers of the store layer share, the blocking client
+ * (redis.c) and the per-worker asynchronous one (redis_async.c): the argv of each lookup and
+ * of the connection set-up (AUTH, SELECT), and the functions that turn a redisReply into
+ * warden's own types. Module-internal (the `wd_redis__` prefix): only those two files
+ * include it, so no redisReply leaves them. The reply functions only read the reply; the
+ * caller frees it (redis.c) or hiredis does after the callback (redis_async.c).
+ */
+#ifndef WD_STORE_REDIS_INT_H
+#define WD_STORE_REDIS_INT_H
+
+#include <hiredis/hiredis.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "store/redis.h"
+
+/* argv of `HMGET key password_hash password salt is_superuser` (key borrowed). */
+#define WD_REDIS__USER_ARGC 6
+void wd_redis__user_argv(const char *key, size_t keylen, const char **argv, size_t *lens);
+
+/* argv of `HGETALL key` (key borrowed). */
+#define WD_REDIS__ACL_ARGC 2
+void wd_redis__acl_argv(const char *key, size_t keylen, const char **argv, size_t *lens);
+
+/* argv of the AUTH to send on a fresh connection (2 or 3 elements: AUTH [user] password),
+ * pointing into username/password (borrowed). Returns argc, 0 when password is NULL. */
+int wd_redis__auth_argv(const char *username, const char *password, const char **argv,
+                        size_t *lens);
+
+/* argv of SELECT db, the number written into buf (at least 16 bytes). Returns argc, 0 when
+ * db is 0 (nothing to select). */
+int wd_redis__select_argv(int db, char *buf, const char **argv, size_t *lens);
+
+/* true when an AUTH or SELECT reply is +OK. Otherwise the reason goes to err ("WRONGPASS
+ * ...", "unexpected reply"; errcap may be 0). */
+bool wd_redis__setup_reply_ok(const redisReply *rep, char *err, size_t errcap);
+
+/* The reply to the HMGET above as wd_redis_user_get() describes it: WD_OK, WD_ENOENT
+ * (out->has_fields set) or WD_EBACKEND (an error reply, whose text goes to err, or a reply
+ * of the wrong shape). *out is zeroed on entry and released on WD_EBACKEND. */
+int wd_redis__user_from_reply(const redisReply *rep, struct wd_redis_user *out, char *err,
+                              size_t errcap);
+
+/* Wipes the stored hash, password and salt out of an HMGET reply (they held secrets)
+ * before hiredis frees it. NULL is fine. */
+void wd_redis__user_reply_wipe(redisReply *rep);
+
+/* The reply to HGETALL as wd_redis_acl_get() describes it: WD_OK with the parsed entries,
+ * or WD_EBACKEND (error reply or wrong shape, reason in err). */
+int wd_redis__acl_from_reply(const redisReply *rep, struct wd_acl_entry **out, size_t *nout,
+                             wd_redis_acl_skip_fn skip, void *ud, char *err, size_t errcap);
+
+#endif

@@ -1,0 +1,718 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Unit tests for src/store/redis_async.c against a real redis-server (redis_fixture.h), on a
+ * real worker loop (server/loop.c through loop_evops) whose clock is a variable: deadlines,
+ * the watchdog, the connect timeout and the backoff fire when a test moves the clock, never
+ * by waiting. Real I/O is polled with a generous real deadline (POLL_UNTIL), never slept
+ * on. The io ops are wrapped to check that hiredis' hooks leave one registration per fd,
+ * modified only when the mask changes, and that every io handle is freed exactly once.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <hiredis/hiredis.h>
+
+#include "core/wd.h"
+#include "server/loop_evops.h"
+#include "store/redis_async.h"
+
+#include "redis_fixture.h"
+
+/* ---- clock, loop, checked io ops ---- */
+
+static uint64_t fake_now;
+static uint64_t fake_clock(void *ctx)
+{
+    (void)ctx;
+    return fake_now;
+}
+
+static struct wd_evops real_ev;
+static int ios_live, ios_made, io_same_mask;
+
+struct io_rec {
+    void *real;
+    unsigned mask;
+    bool set;
+};
+
+static void *chk_io_new(void *loop, int fd, void (*cb)(void *, unsigned), void *arg)
+{
+    struct io_rec *rec = calloc(1, sizeof *rec);
+    rec->real = real_ev.io_new(loop, fd, cb, arg);
+    ios_live++;
+    ios_made++;
+    return rec;
+}
+
+static int chk_io_set(void *loop, void *h, unsigned mask)
+{
+    struct io_rec *rec = h;
+    if (rec->set && rec->mask == mask)
+        io_same_mask++; /* a redundant epoll_ctl: the hooks are not idempotent */
+    rec->set = true;
+    rec->mask = mask;
+    return real_ev.io_set(loop, rec->real, mask);
+}
+
+static void chk_io_free(void *loop, void *h)
+{
+    struct io_rec *rec = h;
+    real_ev.io_free(loop, rec->real);
+    ios_live--;
+    free(rec);
+}
+
+struct fx {
+    struct srv *s;
+    struct wd_loop *l;
+    struct wd_evops ev;
+    struct wd_redis_async *r;
+};
+
+static void fx_loop(struct fx *f)
+{
+    fake_now = 1000000;
+    f->l = wd_loop_new(fake_clock, NULL);
+    assert_non_null(f->l);
+    wd_loop_evops(f->l, &real_ev);
+    f->ev = real_ev;
+    f->ev.io_new = chk_io_new;
+    f->ev.io_set = chk_io_set;
+    f->ev.io_free = chk_io_free;
+    ios_live = ios_made = io_same_mask = 0;
+}
+
+static void run(struct fx *f)
+{
+    wd_loop_run_once(f->l, 5);
+}
+
+/* polls the loop until cond holds; fails the test after 10 s of real time */
+#define POLL_UNTIL(f, cond)                                                                        \
+    do {                                                                                           \
+        uint64_t poll_end_ = mono_ms() + 10000;                                                    \
+        while (!(cond)) {                                                                          \
+            assert_true(mono_ms() < poll_end_);                                                    \
+            run(f);                                                                                \
+        }                                                                                          \
+    } while (0)
+
+/* moves the test clock and runs the timers that became due */
+static void advance(struct fx *f, uint64_t ms)
+{
+    fake_now += ms;
+    wd_loop_run_once(f->l, 0);
+}
+
+static struct wd_redis_async_stats stats(struct fx *f)
+{
+    struct wd_redis_async_stats st;
+    wd_redis_async_stats(f->r, &st);
+    return st;
+}
+
+static void fx_open(struct fx *f, struct wd_redis_async_opts *o)
+{
+    char err[160];
+    if (!o->conn.port && !o->conn.unix_path)
+        o->conn.port = f->s->port;
+    assert_int_equal(wd_redis_async_new(o, &f->ev, &f->r, err, sizeof err), WD_OK);
+}
+
+static void fx_open_ready(struct fx *f, struct wd_redis_async_opts *o)
+{
+    fx_open(f, o);
+    POLL_UNTIL(f, stats(f).ready);
+}
+
+static void fx_close(struct fx *f)
+{
+    wd_redis_async_free(f->r);
+    f->r = NULL;
+    assert_int_equal(ios_live, 0);
+    assert_int_equal(io_same_mask, 0);
+    wd_loop_free(f->l);
+}
+
+/* ---- completions ---- */
+
+struct call {
+    int done; /* times the completion ran: must end at exactly 1 */
+    int rc;
+    int order;
+    bool superuser, has_fields;
+    char hash[64];
+    size_t nacl;
+    char err[128];
+    struct fx *f;
+    bool free_client, resubmit;
+    struct call *next_call;
+};
+
+static int order_seq;
+
+static void on_done(void *ctx, struct wd_redis_async_result *res)
+{
+    struct call *c = ctx;
+    c->done++;
+    c->rc = res->rc;
+    c->order = order_seq++;
+    c->superuser = res->user.is_superuser;
+    c->has_fields = res->user.has_fields;
+    snprintf(c->hash, sizeof c->hash, "%s", res->user.hash ? res->user.hash : "");
+    c->nacl = res->nacl;
+    snprintf(c->err, sizeof c->err, "%s", res->err);
+    if (c->free_client) {
+        wd_redis_async_free(c->f->r);
+        c->f->r = NULL;
+    }
+    if (c->resubmit)
+        assert_int_equal(
+            wd_redis_async_user_get(c->f->r, "mqtt_user:alice", 15, 0, on_done, c->next_call),
+            WD_OK);
+}
+
+static int user_get(struct fx *f, const char *key, struct call *c)
+{
+    c->f = f;
+    return wd_redis_async_user_get(f->r, key, strlen(key), 0, on_done, c);
+}
+
+static void redis_cmd(const struct srv *s, const char *fmt, ...)
+{
+    redisContext *c = admin(s);
+    va_list ap;
+    assert_non_null(c);
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    assert_non_null(r);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+/* ---- groups ---- */
+
+static int group_setup(void **state)
+{
+    atexit(kill_all_at_exit);
+    signal(SIGPIPE, SIG_IGN);
+    struct srv *s = srv_start(NULL);
+    *state = s;
+    if (!s)
+        return -1;
+    redis_cmd(s, "HSET mqtt_user:alice password_hash h1 salt s1 is_superuser 1");
+    redis_cmd(s, "SET mqtt_user:str x");
+    redis_cmd(s, "HSET mqtt_acl:alice t/1 subscribe t/2 publish bad pub");
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    srv_stop(*state);
+    return 0;
+}
+
+/* a stopped, killed or restarted server must be running again for the next test */
+static void srv_restore(struct srv *s)
+{
+    if (s->pid > 0)
+        kill(s->pid, SIGCONT);
+    if (s->pid <= 0 || !srv_answers(s)) {
+        srv_kill(s);
+        assert_true(srv_spawn(s));
+    }
+    redis_cmd(s, "HSET mqtt_user:alice password_hash h1 salt s1 is_superuser 1");
+    redis_cmd(s, "SET mqtt_user:str x");
+    redis_cmd(s, "HSET mqtt_acl:alice t/1 subscribe t/2 publish bad pub");
+}
+
+static struct fx fx_of(void **state)
+{
+    struct fx f = {.s = *state};
+    srv_restore(f.s);
+    fx_loop(&f);
+    return f;
+}
+
+/* ---- tests ---- */
+
+static void lookups_answer_users_acls_and_not_found(void **state)
+{
+    struct fx f = fx_of(state);
+    struct wd_redis_async_opts o = {0};
+    struct call a = {0}, b = {0}, acl = {0};
+
+    fx_open_ready(&f, &o);
+    assert_int_equal(user_get(&f, "mqtt_user:alice", &a), WD_OK);
+    assert_int_equal(user_get(&f, "mqtt_user:nobody", &b), WD_OK);
+    acl.f = &f;
+    assert_int_equal(
+        wd_redis_async_acl_get(f.r, "mqtt_acl:alice", 14, 0, NULL, NULL, on_done, &acl), WD_OK);
+    assert_int_equal(a.done, 0); /* never from inside the submit */
+    POLL_UNTIL(&f, acl.done);
+    assert_int_equal(a.rc, WD_OK);
+    assert_string_equal(a.hash, "h1");
+    assert_true(a.superuser);
+    assert_int_equal(b.rc, WD_ENOENT);
+    assert_false(b.has_fields);
+    assert_int_equal(acl.rc, WD_OK);
+    assert_int_equal(acl.nacl, 2);
+    assert_true(a.order < b.order && b.order < acl.order);
+    fx_close(&f);
+    assert_int_equal(a.done + b.done + acl.done, 3);
+}
+
+#define NPIPE 1000
+
+static void thousand_concurrent_requests_are_pipelined_on_one_connection_in_order(void **state)
+{
+    struct fx f = fx_of(state);
+    struct wd_redis_async_opts o = {.max_inflight = NPIPE};
+    redisContext *adm = admin(f.s);
+    static struct call calls[NPIPE];
+    char key[32];
+
+    for (int i = 0; i < NPIPE; i++) {
+        freeReplyObject(redisCommand(adm, "HSET mqtt_user:p%d password_hash h%d", i, i));
+    }
+    fx_open_ready(&f, &o);
+    memset(calls, 0, sizeof calls);
+    order_seq = 0;
+    for (int i = 0; i < NPIPE; i++) {
+        snprintf(key, sizeof key, "mqtt_user:p%d", i);
+        assert_int_equal(user_get(&f, key, &calls[i]), WD_OK);
+    }
+    assert_int_equal(stats(&f).inflight, NPIPE);
+    POLL_UNTIL(&f, calls[NPIPE - 1].done);
+    for (int i = 0; i < NPIPE; i++) {
+        char want[16];
+        snprintf(want, sizeof want, "h%d", i);
+        assert_int_equal(calls[i].done, 1);
+        assert_int_equal(calls[i].rc, WD_OK);
+        assert_int_equal(calls[i].order, i);
+        assert_string_equal(calls[i].hash, want); /* each reply went to its own request */
+    }
+    struct wd_redis_async_stats st = stats(&f);
+    assert_int_equal(st.connects, 1);
+    assert_int_equal(st.replied, NPIPE);
+    assert_int_equal(st.inflight, 0);
+    /* one connection at the server: ours plus this admin one */
+    redisReply *rep = redisCommand(adm, "INFO clients");
+    assert_non_null(strstr(rep->str, "connected_clients:2\r\n"));
+    freeReplyObject(rep);
+    redisFree(adm);
+    fx_close(&f);
+}
+
+/* Redis killed with requests in flight (and, with big keys, bytes still to write: the
+ * hang-up is readable and writable in one event, the read frees the context) */
+static void killed_redis_fails_every_pending_request_exactly_once(void **state)
+{
+    struct fx f = fx_of(state);
+    struct wd_redis_async_opts o = {0};
+    static struct call calls[200];
+    size_t biglen = 64 * 1024;
+    char *big = malloc(biglen);
+
+    memset(calls, 0, sizeof calls);
+    memset(big, 'k', biglen);
+    fx_open_ready(&f, &o);
+    kill(f.s->pid, SIGSTOP);
+    for (int i = 0; i < 200; i++) {
+        calls[i].f = &f;
+        assert_int_equal(wd_redis_async_user_get(f.r, big, biglen, 0, on_done, &calls[i]), WD_OK);
+    }
+    for (int i = 0; i < 20; i++)
+        run(&f); /* writes what the socket takes; the rest stays queued */
+    srv_kill(f.s);
+    POLL_UNTIL(&f, calls[199].done);
+    for (int i = 0; i < 200; i++) {
+        assert_int_equal(calls[i].done, 1);
+        assert_int_equal(calls[i].rc, WD_EBACKEND);
+    }
+    for (int i = 0; i < 10; i++)
+        advance(&f, 1);
+    for (int i = 0; i < 200; i++)
+        assert_int_equal(calls[i].done, 1);
+    struct wd_redis_async_stats st = stats(&f);
+    assert_int_equal(st.failed, 200);
+    assert_int_equal(st.inflight, 0);
+    assert_false(st.ready);
+    free(big);
+    fx_close(&f);
+}
+
+static void restarted_redis_is_reconnected_after_a_jittered_backoff(void **state)
+{
+    struct fx f = fx_of(state);
+    struct wd_redis_async_opts o = {.conn.backoff_initial_ms = 1000, .conn.backoff_max_ms = 8000};
+    struct call c = {0}, d = {0};
+
+    fx_open_ready(&f, &o);
+    srv_kill(f.s);
+    /* the closed connection had not answered: straight to the backoff */
+    POLL_UNTIL(&f, !stats(&f).ready && user_get(&f, "mqtt_user:alice", &c) == WD_EBACKEND);
+    assert_int_equal(c.done, 0); /* refused on the spot: no completion */
+    assert_true(stats(&f).rejected_down >= 1);
+    assert_true(srv_spawn(f.s));
+    redis_cmd(f.s, "HSET mqtt_user:alice password_hash h1");
+    advance(&f, 999); /* initial backoff 1000 ms, plus up to a quarter of jitter */
+    for (int i = 0; i < 10; i++)
+        run(&f);
+    assert_false(stats(&f).ready);
+    assert_int_equal(user_get(&f, "mqtt_user:alice", &c), WD_EBACKEND);
+    advance(&f, 251);
+    POLL_UNTIL(&f, stats(&f).ready);
+    assert_int_equal(user_get(&f, "mqtt_user:alice", &d), WD_OK);
+    POLL_UNTIL(&f, d.done);
+    assert_int_equal(d.rc, WD_OK);
+    assert_string_equal(d.hash, "h1");
+    assert_int_equal(stats(&f).connects, 2);
+
+    /* now a server that answered goes away: reconnected at once, no backoff wait */
+    srv_kill(f.s);
+    assert_true(srv_spawn(f.s));
+    POLL_UNTIL(&f, stats(&f).connects == 3);
+    fx_close(&f);
+}
+
+static void paused_redis_times_out_at_the_deadline_and_the_watchdog_reconnects(void **state)
+{
+    struct fx f = fx_of(state);
+    struct wd_redis_async_opts o = {.conn.command_timeout_ms = 500, .stall_ms = 2000};
+    struct call calls[10] = {{0}}, after = {0}, early = {0};
+
+    fx_open_ready(&f, &o);
+    kill(f.s->pid, SIGSTOP);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(user_get(&f, "mqtt_user:alice", &calls[i]), WD_OK);
+    /* a caller with an earlier deadline of its own */
+    early.f = &f;
+    assert_int_equal(
+        wd_redis_async_user_get(f.r, "mqtt_user:alice", 15, fake_now + 100, on_done, &early),
+        WD_OK);
+    for (int i = 0; i < 10; i++)
+        run(&f);
+    assert_int_equal(calls[0].done, 0);
+    advance(&f, 100);
+    assert_int_equal(early.done, 1);
+    assert_int_equal(early.rc, WD_ETIMEDOUT);
+    advance(&f, 399);
+    assert_int_equal(calls[0].done, 0);
+    advance(&f, 1);
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(calls[i].done, 1);
+        assert_int_equal(calls[i].rc, WD_ETIMEDOUT);
+    }
+    assert_int_equal(stats(&f).timeouts, 11);
+    assert_int_equal(stats(&f).inflight, 11); /* still in Redis' pipeline */
+    advance(&f, 1499);
+    assert_int_equal(stats(&f).stalls, 0);
+    advance(&f, 1); /* the oldest has waited 2000 ms: free and reconnect */
+    assert_int_equal(stats(&f).stalls, 1);
+    assert_int_equal(stats(&f).inflight, 0);
+    assert_non_null(strstr(wd_redis_async_last_error(f.r), "stalled"));
+    kill(f.s->pid, SIGCONT);
+    advance(&f, 2000); /* past the backoff */
+    POLL_UNTIL(&f, stats(&f).ready);
+    assert_int_equal(user_get(&f, "mqtt_user:alice", &after), WD_OK);
+    POLL_UNTIL(&f, after.done);
+    assert_int_equal(after.rc, WD_OK);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(calls[i].done, 1);
+    assert_int_equal(stats(&f).late, 0); /* the stalled connection's replies never came */
+    fx_close(&f);
+}
+
+static void late_replies_after_the_deadline_are_dropped(void **state)
+{
+    struct fx f = fx_of(state);
+    struct wd_redis_async_opts o = {.conn.command_timeout_ms = 500, .stall_ms = 5000};
+    struct call calls[5] = {{0}}, next = {0};
+
+    fx_open_ready(&f, &o);
+    kill(f.s->pid, SIGSTOP);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(user_get(&f, "mqtt_user:alice", &calls[i]), WD_OK);
+    advance(&f, 500);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(calls[i].rc, WD_ETIMEDOUT);
+    kill(f.s->pid, SIGCONT);
+    assert_int_equal(user_get(&f, "mqtt_user:nobody", &next), WD_OK);
+    POLL_UNTIL(&f, next.done);
+    /* the five late replies went nowhere; the next request got its own reply */
+    assert_int_equal(next.rc, WD_ENOENT);
+    assert_int_equal(stats(&f).late, 5);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(calls[i].done, 1);
+    fx_close(&f);
+}
+
+static void wrong_password_fails_the_connect_and_backs_off(void **state)
+{
+    struct srv *s = srv_start("s3cret pass");
+    struct fx f = {.s = s};
+    struct wd_redis_async_opts o = {.conn.password = "wrong"};
+    struct call c = {0};
+
+    assert_non_null(s);
+    fx_loop(&f);
+    fx_open(&f, &o);
+    /* pipelined behind the AUTH: fails, once */
+    assert_int_equal(user_get(&f, "mqtt_user:alice", &c), WD_OK);
+    POLL_UNTIL(&f, stats(&f).connect_failures == 1);
+    POLL_UNTIL(&f, c.done);
+    assert_int_equal(c.rc, WD_EBACKEND);
+    assert_false(stats(&f).ready);
+    assert_non_null(strstr(wd_redis_async_last_error(f.r), "AUTH: WRONGPASS"));
+    assert_null(strstr(wd_redis_async_last_error(f.r), "wrong"));
+    assert_int_equal(user_get(&f, "mqtt_user:alice", &c), WD_EBACKEND); /* backing off */
+    advance(&f, 200);
+    POLL_UNTIL(&f, stats(&f).connect_failures == 2);
+    assert_int_equal(stats(&f).connects, 0);
+    fx_close(&f);
+
+    /* the right one, with SELECT */
+    struct fx g = {.s = s};
+    struct wd_redis_async_opts p = {.conn.password = "s3cret pass", .conn.database = 3};
+    struct call d = {0};
+    fx_loop(&g);
+    fx_open_ready(&g, &p);
+    assert_int_equal(user_get(&g, "mqtt_user:alice", &d), WD_OK);
+    POLL_UNTIL(&g, d.done);
+    assert_int_equal(d.rc, WD_ENOENT); /* database 3 is empty */
+    fx_close(&g);
+    srv_stop(s);
+}
+
+static void error_replies_fail_only_their_request(void **state)
+{
+    struct fx f = fx_of(state);
+    struct wd_redis_async_opts o = {0};
+    struct call wt = {0}, ok = {0}, busy = {0}, again = {0};
+
+    fx_open_ready(&f, &o);
+    assert_int_equal(user_get(&f, "mqtt_user:str", &wt), WD_OK);
+    assert_int_equal(user_get(&f, "mqtt_user:alice", &ok), WD_OK);
+    POLL_UNTIL(&f, ok.done);
+    assert_int_equal(wt.rc, WD_EBACKEND);
+    assert_non_null(strstr(wt.err, "WRONGTYPE"));
+    assert_int_equal(ok.rc, WD_OK);
+
+    /* BUSY: a script holds the server past busy-reply-threshold */
+    redis_cmd(f.s, "CONFIG SET busy-reply-threshold 50");
+    redisContext *blocker = admin(f.s);
+    assert_int_equal(redisAppendCommand(blocker, "EVAL %s 0", "while true do end"), REDIS_OK);
+    int done = 0;
+    while (!done)
+        assert_int_equal(redisBufferWrite(blocker, &done), REDIS_OK);
+    for (uint64_t end = mono_ms() + 10000;;) {
+        memset(&busy, 0, sizeof busy);
+        assert_int_equal(user_get(&f, "mqtt_user:alice", &busy), WD_OK);
+        POLL_UNTIL(&f, busy.done);
+        if (busy.rc == WD_EBACKEND && strstr(busy.err, "BUSY"))
+            break;
+        assert_true(mono_ms() < end);
+    }
+    redis_cmd(f.s, "SCRIPT KILL");
+    redisFree(blocker);
+    assert_true(stats(&f).ready); /* an error reply does not cost the connection */
+    /* the script stops at its next check, a moment after SCRIPT KILL answered */
+    for (uint64_t end = mono_ms() + 10000;;) {
+        memset(&again, 0, sizeof again);
+        assert_int_equal(user_get(&f, "mqtt_user:alice", &again), WD_OK);
+        POLL_UNTIL(&f, again.done);
+        if (again.rc != WD_EBACKEND || !strstr(again.err, "BUSY"))
+            break;
+        assert_true(mono_ms() < end);
+    }
+    assert_int_equal(again.rc, WD_OK);
+    assert_int_equal(stats(&f).connects, 1);
+    fx_close(&f);
+}
+
+static void over_the_inflight_cap_requests_fail_fast(void **state)
+{
+    struct fx f = fx_of(state);
+    struct wd_redis_async_opts o = {.max_inflight = 10};
+    struct call calls[11] = {{0}};
+
+    fx_open_ready(&f, &o);
+    kill(f.s->pid, SIGSTOP);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(user_get(&f, "mqtt_user:alice", &calls[i]), WD_OK);
+    assert_int_equal(user_get(&f, "mqtt_user:alice", &calls[10]), WD_EBUSY);
+    assert_int_equal(stats(&f).rejected_busy, 1);
+    kill(f.s->pid, SIGCONT);
+    POLL_UNTIL(&f, calls[9].done);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(calls[i].rc, WD_OK);
+    assert_int_equal(calls[10].done, 0);
+    assert_int_equal(user_get(&f, "mqtt_user:alice", &calls[10]), WD_OK);
+    POLL_UNTIL(&f, calls[10].done);
+    fx_close(&f);
+}
+
+static void cancelled_requests_never_complete(void **state)
+{
+    struct fx f = fx_of(state);
+    struct wd_redis_async_opts o = {0};
+    struct call a = {0}, b[3] = {{0}};
+
+    fx_open_ready(&f, &o);
+    kill(f.s->pid, SIGSTOP);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(user_get(&f, "mqtt_user:alice", &a), WD_OK);
+        assert_int_equal(user_get(&f, "mqtt_user:alice", &b[i]), WD_OK);
+    }
+    assert_int_equal(wd_redis_async_cancel(f.r, &a), 3);
+    assert_int_equal(wd_redis_async_cancel(f.r, &a), 0);
+    kill(f.s->pid, SIGCONT);
+    POLL_UNTIL(&f, b[2].done);
+    assert_int_equal(a.done, 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(b[i].rc, WD_OK);
+    assert_int_equal(stats(&f).late, 3);
+    assert_int_equal(stats(&f).cancelled, 3);
+    fx_close(&f);
+}
+
+static void freeing_the_client_answers_pending_requests_once(void **state)
+{
+    struct fx f = fx_of(state);
+    struct wd_redis_async_opts o = {0};
+    struct call calls[3] = {{0}};
+
+    fx_open_ready(&f, &o);
+    kill(f.s->pid, SIGSTOP);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(user_get(&f, "mqtt_user:alice", &calls[i]), WD_OK);
+    run(&f);
+    fx_close(&f);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(calls[i].done, 1);
+        assert_int_equal(calls[i].rc, WD_EBACKEND);
+        assert_non_null(strstr(calls[i].err, "shutting down"));
+    }
+    kill(f.s->pid, SIGCONT);
+}
+
+static void completions_may_submit_again_or_free_the_client(void **state)
+{
+    struct fx f = fx_of(state);
+    struct wd_redis_async_opts o = {0};
+    struct call second = {0}, first = {.resubmit = true, .next_call = &second};
+    struct call freer = {.free_client = true}, after = {0};
+
+    fx_open_ready(&f, &o);
+    assert_int_equal(user_get(&f, "mqtt_user:alice", &first), WD_OK);
+    POLL_UNTIL(&f, second.done);
+    assert_int_equal(second.rc, WD_OK);
+
+    kill(f.s->pid, SIGSTOP);
+    assert_int_equal(user_get(&f, "mqtt_user:alice", &freer), WD_OK);
+    assert_int_equal(user_get(&f, "mqtt_user:alice", &after), WD_OK);
+    advance(&f, 500); /* both time out; the first completion frees the client */
+    assert_int_equal(freer.done, 1);
+    assert_int_equal(after.done, 1);
+    assert_null(f.r);
+    kill(f.s->pid, SIGCONT);
+    assert_int_equal(ios_live, 0);
+    wd_loop_free(f.l);
+}
+
+static void connects_that_never_finish_time_out(void **state)
+{
+    /* a listener that never accepts: the kernel completes the handshake, AUTH is never
+     * answered, so only the connect timer ends it */
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    struct fx f = {.s = *state};
+
+    assert_int_equal(bind(ls, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(ls, 8), 0);
+    assert_int_equal(getsockname(ls, (struct sockaddr *)&sa, &sl), 0);
+    fx_loop(&f);
+    struct wd_redis_async_opts o = {
+        .conn.port = ntohs(sa.sin_port), .conn.password = "x", .conn.connect_timeout_ms = 1000};
+    fx_open(&f, &o);
+    for (int i = 0; i < 10; i++)
+        run(&f);
+    advance(&f, 999);
+    assert_int_equal(stats(&f).connect_failures, 0);
+    advance(&f, 1);
+    assert_int_equal(stats(&f).connect_failures, 1);
+    assert_non_null(strstr(wd_redis_async_last_error(f.r), "timed out"));
+    fx_close(&f);
+    close(ls);
+}
+
+static void host_names_are_resolved_once_and_unix_sockets_work(void **state)
+{
+    struct fx f = fx_of(state);
+    struct wd_redis_async_opts o = {.conn.host = "localhost"};
+    struct call c = {0}, d = {0};
+
+    fx_open_ready(&f, &o);
+    assert_int_equal(user_get(&f, "mqtt_user:alice", &c), WD_OK);
+    POLL_UNTIL(&f, c.done);
+    assert_int_equal(c.rc, WD_OK);
+    fx_close(&f);
+
+    struct fx g = fx_of(state);
+    struct wd_redis_async_opts u = {.conn.unix_path = g.s->sock};
+    fx_open_ready(&g, &u);
+    assert_int_equal(user_get(&g, "mqtt_user:alice", &d), WD_OK);
+    POLL_UNTIL(&g, d.done);
+    assert_int_equal(d.rc, WD_OK);
+    fx_close(&g);
+}
+
+static void bad_arguments_are_refused(void **state)
+{
+    struct fx f = {.s = *state};
+    struct wd_redis_async_opts o = {.conn.port = 70000};
+    char err[160];
+
+    fx_loop(&f);
+    assert_int_equal(wd_redis_async_new(&o, &f.ev, &f.r, err, sizeof err), WD_EINVAL);
+    assert_null(f.r);
+    assert_int_equal(wd_redis_async_user_get(NULL, "k", 1, 0, on_done, NULL), WD_EINVAL);
+    wd_loop_free(f.l);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(bad_arguments_are_refused),
+        cmocka_unit_test(lookups_answer_users_acls_and_not_found),
+        cmocka_unit_test(thousand_concurrent_requests_are_pipelined_on_one_connection_in_order),
+        cmocka_unit_test(killed_redis_fails_every_pending_request_exactly_once),
+        cmocka_unit_test(restarted_redis_is_reconnected_after_a_jittered_backoff),
+        cmocka_unit_test(paused_redis_times_out_at_the_deadline_and_the_watchdog_reconnects),
+        cmocka_unit_test(late_replies_after_the_deadline_are_dropped),
+        cmocka_unit_test(wrong_password_fails_the_connect_and_backs_off),
+        cmocka_unit_test(error_replies_fail_only_their_request),
+        cmocka_unit_test(over_the_inflight_cap_requests_fail_fast),
+        cmocka_unit_test(cancelled_requests_never_complete),
+        cmocka_unit_test(freeing_the_client_answers_pending_requests_once),
+        cmocka_unit_test(completions_may_submit_again_or_free_the_client),
+        cmocka_unit_test(connects_that_never_finish_time_out),
+        cmocka_unit_test(host_names_are_resolved_once_and_unix_sockets_work),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
