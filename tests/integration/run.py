@@ -63,8 +63,8 @@ except ImportError as e:
     sys.exit(1)
 if ARGS.transport:
     H.TRANSPORT = ARGS.transport
-# scenarios the h2 transport cannot serve yet (issue 9, stage 1: no TLS on it)
-H2_PENDING = {"tls": "TLS is not implemented on transport h2 yet"}
+# scenarios the h2 transport cannot serve yet (none left: TLS landed on it)
+H2_PENDING = {}
 
 
 class Ctx:
