@@ -90,7 +90,7 @@ struct worker {
     struct wd_loop_timer goaway;
     struct conn *hs_head, *hs_tail; /* TLS handshakes in progress, oldest first */
     int nhandshakes;
-    uint64_t hs_dropped, hs_failed, last_hs_log;
+    uint64_t hs_dropped, hs_failed, last_hs_log, last_cap_log;
 };
 
 struct wd_h2server {
@@ -379,8 +379,8 @@ static void adopt_tls(struct conn *c)
     if (w->nhandshakes >= TLS_HANDSHAKES_MAX) {
         w->hs_dropped++;
         uint64_t now = wd_loop_now(w->loop);
-        if (now - w->last_hs_log >= 1000) {
-            w->last_hs_log = now;
+        if (now - w->last_cap_log >= 1000) {
+            w->last_cap_log = now;
             wd_log_warn("tls",
                         "%d TLS handshakes in progress on worker %d: closing the oldest "
                         "(%llu so far)",
