@@ -19,6 +19,7 @@ reads have deadlines, and conditions are polled.
 """
 import os
 import re
+import select
 import socket
 import ssl
 import struct
@@ -74,15 +75,55 @@ def authn_demo(ch, what):
 
 
 class TlsRawH2(T.RawH2):
-    """sec_transport's hand-framed HTTP/2 client over TLS, offering no ALPN at all."""
+    """sec_transport's hand-framed HTTP/2 client over TLS, offering no ALPN unless told;
+    rcvbuf: a small receive buffer, with 16 MiB flow-control windows (a slow reader)."""
 
-    def __init__(self, h, port):
+    def __init__(self, h, port, alpn=None, rcvbuf=None):
         ctx = ssl.create_default_context(cafile=os.path.join(h.pki(), "ca.pem"))
-        raw = socket.create_connection(("127.0.0.1", port), timeout=H.CALL_TIMEOUT)
+        if alpn:
+            ctx.set_alpn_protocols(alpn)
+        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        raw.settimeout(H.CALL_TIMEOUT)
+        raw.connect(("127.0.0.1", port))
         self.sock = ctx.wrap_socket(raw, server_hostname="localhost")
         self.buf = b""
         self.alpn = self.sock.selected_alpn_protocol()
-        self.sock.sendall(T.PREFACE + T.frame(T.SETTINGS, 0, 0))
+        settings = b""
+        if rcvbuf:  # SETTINGS_INITIAL_WINDOW_SIZE, then the connection window
+            settings = struct.pack(">HI", 4, 1 << 24)
+        self.sock.sendall(T.PREFACE + T.frame(T.SETTINGS, 0, 0, settings))
+        if rcvbuf:
+            self.sock.sendall(T.frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 1 << 24)))
+
+
+WINDOW_UPDATE = 8
+
+
+def raw_call(c, path, body):
+    """One call on stream 1 of a TlsRawH2; returns the response DATA bytes."""
+    hs = [(":method", "POST"), (":scheme", "https"), (":path", path),
+          (":authority", "localhost"), ("content-type", "application/grpc"),
+          ("te", "trailers")]
+    block = b"".join(T.hpack_literal(n, v) for n, v in hs)
+    msg = T.grpc_frame(0, body)
+    c.send(T.frame(T.HEADERS, T.END_HEADERS, 1, block))
+    for i in range(0, len(msg), 16384):  # DATA frames of at most SETTINGS_MAX_FRAME_SIZE
+        last = i + 16384 >= len(msg)
+        c.send(T.frame(T.DATA, T.END_STREAM if last else 0, 1, msg[i:i + 16384]))
+    deadline = time.monotonic() + H.CALL_TIMEOUT
+    data = b""
+    while True:
+        f = c.next_frame(deadline)
+        ensure(f not in (None, "eof"), "no complete answer on stream 1 (%r)" % (f,))
+        ftype, flags, sid, payload = f
+        if sid == 1 and ftype == T.DATA:
+            data += payload
+        if sid == 1 and ftype == T.HEADERS and flags & T.END_STREAM:
+            return data
+        ensure(not (sid == 1 and ftype == T.RST_STREAM), "stream 1 reset")
+        ensure(ftype != T.GOAWAY, "GOAWAY: %r" % payload)
 
 
 def health_over_prior_knowledge(h, port):
@@ -90,25 +131,86 @@ def health_over_prior_knowledge(h, port):
     c = TlsRawH2(h, port)
     try:
         ensure(c.alpn is None, "ALPN %r negotiated, want none" % c.alpn)
-        hs = [(":method", "POST"), (":scheme", "https"), (":path", H.HEALTH_PATH),
-              (":authority", "localhost"), ("content-type", "application/grpc"),
-              ("te", "trailers")]
-        block = b"".join(T.hpack_literal(n, v) for n, v in hs)
-        body = T.grpc_frame(0, hpb.HealthCheckRequest(service="").SerializeToString())
-        c.send(T.frame(T.HEADERS, T.END_HEADERS, 1, block) +
-               T.frame(T.DATA, T.END_STREAM, 1, body))
-        deadline = time.monotonic() + H.CALL_TIMEOUT
-        data = b""
-        while True:
-            f = c.next_frame(deadline)
-            ensure(f not in (None, "eof"), "no complete answer on stream 1 (%r)" % (f,))
-            ftype, flags, sid, payload = f
-            if sid == 1 and ftype == T.DATA:
-                data += payload
-            if sid == 1 and ftype == T.HEADERS and flags & T.END_STREAM:
-                return data
-            ensure(not (sid == 1 and ftype == T.RST_STREAM), "stream 1 reset")
-            ensure(ftype != T.GOAWAY, "GOAWAY: %r" % payload)
+        return raw_call(c, H.HEALTH_PATH, hpb.HealthCheckRequest(service="").SerializeToString())
+    finally:
+        c.close()
+
+
+def server_send_buffer_full(port, cport):
+    """Whether warden's socket towards 127.0.0.1:cport has filled its send buffer (ss -m:
+    queued bytes w >= send buffer tb): its next write gets EAGAIN (SSL_ERROR_WANT_WRITE)."""
+    out = subprocess.run(["ss", "-tmnH", "state", "established",
+                          "( sport = :%d and dport = :%d )" % (port, cport)],
+                         stdout=subprocess.PIPE, timeout=H.CALL_TIMEOUT).stdout.decode()
+    m = re.search(r"tb(\d+),f\d+,w(\d+)", out)
+    return bool(m) and int(m.group(2)) >= int(m.group(1))
+
+
+def check_stalled_reader(h, w, calls=24, size=250000):
+    """calls x size bytes echoed (more than the kernel's 4 MiB send buffer can hold) to a
+    client that reads nothing until warden's send buffer is full: warden's TLS writes then
+    block, are retried with the same bytes while its output buffer is compacted and grown,
+    and its reading pauses and resumes. Single-threaded, non-blocking client."""
+    c = TlsRawH2(h, w.port, alpn=["h2"], rcvbuf=4096)
+    try:
+        ensure(c.alpn == "h2", "ALPN %r, want h2" % c.alpn)
+        cport = c.sock.getsockname()[1]
+        msg = H.message(payload=os.urandom(size))
+        body = T.grpc_frame(0, H.publish_req(msg, "v3").SerializeToString())
+        block = b"".join(T.hpack_literal(n, v) for n, v in [
+            (":method", "POST"), (":scheme", "https"),
+            (":path", H.path("OnMessagePublish", "v3")), (":authority", "localhost"),
+            ("content-type", "application/grpc"), ("te", "trailers")])
+        out = b""
+        for k in range(calls):
+            sid = 1 + 2 * k
+            out += T.frame(T.HEADERS, T.END_HEADERS, sid, block)
+            for i in range(0, len(body), 16384):
+                out += T.frame(T.DATA, T.END_STREAM if i + 16384 >= len(body) else 0, sid,
+                               body[i:i + 16384])
+        c.sock.setblocking(False)
+        data, done, buf, reading = {}, set(), b"", False
+        deadline = time.monotonic() + 60
+        while len(done) < calls:
+            ensure(time.monotonic() < deadline, "%d of %d echoes complete after 60 s" % (
+                len(done), calls))
+            if out:
+                try:
+                    out = out[c.sock.send(out[:65536]):]
+                except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                    pass
+            if not reading:
+                reading = server_send_buffer_full(w.port, cport)
+                if not reading:
+                    select.select([], [c.sock] if out else [], [], 0.02)
+                    continue
+            try:
+                chunk = c.sock.recv(1 << 20)
+                ensure(chunk, "warden closed the connection")
+                buf += chunk
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                select.select([c.sock], [c.sock] if out else [], [], 0.1)
+            while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+                n = int.from_bytes(buf[:3], "big")
+                ftype, flags = buf[3], buf[4]
+                sid = int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF
+                payload, buf = buf[9:9 + n], buf[9 + n:]
+                if ftype == T.SETTINGS and not flags & T.ACK:
+                    out += T.frame(T.SETTINGS, T.ACK, 0)
+                elif ftype == T.DATA:
+                    data[sid] = data.get(sid, b"") + payload
+                elif ftype == T.HEADERS and flags & T.END_STREAM:
+                    done.add(sid)
+                ensure(ftype not in (T.GOAWAY, T.RST_STREAM), "frame %d on stream %d: %r" % (
+                    ftype, sid, payload[:64]))
+        want = H.publish_req(msg, "v3")  # the echo carries the message back
+        for sid in sorted(done):
+            d = data.get(sid, b"")
+            ensure(len(d) > 5 and struct.unpack(">I", d[1:5])[0] == len(d) - 5,
+                   "stream %d: reply of %d bytes is not one gRPC message" % (sid, len(d)))
+            r = H.parse_valued(d[5:])
+            ensure(r.WhichOneof("value") == "message" and r.message == want.message,
+                   "stream %d: %s" % (sid, H.describe_valued(d[5:])[:200]))
     finally:
         c.close()
 
@@ -171,6 +273,8 @@ def h2tls_handshake_policy(s, h):
             ensure(r.type == CONTINUE and r.WhichOneof("value") == "message" and
                    r.message.payload == msg.payload,
                    "200 KB publish over TLS: reply %s" % H.describe_valued(raw)[:200])
+        with s.check("h2tls_large_echoes_to_a_reader_that_stalls"):
+            check_stalled_reader(h, w)
         with s.check("h2tls_h2load_calls_over_tls_all_succeed"):
             ensure(os.access(T.H2LOAD, os.X_OK), "%s is missing (nghttp2-client)" % T.H2LOAD)
             d = tempfile.mkdtemp(prefix="h2load.", dir=h.tmp)
