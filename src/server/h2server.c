@@ -15,6 +15,10 @@
  * IDLE_MS (EMQX pings every 60 s, so a live peer is never idle that long). The connection is
  * unlinked and freed on the spot: wd_loop_io_del drops its pending events of the batch.
  *
+ * TLS: a connection first does its handshake (tlsconn.c), non-blocking, within
+ * TLS_HANDSHAKE_MS and under a per-worker cap of handshakes in progress; its HTTP/2 session
+ * starts after it. conn_read/conn_write put plain and TLS sockets behind the same calls.
+ *
  * Calls are answered synchronously on the worker, as gRPC core's workers did: a handler
  * that waits on Redis holds its worker (docs/internals.md). Making that asynchronous is the
  * next stage.
@@ -39,6 +43,7 @@
 #include "server/h2.h"
 #include "server/hook.h"
 #include "server/loop.h"
+#include "server/tlsconn.h"
 
 #define READ_CHUNK (16u << 10)
 #define READS_PER_EVENT 4
@@ -49,13 +54,17 @@
 #define GOAWAY_DELAY_MS 100u /* from the shutdown notice to the final GOAWAY */
 #define FD_HEADROOM 64       /* fds kept for Redis, files, logs: never given to peers */
 #define CONN_BUFFER_MIN (8u << 20)
+#define TLS_HANDSHAKE_MS 10000u /* from adoption to a complete TLS handshake */
+#define TLS_HANDSHAKES_MAX 64   /* per worker; over it the oldest handshake is dropped */
 
 struct worker;
 
 struct conn {
     struct worker *w;
     struct wd_loop_io io;
-    struct wd_h2 *h2;
+    struct wd_h2 *h2;               /* NULL while the TLS handshake runs */
+    struct wd_tlsconn *tls;         /* NULL: plain TCP (h2c) */
+    struct conn *hs_prev, *hs_next; /* the worker's handshakes in progress, oldest first */
     uint8_t *out;
     size_t out_len, out_off, out_cap;
     bool read_done; /* session error or EOF: read nothing more */
@@ -79,6 +88,9 @@ struct worker {
     atomic_bool busy; /* inside a session's input (a handler may be running) */
     bool draining;
     struct wd_loop_timer goaway;
+    struct conn *hs_head, *hs_tail; /* TLS handshakes in progress, oldest first */
+    int nhandshakes;
+    uint64_t hs_dropped, hs_failed, last_hs_log, last_cap_log;
 };
 
 struct wd_h2server {
@@ -100,7 +112,68 @@ struct wd_h2server {
     struct wd_loop_io lio;
     struct wd_loop_timer resume;
     uint64_t refused, last_refused_log, last_emfile_log;
+    struct wd_tlsconn_ctx *tls; /* NULL: h2c; shared read-only by the workers */
 };
+
+/* ---- connection I/O: plain and TLS sockets behind the same two calls ---- */
+
+static void hs_unlink(struct conn *c)
+{
+    struct worker *w = c->w;
+    if (c->hs_prev)
+        c->hs_prev->hs_next = c->hs_next;
+    else
+        w->hs_head = c->hs_next;
+    if (c->hs_next)
+        c->hs_next->hs_prev = c->hs_prev;
+    else
+        w->hs_tail = c->hs_prev;
+    c->hs_prev = c->hs_next = NULL;
+    w->nhandshakes--;
+}
+
+/* Bytes read (> 0), WD_TLSCONN_EOF, WD_TLSCONN_AGAIN or WD_TLSCONN_ERROR. */
+static ssize_t conn_read(struct conn *c, void *buf, size_t cap)
+{
+    if (c->tls)
+        return wd_tlsconn_read(c->tls, buf, cap);
+    for (;;) {
+        ssize_t n = recv(c->io.fd, buf, cap, 0);
+        if (n >= 0)
+            return n; /* 0: WD_TLSCONN_EOF */
+        if (errno == EINTR)
+            continue;
+        return errno == EAGAIN || errno == EWOULDBLOCK ? WD_TLSCONN_AGAIN : WD_TLSCONN_ERROR;
+    }
+}
+
+/* Bytes taken (> 0), WD_TLSCONN_AGAIN or WD_TLSCONN_ERROR. */
+static ssize_t conn_write(struct conn *c, const void *p, size_t n)
+{
+    if (c->tls)
+        return wd_tlsconn_write(c->tls, p, n);
+    for (;;) {
+        ssize_t k = send(c->io.fd, p, n, MSG_NOSIGNAL);
+        if (k > 0)
+            return k;
+        if (k < 0 && errno == EINTR)
+            continue;
+        return k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? WD_TLSCONN_AGAIN
+                                                                  : WD_TLSCONN_ERROR;
+    }
+}
+
+/* Decrypted bytes held inside OpenSSL wake no epoll: the reader drains them. */
+static bool conn_read_pending(const struct conn *c)
+{
+    return c->tls && wd_tlsconn_pending(c->tls);
+}
+
+/* The readiness a TLS read or write that returned AGAIN waits for in the other direction. */
+static unsigned conn_tls_wants(const struct conn *c)
+{
+    return c->tls ? wd_tlsconn_wants(c->tls) : 0;
+}
 
 /* ---- connections ---- */
 
@@ -109,6 +182,9 @@ static void conn_close(struct conn *c)
     struct worker *w = c->w;
     wd_loop_io_del(w->loop, &c->io);
     wd_loop_timer_stop(w->loop, &c->idle);
+    if (c->tls && !c->h2)
+        hs_unlink(c);
+    wd_tlsconn_free(c->tls); /* close_notify unless the connection broke */
     close(c->io.fd);
     atomic_fetch_sub(&w->nstreams, c->streams);
     wd_h2_free(c->h2);
@@ -160,12 +236,10 @@ static bool conn_flush(struct conn *c)
         }
         if (!pending)
             break;
-        ssize_t n = send(c->io.fd, c->out + c->out_off, pending, MSG_NOSIGNAL);
+        ssize_t n = conn_write(c, c->out + c->out_off, pending);
+        if (n == WD_TLSCONN_AGAIN)
+            break;
         if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                break;
-            if (errno == EINTR)
-                continue;
             conn_close(c); /* peer gone */
             return false;
         }
@@ -184,7 +258,7 @@ static bool conn_flush(struct conn *c)
         atomic_fetch_add(&c->w->nstreams, streams - c->streams);
         c->streams = streams;
     }
-    unsigned mask = 0;
+    unsigned mask = conn_tls_wants(c);
     if (!c->read_done && pending < OUT_CAP)
         mask |= WD_LOOP_READ;
     if (pending || more)
@@ -201,32 +275,72 @@ static void conn_kick(void *ctx)
     conn_flush(ctx);
 }
 
+static void log_handshake_failure(struct worker *w, const char *why)
+{
+    w->hs_failed++;
+    uint64_t now = wd_loop_now(w->loop);
+    if (now - w->last_hs_log >= 1000) {
+        w->last_hs_log = now;
+        wd_log_info("tls", "TLS handshake failed: %s (%llu failed on worker %d so far)", why,
+                    (unsigned long long)w->hs_failed, w->idx);
+    } else {
+        wd_log_debug("tls", "TLS handshake failed: %s", why);
+    }
+}
+
+/* Advances the TLS handshake; once it is done the HTTP/2 session starts. Returns true when
+ * the session has just started, false while the handshake goes on or after a close. */
+static bool conn_handshake(struct conn *c)
+{
+    struct worker *w = c->w;
+    int rc = wd_tlsconn_handshake(c->tls);
+    if (rc == WD_TLSCONN_AGAIN) {
+        if (wd_loop_io_set(w->loop, &c->io, wd_tlsconn_wants(c->tls)) != WD_OK)
+            conn_close(c);
+        return false;
+    }
+    if (rc != WD_OK) {
+        log_handshake_failure(w, wd_tlsconn_error(c->tls));
+        conn_close(c);
+        return false;
+    }
+    hs_unlink(c);
+    c->h2 = wd_h2_new(&w->env, conn_kick, c);
+    c->last_read = wd_loop_now(w->loop);
+    wd_loop_timer_start(w->loop, &c->idle, c->last_read + IDLE_MS);
+    return true;
+}
+
 static void conn_on_io(struct wd_loop_io *io, unsigned events)
 {
     struct conn *c = io->data;
-    if ((events & WD_LOOP_READ) && !c->read_done) {
+    if (!c->h2) {
+        if (!conn_handshake(c))
+            return;
+        events |= WD_LOOP_READ; /* the preface may have come with the client's Finished */
+    }
+    /* a TLS read may wait for writability (and a TLS write for readability: conn_flush) */
+    bool readable = (events & WD_LOOP_READ) ||
+                    ((events & WD_LOOP_WRITE) && (conn_tls_wants(c) & WD_LOOP_WRITE));
+    if (readable && !c->read_done && c->out_len - c->out_off < OUT_CAP) {
         uint8_t buf[READ_CHUNK];
-        for (int i = 0; i < READS_PER_EVENT; i++) {
-            ssize_t n = recv(c->io.fd, buf, sizeof buf, 0);
+        for (int i = 0; i < READS_PER_EVENT || conn_read_pending(c); i++) {
+            ssize_t n = conn_read(c, buf, sizeof buf);
             if (n > 0) {
                 c->last_read = wd_loop_now(c->w->loop);
                 atomic_store_explicit(&c->w->busy, true, memory_order_relaxed);
                 if (wd_h2_recv(c->h2, buf, (size_t)n) != WD_OK)
                     c->read_done = true;
                 atomic_store_explicit(&c->w->busy, false, memory_order_relaxed);
-                if (c->read_done || (size_t)n < sizeof buf)
+                /* TLS reads return one record each: go on to AGAIN (epoll is level-triggered
+                 * for what is left in the socket, not for what OpenSSL holds) */
+                if (c->read_done || (!c->tls && (size_t)n < sizeof buf))
                     break;
                 continue;
             }
-            if (n == 0) { /* the peer closed: nobody to answer */
-                conn_close(c);
-                return;
-            }
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
+            if (n == WD_TLSCONN_AGAIN)
                 break;
-            if (errno == EINTR)
-                continue;
-            conn_close(c);
+            conn_close(c); /* EOF (the peer closed: nobody to answer) or a broken socket */
             return;
         }
     }
@@ -236,6 +350,11 @@ static void conn_on_io(struct wd_loop_io *io, unsigned events)
 static void conn_on_idle(struct wd_loop_timer *t)
 {
     struct conn *c = t->data;
+    if (!c->h2) { /* TLS slowloris: the handshake has a deadline */
+        log_handshake_failure(c->w, "not complete within the deadline");
+        conn_close(c);
+        return;
+    }
     uint64_t now = wd_loop_now(c->w->loop);
     if (now - c->last_read >= IDLE_MS) {
         wd_log_debug("h2", "closing a connection idle for %u s", IDLE_MS / 1000);
@@ -249,6 +368,38 @@ struct handoff {
     struct worker *w;
     int fd;
 };
+
+/* A TLS connection starts with its handshake (deadline TLS_HANDSHAKE_MS); the HTTP/2
+ * session starts after it. At most TLS_HANDSHAKES_MAX run at once per worker: over that the
+ * oldest is dropped, so peers that stall handshakes (a TLS slowloris) must outpace a
+ * legitimate handshake (a round trip and some crypto) to keep others out. */
+static void adopt_tls(struct conn *c)
+{
+    struct worker *w = c->w;
+    if (w->nhandshakes >= TLS_HANDSHAKES_MAX) {
+        w->hs_dropped++;
+        uint64_t now = wd_loop_now(w->loop);
+        if (now - w->last_cap_log >= 1000) {
+            w->last_cap_log = now;
+            wd_log_warn("tls",
+                        "%d TLS handshakes in progress on worker %d: closing the oldest "
+                        "(%llu so far)",
+                        TLS_HANDSHAKES_MAX, w->idx, (unsigned long long)w->hs_dropped);
+        }
+        conn_close(w->hs_head);
+    }
+    c->tls = wd_tlsconn_new(w->srv->tls, c->io.fd);
+    c->hs_prev = w->hs_tail;
+    if (w->hs_tail)
+        w->hs_tail->hs_next = c;
+    else
+        w->hs_head = c;
+    w->hs_tail = c;
+    w->nhandshakes++;
+    wd_loop_timer_start(w->loop, &c->idle, c->last_read + TLS_HANDSHAKE_MS);
+    if (wd_loop_io_set(w->loop, &c->io, WD_LOOP_READ) != WD_OK)
+        conn_close(c);
+}
 
 static void worker_adopt(void *arg)
 {
@@ -270,11 +421,16 @@ static void worker_adopt(void *arg)
     c->last_read = wd_loop_update_now(w->loop);
     c->idle.cb = conn_on_idle;
     c->idle.data = c;
-    c->h2 = wd_h2_new(&w->env, conn_kick, c);
+    if (!w->srv->tls)
+        c->h2 = wd_h2_new(&w->env, conn_kick, c);
     c->next = w->conns;
     if (w->conns)
         w->conns->prev = c;
     w->conns = c;
+    if (w->srv->tls) {
+        adopt_tls(c);
+        return;
+    }
     wd_loop_timer_start(w->loop, &c->idle, c->last_read + IDLE_MS);
     conn_flush(c); /* our SETTINGS go first */
 }
@@ -287,8 +443,10 @@ static void worker_goaway(struct wd_loop_timer *t)
     struct conn *c = w->conns;
     while (c) {
         struct conn *next = c->next;
-        wd_h2_goaway(c->h2);
-        conn_flush(c);
+        if (c->h2) {
+            wd_h2_goaway(c->h2);
+            conn_flush(c);
+        }
         c = next;
     }
 }
@@ -300,8 +458,12 @@ static void worker_drain(void *arg)
     struct conn *c = w->conns;
     while (c) {
         struct conn *next = c->next;
-        wd_h2_shutdown_notice(c->h2);
-        conn_flush(c);
+        if (!c->h2) { /* a TLS handshake: no call to finish */
+            conn_close(c);
+        } else {
+            wd_h2_shutdown_notice(c->h2);
+            conn_flush(c);
+        }
         c = next;
     }
     w->goaway.cb = worker_goaway;
@@ -494,20 +656,19 @@ int wd_h2server_start(const struct wd_config *cfg, struct wd_engine *engine,
                       struct wd_h2server **out, char *err, size_t errcap)
 {
     *out = NULL;
-    if (cfg->tls_cert) {
-        wd_seterr(err, errcap,
-                  "transport h2 does not serve TLS yet: use `transport grpc-core` for "
-                  "tls_cert/tls_key (docs/configuration.md)");
-        return WD_ETLS;
-    }
+    struct wd_tlsconn_ctx *tls = NULL;
+    if (cfg->tls_cert && wd_tlsconn_ctx_new(cfg, &tls, err, errcap) != WD_OK)
+        return WD_ETLS; /* checked before binding, as the gRPC-core path does */
     struct wd_h2server *s = wd_calloc(1, sizeof *s);
     s->cfg = cfg;
     s->hook_env.cfg = cfg;
     s->hook_env.engine = engine;
     s->lfd = -1;
     s->port = -1;
+    s->tls = tls;
     int rc = bind_listener(cfg->listen, &s->lfd, &s->port, err, errcap);
     if (rc != WD_OK) {
+        wd_tlsconn_ctx_free(s->tls);
         free(s);
         return rc;
     }
@@ -573,10 +734,11 @@ int wd_h2server_start(const struct wd_config *cfg, struct wd_engine *engine,
     char host[256];
     const char *colon = strrchr(cfg->listen, ':');
     snprintf(host, sizeof host, "%.*s", (int)(colon - cfg->listen), cfg->listen);
+    const char *mode = !s->tls ? "h2c" : wd_tlsconn_ctx_mutual(s->tls) ? "mtls" : "tls";
     wd_log_info("server",
-                "listening on %s:%d (h2c), %d workers, %zu methods on %s and %s "
+                "listening on %s:%d (%s), %d workers, %zu methods on %s and %s "
                 "(transport h2, max_connections %d)",
-                host, s->port, s->nworkers, wd_hook_nmethods(), wd_hook_services[0],
+                host, s->port, mode, s->nworkers, wd_hook_nmethods(), wd_hook_services[0],
                 wd_hook_services[1], s->max_conns);
     wd_log_info("server", "requests up to %zu bytes (max_message_size %s), compressed ones refused",
                 limit, cfg->max_message_size ? "set" : "auto, from the hooks");
@@ -649,6 +811,7 @@ void wd_h2server_free(struct wd_h2server *s)
         wd_hook_worker_free(w->hook);
     }
     free(s->workers);
+    wd_tlsconn_ctx_free(s->tls);
     wd_loop_free(s->aloop);
     if (s->lfd >= 0)
         close(s->lfd);

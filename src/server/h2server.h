@@ -16,7 +16,9 @@
  * `max_connections` are accepted and closed at once, counted, logged at most once a second.
  * RLIMIT_NOFILE's soft limit is raised to the hard limit at start.
  *
- * TLS is not implemented in this stage: a configuration with tls_cert is refused.
+ * TLS (tls_cert): the context is built once at start (tlsconn.c) and shared by the workers;
+ * each connection does its TLS handshake on its worker, non-blocking, within a deadline and
+ * under a per-worker cap of handshakes in progress, before its HTTP/2 session starts.
  */
 #ifndef WD_H2SERVER_H
 #define WD_H2SERVER_H
@@ -29,7 +31,8 @@
 struct wd_h2server;
 
 /* Binds, starts the acceptor and the workers. cfg and engine are borrowed and must outlive
- * the server. Returns WD_OK, WD_EBIND or WD_ETLS (TLS asked for) with a message in err. */
+ * the server. Returns WD_OK, WD_EBIND or WD_ETLS (TLS files unusable) with a message in
+ * err. */
 int wd_h2server_start(const struct wd_config *cfg, struct wd_engine *engine,
                       struct wd_h2server **out, char *err, size_t errcap);
 

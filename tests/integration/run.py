@@ -63,8 +63,8 @@ except ImportError as e:
     sys.exit(1)
 if ARGS.transport:
     H.TRANSPORT = ARGS.transport
-# scenarios the h2 transport cannot serve yet (issue 9, stage 1: no TLS on it)
-H2_PENDING = {"tls": "TLS is not implemented on transport h2 yet"}
+# scenarios the h2 transport cannot serve yet (none left: TLS landed on it)
+H2_PENDING = {}
 
 
 class Ctx:
@@ -1730,6 +1730,8 @@ import sec_superuser  # noqa: E402  (issue 8: superuser only from the authentica
 sec_superuser.register(scenario)
 import sec_transport  # noqa: E402  (tests/integration/sec_transport.py: issue 9, transport h2)
 sec_transport.register(scenario)
+import h2_tls  # noqa: E402  (tests/integration/h2_tls.py: issue 9, TLS on transport h2)
+h2_tls.register(scenario)
 
 # ====================================================================== main
 
