@@ -152,7 +152,7 @@ $(B)/tests/test_%: tests/unit/test_%.c $(LIBS_ALL)
 # missing, so it is quick and idempotent; apt runs as root, through sudo otherwise.
 DEBIAN_PKGS := gcc make pkg-config libgrpc-dev libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler \
     protobuf-compiler libssl-dev openssl libcmocka-dev libpcre2-dev python3 python3-grpcio python3-protobuf \
-    nghttp2-client procps libcrypt-dev libargon2-dev libhiredis-dev libjwt-dev libjansson-dev libcurl4-openssl-dev \
+    nghttp2-client procps iproute2 libcrypt-dev libargon2-dev libhiredis-dev libjwt-dev libjansson-dev libcurl4-openssl-dev \
     redis-server cppcheck clang-format
 
 deps:
