@@ -209,7 +209,7 @@ sanitize: deps $(GEN_PY)
 	done
 
 # ---- benchmarks (bench/README.md) ----
-BENCH_BIN := $(B)/bench/wd_load $(B)/bench/bare_server $(B)/bench/policy_bench
+BENCH_BIN := $(B)/bench/wd_load $(B)/bench/bare_server $(B)/bench/bare_h2 $(B)/bench/policy_bench
 bench: all $(BENCH_BIN) $(GEN_PY)
 
 # the in-process policy benchmark links the policy layer, not gRPC
@@ -217,6 +217,13 @@ $(B)/bench/policy_bench: bench/policy_bench.c $(LIB_POLICY) $(LIB_CORE)
 	@mkdir -p $(@D)
 	@echo "  CC/LD   $@"
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS_ALL) -o $@ $< $(LIB_POLICY) $(LIB_CORE) $(LDLIBS) -lm
+
+# warden's own transport with do-nothing handlers: bare_h2.c implements server/hook.h, so
+# the linker takes h2server/h2/loop from libwd_server.a and never pulls hook.o or the engine
+$(B)/bench/bare_h2: bench/bare_h2.c $(LIBS_ALL)
+	@mkdir -p $(@D)
+	@echo "  CC/LD   $@"
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS_ALL) -o $@ $< $(LIBS_ALL) $(LDLIBS)
 
 $(B)/bench/%: bench/%.c $(GEN_OBJ)
 	@mkdir -p $(@D)
