@@ -22,6 +22,7 @@
 #include "server/h2server.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -49,6 +50,7 @@
 #define GOAWAY_DELAY_MS 100u /* from the shutdown notice to the final GOAWAY */
 #define FD_HEADROOM 64       /* fds kept for Redis, files, logs: never given to peers */
 #define CONN_BUFFER_MIN (8u << 20)
+#define PEER_BUCKETS 1024u
 
 struct worker;
 
@@ -60,7 +62,8 @@ struct conn {
     size_t out_len, out_off, out_cap;
     bool read_done; /* session error or EOF: read nothing more */
     uint64_t last_read;
-    int streams; /* open streams as last added to the worker's count */
+    int streams;      /* open streams as last added to the worker's count */
+    uint8_t peer[16]; /* the peer's address (IPv4 as v4-mapped IPv6), for its count */
     struct wd_loop_timer idle;
     struct conn *prev, *next;
 };
@@ -100,7 +103,74 @@ struct wd_h2server {
     struct wd_loop_io lio;
     struct wd_loop_timer resume;
     uint64_t refused, last_refused_log, last_emfile_log;
+
+    /* connections per peer address: the acceptor adds, the workers remove */
+    pthread_mutex_t peers_mu;
+    struct peer *peers[PEER_BUCKETS];
+    int max_per_peer;
+    uint32_t peer_seed;
+    uint64_t refused_peer, last_peer_log;
 };
+
+struct peer {
+    uint8_t addr[16];
+    int n;
+    struct peer *next;
+};
+
+/* ---- connections per peer ---- */
+
+static void peer_key(const struct sockaddr_storage *ss, uint8_t key[16])
+{
+    memset(key, 0, 16);
+    if (ss->ss_family == AF_INET) {
+        key[10] = key[11] = 0xff;
+        memcpy(key + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+    } else if (ss->ss_family == AF_INET6) {
+        memcpy(key, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+    }
+}
+
+static struct peer **peer_slot(struct wd_h2server *s, const uint8_t key[16])
+{
+    uint32_t x = 2166136261u ^ s->peer_seed; /* FNV-1a, seeded per process */
+    for (int i = 0; i < 16; i++)
+        x = (x ^ key[i]) * 16777619u;
+    struct peer **pp = &s->peers[x % PEER_BUCKETS];
+    while (*pp && memcmp((*pp)->addr, key, 16) != 0)
+        pp = &(*pp)->next;
+    return pp;
+}
+
+/* Counts one more connection from key; false (and nothing counted) over the limit. */
+static bool peer_take(struct wd_h2server *s, const uint8_t key[16])
+{
+    bool ok = true;
+    pthread_mutex_lock(&s->peers_mu);
+    struct peer **pp = peer_slot(s, key);
+    if (!*pp) {
+        *pp = wd_calloc(1, sizeof **pp);
+        memcpy((*pp)->addr, key, 16);
+    }
+    if ((*pp)->n >= s->max_per_peer)
+        ok = false;
+    else
+        (*pp)->n++;
+    pthread_mutex_unlock(&s->peers_mu);
+    return ok;
+}
+
+static void peer_release(struct wd_h2server *s, const uint8_t key[16])
+{
+    pthread_mutex_lock(&s->peers_mu);
+    struct peer **pp = peer_slot(s, key);
+    struct peer *p = *pp;
+    if (p && --p->n <= 0) {
+        *pp = p->next;
+        free(p);
+    }
+    pthread_mutex_unlock(&s->peers_mu);
+}
 
 /* ---- connections ---- */
 
@@ -121,6 +191,7 @@ static void conn_close(struct conn *c)
         c->next->prev = c->prev;
     atomic_fetch_sub(&w->nconns, 1);
     atomic_fetch_sub(&w->srv->nconns, 1);
+    peer_release(w->srv, c->peer);
     free(c);
 }
 
@@ -229,25 +300,44 @@ static void conn_on_io(struct wd_loop_io *io, unsigned events)
             conn_close(c);
             return;
         }
+        /* a frame left incomplete may bring the slow-peer deadline before the idle one */
+        uint64_t d = wd_h2_deadline(c->h2);
+        if (d && (!wd_loop_timer_armed(&c->idle) || d < c->idle.at))
+            wd_loop_timer_start(c->w->loop, &c->idle, d);
     }
     conn_flush(c);
+}
+
+/* The connection's one timer: at the earlier of the idle limit and the slow-peer deadline. */
+static void conn_arm(struct conn *c)
+{
+    uint64_t at = c->last_read + IDLE_MS, d = wd_h2_deadline(c->h2);
+    wd_loop_timer_start(c->w->loop, &c->idle, d && d < at ? d : at);
 }
 
 static void conn_on_idle(struct wd_loop_timer *t)
 {
     struct conn *c = t->data;
     uint64_t now = wd_loop_now(c->w->loop);
+    uint64_t d = wd_h2_deadline(c->h2);
+    if (d && now >= d) {
+        wd_log_debug("h2", "closing a slow connection: %s not complete in time",
+                     wd_h2_handshaken(c->h2) ? "a frame" : "the client preface and SETTINGS");
+        conn_close(c);
+        return;
+    }
     if (now - c->last_read >= IDLE_MS) {
         wd_log_debug("h2", "closing a connection idle for %u s", IDLE_MS / 1000);
         conn_close(c);
         return;
     }
-    wd_loop_timer_start(c->w->loop, &c->idle, c->last_read + IDLE_MS);
+    conn_arm(c);
 }
 
 struct handoff {
     struct worker *w;
     int fd;
+    uint8_t peer[16];
 };
 
 static void worker_adopt(void *arg)
@@ -255,14 +345,17 @@ static void worker_adopt(void *arg)
     struct handoff *ho = arg;
     struct worker *w = ho->w;
     int fd = ho->fd;
-    free(ho);
     if (w->draining) {
         close(fd);
         atomic_fetch_sub(&w->nconns, 1);
         atomic_fetch_sub(&w->srv->nconns, 1);
+        peer_release(w->srv, ho->peer);
+        free(ho);
         return;
     }
     struct conn *c = wd_calloc(1, sizeof *c);
+    memcpy(c->peer, ho->peer, sizeof c->peer);
+    free(ho);
     c->w = w;
     c->io.fd = fd;
     c->io.cb = conn_on_io;
@@ -275,7 +368,7 @@ static void worker_adopt(void *arg)
     if (w->conns)
         w->conns->prev = c;
     w->conns = c;
-    wd_loop_timer_start(w->loop, &c->idle, c->last_read + IDLE_MS);
+    conn_arm(c);   /* the handshake deadline */
     conn_flush(c); /* our SETTINGS go first */
 }
 
@@ -341,8 +434,28 @@ static void accept_resume(struct wd_loop_timer *t)
         wd_loop_io_set(s->aloop, &s->lio, WD_LOOP_READ);
 }
 
-static void hand_off(struct wd_h2server *s, int fd)
+static void hand_off(struct wd_h2server *s, int fd, const struct sockaddr_storage *ss)
 {
+    uint8_t key[16];
+    peer_key(ss, key);
+    if (atomic_load(&s->nconns) < s->max_conns && !peer_take(s, key)) {
+        close(fd);
+        s->refused_peer++;
+        uint64_t now = now_ms();
+        if (now - s->last_peer_log >= 1000) {
+            char a[INET6_ADDRSTRLEN] = "?";
+            if (ss->ss_family == AF_INET)
+                inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, a, sizeof a);
+            else if (ss->ss_family == AF_INET6)
+                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, a, sizeof a);
+            s->last_peer_log = now;
+            wd_log_warn("server",
+                        "max_connections_per_peer (%d) reached by %s: its new connections are "
+                        "closed at once (%llu so far, all peers)",
+                        s->max_per_peer, a, (unsigned long long)s->refused_peer);
+        }
+        return;
+    }
     if (atomic_load(&s->nconns) >= s->max_conns) {
         close(fd);
         s->refused++;
@@ -367,6 +480,7 @@ static void hand_off(struct wd_h2server *s, int fd)
     struct handoff *ho = wd_malloc(sizeof *ho);
     ho->w = best;
     ho->fd = fd;
+    memcpy(ho->peer, key, sizeof key);
     wd_loop_post(best->loop, worker_adopt, ho);
 }
 
@@ -374,9 +488,11 @@ static void on_listen(struct wd_loop_io *io, unsigned events)
 {
     struct wd_h2server *s = io->data;
     for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
-        int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        int fd = accept4(s->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
-            hand_off(s, fd);
+            hand_off(s, fd, &ss);
             continue;
         }
         if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -506,6 +622,8 @@ int wd_h2server_start(const struct wd_config *cfg, struct wd_engine *engine,
     s->hook_env.engine = engine;
     s->lfd = -1;
     s->port = -1;
+    pthread_mutex_init(&s->peers_mu, NULL);
+    s->peer_seed = (uint32_t)now_ms() ^ (uint32_t)getpid() * 2654435761u;
     int rc = bind_listener(cfg->listen, &s->lfd, &s->port, err, errcap);
     if (rc != WD_OK) {
         free(s);
@@ -520,6 +638,8 @@ int wd_h2server_start(const struct wd_config *cfg, struct wd_engine *engine,
                     s->max_conns, budget);
         s->max_conns = budget;
     }
+    s->max_per_peer =
+        cfg->max_connections_per_peer < s->max_conns ? cfg->max_connections_per_peer : s->max_conns;
 
     s->nworkers = cfg->workers > 0 ? cfg->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (s->nworkers < 1)
@@ -541,7 +661,13 @@ int wd_h2server_start(const struct wd_config *cfg, struct wd_engine *engine,
         w->env.loop = w->loop;
         w->env.request_limit = limit;
         w->env.inflight_budget = (size_t)cfg->max_concurrent_streams;
+        w->env.process_buffer_limit =
+            (size_t)cfg->request_buffer_memory > limit ? (size_t)cfg->request_buffer_memory : limit;
         w->env.conn_buffer_limit = 4 * limit > CONN_BUFFER_MIN ? 4 * limit : CONN_BUFFER_MIN;
+        if (w->env.conn_buffer_limit > w->env.process_buffer_limit)
+            w->env.conn_buffer_limit = w->env.process_buffer_limit;
+        w->env.handshake_ms = (uint64_t)cfg->handshake_timeout_ms;
+        w->env.header_ms = (uint64_t)cfg->header_timeout_ms;
         w->env.stopping = &s->stopping;
         w->env.cancelled = &s->cancelled;
     }
@@ -575,9 +701,9 @@ int wd_h2server_start(const struct wd_config *cfg, struct wd_engine *engine,
     snprintf(host, sizeof host, "%.*s", (int)(colon - cfg->listen), cfg->listen);
     wd_log_info("server",
                 "listening on %s:%d (h2c), %d workers, %zu methods on %s and %s "
-                "(transport h2, max_connections %d)",
+                "(transport h2, max_connections %d, %d per peer)",
                 host, s->port, s->nworkers, wd_hook_nmethods(), wd_hook_services[0],
-                wd_hook_services[1], s->max_conns);
+                wd_hook_services[1], s->max_conns, s->max_per_peer);
     wd_log_info("server", "requests up to %zu bytes (max_message_size %s), compressed ones refused",
                 limit, cfg->max_message_size ? "set" : "auto, from the hooks");
     *out = s;
@@ -649,6 +775,14 @@ void wd_h2server_free(struct wd_h2server *s)
         wd_hook_worker_free(w->hook);
     }
     free(s->workers);
+    for (size_t i = 0; i < PEER_BUCKETS; i++) {
+        while (s->peers[i]) {
+            struct peer *p = s->peers[i];
+            s->peers[i] = p->next;
+            free(p);
+        }
+    }
+    pthread_mutex_destroy(&s->peers_mu);
     wd_loop_free(s->aloop);
     if (s->lfd >= 0)
         close(s->lfd);
