@@ -436,6 +436,17 @@ class Legit(threading.Thread):
             (", errors %s" % self.errors) if self.errors else "")
 
 
+def fresh_call(H, addr, timeout=5.0):
+    """One call on a NEW connection (the legit client's own is already established)."""
+    try:
+        with H.channel(addr) as ch:
+            return H.raw_call(ch, H.path("OnClientAuthenticate"),
+                              H.authn_req("demo", "demo").SerializeToString(),
+                              timeout) == H.ALLOW_RAW
+    except Exception:
+        return False
+
+
 class Attack:
     """The frame of every attack: a legit client running before, during and after; memory
     sampled; figures collected into `fig`; `problems` lists what failed."""
@@ -716,6 +727,7 @@ def attack_fd_exhaustion(H, w, n=300):
                     sk.bind((src_addr(0), 0))
                     sk.settimeout(5)
                     sk.connect(("127.0.0.1", w.port))
+                    sk.setblocking(False)  # MSG_DONTWAIT alone still polls with a timeout
                     socks.append(sk)
                 except OSError:
                     break
@@ -736,7 +748,10 @@ def attack_fd_exhaustion(H, w, n=300):
                     break
                 time.sleep(0.05)
             a.fig["attacker_closed_at_once"] = closed
-            # the legit client keeps being served while they are open
+            # a new legit connection is served while they are open (fd headroom, per-peer cap)
+            a.fig["new_conn_during"] = fresh_call(H, w.addr)
+            if not a.fig["new_conn_during"]:
+                a.problems.append("a new connection was not served during the idle flood")
             ok0 = a.legit.ok
             end = time.monotonic() + 10
             while a.legit.ok < ok0 + 3 and time.monotonic() < end:
@@ -745,6 +760,12 @@ def attack_fd_exhaustion(H, w, n=300):
         finally:
             for sk in socks:
                 sk.close()
+        end = time.monotonic() + 10  # and after they closed (polled: the listener may pause)
+        a.fig["new_conn_after"] = False
+        while not a.fig["new_conn_after"] and time.monotonic() < end:
+            a.fig["new_conn_after"] = fresh_call(H, w.addr, 2.0)
+        if not a.fig["new_conn_after"]:
+            a.problems.append("a new connection was not served after the idle flood")
     return a
 
 
