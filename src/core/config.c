@@ -111,6 +111,10 @@ static const struct opt opts[] = {
     {"max_connection_age_grace", T_DURATION, OFF(max_connection_age_grace_ms), 0, 3600000, NULL},
     {"transport", T_WORD, OFF(transport), 0, 0, transports},
     {"max_connections", T_INT, OFF(max_connections), 1, 1000000, NULL},
+    {"max_connections_per_peer", T_INT, OFF(max_connections_per_peer), 1, 1000000, NULL},
+    {"handshake_timeout", T_DURATION, OFF(handshake_timeout_ms), 100, 600000, NULL},
+    {"header_timeout", T_DURATION, OFF(header_timeout_ms), 100, 600000, NULL},
+    {"request_buffer_memory", T_SIZE, OFF(request_buffer_memory), 1 << 20, 1 << 30, NULL},
     {"tls_cert", T_STRING, OFF(tls_cert), 0, 0, NULL},
     {"tls_key", T_STRING, OFF(tls_key), 0, 0, NULL},
     {"tls_client_ca", T_STRING, OFF(tls_client_ca), 0, 0, NULL},
@@ -214,6 +218,10 @@ void wd_config_defaults(struct wd_config *cfg)
     cfg->max_connection_age_grace_ms = 30000;
     cfg->transport = wd_strdup("grpc-core");
     cfg->max_connections = 10000;
+    cfg->max_connections_per_peer = 1000;
+    cfg->handshake_timeout_ms = 10000;
+    cfg->header_timeout_ms = 10000;
+    cfg->request_buffer_memory = 64 << 20;
     cfg->hooks = wd_calloc(3, sizeof(char *));
     cfg->hooks[0] = wd_strdup("client.authenticate");
     cfg->hooks[1] = wd_strdup("client.authorize");

@@ -46,8 +46,12 @@ struct wd_config {
     int max_connection_idle_ms; /* 0: never close idle connections */
     int max_connection_age_ms;  /* 0: connections live forever */
     int max_connection_age_grace_ms;
-    char *transport;     /* "grpc-core" (default in this stage) or "h2" (warden's own) */
-    int max_connections; /* transport h2: connections served at once; more are closed */
+    char *transport;              /* "grpc-core" (default in this stage) or "h2" (warden's own) */
+    int max_connections;          /* transport h2: connections served at once; more are closed */
+    int max_connections_per_peer; /* transport h2: the same, per peer address */
+    int handshake_timeout_ms;     /* transport h2: accept -> client preface + SETTINGS */
+    int header_timeout_ms;        /* transport h2: first byte of a frame/header block -> end */
+    int request_buffer_memory;    /* transport h2: request bytes buffered, whole process */
 
     /* TLS: h2c when tls_cert is unset; mutual TLS when tls_client_ca is set */
     char *tls_cert;

@@ -60,9 +60,8 @@ enum {
 #define STREAM_WINDOW (1u << 20)
 #define CONN_WINDOW (16 << 20)
 #define DEADLINE_CAP_MS 120000u /* calls without grpc-timeout, or a longer one */
-#define PROCESS_BUFFER_LIMIT ((size_t)512 << 20)
-#define GLITCH_BURST 200.0 /* peer-provoked stream errors before GOAWAY ENHANCE_YOUR_CALM */
-#define GLITCH_RATE 20.0   /* per second, refilled */
+#define GLITCH_BURST 200.0      /* peer-provoked stream errors before GOAWAY ENHANCE_YOUR_CALM */
+#define GLITCH_RATE 20.0        /* per second, refilled */
 #define LINGER_MS 1000u
 #define LINGER_MAX 64
 #define HEALTH_PATH "/grpc.health.v1.Health/Check"
@@ -121,6 +120,16 @@ struct wd_h2 {
     size_t buffered;  /* request bytes held by this connection */
     bool broken;      /* mem_recv failed: feed nothing more */
     bool in_recv;
+
+    /* frame boundaries as received, for the slow-peer deadlines (nghttp2 has no timers) */
+    size_t trk_preface; /* client preface bytes seen (24 when complete) */
+    uint8_t trk_hdr[9]; /* the frame header being received */
+    size_t trk_hdr_have;
+    size_t trk_left;     /* payload bytes of the current frame still to come */
+    bool trk_in_block;   /* inside a header block (HEADERS without END_HEADERS) */
+    bool handshaken;     /* the preface and the first SETTINGS frame arrived */
+    uint64_t started;    /* session start (loop time) */
+    uint64_t unit_since; /* first byte of the incomplete frame or header block; 0: none */
     double glitch_tokens;
     uint64_t glitch_at;
 };
@@ -632,7 +641,8 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
             break;
         }
         if (h->buffered + mlen > h->env->conn_buffer_limit ||
-            wd_h2_buffered_bytes() + mlen > PROCESS_BUFFER_LIMIT) {
+            (h->buffered + mlen > WD_H2_CONN_GUARANTEE &&
+             wd_h2_buffered_bytes() + mlen > h->env->process_buffer_limit)) {
             answer_error(st, 200, GS_RESOURCE_EXHAUSTED, "request buffers full, retry later",
                          false);
             break;
@@ -699,6 +709,7 @@ struct wd_h2 *wd_h2_new(const struct wd_h2_env *env, void (*kick)(void *ctx), vo
     h->kick_ctx = ctx;
     h->glitch_tokens = GLITCH_BURST;
     h->glitch_at = wd_loop_now(env->loop);
+    h->started = h->glitch_at;
 
     nghttp2_session_callbacks *cb;
     nghttp2_option *opt;
@@ -741,10 +752,68 @@ void wd_h2_free(struct wd_h2 *h)
     free(h);
 }
 
+/* Follows the frame boundaries of the input (the preface, then 9-byte headers and their
+ * payloads) to know whether a frame or a header block is incomplete, and since when. It
+ * never judges the bytes: nghttp2 does. */
+static void track_frames(struct wd_h2 *h, const uint8_t *p, size_t n)
+{
+    uint64_t now = wd_loop_now(h->env->loop);
+    while (n) {
+        if (h->trk_preface < NGHTTP2_CLIENT_MAGIC_LEN) {
+            size_t take = NGHTTP2_CLIENT_MAGIC_LEN - h->trk_preface;
+            take = take < n ? take : n;
+            h->trk_preface += take;
+            p += take;
+            n -= take;
+            continue;
+        }
+        if (h->trk_hdr_have < 9) {
+            if (h->trk_hdr_have == 0 && !h->unit_since)
+                h->unit_since = now ? now : 1;
+            h->trk_hdr[h->trk_hdr_have++] = *p++;
+            n--;
+            if (h->trk_hdr_have < 9)
+                continue;
+            h->trk_left = (size_t)h->trk_hdr[0] << 16 | (size_t)h->trk_hdr[1] << 8 | h->trk_hdr[2];
+        } else {
+            size_t take = h->trk_left < n ? h->trk_left : n;
+            h->trk_left -= take;
+            p += take;
+            n -= take;
+        }
+        if (h->trk_left)
+            continue;
+        /* a whole frame */
+        uint8_t type = h->trk_hdr[3], flags = h->trk_hdr[4];
+        h->trk_hdr_have = 0;
+        if (type == NGHTTP2_HEADERS || type == NGHTTP2_PUSH_PROMISE)
+            h->trk_in_block = !(flags & NGHTTP2_FLAG_END_HEADERS);
+        else if (type == NGHTTP2_CONTINUATION && (flags & NGHTTP2_FLAG_END_HEADERS))
+            h->trk_in_block = false;
+        else if (type == NGHTTP2_SETTINGS && !(flags & NGHTTP2_FLAG_ACK))
+            h->handshaken = true;
+        if (!h->trk_in_block)
+            h->unit_since = 0;
+    }
+}
+
+uint64_t wd_h2_deadline(const struct wd_h2 *h)
+{
+    if (!h->handshaken)
+        return h->started + h->env->handshake_ms;
+    return h->unit_since ? h->unit_since + h->env->header_ms : 0;
+}
+
+bool wd_h2_handshaken(const struct wd_h2 *h)
+{
+    return h->handshaken;
+}
+
 int wd_h2_recv(struct wd_h2 *h, const uint8_t *in, size_t len)
 {
     if (h->broken)
         return WD_EIO;
+    track_frames(h, in, len);
     h->in_recv = true;
     ssize_t n = nghttp2_session_mem_recv(h->session, in, len);
     h->in_recv = false;

@@ -15,7 +15,12 @@
  *   over it is answered RESOURCE_EXHAUSTED trailers-only at once, the connection lives on;
  * - request bytes buffered: one message per stream, its 32-bit length checked against the
  *   request limit before anything is allocated, and the sum per connection and per process
- *   checked too (RESOURCE_EXHAUSTED);
+ *   checked too (RESOURCE_EXHAUSTED); a connection holding less than WD_H2_CONN_GUARANTEE
+ *   bytes is not refused for the process budget, so that peers holding large partial
+ *   messages cannot starve the small calls of the others;
+ * - slow peers: the client preface and its SETTINGS must arrive within handshake_ms of the
+ *   session's start, and every frame (a header block with its CONTINUATIONs counts as one)
+ *   within header_ms of its first byte: wd_h2_deadline says until when;
  * - time: every call has a deadline, min(grpc-timeout, a cap), enforced by a loop timer;
  * - protocol abuse: nghttp2's stream-reset rate limit and CONTINUATION cap, plus a counter
  *   of peer-provoked stream errors here, each ending the connection with GOAWAY.
@@ -38,6 +43,9 @@ struct wd_h2_env {
     size_t request_limit;         /* largest request message (wd_config_request_limit) */
     size_t inflight_budget;       /* unanswered calls per connection */
     size_t conn_buffer_limit;     /* request bytes buffered per connection */
+    size_t process_buffer_limit;  /* request bytes buffered by all sessions of the process */
+    uint64_t handshake_ms;        /* session start -> the client preface and its SETTINGS */
+    uint64_t header_ms;           /* first byte of a frame or header block -> its last byte */
     const atomic_bool *stopping;  /* set while the server drains (health: NOT_SERVING) */
     const atomic_bool *cancelled; /* set when the shutdown grace expired: cancel calls */
 };
@@ -71,6 +79,17 @@ bool wd_h2_want_write(const struct wd_h2 *h);
  * the session processed; the streams up to it are served, then wd_h2_finished turns true. */
 void wd_h2_shutdown_notice(struct wd_h2 *h);
 void wd_h2_goaway(struct wd_h2 *h);
+
+/* The loop time (ms) by which the session must make progress, 0 if nothing is pending:
+ * start + handshake_ms until the client preface and its first SETTINGS frame arrived, then
+ * while a frame or a header block is incomplete, its first byte's time + header_ms. The
+ * connection closes at that time (a slow peer: slowloris). */
+uint64_t wd_h2_deadline(const struct wd_h2 *h);
+/* Whether the client preface and its first SETTINGS frame arrived. */
+bool wd_h2_handshaken(const struct wd_h2 *h);
+
+/* A connection buffering less than this is never refused for the process budget. */
+#define WD_H2_CONN_GUARANTEE ((size_t)64 << 10)
 
 /* Streams opened and not yet closed (in-flight calls). */
 size_t wd_h2_open_streams(const struct wd_h2 *h);

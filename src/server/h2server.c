@@ -16,7 +16,7 @@
  * unlinked and freed on the spot: wd_loop_io_del drops its pending events of the batch.
  *
  * TLS: a connection first does its handshake (tlsconn.c), non-blocking, within
- * TLS_HANDSHAKE_MS and under a per-worker cap of handshakes in progress; its HTTP/2 session
+ * `handshake_timeout` and under a per-worker cap of handshakes in progress; its HTTP/2 session
  * starts after it. conn_read/conn_write put plain and TLS sockets behind the same calls.
  *
  * Calls are answered synchronously on the worker, as gRPC core's workers did: a handler
@@ -26,6 +26,7 @@
 #include "server/h2server.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -54,8 +55,8 @@
 #define GOAWAY_DELAY_MS 100u /* from the shutdown notice to the final GOAWAY */
 #define FD_HEADROOM 64       /* fds kept for Redis, files, logs: never given to peers */
 #define CONN_BUFFER_MIN (8u << 20)
-#define TLS_HANDSHAKE_MS 10000u /* from adoption to a complete TLS handshake */
-#define TLS_HANDSHAKES_MAX 64   /* per worker; over it the oldest handshake is dropped */
+#define TLS_HANDSHAKES_MAX 64 /* per worker; over it the oldest handshake is dropped */
+#define PEER_BUCKETS 1024u
 
 struct worker;
 
@@ -69,7 +70,8 @@ struct conn {
     size_t out_len, out_off, out_cap;
     bool read_done; /* session error or EOF: read nothing more */
     uint64_t last_read;
-    int streams; /* open streams as last added to the worker's count */
+    int streams;      /* open streams as last added to the worker's count */
+    uint8_t peer[16]; /* the peer's address (IPv4 as v4-mapped IPv6), for its count */
     struct wd_loop_timer idle;
     struct conn *prev, *next;
 };
@@ -113,7 +115,74 @@ struct wd_h2server {
     struct wd_loop_timer resume;
     uint64_t refused, last_refused_log, last_emfile_log;
     struct wd_tlsconn_ctx *tls; /* NULL: h2c; shared read-only by the workers */
+
+    /* connections per peer address: the acceptor adds, the workers remove */
+    pthread_mutex_t peers_mu;
+    struct peer *peers[PEER_BUCKETS];
+    int max_per_peer;
+    uint32_t peer_seed;
+    uint64_t refused_peer, last_peer_log;
 };
+
+struct peer {
+    uint8_t addr[16];
+    int n;
+    struct peer *next;
+};
+
+/* ---- connections per peer ---- */
+
+static void peer_key(const struct sockaddr_storage *ss, uint8_t key[16])
+{
+    memset(key, 0, 16);
+    if (ss->ss_family == AF_INET) {
+        key[10] = key[11] = 0xff;
+        memcpy(key + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+    } else if (ss->ss_family == AF_INET6) {
+        memcpy(key, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+    }
+}
+
+static struct peer **peer_slot(struct wd_h2server *s, const uint8_t key[16])
+{
+    uint32_t x = 2166136261u ^ s->peer_seed; /* FNV-1a, seeded per process */
+    for (int i = 0; i < 16; i++)
+        x = (x ^ key[i]) * 16777619u;
+    struct peer **pp = &s->peers[x % PEER_BUCKETS];
+    while (*pp && memcmp((*pp)->addr, key, 16) != 0)
+        pp = &(*pp)->next;
+    return pp;
+}
+
+/* Counts one more connection from key; false (and nothing counted) over the limit. */
+static bool peer_take(struct wd_h2server *s, const uint8_t key[16])
+{
+    bool ok = true;
+    pthread_mutex_lock(&s->peers_mu);
+    struct peer **pp = peer_slot(s, key);
+    if (!*pp) {
+        *pp = wd_calloc(1, sizeof **pp);
+        memcpy((*pp)->addr, key, 16);
+    }
+    if ((*pp)->n >= s->max_per_peer)
+        ok = false;
+    else
+        (*pp)->n++;
+    pthread_mutex_unlock(&s->peers_mu);
+    return ok;
+}
+
+static void peer_release(struct wd_h2server *s, const uint8_t key[16])
+{
+    pthread_mutex_lock(&s->peers_mu);
+    struct peer **pp = peer_slot(s, key);
+    struct peer *p = *pp;
+    if (p && --p->n <= 0) {
+        *pp = p->next;
+        free(p);
+    }
+    pthread_mutex_unlock(&s->peers_mu);
+}
 
 /* ---- connection I/O: plain and TLS sockets behind the same two calls ---- */
 
@@ -197,6 +266,7 @@ static void conn_close(struct conn *c)
         c->next->prev = c->prev;
     atomic_fetch_sub(&w->nconns, 1);
     atomic_fetch_sub(&w->srv->nconns, 1);
+    peer_release(w->srv, c->peer);
     free(c);
 }
 
@@ -288,6 +358,8 @@ static void log_handshake_failure(struct worker *w, const char *why)
     }
 }
 
+static void conn_arm(struct conn *c);
+
 /* Advances the TLS handshake; once it is done the HTTP/2 session starts. Returns true when
  * the session has just started, false while the handshake goes on or after a close. */
 static bool conn_handshake(struct conn *c)
@@ -307,7 +379,7 @@ static bool conn_handshake(struct conn *c)
     hs_unlink(c);
     c->h2 = wd_h2_new(&w->env, conn_kick, c);
     c->last_read = wd_loop_now(w->loop);
-    wd_loop_timer_start(w->loop, &c->idle, c->last_read + IDLE_MS);
+    conn_arm(c); /* the HTTP/2 handshake deadline, from now */
     return true;
 }
 
@@ -343,8 +415,19 @@ static void conn_on_io(struct wd_loop_io *io, unsigned events)
             conn_close(c); /* EOF (the peer closed: nobody to answer) or a broken socket */
             return;
         }
+        /* a frame left incomplete may bring the slow-peer deadline before the idle one */
+        uint64_t d = wd_h2_deadline(c->h2);
+        if (d && (!wd_loop_timer_armed(&c->idle) || d < c->idle.at))
+            wd_loop_timer_start(c->w->loop, &c->idle, d);
     }
     conn_flush(c);
+}
+
+/* The connection's one timer: at the earlier of the idle limit and the slow-peer deadline. */
+static void conn_arm(struct conn *c)
+{
+    uint64_t at = c->last_read + IDLE_MS, d = wd_h2_deadline(c->h2);
+    wd_loop_timer_start(c->w->loop, &c->idle, d && d < at ? d : at);
 }
 
 static void conn_on_idle(struct wd_loop_timer *t)
@@ -356,20 +439,28 @@ static void conn_on_idle(struct wd_loop_timer *t)
         return;
     }
     uint64_t now = wd_loop_now(c->w->loop);
+    uint64_t d = wd_h2_deadline(c->h2);
+    if (d && now >= d) {
+        wd_log_debug("h2", "closing a slow connection: %s not complete in time",
+                     wd_h2_handshaken(c->h2) ? "a frame" : "the client preface and SETTINGS");
+        conn_close(c);
+        return;
+    }
     if (now - c->last_read >= IDLE_MS) {
         wd_log_debug("h2", "closing a connection idle for %u s", IDLE_MS / 1000);
         conn_close(c);
         return;
     }
-    wd_loop_timer_start(c->w->loop, &c->idle, c->last_read + IDLE_MS);
+    conn_arm(c);
 }
 
 struct handoff {
     struct worker *w;
     int fd;
+    uint8_t peer[16];
 };
 
-/* A TLS connection starts with its handshake (deadline TLS_HANDSHAKE_MS); the HTTP/2
+/* A TLS connection starts with its handshake (deadline `handshake_timeout`); the HTTP/2
  * session starts after it. At most TLS_HANDSHAKES_MAX run at once per worker: over that the
  * oldest is dropped, so peers that stall handshakes (a TLS slowloris) must outpace a
  * legitimate handshake (a round trip and some crypto) to keep others out. */
@@ -396,7 +487,7 @@ static void adopt_tls(struct conn *c)
         w->hs_head = c;
     w->hs_tail = c;
     w->nhandshakes++;
-    wd_loop_timer_start(w->loop, &c->idle, c->last_read + TLS_HANDSHAKE_MS);
+    wd_loop_timer_start(w->loop, &c->idle, c->last_read + w->env.handshake_ms);
     if (wd_loop_io_set(w->loop, &c->io, WD_LOOP_READ) != WD_OK)
         conn_close(c);
 }
@@ -406,14 +497,17 @@ static void worker_adopt(void *arg)
     struct handoff *ho = arg;
     struct worker *w = ho->w;
     int fd = ho->fd;
-    free(ho);
     if (w->draining) {
         close(fd);
         atomic_fetch_sub(&w->nconns, 1);
         atomic_fetch_sub(&w->srv->nconns, 1);
+        peer_release(w->srv, ho->peer);
+        free(ho);
         return;
     }
     struct conn *c = wd_calloc(1, sizeof *c);
+    memcpy(c->peer, ho->peer, sizeof c->peer);
+    free(ho);
     c->w = w;
     c->io.fd = fd;
     c->io.cb = conn_on_io;
@@ -431,7 +525,7 @@ static void worker_adopt(void *arg)
         adopt_tls(c);
         return;
     }
-    wd_loop_timer_start(w->loop, &c->idle, c->last_read + IDLE_MS);
+    conn_arm(c);   /* the handshake deadline */
     conn_flush(c); /* our SETTINGS go first */
 }
 
@@ -503,8 +597,28 @@ static void accept_resume(struct wd_loop_timer *t)
         wd_loop_io_set(s->aloop, &s->lio, WD_LOOP_READ);
 }
 
-static void hand_off(struct wd_h2server *s, int fd)
+static void hand_off(struct wd_h2server *s, int fd, const struct sockaddr_storage *ss)
 {
+    uint8_t key[16];
+    peer_key(ss, key);
+    if (atomic_load(&s->nconns) < s->max_conns && !peer_take(s, key)) {
+        close(fd);
+        s->refused_peer++;
+        uint64_t now = now_ms();
+        if (now - s->last_peer_log >= 1000) {
+            char a[INET6_ADDRSTRLEN] = "?";
+            if (ss->ss_family == AF_INET)
+                inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, a, sizeof a);
+            else if (ss->ss_family == AF_INET6)
+                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, a, sizeof a);
+            s->last_peer_log = now;
+            wd_log_warn("server",
+                        "max_connections_per_peer (%d) reached by %s: its new connections are "
+                        "closed at once (%llu so far, all peers)",
+                        s->max_per_peer, a, (unsigned long long)s->refused_peer);
+        }
+        return;
+    }
     if (atomic_load(&s->nconns) >= s->max_conns) {
         close(fd);
         s->refused++;
@@ -529,6 +643,7 @@ static void hand_off(struct wd_h2server *s, int fd)
     struct handoff *ho = wd_malloc(sizeof *ho);
     ho->w = best;
     ho->fd = fd;
+    memcpy(ho->peer, key, sizeof key);
     wd_loop_post(best->loop, worker_adopt, ho);
 }
 
@@ -536,9 +651,11 @@ static void on_listen(struct wd_loop_io *io, unsigned events)
 {
     struct wd_h2server *s = io->data;
     for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
-        int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        int fd = accept4(s->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
-            hand_off(s, fd);
+            hand_off(s, fd, &ss);
             continue;
         }
         if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -666,6 +783,8 @@ int wd_h2server_start(const struct wd_config *cfg, struct wd_engine *engine,
     s->lfd = -1;
     s->port = -1;
     s->tls = tls;
+    pthread_mutex_init(&s->peers_mu, NULL);
+    s->peer_seed = (uint32_t)now_ms() ^ (uint32_t)getpid() * 2654435761u;
     int rc = bind_listener(cfg->listen, &s->lfd, &s->port, err, errcap);
     if (rc != WD_OK) {
         wd_tlsconn_ctx_free(s->tls);
@@ -681,6 +800,8 @@ int wd_h2server_start(const struct wd_config *cfg, struct wd_engine *engine,
                     s->max_conns, budget);
         s->max_conns = budget;
     }
+    s->max_per_peer =
+        cfg->max_connections_per_peer < s->max_conns ? cfg->max_connections_per_peer : s->max_conns;
 
     s->nworkers = cfg->workers > 0 ? cfg->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (s->nworkers < 1)
@@ -702,7 +823,13 @@ int wd_h2server_start(const struct wd_config *cfg, struct wd_engine *engine,
         w->env.loop = w->loop;
         w->env.request_limit = limit;
         w->env.inflight_budget = (size_t)cfg->max_concurrent_streams;
+        w->env.process_buffer_limit =
+            (size_t)cfg->request_buffer_memory > limit ? (size_t)cfg->request_buffer_memory : limit;
         w->env.conn_buffer_limit = 4 * limit > CONN_BUFFER_MIN ? 4 * limit : CONN_BUFFER_MIN;
+        if (w->env.conn_buffer_limit > w->env.process_buffer_limit)
+            w->env.conn_buffer_limit = w->env.process_buffer_limit;
+        w->env.handshake_ms = (uint64_t)cfg->handshake_timeout_ms;
+        w->env.header_ms = (uint64_t)cfg->header_timeout_ms;
         w->env.stopping = &s->stopping;
         w->env.cancelled = &s->cancelled;
     }
@@ -737,9 +864,9 @@ int wd_h2server_start(const struct wd_config *cfg, struct wd_engine *engine,
     const char *mode = !s->tls ? "h2c" : wd_tlsconn_ctx_mutual(s->tls) ? "mtls" : "tls";
     wd_log_info("server",
                 "listening on %s:%d (%s), %d workers, %zu methods on %s and %s "
-                "(transport h2, max_connections %d)",
+                "(transport h2, max_connections %d, %d per peer)",
                 host, s->port, mode, s->nworkers, wd_hook_nmethods(), wd_hook_services[0],
-                wd_hook_services[1], s->max_conns);
+                wd_hook_services[1], s->max_conns, s->max_per_peer);
     wd_log_info("server", "requests up to %zu bytes (max_message_size %s), compressed ones refused",
                 limit, cfg->max_message_size ? "set" : "auto, from the hooks");
     *out = s;
@@ -812,6 +939,14 @@ void wd_h2server_free(struct wd_h2server *s)
     }
     free(s->workers);
     wd_tlsconn_ctx_free(s->tls);
+    for (size_t i = 0; i < PEER_BUCKETS; i++) {
+        while (s->peers[i]) {
+            struct peer *p = s->peers[i];
+            s->peers[i] = p->next;
+            free(p);
+        }
+    }
+    pthread_mutex_destroy(&s->peers_mu);
     wd_loop_free(s->aloop);
     if (s->lfd >= 0)
         close(s->lfd);

@@ -11,6 +11,16 @@
  * and EMQX opens only `pool_size` (8) long-lived connections per node, which hashing can put
  * 3 on one worker and none on another.
  *
+ * Per peer: the acceptor counts connections per peer address (IPv4, or the whole IPv6
+ * address) in a table shared with the workers under a mutex (taken once per accept and once
+ * per close); one over `max_connections_per_peer` is accepted and closed at once, counted,
+ * logged at most once a second, like one over `max_connections`.
+ *
+ * Slow peers: a connection must send the client preface and its SETTINGS within
+ * `handshake_timeout` of its adoption, and each frame (a header block with its
+ * CONTINUATIONs counts as one) within `header_timeout` of its first byte (wd_h2_deadline);
+ * the connection's timer closes it otherwise.
+ *
  * fd exhaustion (CVE-2023-4785 in gRPC core): on EMFILE/ENFILE the acceptor stops watching
  * the listener and re-arms it from a timer, so it neither spins nor dies; connections over
  * `max_connections` are accepted and closed at once, counted, logged at most once a second.

@@ -1732,6 +1732,8 @@ import sec_transport  # noqa: E402  (tests/integration/sec_transport.py: issue 9
 sec_transport.register(scenario)
 import h2_tls  # noqa: E402  (tests/integration/h2_tls.py: issue 9, TLS on transport h2)
 h2_tls.register(scenario)
+import h2_attacks  # noqa: E402  (tests/integration/h2_attacks.py: issue 9, attacks on transport h2)
+h2_attacks.register(scenario)
 
 # ====================================================================== main
 
