@@ -447,6 +447,15 @@ def fresh_call(H, addr, timeout=5.0):
         return False
 
 
+def under_asan(pid):
+    """True when process pid runs an AddressSanitizer build (libasan mapped)."""
+    try:
+        with open("/proc/%d/maps" % pid) as f:
+            return "libasan" in f.read()
+    except OSError:
+        return False
+
+
 class Attack:
     """The frame of every attack: a legit client running before, during and after; memory
     sampled; figures collected into `fig`; `problems` lists what failed."""
@@ -457,6 +466,17 @@ class Attack:
         self.bound_kib = PEAK_BOUND_KIB
         self.problems = []
         self.pid = w.proc.pid
+        self.asan = under_asan(self.pid)
+
+    def memory_problem(self, msg):
+        """A memory bound exceeded: a failure, except on an ASan build, whose allocator keeps
+        freed memory in quarantine (256 MiB by default) and returns little to the system, so
+        its RSS says nothing about warden's bounds. There it is recorded, not asserted; the
+        other checks (legit answers, closed attackers, no crash, no ASan report) still hold."""
+        if self.asan:
+            self.fig.setdefault("not_asserted_under_asan", []).append(msg)
+        else:
+            self.problems.append(msg)
 
     def __enter__(self):
         self.legit = Legit(self.H, self.w.addr)
@@ -499,7 +519,7 @@ class Attack:
         self.fig["rss_after_kib"] = rss
         self.fig["peak_growth_kib"] = max(self.fig.get("peak_growth_kib", 0), hwm - self.base_rss)
         if self.fig["peak_growth_kib"] > self.bound_kib:
-            self.problems.append("peak RSS growth %d KiB over the bound %d KiB" % (
+            self.memory_problem("peak RSS growth %d KiB over the bound %d KiB" % (
                 self.fig["peak_growth_kib"], self.bound_kib))
         return False
 
@@ -604,7 +624,7 @@ def attack_half_sent(H, w, nconns=16, nstreams=64, announce=200_000, part=150_00
             time.sleep(0.05)
         a.fig["rss_after_close_kib"] = rss
         if rss - a.base_rss >= 16 << 10:
-            a.problems.append("RSS %d KiB after the connections closed, %d KiB before" % (
+            a.memory_problem("RSS %d KiB after the connections closed, %d KiB before" % (
                 rss, a.base_rss))
         if refused == 0:
             a.problems.append("no stream was refused: the buffer budgets did not act")
