@@ -239,7 +239,7 @@ $(B)/bench/%: bench/%.c $(GEN_OBJ)
 	@echo "  CC/LD   $@"
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS_ALL) -o $@ $< $(GEN_OBJ) $(LDLIBS) -lm
 
-# ---- fuzzing (tests/fuzz/README.md, docs/reliability.md "Fuzzing") ----
+# ---- fuzzing (docs/reliability.md "Fuzzing") ----
 # Each tests/fuzz/fuzz_<name>.c is one libFuzzer target, run from its seed corpus
 # tests/fuzz/corpus/<name>/ (new inputs it finds go to build/fuzz/corpus/<name>/, never into
 # the repo) with tests/fuzz/<name>.dict when there is one. A crash, leak or sanitizer
