@@ -258,7 +258,7 @@ fuzz-deps:
 fuzz-build: $(GEN_H)
 	@$(MAKE) --no-print-directory VARIANT=fuzz $(FUZZ_BIN)
 
-fuzz: deps fuzz-deps
+fuzz: fuzz-deps
 	@$(MAKE) --no-print-directory fuzz-build
 	@set -e; for n in $(FUZZ_NAMES); do \
 	  echo "== fuzz: $$n ($(FUZZ_SECONDS) s)"; \
