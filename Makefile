@@ -9,6 +9,8 @@
 #   make deps            install the Debian packages the build and tests need (idempotent)
 #   make VARIANT=asan    build/asan/warden with AddressSanitizer (also: debug, ubsan)
 #   make bench           build the benchmark tools (see bench/README.md)
+#   make fuzz            install clang, build the libFuzzer targets (tests/fuzz/) and run each
+#                        for FUZZ_SECONDS (default 60); `make fuzz FUZZ_SECONDS=10` is a short pass
 #
 # Objects live under build/<variant>/, generated protobuf-c code under build/gen/ (never
 # src/). Every library comes from pkg-config.
@@ -39,8 +41,15 @@ LDSAN   := -fsanitize=address
 else ifeq ($(VARIANT),ubsan)
 OPT     := -O1 -g -fsanitize=undefined -fno-sanitize-recover=undefined
 LDSAN   := -fsanitize=undefined
+else ifeq ($(VARIANT),fuzz)
+# libFuzzer (`make fuzz`): everything built by clang with coverage instrumentation for the
+# fuzzer (fuzzer-no-link), ASan and UBSan; only the tests/fuzz/ binaries link libFuzzer.
+CC      := clang
+OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+           -fno-sanitize-recover=undefined -fsanitize=fuzzer-no-link
+LDSAN   := -fsanitize=address,undefined
 else
-$(error unknown VARIANT '$(VARIANT)': use release, debug, asan or ubsan)
+$(error unknown VARIANT '$(VARIANT)': use release, debug, asan, ubsan or fuzz)
 endif
 
 WD_VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
@@ -94,7 +103,7 @@ UNIT_BIN   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 
 .SECONDARY: $(GEN_C) $(GEN_H) $(GEN_PY)
 .PHONY: all deps run test unit policy-tests integration integration-h2 sanitize bench clean \
-        format-check lint
+        format-check lint fuzz fuzz-deps fuzz-build
 .DEFAULT_GOAL := all
 
 ifeq ($(VARIANT),release)
@@ -229,6 +238,47 @@ $(B)/bench/%: bench/%.c $(GEN_OBJ)
 	@mkdir -p $(@D)
 	@echo "  CC/LD   $@"
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS_ALL) -o $@ $< $(GEN_OBJ) $(LDLIBS) -lm
+
+# ---- fuzzing (docs/reliability.md "Fuzzing") ----
+# Each tests/fuzz/fuzz_<name>.c is one libFuzzer target, run from its seed corpus
+# tests/fuzz/corpus/<name>/ (new inputs it finds go to build/fuzz/corpus/<name>/, never into
+# the repo) with tests/fuzz/<name>.dict when there is one. A crash, leak or sanitizer
+# finding stops `make fuzz` with the reproducer in build/fuzz/artifacts/.
+FUZZ_SECONDS ?= 60
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRC))
+FUZZ_BIN     := $(FUZZ_NAMES:%=build/fuzz/fuzz/fuzz_%)
+# clang and libFuzzer's runtime (libclang_rt.fuzzer-x86_64.a is in libclang-rt-14-dev); not
+# part of DEBIAN_PKGS so that `make deps` / `make test` do not install them
+FUZZ_DEBIAN_PKGS := clang libclang-rt-14-dev
+
+fuzz-deps:
+	@$(MAKE) --no-print-directory deps DEBIAN_PKGS="$(DEBIAN_PKGS) $(FUZZ_DEBIAN_PKGS)"
+
+fuzz-build: $(GEN_H)
+	@$(MAKE) --no-print-directory VARIANT=fuzz $(FUZZ_BIN)
+
+fuzz: fuzz-deps
+	@$(MAKE) --no-print-directory fuzz-build
+	@set -e; for n in $(FUZZ_NAMES); do \
+	  echo "== fuzz: $$n ($(FUZZ_SECONDS) s)"; \
+	  mkdir -p build/fuzz/corpus/$$n build/fuzz/artifacts/$$n; \
+	  dict=; [ -f tests/fuzz/$$n.dict ] && dict=-dict=tests/fuzz/$$n.dict; \
+	  build/fuzz/fuzz/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	      -artifact_prefix=build/fuzz/artifacts/$$n/ $$dict \
+	      build/fuzz/corpus/$$n tests/fuzz/corpus/$$n 2>build/fuzz/$$n.log || \
+	    { tail -n 60 build/fuzz/$$n.log; echo "fuzz: $$n FAILED (log build/fuzz/$$n.log)"; exit 1; }; \
+	  grep -E '^#[0-9]+.*DONE|stat::number_of_executed_units|stat::average_exec_per_sec' \
+	      build/fuzz/$$n.log | sed 's/^/   /'; \
+	done
+
+ifeq ($(VARIANT),fuzz)
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(LIBS_ALL)
+	@mkdir -p $(@D)
+	@echo "  CC/LD   $@"
+	$(Q)$(CC) $(CPPFLAGS) -Itests/fuzz $(CFLAGS_ALL) -fsanitize=fuzzer -o $@ $< $(LIBS_ALL) \
+	    $(LDLIBS)
+endif
 
 # ---- hygiene ----
 format-check:

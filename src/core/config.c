@@ -813,6 +813,30 @@ static void fmt_size(char *b, size_t cap, int n)
         snprintf(b, cap, "%d", n);
 }
 
+/* Appends s to b[*off..cap) as one word the parser reads back as s: bare when it can be,
+ * else double-quoted with \" and \\ escaped (an empty value, blanks, a quote or backslash,
+ * or a leading '#', which would start a comment: a lone "#" filter), or always quoted. */
+static void fmt_word(char *b, size_t cap, size_t *off, const char *s, bool quote)
+{
+    bool bare = !quote && s[0] != '\0' && s[0] != '#' && strpbrk(s, " \t\r\"\\") == NULL;
+    size_t o = *off;
+    if (o + 1 >= cap)
+        return;
+    if (bare) {
+        o += (size_t)snprintf(b + o, cap - o, "%s", s);
+    } else {
+        b[o++] = '"';
+        for (; *s && o + 3 < cap; s++) {
+            if (*s == '"' || *s == '\\')
+                b[o++] = '\\';
+            b[o++] = *s;
+        }
+        b[o++] = '"';
+        b[o] = '\0';
+    }
+    *off = o < cap ? o : cap - 1;
+}
+
 void wd_config_print(const struct wd_config *cfg, int fd)
 {
     char line[8192], v[4096];
@@ -830,8 +854,12 @@ void wd_config_print(const struct wd_config *cfg, int fd)
             continue;
         case T_CLAIM:
             for (size_t k = 0; k + 1 < cfg->njwt_verify_claims; k += 2) {
-                snprintf(line, sizeof line, "%s \"%s\" \"%s\"\n", o->name,
-                         cfg->jwt_verify_claims[k], cfg->jwt_verify_claims[k + 1]);
+                size_t off = (size_t)snprintf(line, sizeof line, "%s ", o->name);
+                fmt_word(line, sizeof line - 1, &off, cfg->jwt_verify_claims[k], true);
+                line[off++] = ' ';
+                fmt_word(line, sizeof line - 1, &off, cfg->jwt_verify_claims[k + 1], true);
+                line[off++] = '\n';
+                line[off] = '\0';
                 put(fd, line);
             }
             if (cfg->njwt_verify_claims == 0) {
@@ -847,7 +875,8 @@ void wd_config_print(const struct wd_config *cfg, int fd)
                 put(fd, line);
                 continue;
             }
-            snprintf(v, sizeof v, "%s", s);
+            size_t off = 0;
+            fmt_word(v, sizeof v, &off, s, false);
             break;
         }
         case T_INT:
@@ -884,8 +913,11 @@ void wd_config_print(const struct wd_config *cfg, int fd)
             char *const *list = *(char **const *)field;
             size_t n = o->type == T_HOOKS ? cfg->nhooks : cfg->nmessage_topics;
             size_t off = 0;
-            for (size_t k = 0; k < n && off < sizeof v - 1; k++)
-                off += (size_t)snprintf(v + off, sizeof v - off, "%s%s", k ? " " : "", list[k]);
+            for (size_t k = 0; k < n && off + 1 < sizeof v - 1; k++) {
+                if (k)
+                    v[off++] = ' ';
+                fmt_word(v, sizeof v, &off, list[k], false);
+            }
             if (n == 0) {
                 snprintf(line, sizeof line, "# %s (none)\n", o->name);
                 put(fd, line);

@@ -303,6 +303,16 @@ static enum tri rule_applies(const struct wd_policy *p, const struct wd_rule *r,
     return YES;
 }
 
+/* Sets every field of out: callers pass uninitialized results. */
+static void decide(struct wd_policy_result *out, enum wd_decision d, unsigned line, bool dflt)
+{
+    out->decision = d;
+    out->line = line;
+    out->by_default = dflt;
+    out->by_source = false;
+    out->bad_topic = false;
+}
+
 /* A rule source at its splice point: YES when it decided (out set), NO when it has
  * nothing to say, ERR when its condition cannot be evaluated (the caller denies). */
 static enum tri source_decides(const struct wd_policy *p, const struct wd_rule *r,
@@ -332,9 +342,7 @@ static enum tri source_decides(const struct wd_policy *p, const struct wd_rule *
     }
     /* fail closed: only an explicit 1 with ALLOW allows */
     bool allow = rc == 1 && got.decision == WD_DECISION_ALLOW;
-    out->decision = allow ? WD_DECISION_ALLOW : WD_DECISION_DENY;
-    out->line = r->line;
-    out->by_default = false;
+    decide(out, allow ? WD_DECISION_ALLOW : WD_DECISION_DENY, r->line, false);
     out->by_source = true;
     *why = allow ? "the source allows" : "the source denies";
     return YES;
@@ -363,15 +371,6 @@ static enum tri rule_matches(const struct wd_policy *p, const struct wd_rule *r,
         return NO;
     }
     return rule_applies(p, r, req, why);
-}
-
-static void decide(struct wd_policy_result *out, enum wd_decision d, unsigned line, bool dflt)
-{
-    out->decision = d;
-    out->line = line;
-    out->by_default = dflt;
-    out->by_source = false;
-    out->bad_topic = false;
 }
 
 /* A request whose topic is no valid MQTT topic name (publish) or filter (subscribe) is

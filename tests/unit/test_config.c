@@ -240,6 +240,41 @@ static void print_shows_the_effective_values(void **state)
     wd_config_cleanup(&c);
 }
 
+/* Found by tests/fuzz/fuzz_config: `warden config` printed values bare, so a value with a
+ * blank, a quote or a leading '#' (the lone "#" filter) did not read back as itself. */
+static void printed_configuration_parses_back_to_the_same_values(void **state)
+{
+    struct wd_config c;
+    char *errors = NULL;
+    assert_int_equal(parse(&c,
+                           "jwt_iss \"https://a b\"\nmessage_topics \"#\" a/# \"x\\\"y\"\n"
+                           "jwt_verify_claim tenant \"a \\\\ b\"\npolicy \"/etc/my policy\"\n",
+                           &errors),
+                     WD_OK);
+    char path[] = "/tmp/wd_test_config_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    wd_config_print(&c, fd);
+    char buf[8192] = {0};
+    lseek(fd, 0, SEEK_SET);
+    assert_true(read(fd, buf, sizeof buf - 1) > 0);
+    close(fd);
+    unlink(path);
+    struct wd_config again;
+    wd_config_defaults(&again);
+    assert_int_equal(wd_config_parse(&again, "printed", buf, strlen(buf), &errors), WD_OK);
+    assert_string_equal(again.jwt_iss, "https://a b");
+    assert_string_equal(again.policy, "/etc/my policy");
+    assert_int_equal(again.nmessage_topics, 3);
+    assert_string_equal(again.message_topics[0], "#");
+    assert_string_equal(again.message_topics[1], "a/#");
+    assert_string_equal(again.message_topics[2], "x\"y");
+    assert_int_equal(again.njwt_verify_claims, 2);
+    assert_string_equal(again.jwt_verify_claims[1], "a \\ b");
+    wd_config_cleanup(&again);
+    wd_config_cleanup(&c);
+}
+
 /* Store settings: choices are checked, claims repeat, secrets never print. */
 static void store_directives_check_choices_repeat_claims_and_hide_secrets(void **state)
 {
@@ -440,6 +475,7 @@ int main(void)
         cmocka_unit_test(command_line_set_uses_config_syntax),
         cmocka_unit_test(validate_checks_tls_pairs_and_listen_form),
         cmocka_unit_test(print_shows_the_effective_values),
+        cmocka_unit_test(printed_configuration_parses_back_to_the_same_values),
         cmocka_unit_test(store_directives_check_choices_repeat_claims_and_hide_secrets),
         cmocka_unit_test(request_limit_is_small_unless_a_hook_carries_packets),
         cmocka_unit_test(listen_is_loopback_only_for_literal_loopback_addresses),

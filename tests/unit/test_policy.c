@@ -380,8 +380,8 @@ static unsigned ref_shadowed_by(const struct wd_policy *p, const struct wd_trie 
             for (int i = 0; i < t->nlv; i++)
                 literal = literal && t->lv[i].kind == WD_LV_LITERAL;
         }
-        int nc = wd_trie__collect(trie, lv, nlv, literal ? t->text : NULL, t->len, NULL, cands,
-                                  256);
+        int nc =
+            wd_trie__collect(trie, lv, nlv, literal ? t->text : NULL, t->len, NULL, cands, 256);
         unsigned best = 0;
         for (int c = 0; c < nc && nc > 0; c++) {
             for (uint32_t k = 0; k < cands[c].n; k++) {
@@ -879,6 +879,30 @@ static struct wd_policy_result az_src(const struct wd_policy *p, const struct wd
     if (calls)
         *calls = ft;
     return t;
+}
+
+/* Found by tests/fuzz/fuzz_policy (UBSan: a bool holding 110): a source's decision left
+ * bad_topic as the caller's uninitialized stack, and the engine reads it for the reason. */
+static void a_source_decision_sets_every_result_field(void **state)
+{
+    struct wd_policy *p = compile_ok("rules redis\n");
+    struct wd_client c = client("u", "c");
+    struct wd_authz_req r = {
+        .client = c, .action = PUB, .topic = "t/allow", .topic_len = 7, .qos = -1, .retain = -1};
+    struct fake f = {.mode = FAKE_TOPIC};
+    struct wd_policy_sources src = {fake_eval, &f};
+    struct wd_policy_result t, l;
+    memset(&t, 1, sizeof t); /* every bool true: what stale stack could hold */
+    memset(&l, 1, sizeof l);
+    wd_policy_authorize_src(p, &r, &src, &t);
+    wd_policy_authorize_linear_src(p, &r, &src, &l);
+    assert_int_equal(t.decision, WD_DECISION_ALLOW);
+    assert_true(t.by_source);
+    assert_false(t.by_default);
+    assert_false(t.bad_topic);
+    assert_int_equal(l.decision, WD_DECISION_ALLOW);
+    assert_false(l.bad_topic);
+    wd_policy_release(p);
 }
 
 static void sources_are_consulted_in_rule_order(void **state)
@@ -1692,6 +1716,7 @@ int main(void)
         cmocka_unit_test(claims_render_through_the_client_callback),
         cmocka_unit_test(cert_common_name_is_an_alias_of_cn),
         cmocka_unit_test(sources_are_consulted_in_rule_order),
+        cmocka_unit_test(a_source_decision_sets_every_result_field),
         cmocka_unit_test(source_conditions_are_evaluated_first),
         cmocka_unit_test(has_source_and_authn_steps),
         cmocka_unit_test(credential_store_hooks_compile_without_warnings),
