@@ -66,28 +66,49 @@ static char *dup_opt(const char *s)
     return s ? wd_strdup(s) : NULL;
 }
 
-int wd_redis_new(const struct wd_redis_opts *o, struct wd_redis **out)
+int wd_redis__opts_resolve(const struct wd_redis_opts *in, struct wd_redis_opts *out)
+{
+    if (!in || in->port < 0 || in->port > 65535 || in->database < 0)
+        return WD_EINVAL;
+    *out = *in;
+    if (!out->host)
+        out->host = "127.0.0.1";
+    if (!out->port)
+        out->port = 6379;
+    if (!out->connect_timeout_ms)
+        out->connect_timeout_ms = 1000;
+    if (!out->command_timeout_ms)
+        out->command_timeout_ms = 500;
+    if (!out->backoff_initial_ms)
+        out->backoff_initial_ms = 100;
+    if (!out->backoff_max_ms)
+        out->backoff_max_ms = 5000;
+    if (out->backoff_max_ms < out->backoff_initial_ms)
+        out->backoff_max_ms = out->backoff_initial_ms;
+    return WD_OK;
+}
+
+int wd_redis_new(const struct wd_redis_opts *opts, struct wd_redis **out)
 {
     struct wd_redis *r;
+    struct wd_redis_opts o;
 
     if (!out)
         return WD_EINVAL;
     *out = NULL;
-    if (!o || o->port < 0 || o->port > 65535 || o->database < 0)
+    if (wd_redis__opts_resolve(opts, &o) != WD_OK)
         return WD_EINVAL;
     r = wd_calloc(1, sizeof *r);
-    r->host = wd_strdup(o->host ? o->host : "127.0.0.1");
-    r->port = o->port ? o->port : 6379;
-    r->unix_path = dup_opt(o->unix_path);
-    r->username = dup_opt(o->username);
-    r->password = dup_opt(o->password);
-    r->database = o->database;
-    r->connect_timeout_ms = o->connect_timeout_ms ? o->connect_timeout_ms : 1000;
-    r->command_timeout_ms = o->command_timeout_ms ? o->command_timeout_ms : 500;
-    r->backoff_initial_ms = o->backoff_initial_ms ? o->backoff_initial_ms : 100;
-    r->backoff_max_ms = o->backoff_max_ms ? o->backoff_max_ms : 5000;
-    if (r->backoff_max_ms < r->backoff_initial_ms)
-        r->backoff_max_ms = r->backoff_initial_ms;
+    r->host = wd_strdup(o.host);
+    r->port = o.port;
+    r->unix_path = dup_opt(o.unix_path);
+    r->username = dup_opt(o.username);
+    r->password = dup_opt(o.password);
+    r->database = o.database;
+    r->connect_timeout_ms = o.connect_timeout_ms;
+    r->command_timeout_ms = o.command_timeout_ms;
+    r->backoff_initial_ms = o.backoff_initial_ms;
+    r->backoff_max_ms = o.backoff_max_ms;
     r->backoff_ms = r->backoff_initial_ms;
     r->rng = (uint64_t)(uintptr_t)r ^ now_ms() ^ 0x9e3779b97f4a7c15ull;
     *out = r;

@@ -592,28 +592,25 @@ int wd_redis_async_new(const struct wd_redis_async_opts *opts, const struct wd_e
         wd_seterr(err, errcap, "no options");
         return WD_EINVAL;
     }
-    const struct wd_redis_opts *o = &opts->conn;
-    if (o->port < 0 || o->port > 65535 || o->database < 0) {
+    struct wd_redis_opts o;
+    if (wd_redis__opts_resolve(&opts->conn, &o) != WD_OK) {
         wd_seterr(err, errcap, "redis port or database out of range");
         return WD_EINVAL;
     }
-    if (!o->unix_path &&
-        resolve(o->host ? o->host : "127.0.0.1", addr, sizeof addr, err, errcap) != WD_OK)
+    if (!o.unix_path && resolve(o.host, addr, sizeof addr, err, errcap) != WD_OK)
         return WD_EINVAL;
     r = wd_calloc(1, sizeof *r);
     r->ev = *ev;
-    r->addr = o->unix_path ? NULL : wd_strdup(addr);
-    r->port = o->port ? o->port : 6379;
-    r->unix_path = dup_opt(o->unix_path);
-    r->username = dup_opt(o->username);
-    r->password = dup_opt(o->password);
-    r->database = o->database;
-    r->connect_timeout_ms = o->connect_timeout_ms ? o->connect_timeout_ms : 1000;
-    r->command_timeout_ms = o->command_timeout_ms ? o->command_timeout_ms : 500;
-    r->backoff_initial_ms = o->backoff_initial_ms ? o->backoff_initial_ms : 100;
-    r->backoff_max_ms = o->backoff_max_ms ? o->backoff_max_ms : 5000;
-    if (r->backoff_max_ms < r->backoff_initial_ms)
-        r->backoff_max_ms = r->backoff_initial_ms;
+    r->addr = o.unix_path ? NULL : wd_strdup(addr);
+    r->port = o.port;
+    r->unix_path = dup_opt(o.unix_path);
+    r->username = dup_opt(o.username);
+    r->password = dup_opt(o.password);
+    r->database = o.database;
+    r->connect_timeout_ms = o.connect_timeout_ms;
+    r->command_timeout_ms = o.command_timeout_ms;
+    r->backoff_initial_ms = o.backoff_initial_ms;
+    r->backoff_max_ms = o.backoff_max_ms;
     r->backoff_ms = r->backoff_initial_ms;
     r->max_inflight = opts->max_inflight ? opts->max_inflight : 1024;
     r->stall_ms = opts->stall_ms ? opts->stall_ms : 2 * r->command_timeout_ms;

@@ -16,6 +16,11 @@
 
 #include "store/redis.h"
 
+/* Checks opts (port 0..65535, database >= 0: else WD_EINVAL) and writes them to *out with
+ * every default filled in (host, port, timeouts, backoff; backoff_max >= backoff_initial).
+ * The strings stay borrowed from opts. The one place both clients take their defaults. */
+int wd_redis__opts_resolve(const struct wd_redis_opts *opts, struct wd_redis_opts *out);
+
 /* argv of `HMGET key password_hash password salt is_superuser` (key borrowed). */
 #define WD_REDIS__USER_ARGC 6
 void wd_redis__user_argv(const char *key, size_t keylen, const char **argv, size_t *lens);
