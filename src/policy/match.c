@@ -435,11 +435,12 @@ static bool has_wildcard(const struct wd_req_level *lv, int nlv)
 void wd_policy_authorize_src(const struct wd_policy *p, const struct wd_authz_req *req,
                              const struct wd_policy_sources *src, struct wd_policy_result *out)
 {
-    if (p->linear || refuse_bad_topic(req, out)) {
-        if (p->linear)
-            wd_policy_authorize_linear_src(p, req, src, out);
+    if (p->linear) {
+        wd_policy_authorize_linear_src(p, req, src, out); /* refuses a bad topic itself */
         return;
     }
+    if (refuse_bad_topic(req, out))
+        return;
     struct wd_req_level lv[WD_TOPIC_MAX_LEVELS];
     int nlv = wd_trie__split(req->topic, req->topic_len, lv, WD_TOPIC_MAX_LEVELS);
     if (nlv < 0) {

@@ -411,13 +411,19 @@ struct walk {
     int max, n;
 };
 
-static void push(struct walk *w, const struct wd_tnode *node)
+static void push_list(struct walk *w, const uint32_t *rules, uint32_t n)
 {
-    if (!node || !node->nrules)
+    if (!n)
         return;
     if (w->n < w->max)
-        w->cands[w->n] = (struct wd_cand){node->rules, node->nrules, 0};
+        w->cands[w->n] = (struct wd_cand){rules, n, 0};
     w->n++; /* counted past max so the caller learns about the overflow */
+}
+
+static void push(struct walk *w, const struct wd_tnode *node)
+{
+    if (node)
+        push_list(w, node->rules, node->nrules);
 }
 
 static bool is_level(const struct wd_req_level *l, char c)
@@ -468,15 +474,6 @@ static void walk(struct walk *w, const struct wd_tnode *node, int i)
 }
 
 /* ---- overlap (wildcard subscriptions against deny rules) ---- */
-
-static void push_list(struct walk *w, const uint32_t *rules, uint32_t n)
-{
-    if (!n)
-        return;
-    if (w->n < w->max)
-        w->cands[w->n] = (struct wd_cand){rules, n, 0};
-    w->n++;
-}
 
 static void push_sub(struct walk *w, const struct wd_tnode *node)
 {
