@@ -211,7 +211,6 @@ static bool eq(const uint8_t *a, size_t alen, const char *lit)
 static void route_path(struct stream *st, const uint8_t *p, size_t n)
 {
     st->route = ROUTE_UNKNOWN;
-    wd_log_quote(st->path_q, sizeof st->path_q, (const char *)p, n);
     if (eq(p, n, HEALTH_PATH)) {
         st->route = ROUTE_HEALTH;
         return;
@@ -232,6 +231,8 @@ static void route_path(struct stream *st, const uint8_t *p, size_t n)
             }
         }
     }
+    /* only an unknown path is ever logged: quote it then, not on every call */
+    wd_log_quote(st->path_q, sizeof st->path_q, (const char *)p, n);
 }
 
 /* ---- budgets ---- */
