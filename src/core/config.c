@@ -707,22 +707,33 @@ int wd_config_request_limit(const struct wd_config *cfg)
     return WD_CONFIG_REQUEST_SMALL;
 }
 
-bool wd_config_listen_is_loopback(const char *listen)
+bool wd_config_listen_split(const char *listen, char *host, size_t cap, const char **port)
 {
     const char *colon = strrchr(listen, ':');
-    char host[256];
-    if (!colon || (size_t)(colon - listen) >= sizeof host)
+    if (!colon)
         return false;
-    memcpy(host, listen, (size_t)(colon - listen));
-    host[colon - listen] = '\0';
-    char *h = host;
-    size_t hl = strlen(h);
+    const char *h = listen;
+    size_t hl = (size_t)(colon - listen);
     if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
-        h[hl - 1] = '\0';
         h++;
-    } else if (strchr(h, ':')) {
-        return false; /* an IPv6 address needs brackets, or HOST:PORT is ambiguous */
+        hl -= 2;
     }
+    if (hl >= cap)
+        return false;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    *port = colon + 1;
+    return true;
+}
+
+bool wd_config_listen_is_loopback(const char *listen)
+{
+    char h[256];
+    const char *port;
+    if (!wd_config_listen_split(listen, h, sizeof h, &port))
+        return false;
+    if (strchr(h, ':') && listen[0] != '[')
+        return false; /* an IPv6 address needs brackets, or HOST:PORT is ambiguous */
     /* only literal names: a host name that resolves to a loopback address today need not
      * tomorrow, and gRPC resolves "localhost" to 127.0.0.1 and ::1 itself */
     if (strcasecmp(h, "localhost") == 0)

@@ -145,6 +145,11 @@ bool wd_config_hook_carries_packet(const char *name);
  * not in the transport, so every transport enforces the same limit. */
 int wd_config_request_limit(const struct wd_config *cfg);
 
+/* Splits `listen` (HOST:PORT, [V6]:PORT) at its last colon: the host, without brackets,
+ * into host (cap bytes), and *port pointing at the port text inside listen. false when
+ * there is no colon or the host does not fit. The one reader of a listen address. */
+bool wd_config_listen_split(const char *listen, char *host, size_t cap, const char **port);
+
 /* Whether `listen` (HOST:PORT) names only loopback addresses: 127.0.0.0/8, ::1 (also
  * v4-mapped), or "localhost". Wildcards, other addresses and other names are not. */
 bool wd_config_listen_is_loopback(const char *listen);

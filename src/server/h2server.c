@@ -699,25 +699,17 @@ static void *acceptor_main(void *arg)
 static int bind_listener(const char *addr, int *fd_out, int *port_out, char *err, size_t errcap)
 {
     *fd_out = -1;
-    char host[256];
-    const char *colon = strrchr(addr, ':');
-    if (!colon || (size_t)(colon - addr) >= sizeof host) {
+    char h[256];
+    const char *port;
+    if (!wd_config_listen_split(addr, h, sizeof h, &port)) {
         wd_seterr(err, errcap, "cannot listen on %s: expected HOST:PORT", addr);
         return WD_EBIND;
-    }
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = '\0';
-    char *h = host;
-    size_t hl = strlen(h);
-    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
-        h[hl - 1] = '\0';
-        h++;
     }
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE},
                     *res = NULL;
-    int gai = getaddrinfo(h[0] ? h : NULL, colon + 1, &hints, &res);
+    int gai = getaddrinfo(h[0] ? h : NULL, port, &hints, &res);
     if (gai != 0) {
         wd_seterr(err, errcap, "cannot listen on %s: cannot resolve '%.64s': %s", addr, h,
                   gai_strerror(gai));
