@@ -347,6 +347,16 @@ static int parse_int(const char *s, long *out)
     return WD_OK;
 }
 
+/* HOST:PORT with a non-empty host and a port from 0 to 65535: checked where the value is
+ * given (a file's line, or the flag that set it), not later. */
+static bool listen_form_ok(const char *v)
+{
+    const char *colon = strrchr(v, ':');
+    long port = 0;
+    return colon && colon != v && parse_int(colon + 1, &port) == WD_OK && port >= 0 &&
+           port <= 65535;
+}
+
 /* A directive with its words. Returns the number of errors added. */
 static int apply(struct wd_config *cfg, const char *where, char **w, int nw, struct errbuf *e,
                  unsigned char *seen)
@@ -455,6 +465,12 @@ static int apply(struct wd_config *cfg, const char *where, char **w, int nw, str
     case T_SECRET: {
         if (v[0] == '\0') {
             err_add(e, "%s: '%s' must not be empty", where, o->name);
+            return 1;
+        }
+        if (strcmp(o->name, "listen") == 0 && !listen_form_ok(v)) {
+            err_add(e,
+                    "%s: 'listen' expects HOST:PORT (e.g. 127.0.0.1:9000 or [::]:9000), got '%s'",
+                    where, v);
             return 1;
         }
         char **sp = (char **)field;
@@ -658,6 +674,12 @@ int wd_config_load_file(struct wd_config *cfg, const char *path, char **errors)
 
 int wd_config_set(struct wd_config *cfg, const char *key, const char *value, char **errors)
 {
+    return wd_config_set_from(cfg, NULL, key, value, errors);
+}
+
+int wd_config_set_from(struct wd_config *cfg, const char *origin, const char *key,
+                       const char *value, char **errors)
+{
     *errors = NULL;
     struct errbuf e = {0};
     size_t storecap = strlen(value) + 1 + 1;
@@ -667,11 +689,11 @@ int wd_config_set(struct wd_config *cfg, const char *key, const char *value, cha
     char *w[MAX_WORDS + 1];
     const char *why = NULL;
     w[0] = (char *)key;
-    char where[256];
-    snprintf(where, sizeof where, "command line: --%s", key);
-    for (char *p = where; *p; p++)
-        if (*p == '_')
-            *p = '-';
+    char where[512];
+    if (origin)
+        snprintf(where, sizeof where, "command line: %s", origin);
+    else
+        snprintf(where, sizeof where, "command line: --set %s", key);
     int nw = split_line(value, strlen(value), store, storecap, w + 1, &why);
     if (nw < 0)
         err_add(&e, "%s: %s", where, why);
@@ -753,12 +775,6 @@ int wd_config_validate(const struct wd_config *cfg, char **errors)
 {
     struct errbuf e = {0};
     *errors = NULL;
-    const char *colon = strrchr(cfg->listen, ':');
-    long port = 0;
-    if (!colon || colon == cfg->listen || parse_int(colon + 1, &port) != WD_OK || port < 0 ||
-        port > 65535)
-        err_add(&e, "%s: listen: expected HOST:PORT (e.g. 127.0.0.1:9000 or [::]:9000), got '%s'",
-                cfg->source, cfg->listen);
     if (cfg->tls_key && !cfg->tls_cert)
         err_add(&e, "%s: tls_key is set but tls_cert is not", cfg->source);
     if (cfg->tls_cert && !cfg->tls_key)

@@ -176,6 +176,11 @@ int wd_config_load_file(struct wd_config *cfg, const char *path, char **errors);
  * like a config line. Returns WD_OK or WD_EINVAL with *errors set. */
 int wd_config_set(struct wd_config *cfg, const char *key, const char *value, char **errors);
 
+/* wd_config_set, with messages that name the flag the value came from: origin is what the
+ * user typed ("--listen", "--set key=value"), NULL for "--set KEY". */
+int wd_config_set_from(struct wd_config *cfg, const char *origin, const char *key,
+                       const char *value, char **errors);
+
 /* Cross-option checks. WD_OK, or WD_EINVAL with *errors set. Among them: without `policy`
  * (the embedded demo policy, user demo/demo) `listen` must be a loopback address. */
 int wd_config_validate(const struct wd_config *cfg, char **errors);
