@@ -1736,6 +1736,8 @@ import h2_attacks  # noqa: E402  (tests/integration/h2_attacks.py: issue 9, atta
 h2_attacks.register(scenario)
 import cli  # noqa: E402  (tests/integration/cli.py: issue 12, subcommands and flags)
 cli.register(scenario)
+import ops  # noqa: E402  (tests/integration/ops.py: issue 12, running warden as an operator)
+ops.register(scenario)
 
 # ====================================================================== main
 

@@ -1,0 +1,73 @@
+# SPDX-License-Identifier: Apache-2.0
+"""warden integration suite, running warden as an operator does (issue 12):
+
+- an encrypted TLS key (PEM with a passphrase) is refused at once with a clear error, on
+  both transports and by --check-config; warden never asks for a passphrase, nor reads one
+  from its standard input (which here holds the right passphrase, and warden runs in a
+  session of its own, without a controlling terminal, so OpenSSL's default prompt would
+  read it from there);
+
+Loaded by run.py (`ops.register(scenario)`); scenarios are named ops_*. Every warden here
+runs to completion within a timeout; a warden that would wait for input is killed at it
+and the check fails.
+"""
+import os
+import subprocess
+
+import harness as H
+from harness import ensure
+
+SCENARIOS = H.Scenarios()
+_scenario = SCENARIOS.add
+register = SCENARIOS.register  # run.py: `MODULE.register(scenario)`
+
+
+def run(h, args, stdin=b"", timeout=10):
+    """warden ARGS in a new session (no controlling terminal) with `stdin` on a pipe;
+    returns (rc, stdout, stderr), rc None if it had to be killed at the timeout."""
+    p = subprocess.Popen([h.warden] + list(args), stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=H.WARDEN_ENV,
+                         start_new_session=True)
+    try:
+        out, err = p.communicate(stdin, timeout=timeout)
+        rc = p.returncode
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+        rc = None
+    return rc, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
+
+# ---------------------------------------------------------------- encrypted TLS key
+
+@_scenario
+def ops_tls_encrypted_key_refused(s, h):
+    d = os.path.dirname(H.write_file(h, "README", "encrypted key\n"))
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    with s.check("ops_tls_encrypted_key_generated"):
+        r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-days", "2",
+                            "-subj", "/CN=localhost", "-keyout", key, "-out", cert,
+                            "-passout", "pass:secret"], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+        ensure(r.returncode == 0, "openssl req: %s" % r.stdout.decode(errors="replace"))
+        with open(key) as f:
+            ensure("ENCRYPTED" in f.readline(), "the key is not encrypted")
+    policy = H.write_file(h, "p.policy", 'user "u" "plain:pw"\nauthn users\n')
+    base = ["--listen", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", key,
+            "--set", "policy=" + policy]
+    cases = [("check_config", ["--check-config"], 3),
+             ("start_grpc_core", ["--set", "transport=grpc-core"], 1),
+             ("start_h2", ["--set", "transport=h2"], 1)]
+    for name, extra, want in cases:
+        with s.check("ops_tls_encrypted_key_refused_%s" % name):
+            rc, out, err = run(h, base + extra, stdin=b"secret\n")
+            ensure(rc is not None, "warden did not exit within 10 s (waiting for a "
+                   "passphrase?)\n%s" % H.tail(err))
+            ensure(rc == want, "exit %s, want %d\nstdout: %s\n%s" % (rc, want, out[:300],
+                                                                     H.tail(err)))
+            ensure("%s: the private key is encrypted" % key in err,
+                   "no clear error naming the key:\n%s" % H.tail(err))
+            ensure("pass phrase" not in (out + err).lower(), "a passphrase prompt:\n%s" %
+                   H.tail(out + err))
+            ensure("configuration ok" not in out and "listening on" not in err,
+                   "warden accepted the key (read the passphrase from stdin?)\n%s" % H.tail(err))
