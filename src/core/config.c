@@ -22,12 +22,15 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define MAX_CONFIG_BYTES (1 << 20)
@@ -275,6 +278,7 @@ void wd_config_cleanup(struct wd_config *cfg)
     free_list(cfg->hooks, cfg->nhooks);
     free_list(cfg->message_topics, cfg->nmessage_topics);
     free_list(cfg->jwt_verify_claims, cfg->njwt_verify_claims);
+    free(cfg->admin_socket_where);
     memset(cfg, 0, sizeof *cfg);
 }
 
@@ -476,6 +480,10 @@ static int apply(struct wd_config *cfg, const char *where, char **w, int nw, str
         char **sp = (char **)field;
         free(*sp);
         *sp = wd_strdup(v);
+        if (sp == &cfg->admin_socket) {
+            free(cfg->admin_socket_where);
+            cfg->admin_socket_where = wd_strdup(where);
+        }
         return 0;
     }
     case T_INT: {
@@ -771,6 +779,49 @@ bool wd_config_listen_is_loopback(const char *listen)
     return false;
 }
 
+/* What bind(2) will need for the admin socket, checked before warden listens: a path that
+ * fits in sun_path, a directory that exists and that this process (its effective ids) may
+ * create files in, and no other kind of file at the path (admin.c never removes one). */
+static void check_admin_socket(const struct wd_config *cfg, struct errbuf *e)
+{
+    const char *path = cfg->admin_socket;
+    const char *at = cfg->admin_socket_where ? cfg->admin_socket_where : cfg->source;
+    struct sockaddr_un sa;
+    if (strlen(path) >= sizeof sa.sun_path) {
+        err_add(e, "%s: admin_socket %s: too long for a Unix socket (at most %zu bytes)", at, path,
+                sizeof sa.sun_path - 1);
+        return;
+    }
+    const char *slash = strrchr(path, '/');
+    char dir[sizeof sa.sun_path];
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        err_add(e,
+                "%s: admin_socket %s: directory %s: %s (create it; under systemd, "
+                "RuntimeDirectory=warden creates /run/warden)",
+                at, path, dir, strerror(errno));
+        return;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        err_add(e, "%s: admin_socket %s: %s is not a directory", at, path, dir);
+        return;
+    }
+    if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) != 0) {
+        err_add(e, "%s: admin_socket %s: cannot create files in %s (uid %u): %s", at, path, dir,
+                (unsigned)geteuid(), strerror(errno));
+        return;
+    }
+    if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
+        err_add(e, "%s: admin_socket %s: exists and is not a socket (warden does not remove it)",
+                at, path);
+}
+
 int wd_config_validate(const struct wd_config *cfg, char **errors)
 {
     struct errbuf e = {0};
@@ -793,6 +844,8 @@ int wd_config_validate(const struct wd_config *cfg, char **errors)
                 "served only on a loopback address, and listen is '%s'; set `policy FILE` "
                 "(docs/policy.md), or listen on 127.0.0.1",
                 cfg->source, cfg->listen);
+    if (cfg->admin_socket)
+        check_admin_socket(cfg, &e);
     if (e.count) {
         *errors = e.b.s;
         return WD_EINVAL;

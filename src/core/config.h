@@ -121,8 +121,9 @@ struct wd_config {
     int session_ttl_ms; /* 0: sessions expire only with their token, or when evicted */
 
     /* operations */
-    char *admin_socket;    /* NULL: no admin socket */
-    bool allow_core_dumps; /* off: the process is not dumpable and RLIMIT_CORE is 0 */
+    char *admin_socket;       /* NULL: no admin socket */
+    char *admin_socket_where; /* "file:line" or "command line: ..." that set it (messages) */
+    bool allow_core_dumps;    /* off: the process is not dumpable and RLIMIT_CORE is 0 */
 };
 
 /* The ExHook hook names EMQX accepts in a LoadedResponse (exhook-client-behavior.md §3). */
@@ -182,7 +183,10 @@ int wd_config_set_from(struct wd_config *cfg, const char *origin, const char *ke
                        const char *value, char **errors);
 
 /* Cross-option checks. WD_OK, or WD_EINVAL with *errors set. Among them: without `policy`
- * (the embedded demo policy, user demo/demo) `listen` must be a loopback address. */
+ * (the embedded demo policy, user demo/demo) `listen` must be a loopback address; an
+ * admin_socket must be creatable (its directory exists and this process may write there; a
+ * file already at the path is a socket), checked here so that --check-config and the start
+ * find it before warden listens. */
 int wd_config_validate(const struct wd_config *cfg, char **errors);
 
 /* Writes the effective configuration in config-file syntax (users' secrets redacted). */

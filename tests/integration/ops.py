@@ -71,3 +71,43 @@ def ops_tls_encrypted_key_refused(s, h):
                    H.tail(out + err))
             ensure("configuration ok" not in out and "listening on" not in err,
                    "warden accepted the key (read the passphrase from stdin?)\n%s" % H.tail(err))
+
+
+# ---------------------------------------------------------------- admin_socket
+
+@_scenario
+def ops_admin_socket_checked_before_listening(s, h):
+    d = os.path.dirname(H.write_file(h, "afile", "not a directory\n"))
+    afile = os.path.join(d, "afile")
+    cases = [("missing_directory", os.path.join(d, "nodir", "admin.sock"),
+              "directory %s: No such file or directory" % os.path.join(d, "nodir")),
+             ("parent_not_a_directory", os.path.join(afile, "admin.sock"),
+              "%s is not a directory" % afile),
+             ("path_is_a_regular_file", afile, "exists and is not a socket")]
+    for name, sock, why in cases:
+        conf = H.write_file(h, "w.conf", "# admin socket\nadmin_socket %s\n" % sock)
+        with s.check("ops_admin_socket_%s_check_config_file_line" % name):
+            rc, out, err = H.run_warden(h, ["--config", conf, "--check-config"], timeout=10)
+            ensure(rc == 3, "exit %s, want 3\n%s" % (rc, H.tail(err)))
+            want = "%s:2: admin_socket %s: " % (conf, sock)
+            ensure(want in err and why in err, "no %r ... %r:\n%s" % (want, why, H.tail(err)))
+            ensure("configuration ok" not in out, "--check-config said ok")
+        with s.check("ops_admin_socket_%s_refused_before_listening" % name):
+            rc, out, err = H.run_warden(h, ["--config", conf, "--listen", "127.0.0.1:0"],
+                                        timeout=10)
+            ensure(rc == 3, "exit %s, want 3\n%s" % (rc, H.tail(err)))
+            ensure("listening on" not in err, "warden listened first:\n%s" % H.tail(err))
+            ensure(len(err.splitlines()) <= 3, "%d lines on stderr:\n%s" % (
+                len(err.splitlines()), H.tail(err)))
+    with s.check("ops_admin_socket_from_set_names_the_flag"):
+        sock = os.path.join(d, "nodir", "a.sock")
+        rc, out, err = H.run_warden(h, ["--set", "admin_socket=" + sock, "--check-config"],
+                                    timeout=10)
+        ensure(rc == 3 and "command line: --set admin_socket: admin_socket %s" % sock in err,
+               "exit %s\n%s" % (rc, H.tail(err)))
+    with s.check("ops_admin_socket_good_directory_ok"):
+        sock = os.path.join(d, "admin.sock")
+        rc, out, err = H.run_warden(h, ["--set", "admin_socket=" + sock, "--check-config"],
+                                    timeout=10)
+        ensure(rc == 0 and "configuration ok" in out, "exit %s\n%s" % (rc, H.tail(err)))
+        ensure(not os.path.exists(sock), "--check-config created the socket")
