@@ -77,7 +77,8 @@ struct wd_config {
     int redis_port;
     char *redis_socket;
     char *redis_username;
-    char *redis_password; /* secret: never printed */
+    char *redis_password;      /* secret: never printed */
+    char *redis_password_file; /* where redis_password was read from, or NULL */
     int redis_database;
     int redis_connect_timeout_ms;
     int redis_timeout_ms;
@@ -92,7 +93,8 @@ struct wd_config {
 
     /* JWT (docs/jwt.md): used by `authn jwt` / `rules jwt`; configured when one key
      * source is set */
-    char *jwt_secret; /* secret: never printed */
+    char *jwt_secret;      /* secret: never printed */
+    char *jwt_secret_file; /* where jwt_secret was read from, or NULL */
     bool jwt_secret_base64;
     char *jwt_public_key; /* PEM file */
     char *jwt_jwks_file;

@@ -476,6 +476,27 @@ static void allow_core_dumps_is_off_unless_set(void **state)
     wd_config_cleanup(&c);
 }
 
+static void relative_paths_in_a_file_resolve_against_its_directory(void **state)
+{
+    struct wd_config c;
+    char *errors = NULL;
+    const char *text = "policy p.policy\ntls_cert /abs/c.pem\ntls_key tls/k.pem\n";
+    wd_config_defaults(&c);
+    assert_int_equal(wd_config_parse(&c, "/etc/warden/warden.conf", text, strlen(text), &errors),
+                     WD_OK);
+    assert_string_equal(c.policy, "/etc/warden/p.policy");
+    assert_string_equal(c.tls_cert, "/abs/c.pem");
+    assert_string_equal(c.tls_key, "/etc/warden/tls/k.pem");
+    /* the command line: as given, relative to the working directory */
+    assert_int_equal(wd_config_set(&c, "policy", "here.policy", &errors), WD_OK);
+    assert_string_equal(c.policy, "here.policy");
+    wd_config_cleanup(&c);
+    /* a file named without a directory: the working directory too */
+    assert_int_equal(parse(&c, "policy p.policy\n", &errors), WD_OK);
+    assert_string_equal(c.policy, "p.policy");
+    wd_config_cleanup(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -500,6 +521,7 @@ int main(void)
         cmocka_unit_test(validate_refuses_the_demo_policy_on_a_non_loopback_listen),
         cmocka_unit_test(allow_core_dumps_is_off_unless_set),
         cmocka_unit_test(a_bad_listen_is_blamed_where_it_is_given),
+        cmocka_unit_test(relative_paths_in_a_file_resolve_against_its_directory),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
