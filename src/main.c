@@ -262,7 +262,7 @@ static int load_config(const struct opts *o, struct wd_config *cfg)
         return EXIT_CONFIG;
     }
     for (size_t i = 0; i < o->n; i++) {
-        char origin[64];
+        char origin[64] = "";
         if (o->flag[i])
             snprintf(origin, sizeof origin, "--%s", o->flag[i]);
         if (wd_config_set_from(cfg, o->flag[i] ? origin : NULL, o->keys[i], o->vals[i], &errors) !=
