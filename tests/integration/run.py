@@ -1627,8 +1627,8 @@ def policy_tools(s, h):
     with s.check("tool_check_usage"):
         rc, out, err = H.run_warden(h, ["check"])
         ensure(rc == 2, "no FILE: exit %s, want 2" % rc)
-        rc, out, err = H.run_warden(h, ["check", good, "extra"])
-        ensure(rc == 2, "two files: exit %s, want 2" % rc)
+        rc, out, err = H.run_warden(h, ["check", "--nosuch-option", good])
+        ensure(rc == 2, "unknown option: exit %s, want 2" % rc)
         missing = os.path.join(h.tmp, "none.policy")
         rc, out, err = H.run_warden(h, ["check", missing])
         ensure(rc == 1, "missing file: exit %s, want 1\n%s" % (rc, H.tail(err)))
@@ -1734,6 +1734,10 @@ import h2_tls  # noqa: E402  (tests/integration/h2_tls.py: issue 9, TLS on trans
 h2_tls.register(scenario)
 import h2_attacks  # noqa: E402  (tests/integration/h2_attacks.py: issue 9, attacks on transport h2)
 h2_attacks.register(scenario)
+import cli  # noqa: E402  (tests/integration/cli.py: issue 12, subcommands and flags)
+cli.register(scenario)
+import ops  # noqa: E402  (tests/integration/ops.py: issue 12, running warden as an operator)
+ops.register(scenario)
 
 # ====================================================================== main
 
