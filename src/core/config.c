@@ -104,6 +104,7 @@ static const char *const transports[] = {"grpc-core", "h2", NULL};
 static const struct opt opts[] = {
     {"listen", T_STRING, OFF(listen), 0, 0, NULL},
     {"workers", T_INT, OFF(workers), 0, 256, NULL},
+    {"hash_threads", T_INT, OFF(hash_threads), 1, 64, NULL},
     {"prepost", T_INT, OFF(prepost), 1, 4096, NULL},
     {"shutdown_grace", T_DURATION, OFF(shutdown_grace_ms), 0, 600000, NULL},
     {"max_message_size", T_SIZE_AUTO, OFF(max_message_size), 1024, 64 << 20, NULL},
@@ -213,6 +214,7 @@ void wd_config_defaults(struct wd_config *cfg)
     cfg->source = wd_strdup("<defaults>");
     cfg->listen = wd_strdup("127.0.0.1:9000");
     cfg->workers = 0;
+    cfg->hash_threads = 2;
     cfg->prepost = 64;
     cfg->shutdown_grace_ms = 5000;
     cfg->max_message_size = 0; /* auto */

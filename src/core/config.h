@@ -35,7 +35,8 @@ struct wd_config {
 
     /* serving */
     char *listen;
-    int workers; /* 0: one per online CPU */
+    int workers;      /* 0: one per online CPU */
+    int hash_threads; /* threads for bcrypt / argon2id / pbkdf2 checks (h2 transport) */
     int prepost;
     int shutdown_grace_ms;
     int max_message_size; /* 0 (auto): derived from the hooks, see wd_config_request_limit */

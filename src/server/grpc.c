@@ -268,6 +268,7 @@ static grpc_status_code to_grpc_status(enum wd_hook_status st)
     case WD_HOOK_NOT_FOUND:
         return GRPC_STATUS_NOT_FOUND;
     case WD_HOOK_INTERNAL:
+    case WD_HOOK_PENDING: /* never: wd_hook_handle does not wait */
         break;
     }
     return GRPC_STATUS_INTERNAL;

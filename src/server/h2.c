@@ -102,6 +102,8 @@ struct stream {
     bool peer_ended; /* END_STREAM seen (the stream is half-closed by the peer) */
     bool lingering;  /* answered early; reset at its timer unless the peer ends it */
     bool counted_inflight;
+    bool waiting; /* the call waits for a back end (Redis, a hash): resumed by the engine */
+    struct wd_waiter waiter;
     uint8_t *resp;
     size_t resp_len, resp_off;
 
@@ -274,6 +276,8 @@ static void glitch(struct wd_h2 *h)
 static void mark_answered(struct stream *st)
 {
     st->answered = true;
+    st->waiting = false;
+    wd_engine_waiter_end(&st->waiter); /* a call that waited: the engine forgets it */
     if (st->counted_inflight) {
         st->counted_inflight = false;
         st->h->inflight--;
@@ -384,6 +388,7 @@ static int to_grpc_status(enum wd_hook_status s)
     case WD_HOOK_NOT_FOUND:
         return GS_NOT_FOUND;
     case WD_HOOK_INTERNAL:
+    case WD_HOOK_PENDING:
         break;
     }
     return GS_INTERNAL;
@@ -414,8 +419,14 @@ static void dispatch(struct stream *st)
         hs = wd_hook_health(h->env->hook, !atomic_load(h->env->stopping), in, st->msg_len, &out,
                             &outlen, &detail);
     else
-        hs = wd_hook_handle(h->env->hook, st->service, st->method, in, st->msg_len, &out, &outlen,
-                            &detail);
+        hs = wd_hook_handle_w(h->env->hook, st->service, st->method, in, st->msg_len, &st->waiter,
+                              &out, &outlen, &detail);
+    if (hs == WD_HOOK_PENDING) {
+        /* suspended: the request stays buffered, the deadline timer armed; stream_resume
+         * runs this again when the back end answers */
+        st->waiting = true;
+        return;
+    }
     /* the shutdown grace expired while the handler ran: the call is cancelled, as gRPC
      * core cancels what remains */
     if (atomic_load(h->env->cancelled)) {
@@ -433,6 +444,19 @@ static void dispatch(struct stream *st)
         return;
     }
     answer_ok(st, out, outlen);
+}
+
+/* The engine's completion for a waiting call (on the loop, never inside wd_h2_recv). */
+static void stream_resume(void *ctx)
+{
+    struct stream *st = ctx;
+    struct wd_h2 *h = st->h;
+    if (!st->waiting || st->answered)
+        return;
+    st->waiting = false;
+    dispatch(st);
+    if (!h->in_recv && h->kick)
+        h->kick(h->kick_ctx); /* last: it may close the connection and free st */
 }
 
 static void on_deadline(struct wd_loop_timer *t)
@@ -472,6 +496,8 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     st->h = h;
     st->deadline.cb = on_deadline;
     st->deadline.data = st;
+    st->waiter.resume = stream_resume;
+    st->waiter.ctx = st;
     st->next = h->streams;
     if (h->streams)
         h->streams->prev = st;
@@ -664,6 +690,7 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
 
 static void stream_free(struct wd_h2 *h, struct stream *st)
 {
+    wd_engine_waiter_end(&st->waiter); /* reset or closed while waiting: never resumed */
     if (st->counted_inflight)
         h->inflight--;
     if (st->lingering)

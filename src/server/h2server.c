@@ -44,6 +44,7 @@
 #include "server/h2.h"
 #include "server/hook.h"
 #include "server/loop.h"
+#include "server/loop_evops.h"
 #include "server/tlsconn.h"
 
 #define READ_CHUNK (16u << 10)
@@ -90,6 +91,7 @@ struct worker {
     atomic_bool busy; /* inside a session's input (a handler may be running) */
     bool draining;
     struct wd_loop_timer goaway;
+    struct wd_loop_timer quiesce;   /* at stop: waits for the hash checks still running */
     struct conn *hs_head, *hs_tail; /* TLS handshakes in progress, oldest first */
     int nhandshakes;
     uint64_t hs_dropped, hs_failed, last_hs_log, last_cap_log;
@@ -565,13 +567,27 @@ static void worker_drain(void *arg)
     wd_loop_timer_start(w->loop, &w->goaway, wd_loop_now(w->loop) + GOAWAY_DELAY_MS);
 }
 
+/* The loop stops once no completion is due to it any more: a hash check of a call that
+ * went away still posts to this loop when it finishes (bounded: the hash work limits). */
+static void worker_quiesce(struct wd_loop_timer *t)
+{
+    struct worker *w = t->data;
+    if (wd_hook_worker_waiting(w->hook) > 0) {
+        wd_loop_timer_start(w->loop, &w->quiesce, wd_loop_now(w->loop) + 10);
+        return;
+    }
+    wd_loop_stop(w->loop);
+}
+
 static void worker_close_all(void *arg)
 {
     struct worker *w = arg;
     while (w->conns)
         conn_close(w->conns);
     wd_loop_timer_stop(w->loop, &w->goaway);
-    wd_loop_stop(w->loop);
+    w->quiesce.cb = worker_quiesce;
+    w->quiesce.data = w;
+    worker_quiesce(&w->quiesce);
 }
 
 static void *worker_main(void *arg)
@@ -810,7 +826,9 @@ int wd_h2server_start(const struct wd_config *cfg, struct wd_engine *engine,
             wd_h2server_free(s);
             return WD_EIO;
         }
-        w->hook = wd_hook_worker_new(&s->hook_env);
+        struct wd_evops ev;
+        wd_loop_evops(w->loop, &ev);
+        w->hook = wd_hook_worker_new_on(&s->hook_env, &ev);
         w->env.hook = w->hook;
         w->env.loop = w->loop;
         w->env.request_limit = limit;
@@ -926,8 +944,9 @@ void wd_h2server_free(struct wd_h2server *s)
         struct worker *w = &s->workers[i];
         while (w->conns)
             conn_close(w->conns);
-        wd_loop_free(w->loop);
+        /* before the loop: the worker's Redis connection unregisters from it */
         wd_hook_worker_free(w->hook);
+        wd_loop_free(w->loop);
     }
     free(s->workers);
     wd_tlsconn_ctx_free(s->tls);

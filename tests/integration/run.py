@@ -1730,6 +1730,8 @@ import sec_superuser  # noqa: E402  (issue 8: superuser only from the authentica
 sec_superuser.register(scenario)
 import sec_transport  # noqa: E402  (tests/integration/sec_transport.py: issue 9, transport h2)
 sec_transport.register(scenario)
+import h2_async  # noqa: E402  (tests/integration/h2_async.py: issue 9, calls that wait)
+h2_async.register(scenario)
 import h2_tls  # noqa: E402  (tests/integration/h2_tls.py: issue 9, TLS on transport h2)
 h2_tls.register(scenario)
 import h2_attacks  # noqa: E402  (tests/integration/h2_attacks.py: issue 9, attacks on transport h2)
