@@ -1734,6 +1734,8 @@ import h2_tls  # noqa: E402  (tests/integration/h2_tls.py: issue 9, TLS on trans
 h2_tls.register(scenario)
 import h2_attacks  # noqa: E402  (tests/integration/h2_attacks.py: issue 9, attacks on transport h2)
 h2_attacks.register(scenario)
+import h2_keepalive  # noqa: E402  (tests/integration/h2_keepalive.py: issue 9, h2 connection timers)
+h2_keepalive.register(scenario)
 
 # ====================================================================== main
 
