@@ -5,10 +5,12 @@
  * A connection belongs to one worker for its whole life: its socket, its output buffer,
  * its idle timer and its HTTP/2 session (h2.c) are only touched on that worker's thread.
  * Reading: up to READS_PER_EVENT reads of 16 KiB per readiness event, each fed to the
- * session; then one flush. Writing: the session's frames are copied into the connection's
- * output buffer up to OUT_CAP, then written; while the buffer is over OUT_CAP the
- * connection stops reading (HEADERS, trailers, RST_STREAM and GOAWAY ignore flow control,
- * so a peer that never reads must not make warden queue without end).
+ * session; then one flush. Writing: the session's frames are copied into an output buffer
+ * up to OUT_CAP, then written; while the buffer is over OUT_CAP the connection stops
+ * reading (HEADERS, trailers, RST_STREAM and GOAWAY ignore flow control, so a peer that
+ * never reads must not make warden queue without end). That buffer is the worker's scratch
+ * when nothing is pending; bytes the socket did not take move to a buffer of the
+ * connection's own, freed once written (an idle connection holds none: 4 KiB of RSS each).
  *
  * Closing: when the session has nothing more to read or write and the buffer is empty
  * (after a GOAWAY, or a session error), when the peer closes, or at one of the connection
@@ -57,6 +59,7 @@
 #define READ_CHUNK (16u << 10)
 #define READS_PER_EVENT 4
 #define OUT_CAP (64u << 10)
+#define OUT_SCRATCH (OUT_CAP + (32u << 10)) /* OUT_CAP plus the largest frame, with room */
 #define ACCEPTS_PER_EVENT 64
 #define ACCEPT_PAUSE_MS 500u
 #define GOAWAY_DELAY_MS 100u /* from the shutdown notice to the final GOAWAY */
@@ -73,8 +76,9 @@ struct conn {
     struct wd_h2 *h2;               /* NULL while the TLS handshake runs */
     struct wd_tlsconn *tls;         /* NULL: plain TCP (h2c) */
     struct conn *hs_prev, *hs_next; /* the worker's handshakes in progress, oldest first */
-    uint8_t *out;
+    uint8_t *out; /* NULL, the worker's scratch (inside conn_flush), or own while pending */
     size_t out_len, out_off, out_cap;
+    bool out_borrowed;         /* out is the worker's scratch */
     bool read_done;            /* session error or EOF: read nothing more */
     int streams;               /* open streams as last added to the worker's count */
     uint8_t peer[16];          /* the peer's address (IPv4 as v4-mapped IPv6), for its count */
@@ -101,7 +105,8 @@ struct worker {
     int nhandshakes;
     uint64_t hs_dropped, hs_failed, last_hs_log, last_cap_log;
     uint64_t dead_peers, recycled_idle, recycled_age, grace_cut, last_dead_log, last_recycle_log;
-    uint32_t rng; /* xorshift32: the jitter of max_connection_age */
+    uint32_t rng;     /* xorshift32: the jitter of max_connection_age */
+    uint8_t *scratch; /* output of the connection being flushed (OUT_SCRATCH bytes) */
 };
 
 struct wd_h2server {
@@ -267,7 +272,8 @@ static void conn_close(struct conn *c)
     close(c->io.fd);
     atomic_fetch_sub(&w->nstreams, c->streams);
     wd_h2_free(c->h2);
-    free(c->out);
+    if (!c->out_borrowed)
+        free(c->out);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -295,7 +301,14 @@ static void out_append(void *ctx, const void *p, size_t n)
             size_t cap = c->out_cap ? c->out_cap : 16384;
             while (cap < c->out_len + n)
                 cap *= 2;
-            c->out = wd_realloc(c->out, cap);
+            if (c->out_borrowed) { /* never grow the worker's scratch: take our own */
+                uint8_t *own = wd_malloc(cap);
+                memcpy(own, c->out, c->out_len);
+                c->out = own;
+                c->out_borrowed = false;
+            } else {
+                c->out = wd_realloc(c->out, cap);
+            }
             c->out_cap = cap;
         }
     }
@@ -310,10 +323,45 @@ static void conn_arm_earlier(struct conn *c, uint64_t at)
         wd_loop_timer_start(c->w->loop, &c->idle, at);
 }
 
+/* After a flush: bytes the socket did not take move from the worker's scratch into a buffer
+ * of the connection's own, and an own buffer emptied is freed, so a connection holds an
+ * output buffer only while the socket is behind (an idle one holds none). */
+static void out_settle(struct conn *c)
+{
+    size_t pending = c->out_len - c->out_off;
+    if (pending && c->out_borrowed) {
+        size_t cap = 16384;
+        while (cap < pending)
+            cap *= 2;
+        uint8_t *own = wd_malloc(cap);
+        memcpy(own, c->out + c->out_off, pending);
+        c->out = own;
+        c->out_cap = cap;
+        c->out_off = 0;
+        c->out_len = pending;
+        c->out_borrowed = false;
+    } else if (!pending) {
+        if (!c->out_borrowed)
+            free(c->out);
+        c->out = NULL;
+        c->out_cap = c->out_len = c->out_off = 0;
+        c->out_borrowed = false;
+    }
+}
+
 /* Pulls frames from the session, writes, re-arms interest, closes when done. Returns false
- * if the connection was freed. */
+ * if the connection was freed. Frames are serialized into the worker's scratch buffer when
+ * the connection has nothing pending (out_settle keeps what the socket did not take). */
 static bool conn_flush(struct conn *c)
 {
+    struct worker *w = c->w;
+    if (!c->out && wd_h2_want_write(c->h2)) {
+        if (!w->scratch)
+            w->scratch = wd_malloc(OUT_SCRATCH);
+        c->out = w->scratch;
+        c->out_cap = OUT_SCRATCH;
+        c->out_borrowed = true;
+    }
     for (;;) {
         size_t pending = c->out_len - c->out_off;
         if (pending < OUT_CAP && wd_h2_want_write(c->h2)) {
@@ -334,6 +382,7 @@ static bool conn_flush(struct conn *c)
         if (c->out_off == c->out_len)
             c->out_off = c->out_len = 0;
     }
+    out_settle(c);
     size_t pending = c->out_len - c->out_off;
     bool more = wd_h2_want_write(c->h2);
     if (!pending && (wd_h2_finished(c->h2) || (c->read_done && !more))) {
@@ -1029,6 +1078,7 @@ void wd_h2server_free(struct wd_h2server *s)
             conn_close(w->conns);
         wd_loop_free(w->loop);
         wd_hook_worker_free(w->hook);
+        free(w->scratch);
     }
     free(s->workers);
     wd_tlsconn_ctx_free(s->tls);

@@ -14,19 +14,24 @@ HTTP/2 connections (h2_attacks.RawConn: raw frames, HPACK literals only):
   call open is not;
 - max_connection_age (+grace): the same two GOAWAYs after the age (jittered by up to
   10%), the last stream id naming the call in flight, which is still answered; a call
-  still unfinished at the end of the grace is cut by closing the connection.
+  still unfinished at the end of the grace is cut by closing the connection;
+- the output buffer, held by a connection only while its socket is behind: a peer that
+  stops reading while 1 MiB answers come back still gets every byte once it reads.
 
 Every warden here runs `transport h2` whatever run.py's --transport says, as in
 h2_attacks.py and sec_transport.py (the timers are h2's; gRPC core has its own). Durations
 are short (1-2 s); every wait polls with a deadline, and each scenario takes a few seconds.
 Loaded by run.py (`h2_keepalive.register(scenario)`); scenarios are named h2_keepalive_*.
 """
+import select
+import socket
+import struct
 import time
 
 import harness as H
 from harness import ALLOW_RAW, Warden, ensure
-from h2_attacks import (ACK, DATA, END_STREAM, ENHANCE_YOUR_CALM, PING, RawConn, frame,
-                        grpc_frame, request_block)
+from h2_attacks import (DATA, END_HEADERS, END_STREAM, ENHANCE_YOUR_CALM, HEADERS, PING,
+                        SETTINGS, WINDOW_UPDATE, RawConn, frame, grpc_frame, request_block)
 
 SCENARIOS = H.Scenarios()
 _scenario = SCENARIOS.add
@@ -217,3 +222,56 @@ def h2_keepalive_age(s, h):
             w.wait_count(r"at the end of max_connection_age_grace", 1, "the cut is logged")
         finishing.close()
         stuck.close()
+
+
+@_scenario
+def h2_keepalive_output_buffer(s, h):
+    """A connection holds an output buffer only while the socket is behind (h2server.c
+    out_settle): a peer that stops reading while 1 MiB echoes come back must still get every
+    byte, in order, once it reads again."""
+    n, size = 12, 1 << 20
+    args = H2 + ["--set", "max_message_size=2MiB"]
+    with Warden(h, args=args, name="ka-outbuf") as w:
+        with s.check("h2_keepalive_slow_reader_gets_every_byte_of_large_answers"):
+            c = connect(w)
+            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+            # our windows wide open: only the socket holds warden's answers back
+            c.send(frame(SETTINGS, 0, 0, struct.pack(">HI", 4, (1 << 31) - 1)) +
+                   frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", (1 << 31) - 1 - 65535)))
+            poll([c], lambda: c.conn_window >= n * (size + 4096) or c.closed, 5,
+                 "warden's connection window")
+            path = H.path("OnMessagePublish")
+            out, want = b"", {}
+            for i in range(n):
+                payload = bytes([i]) * size
+                msg = H.message("t/%d" % i, payload=payload)
+                sid = 2 * i + 1
+                want[sid] = payload
+                out += frame(HEADERS, END_HEADERS, sid, request_block(path))
+                body = grpc_frame(0, H.publish_req(msg).SerializeToString())
+                for off in range(0, len(body), 16384):
+                    last = off + 16384 >= len(body)
+                    out += frame(DATA, END_STREAM if last else 0, sid, body[off:off + 16384])
+            c.sock.setblocking(False)
+            # write without reading while the socket takes bytes: warden's answers fill the
+            # socket buffers, its writes return EAGAIN with bytes pending (kept in the
+            # connection's own buffer), it stops reading; only then read (and write on)
+            end = time.monotonic() + 60
+            while (out or len(c.ended) < n) and not c.closed:
+                ensure(time.monotonic() < end, "%d of %d answers after 60 s" % (
+                    len(c.ended), n))
+                _, wr, _ = select.select([], [c.sock] if out else [], [], 0.5)
+                if wr:
+                    try:
+                        out = out[c.sock.send(out[:1 << 16]):]
+                        continue
+                    except BlockingIOError:
+                        pass
+                c.pump(0.05)  # the socket stalled (or all is sent): read
+                c.sock.setblocking(False)
+            for sid, payload in want.items():
+                got = c.data.get(sid, b"")
+                ensure(len(got) > 5 and got[0] == 0, "stream %d: %d bytes" % (sid, len(got)))
+                r = H.pb.ValuedResponse.FromString(got[5:])
+                ensure(r.message.payload == payload, "stream %d: the echo differs" % sid)
+            c.close()
