@@ -40,6 +40,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/wd.h"
+#include "server/conntimer.h"
 
 /* gRPC status codes used here */
 enum {
@@ -134,6 +135,8 @@ struct wd_h2 {
     uint64_t unit_since; /* first byte of the incomplete frame or header block; 0: none */
     double glitch_tokens;
     uint64_t glitch_at;
+    struct wd_pingstrikes strikes; /* the peer's PINGs without a request in between */
+    bool ping_flood;               /* one strike too many: GOAWAY after this input */
 };
 
 static _Atomic size_t process_buffered;
@@ -738,6 +741,7 @@ struct wd_h2 *wd_h2_new(const struct wd_h2_env *env, void (*kick)(void *ctx), vo
     h->glitch_tokens = GLITCH_BURST;
     h->glitch_at = wd_loop_now(env->loop);
     h->started = h->glitch_at;
+    wd_pingstrikes_init(&h->strikes, env->min_ping_interval_ms, WD_PINGSTRIKES_MAX);
 
     nghttp2_session_callbacks *cb;
     nghttp2_option *opt;
@@ -814,6 +818,11 @@ static void track_frames(struct wd_h2 *h, const uint8_t *p, size_t n)
         /* a whole frame */
         uint8_t type = h->trk_hdr[3], flags = h->trk_hdr[4];
         h->trk_hdr_have = 0;
+        if (type == NGHTTP2_HEADERS)
+            wd_pingstrikes_request(&h->strikes);
+        if (type == NGHTTP2_PING && !(flags & NGHTTP2_FLAG_ACK) &&
+            wd_pingstrikes_ping(&h->strikes, now))
+            h->ping_flood = true;
         if (type == NGHTTP2_HEADERS || type == NGHTTP2_PUSH_PROMISE)
             h->trk_in_block = !(flags & NGHTTP2_FLAG_END_HEADERS);
         else if (type == NGHTTP2_CONTINUATION && (flags & NGHTTP2_FLAG_END_HEADERS))
@@ -837,6 +846,28 @@ bool wd_h2_handshaken(const struct wd_h2 *h)
     return h->handshaken;
 }
 
+static _Atomic uint64_t ping_floods, ping_flood_logged;
+
+/* The peer pinged too often without a request (wd_pingstrikes): GOAWAY ENHANCE_YOUR_CALM with
+ * gRPC core's debug data (gRPC clients read it and ping less), then the connection ends once
+ * the GOAWAY is out (broken: nothing more is read). Logged at most once a second. */
+static void too_many_pings(struct wd_h2 *h)
+{
+    static const char dbg[] = "too_many_pings";
+    nghttp2_submit_goaway(h->session, NGHTTP2_FLAG_NONE,
+                          nghttp2_session_get_last_proc_stream_id(h->session),
+                          NGHTTP2_ENHANCE_YOUR_CALM, (const uint8_t *)dbg, sizeof dbg - 1);
+    h->broken = true;
+    uint64_t n = atomic_fetch_add_explicit(&ping_floods, 1, memory_order_relaxed) + 1;
+    uint64_t now = wd_loop_now(h->env->loop);
+    uint64_t last = atomic_load_explicit(&ping_flood_logged, memory_order_relaxed);
+    if (now - last >= 1000 && atomic_compare_exchange_strong(&ping_flood_logged, &last, now))
+        wd_log_warn("h2",
+                    "a peer sent PINGs more often than min_ping_interval (%llu ms) without a "
+                    "request: GOAWAY ENHANCE_YOUR_CALM too_many_pings (%llu connections so far)",
+                    (unsigned long long)h->env->min_ping_interval_ms, (unsigned long long)n);
+}
+
 int wd_h2_recv(struct wd_h2 *h, const uint8_t *in, size_t len)
 {
     if (h->broken)
@@ -848,6 +879,10 @@ int wd_h2_recv(struct wd_h2 *h, const uint8_t *in, size_t len)
     if (n < 0) {
         wd_log_debug("h2", "session error: %s", nghttp2_strerror((int)n));
         h->broken = true;
+        return WD_EIO;
+    }
+    if (h->ping_flood) {
+        too_many_pings(h);
         return WD_EIO;
     }
     return WD_OK;
@@ -895,6 +930,12 @@ void wd_h2_goaway(struct wd_h2 *h)
     nghttp2_submit_goaway(h->session, NGHTTP2_FLAG_NONE,
                           nghttp2_session_get_last_proc_stream_id(h->session), NGHTTP2_NO_ERROR,
                           NULL, 0);
+}
+
+void wd_h2_ping(struct wd_h2 *h)
+{
+    if (!h->broken)
+        nghttp2_submit_ping(h->session, NGHTTP2_FLAG_NONE, NULL); /* fails only on OOM */
 }
 
 size_t wd_h2_open_streams(const struct wd_h2 *h)

@@ -31,21 +31,11 @@ static void warn_unused_on_h2(const struct wd_config *cfg)
         bool set;
     } ds[] = {
         {"prepost", cfg->prepost != d.prepost},
-        {"keepalive_time", cfg->keepalive_time_ms != d.keepalive_time_ms},
-        {"keepalive_timeout", cfg->keepalive_timeout_ms != d.keepalive_timeout_ms},
-        {"min_ping_interval", cfg->min_ping_interval_ms != d.min_ping_interval_ms},
-        {"max_connection_idle", cfg->max_connection_idle_ms != d.max_connection_idle_ms},
-        {"max_connection_age", cfg->max_connection_age_ms != d.max_connection_age_ms},
-        {"max_connection_age_grace",
-         cfg->max_connection_age_grace_ms != d.max_connection_age_grace_ms},
     };
     wd_config_cleanup(&d);
     for (size_t i = 0; i < sizeof ds / sizeof *ds; i++)
         if (ds[i].set)
-            wd_log_warn("server",
-                        "`%s` has no effect on transport h2 yet (it answers pings and closes a "
-                        "connection after 300 s without a byte from the peer)",
-                        ds[i].name);
+            wd_log_warn("server", "`%s` has no effect on transport h2 yet", ds[i].name);
 }
 
 int wd_transport_start(const struct wd_config *cfg, struct wd_engine *engine,

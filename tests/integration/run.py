@@ -1740,6 +1740,8 @@ import cli  # noqa: E402  (tests/integration/cli.py: issue 12, subcommands and f
 cli.register(scenario)
 import ops  # noqa: E402  (tests/integration/ops.py: issue 12, running warden as an operator)
 ops.register(scenario)
+import h2_keepalive  # noqa: E402  (tests/integration/h2_keepalive.py: issue 9, h2 connection timers)
+h2_keepalive.register(scenario)
 
 # ====================================================================== main
 
