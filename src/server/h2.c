@@ -31,6 +31,7 @@
  */
 #include "server/h2.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +108,10 @@ struct stream {
     struct wd_waiter waiter;
     uint8_t *resp;
     size_t resp_len, resp_off;
+
+    /* the common request and reply fit here: no allocation per call for them */
+    uint8_t msg_inline[320];
+    uint8_t resp_inline[48];
 
     struct wd_loop_timer deadline;
 };
@@ -213,22 +218,47 @@ static bool eq(const uint8_t *a, size_t alen, const char *lit)
     return alen == n && memcmp(a, lit, n) == 0;
 }
 
+/* The hook paths' parts with their lengths, computed once (the names are constant). */
+struct route_names {
+    size_t svc_len[WD_HOOK_NSERVICES];
+    size_t nmethods;
+    const char *method[64];
+    size_t method_len[64];
+};
+
+static struct route_names g_routes;
+static pthread_once_t g_routes_once = PTHREAD_ONCE_INIT;
+
+static void routes_init(void)
+{
+    for (int sv = 0; sv < WD_HOOK_NSERVICES; sv++)
+        g_routes.svc_len[sv] = strlen(wd_hook_services[sv]);
+    g_routes.nmethods = wd_hook_nmethods();
+    if (g_routes.nmethods > WD_ARRAY_LEN(g_routes.method))
+        g_routes.nmethods = WD_ARRAY_LEN(g_routes.method);
+    for (size_t i = 0; i < g_routes.nmethods; i++) {
+        g_routes.method[i] = wd_hook_method_name(i);
+        g_routes.method_len[i] = strlen(g_routes.method[i]);
+    }
+}
+
 static void route_path(struct stream *st, const uint8_t *p, size_t n)
 {
+    pthread_once(&g_routes_once, routes_init);
     st->route = ROUTE_UNKNOWN;
     if (eq(p, n, HEALTH_PATH)) {
         st->route = ROUTE_HEALTH;
         return;
     }
     for (int sv = 0; sv < WD_HOOK_NSERVICES; sv++) {
-        size_t sl = strlen(wd_hook_services[sv]);
+        size_t sl = g_routes.svc_len[sv];
         if (n < sl + 2 || p[0] != '/' || memcmp(p + 1, wd_hook_services[sv], sl) != 0 ||
             p[1 + sl] != '/')
             continue;
         const uint8_t *m = p + sl + 2;
         size_t ml = n - sl - 2;
-        for (size_t i = 0; i < wd_hook_nmethods(); i++) {
-            if (eq(m, ml, wd_hook_method_name(i))) {
+        for (size_t i = 0; i < g_routes.nmethods; i++) {
+            if (g_routes.method_len[i] == ml && memcmp(m, g_routes.method[i], ml) == 0) {
                 st->route = ROUTE_HOOK;
                 st->service = sv;
                 st->method = i;
@@ -249,7 +279,8 @@ static void release_buffer(struct stream *st)
         atomic_fetch_sub_explicit(&process_buffered, st->accounted, memory_order_relaxed);
         st->accounted = 0;
     }
-    free(st->msg);
+    if (st->msg != st->msg_inline)
+        free(st->msg);
     st->msg = NULL;
 }
 
@@ -365,7 +396,7 @@ static void answer_ok(struct stream *st, const uint8_t *out, size_t outlen)
         return;
     mark_answered(st);
     st->resp_len = outlen + 5;
-    st->resp = wd_malloc(st->resp_len);
+    st->resp = st->resp_len <= sizeof st->resp_inline ? st->resp_inline : wd_malloc(st->resp_len);
     st->resp[0] = 0; /* never compressed: EMQX cannot take it */
     st->resp[1] = (uint8_t)(outlen >> 24);
     st->resp[2] = (uint8_t)(outlen >> 16);
@@ -683,7 +714,7 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
             st->nmsgs++;
             continue;
         }
-        st->msg = wd_malloc(mlen);
+        st->msg = mlen <= sizeof st->msg_inline ? st->msg_inline : wd_malloc(mlen);
         st->accounted = mlen;
         h->buffered += mlen;
         atomic_fetch_add_explicit(&process_buffered, mlen, memory_order_relaxed);
@@ -700,7 +731,8 @@ static void stream_free(struct wd_h2 *h, struct stream *st)
         h->lingering--;
     wd_loop_timer_stop(h->env->loop, &st->deadline);
     release_buffer(st);
-    free(st->resp);
+    if (st->resp != st->resp_inline)
+        free(st->resp);
     if (st->prev)
         st->prev->next = st->next;
     else
