@@ -32,14 +32,14 @@
 #include "core/metrics.h"
 #include "core/wd.h"
 #include "engine/hashpool.h"
+#include "engine/jwtident.h"
+#include "engine/sessions.h"
 #include "store/cache.h"
 #include "store/jwks_http.h"
 #include "store/jwt.h"
 #include "store/passwd.h"
 #include "store/redis.h"
 #include "store/redis_async.h"
-
-#define WD_CACHE_KIND_SESSION 5
 
 /* ---- single-flight ---- */
 
@@ -163,8 +163,7 @@ struct wd_backends {
 
     /* caches */
     struct wd_cache *cache; /* NULL: `cache off` */
-    struct wd_cache *sessions;
-    int64_t session_ttl_ms;
+    struct wd_sessions *sessions;
     int64_t cache_ttl_ms;
     struct flights flights;
 
@@ -223,24 +222,6 @@ struct wd_pending {
     int acl_state;         /* rules redis */
     int acl_rc;            /* WD_OK or WD_EBACKEND once done */
     struct wd_policy *acl; /* a reference, once done */
-};
-
-/* A verified token, shared by the cache and the sessions that used it. */
-struct wd_jwt_ident {
-    atomic_uint refs;
-    struct wd_jwt_result res;
-    struct wd_policy *acl; /* compiled ACL claim; NULL when absent or invalid */
-    size_t bytes;
-};
-
-struct wd_session {
-    char *username; /* the clientid is the key: not kept twice */
-    char *peerhost;
-    uint32_t peerport;
-    enum wd_session_source source;
-    bool superuser;
-    int64_t exp; /* Unix seconds; 0: no token expiry */
-    struct wd_jwt_ident *jwt;
 };
 
 static int64_t unix_now(void)
@@ -474,15 +455,13 @@ int wd_backends_new(const struct wd_config *cfg, struct wd_backends **out, char 
                        "cache: invalid settings (cache_entries at least 16, "
                        "cache_memory at least 64KiB)");
     }
-    b->session_ttl_ms = cfg->session_ttl_ms;
-    struct wd_cache_config sc = {
-        .shards = shards_for((size_t)cfg->session_max),
+    struct wd_sessions_config sc = {
         .max_entries = (size_t)cfg->session_max,
         .max_bytes = (size_t)cfg->session_memory,
-        .ttl_ms = cfg->session_ttl_ms ? cfg->session_ttl_ms : (int64_t)3650 * 86400 * 1000,
-        .negative_ttl_ms = 1,
+        .ttl_ms = cfg->session_ttl_ms,
+        .leeway_s = cfg->jwt_leeway_ms / 1000,
     };
-    b->sessions = wd_cache_new(&sc);
+    b->sessions = wd_sessions_new(&sc);
     if (!b->sessions)
         append_err(&e, &n,
                    "sessions: invalid settings (session_max at least 16, "
@@ -505,7 +484,7 @@ void wd_backends_free(struct wd_backends *b)
     pthread_mutex_destroy(&b->pool_mu);
     wd_jwks_refresher_stop(b->refresher);
     wd_jwt_verifier_free(b->verifier);
-    wd_cache_free(b->sessions);
+    wd_sessions_free(b->sessions);
     wd_cache_free(b->cache);
     wd_redis_tmpl_free(b->authn_key);
     wd_redis_tmpl_free(b->acl_key);
@@ -1154,26 +1133,6 @@ int wd_backends_check_static(struct wd_backends_local *l, unsigned long generati
 
 /* ---- JWT authentication ---- */
 
-static void jwt_ident_free(struct wd_jwt_ident *j)
-{
-    wd_jwt_result_cleanup(&j->res);
-    wd_policy_release(j->acl);
-    free(j);
-}
-
-void wd_jwt_ident_release(struct wd_jwt_ident *j)
-{
-    if (j && atomic_fetch_sub(&j->refs, 1) == 1)
-        jwt_ident_free(j);
-}
-
-static struct wd_jwt_ident *jwt_ident_get(struct wd_jwt_ident *j)
-{
-    if (j)
-        atomic_fetch_add(&j->refs, 1);
-    return j;
-}
-
 static void jwt_ident_release_cb(void *p)
 {
     wd_jwt_ident_release(p);
@@ -1216,36 +1175,6 @@ static void log_acl_skip(void *ud, const char *topic, size_t topic_len, const ch
                 topic ? wd_log_quote(t, sizeof t, topic, topic_len) : "(beyond the limit)", reason);
 }
 
-/* Compiles the token's ACL claim. *skipped counts the rules that could not be used. who:
- * client_label(). */
-static struct wd_policy *compile_jwt_acl(const struct wd_jwt_result *r, const char *who,
-                                         size_t *skipped)
-{
-    *skipped = r->n_acl_skipped;
-    if (r->acl_format != WD_JWT_ACL_V1_OBJECT && r->acl_format != WD_JWT_ACL_V2_LIST)
-        return NULL;
-    struct wd_policy_rule_in *in = wd_calloc(r->n_acl ? r->n_acl : 1, sizeof *in);
-    for (size_t i = 0; i < r->n_acl; i++) {
-        const struct wd_jwt_acl_rule *a = &r->acl[i];
-        in[i].perm = a->allow ? WD_DECISION_ALLOW : WD_DECISION_DENY;
-        in[i].actions = a->actions;
-        in[i].topics = (const char *const *)&a->topic;
-        in[i].ntopics = 1;
-        in[i].eq = a->eq;
-        in[i].qos_mask = a->qos_mask;
-        in[i].retain = a->retain;
-    }
-    for (size_t i = 0; i < r->n_acl_errors; i++)
-        wd_log_warn("acl", "JWT ACL of %s: %s (entry skipped)", who, r->acl_errors[i]);
-    struct skip_ctx sk = {"JWT ACL", who, 0};
-    struct wd_policy *p = NULL;
-    if (wd_policy_compile_rules(in, r->n_acl, log_skip, &sk, &p) != WD_OK)
-        p = NULL;
-    free(in);
-    *skipped += sk.skipped;
-    return p;
-}
-
 int wd_backends_authn_jwt(struct wd_backends_local *l, const struct wd_authn_req *req,
                           struct wd_step_result *out)
 {
@@ -1271,7 +1200,7 @@ int wd_backends_authn_jwt(struct wd_backends_local *l, const struct wd_authn_req
         void *v;
         struct wd_cache_ref *ref = wd_cache_get(b->cache, &ck, &v, NULL);
         if (ref) {
-            j = jwt_ident_get(v);
+            j = wd_jwt_ident_get(v);
             wd_cache_release(ref);
             wd_metrics_inc(WD_M_AUTHN_CACHE_HITS);
             /* cached no longer than the token's exp, but check: clocks move */
@@ -1303,22 +1232,16 @@ int wd_backends_authn_jwt(struct wd_backends_local *l, const struct wd_authn_req
             return 1;
         }
         wd_metrics_inc(WD_M_JWT_VERIFIED);
-        j = wd_calloc(1, sizeof *j);
-        atomic_init(&j->refs, 1);
-        j->res = res;
-        size_t skipped = 0;
         char who[200];
-        j->acl = compile_jwt_acl(&j->res, client_label(b, &req->client, who, sizeof who), &skipped);
-        if (skipped && j->res.acl_format == WD_JWT_ACL_V2_LIST) {
+        if (wd_jwt_ident_new(&res, client_label(b, &req->client, who, sizeof who), toklen, &j) !=
+            WD_OK) {
             /* a skipped rule of the ordered list may have been a deny: using the rest
              * could allow what the issuer meant to refuse. EMQX refuses such a token. */
-            jwt_ident_free(j);
             wd_cache_key_cleanup(&ck);
             out->decision = WD_DECISION_DENY;
             out->reason = "jwt: invalid rule in the ACL claim (list form): denied";
             return 1;
         }
-        j->bytes = sizeof *j + toklen + (j->acl ? wd_policy_memory(j->acl) : 0);
         if (b->cache) {
             int64_t ttl = b->cache_ttl_ms;
             if (j->res.exp) {
@@ -1326,7 +1249,7 @@ int wd_backends_authn_jwt(struct wd_backends_local *l, const struct wd_authn_req
                 if (left < ttl)
                     ttl = left;
             }
-            if (ttl > 0 && wd_cache_put(b->cache, &ck, jwt_ident_get(j), j->bytes, false, ttl,
+            if (ttl > 0 && wd_cache_put(b->cache, &ck, wd_jwt_ident_get(j), j->bytes, false, ttl,
                                         jwt_ident_release_cb, req->client.username,
                                         strlen(req->client.username), NULL) != WD_OK)
                 wd_jwt_ident_release(j); /* the reference given to the cache */
@@ -1342,140 +1265,23 @@ int wd_backends_authn_jwt(struct wd_backends_local *l, const struct wd_authn_req
 
 /* ---- sessions ---- */
 
-static void session_free(void *p)
-{
-    struct wd_session *s = p;
-    wd_jwt_ident_release(s->jwt);
-    free(s->username);
-    free(s->peerhost);
-    free(s);
-}
-
-static void session_key(struct wd_cache_key *k, const char *clientid)
-{
-    wd_cache_key_init(k, WD_CACHE_KIND_SESSION);
-    wd_cache_key_add_str(k, clientid);
-}
-
-void wd_backends_session_put(struct wd_backends *b, const struct wd_authn_req *req,
+void wd_backends_session_put(struct wd_backends_local *l, const struct wd_authn_req *req,
                              enum wd_session_source src, const struct wd_step_result *r)
 {
-    const struct wd_client *c = &req->client;
-    struct wd_session *s = wd_calloc(1, sizeof *s);
-    s->username = wd_strdup(c->username);
-    s->peerhost = wd_strdup(c->peerhost);
-    s->peerport = c->peerport;
-    s->source = src;
-    /* only a step that checked a credential can make a superuser (belt and braces: the
-     * chain sets it for no other step) */
-    s->superuser = src != WD_SESSION_OTHER && r->superuser;
-    s->jwt = r->jwt;
-    s->exp = r->jwt ? r->jwt->res.exp : 0;
-    size_t bytes =
-        sizeof *s + strlen(c->username) + strlen(c->peerhost) + (r->jwt ? r->jwt->bytes : 0);
-    int64_t ttl = 0;
-    if (s->exp) {
-        ttl = (s->exp + b->jwt_leeway_s - unix_now()) * 1000;
-        if (ttl <= 0)
-            ttl = 1;
-        if (b->session_ttl_ms && b->session_ttl_ms < ttl)
-            ttl = b->session_ttl_ms;
-    }
-    struct wd_cache_key k;
-    session_key(&k, c->clientid);
-    if (wd_cache_put(b->sessions, &k, s, bytes, false, ttl, session_free, c->username,
-                     strlen(c->username), NULL) != WD_OK) {
-        wd_log_warn("session", "cannot record the session of client %s (too large)", c->clientid);
-        session_free(s);
-        /* an earlier login's session under this clientid must not outlive this one */
-        wd_cache_remove(b->sessions, &k);
-    } else {
-        wd_metrics_inc(WD_M_SESSIONS_CREATED);
-    }
-    wd_cache_key_cleanup(&k);
+    wd_sessions_put(l->b->sessions, &req->client, src, r->superuser, r->jwt, NULL, NULL);
 }
 
-/* The session s was recorded by the connection c is on: same username and peer (a port of 0
- * is unknown and not compared). */
-static bool same_connection(const void *value, void *ctx)
+int wd_backends_session_get(struct wd_backends_local *l, const struct wd_client *c,
+                            struct wd_waiter *w, struct wd_session **out)
 {
-    const struct wd_session *s = value;
-    const struct wd_client *c = ctx;
-    if (strcmp(s->username, c->username) != 0 || strcmp(s->peerhost, c->peerhost) != 0)
-        return false;
-    return s->peerport == 0 || c->peerport == 0 || s->peerport == c->peerport;
+    (void)w;
+    wd_sessions_lookup(l->b->sessions, c, out);
+    return WD_OK;
 }
 
-const struct wd_session *wd_backends_session_get(struct wd_backends *b, const struct wd_client *c)
+void wd_backends_session_drop(struct wd_backends_local *l, const struct wd_client *c)
 {
-    struct wd_cache_key k;
-    session_key(&k, c->clientid);
-    void *v;
-    struct wd_cache_ref *ref = wd_cache_get(b->sessions, &k, &v, NULL);
-    wd_cache_key_cleanup(&k);
-    if (!ref)
-        return NULL;
-    struct wd_session *s = v;
-    if (!same_connection(s, (void *)c)) {
-        /* another login under this clientid (another username, or another connection that
-         * warden did not allow: a denied or unanswered CONNECT, another replica): not this
-         * client's, and never its superuser flag */
-        wd_cache_release(ref);
-        return NULL;
-    }
-    if (s->exp && unix_now() >= s->exp + b->jwt_leeway_s) {
-        wd_cache_release(ref);
-        return NULL; /* the token expired: the session's rights went with it */
-    }
-    /* the handle is the cache reference: it keeps the session alive until released */
-    return (const struct wd_session *)ref;
-}
-
-/* The handle given out by session_get is the cache reference itself. */
-static const struct wd_session *sess_of(const struct wd_session *h)
-{
-    return h ? wd_cache_ref_value((const struct wd_cache_ref *)h) : NULL;
-}
-
-void wd_backends_session_release(struct wd_backends *b, const struct wd_session *s)
-{
-    (void)b;
-    wd_cache_release((struct wd_cache_ref *)s);
-}
-
-bool wd_session_superuser(const struct wd_session *h)
-{
-    const struct wd_session *s = sess_of(h);
-    return s && s->superuser;
-}
-
-void wd_backends_session_drop(struct wd_backends *b, const struct wd_client *c)
-{
-    struct wd_cache_key k;
-    session_key(&k, c->clientid);
-    if (wd_cache_remove_if(b->sessions, &k, same_connection, (void *)c) == WD_OK)
-        wd_metrics_inc(WD_M_SESSIONS_DROPPED);
-    wd_cache_key_cleanup(&k);
-}
-
-static const char *session_claim(const void *ctx, const char *name, size_t len)
-{
-    const struct wd_session *s = ctx;
-    char buf[256];
-    if (!s->jwt || len >= sizeof buf)
-        return NULL;
-    memcpy(buf, name, len);
-    buf[len] = '\0';
-    return wd_jwt_result_claim(&s->jwt->res, buf);
-}
-
-void wd_session_bind_claims(const struct wd_session *h, struct wd_client *c)
-{
-    const struct wd_session *s = sess_of(h);
-    if (s && s->jwt) {
-        c->claim = session_claim;
-        c->claim_ctx = s;
-    }
+    wd_sessions_drop(l->b->sessions, c);
 }
 
 /* ---- authorization sources ---- */
@@ -1685,17 +1491,17 @@ int wd_backends_source_eval(void *ctx, enum wd_source src, const struct wd_authz
         return 1;
     }
     /* JWT */
-    const struct wd_session *s = sess_of(sc->session);
-    if (!s) {
+    const struct wd_jwt_ident *jwt = wd_session_jwt(sc->session);
+    if (!sc->session) {
         /* authenticated elsewhere (another replica, before a restart) or expired: the
          * token and so its ACL are unknown here. Fail closed. */
         out->decision = WD_DECISION_DENY;
         sc->reason = "jwt: no session for this client (token expired or unknown here): denied";
         return 1;
     }
-    if (!s->jwt)
+    if (!jwt)
         return 0; /* authenticated without a token: this source has nothing to say */
-    switch (s->jwt->res.acl_format) {
+    switch (jwt->res.acl_format) {
     case WD_JWT_ACL_ABSENT:
         return 0;
     case WD_JWT_ACL_INVALID:
@@ -1706,14 +1512,14 @@ int wd_backends_source_eval(void *ctx, enum wd_source src, const struct wd_authz
     case WD_JWT_ACL_V2_LIST:
         break;
     }
-    if (!s->jwt->acl) {
+    if (!jwt->acl) {
         out->decision = WD_DECISION_DENY;
         sc->reason = "jwt: ACL could not be compiled: denied";
         return 1;
     }
-    wd_policy_authorize(s->jwt->acl, req, &r);
+    wd_policy_authorize(jwt->acl, req, &r);
     if (r.decision == WD_DECISION_NOMATCH) {
-        if (s->jwt->res.acl_format == WD_JWT_ACL_V2_LIST)
+        if (jwt->res.acl_format == WD_JWT_ACL_V2_LIST)
             return 0;
         /* EMQX: the v1 object form denies what it does not allow */
         out->decision = WD_DECISION_DENY;
@@ -1729,7 +1535,7 @@ int wd_backends_source_eval(void *ctx, enum wd_source src, const struct wd_authz
 
 size_t wd_backends_flush_all(struct wd_backends *b)
 {
-    size_t n = wd_cache_flush_all(b->sessions);
+    size_t n = wd_sessions_flush_all(b->sessions);
     if (b->cache)
         n += wd_cache_flush_all(b->cache);
     return n;
@@ -1737,7 +1543,7 @@ size_t wd_backends_flush_all(struct wd_backends *b)
 
 size_t wd_backends_flush_user(struct wd_backends *b, const char *user, size_t len)
 {
-    size_t n = wd_cache_flush_tag(b->sessions, user, len);
+    size_t n = wd_sessions_flush_user(b->sessions, user, len);
     if (b->cache)
         n += wd_cache_flush_tag(b->cache, user, len);
     return n;
@@ -1763,7 +1569,7 @@ void wd_backends_stats(struct wd_backends *b, struct wd_buf *out)
         stats_of(out, "cache", b->cache);
     else
         wd_buf_puts(out, "cache: off\n");
-    stats_of(out, "sessions", b->sessions);
+    wd_sessions_stats(b->sessions, out);
     wd_buf_printf(out, "redis: %s\n", b->redis_on ? "configured" : "not configured");
     pthread_mutex_lock(&b->pool_mu);
     if (b->pool) {
