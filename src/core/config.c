@@ -99,6 +99,7 @@ static const char *const pbkdf2_macs[] = {"sha",    "sha1",   "sha224", "sha256"
                                           "sha384", "sha512", NULL};
 static const char *const token_fields[] = {"password", "username", NULL};
 static const char *const transports[] = {"grpc-core", "h2", NULL};
+static const char *const session_stores[] = {"local", "redis", NULL};
 
 #define OFF(f) offsetof(struct wd_config, f)
 static const struct opt opts[] = {
@@ -172,6 +173,9 @@ static const struct opt opts[] = {
     {"session_max", T_INT, OFF(session_max), 16, 100000000, NULL},
     {"session_memory", T_SIZE, OFF(session_memory), 65536, 1 << 30, NULL},
     {"session_ttl", T_DURATION, OFF(session_ttl_ms), 0, 604800000, NULL},
+    {"session_store", T_WORD, OFF(session_store), 0, 0, session_stores},
+    {"session_redis_prefix", T_STRING, OFF(session_redis_prefix), 0, 0, NULL},
+    {"session_redis_ttl", T_DURATION, OFF(session_redis_ttl_ms), 1000, 604800000, NULL},
     {"admin_socket", T_PATH, OFF(admin_socket), 0, 0, NULL},
     {"allow_core_dumps", T_BOOL, OFF(allow_core_dumps), 0, 0, NULL},
 };
@@ -266,6 +270,9 @@ void wd_config_defaults(struct wd_config *cfg)
     cfg->session_max = 1000000;
     cfg->session_memory = 256 << 20;
     cfg->session_ttl_ms = 0;
+    cfg->session_store = NULL; /* redis when Redis is configured, else local */
+    cfg->session_redis_prefix = wd_strdup("warden:session:");
+    cfg->session_redis_ttl_ms = 86400000;
 }
 
 void wd_config_cleanup(struct wd_config *cfg)

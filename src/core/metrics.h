@@ -33,7 +33,15 @@
     X(JWT_VERIFIED, "jwt_verified_total", "tokens verified (signature and claims)")                \
     X(JWT_REFUSED, "jwt_refused_total", "tokens refused")                                          \
     X(SESSIONS_CREATED, "sessions_created_total", "sessions recorded by authenticate")             \
-    X(SESSIONS_DROPPED, "sessions_dropped_total", "sessions dropped on client.disconnected")
+    X(SESSIONS_DROPPED, "sessions_dropped_total", "sessions dropped on client.disconnected")       \
+    X(SESSIONS_SHARED_READS, "sessions_shared_reads_total",                                        \
+      "local session misses read from Redis (session_store redis)")                                \
+    X(SESSIONS_SHARED_FOUND, "sessions_shared_found_total",                                        \
+      "sessions read from Redis and used by this replica")                                         \
+    X(SESSIONS_SHARED_ERRORS, "sessions_shared_errors_total",                                      \
+      "shared-session writes, reads and deletes that failed (Redis down, slow, refused)")          \
+    X(SESSIONS_SHARED_REFUSED, "sessions_shared_refused_total",                                    \
+      "sessions in Redis refused: malformed, oversized or not warden's")
 
 enum wd_metric {
 #define WD_METRIC_ENUM(id, name, help) WD_M_##id,

@@ -27,6 +27,7 @@ struct wd_session {
     uint32_t peerport;
     enum wd_session_source source;
     bool superuser;
+    bool absent; /* a remembered miss of this connection, not a session */
     int64_t exp; /* Unix seconds; 0: no token expiry */
     struct wd_jwt_ident *jwt;
 };
@@ -35,6 +36,7 @@ struct wd_sessions {
     struct wd_cache *cache;
     int64_t ttl_ms;
     int64_t leeway_s;
+    int64_t miss_ttl_ms;
     struct wd_sessions_clock clock;
 };
 
@@ -81,6 +83,7 @@ struct wd_sessions *wd_sessions_new(const struct wd_sessions_config *cfg)
     }
     t->ttl_ms = cfg->ttl_ms;
     t->leeway_s = cfg->leeway_s;
+    t->miss_ttl_ms = cfg->miss_ttl_ms > 0 ? cfg->miss_ttl_ms : 1000;
     struct wd_cache_config sc = {
         .shards = shards_for(cfg->max_entries),
         .max_entries = cfg->max_entries,
@@ -197,7 +200,7 @@ static bool same_connection(const void *value, void *ctx)
 bool wd_session_usable(const struct wd_sessions *t, const struct wd_session *s,
                        const struct wd_client *c)
 {
-    if (!s || !same_connection(s, (void *)c)) {
+    if (!s || s->absent || !same_connection(s, (void *)c)) {
         /* another login under this clientid (another username, or another connection that
          * warden did not allow: a denied or unanswered CONNECT, another replica): not this
          * client's, and never its superuser flag */
@@ -220,12 +223,109 @@ enum wd_sessions_found wd_sessions_lookup(struct wd_sessions *t, const struct wd
         return WD_SESSIONS_MISS;
     struct wd_session *s = v;
     enum wd_sessions_found f = WD_SESSIONS_MISS;
-    if (wd_session_usable(t, s, c)) {
+    if (s->absent) {
+        if (same_connection(s, (void *)c))
+            f = WD_SESSIONS_ABSENT;
+    } else if (wd_session_usable(t, s, c)) {
         *out = wd_session_get(s);
         f = WD_SESSIONS_HIT;
     }
     wd_cache_release(ref);
     return f;
+}
+
+static struct wd_session *session_new(const char *user, const char *host, uint32_t port)
+{
+    struct wd_session *s = wd_calloc(1, sizeof *s);
+    atomic_init(&s->refs, 1);
+    s->username = wd_strdup(user);
+    s->peerhost = wd_strdup(host);
+    s->peerport = port;
+    return s;
+}
+
+static size_t session_bytes(const struct wd_session *s)
+{
+    return sizeof *s + strlen(s->username) + strlen(s->peerhost) + (s->jwt ? s->jwt->bytes : 0);
+}
+
+void wd_sessions_note_miss(struct wd_sessions *t, const struct wd_client *c)
+{
+    struct wd_cache_key k;
+    session_key(&k, c->clientid);
+    void *v;
+    struct wd_cache_ref *ref = wd_cache_get(t->cache, &k, &v, NULL);
+    if (ref) {
+        const struct wd_session *old = v;
+        bool keep = !old->absent && !same_connection(old, (void *)c) &&
+                    (!old->exp || unix_now(t) < old->exp + t->leeway_s);
+        wd_cache_release(ref);
+        if (keep) {
+            wd_cache_key_cleanup(&k);
+            return;
+        }
+    }
+    struct wd_session *m = session_new(c->username, c->peerhost, c->peerport);
+    m->absent = true;
+    m->source = WD_SESSION_OTHER;
+    if (wd_cache_put(t->cache, &k, m, session_bytes(m), true, t->miss_ttl_ms, session_release_cb,
+                     c->username, strlen(c->username), NULL) != WD_OK)
+        wd_session_release(m);
+    wd_cache_key_cleanup(&k);
+}
+
+struct wd_session *wd_sessions_adopt(struct wd_sessions *t, const struct wd_client *c,
+                                     struct wd_session_rec *rec, const char *who)
+{
+    struct wd_session *s = session_new(rec->username, rec->peerhost, rec->peerport);
+    s->source = rec->source;
+    s->superuser = rec->source != WD_SESSION_OTHER && rec->superuser;
+    s->exp = rec->exp;
+    if (rec->has_jwt) {
+        rec->jwt.exp = rec->exp;
+        rec->jwt.is_superuser = s->superuser;
+        rec->has_jwt = false;
+        /* the rules were checked when the token was; a v2 list stored by warden has none
+         * skipped, so this fails only for a record warden did not write */
+        if (wd_jwt_ident_new(&rec->jwt, who, 0, &s->jwt) != WD_OK) {
+            memset(&rec->jwt, 0, sizeof rec->jwt);
+            wd_session_rec_cleanup(rec);
+            wd_session_release(s);
+            return NULL;
+        }
+        memset(&rec->jwt, 0, sizeof rec->jwt); /* taken by the ident */
+    }
+    int64_t ttl = rec->end_ms - unix_now(t) * 1000;
+    wd_session_rec_cleanup(rec);
+    if (ttl <= 0 || !wd_session_usable(t, s, c)) {
+        wd_session_release(s);
+        return NULL;
+    }
+    if (t->ttl_ms && t->ttl_ms < ttl)
+        ttl = t->ttl_ms; /* this replica's session_ttl holds too */
+    struct wd_cache_key k;
+    session_key(&k, c->clientid);
+    if (wd_cache_put(t->cache, &k, wd_session_get(s), session_bytes(s), false, ttl,
+                     session_release_cb, s->username, strlen(s->username), NULL) != WD_OK)
+        wd_session_release(s); /* too large here: used for this call, not kept */
+    wd_cache_key_cleanup(&k);
+    return s;
+}
+
+void wd_session_rec_view(const struct wd_session *s, int64_t end_ms, struct wd_session_rec *r)
+{
+    memset(r, 0, sizeof *r);
+    r->username = s->username;
+    r->peerhost = s->peerhost;
+    r->peerport = s->peerport;
+    r->source = s->source;
+    r->superuser = s->superuser;
+    r->end_ms = end_ms;
+    r->exp = s->exp;
+    if (s->jwt) {
+        r->has_jwt = true;
+        r->jwt = s->jwt->res; /* a shallow copy: borrowed */
+    }
 }
 
 bool wd_sessions_drop(struct wd_sessions *t, const struct wd_client *c)
@@ -237,6 +337,11 @@ bool wd_sessions_drop(struct wd_sessions *t, const struct wd_client *c)
     if (dropped)
         wd_metrics_inc(WD_M_SESSIONS_DROPPED);
     return dropped;
+}
+
+int64_t wd_sessions_now_ms(const struct wd_sessions *t)
+{
+    return unix_now(t) * 1000;
 }
 
 size_t wd_sessions_flush_all(struct wd_sessions *t)

@@ -28,16 +28,9 @@
 
 #include "core/buf.h"
 #include "core/request.h"
+#include "store/session_rec.h" /* enum wd_session_source */
 
 struct wd_jwt_ident;
-
-/* Which authentication step allowed the login that made a session. */
-enum wd_session_source {
-    WD_SESSION_STATIC = 1,
-    WD_SESSION_REDIS,
-    WD_SESSION_JWT,
-    WD_SESSION_OTHER, /* anonymous allow, `allow when`, authn default allow */
-};
 
 struct wd_sessions_clock {
     int64_t (*mono_ms)(void *ctx); /* milliseconds, never going back */
@@ -46,10 +39,11 @@ struct wd_sessions_clock {
 };
 
 struct wd_sessions_config {
-    size_t max_entries; /* session_max (>= 16) */
-    size_t max_bytes;   /* session_memory (>= 64 KiB) */
-    int64_t ttl_ms;     /* session_ttl; 0: none (token expiry and eviction only) */
-    int64_t leeway_s;   /* jwt_leeway, added to a token's exp */
+    size_t max_entries;  /* session_max (>= 16) */
+    size_t max_bytes;    /* session_memory (>= 64 KiB) */
+    int64_t ttl_ms;      /* session_ttl; 0: none (token expiry and eviction only) */
+    int64_t leeway_s;    /* jwt_leeway, added to a token's exp */
+    int64_t miss_ttl_ms; /* how long a remembered miss stands (wd_sessions_note_miss); 0: 1 s */
     const struct wd_sessions_clock *clock; /* copied; NULL: CLOCK_MONOTONIC and time() */
 };
 
@@ -76,13 +70,35 @@ int wd_sessions_put(struct wd_sessions *t, const struct wd_client *c, enum wd_se
 enum wd_sessions_found {
     WD_SESSIONS_MISS = 0, /* nothing usable here: none, expired, another connection's */
     WD_SESSIONS_HIT,      /* *out: this connection's session (a reference) */
+    WD_SESSIONS_ABSENT,   /* a miss remembered for this connection (wd_sessions_note_miss) */
 };
 /* The session of the connection c is on. */
 enum wd_sessions_found wd_sessions_lookup(struct wd_sessions *t, const struct wd_client *c,
                                           struct wd_session **out);
 
+/* Remembers for miss_ttl_ms that the connection c has no session anywhere (Redis said
+ * so), so that its next calls do not ask again; a live session of another connection under
+ * the same clientid is kept instead (a connection that is not the session's must not be
+ * able to push it out). */
+void wd_sessions_note_miss(struct wd_sessions *t, const struct wd_client *c);
+
+/*
+ * A session read back from Redis (rec, taken over and cleaned up) for the connection c:
+ * returns a reference to it, also recorded here under c->clientid so that the next calls
+ * find it locally, when it is c's (same binding as wd_sessions_lookup) and has not ended;
+ * NULL otherwise (nothing recorded). who names the client in log lines.
+ */
+struct wd_session *wd_sessions_adopt(struct wd_sessions *t, const struct wd_client *c,
+                                     struct wd_session_rec *rec, const char *who);
+
+/* A view of s for wd_session_rec_encode (borrowed: valid while s is; never cleaned up). */
+void wd_session_rec_view(const struct wd_session *s, int64_t end_ms, struct wd_session_rec *r);
+
 /* Drops the clientid's session if it is the one this connection made. true if dropped. */
 bool wd_sessions_drop(struct wd_sessions *t, const struct wd_client *c);
+
+/* The table's wall clock, in Unix milliseconds. */
+int64_t wd_sessions_now_ms(const struct wd_sessions *t);
 
 /* Admin flushes; return how many were dropped. */
 size_t wd_sessions_flush_all(struct wd_sessions *t);

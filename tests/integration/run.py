@@ -1742,6 +1742,8 @@ import ops  # noqa: E402  (tests/integration/ops.py: issue 12, running warden as
 ops.register(scenario)
 import h2_keepalive  # noqa: E402  (tests/integration/h2_keepalive.py: issue 9, h2 connection timers)
 h2_keepalive.register(scenario)
+import sessions_shared  # noqa: E402  (tests/integration/sessions_shared.py: issue 11, shared sessions)
+sessions_shared.register(scenario)
 
 # ====================================================================== main
 
