@@ -167,10 +167,14 @@ int wd_sessions_put(struct wd_sessions *t, const struct wd_client *c, enum wd_se
     }
     struct wd_cache_key k;
     session_key(&k, c->clientid);
+    /* the caller's reference is taken before the cache has the session: once put, another
+     * thread's login may replace it and drop the cache's reference at any moment */
+    struct wd_session *mine = out ? wd_session_get(s) : NULL;
     int rc = wd_cache_put(t->cache, &k, s, bytes, false, ttl, session_release_cb, c->username,
                           strlen(c->username), NULL);
     if (rc != WD_OK) {
         wd_log_warn("session", "cannot record the session of client %s (too large)", c->clientid);
+        wd_session_release(mine);
         wd_session_release(s);
         /* an earlier login's session under this clientid must not outlive this one */
         wd_cache_remove(t->cache, &k);
@@ -178,7 +182,7 @@ int wd_sessions_put(struct wd_sessions *t, const struct wd_client *c, enum wd_se
     } else {
         wd_metrics_inc(WD_M_SESSIONS_CREATED);
         if (out)
-            *out = wd_session_get(s);
+            *out = mine;
         if (end_ms && ttl)
             *end_ms = now * 1000 + ttl;
     }

@@ -6,6 +6,7 @@
  * a credential step, a disconnect drops only its own connection's session, and a session
  * too large for the budget removes the older one.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -259,6 +260,54 @@ static void a_session_too_large_removes_the_older_one(void **state)
     wd_sessions_free(t);
 }
 
+struct racer {
+    struct wd_sessions *t;
+    int id;
+    int bad;
+};
+
+static void *race_logins(void *arg)
+{
+    struct racer *r = arg;
+    char host[32];
+    snprintf(host, sizeof host, "10.0.0.%d", r->id);
+    struct wd_client c = cl("ops", "same-id", host, 5000);
+    for (int i = 0; i < 2000; i++) {
+        struct wd_session *s = NULL;
+        int64_t end;
+        if (wd_sessions_put(r->t, &c, WD_SESSION_STATIC, true, NULL, &s, &end) != WD_OK) {
+            r->bad++;
+            continue;
+        }
+        /* the handle is this login's, whatever the other threads put since */
+        if (!wd_session_superuser(s) || !wd_session_usable(r->t, s, &c))
+            r->bad++;
+        wd_session_release(s);
+    }
+    return NULL;
+}
+
+/* Logins of one client id racing on several threads: each caller's handle stays valid and
+ * its own while the others replace the entry (ASan checks the memory). */
+static void a_handle_from_put_survives_concurrent_replacement(void **state)
+{
+    (void)state;
+    struct fake_clock clk;
+    struct wd_sessions *t = table(&clk, 0, 0);
+    enum { N = 4 };
+    pthread_t th[N];
+    struct racer r[N];
+    for (int i = 0; i < N; i++) {
+        r[i] = (struct racer){t, i + 1, 0};
+        pthread_create(&th[i], NULL, race_logins, &r[i]);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(r[i].bad, 0);
+    }
+    wd_sessions_free(t);
+}
+
 static void invalid_limits_are_refused(void **state)
 {
     (void)state;
@@ -281,6 +330,7 @@ int main(void)
         cmocka_unit_test(only_a_credential_step_makes_a_superuser),
         cmocka_unit_test(a_disconnect_drops_only_its_own_connections_session),
         cmocka_unit_test(a_session_too_large_removes_the_older_one),
+        cmocka_unit_test(a_handle_from_put_survives_concurrent_replacement),
         cmocka_unit_test(invalid_limits_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
