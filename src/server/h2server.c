@@ -767,7 +767,7 @@ int wd_h2server_start(const struct wd_config *cfg, struct wd_engine *engine,
     *out = NULL;
     struct wd_tlsconn_ctx *tls = NULL;
     if (cfg->tls_cert && wd_tlsconn_ctx_new(cfg, &tls, err, errcap) != WD_OK)
-        return WD_ETLS; /* checked before binding, as the gRPC-core path does */
+        return WD_ETLS; /* checked before binding: a bad file fails the start */
     struct wd_h2server *s = wd_calloc(1, sizeof *s);
     s->cfg = cfg;
     s->hook_env.cfg = cfg;

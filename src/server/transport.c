@@ -1,22 +1,19 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * transport.c: dispatch to the configured server (see transport.h). gRPC's process-wide
- * initialization runs only when gRPC core serves.
+ * transport.c: see transport.h. A struct wd_transport is the h2 server itself: there is one
+ * code path, and this file adds only the start-up warnings.
  */
 #include "server/transport.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "core/log.h"
 #include "core/wd.h"
-#include "server/grpc.h"
 #include "server/h2server.h"
 
+/* the one transport; the name stays so that main.c does not change with it */
 struct wd_transport {
-    bool h2;
-    struct wd_server *grpc;
     struct wd_h2server *own;
 };
 
@@ -30,7 +27,6 @@ static void warn_unused_on_h2(const struct wd_config *cfg)
         const char *name;
         bool set;
     } ds[] = {
-        {"prepost", cfg->prepost != d.prepost},
         {"keepalive_time", cfg->keepalive_time_ms != d.keepalive_time_ms},
         {"keepalive_timeout", cfg->keepalive_timeout_ms != d.keepalive_timeout_ms},
         {"min_ping_interval", cfg->min_ping_interval_ms != d.min_ping_interval_ms},
@@ -53,17 +49,8 @@ int wd_transport_start(const struct wd_config *cfg, struct wd_engine *engine,
 {
     *out = NULL;
     struct wd_transport *t = wd_calloc(1, sizeof *t);
-    int rc;
-    t->h2 = cfg->transport && strcmp(cfg->transport, "h2") == 0;
-    if (t->h2) {
-        warn_unused_on_h2(cfg);
-        rc = wd_h2server_start(cfg, engine, &t->own, err, errcap);
-    } else {
-        wd_server_global_init();
-        rc = wd_server_start(cfg, engine, &t->grpc, err, errcap);
-        if (rc != WD_OK)
-            wd_server_global_cleanup();
-    }
+    warn_unused_on_h2(cfg);
+    int rc = wd_h2server_start(cfg, engine, &t->own, err, errcap);
     if (rc != WD_OK) {
         free(t);
         return rc;
@@ -74,23 +61,18 @@ int wd_transport_start(const struct wd_config *cfg, struct wd_engine *engine,
 
 int wd_transport_port(const struct wd_transport *t)
 {
-    return t->h2 ? wd_h2server_port(t->own) : wd_server_port(t->grpc);
+    return wd_h2server_port(t->own);
 }
 
 int wd_transport_stop(struct wd_transport *t, int grace_ms)
 {
-    return t->h2 ? wd_h2server_stop(t->own, grace_ms) : wd_server_stop(t->grpc, grace_ms);
+    return wd_h2server_stop(t->own, grace_ms);
 }
 
 void wd_transport_free(struct wd_transport *t)
 {
     if (!t)
         return;
-    if (t->h2) {
-        wd_h2server_free(t->own);
-    } else {
-        wd_server_free(t->grpc);
-        wd_server_global_cleanup();
-    }
+    wd_h2server_free(t->own);
     free(t);
 }

@@ -45,8 +45,10 @@ ap.add_argument("--only", action="append", default=[])
 ap.add_argument("--verbose", "-v", action="store_true")
 ap.add_argument("--keep", action="store_true")
 ap.add_argument("--list", action="store_true", help="list the scenarios and exit")
-ap.add_argument("--transport", choices=("grpc-core", "h2"),
-                help="serve every warden on this transport (default: the configured one)")
+# warden has one transport since gRPC core was removed (0.2.0); `--transport h2` is still
+# accepted so that command lines from the two-transport stage keep working
+ap.add_argument("--transport", choices=("h2",), default="h2",
+                help="accepted for old command lines: h2 is the only transport")
 ARGS = ap.parse_args()
 
 sys.path.insert(0, os.path.abspath(ARGS.gen))
@@ -61,10 +63,6 @@ except ImportError as e:
           "    (run with /usr/bin/python3; --gen must hold exhook_pb2.py and health_pb2.py)" % e)
     print("0 passed, 1 failed")
     sys.exit(1)
-if ARGS.transport:
-    H.TRANSPORT = ARGS.transport
-# scenarios the h2 transport cannot serve yet (none left: TLS landed on it)
-H2_PENDING = {}
 
 
 class Ctx:
@@ -1031,8 +1029,8 @@ def log_hygiene(s, h):
             ensure(not forged, "forged log lines: %r" % forged[:3])
             ensure(b"\r" not in log, "raw CR in the log")
         with s.check("log_lines_well_formed"):
-            # one event per line, every line "TIMESTAMP LEVEL module: message" (gRPC core's
-            # own messages included, at debug level)
+            # one event per line, every line "TIMESTAMP LEVEL module: message" (at debug
+            # level, where the transport logs the most)
             pat = re.compile(rb"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z "
                              rb"(ERROR|WARN|INFO|DEBUG) +[\w.-]+: ")
             odd = [ln for ln in log.split(b"\n")[:-1] if not pat.match(ln)]
@@ -1734,6 +1732,8 @@ import h2_tls  # noqa: E402  (tests/integration/h2_tls.py: issue 9, TLS on trans
 h2_tls.register(scenario)
 import h2_attacks  # noqa: E402  (tests/integration/h2_attacks.py: issue 9, attacks on transport h2)
 h2_attacks.register(scenario)
+import one_transport  # noqa: E402  (tests/integration/one_transport.py: issue 9, gRPC core removed)
+one_transport.register(scenario)
 
 # ====================================================================== main
 
@@ -1761,9 +1761,6 @@ def main():
     try:
         for fn in SCENARIOS:
             if ARGS.only and not any(o in fn.__name__ for o in ARGS.only):
-                continue
-            if H.TRANSPORT == "h2" and fn.__name__ in H2_PENDING:
-                print("SKIP %s (%s)" % (fn.__name__, H2_PENDING[fn.__name__]), flush=True)
                 continue
             t1 = time.monotonic()
             try:
