@@ -840,7 +840,10 @@ def cli(s, h):
     with s.check("cli_version"):
         rc, out, err = H.run_warden(h, ["--version"])
         ensure(rc == 0, "--version: exit %s, want 0" % rc)
-        ensure(out.startswith("warden 0.1.0"), "--version printed %r" % out[:100])
+        with open(os.path.join(ROOT, "VERSION")) as f:
+            version = f.read().strip()
+        ensure(out.startswith("warden " + version), "--version printed %r, VERSION says %r" % (
+            out[:100], version))
     with s.check("cli_bad_flag_exit_2"):
         for args in (["--bogus-flag"], ["--listen"], ["--workers"], ["-Z"]):
             rc, out, err = H.run_warden(h, args)
