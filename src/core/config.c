@@ -346,8 +346,8 @@ static int parse_int(const char *s, long *out)
     return WD_OK;
 }
 
-/* Directives and values removed in 0.2.0 with gRPC core (docs/operations.md, "Upgrading to
- * 0.2.0"). `transport grpc-core` asked for another server, with other limits: serving with
+/* Directives and values removed in 0.2.0 with gRPC core (docs/operations.md, "Upgrading from
+ * 0.1.0"). `transport grpc-core` asked for another server, with other limits: serving with
  * this one instead would be a silent fallback, so it is an error. `prepost` only sized gRPC
  * core's pre-posted requests (a tuning knob, and in the example configuration): refusing to
  * start over it would turn an upgrade into an outage for nothing, so it loads with a warning
