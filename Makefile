@@ -11,6 +11,9 @@
 #                        that link gRPC core (the reference server and the load generator)
 #   make fuzz            install clang, build the libFuzzer targets (tests/fuzz/) and run each
 #                        for FUZZ_SECONDS (default 60); `make fuzz FUZZ_SECONDS=10` is a short pass
+#   make install         install the binary, man pages and examples under PREFIX (default
+#                        /usr/local), staged under DESTDIR if set; `make uninstall` removes them
+#   make help            list the targets and variables
 #
 # Objects live under build/<variant>/, generated protobuf-c code under build/gen/ (never
 # src/). Every library comes from pkg-config.
@@ -109,7 +112,7 @@ UNIT_BIN   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 
 .SECONDARY: $(GEN_C) $(GEN_H) $(GEN_PY)
 .PHONY: all deps run test unit policy-tests integration integration-h2 sanitize bench clean \
-        format-check lint fuzz fuzz-deps fuzz-build
+        format-check lint fuzz fuzz-deps fuzz-build install uninstall help packaging-tests
 .DEFAULT_GOAL := all
 
 ifeq ($(VARIANT),release)
@@ -162,6 +165,47 @@ $(B)/tests/test_%: tests/unit/test_%.c $(LIBS_ALL)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS_ALL) $(shell pkg-config --cflags cmocka) -o $@ $< \
 	    $(LIBS_ALL) $(shell pkg-config --libs cmocka) $(LDLIBS)
 
+# ---- installing ----
+# `make install PREFIX=/usr DESTDIR=/tmp/stage` stages a package tree. The systemd unit and
+# deploy/warden.conf name /usr/local/bin/warden (the default PREFIX) and /etc/warden; the
+# examples go to the doc directory, never over a configuration in /etc.
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+MANDIR  ?= $(PREFIX)/share/man
+DOCDIR  ?= $(PREFIX)/share/doc/warden
+INSTALL ?= install
+MAN_PAGES := man/warden.8 man/warden.conf.5 man/warden.policy.5
+EXAMPLES  := deploy/warden.conf deploy/warden.policy deploy/warden.service \
+             deploy/emqx-exhook.conf $(wildcard policies/*.policy policies/*.tests)
+
+install: all
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
+	    $(DESTDIR)$(DOCDIR)/examples
+	$(INSTALL) -m 0755 build/warden $(DESTDIR)$(BINDIR)/warden
+	$(INSTALL) -m 0644 man/warden.8 $(DESTDIR)$(MANDIR)/man8/warden.8
+	$(INSTALL) -m 0644 man/warden.conf.5 man/warden.policy.5 $(DESTDIR)$(MANDIR)/man5/
+	$(INSTALL) -m 0644 $(EXAMPLES) $(DESTDIR)$(DOCDIR)/examples/
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/warden $(DESTDIR)$(MANDIR)/man8/warden.8 \
+	    $(DESTDIR)$(MANDIR)/man5/warden.conf.5 $(DESTDIR)$(MANDIR)/man5/warden.policy.5
+	rm -rf $(DESTDIR)$(DOCDIR)
+
+help:
+	@echo "targets:"
+	@echo "  all (default)    build build/warden (VARIANT=release|debug|asan|ubsan)"
+	@echo "  deps             install the Debian packages the build and tests need"
+	@echo "  run              deps, build, run warden on its embedded defaults"
+	@echo "  test             deps, build, lint, format-check and every test suite"
+	@echo "  unit | policy-tests | integration | packaging-tests"
+	@echo "                   one suite"
+	@echo "  sanitize         every suite under ASan and UBSan"
+	@echo "  install          binary, man pages, examples (PREFIX=$(PREFIX), DESTDIR=)"
+	@echo "  uninstall        remove what install put there"
+	@echo "  bench | fuzz     benchmarks (bench/README.md); libFuzzer targets (FUZZ_SECONDS=60)"
+	@echo "  lint | format-check | clean"
+	@echo "variables: VARIANT CI=true (-Werror) V=1 (show commands) PREFIX DESTDIR"
+
 # ---- set-up ----
 # Debian 12 packages for build, tests and benchmarks. `make deps` installs only what is
 # missing, so it is quick and idempotent; apt runs as root, through sudo otherwise.
@@ -171,7 +215,7 @@ $(B)/tests/test_%: tests/unit/test_%.c $(LIBS_ALL)
 DEBIAN_PKGS := gcc make pkg-config libgrpc-dev libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler \
     protobuf-compiler libssl-dev openssl libcmocka-dev libpcre2-dev python3 python3-grpcio python3-protobuf \
     nghttp2-client procps iproute2 libcrypt-dev libargon2-dev libhiredis-dev libjwt-dev libjansson-dev libcurl4-openssl-dev \
-    redis-server cppcheck clang-format
+    redis-server cppcheck clang-format systemd man-db groff-base
 
 deps:
 	@missing=$$(for p in $(DEBIAN_PKGS); do \
@@ -195,6 +239,11 @@ unit: $(UNIT_BIN)
 policy-tests: all
 	tests/policy/run.sh
 
+# Containerfile package lists against the Makefile's pkg-config modules and `ldd build/warden`,
+# `make install DESTDIR=...`, man pages render, `systemd-analyze verify` of the unit
+packaging-tests: all
+	$(PYTHON) tests/packaging/check.py --warden build/warden
+
 integration: all $(GEN_PY)
 	$(PYTHON) tests/integration/run.py --warden build/warden --gen $(GEN)/py
 
@@ -207,6 +256,7 @@ test: deps
 	@$(MAKE) --no-print-directory format-check
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory policy-tests
+	@$(MAKE) --no-print-directory packaging-tests
 	@$(MAKE) --no-print-directory integration
 
 # Every suite (unit, golden policy cases, integration) against the ASan (+LeakSanitizer) and

@@ -18,14 +18,14 @@
  * "bare_h2 / bare_server" is what the transport change is worth by itself.
  *
  * How the handlers are swapped without touching src/server: h2server.c and h2.c reach the
- * handlers only through the contract in server/hook.h (wd_hook_worker_new/free,
- * wd_hook_handle, wd_hook_health, wd_hook_nmethods, wd_hook_method_name,
- * wd_hook_services). This file implements that contract, and the Makefile links it before
- * libwd_server.a: the archive's hook.o is then never pulled in (every symbol it would
- * provide is already defined), and neither is the engine. If the server layer ever needs a
- * hook.c symbol this file does not define, the link fails with duplicate definitions
- * instead of measuring the wrong thing. The engine pointer given to the server is NULL:
- * nothing here looks at it.
+ * handlers only through the contract in server/hook.h (wd_hook_worker_new_on/free/waiting,
+ * wd_hook_handle_w, wd_hook_health, wd_hook_nmethods, wd_hook_method_name,
+ * wd_hook_services) and engine.h's wd_engine_waiter_end (a no-op here: nothing waits). This file
+ * implements that contract, and the Makefile links it before libwd_server.a: the archive's hook.o
+ * is then never pulled in (every symbol it would provide is already defined), and neither is the
+ * engine. If the server layer ever needs a hook.c symbol this file does not define, the link fails
+ * with duplicate definitions instead of measuring the wrong thing. The engine pointer given to the
+ * server is NULL: nothing here looks at it.
  *
  * Configuration: warden's defaults (wd_config_defaults) with `listen`, `workers` and
  * `transport h2` set, so the limits (in-flight budget, request size, max_connections) are
@@ -103,16 +103,35 @@ struct wd_hook_worker *wd_hook_worker_new(const struct wd_hook_env *env)
     return w;
 }
 
+struct wd_hook_worker *wd_hook_worker_new_on(const struct wd_hook_env *env,
+                                             const struct wd_evops *ev)
+{
+    (void)ev;
+    return wd_hook_worker_new(env);
+}
+
+unsigned wd_hook_worker_waiting(const struct wd_hook_worker *w)
+{
+    (void)w;
+    return 0; /* never waits */
+}
+
+void wd_engine_waiter_end(struct wd_waiter *w)
+{
+    (void)w; /* no call ever waits here */
+}
+
 void wd_hook_worker_free(struct wd_hook_worker *w)
 {
     /* kept on the list for the totals; main frees them all after the server is gone */
     (void)w;
 }
 
-enum wd_hook_status wd_hook_handle(struct wd_hook_worker *w, int service, size_t method,
-                                   const uint8_t *in, size_t inlen, const uint8_t **out,
-                                   size_t *outlen, const char **detail)
+enum wd_hook_status wd_hook_handle_w(struct wd_hook_worker *w, int service, size_t method,
+                                     const uint8_t *in, size_t inlen, struct wd_waiter *waiter,
+                                     const uint8_t **out, size_t *outlen, const char **detail)
 {
+    (void)waiter;
     (void)in;
     (void)inlen;
     *detail = NULL;

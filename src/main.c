@@ -53,7 +53,7 @@ enum {
 
 static const char usage_text[] =
     "usage: warden [options]                 serve (see below)\n"
-    "       warden check FILE                compile a policy, print its diagnostics\n"
+    "       warden check FILE...             compile policies, print their diagnostics\n"
     "       warden explain FILE --action A --topic T [--username U ...]\n"
     "                                        show the decision for one request, and why\n"
     "       warden test FILE.tests           run a policy's test cases\n"
@@ -81,6 +81,8 @@ static const char usage_text[] =
     "      --print-config       print the effective configuration and exit\n"
     "  -h, --help               show this help and exit\n"
     "  -V, --version            show the version and exit\n"
+    "\n"
+    "Every subcommand takes --help (its usage) and --version.\n"
     "\n"
     "Flags override the configuration file. Every directive is documented in\n"
     "docs/configuration.md.\n"
@@ -163,6 +165,7 @@ struct opts {
     /* flag assignments, applied after the file in command-line order */
     const char *keys[128];
     const char *vals[128];
+    const char *flag[128]; /* the long flag that set it (messages), NULL for --set */
     char *owned[128];
     size_t n;
 };
@@ -226,6 +229,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         if (f->key) {
             o->keys[o->n] = f->key;
             o->vals[o->n] = val;
+            o->flag[o->n] = f->lng;
         } else { /* --set KEY=VALUE */
             const char *eq = strchr(val, '=');
             if (!eq || eq == val) {
@@ -258,7 +262,11 @@ static int load_config(const struct opts *o, struct wd_config *cfg)
         return EXIT_CONFIG;
     }
     for (size_t i = 0; i < o->n; i++) {
-        if (wd_config_set(cfg, o->keys[i], o->vals[i], &errors) != WD_OK) {
+        char origin[64] = "";
+        if (o->flag[i])
+            snprintf(origin, sizeof origin, "--%s", o->flag[i]);
+        if (wd_config_set_from(cfg, o->flag[i] ? origin : NULL, o->keys[i], o->vals[i], &errors) !=
+            WD_OK) {
             print_errors(errors);
             free(errors);
             return EXIT_USAGE;
@@ -338,6 +346,14 @@ static int admin_stats(void *ctx, struct wd_buf *out)
     return WD_OK;
 }
 
+static const char admin_usage[] =
+    "usage: warden admin [--socket PATH | --config FILE] COMMAND\n"
+    "commands:\n"
+    "  flush               drop every cached credential, ACL, token and session\n"
+    "  flush --user NAME   the same for one user\n"
+    "  stats               caches, sessions, backends and counters\n"
+    "The socket is the configuration's admin_socket (docs/operations.md).\n";
+
 /* `warden admin [--socket PATH | --config FILE] COMMAND...` */
 static int tool_admin(int argc, char **argv)
 {
@@ -348,15 +364,9 @@ static int tool_admin(int argc, char **argv)
             sock = argv[++i];
         else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
             conf = argv[++i];
-        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: warden admin [--socket PATH | --config FILE] COMMAND\n"
-                   "commands:\n"
-                   "  flush               drop every cached credential, ACL, token and session\n"
-                   "  flush --user NAME   the same for one user\n"
-                   "  stats               caches, sessions, backends and counters\n"
-                   "The socket is the configuration's admin_socket (docs/operations.md).\n");
+        else if (wd_tool_std_flag(argv[i], admin_usage) == 0)
             return EXIT_OK;
-        } else
+        else
             break;
     }
     struct wd_config cfg;
@@ -373,9 +383,7 @@ static int tool_admin(int argc, char **argv)
         sock = cfg.admin_socket;
     }
     if (!sock || i >= argc) {
-        fprintf(stderr,
-                "usage: warden admin [--socket PATH | --config FILE] flush [--user NAME] "
-                "| stats\n%s",
+        fprintf(stderr, "%s%s", admin_usage,
                 sock ? ""
                      : "warden admin: no socket: give --socket, or --config with "
                        "admin_socket set\n");

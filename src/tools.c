@@ -2,7 +2,7 @@
 /*
  * tools.c: the policy subcommands of the one binary (docs/policy.md):
  *
- *   warden check FILE            compile, print diagnostics, exit 1 on errors
+ *   warden check FILE...         compile each, print diagnostics, exit 1 on errors
  *   warden explain FILE ...      the decision for one request, and why
  *   warden test FILE.tests       expected decisions; ends with "N passed, N failed"
  *   warden import-acl FILE       EMQX acl.conf -> warden policy
@@ -11,6 +11,10 @@
  * They use the same compiler and evaluators as the server (the engine's authentication
  * chain, the policy's trie), so a policy that passes its tests here decides the same
  * way in production.
+ *
+ * Every subcommand answers --help (its usage on stdout, exit 0) and --version; a usage
+ * error prints the usage on stderr and exits 2. A file whose name starts with '-' is given
+ * after `--`.
  */
 #include "tools.h"
 
@@ -29,6 +33,56 @@
 #include "policy/lex.h"
 #include "policy/policy.h"
 #include "store/passwd.h"
+
+#ifndef WD_VERSION
+#define WD_VERSION "0.0.0"
+#endif
+
+int wd_tool_std_flag(const char *arg, const char *usage)
+{
+    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (strcmp(arg, "--version") == 0 || strcmp(arg, "-V") == 0) {
+        printf("warden %s\n", WD_VERSION);
+        return 0;
+    }
+    return -1;
+}
+
+/* Collects the file operands of check/test/import-acl into files[] (at most max): --help and
+ * --version are answered, another option is a usage error, `--` ends the options. Returns
+ * -1 to go on (*n set), else the exit status. */
+static int file_args(int argc, char **argv, const char *usage, const char **files, int max, int *n)
+{
+    bool opts = true;
+    *n = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (opts && strcmp(a, "--") == 0) {
+            opts = false;
+            continue;
+        }
+        if (opts && a[0] == '-' && a[1]) {
+            int rc = wd_tool_std_flag(a, usage);
+            if (rc >= 0)
+                return rc;
+            fprintf(stderr, "warden %s: unknown option '%s'\n%s", argv[0], a, usage);
+            return 2;
+        }
+        if (*n == max) {
+            fprintf(stderr, "warden %s: too many files\n%s", argv[0], usage);
+            return 2;
+        }
+        files[(*n)++] = a;
+    }
+    if (*n == 0) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    return -1;
+}
 
 /* Reads a whole file (at most max bytes), reporting failures on stderr. */
 static char *slurp(const char *path, size_t max, size_t *len)
@@ -59,23 +113,34 @@ static void print_line(const char *src, unsigned line)
 
 /* ---- check ---- */
 
+static const char check_usage[] =
+    "usage: warden check [--] FILE...\n"
+    "  compile each policy file and print its diagnostics; \"FILE: ok (N rules, N users)\"\n"
+    "  for each that compiles. Exit status: 0 all compile, 1 one or more do not (or cannot\n"
+    "  be read), 2 bad usage.\n";
+
 int wd_tool_check(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: warden check FILE\n");
-        return 2;
+    const char *files[256];
+    int n, ex = file_args(argc, argv, check_usage, files, (int)WD_ARRAY_LEN(files), &n);
+    if (ex >= 0)
+        return ex;
+    for (int i = 0; i < n; i++) {
+        struct wd_policy *p;
+        char *report;
+        int rc = wd_engine_load_policy(files[i], &p, &report);
+        if (report)
+            fputs(report, stderr);
+        free(report);
+        if (rc != WD_OK) {
+            ex = 1; /* the report names the file */
+            continue;
+        }
+        printf("%s: ok (%zu rules, %zu users)\n", files[i], wd_policy_nrules(p),
+               wd_policy_nusers(p));
+        wd_policy_release(p);
     }
-    struct wd_policy *p;
-    char *report;
-    int rc = wd_engine_load_policy(argv[1], &p, &report);
-    if (report)
-        fputs(report, stderr);
-    free(report);
-    if (rc != WD_OK)
-        return 1;
-    printf("%s: ok (%zu rules, %zu users)\n", argv[1], wd_policy_nrules(p), wd_policy_nusers(p));
-    wd_policy_release(p);
-    return 0;
+    return ex < 0 ? 0 : ex;
 }
 
 /* ---- request building, shared by explain and test ---- */
@@ -236,15 +301,22 @@ static void explain_step(void *ctx, unsigned line, bool decided, const char *why
     }
 }
 
+static const char explain_usage[] =
+    "usage: warden explain FILE --action publish|subscribe|authn [--topic T]\n"
+    "         [--username U] [--clientid C] [--password P] [--peer A] [--port N] [--cn CN]\n"
+    "         [--protocol P] [--qos N] [--retain true|false] [--superuser true|false]\n"
+    "  the decision of policy FILE for one request, and the rules that led to it.\n"
+    "  publish/subscribe: with --password the authentication chain runs first and decides\n"
+    "  superuser; --superuser states what a store said.\n"
+    "  Exit status: 0 explained, 1 the policy does not compile or the client never gets to\n"
+    "  publish/subscribe, 2 bad usage.\n";
+
 int wd_tool_explain(int argc, char **argv)
 {
+    if (argc >= 2 && wd_tool_std_flag(argv[1], explain_usage) == 0)
+        return 0;
     if (argc < 2 || argv[1][0] == '-') {
-        fprintf(stderr, "usage: warden explain FILE --action publish|subscribe|authn "
-                        "[--topic T] [--username U] [--clientid C] [--password P] [--peer A] "
-                        "[--port N] [--cn CN] [--protocol P] [--qos N] [--retain true|false] "
-                        "[--superuser true|false]\n"
-                        "  publish/subscribe: with --password the authentication chain runs "
-                        "first and decides superuser; --superuser states what a store said\n");
+        fputs(explain_usage, stderr);
         return 2;
     }
     struct request r;
@@ -253,6 +325,8 @@ int wd_tool_explain(int argc, char **argv)
     bool have_action = false;
     for (int i = 2; i < argc; i++) {
         char err[128];
+        if (wd_tool_std_flag(argv[i], explain_usage) == 0)
+            return 0;
         if (strncmp(argv[i], "--", 2) != 0 || i + 1 >= argc) {
             fprintf(stderr, "warden explain: expected --FIELD VALUE, got '%s'\n", argv[i]);
             return 2;
@@ -356,13 +430,19 @@ static bool decision_word(const struct wd_token *t, enum wd_decision *d)
     return true;
 }
 
+static const char test_usage[] =
+    "usage: warden test [--] FILE.tests\n"
+    "  run a policy's test cases (docs/policy.md \"Testing a policy\"); prints a FAIL line\n"
+    "  for each case that fails, then \"N passed, N failed\". Exit status: 0 all passed,\n"
+    "  1 a case failed (or there are none), 2 the tests file is malformed or bad usage.\n";
+
 int wd_tool_test(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: warden test FILE.tests\n");
-        return 2;
-    }
-    const char *path = argv[1];
+    const char *files[1];
+    int nfiles, ex = file_args(argc, argv, test_usage, files, 1, &nfiles);
+    if (ex >= 0)
+        return ex;
+    const char *path = files[0];
     size_t len;
     char *src = slurp(path, WD_POLICY_MAX_BYTES, &len);
     if (!src)
@@ -546,18 +626,24 @@ int wd_tool_test(int argc, char **argv)
 
 /* ---- import-acl ---- */
 
+static const char import_usage[] =
+    "usage: warden import-acl [--] acl.conf > warden.policy\n"
+    "  translate an EMQX acl.conf (Erlang terms) into warden policy rules on stdout;\n"
+    "  what cannot be translated is reported on stderr. Exit status: 0 translated,\n"
+    "  1 the file has errors, 2 unreadable file or bad usage.\n";
+
 int wd_tool_import_acl(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: warden import-acl acl.conf > policy\n");
-        return 2;
-    }
+    const char *files[1];
+    int nfiles, ex = file_args(argc, argv, import_usage, files, 1, &nfiles);
+    if (ex >= 0)
+        return ex;
     size_t len;
-    char *src = slurp(argv[1], WD_POLICY_MAX_BYTES, &len);
+    char *src = slurp(files[0], WD_POLICY_MAX_BYTES, &len);
     if (!src)
         return 2;
     struct wd_diags d;
-    wd_diags_init(&d, argv[1], src, len);
+    wd_diags_init(&d, files[0], src, len);
     char *out = NULL;
     int rc = wd_import_acl(src, len, &d, &out);
     if (d.n) {
@@ -622,22 +708,25 @@ static char *read_password(size_t *len)
     return pw[0];
 }
 
+static const char passwd_usage[] =
+    "usage: warden passwd [--scheme S] [--user NAME] < password\n"
+    "  S: bcrypt[:COST] (default), argon2id[:m=KiB,t=N,p=N], pbkdf2[:MAC[:ITER]],\n"
+    "     sha256, sha512, sha1, md5 (salt first; add -suffix for salt last), plain\n"
+    "  Reads the password from the terminal (no echo, asked twice) or one line\n"
+    "  from standard input; prints the secret, or with --user a policy line.\n";
+
 int wd_tool_passwd(int argc, char **argv)
 {
     const char *scheme = NULL, *user = NULL;
     for (int i = 1; i < argc; i++) {
+        if (wd_tool_std_flag(argv[i], passwd_usage) == 0)
+            return 0;
         if ((strcmp(argv[i], "--scheme") == 0 || strcmp(argv[i], "-s") == 0) && i + 1 < argc)
             scheme = argv[++i];
         else if (strcmp(argv[i], "--user") == 0 && i + 1 < argc)
             user = argv[++i];
         else {
-            fprintf(
-                stderr,
-                "usage: warden passwd [--scheme S] [--user NAME] < password\n"
-                "  S: bcrypt[:COST] (default), argon2id[:m=KiB,t=N,p=N], pbkdf2[:MAC[:ITER]],\n"
-                "     sha256, sha512, sha1, md5 (salt first; add -suffix for salt last), plain\n"
-                "  Reads the password from the terminal (no echo, asked twice) or one line\n"
-                "  from standard input; prints the secret, or with --user a policy line.\n");
+            fputs(passwd_usage, stderr);
             return 2;
         }
     }

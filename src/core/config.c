@@ -22,12 +22,15 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define MAX_CONFIG_BYTES (1 << 20)
@@ -64,6 +67,7 @@ bool wd_config_hook_name_valid(const char *name)
 
 enum opt_type {
     T_STRING,
+    T_PATH, /* a file name: relative ones are relative to the configuration file's directory */
     T_INT,
     T_DURATION,
     T_SIZE,
@@ -73,9 +77,10 @@ enum opt_type {
     T_LOGLEVEL,
     T_HOOKS,
     T_TOPICS,
-    T_SECRET, /* a string never printed by --print-config */
-    T_WORD,   /* one of `choices`, stored as a string */
-    T_CLAIM,  /* NAME TEMPLATE, repeatable: appended to jwt_verify_claims */
+    T_SECRET,      /* a string never printed by --print-config */
+    T_SECRET_FILE, /* NAME_file PATH: the secret NAME read from a file (path kept here) */
+    T_WORD,        /* one of `choices`, stored as a string */
+    T_CLAIM,       /* NAME TEMPLATE, repeatable: appended to jwt_verify_claims */
 };
 
 struct opt {
@@ -99,6 +104,7 @@ static const char *const transports[] = {"h2", NULL};
 static const struct opt opts[] = {
     {"listen", T_STRING, OFF(listen), 0, 0, NULL},
     {"workers", T_INT, OFF(workers), 0, 256, NULL},
+    {"hash_threads", T_INT, OFF(hash_threads), 1, 64, NULL},
     {"shutdown_grace", T_DURATION, OFF(shutdown_grace_ms), 0, 600000, NULL},
     {"max_message_size", T_SIZE_AUTO, OFF(max_message_size), 1024, 64 << 20, NULL},
     {"max_concurrent_streams", T_INT, OFF(max_concurrent_streams), 1, 100000, NULL},
@@ -114,20 +120,21 @@ static const struct opt opts[] = {
     {"handshake_timeout", T_DURATION, OFF(handshake_timeout_ms), 100, 600000, NULL},
     {"header_timeout", T_DURATION, OFF(header_timeout_ms), 100, 600000, NULL},
     {"request_buffer_memory", T_SIZE, OFF(request_buffer_memory), 1 << 20, 1 << 30, NULL},
-    {"tls_cert", T_STRING, OFF(tls_cert), 0, 0, NULL},
-    {"tls_key", T_STRING, OFF(tls_key), 0, 0, NULL},
-    {"tls_client_ca", T_STRING, OFF(tls_client_ca), 0, 0, NULL},
+    {"tls_cert", T_PATH, OFF(tls_cert), 0, 0, NULL},
+    {"tls_key", T_PATH, OFF(tls_key), 0, 0, NULL},
+    {"tls_client_ca", T_PATH, OFF(tls_client_ca), 0, 0, NULL},
     {"hooks", T_HOOKS, OFF(hooks), 0, 0, NULL},
     {"message_topics", T_TOPICS, OFF(message_topics), 0, 0, NULL},
     {"nomatch_reply", T_NOMATCH, OFF(nomatch_reply), 0, 0, NULL},
-    {"policy", T_STRING, OFF(policy), 0, 0, NULL},
+    {"policy", T_PATH, OFF(policy), 0, 0, NULL},
     {"policy_watch", T_BOOL, OFF(policy_watch), 0, 0, NULL},
     {"log_level", T_LOGLEVEL, OFF(log_level), 0, 0, NULL},
     {"redis_host", T_STRING, OFF(redis_host), 0, 0, NULL},
     {"redis_port", T_INT, OFF(redis_port), 1, 65535, NULL},
-    {"redis_socket", T_STRING, OFF(redis_socket), 0, 0, NULL},
+    {"redis_socket", T_PATH, OFF(redis_socket), 0, 0, NULL},
     {"redis_username", T_STRING, OFF(redis_username), 0, 0, NULL},
     {"redis_password", T_SECRET, OFF(redis_password), 0, 0, NULL},
+    {"redis_password_file", T_SECRET_FILE, OFF(redis_password_file), 0, 0, NULL},
     {"redis_database", T_INT, OFF(redis_database), 0, 1 << 20, NULL},
     {"redis_connect_timeout", T_DURATION, OFF(redis_connect_timeout_ms), 1, 60000, NULL},
     {"redis_timeout", T_DURATION, OFF(redis_timeout_ms), 1, 60000, NULL},
@@ -140,11 +147,12 @@ static const struct opt opts[] = {
     {"redis_pbkdf2_dk_length", T_INT, OFF(redis_pbkdf2_dk_length), 0, 1024, NULL},
     {"redis_on_error", T_WORD, OFF(redis_on_error), 0, 0, deny_next},
     {"jwt_secret", T_SECRET, OFF(jwt_secret), 0, 0, NULL},
+    {"jwt_secret_file", T_SECRET_FILE, OFF(jwt_secret_file), 0, 0, NULL},
     {"jwt_secret_base64", T_BOOL, OFF(jwt_secret_base64), 0, 0, NULL},
-    {"jwt_public_key", T_STRING, OFF(jwt_public_key), 0, 0, NULL},
-    {"jwt_jwks_file", T_STRING, OFF(jwt_jwks_file), 0, 0, NULL},
+    {"jwt_public_key", T_PATH, OFF(jwt_public_key), 0, 0, NULL},
+    {"jwt_jwks_file", T_PATH, OFF(jwt_jwks_file), 0, 0, NULL},
     {"jwt_jwks_url", T_STRING, OFF(jwt_jwks_url), 0, 0, NULL},
-    {"jwt_jwks_ca", T_STRING, OFF(jwt_jwks_ca), 0, 0, NULL},
+    {"jwt_jwks_ca", T_PATH, OFF(jwt_jwks_ca), 0, 0, NULL},
     {"jwt_jwks_refresh", T_DURATION, OFF(jwt_jwks_refresh_ms), 10000, 86400000, NULL},
     {"jwt_from", T_WORD, OFF(jwt_from), 0, 0, token_fields},
     {"jwt_leeway", T_DURATION, OFF(jwt_leeway_ms), 0, 3600000, NULL},
@@ -163,7 +171,7 @@ static const struct opt opts[] = {
     {"session_max", T_INT, OFF(session_max), 16, 100000000, NULL},
     {"session_memory", T_SIZE, OFF(session_memory), 65536, 1 << 30, NULL},
     {"session_ttl", T_DURATION, OFF(session_ttl_ms), 0, 604800000, NULL},
-    {"admin_socket", T_STRING, OFF(admin_socket), 0, 0, NULL},
+    {"admin_socket", T_PATH, OFF(admin_socket), 0, 0, NULL},
     {"allow_core_dumps", T_BOOL, OFF(allow_core_dumps), 0, 0, NULL},
 };
 #undef OFF
@@ -205,6 +213,7 @@ void wd_config_defaults(struct wd_config *cfg)
     cfg->source = wd_strdup("<defaults>");
     cfg->listen = wd_strdup("127.0.0.1:9000");
     cfg->workers = 0;
+    cfg->hash_threads = 2;
     cfg->shutdown_grace_ms = 5000;
     cfg->max_message_size = 0; /* auto */
     cfg->max_concurrent_streams = 1000;
@@ -264,7 +273,8 @@ void wd_config_cleanup(struct wd_config *cfg)
     free(cfg->source);
     free(cfg->warnings);
     for (size_t i = 0; i < WD_ARRAY_LEN(opts); i++) {
-        if (opts[i].type != T_STRING && opts[i].type != T_SECRET && opts[i].type != T_WORD)
+        if (opts[i].type != T_STRING && opts[i].type != T_SECRET && opts[i].type != T_WORD &&
+            opts[i].type != T_SECRET_FILE && opts[i].type != T_PATH)
             continue;
         char **sp = (char **)((char *)cfg + opts[i].off);
         if (opts[i].type == T_SECRET && *sp)
@@ -274,6 +284,7 @@ void wd_config_cleanup(struct wd_config *cfg)
     free_list(cfg->hooks, cfg->nhooks);
     free_list(cfg->message_topics, cfg->nmessage_topics);
     free_list(cfg->jwt_verify_claims, cfg->njwt_verify_claims);
+    free(cfg->admin_socket_where);
     memset(cfg, 0, sizeof *cfg);
 }
 
@@ -377,9 +388,95 @@ static int apply_removed(struct wd_config *cfg, const char *where, char **w, int
     return -1;
 }
 
+/* HOST:PORT with a non-empty host and a port from 0 to 65535: checked where the value is
+ * given (a file's line, or the flag that set it), not later. */
+static bool listen_form_ok(const char *v)
+{
+    const char *colon = strrchr(v, ':');
+    long port = 0;
+    return colon && colon != v && parse_int(colon + 1, &port) == WD_OK && port >= 0 &&
+           port <= 65535;
+}
+
+/* path as given, or, when it is relative and came from a configuration file (file not
+ * NULL), relative to that file's directory. A malloc'd string. */
+static char *resolve_path(const char *file, const char *path)
+{
+    const char *slash = file ? strrchr(file, '/') : NULL;
+    if (path[0] == '/' || !slash)
+        return wd_strdup(path);
+    size_t dl = (size_t)(slash - file) + 1;
+    char *out = wd_malloc(dl + strlen(path) + 1);
+    memcpy(out, file, dl);
+    memcpy(out + dl, path, strlen(path) + 1);
+    return out;
+}
+
+static const struct opt *opt_find(const char *name, size_t len)
+{
+    for (size_t i = 0; i < WD_ARRAY_LEN(opts); i++)
+        if (strlen(opts[i].name) == len && strncmp(opts[i].name, name, len) == 0)
+            return &opts[i];
+    return NULL;
+}
+
+#define MAX_SECRET_FILE (64 << 10)
+
+/* NAME_file PATH: reads the secret NAME from PATH into *secret. The file must not be
+ * readable by every user (a world-readable configuration can then point at it); one
+ * trailing newline (LF or CRLF) is dropped, and what is left must be one non-empty line. A
+ * regular file only (never a device or FIFO, which could block the start). */
+static int read_secret_file(const char *where, const char *name, const char *path, char **secret,
+                            struct errbuf *e)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        err_add(e, "%s: %s %s: %s", where, name, path, strerror(errno));
+        return 1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        err_add(e, "%s: %s %s: not a regular file", where, name, path);
+        return 1;
+    }
+    if (st.st_mode & S_IROTH) {
+        err_add(e,
+                "%s: %s %s: readable by every user (mode %04o); make it 0600 or 0640 "
+                "(Kubernetes: the Secret volume's defaultMode 0440)",
+                where, name, path, (unsigned)(st.st_mode & 07777));
+        return 1;
+    }
+    char *buf, msg[1024];
+    size_t len;
+    if (wd_file_read(path, MAX_SECRET_FILE, &buf, &len, msg, sizeof msg) != WD_OK) {
+        err_add(e, "%s: %s: %s", where, name, msg);
+        return 1;
+    }
+    if (len && buf[len - 1] == '\n')
+        len--;
+    if (len && buf[len - 1] == '\r')
+        len--;
+    const char *bad = len == 0                 ? "is empty"
+                      : memchr(buf, '\0', len) ? "holds a NUL byte"
+                      : memchr(buf, '\n', len) ? "holds more than one line"
+                                               : NULL;
+    if (bad) {
+        err_add(e, "%s: %s %s: %s", where, name, path, bad);
+        explicit_bzero(buf, len);
+        free(buf);
+        return 1;
+    }
+    buf[len] = '\0';
+    if (*secret) {
+        explicit_bzero(*secret, strlen(*secret));
+        free(*secret);
+    }
+    *secret = buf;
+    return 0;
+}
+
 /* A directive with its words. Returns the number of errors added. */
-static int apply(struct wd_config *cfg, const char *where, char **w, int nw, struct errbuf *e,
-                 unsigned char *seen)
+static int apply(struct wd_config *cfg, const char *where, const char *file, char **w, int nw,
+                 struct errbuf *e, unsigned char *seen)
 {
     int removed = apply_removed(cfg, where, w, nw, e);
     if (removed >= 0)
@@ -484,15 +581,56 @@ static int apply(struct wd_config *cfg, const char *where, char **w, int nw, str
         *sp = wd_strdup(v);
         return 0;
     }
+    case T_SECRET_FILE: {
+        /* the secret: this directive's name without "_file" */
+        const struct opt *so = opt_find(o->name, strlen(o->name) - 5);
+        char **secret = (char **)((char *)cfg + so->off), **path = (char **)field;
+        if (*secret && !*path) {
+            err_add(e, "%s: '%s' and '%s' are both set; keep one", where, o->name, so->name);
+            return 1;
+        }
+        if (v[0] == '\0') {
+            err_add(e, "%s: '%s' must not be empty", where, o->name);
+            return 1;
+        }
+        char *full = resolve_path(file, v);
+        if (read_secret_file(where, o->name, full, secret, e) != 0) {
+            free(full);
+            return 1;
+        }
+        free(*path);
+        *path = full;
+        return 0;
+    }
     case T_STRING:
+    case T_PATH:
     case T_SECRET: {
         if (v[0] == '\0') {
             err_add(e, "%s: '%s' must not be empty", where, o->name);
             return 1;
         }
+        if (o->type == T_SECRET) {
+            char fname[64];
+            snprintf(fname, sizeof fname, "%s_file", o->name);
+            const struct opt *fo = opt_find(fname, strlen(fname));
+            if (fo && *(char **)((char *)cfg + fo->off)) {
+                err_add(e, "%s: '%s' and '%s' are both set; keep one", where, o->name, fname);
+                return 1;
+            }
+        }
+        if (strcmp(o->name, "listen") == 0 && !listen_form_ok(v)) {
+            err_add(e,
+                    "%s: 'listen' expects HOST:PORT (e.g. 127.0.0.1:9000 or [::]:9000), got '%s'",
+                    where, v);
+            return 1;
+        }
         char **sp = (char **)field;
         free(*sp);
-        *sp = wd_strdup(v);
+        *sp = o->type == T_PATH ? resolve_path(file, v) : wd_strdup(v);
+        if (sp == &cfg->admin_socket) {
+            free(cfg->admin_socket_where);
+            cfg->admin_socket_where = wd_strdup(where);
+        }
         return 0;
     }
     case T_INT: {
@@ -662,7 +800,7 @@ int wd_config_parse(struct wd_config *cfg, const char *name, const char *text, s
         }
         if (nw == 0)
             continue;
-        apply(cfg, where, w, nw, &e, seen);
+        apply(cfg, where, name, w, nw, &e, seen);
     }
     free(store);
     if (e.count) {
@@ -691,6 +829,12 @@ int wd_config_load_file(struct wd_config *cfg, const char *path, char **errors)
 
 int wd_config_set(struct wd_config *cfg, const char *key, const char *value, char **errors)
 {
+    return wd_config_set_from(cfg, NULL, key, value, errors);
+}
+
+int wd_config_set_from(struct wd_config *cfg, const char *origin, const char *key,
+                       const char *value, char **errors)
+{
     *errors = NULL;
     struct errbuf e = {0};
     size_t storecap = strlen(value) + 1 + 1;
@@ -700,16 +844,16 @@ int wd_config_set(struct wd_config *cfg, const char *key, const char *value, cha
     char *w[MAX_WORDS + 1];
     const char *why = NULL;
     w[0] = (char *)key;
-    char where[256];
-    snprintf(where, sizeof where, "command line: --%s", key);
-    for (char *p = where; *p; p++)
-        if (*p == '_')
-            *p = '-';
+    char where[512];
+    if (origin)
+        snprintf(where, sizeof where, "command line: %s", origin);
+    else
+        snprintf(where, sizeof where, "command line: --set %s", key);
     int nw = split_line(value, strlen(value), store, storecap, w + 1, &why);
     if (nw < 0)
         err_add(&e, "%s: %s", where, why);
     else
-        apply(cfg, where, w, nw + 1, &e, NULL);
+        apply(cfg, where, NULL, w, nw + 1, &e, NULL);
     free(store);
     if (e.count) {
         *errors = e.b.s;
@@ -783,16 +927,53 @@ bool wd_config_listen_is_loopback(const char *listen)
     return false;
 }
 
+/* What bind(2) will need for the admin socket, checked before warden listens: a path that
+ * fits in sun_path, a directory that exists and that this process (its effective ids) may
+ * create files in, and no other kind of file at the path (admin.c never removes one). */
+static void check_admin_socket(const struct wd_config *cfg, struct errbuf *e)
+{
+    const char *path = cfg->admin_socket;
+    const char *at = cfg->admin_socket_where ? cfg->admin_socket_where : cfg->source;
+    struct sockaddr_un sa;
+    if (strlen(path) >= sizeof sa.sun_path) {
+        err_add(e, "%s: admin_socket %s: too long for a Unix socket (at most %zu bytes)", at, path,
+                sizeof sa.sun_path - 1);
+        return;
+    }
+    const char *slash = strrchr(path, '/');
+    char dir[sizeof sa.sun_path];
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        err_add(e,
+                "%s: admin_socket %s: directory %s: %s (create it; under systemd, "
+                "RuntimeDirectory=warden creates /run/warden)",
+                at, path, dir, strerror(errno));
+        return;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        err_add(e, "%s: admin_socket %s: %s is not a directory", at, path, dir);
+        return;
+    }
+    if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) != 0) {
+        err_add(e, "%s: admin_socket %s: cannot create files in %s (uid %u): %s", at, path, dir,
+                (unsigned)geteuid(), strerror(errno));
+        return;
+    }
+    if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
+        err_add(e, "%s: admin_socket %s: exists and is not a socket (warden does not remove it)",
+                at, path);
+}
+
 int wd_config_validate(const struct wd_config *cfg, char **errors)
 {
     struct errbuf e = {0};
     *errors = NULL;
-    const char *colon = strrchr(cfg->listen, ':');
-    long port = 0;
-    if (!colon || colon == cfg->listen || parse_int(colon + 1, &port) != WD_OK || port < 0 ||
-        port > 65535)
-        err_add(&e, "%s: listen: expected HOST:PORT (e.g. 127.0.0.1:9000 or [::]:9000), got '%s'",
-                cfg->source, cfg->listen);
     if (cfg->tls_key && !cfg->tls_cert)
         err_add(&e, "%s: tls_key is set but tls_cert is not", cfg->source);
     if (cfg->tls_cert && !cfg->tls_key)
@@ -811,6 +992,8 @@ int wd_config_validate(const struct wd_config *cfg, char **errors)
                 "served only on a loopback address, and listen is '%s'; set `policy FILE` "
                 "(docs/policy.md), or listen on 127.0.0.1",
                 cfg->source, cfg->listen);
+    if (cfg->admin_socket)
+        check_admin_socket(cfg, &e);
     if (e.count) {
         *errors = e.b.s;
         return WD_EINVAL;
@@ -892,11 +1075,19 @@ void wd_config_print(const struct wd_config *cfg, int fd)
         const char *field = (const char *)cfg + o->off;
         v[0] = '\0';
         switch (o->type) {
-        case T_SECRET:
+        case T_SECRET: {
+            char fname[64];
+            snprintf(fname, sizeof fname, "%s_file", o->name);
+            const struct opt *fo = opt_find(fname, strlen(fname));
+            bool from_file = fo && *(char *const *)((const char *)cfg + fo->off);
             snprintf(line, sizeof line,
-                     *(char *const *)field ? "%s <redacted>\n" : "# %s (unset)\n", o->name);
+                     !*(char *const *)field ? "# %s (unset)\n"
+                     : from_file            ? "# %s <redacted> (from %s_file)\n"
+                                            : "%s <redacted>\n",
+                     o->name, o->name);
             put(fd, line);
             continue;
+        }
         case T_CLAIM:
             for (size_t k = 0; k + 1 < cfg->njwt_verify_claims; k += 2) {
                 size_t off = (size_t)snprintf(line, sizeof line, "%s ", o->name);
@@ -913,6 +1104,8 @@ void wd_config_print(const struct wd_config *cfg, int fd)
             }
             continue;
         case T_WORD:
+        case T_SECRET_FILE: /* the path; the secret is printed as <redacted> */
+        case T_PATH:
         case T_STRING: {
             const char *s = *(char *const *)field;
             if (!s) {

@@ -39,7 +39,8 @@ struct wd_config {
 
     /* serving */
     char *listen;
-    int workers; /* 0: one per online CPU */
+    int workers;      /* 0: one per online CPU */
+    int hash_threads; /* threads for bcrypt / argon2id / pbkdf2 checks (h2 transport) */
     int shutdown_grace_ms;
     int max_message_size; /* 0 (auto): derived from the hooks, see wd_config_request_limit */
     int max_concurrent_streams;
@@ -80,7 +81,8 @@ struct wd_config {
     int redis_port;
     char *redis_socket;
     char *redis_username;
-    char *redis_password; /* secret: never printed */
+    char *redis_password;      /* secret: never printed */
+    char *redis_password_file; /* where redis_password was read from, or NULL */
     int redis_database;
     int redis_connect_timeout_ms;
     int redis_timeout_ms;
@@ -95,7 +97,8 @@ struct wd_config {
 
     /* JWT (docs/jwt.md): used by `authn jwt` / `rules jwt`; configured when one key
      * source is set */
-    char *jwt_secret; /* secret: never printed */
+    char *jwt_secret;      /* secret: never printed */
+    char *jwt_secret_file; /* where jwt_secret was read from, or NULL */
     bool jwt_secret_base64;
     char *jwt_public_key; /* PEM file */
     char *jwt_jwks_file;
@@ -124,8 +127,9 @@ struct wd_config {
     int session_ttl_ms; /* 0: sessions expire only with their token, or when evicted */
 
     /* operations */
-    char *admin_socket;    /* NULL: no admin socket */
-    bool allow_core_dumps; /* off: the process is not dumpable and RLIMIT_CORE is 0 */
+    char *admin_socket;       /* NULL: no admin socket */
+    char *admin_socket_where; /* "file:line" or "command line: ..." that set it (messages) */
+    bool allow_core_dumps;    /* off: the process is not dumpable and RLIMIT_CORE is 0 */
 };
 
 /* The ExHook hook names EMQX accepts in a LoadedResponse (exhook-client-behavior.md §3). */
@@ -179,8 +183,16 @@ int wd_config_load_file(struct wd_config *cfg, const char *path, char **errors);
  * like a config line. Returns WD_OK or WD_EINVAL with *errors set. */
 int wd_config_set(struct wd_config *cfg, const char *key, const char *value, char **errors);
 
+/* wd_config_set, with messages that name the flag the value came from: origin is what the
+ * user typed ("--listen", "--set key=value"), NULL for "--set KEY". */
+int wd_config_set_from(struct wd_config *cfg, const char *origin, const char *key,
+                       const char *value, char **errors);
+
 /* Cross-option checks. WD_OK, or WD_EINVAL with *errors set. Among them: without `policy`
- * (the embedded demo policy, user demo/demo) `listen` must be a loopback address. */
+ * (the embedded demo policy, user demo/demo) `listen` must be a loopback address; an
+ * admin_socket must be creatable (its directory exists and this process may write there; a
+ * file already at the path is a socket), checked here so that --check-config and the start
+ * find it before warden listens. */
 int wd_config_validate(const struct wd_config *cfg, char **errors);
 
 /* Writes the effective configuration in config-file syntax (users' secrets redacted). */

@@ -46,4 +46,22 @@ struct wd_evops {
     void (*post)(void *loop, void (*fn)(void *arg), void *arg);
 };
 
+/*
+ * A call that can wait instead of blocking its loop. The caller (the transport) owns the
+ * struct, sets resume and ctx, and leaves pending NULL. A layer that must wait for I/O (a
+ * Redis reply, a password hash) records what it needs in *pending (its own type, opaque
+ * here) and returns WD_EAGAIN; later resume(ctx) runs once on the caller's loop thread, and
+ * the caller calls again with the same struct and the same request: what the wait learned
+ * is in *pending, so the second run goes further (and usually finishes). Whether the call
+ * finished or its caller went away (stream reset, deadline, connection closed), the caller
+ * ends it with the layer's end function (wd_engine_waiter_end), after which resume never
+ * runs. Work already started finishes in the background and is then dropped.
+ */
+struct wd_pending;
+struct wd_waiter {
+    void (*resume)(void *ctx);
+    void *ctx;
+    struct wd_pending *pending;
+};
+
 #endif

@@ -155,3 +155,18 @@ void wd_log(enum wd_log_level level, const char *module, const char *fmt, ...)
     }
     errno = saved;
 }
+
+bool wd_log_ratelimit_allow(struct wd_log_ratelimit *r, long long now_ms, long long interval_ms,
+                            unsigned long *suppressed)
+{
+    *suppressed = 0;
+    if (r->started && now_ms < r->next_ms) {
+        r->suppressed++;
+        return false;
+    }
+    *suppressed = r->suppressed;
+    r->suppressed = 0;
+    r->started = true;
+    r->next_ms = now_ms + interval_ms;
+    return true;
+}

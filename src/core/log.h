@@ -43,6 +43,20 @@ void wd_log(enum wd_log_level level, const char *module, const char *fmt, ...)
             wd_log(WD_LOG_DEBUG, mod, __VA_ARGS__);                                                \
     } while (0)
 
+/* A repeated failure logged once per interval, not once per occurrence. Zero-initialise;
+ * one per call site; not thread-safe (one thread's loop). */
+struct wd_log_ratelimit {
+    long long next_ms;        /* the earliest time the next line may be written */
+    unsigned long suppressed; /* occurrences not logged since the last line */
+    bool started;
+};
+
+/* Whether to log an occurrence at now_ms (a monotonic clock, passed in): true for the first
+ * one and then at most once per interval_ms, with *suppressed set to the occurrences skipped
+ * since the last line (to say so in it); false otherwise (counted). */
+bool wd_log_ratelimit_allow(struct wd_log_ratelimit *r, long long now_ms, long long interval_ms,
+                            unsigned long *suppressed);
+
 /* Escapes untrusted bytes (len of them) into out (capacity cap, always NUL-terminated) as a
  * double-quoted string: printable ASCII as is, '"' and '\' escaped, everything else \xNN;
  * truncated with "..." when it does not fit. Returns out. */

@@ -5,12 +5,26 @@
 #include "core/utf8.h"
 
 #include <stdint.h>
+#include <string.h>
+
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
 
 bool wd_utf8_valid_nonul(const void *p, size_t n)
 {
     const uint8_t *s = p;
     size_t i = 0;
     while (i < n) {
+        /* eight ASCII bytes without a NUL at a time: the common case (names, topics) */
+        while (n - i >= 8) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if ((w & HIGHS) != 0 || ((w - ONES) & ~w & HIGHS) != 0)
+                break;
+            i += 8;
+        }
+        if (i == n)
+            break;
         uint8_t c = s[i];
         if (c == 0)
             return false;

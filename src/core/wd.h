@@ -26,7 +26,8 @@
     X(ETIMEDOUT, -10, "timed out")                                                                 \
     X(EBIND, -11, "cannot bind listening address")                                                 \
     X(ETLS, -12, "TLS configuration error")                                                        \
-    X(EBUSY, -13, "over capacity")
+    X(EBUSY, -13, "over capacity")                                                                 \
+    X(EAGAIN, -14, "waiting for a back end")
 
 enum wd_rc {
 #define WD_RC_ENUM(name, val, text) WD_##name = (val),

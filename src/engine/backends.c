@@ -31,19 +31,28 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/wd.h"
+#include "engine/hashpool.h"
 #include "store/cache.h"
 #include "store/jwks_http.h"
 #include "store/jwt.h"
 #include "store/passwd.h"
 #include "store/redis.h"
+#include "store/redis_async.h"
 
 #define WD_CACHE_KIND_SESSION 5
 
 /* ---- single-flight ---- */
 
+/* A call waiting on its loop for another caller's computation (an asynchronous follower). */
+struct flight_waiter {
+    struct wd_pending *p;
+    struct flight_waiter *next;
+};
+
 struct flight {
     uint8_t d[WD_CACHE_DIGEST_LEN];
     struct flight *next;
+    struct flight_waiter *waiters;
 };
 
 struct flights {
@@ -68,7 +77,7 @@ static bool flight_begin(struct flights *f, const uint8_t *d)
         pthread_cond_wait(&f->cv, &f->mu);
     }
     if (!waited) {
-        struct flight *n = wd_malloc(sizeof *n);
+        struct flight *n = wd_calloc(1, sizeof *n);
         memcpy(n->d, d, WD_CACHE_DIGEST_LEN);
         n->next = f->head;
         f->head = n;
@@ -79,19 +88,58 @@ static bool flight_begin(struct flights *f, const uint8_t *d)
     return !waited;
 }
 
+/* The asynchronous flight_begin: never waits. true: the caller leads. false: another caller
+ * computes the same key; p is queued and woken (flight_wake on its loop) when that ends. */
+static bool flight_join(struct flights *f, const uint8_t *d, struct wd_pending *p)
+{
+    struct flight_waiter *w = wd_malloc(sizeof *w);
+    bool lead;
+    pthread_mutex_lock(&f->mu);
+    struct flight *x = f->head;
+    while (x && memcmp(x->d, d, WD_CACHE_DIGEST_LEN) != 0)
+        x = x->next;
+    lead = x == NULL;
+    if (!lead) {
+        w->p = p;
+        w->next = x->waiters;
+        x->waiters = w;
+    } else {
+        x = wd_calloc(1, sizeof *x);
+        memcpy(x->d, d, WD_CACHE_DIGEST_LEN);
+        x->next = f->head;
+        f->head = x;
+    }
+    pthread_mutex_unlock(&f->mu);
+    if (lead)
+        free(w);
+    else
+        wd_metrics_inc(WD_M_AUTHN_COALESCED);
+    return lead;
+}
+
+static void flight_wake_post(struct wd_pending *p);
+
 static void flight_end(struct flights *f, const uint8_t *d)
 {
+    struct flight_waiter *ws = NULL;
     pthread_mutex_lock(&f->mu);
     for (struct flight **pp = &f->head; *pp; pp = &(*pp)->next) {
         if (memcmp((*pp)->d, d, WD_CACHE_DIGEST_LEN) == 0) {
             struct flight *x = *pp;
             *pp = x->next;
+            ws = x->waiters;
             free(x);
             break;
         }
     }
     pthread_cond_broadcast(&f->cv);
     pthread_mutex_unlock(&f->mu);
+    while (ws) {
+        struct flight_waiter *n = ws->next;
+        flight_wake_post(ws->p);
+        free(ws);
+        ws = n;
+    }
 }
 
 /* ---- the shared object ---- */
@@ -119,11 +167,62 @@ struct wd_backends {
     int64_t session_ttl_ms;
     int64_t cache_ttl_ms;
     struct flights flights;
+
+    /* hash threads, started by the first local with a loop */
+    pthread_mutex_t pool_mu;
+    struct wd_hashpool *pool;
+    unsigned hash_threads;
 };
 
 struct wd_backends_local {
     struct wd_backends *b;
-    struct wd_redis *redis; /* created on first use */
+    struct wd_redis *redis; /* blocking client, created on first use */
+    /* with a loop: */
+    bool async;
+    struct wd_evops ev;
+    struct wd_redis_async *ra; /* NULL: Redis not configured, or its host did not resolve */
+    unsigned hashing;          /* hash checks submitted, completion not yet run */
+};
+
+/* ---- calls that wait (backends.h) ---- */
+
+enum { SLOT_NONE = 0, SLOT_WAITING, SLOT_DONE };
+
+enum { V_ALLOW = 1, V_DENY, V_NOUSER };
+
+/* A credential verdict, as cached. */
+struct verdict {
+    int v; /* V_ALLOW, V_DENY, V_NOUSER */
+    bool superuser;
+    const char *reason;
+};
+
+/* One credential verdict a call waits for, and where it is cached. */
+struct vslot {
+    int state;
+    bool failed; /* done with a backend failure: decided by redis_on_error, never cached */
+    struct verdict vd;
+    bool leader; /* holds the flight of ck */
+    bool has_ck;
+    struct wd_cache_key ck; /* built in place: a cache key must not be copied */
+    char *tag;              /* cache tag (the username) */
+    unsigned long gen;      /* static users: the policy generation it was computed for */
+    bool superuser;         /* Redis: the record's is_superuser, for the hash completion */
+};
+
+struct wd_pending {
+    struct wd_backends_local *l;
+    unsigned refs; /* the waiter's (until wd_backends_pending_end), one per completion due */
+    bool ended;
+    void (*resume)(void *ctx);
+    void *ctx;
+    char *pw; /* the password, for a hash check after the lookup (wiped) */
+    size_t pwlen;
+    struct vslot user;     /* authn redis */
+    struct vslot stat;     /* a static user's slow hash */
+    int acl_state;         /* rules redis */
+    int acl_rc;            /* WD_OK or WD_EBACKEND once done */
+    struct wd_policy *acl; /* a reference, once done */
 };
 
 /* A verified token, shared by the cache and the sessions that used it. */
@@ -353,6 +452,8 @@ int wd_backends_new(const struct wd_config *cfg, struct wd_backends **out, char 
     struct wd_backends *b = wd_calloc(1, sizeof *b);
     pthread_mutex_init(&b->flights.mu, NULL);
     pthread_cond_init(&b->flights.cv, NULL);
+    pthread_mutex_init(&b->pool_mu, NULL);
+    b->hash_threads = cfg->hash_threads > 0 ? (unsigned)cfg->hash_threads : 2;
     struct wd_buf e = {0};
     int n = 0;
     setup_redis(b, cfg, &e, &n);
@@ -400,6 +501,8 @@ void wd_backends_free(struct wd_backends *b)
 {
     if (!b)
         return;
+    wd_hashpool_free(b->pool); /* every local is gone: no completion is due to a loop */
+    pthread_mutex_destroy(&b->pool_mu);
     wd_jwks_refresher_stop(b->refresher);
     wd_jwt_verifier_free(b->verifier);
     wd_cache_free(b->sessions);
@@ -440,10 +543,30 @@ int wd_backends_check_policy(const struct wd_backends *b, const struct wd_policy
     return n;
 }
 
-struct wd_backends_local *wd_backends_local_new(struct wd_backends *b)
+struct wd_backends_local *wd_backends_local_new(struct wd_backends *b, const struct wd_evops *ev)
 {
     struct wd_backends_local *l = wd_calloc(1, sizeof *l);
     l->b = b;
+    if (!ev)
+        return l;
+    l->async = true;
+    l->ev = *ev;
+    pthread_mutex_lock(&b->pool_mu);
+    if (!b->pool) {
+        struct wd_hashpool_opts o = {.threads = b->hash_threads};
+        if (wd_hashpool_new(&o, &b->pool) != WD_OK)
+            wd_log_error("backends", "cannot start the hash threads: slow password hashes "
+                                     "are refused (denied)");
+    }
+    pthread_mutex_unlock(&b->pool_mu);
+    if (b->redis_on) {
+        struct wd_redis_async_opts o = {.conn = b->ropts};
+        char err[256] = "";
+        if (wd_redis_async_new(&o, &l->ev, &l->ra, err, sizeof err) != WD_OK) {
+            l->ra = NULL;
+            wd_log_error("redis", "%s: Redis lookups fail (redis_on_error) until a restart", err);
+        }
+    }
     return l;
 }
 
@@ -451,8 +574,14 @@ void wd_backends_local_free(struct wd_backends_local *l)
 {
     if (!l)
         return;
+    wd_redis_async_free(l->ra);
     wd_redis_free(l->redis);
     free(l);
+}
+
+unsigned wd_backends_local_hashing(const struct wd_backends_local *l)
+{
+    return l ? l->hashing : 0;
 }
 
 static struct wd_redis *redis_of(struct wd_backends_local *l)
@@ -462,24 +591,191 @@ static struct wd_redis *redis_of(struct wd_backends_local *l)
     return l->redis;
 }
 
-/* ---- Redis authentication ---- */
+/* ---- calls that wait ---- */
 
-enum { V_ALLOW = 1, V_DENY, V_NOUSER };
+static bool slow_secret(const char *secret)
+{
+    return strncmp(secret, "bcrypt:", 7) == 0 || strncmp(secret, "pbkdf2:", 7) == 0 ||
+           strncmp(secret, "argon2id:", 9) == 0;
+}
 
-struct verdict {
-    int v;
-    bool superuser;
-    const char *reason;
-};
+static bool slow_algo(enum wd_passwd_algo a)
+{
+    return a == WD_PASSWD_BCRYPT || a == WD_PASSWD_PBKDF2 || a == WD_PASSWD_ARGON2ID;
+}
+
+/* The call's pending state, made at its first wait. */
+static struct wd_pending *pending_of(struct wd_backends_local *l, struct wd_waiter *w)
+{
+    if (!w->pending) {
+        struct wd_pending *p = wd_calloc(1, sizeof *p);
+        p->l = l;
+        p->refs = 1;
+        p->resume = w->resume;
+        p->ctx = w->ctx;
+        w->pending = p;
+    }
+    return w->pending;
+}
+
+static void slot_cleanup(struct wd_backends *b, struct vslot *s)
+{
+    if (s->leader) /* never computed (the call ended first): let a follower lead */
+        flight_end(&b->flights, s->ck.digest);
+    s->leader = false;
+    if (s->has_ck)
+        wd_cache_key_cleanup(&s->ck);
+    s->has_ck = false;
+    free(s->tag);
+    s->tag = NULL;
+}
+
+static void pending_unref(struct wd_pending *p)
+{
+    if (--p->refs)
+        return;
+    struct wd_backends *b = p->l->b;
+    slot_cleanup(b, &p->user);
+    slot_cleanup(b, &p->stat);
+    wd_policy_release(p->acl);
+    if (p->pw) {
+        explicit_bzero(p->pw, p->pwlen);
+        free(p->pw);
+    }
+    free(p);
+}
+
+void wd_backends_pending_end(struct wd_pending *p)
+{
+    if (!p)
+        return;
+    p->ended = true;
+    pending_unref(p);
+}
+
+/* A wait is over: the call runs again (unless it ended). The caller holds a reference. */
+static void pending_resume(struct wd_pending *p)
+{
+    if (!p->ended)
+        p->resume(p->ctx);
+}
+
+static void flight_wake(void *arg)
+{
+    struct wd_pending *p = arg;
+    pending_resume(p);
+    pending_unref(p);
+}
+
+/* From any thread: p waited on another caller's flight, which ended. */
+static void flight_wake_post(struct wd_pending *p)
+{
+    p->l->ev.post(p->l->ev.loop, flight_wake, p);
+}
+
+/* Keeps the password for a check that runs after the lookup. */
+static void pending_keep_pw(struct wd_pending *p, const char *pw, size_t pwlen)
+{
+    if (p->pw)
+        return;
+    p->pw = wd_malloc(pwlen + 1);
+    if (pwlen)
+        memcpy(p->pw, pw, pwlen);
+    p->pw[pwlen] = '\0';
+    p->pwlen = pwlen;
+}
 
 static void free_plain(void *p)
 {
     free(p);
 }
 
+/* The slot's verdict is known: cache it (not a failure), end its flight, resume the call.
+ * The caller holds a reference to p. */
+static void slot_done(struct wd_pending *p, struct vslot *s, const struct verdict *vd)
+{
+    struct wd_backends *b = p->l->b;
+    s->state = SLOT_DONE;
+    s->failed = vd == NULL;
+    if (vd)
+        s->vd = *vd;
+    if (vd && b->cache && s->has_ck) {
+        struct verdict *cv = wd_malloc(sizeof *cv);
+        *cv = *vd;
+        const char *tag = s->tag ? s->tag : "";
+        if (wd_cache_put(b->cache, &s->ck, cv, sizeof *cv, vd->v != V_ALLOW, 0, free_plain, tag,
+                         strlen(tag), NULL) != WD_OK)
+            free(cv);
+    }
+    if (s->leader) {
+        s->leader = false;
+        flight_end(&b->flights, s->ck.digest);
+    }
+    pending_resume(p);
+}
+
+/* Looks ck up in the cache. NULL-cache safe. */
+static bool cache_verdict(struct wd_backends *b, struct wd_cache_key *ck, struct verdict *vd)
+{
+    if (!b->cache)
+        return false;
+    void *v;
+    struct wd_cache_ref *ref = wd_cache_get(b->cache, ck, &v, NULL);
+    if (!ref)
+        return false;
+    *vd = *(struct verdict *)v;
+    wd_cache_release(ref);
+    wd_metrics_inc(WD_M_AUTHN_CACHE_HITS);
+    return true;
+}
+
+/* Starts a slot's wait: the answer may be cached (true: *vd set), another caller may be
+ * computing it (p joins that flight: the slot stays empty, WD_EAGAIN with *joined), or this
+ * call leads. */
+static bool slot_begin(struct wd_pending *p, struct vslot *s, struct verdict *vd, bool *joined)
+{
+    struct wd_backends *b = p->l->b;
+    *joined = false;
+    if (cache_verdict(b, &s->ck, vd))
+        return true;
+    if (b->cache && s->ck.digest_cache_id != 0) {
+        p->refs++; /* the flight's, until flight_wake */
+        if (!flight_join(&b->flights, s->ck.digest, p)) {
+            *joined = true;
+            return false;
+        }
+        p->refs--;
+        s->leader = true;
+        /* the answer may have landed between the miss and the join */
+        if (cache_verdict(b, &s->ck, vd)) {
+            s->leader = false;
+            flight_end(&b->flights, s->ck.digest);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ---- Redis authentication ---- */
+
+/* The verdict of a password check against a Redis user record. */
+static void user_check_verdict(int vr, bool match, bool is_superuser, struct verdict *vd)
+{
+    if (vr != WD_OK) {
+        vd->v = V_DENY;
+        vd->reason = vr == WD_ERANGE ? "redis: stored hash over the work limits: denied"
+                                     : "redis: stored hash unusable: denied";
+    } else {
+        vd->v = match ? V_ALLOW : V_DENY;
+        vd->superuser = match && is_superuser;
+        vd->reason = match ? "redis: password matches" : "redis: wrong password";
+    }
+}
+
 /* A credential verdict through the cache: looked up under ck; on a miss computed once by
  * compute() (identical concurrent misses wait for it: single-flight) and cached unless
- * compute() returns false (a backend failure, never cached: then *failed is true). */
+ * compute() returns false (a backend failure, never cached: then *failed is true). The
+ * blocking path. */
 typedef bool (*verdict_fn)(void *ctx, struct verdict *vd);
 
 static void cached_verdict(struct wd_backends *b, struct wd_cache_key *ck, const char *user,
@@ -550,15 +846,7 @@ static bool redis_verdict(void *ctx, struct verdict *vd)
         bool match = false;
         wd_metrics_inc(WD_M_PASSWD_CHECKS);
         int vr = wd_passwd_verify_spec(&spec, x->req->password, x->req->password_len, &match);
-        if (vr != WD_OK) {
-            vd->v = V_DENY;
-            vd->reason = vr == WD_ERANGE ? "redis: stored hash over the work limits: denied"
-                                         : "redis: stored hash unusable: denied";
-        } else {
-            vd->v = match ? V_ALLOW : V_DENY;
-            vd->superuser = match && u.is_superuser;
-            vd->reason = match ? "redis: password matches" : "redis: wrong password";
-        }
+        user_check_verdict(vr, match, u.is_superuser, vd);
     } else {
         vd->v = V_DENY;
         vd->reason = "redis: lookup failed: denied";
@@ -567,8 +855,121 @@ static bool redis_verdict(void *ctx, struct verdict *vd)
     return true;
 }
 
+static void on_user_hash(void *ctx, int rc, bool match)
+{
+    struct wd_pending *p = ctx;
+    p->l->hashing--;
+    if (rc == WD_EBUSY) {
+        backend_warn("password check", "hash threads stopped");
+        slot_done(p, &p->user, NULL);
+    } else {
+        struct verdict vd = {0};
+        user_check_verdict(rc, match, p->user.superuser, &vd);
+        slot_done(p, &p->user, &vd);
+    }
+    pending_unref(p);
+}
+
+static void on_user_reply(void *ctx, struct wd_redis_async_result *res)
+{
+    struct wd_pending *p = ctx;
+    struct wd_backends_local *l = p->l;
+    struct verdict vd = {0};
+    if (res->rc == WD_EBACKEND || res->rc == WD_ETIMEDOUT) {
+        wd_metrics_inc(WD_M_REDIS_ERRORS);
+        backend_warn("user lookup", res->err[0] ? res->err : wd_rc_str(res->rc));
+        slot_done(p, &p->user, NULL);
+    } else if (res->rc == WD_ENOENT) {
+        vd.v = res->user.has_fields ? V_DENY : V_NOUSER;
+        vd.reason = res->user.has_fields ? "redis: user has no password field: denied"
+                                         : "redis: no such user";
+        slot_done(p, &p->user, &vd);
+    } else {
+        struct wd_passwd_spec spec = l->b->spec;
+        wd_redis_user_spec(&res->user, &spec);
+        wd_metrics_inc(WD_M_PASSWD_CHECKS);
+        p->user.superuser = res->user.is_superuser;
+        int hr = WD_EBUSY;
+        if (slow_algo(spec.algo) && l->b->pool)
+            hr = wd_hashpool_verify_spec(l->b->pool, &l->ev, &spec, p->pw, p->pwlen, on_user_hash,
+                                         p);
+        if (hr == WD_OK) {
+            p->refs++;
+            l->hashing++;
+        } else if (slow_algo(spec.algo)) {
+            backend_warn("password check", "hash threads busy");
+            slot_done(p, &p->user, NULL);
+        } else {
+            bool match = false;
+            int vr = wd_passwd_verify_spec(&spec, p->pw, p->pwlen, &match);
+            user_check_verdict(vr, match, res->user.is_superuser, &vd);
+            slot_done(p, &p->user, &vd);
+        }
+    }
+    pending_unref(p);
+}
+
+/* The asynchronous path of wd_backends_authn_redis: WD_OK with *vd / *failed, or WD_EAGAIN. */
+static int authn_redis_wait(struct wd_backends_local *l, const struct wd_authn_req *req,
+                            struct wd_waiter *w, const char *key, size_t keylen, struct verdict *vd,
+                            bool *failed)
+{
+    struct wd_backends *b = l->b;
+    *failed = false;
+    if (!w->pending || !w->pending->user.has_ck) {
+        /* the warm path: a cache hit needs no pending state */
+        struct wd_cache_key ck;
+        wd_cache_key_init(&ck, WD_CACHE_KIND_AUTHN_VERDICT);
+        wd_cache_key_add_str(&ck, "redis");
+        wd_cache_key_add(&ck, key, keylen);
+        wd_cache_key_add(&ck, req->password, req->password_len);
+        bool hit = cache_verdict(b, &ck, vd);
+        wd_cache_key_cleanup(&ck);
+        if (hit)
+            return WD_OK;
+    }
+    struct wd_pending *p = pending_of(l, w);
+    struct vslot *s = &p->user;
+    if (s->state == SLOT_DONE) {
+        *vd = s->vd;
+        *failed = s->failed;
+        return WD_OK;
+    }
+    if (s->state == SLOT_WAITING)
+        return WD_EAGAIN;
+    if (!s->has_ck) {
+        wd_cache_key_init(&s->ck, WD_CACHE_KIND_AUTHN_VERDICT);
+        wd_cache_key_add_str(&s->ck, "redis");
+        wd_cache_key_add(&s->ck, key, keylen);
+        wd_cache_key_add(&s->ck, req->password, req->password_len);
+        s->has_ck = true;
+        s->tag = wd_strdup(req->client.username);
+    }
+    bool joined;
+    if (slot_begin(p, s, vd, &joined))
+        return WD_OK;
+    if (joined)
+        return WD_EAGAIN;
+    wd_metrics_inc(WD_M_REDIS_LOOKUPS);
+    int rc = l->ra ? wd_redis_async_user_get(l->ra, key, keylen, 0, on_user_reply, p) : WD_EBACKEND;
+    if (rc != WD_OK) {
+        wd_metrics_inc(WD_M_REDIS_ERRORS);
+        backend_warn("user lookup", l->ra ? wd_redis_async_last_error(l->ra) : "no client");
+        if (s->leader) {
+            s->leader = false;
+            flight_end(&b->flights, s->ck.digest);
+        }
+        *failed = true;
+        return WD_OK;
+    }
+    pending_keep_pw(p, req->password, req->password_len);
+    p->refs++;
+    s->state = SLOT_WAITING;
+    return WD_EAGAIN;
+}
+
 int wd_backends_authn_redis(struct wd_backends_local *l, const struct wd_authn_req *req,
-                            struct wd_step_result *out)
+                            struct wd_waiter *w, struct wd_step_result *out)
 {
     struct wd_backends *b = l->b;
     memset(out, 0, sizeof *out);
@@ -584,17 +985,24 @@ int wd_backends_authn_redis(struct wd_backends_local *l, const struct wd_authn_r
         out->reason = "redis: rendered key too long: denied";
         return 1;
     }
-    struct wd_cache_key ck;
-    wd_cache_key_init(&ck, WD_CACHE_KIND_AUTHN_VERDICT);
-    wd_cache_key_add_str(&ck, "redis");
-    wd_cache_key_add(&ck, key, keylen);
-    wd_cache_key_add(&ck, req->password, req->password_len);
-    struct redis_lookup x = {l, req, key, keylen};
-    struct verdict vd;
+    struct verdict vd = {0};
     bool failed;
-    cached_verdict(b, &ck, req->client.username, redis_verdict, &x, &vd, &failed);
-    wd_cache_key_cleanup(&ck);
-    free(key);
+    if (l->async && w) {
+        int rc = authn_redis_wait(l, req, w, key, keylen, &vd, &failed);
+        free(key);
+        if (rc == WD_EAGAIN)
+            return WD_EAGAIN;
+    } else {
+        struct wd_cache_key ck;
+        wd_cache_key_init(&ck, WD_CACHE_KIND_AUTHN_VERDICT);
+        wd_cache_key_add_str(&ck, "redis");
+        wd_cache_key_add(&ck, key, keylen);
+        wd_cache_key_add(&ck, req->password, req->password_len);
+        struct redis_lookup x = {l, req, key, keylen};
+        cached_verdict(b, &ck, req->client.username, redis_verdict, &x, &vd, &failed);
+        wd_cache_key_cleanup(&ck);
+        free(key);
+    }
     if (failed) {
         if (b->redis_fail_next)
             return 0;
@@ -629,17 +1037,100 @@ static bool static_verdict(void *ctx, struct verdict *vd)
     return true;
 }
 
+static void on_static_hash(void *ctx, int rc, bool match)
+{
+    struct wd_pending *p = ctx;
+    p->l->hashing--;
+    if (rc != WD_OK) { /* EBUSY: the hash threads stopped; else checked at load */
+        slot_done(p, &p->stat, NULL);
+    } else {
+        struct verdict vd = {.v = match ? V_ALLOW : V_DENY};
+        slot_done(p, &p->stat, &vd);
+    }
+    pending_unref(p);
+}
+
+/* The asynchronous path of wd_backends_check_static: WD_OK, WD_EAGAIN, or an error. */
+static int check_static_wait(struct wd_backends_local *l, unsigned long generation,
+                             const char *user, const char *secret, const char *pw, size_t pwlen,
+                             struct wd_waiter *w, bool *ok)
+{
+    struct wd_backends *b = l->b;
+    struct verdict vd;
+    if (b->cache && (!w->pending || !w->pending->stat.has_ck)) {
+        /* the warm path: a cache hit needs no pending state */
+        struct wd_cache_key ck;
+        wd_cache_key_init(&ck, WD_CACHE_KIND_AUTHN_VERDICT);
+        wd_cache_key_add_str(&ck, "users");
+        wd_cache_key_add_u64(&ck, generation);
+        wd_cache_key_add_str(&ck, user);
+        wd_cache_key_add(&ck, pw, pwlen);
+        bool hit = cache_verdict(b, &ck, &vd);
+        wd_cache_key_cleanup(&ck);
+        if (hit) {
+            *ok = vd.v == V_ALLOW;
+            return WD_OK;
+        }
+    }
+    struct wd_pending *p = pending_of(l, w);
+    struct vslot *s = &p->stat;
+    if (s->state == SLOT_DONE && s->gen != generation) { /* a reload in between */
+        slot_cleanup(b, s);
+        memset(s, 0, sizeof *s);
+    }
+    if (s->state == SLOT_DONE) {
+        *ok = !s->failed && s->vd.v == V_ALLOW;
+        return s->failed ? WD_EBUSY : WD_OK;
+    }
+    if (s->state == SLOT_WAITING)
+        return WD_EAGAIN;
+    s->gen = generation;
+    if (!s->has_ck && b->cache) {
+        wd_cache_key_init(&s->ck, WD_CACHE_KIND_AUTHN_VERDICT);
+        wd_cache_key_add_str(&s->ck, "users");
+        wd_cache_key_add_u64(&s->ck, generation); /* a reload may change the secret */
+        wd_cache_key_add_str(&s->ck, user);
+        wd_cache_key_add(&s->ck, pw, pwlen);
+        s->has_ck = true;
+        s->tag = wd_strdup(user);
+    }
+    bool joined = false;
+    if (s->has_ck && slot_begin(p, s, &vd, &joined)) {
+        *ok = vd.v == V_ALLOW;
+        return WD_OK;
+    }
+    if (joined)
+        return WD_EAGAIN;
+    wd_metrics_inc(WD_M_PASSWD_CHECKS);
+    int rc = b->pool ? wd_hashpool_verify(b->pool, &l->ev, secret, pw, pwlen, on_static_hash, p)
+                     : WD_EBUSY;
+    if (rc != WD_OK) {
+        backend_warn("password check", "hash threads busy");
+        if (s->leader) {
+            s->leader = false;
+            flight_end(&b->flights, s->ck.digest);
+        }
+        return WD_EBUSY;
+    }
+    p->refs++;
+    l->hashing++;
+    s->state = SLOT_WAITING;
+    return WD_EAGAIN;
+}
+
 int wd_backends_check_static(struct wd_backends_local *l, unsigned long generation,
                              const char *user, const char *secret, const char *pw, size_t pwlen,
-                             bool *ok)
+                             struct wd_waiter *w, bool *ok)
 {
     struct wd_backends *b = l->b;
     struct static_check x = {secret, pw, pwlen};
     struct verdict vd;
     *ok = false;
-    /* digests cost less than a cache key: only the slow schemes go through the cache */
-    bool slow = strncmp(secret, "bcrypt:", 7) == 0 || strncmp(secret, "pbkdf2:", 7) == 0 ||
-                strncmp(secret, "argon2id:", 9) == 0;
+    /* digests cost less than a cache key: only the slow schemes go through the cache, and
+     * only they go to the hash threads */
+    bool slow = slow_secret(secret);
+    if (slow && l->async && w)
+        return check_static_wait(l, generation, user, secret, pw, pwlen, w, ok);
     if (!slow || !b->cache) {
         if (!static_verdict(&x, &vd))
             return WD_EINVAL;
@@ -994,16 +1485,94 @@ static void policy_release_cb(void *p)
     wd_policy_release(p);
 }
 
+/* The entries of a Redis ACL compiled to a policy (NULL: they could not be). */
+static struct wd_policy *compile_acl(struct wd_acl_entry *ents, size_t n, struct skip_ctx *sk)
+{
+    struct wd_policy_rule_in *in = wd_calloc(n ? n : 1, sizeof *in);
+    for (size_t i = 0; i < n; i++) {
+        in[i].perm = WD_DECISION_ALLOW;
+        in[i].actions = ents[i].actions;
+        in[i].topics = (const char *const *)&ents[i].topic;
+        in[i].ntopics = 1;
+        in[i].eq = ents[i].eq;
+        in[i].qos_mask = ents[i].qos_mask;
+        in[i].retain = ents[i].retain;
+    }
+    struct wd_policy *p = NULL;
+    if (wd_policy_compile_rules(in, n, log_skip, sk, &p) != WD_OK)
+        p = NULL;
+    free(in);
+    return p;
+}
+
+/* Caches a compiled ACL (empty ones as negative entries). Returns a reference in *ref, or
+ * false when the cache is off or refused it. Takes over p either way on success. */
+static bool cache_acl(struct wd_backends *b, struct wd_cache_key *ck, struct wd_policy *p, size_t n,
+                      const char *user, struct wd_cache_ref **ref)
+{
+    if (!b->cache)
+        return false;
+    return wd_cache_put(b->cache, ck, p, wd_policy_memory(p), n == 0, 0, policy_release_cb, user,
+                        strlen(user), ref) == WD_OK;
+}
+
+/* What an asynchronous ACL lookup needs after the call's request is gone. */
+struct acl_wait {
+    struct wd_pending *p;
+    struct wd_cache_key ck;
+    char *user;
+    char who[200];
+    struct skip_ctx sk;
+};
+
+static void on_acl_reply(void *ctx, struct wd_redis_async_result *res)
+{
+    struct acl_wait *aw = ctx;
+    struct wd_pending *p = aw->p;
+    struct wd_backends *b = p->l->b;
+    p->acl_state = SLOT_DONE;
+    p->acl_rc = WD_EBACKEND;
+    if (res->rc != WD_OK) {
+        wd_metrics_inc(WD_M_REDIS_ERRORS);
+        backend_warn("ACL lookup", res->err[0] ? res->err : wd_rc_str(res->rc));
+    } else {
+        struct wd_policy *acl = compile_acl(res->acl, res->nacl, &aw->sk);
+        if (acl) {
+            p->acl_rc = WD_OK;
+            p->acl = acl;
+            wd_policy_get(acl); /* the cache's reference */
+            if (!cache_acl(b, &aw->ck, acl, res->nacl, aw->user, NULL))
+                wd_policy_release(acl);
+        }
+    }
+    wd_cache_key_cleanup(&aw->ck);
+    free(aw->user);
+    free(aw);
+    pending_resume(p);
+    pending_unref(p);
+}
+
 /* The client's Redis ACL, compiled, from the cache or Redis. WD_OK with *out (a reference
  * in *ref, or an uncached policy in *own), WD_ENOENT when the key template has no value for
- * this client (no lookup), or WD_EBACKEND. */
-static int redis_acl(struct wd_backends_local *l, const struct wd_client *c,
+ * this client (no lookup), WD_EBACKEND, or WD_EAGAIN (waits: only with a waiter w on a
+ * local with a loop). */
+static int redis_acl(struct wd_backends_local *l, const struct wd_client *c, struct wd_waiter *w,
                      const struct wd_policy **out, struct wd_cache_ref **ref,
                      struct wd_policy **own)
 {
     struct wd_backends *b = l->b;
     *ref = NULL;
     *own = NULL;
+    struct wd_pending *p = l->async && w ? w->pending : NULL;
+    if (p && p->acl_state == SLOT_WAITING)
+        return WD_EAGAIN;
+    if (p && p->acl_state == SLOT_DONE) {
+        if (p->acl_rc != WD_OK)
+            return p->acl_rc;
+        *own = wd_policy_get(p->acl);
+        *out = *own;
+        return WD_OK;
+    }
     char *key = NULL;
     size_t keylen = 0;
     int kr = wd_redis_tmpl_render(b->acl_key, c, &key, &keylen);
@@ -1022,47 +1591,56 @@ static int redis_acl(struct wd_backends_local *l, const struct wd_client *c,
             goto done;
         }
     }
+    wd_metrics_inc(WD_M_REDIS_LOOKUPS);
+    if (l->async && w) {
+        p = pending_of(l, w);
+        struct acl_wait *aw = wd_calloc(1, sizeof *aw);
+        aw->p = p;
+        wd_cache_key_init(&aw->ck, WD_CACHE_KIND_REDIS_ACL);
+        wd_cache_key_add(&aw->ck, key, keylen);
+        aw->user = wd_strdup(c->username);
+        aw->sk = (struct skip_ctx){"Redis ACL", aw->who, 0};
+        client_label(b, c, aw->who, sizeof aw->who);
+        int sr = l->ra ? wd_redis_async_acl_get(l->ra, key, keylen, 0, log_acl_skip, &aw->sk,
+                                                on_acl_reply, aw)
+                       : WD_EBACKEND;
+        if (sr == WD_OK) {
+            p->refs++;
+            p->acl_state = SLOT_WAITING;
+            rc = WD_EAGAIN;
+        } else {
+            wd_metrics_inc(WD_M_REDIS_ERRORS);
+            backend_warn("ACL lookup", l->ra ? wd_redis_async_last_error(l->ra) : "no client");
+            wd_cache_key_cleanup(&aw->ck);
+            free(aw->user);
+            free(aw);
+            rc = WD_EBACKEND;
+        }
+        goto done;
+    }
     struct wd_redis *r = redis_of(l);
     struct wd_acl_entry *ents = NULL;
     size_t n = 0;
     char who[200];
     struct skip_ctx sk = {"Redis ACL", client_label(b, c, who, sizeof who), 0};
-    wd_metrics_inc(WD_M_REDIS_LOOKUPS);
     if (!r || wd_redis_acl_get(r, key, keylen, &ents, &n, log_acl_skip, &sk) != WD_OK) {
         wd_metrics_inc(WD_M_REDIS_ERRORS);
         backend_warn("ACL lookup", r ? wd_redis_last_error(r) : "no client");
         rc = WD_EBACKEND;
         goto done;
     }
-    struct wd_policy_rule_in *in = wd_calloc(n ? n : 1, sizeof *in);
-    for (size_t i = 0; i < n; i++) {
-        in[i].perm = WD_DECISION_ALLOW;
-        in[i].actions = ents[i].actions;
-        in[i].topics = (const char *const *)&ents[i].topic;
-        in[i].ntopics = 1;
-        in[i].eq = ents[i].eq;
-        in[i].qos_mask = ents[i].qos_mask;
-        in[i].retain = ents[i].retain;
-    }
-    struct wd_policy *p = NULL;
-    if (wd_policy_compile_rules(in, n, log_skip, &sk, &p) != WD_OK)
-        p = NULL;
-    free(in);
+    struct wd_policy *acl = compile_acl(ents, n, &sk);
     wd_acl_entries_free(ents, n);
-    if (!p) {
+    if (!acl) {
         rc = WD_EBACKEND;
         goto done;
     }
-    if (b->cache) {
-        size_t bytes = wd_policy_memory(p);
-        if (wd_cache_put(b->cache, &ck, p, bytes, n == 0, 0, policy_release_cb, c->username,
-                         strlen(c->username), ref) == WD_OK) {
-            *out = p;
-            goto done;
-        }
+    if (cache_acl(b, &ck, acl, n, c->username, ref)) {
+        *out = acl;
+        goto done;
     }
-    *own = p;
-    *out = p;
+    *own = acl;
+    *out = acl;
 done:
     wd_cache_key_cleanup(&ck);
     free(key);
@@ -1081,7 +1659,13 @@ int wd_backends_source_eval(void *ctx, enum wd_source src, const struct wd_authz
         const struct wd_policy *acl;
         struct wd_cache_ref *ref;
         struct wd_policy *own;
-        int ar = redis_acl(sc->l, &req->client, &acl, &ref, &own);
+        int ar = redis_acl(sc->l, &req->client, sc->waiter, &acl, &ref, &own);
+        if (ar == WD_EAGAIN) {
+            sc->waiting = true;
+            out->decision = WD_DECISION_DENY; /* stops the evaluation; never answered */
+            sc->reason = "waiting for Redis";
+            return 1;
+        }
         if (ar == WD_ENOENT)
             return 0; /* no certificate / peer address for the key: no entries (nomatch) */
         if (ar != WD_OK) {
@@ -1181,6 +1765,17 @@ void wd_backends_stats(struct wd_backends *b, struct wd_buf *out)
         wd_buf_puts(out, "cache: off\n");
     stats_of(out, "sessions", b->sessions);
     wd_buf_printf(out, "redis: %s\n", b->redis_on ? "configured" : "not configured");
+    pthread_mutex_lock(&b->pool_mu);
+    if (b->pool) {
+        struct wd_hashpool_stats hs;
+        wd_hashpool_stats(b->pool, &hs);
+        wd_buf_printf(out,
+                      "hash threads: %u, running %u queued %u, checks submitted %llu completed "
+                      "%llu refused %llu\n",
+                      b->hash_threads, hs.running, hs.queued, (unsigned long long)hs.submitted,
+                      (unsigned long long)hs.completed, (unsigned long long)hs.rejected);
+    }
+    pthread_mutex_unlock(&b->pool_mu);
     if (b->jwt_on) {
         wd_buf_printf(out, "jwt: key set generation %llu",
                       (unsigned long long)wd_jwt_verifier_generation(b->verifier));

@@ -9,8 +9,20 @@
  *
  * Objects:
  *   struct wd_backends        shared by every worker: configuration, the JWT verifier (and
- *                             its JWKS refresher), the cache, the session table.
+ *                             its JWKS refresher), the cache, the session table, the hash
+ *                             threads.
  *   struct wd_backends_local  one per worker thread: its Redis connection.
+ *   struct wd_pending         one per call that waits (core/evops.h struct wd_waiter): what
+ *                             its waits learned, kept for the call's next run.
+ *
+ * Two ways to reach Redis and the slow hashes. A local made with an event loop (the h2
+ * transport's workers) never blocks: a call that needs Redis or a bcrypt/argon2id/pbkdf2
+ * check and has a waiter submits the work (the worker's one pipelined asynchronous Redis
+ * connection, store/redis_async.h; the shared hash threads, engine/hashpool.h) and returns
+ * WD_EAGAIN; the completion records the answer in the call's struct wd_pending (and the
+ * cache), then resumes the call, whose next run finds it there. A local without a loop, or
+ * a call without a waiter (tools, tests), uses the blocking Redis client and hashes on the
+ * calling thread, as before. Both paths make the same decisions.
  *
  * Error policy: a backend failure (Redis down, slow, wrong type) answers with the configured
  * failure decision (`redis_on_error`, default deny) and is never cached; an invalid token
@@ -25,6 +37,7 @@
 
 #include "core/buf.h"
 #include "core/config.h"
+#include "core/evops.h"
 #include "core/request.h"
 #include "policy/policy.h"
 
@@ -45,11 +58,25 @@ void wd_backends_free(struct wd_backends *b);
 int wd_backends_check_policy(const struct wd_backends *b, const struct wd_policy *p,
                              struct wd_buf *errs);
 
-struct wd_backends_local *wd_backends_local_new(struct wd_backends *b);
+/* ev: the worker's event loop (copied), or NULL for the blocking clients. With a loop the
+ * local opens its asynchronous Redis connection at once (resolving redis_host, which may
+ * block: call it before the loop runs) and shares the process's hash threads (started by
+ * the first such local). */
+struct wd_backends_local *wd_backends_local_new(struct wd_backends *b, const struct wd_evops *ev);
+/* Frees the local (on its loop's thread, or after that thread ended, before the loop is
+ * freed): its Redis connection answers what is still waiting as failed. Call only once
+ * wd_backends_local_hashing() is 0: a hash check in flight posts to the loop. */
 void wd_backends_local_free(struct wd_backends_local *l);
+/* Hash checks this local submitted whose completion has not run yet. */
+unsigned wd_backends_local_hashing(const struct wd_backends_local *l);
+
+/* Ends a waiting call (wd_waiter.pending; NULL is fine): its resume never runs again; its
+ * work still in flight finishes and is dropped (the cache keeps what it learned). */
+void wd_backends_pending_end(struct wd_pending *p);
 
 /* One authentication step. Returns 1 when the step decided (*decision, *reason, and
- * *superuser for an ALLOW), 0 when the chain goes on. */
+ * *superuser for an ALLOW), 0 when the chain goes on, WD_EAGAIN when it waits (only with a
+ * waiter w; see above). */
 struct wd_step_result {
     enum wd_decision decision;
     const char *reason; /* static text */
@@ -57,7 +84,7 @@ struct wd_step_result {
     struct wd_jwt_ident *jwt; /* JWT steps on ALLOW: a reference for the session (or NULL) */
 };
 int wd_backends_authn_redis(struct wd_backends_local *l, const struct wd_authn_req *req,
-                            struct wd_step_result *out);
+                            struct wd_waiter *w, struct wd_step_result *out);
 int wd_backends_authn_jwt(struct wd_backends_local *l, const struct wd_authn_req *req,
                           struct wd_step_result *out);
 void wd_jwt_ident_release(struct wd_jwt_ident *j);
@@ -65,10 +92,11 @@ void wd_jwt_ident_release(struct wd_jwt_ident *j);
 /* A static policy user's password check. bcrypt, pbkdf2 and argon2id verdicts go through
  * the cache (keyed by the policy generation, the user and the password) with
  * single-flight, so a reconnect storm costs one slow hash per user; the cheap digests are
- * computed every time. Returns WD_OK with *ok, or an error (an unusable secret). */
+ * computed every time. Returns WD_OK with *ok, WD_EAGAIN (waits: w given and the check
+ * runs on the hash threads), or an error (an unusable secret, the hash threads full). */
 int wd_backends_check_static(struct wd_backends_local *l, unsigned long generation,
                              const char *user, const char *secret, const char *pw, size_t pwlen,
-                             bool *ok);
+                             struct wd_waiter *w, bool *ok);
 
 /* ---- sessions (docs/sessions.md) ---- */
 
@@ -101,8 +129,11 @@ struct wd_source_ctx {
     struct wd_backends_local *l;
     const struct wd_session *session; /* may be NULL */
     const char *reason;               /* set by the source that decided */
+    struct wd_waiter *waiter;         /* may be NULL: block */
+    bool waiting; /* a source waits: the result is meaningless, the call returns WD_EAGAIN */
 };
-/* The policy's wd_policy_sources.eval (ctx is a struct wd_source_ctx). */
+/* The policy's wd_policy_sources.eval (ctx is a struct wd_source_ctx). A source that has to
+ * wait sets ctx->waiting and answers DENY so that the evaluation stops there. */
 int wd_backends_source_eval(void *ctx, enum wd_source src, const struct wd_authz_req *req,
                             struct wd_policy_result *out);
 

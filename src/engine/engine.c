@@ -196,6 +196,11 @@ static void note_policy(struct wd_engine_local *l)
 
 struct wd_engine_local *wd_engine_local_new(struct wd_engine *e)
 {
+    return wd_engine_local_new_on(e, NULL);
+}
+
+struct wd_engine_local *wd_engine_local_new_on(struct wd_engine *e, const struct wd_evops *ev)
+{
     struct wd_engine_local *l = wd_calloc(1, sizeof *l);
     l->e = e;
     pthread_mutex_lock(&e->lock);
@@ -203,7 +208,7 @@ struct wd_engine_local *wd_engine_local_new(struct wd_engine *e)
     l->generation = wd_policy_generation(l->p);
     pthread_mutex_unlock(&e->lock);
     note_policy(l);
-    l->bl = wd_backends_local_new(e->backends);
+    l->bl = wd_backends_local_new(e->backends, ev);
     return l;
 }
 
@@ -239,9 +244,10 @@ static void count(enum wd_decision d, enum wd_metric allow, enum wd_metric deny,
 }
 
 /* Runs the chain. bl may be NULL (tools): then `authn redis|jwt` steps never answer. On an
- * ALLOW, *src and *sr say what the session should remember. */
+ * ALLOW, *src and *sr say what the session should remember. WD_EAGAIN: a step waits (w;
+ * *out is meaningless). */
 static int authn_run(const struct wd_policy *p, struct wd_backends_local *bl,
-                     const struct wd_authn_req *req, struct wd_verdict *out,
+                     const struct wd_authn_req *req, struct wd_waiter *w, struct wd_verdict *out,
                      enum wd_session_source *src, struct wd_step_result *sr)
 {
     const struct wd_client *c = &req->client;
@@ -270,9 +276,17 @@ static int authn_run(const struct wd_policy *p, struct wd_backends_local *bl,
             if (!u)
                 continue;
             bool ok = false;
-            int vr = bl ? wd_backends_check_static(bl, wd_policy_generation(p), c->username,
-                                                   u->secret, req->password, req->password_len, &ok)
-                        : wd_passwd_verify(u->secret, req->password, req->password_len, &ok);
+            int vr =
+                bl ? wd_backends_check_static(bl, wd_policy_generation(p), c->username, u->secret,
+                                              req->password, req->password_len, w, &ok)
+                   : wd_passwd_verify(u->secret, req->password, req->password_len, &ok);
+            if (vr == WD_EAGAIN)
+                return WD_EAGAIN;
+            if (vr == WD_EBUSY) {
+                out->decision = WD_DECISION_DENY;
+                out->reason = "static user: password check refused (hash threads busy): denied";
+                return WD_EBUSY;
+            }
             if (vr != WD_OK) {
                 out->decision = WD_DECISION_DENY; /* checked at load: not reached */
                 out->reason = "stored secret unusable";
@@ -298,8 +312,10 @@ static int authn_run(const struct wd_policy *p, struct wd_backends_local *bl,
         case WD_STEP_JWT: {
             if (!bl)
                 continue;
-            int d = s->kind == WD_STEP_REDIS ? wd_backends_authn_redis(bl, req, sr)
+            int d = s->kind == WD_STEP_REDIS ? wd_backends_authn_redis(bl, req, w, sr)
                                              : wd_backends_authn_jwt(bl, req, sr);
+            if (d == WD_EAGAIN)
+                return WD_EAGAIN;
             if (!d)
                 continue;
             out->decision = sr->decision;
@@ -321,7 +337,7 @@ int wd_engine_authn_with(const struct wd_policy *p, const struct wd_authn_req *r
 {
     enum wd_session_source src;
     struct wd_step_result sr;
-    int rc = authn_run(p, NULL, req, out, &src, &sr);
+    int rc = authn_run(p, NULL, req, NULL, out, &src, &sr);
     if (superuser)
         *superuser = out->decision == WD_DECISION_ALLOW && sr.superuser;
     return rc;
@@ -330,10 +346,18 @@ int wd_engine_authn_with(const struct wd_policy *p, const struct wd_authn_req *r
 int wd_engine_authenticate(struct wd_engine_local *l, const struct wd_authn_req *req,
                            struct wd_verdict *out)
 {
+    return wd_engine_authenticate_w(l, req, NULL, out);
+}
+
+int wd_engine_authenticate_w(struct wd_engine_local *l, const struct wd_authn_req *req,
+                             struct wd_waiter *w, struct wd_verdict *out)
+{
     enum wd_session_source src;
     struct wd_step_result sr;
     const struct wd_policy *p = policy_of(l);
-    int rc = authn_run(p, l->bl, req, out, &src, &sr);
+    int rc = authn_run(p, l->bl, req, w, out, &src, &sr);
+    if (rc == WD_EAGAIN)
+        return WD_EAGAIN;
     if (out->decision == WD_DECISION_ALLOW && l->needs_session)
         wd_backends_session_put(l->e->backends, req, src, &sr); /* takes sr.jwt */
     else
@@ -344,6 +368,12 @@ int wd_engine_authenticate(struct wd_engine_local *l, const struct wd_authn_req 
 
 int wd_engine_authorize(struct wd_engine_local *l, const struct wd_authz_req *req,
                         struct wd_verdict *out)
+{
+    return wd_engine_authorize_w(l, req, NULL, out);
+}
+
+int wd_engine_authorize_w(struct wd_engine_local *l, const struct wd_authz_req *req,
+                          struct wd_waiter *w, struct wd_verdict *out)
 {
     const struct wd_policy *p = policy_of(l);
     struct wd_policy_result r;
@@ -361,9 +391,14 @@ int wd_engine_authorize(struct wd_engine_local *l, const struct wd_authz_req *re
                 wd_session_bind_claims(s, &rq.client);
             }
         }
-        struct wd_source_ctx sc = {.l = l->bl, .session = s, .reason = NULL};
+        struct wd_source_ctx sc = {.l = l->bl, .session = s, .reason = NULL, .waiter = w};
         struct wd_policy_sources srcs = {.eval = wd_backends_source_eval, .ctx = &sc};
         wd_policy_authorize_src(p, &rq, &srcs, &r);
+        if (sc.waiting) {
+            if (s)
+                wd_backends_session_release(b, s);
+            return WD_EAGAIN;
+        }
         if (r.by_source && sc.reason)
             out->reason = sc.reason;
         else
@@ -378,6 +413,19 @@ int wd_engine_authorize(struct wd_engine_local *l, const struct wd_authz_req *re
     out->generation = wd_policy_generation(p);
     count(out->decision, WD_M_AUTHZ_ALLOW, WD_M_AUTHZ_DENY, WD_M_AUTHZ_NOMATCH);
     return WD_OK;
+}
+
+void wd_engine_waiter_end(struct wd_waiter *w)
+{
+    if (w) {
+        wd_backends_pending_end(w->pending);
+        w->pending = NULL;
+    }
+}
+
+unsigned wd_engine_local_waiting(const struct wd_engine_local *l)
+{
+    return wd_backends_local_hashing(l->bl);
 }
 
 void wd_engine_client_disconnected(struct wd_engine_local *l, const struct wd_client *c)

@@ -24,6 +24,7 @@
 
 #include "core/buf.h"
 #include "core/config.h"
+#include "core/evops.h"
 #include "core/request.h"
 #include "core/wd.h"
 #include "policy/policy.h"
@@ -61,9 +62,19 @@ int wd_engine_reload(struct wd_engine *e, char **report);
 const char *wd_engine_policy_path(const struct wd_engine *e);
 unsigned long wd_engine_generation(const struct wd_engine *e);
 
-/* Per-thread evaluation handle. */
+/* Per-thread evaluation handle. wd_engine_local_new: Redis and slow hashes block the
+ * calling thread (tools, tests). wd_engine_local_new_on: for a worker that runs the event
+ * loop ev (copied): its calls never block (see the _w functions); call it before the loop
+ * runs (it resolves redis_host). */
 struct wd_engine_local *wd_engine_local_new(struct wd_engine *e);
+struct wd_engine_local *wd_engine_local_new_on(struct wd_engine *e, const struct wd_evops *ev);
+/* Frees the handle. With a loop: only once wd_engine_local_waiting() is 0 (a hash check
+ * still running posts its completion to the loop), on the loop's thread or after it ended
+ * and before the loop is freed. */
 void wd_engine_local_free(struct wd_engine_local *l);
+/* Work this handle submitted whose completion has not run on its loop yet (hash checks;
+ * Redis requests are answered by wd_engine_local_free itself). */
+unsigned wd_engine_local_waiting(const struct wd_engine_local *l);
 
 /* Both return WD_OK with *out set; on an internal error they still set *out (DENY) and
  * return the error code for the caller's logs. */
@@ -71,6 +82,19 @@ int wd_engine_authenticate(struct wd_engine_local *l, const struct wd_authn_req 
                            struct wd_verdict *out);
 int wd_engine_authorize(struct wd_engine_local *l, const struct wd_authz_req *req,
                         struct wd_verdict *out);
+
+/* The same, for a call that may wait (core/evops.h struct wd_waiter; w NULL: as above). On
+ * a handle with a loop, a call that needs Redis or a slow hash not in the cache returns
+ * WD_EAGAIN without blocking; w->resume runs later on the loop's thread and the caller
+ * calls again with the same request and w. Whatever the outcome, the caller ends the call
+ * with wd_engine_waiter_end(w) once it is answered or abandoned. The decisions are those of
+ * the blocking calls (docs/internals.md "Calls that wait"). */
+int wd_engine_authenticate_w(struct wd_engine_local *l, const struct wd_authn_req *req,
+                             struct wd_waiter *w, struct wd_verdict *out);
+int wd_engine_authorize_w(struct wd_engine_local *l, const struct wd_authz_req *req,
+                          struct wd_waiter *w, struct wd_verdict *out);
+/* The call is answered or its caller gone: resume never runs again (NULL is fine). */
+void wd_engine_waiter_end(struct wd_waiter *w);
 
 /* client.disconnected: drops the client's session if this connection created it. */
 void wd_engine_client_disconnected(struct wd_engine_local *l, const struct wd_client *c);

@@ -46,6 +46,8 @@ bool wd_topic_request_valid(const char *t, size_t len, bool filter)
 {
     if (len == 0 || len > WD_TOPIC_MAX_LEN || memchr(t, '\0', len))
         return false;
+    if (!memchr(t, '+', len) && !memchr(t, '#', len))
+        return true; /* no wildcard: any name, and any filter, is well formed */
     size_t start = 0;
     for (size_t i = 0; i <= len; i++) {
         if (i != len && t[i] != '/')

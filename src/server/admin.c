@@ -51,7 +51,12 @@ struct wd_admin {
     uid_t euid;
     dev_t dev; /* the socket file we created, so that stop unlinks only that */
     ino_t ino;
+    struct wd_log_ratelimit accept_warn; /* the admin thread's */
 };
+
+/* A failing accept (out of descriptors) is retried every 100 ms while a connection waits:
+ * one log line a minute says so, not ten a second. */
+#define ACCEPT_WARN_INTERVAL_MS 60000
 
 /* ---- shared helpers ---- */
 
@@ -323,7 +328,14 @@ static void *admin_main(void *arg)
             if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK || errno == ECONNABORTED)
                 continue;
             /* out of descriptors or memory: back off instead of spinning on poll */
-            wd_log_warn(MOD, "accept: %s", strerror(errno));
+            int e = errno;
+            unsigned long skipped;
+            if (wd_log_ratelimit_allow(&a->accept_warn, now_ms(), ACCEPT_WARN_INTERVAL_MS,
+                                       &skipped))
+                wd_log_warn(MOD,
+                            "accept: %s (retrying every 100 ms; %lu more failures since the "
+                            "last such line, logged at most once a minute)",
+                            strerror(e), skipped);
             struct pollfd ps = {a->stop[0], POLLIN, 0};
             if (poll(&ps, 1, 100) > 0)
                 return NULL;

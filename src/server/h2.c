@@ -31,6 +31,7 @@
  */
 #include "server/h2.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/wd.h"
+#include "server/conntimer.h"
 
 /* gRPC status codes used here */
 enum {
@@ -102,8 +104,14 @@ struct stream {
     bool peer_ended; /* END_STREAM seen (the stream is half-closed by the peer) */
     bool lingering;  /* answered early; reset at its timer unless the peer ends it */
     bool counted_inflight;
+    bool waiting; /* the call waits for a back end (Redis, a hash): resumed by the engine */
+    struct wd_waiter waiter;
     uint8_t *resp;
     size_t resp_len, resp_off;
+
+    /* the common request and reply fit here: no allocation per call for them */
+    uint8_t msg_inline[320];
+    uint8_t resp_inline[48];
 
     struct wd_loop_timer deadline;
 };
@@ -132,6 +140,8 @@ struct wd_h2 {
     uint64_t unit_since; /* first byte of the incomplete frame or header block; 0: none */
     double glitch_tokens;
     uint64_t glitch_at;
+    struct wd_pingstrikes strikes; /* the peer's PINGs without a request in between */
+    bool ping_flood;               /* one strike too many: GOAWAY after this input */
 };
 
 static _Atomic size_t process_buffered;
@@ -208,22 +218,47 @@ static bool eq(const uint8_t *a, size_t alen, const char *lit)
     return alen == n && memcmp(a, lit, n) == 0;
 }
 
+/* The hook paths' parts with their lengths, computed once (the names are constant). */
+struct route_names {
+    size_t svc_len[WD_HOOK_NSERVICES];
+    size_t nmethods;
+    const char *method[64];
+    size_t method_len[64];
+};
+
+static struct route_names g_routes;
+static pthread_once_t g_routes_once = PTHREAD_ONCE_INIT;
+
+static void routes_init(void)
+{
+    for (int sv = 0; sv < WD_HOOK_NSERVICES; sv++)
+        g_routes.svc_len[sv] = strlen(wd_hook_services[sv]);
+    g_routes.nmethods = wd_hook_nmethods();
+    if (g_routes.nmethods > WD_ARRAY_LEN(g_routes.method))
+        g_routes.nmethods = WD_ARRAY_LEN(g_routes.method);
+    for (size_t i = 0; i < g_routes.nmethods; i++) {
+        g_routes.method[i] = wd_hook_method_name(i);
+        g_routes.method_len[i] = strlen(g_routes.method[i]);
+    }
+}
+
 static void route_path(struct stream *st, const uint8_t *p, size_t n)
 {
+    pthread_once(&g_routes_once, routes_init);
     st->route = ROUTE_UNKNOWN;
     if (eq(p, n, HEALTH_PATH)) {
         st->route = ROUTE_HEALTH;
         return;
     }
     for (int sv = 0; sv < WD_HOOK_NSERVICES; sv++) {
-        size_t sl = strlen(wd_hook_services[sv]);
+        size_t sl = g_routes.svc_len[sv];
         if (n < sl + 2 || p[0] != '/' || memcmp(p + 1, wd_hook_services[sv], sl) != 0 ||
             p[1 + sl] != '/')
             continue;
         const uint8_t *m = p + sl + 2;
         size_t ml = n - sl - 2;
-        for (size_t i = 0; i < wd_hook_nmethods(); i++) {
-            if (eq(m, ml, wd_hook_method_name(i))) {
+        for (size_t i = 0; i < g_routes.nmethods; i++) {
+            if (g_routes.method_len[i] == ml && memcmp(m, g_routes.method[i], ml) == 0) {
                 st->route = ROUTE_HOOK;
                 st->service = sv;
                 st->method = i;
@@ -244,7 +279,8 @@ static void release_buffer(struct stream *st)
         atomic_fetch_sub_explicit(&process_buffered, st->accounted, memory_order_relaxed);
         st->accounted = 0;
     }
-    free(st->msg);
+    if (st->msg != st->msg_inline)
+        free(st->msg);
     st->msg = NULL;
 }
 
@@ -274,6 +310,8 @@ static void glitch(struct wd_h2 *h)
 static void mark_answered(struct stream *st)
 {
     st->answered = true;
+    st->waiting = false;
+    wd_engine_waiter_end(&st->waiter); /* a call that waited: the engine forgets it */
     if (st->counted_inflight) {
         st->counted_inflight = false;
         st->h->inflight--;
@@ -358,7 +396,7 @@ static void answer_ok(struct stream *st, const uint8_t *out, size_t outlen)
         return;
     mark_answered(st);
     st->resp_len = outlen + 5;
-    st->resp = wd_malloc(st->resp_len);
+    st->resp = st->resp_len <= sizeof st->resp_inline ? st->resp_inline : wd_malloc(st->resp_len);
     st->resp[0] = 0; /* never compressed: EMQX cannot take it */
     st->resp[1] = (uint8_t)(outlen >> 24);
     st->resp[2] = (uint8_t)(outlen >> 16);
@@ -384,6 +422,7 @@ static int to_grpc_status(enum wd_hook_status s)
     case WD_HOOK_NOT_FOUND:
         return GS_NOT_FOUND;
     case WD_HOOK_INTERNAL:
+    case WD_HOOK_PENDING:
         break;
     }
     return GS_INTERNAL;
@@ -414,8 +453,14 @@ static void dispatch(struct stream *st)
         hs = wd_hook_health(h->env->hook, !atomic_load(h->env->stopping), in, st->msg_len, &out,
                             &outlen, &detail);
     else
-        hs = wd_hook_handle(h->env->hook, st->service, st->method, in, st->msg_len, &out, &outlen,
-                            &detail);
+        hs = wd_hook_handle_w(h->env->hook, st->service, st->method, in, st->msg_len, &st->waiter,
+                              &out, &outlen, &detail);
+    if (hs == WD_HOOK_PENDING) {
+        /* suspended: the request stays buffered, the deadline timer armed; stream_resume
+         * runs this again when the back end answers */
+        st->waiting = true;
+        return;
+    }
     /* the shutdown grace expired while the handler ran: the call is cancelled, as gRPC
      * core cancels what remains */
     if (atomic_load(h->env->cancelled)) {
@@ -433,6 +478,19 @@ static void dispatch(struct stream *st)
         return;
     }
     answer_ok(st, out, outlen);
+}
+
+/* The engine's completion for a waiting call (on the loop, never inside wd_h2_recv). */
+static void stream_resume(void *ctx)
+{
+    struct stream *st = ctx;
+    struct wd_h2 *h = st->h;
+    if (!st->waiting || st->answered)
+        return;
+    st->waiting = false;
+    dispatch(st);
+    if (!h->in_recv && h->kick)
+        h->kick(h->kick_ctx); /* last: it may close the connection and free st */
 }
 
 static void on_deadline(struct wd_loop_timer *t)
@@ -472,6 +530,8 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     st->h = h;
     st->deadline.cb = on_deadline;
     st->deadline.data = st;
+    st->waiter.resume = stream_resume;
+    st->waiter.ctx = st;
     st->next = h->streams;
     if (h->streams)
         h->streams->prev = st;
@@ -654,7 +714,7 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
             st->nmsgs++;
             continue;
         }
-        st->msg = wd_malloc(mlen);
+        st->msg = mlen <= sizeof st->msg_inline ? st->msg_inline : wd_malloc(mlen);
         st->accounted = mlen;
         h->buffered += mlen;
         atomic_fetch_add_explicit(&process_buffered, mlen, memory_order_relaxed);
@@ -664,13 +724,15 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
 
 static void stream_free(struct wd_h2 *h, struct stream *st)
 {
+    wd_engine_waiter_end(&st->waiter); /* reset or closed while waiting: never resumed */
     if (st->counted_inflight)
         h->inflight--;
     if (st->lingering)
         h->lingering--;
     wd_loop_timer_stop(h->env->loop, &st->deadline);
     release_buffer(st);
-    free(st->resp);
+    if (st->resp != st->resp_inline)
+        free(st->resp);
     if (st->prev)
         st->prev->next = st->next;
     else
@@ -711,6 +773,7 @@ struct wd_h2 *wd_h2_new(const struct wd_h2_env *env, void (*kick)(void *ctx), vo
     h->glitch_tokens = GLITCH_BURST;
     h->glitch_at = wd_loop_now(env->loop);
     h->started = h->glitch_at;
+    wd_pingstrikes_init(&h->strikes, env->min_ping_interval_ms, WD_PINGSTRIKES_MAX);
 
     nghttp2_session_callbacks *cb;
     nghttp2_option *opt;
@@ -787,6 +850,11 @@ static void track_frames(struct wd_h2 *h, const uint8_t *p, size_t n)
         /* a whole frame */
         uint8_t type = h->trk_hdr[3], flags = h->trk_hdr[4];
         h->trk_hdr_have = 0;
+        if (type == NGHTTP2_HEADERS)
+            wd_pingstrikes_request(&h->strikes);
+        if (type == NGHTTP2_PING && !(flags & NGHTTP2_FLAG_ACK) &&
+            wd_pingstrikes_ping(&h->strikes, now))
+            h->ping_flood = true;
         if (type == NGHTTP2_HEADERS || type == NGHTTP2_PUSH_PROMISE)
             h->trk_in_block = !(flags & NGHTTP2_FLAG_END_HEADERS);
         else if (type == NGHTTP2_CONTINUATION && (flags & NGHTTP2_FLAG_END_HEADERS))
@@ -810,6 +878,28 @@ bool wd_h2_handshaken(const struct wd_h2 *h)
     return h->handshaken;
 }
 
+static _Atomic uint64_t ping_floods, ping_flood_logged;
+
+/* The peer pinged too often without a request (wd_pingstrikes): GOAWAY ENHANCE_YOUR_CALM with
+ * gRPC core's debug data (gRPC clients read it and ping less), then the connection ends once
+ * the GOAWAY is out (broken: nothing more is read). Logged at most once a second. */
+static void too_many_pings(struct wd_h2 *h)
+{
+    static const char dbg[] = "too_many_pings";
+    nghttp2_submit_goaway(h->session, NGHTTP2_FLAG_NONE,
+                          nghttp2_session_get_last_proc_stream_id(h->session),
+                          NGHTTP2_ENHANCE_YOUR_CALM, (const uint8_t *)dbg, sizeof dbg - 1);
+    h->broken = true;
+    uint64_t n = atomic_fetch_add_explicit(&ping_floods, 1, memory_order_relaxed) + 1;
+    uint64_t now = wd_loop_now(h->env->loop);
+    uint64_t last = atomic_load_explicit(&ping_flood_logged, memory_order_relaxed);
+    if (now - last >= 1000 && atomic_compare_exchange_strong(&ping_flood_logged, &last, now))
+        wd_log_warn("h2",
+                    "a peer sent PINGs more often than min_ping_interval (%llu ms) without a "
+                    "request: GOAWAY ENHANCE_YOUR_CALM too_many_pings (%llu connections so far)",
+                    (unsigned long long)h->env->min_ping_interval_ms, (unsigned long long)n);
+}
+
 int wd_h2_recv(struct wd_h2 *h, const uint8_t *in, size_t len)
 {
     if (h->broken)
@@ -821,6 +911,10 @@ int wd_h2_recv(struct wd_h2 *h, const uint8_t *in, size_t len)
     if (n < 0) {
         wd_log_debug("h2", "session error: %s", nghttp2_strerror((int)n));
         h->broken = true;
+        return WD_EIO;
+    }
+    if (h->ping_flood) {
+        too_many_pings(h);
         return WD_EIO;
     }
     return WD_OK;
@@ -868,6 +962,12 @@ void wd_h2_goaway(struct wd_h2 *h)
     nghttp2_submit_goaway(h->session, NGHTTP2_FLAG_NONE,
                           nghttp2_session_get_last_proc_stream_id(h->session), NGHTTP2_NO_ERROR,
                           NULL, 0);
+}
+
+void wd_h2_ping(struct wd_h2 *h)
+{
+    if (!h->broken)
+        nghttp2_submit_ping(h->session, NGHTTP2_FLAG_NONE, NULL); /* fails only on OOM */
 }
 
 size_t wd_h2_open_streams(const struct wd_h2 *h)

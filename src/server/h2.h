@@ -23,7 +23,11 @@
  *   within header_ms of its first byte: wd_h2_deadline says until when;
  * - time: every call has a deadline, min(grpc-timeout, a cap), enforced by a loop timer;
  * - protocol abuse: nghttp2's stream-reset rate limit and CONTINUATION cap, plus a counter
- *   of peer-provoked stream errors here, each ending the connection with GOAWAY.
+ *   of peer-provoked stream errors here, each ending the connection with GOAWAY;
+ * - PINGs: nghttp2 answers them (at most 1000 ACKs queued); a peer pinging more often than
+ *   min_ping_interval_ms without sending a request collects strikes (conntimer.h), and one
+ *   over WD_PINGSTRIKES_MAX ends the connection with GOAWAY ENHANCE_YOUR_CALM
+ *   "too_many_pings", as gRPC core does (wd_h2_recv returns WD_EIO).
  */
 #ifndef WD_H2_H
 #define WD_H2_H
@@ -38,16 +42,17 @@
 
 /* Shared by the connections of one worker; read-only for them. */
 struct wd_h2_env {
-    struct wd_hook_worker *hook;  /* the worker's handler state */
-    struct wd_loop *loop;         /* the worker's loop (deadline timers, clock) */
-    size_t request_limit;         /* largest request message (wd_config_request_limit) */
-    size_t inflight_budget;       /* unanswered calls per connection */
-    size_t conn_buffer_limit;     /* request bytes buffered per connection */
-    size_t process_buffer_limit;  /* request bytes buffered by all sessions of the process */
-    uint64_t handshake_ms;        /* session start -> the client preface and its SETTINGS */
-    uint64_t header_ms;           /* first byte of a frame or header block -> its last byte */
-    const atomic_bool *stopping;  /* set while the server drains (health: NOT_SERVING) */
-    const atomic_bool *cancelled; /* set when the shutdown grace expired: cancel calls */
+    struct wd_hook_worker *hook;   /* the worker's handler state */
+    struct wd_loop *loop;          /* the worker's loop (deadline timers, clock) */
+    size_t request_limit;          /* largest request message (wd_config_request_limit) */
+    size_t inflight_budget;        /* unanswered calls per connection */
+    size_t conn_buffer_limit;      /* request bytes buffered per connection */
+    size_t process_buffer_limit;   /* request bytes buffered by all sessions of the process */
+    uint64_t handshake_ms;         /* session start -> the client preface and its SETTINGS */
+    uint64_t header_ms;            /* first byte of a frame or header block -> its last byte */
+    uint64_t min_ping_interval_ms; /* peer PINGs closer than this without a request: strikes */
+    const atomic_bool *stopping;   /* set while the server drains (health: NOT_SERVING) */
+    const atomic_bool *cancelled;  /* set when the shutdown grace expired: cancel calls */
 };
 
 struct wd_h2;
@@ -79,6 +84,9 @@ bool wd_h2_want_write(const struct wd_h2 *h);
  * the session processed; the streams up to it are served, then wd_h2_finished turns true. */
 void wd_h2_shutdown_notice(struct wd_h2 *h);
 void wd_h2_goaway(struct wd_h2 *h);
+
+/* Queues a PING (keepalive: the caller flushes, and any byte from the peer answers it). */
+void wd_h2_ping(struct wd_h2 *h);
 
 /* The loop time (ms) by which the session must make progress, 0 if nothing is pending:
  * start + handshake_ms until the client preface and its first SETTINGS frame arrived, then

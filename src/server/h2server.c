@@ -5,23 +5,32 @@
  * A connection belongs to one worker for its whole life: its socket, its output buffer,
  * its idle timer and its HTTP/2 session (h2.c) are only touched on that worker's thread.
  * Reading: up to READS_PER_EVENT reads of 16 KiB per readiness event, each fed to the
- * session; then one flush. Writing: the session's frames are copied into the connection's
- * output buffer up to OUT_CAP, then written; while the buffer is over OUT_CAP the
- * connection stops reading (HEADERS, trailers, RST_STREAM and GOAWAY ignore flow control,
- * so a peer that never reads must not make warden queue without end).
+ * session; then one flush. Writing: the session's frames are copied into an output buffer
+ * up to OUT_CAP, then written; while the buffer is over OUT_CAP the connection stops
+ * reading (HEADERS, trailers, RST_STREAM and GOAWAY ignore flow control, so a peer that
+ * never reads must not make warden queue without end). That buffer is the worker's scratch
+ * when nothing is pending; bytes the socket did not take move to a buffer of the
+ * connection's own, freed once written (an idle connection holds none: 4 KiB of RSS each).
  *
  * Closing: when the session has nothing more to read or write and the buffer is empty
- * (after a GOAWAY, or a session error), when the peer closes, or when nothing was read for
- * IDLE_MS (EMQX pings every 60 s, so a live peer is never idle that long). The connection is
- * unlinked and freed on the spot: wd_loop_io_del drops its pending events of the batch.
+ * (after a GOAWAY, or a session error), when the peer closes, or at one of the connection
+ * timers (conntimer.h): a PING unanswered for keepalive_timeout, or the end of the grace
+ * after recycling by max_connection_idle / max_connection_age (the shutdown notice, the
+ * final GOAWAY, the grace: the same two steps as at SIGTERM). The connection is unlinked
+ * and freed on the spot: wd_loop_io_del drops its pending events of the batch.
+ *
+ * One loop timer per connection, at the earliest of the slow-peer deadline (h2.c) and the
+ * conntimer's next time. Reads do not touch it (they only move those times later); it is
+ * set again when it fires, or earlier when the last stream closes and the idle limit
+ * comes first.
  *
  * TLS: a connection first does its handshake (tlsconn.c), non-blocking, within
  * `handshake_timeout` and under a per-worker cap of handshakes in progress; its HTTP/2 session
  * starts after it. conn_read/conn_write put plain and TLS sockets behind the same calls.
  *
- * Calls are answered synchronously on the worker, as gRPC core's workers did: a handler
- * that waits on Redis holds its worker (docs/internals.md). Making that asynchronous is the
- * next stage.
+ * Calls run on the worker of their connection; one that waits for Redis or a slow password
+ * hash is suspended and resumed there (h2.c, docs/internals.md "Calls that wait"), so no
+ * worker blocks.
  */
 #include "server/h2server.h"
 
@@ -44,12 +53,14 @@
 #include "server/h2.h"
 #include "server/hook.h"
 #include "server/loop.h"
+#include "server/loop_evops.h"
+#include "server/conntimer.h"
 #include "server/tlsconn.h"
 
 #define READ_CHUNK (16u << 10)
 #define READS_PER_EVENT 4
 #define OUT_CAP (64u << 10)
-#define IDLE_MS 300000u
+#define OUT_SCRATCH (OUT_CAP + (32u << 10)) /* OUT_CAP plus the largest frame, with room */
 #define ACCEPTS_PER_EVENT 64
 #define ACCEPT_PAUSE_MS 500u
 #define GOAWAY_DELAY_MS 100u /* from the shutdown notice to the final GOAWAY */
@@ -66,13 +77,14 @@ struct conn {
     struct wd_h2 *h2;               /* NULL while the TLS handshake runs */
     struct wd_tlsconn *tls;         /* NULL: plain TCP (h2c) */
     struct conn *hs_prev, *hs_next; /* the worker's handshakes in progress, oldest first */
-    uint8_t *out;
+    uint8_t *out; /* NULL, the worker's scratch (inside conn_flush), or own while pending */
     size_t out_len, out_off, out_cap;
-    bool read_done; /* session error or EOF: read nothing more */
-    uint64_t last_read;
-    int streams;      /* open streams as last added to the worker's count */
-    uint8_t peer[16]; /* the peer's address (IPv4 as v4-mapped IPv6), for its count */
-    struct wd_loop_timer idle;
+    bool out_borrowed;         /* out is the worker's scratch */
+    bool read_done;            /* session error or EOF: read nothing more */
+    int streams;               /* open streams as last added to the worker's count */
+    uint8_t peer[16];          /* the peer's address (IPv4 as v4-mapped IPv6), for its count */
+    struct wd_conntimer ct;    /* keepalive and recycling (conntimer.h) */
+    struct wd_loop_timer idle; /* the one timer: handshake, slow peer, conntimer */
     struct conn *prev, *next;
 };
 
@@ -90,9 +102,13 @@ struct worker {
     atomic_bool busy; /* inside a session's input (a handler may be running) */
     bool draining;
     struct wd_loop_timer goaway;
+    struct wd_loop_timer quiesce;   /* at stop: waits for the hash checks still running */
     struct conn *hs_head, *hs_tail; /* TLS handshakes in progress, oldest first */
     int nhandshakes;
     uint64_t hs_dropped, hs_failed, last_hs_log, last_cap_log;
+    uint64_t dead_peers, recycled_idle, recycled_age, grace_cut, last_dead_log, last_recycle_log;
+    uint32_t rng;     /* xorshift32: the jitter of max_connection_age */
+    uint8_t *scratch; /* output of the connection being flushed (OUT_SCRATCH bytes) */
 };
 
 struct wd_h2server {
@@ -121,6 +137,7 @@ struct wd_h2server {
     struct peer *peers[PEER_BUCKETS];
     int max_per_peer;
     uint32_t peer_seed;
+    struct wd_conntimer_cfg timers; /* read-only once the workers run */
     uint64_t refused_peer, last_peer_log;
 };
 
@@ -257,7 +274,8 @@ static void conn_close(struct conn *c)
     close(c->io.fd);
     atomic_fetch_sub(&w->nstreams, c->streams);
     wd_h2_free(c->h2);
-    free(c->out);
+    if (!c->out_borrowed)
+        free(c->out);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -285,7 +303,14 @@ static void out_append(void *ctx, const void *p, size_t n)
             size_t cap = c->out_cap ? c->out_cap : 16384;
             while (cap < c->out_len + n)
                 cap *= 2;
-            c->out = wd_realloc(c->out, cap);
+            if (c->out_borrowed) { /* never grow the worker's scratch: take our own */
+                uint8_t *own = wd_malloc(cap);
+                memcpy(own, c->out, c->out_len);
+                c->out = own;
+                c->out_borrowed = false;
+            } else {
+                c->out = wd_realloc(c->out, cap);
+            }
             c->out_cap = cap;
         }
     }
@@ -293,10 +318,52 @@ static void out_append(void *ctx, const void *p, size_t n)
     c->out_len += n;
 }
 
+/* Moves the connection's timer to `at` if that is earlier than where it is armed. */
+static void conn_arm_earlier(struct conn *c, uint64_t at)
+{
+    if (!wd_loop_timer_armed(&c->idle) || at < c->idle.at)
+        wd_loop_timer_start(c->w->loop, &c->idle, at);
+}
+
+/* After a flush: bytes the socket did not take move from the worker's scratch into a buffer
+ * of the connection's own, and an own buffer emptied is freed, so a connection holds an
+ * output buffer only while the socket is behind (an idle one holds none). */
+static void out_settle(struct conn *c)
+{
+    size_t pending = c->out_len - c->out_off;
+    if (pending && c->out_borrowed) {
+        size_t cap = 16384;
+        while (cap < pending)
+            cap *= 2;
+        uint8_t *own = wd_malloc(cap);
+        memcpy(own, c->out + c->out_off, pending);
+        c->out = own;
+        c->out_cap = cap;
+        c->out_off = 0;
+        c->out_len = pending;
+        c->out_borrowed = false;
+    } else if (!pending) {
+        if (!c->out_borrowed)
+            free(c->out);
+        c->out = NULL;
+        c->out_cap = c->out_len = c->out_off = 0;
+        c->out_borrowed = false;
+    }
+}
+
 /* Pulls frames from the session, writes, re-arms interest, closes when done. Returns false
- * if the connection was freed. */
+ * if the connection was freed. Frames are serialized into the worker's scratch buffer when
+ * the connection has nothing pending (out_settle keeps what the socket did not take). */
 static bool conn_flush(struct conn *c)
 {
+    struct worker *w = c->w;
+    if (!c->out && wd_h2_want_write(c->h2)) {
+        if (!w->scratch)
+            w->scratch = wd_malloc(OUT_SCRATCH);
+        c->out = w->scratch;
+        c->out_cap = OUT_SCRATCH;
+        c->out_borrowed = true;
+    }
     for (;;) {
         size_t pending = c->out_len - c->out_off;
         if (pending < OUT_CAP && wd_h2_want_write(c->h2)) {
@@ -317,6 +384,7 @@ static bool conn_flush(struct conn *c)
         if (c->out_off == c->out_len)
             c->out_off = c->out_len = 0;
     }
+    out_settle(c);
     size_t pending = c->out_len - c->out_off;
     bool more = wd_h2_want_write(c->h2);
     if (!pending && (wd_h2_finished(c->h2) || (c->read_done && !more))) {
@@ -327,6 +395,9 @@ static bool conn_flush(struct conn *c)
     if (streams != c->streams) { /* in-flight calls, read by wd_h2server_stop */
         atomic_fetch_add(&c->w->nstreams, streams - c->streams);
         c->streams = streams;
+        wd_conntimer_streams(&c->ct, (size_t)streams, wd_loop_now(c->w->loop));
+        if (!streams) /* the idle limit may now come before the armed time */
+            conn_arm_earlier(c, wd_conntimer_next(&c->ct));
     }
     unsigned mask = conn_tls_wants(c);
     if (!c->read_done && pending < OUT_CAP)
@@ -378,7 +449,7 @@ static bool conn_handshake(struct conn *c)
     }
     hs_unlink(c);
     c->h2 = wd_h2_new(&w->env, conn_kick, c);
-    c->last_read = wd_loop_now(w->loop);
+    wd_conntimer_received(&c->ct, wd_loop_now(w->loop)); /* keepalive from the handshake */
     conn_arm(c); /* the HTTP/2 handshake deadline, from now */
     return true;
 }
@@ -399,7 +470,7 @@ static void conn_on_io(struct wd_loop_io *io, unsigned events)
         for (int i = 0; i < READS_PER_EVENT || conn_read_pending(c); i++) {
             ssize_t n = conn_read(c, buf, sizeof buf);
             if (n > 0) {
-                c->last_read = wd_loop_now(c->w->loop);
+                wd_conntimer_received(&c->ct, wd_loop_now(c->w->loop));
                 atomic_store_explicit(&c->w->busy, true, memory_order_relaxed);
                 if (wd_h2_recv(c->h2, buf, (size_t)n) != WD_OK)
                     c->read_done = true;
@@ -417,17 +488,85 @@ static void conn_on_io(struct wd_loop_io *io, unsigned events)
         }
         /* a frame left incomplete may bring the slow-peer deadline before the idle one */
         uint64_t d = wd_h2_deadline(c->h2);
-        if (d && (!wd_loop_timer_armed(&c->idle) || d < c->idle.at))
-            wd_loop_timer_start(c->w->loop, &c->idle, d);
+        if (d)
+            conn_arm_earlier(c, d);
     }
     conn_flush(c);
 }
 
-/* The connection's one timer: at the earlier of the idle limit and the slow-peer deadline. */
+/* The connection's one timer: at the earlier of the slow-peer deadline and the conntimer's. */
 static void conn_arm(struct conn *c)
 {
-    uint64_t at = c->last_read + IDLE_MS, d = wd_h2_deadline(c->h2);
+    uint64_t at = wd_conntimer_next(&c->ct), d = wd_h2_deadline(c->h2);
     wd_loop_timer_start(c->w->loop, &c->idle, d && d < at ? d : at);
+}
+
+/* Rate-limited (once a second per worker) log of the connections the timers end. */
+static void log_timer_close(struct worker *w, const char *what, uint64_t *count)
+{
+    (*count)++;
+    uint64_t now = wd_loop_now(w->loop);
+    if (now - w->last_dead_log >= 1000) {
+        w->last_dead_log = now;
+        wd_log_info("h2", "closing a connection: %s (%llu so far on worker %d)", what,
+                    (unsigned long long)*count, w->idx);
+    } else {
+        wd_log_debug("h2", "closing a connection: %s", what);
+    }
+}
+
+static void log_recycle(struct worker *w, const char *why, uint64_t *count)
+{
+    (*count)++;
+    uint64_t now = wd_loop_now(w->loop);
+    if (now - w->last_recycle_log >= 1000) {
+        w->last_recycle_log = now;
+        wd_log_info("h2", "recycling a connection (%s): GOAWAY (%llu so far on worker %d)", why,
+                    (unsigned long long)*count, w->idx);
+    } else {
+        wd_log_debug("h2", "recycling a connection (%s): GOAWAY", why);
+    }
+}
+
+/* One action of the connection's timers. Returns false if the connection was freed. While
+ * the server drains, its own GOAWAYs and grace apply and recycling does nothing. */
+static bool conn_timer_act(struct conn *c, enum wd_conntimer_action a)
+{
+    struct worker *w = c->w;
+    switch (a) {
+    case WD_CONNTIMER_PING:
+        wd_h2_ping(c->h2);
+        return conn_flush(c);
+    case WD_CONNTIMER_DEAD:
+        log_timer_close(w, "no answer to a PING within keepalive_timeout", &w->dead_peers);
+        conn_close(c);
+        return false;
+    case WD_CONNTIMER_IDLE:
+    case WD_CONNTIMER_AGE:
+        if (w->draining)
+            return true;
+        if (a == WD_CONNTIMER_IDLE)
+            log_recycle(w, "max_connection_idle", &w->recycled_idle);
+        else
+            log_recycle(w, "max_connection_age", &w->recycled_age);
+        wd_h2_shutdown_notice(c->h2);
+        return conn_flush(c);
+    case WD_CONNTIMER_GOAWAY:
+        if (w->draining)
+            return true;
+        wd_h2_goaway(c->h2);
+        return conn_flush(c);
+    case WD_CONNTIMER_EXPIRED:
+        if (w->draining)
+            return true;
+        log_timer_close(w, "calls still in flight at the end of max_connection_age_grace",
+                        &w->grace_cut);
+        conn_close(c);
+        return false;
+    case WD_CONNTIMER_NONE:
+        break;
+    }
+    return true;
 }
 
 static void conn_on_idle(struct wd_loop_timer *t)
@@ -446,11 +585,10 @@ static void conn_on_idle(struct wd_loop_timer *t)
         conn_close(c);
         return;
     }
-    if (now - c->last_read >= IDLE_MS) {
-        wd_log_debug("h2", "closing a connection idle for %u s", IDLE_MS / 1000);
-        conn_close(c);
-        return;
-    }
+    enum wd_conntimer_action a;
+    while ((a = wd_conntimer_due(&c->ct, now)) != WD_CONNTIMER_NONE)
+        if (!conn_timer_act(c, a))
+            return;
     conn_arm(c);
 }
 
@@ -487,7 +625,7 @@ static void adopt_tls(struct conn *c)
         w->hs_head = c;
     w->hs_tail = c;
     w->nhandshakes++;
-    wd_loop_timer_start(w->loop, &c->idle, c->last_read + w->env.handshake_ms);
+    wd_loop_timer_start(w->loop, &c->idle, wd_loop_now(w->loop) + w->env.handshake_ms);
     if (wd_loop_io_set(w->loop, &c->io, WD_LOOP_READ) != WD_OK)
         conn_close(c);
 }
@@ -512,7 +650,11 @@ static void worker_adopt(void *arg)
     c->io.fd = fd;
     c->io.cb = conn_on_io;
     c->io.data = c;
-    c->last_read = wd_loop_update_now(w->loop);
+    w->rng ^= w->rng << 13;
+    w->rng ^= w->rng >> 17;
+    w->rng ^= w->rng << 5;
+    wd_conntimer_init(&c->ct, &w->srv->timers, wd_loop_update_now(w->loop),
+                      (int)(w->rng % 201u) - 100);
     c->idle.cb = conn_on_idle;
     c->idle.data = c;
     if (!w->srv->tls)
@@ -565,13 +707,27 @@ static void worker_drain(void *arg)
     wd_loop_timer_start(w->loop, &w->goaway, wd_loop_now(w->loop) + GOAWAY_DELAY_MS);
 }
 
+/* The loop stops once no completion is due to it any more: a hash check of a call that
+ * went away still posts to this loop when it finishes (bounded: the hash work limits). */
+static void worker_quiesce(struct wd_loop_timer *t)
+{
+    struct worker *w = t->data;
+    if (wd_hook_worker_waiting(w->hook) > 0) {
+        wd_loop_timer_start(w->loop, &w->quiesce, wd_loop_now(w->loop) + 10);
+        return;
+    }
+    wd_loop_stop(w->loop);
+}
+
 static void worker_close_all(void *arg)
 {
     struct worker *w = arg;
     while (w->conns)
         conn_close(w->conns);
     wd_loop_timer_stop(w->loop, &w->goaway);
-    wd_loop_stop(w->loop);
+    w->quiesce.cb = worker_quiesce;
+    w->quiesce.data = w;
+    worker_quiesce(&w->quiesce);
 }
 
 static void *worker_main(void *arg)
@@ -794,6 +950,14 @@ int wd_h2server_start(const struct wd_config *cfg, struct wd_engine *engine,
     }
     s->max_per_peer =
         cfg->max_connections_per_peer < s->max_conns ? cfg->max_connections_per_peer : s->max_conns;
+    s->timers = (struct wd_conntimer_cfg){
+        .keepalive_time_ms = (uint64_t)cfg->keepalive_time_ms,
+        .keepalive_timeout_ms = (uint64_t)cfg->keepalive_timeout_ms,
+        .idle_ms = (uint64_t)cfg->max_connection_idle_ms,
+        .age_ms = (uint64_t)cfg->max_connection_age_ms,
+        .goaway_delay_ms = GOAWAY_DELAY_MS,
+        .grace_ms = (uint64_t)cfg->max_connection_age_grace_ms,
+    };
 
     s->nworkers = cfg->workers > 0 ? cfg->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (s->nworkers < 1)
@@ -810,7 +974,9 @@ int wd_h2server_start(const struct wd_config *cfg, struct wd_engine *engine,
             wd_h2server_free(s);
             return WD_EIO;
         }
-        w->hook = wd_hook_worker_new(&s->hook_env);
+        struct wd_evops ev;
+        wd_loop_evops(w->loop, &ev);
+        w->hook = wd_hook_worker_new_on(&s->hook_env, &ev);
         w->env.hook = w->hook;
         w->env.loop = w->loop;
         w->env.request_limit = limit;
@@ -822,6 +988,8 @@ int wd_h2server_start(const struct wd_config *cfg, struct wd_engine *engine,
             w->env.conn_buffer_limit = w->env.process_buffer_limit;
         w->env.handshake_ms = (uint64_t)cfg->handshake_timeout_ms;
         w->env.header_ms = (uint64_t)cfg->header_timeout_ms;
+        w->env.min_ping_interval_ms = (uint64_t)cfg->min_ping_interval_ms;
+        w->rng = (s->peer_seed ^ (uint32_t)(i + 1) * 2246822519u) | 1u;
         w->env.stopping = &s->stopping;
         w->env.cancelled = &s->cancelled;
     }
@@ -926,8 +1094,10 @@ void wd_h2server_free(struct wd_h2server *s)
         struct worker *w = &s->workers[i];
         while (w->conns)
             conn_close(w->conns);
-        wd_loop_free(w->loop);
+        /* before the loop: the worker's Redis connection unregisters from it */
         wd_hook_worker_free(w->hook);
+        wd_loop_free(w->loop);
+        free(w->scratch);
     }
     free(s->workers);
     wd_tlsconn_ctx_free(s->tls);

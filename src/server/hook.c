@@ -93,6 +93,7 @@ typedef enum wd_hook_status (*handler_fn)(struct wd_hook_worker *w, int service,
 struct wd_hook_worker {
     struct wd_hook_env env;
     struct wd_engine_local *local;
+    struct wd_waiter *waiter; /* the current call's, or NULL (it may not wait) */
     struct arena arena;
     ProtobufCAllocator alloc;
     uint8_t *out;
@@ -123,14 +124,25 @@ bool wd_hook_method_is_hot(size_t method)
 
 struct wd_hook_worker *wd_hook_worker_new(const struct wd_hook_env *env)
 {
+    return wd_hook_worker_new_on(env, NULL);
+}
+
+struct wd_hook_worker *wd_hook_worker_new_on(const struct wd_hook_env *env,
+                                             const struct wd_evops *ev)
+{
     struct wd_hook_worker *w = wd_calloc(1, sizeof *w);
     w->env = *env;
-    w->local = wd_engine_local_new(env->engine);
+    w->local = wd_engine_local_new_on(env->engine, ev);
     w->arena.chunk = wd_malloc(ARENA_CHUNK);
     w->alloc.alloc = arena_alloc;
     w->alloc.free = arena_free;
     w->alloc.allocator_data = &w->arena;
     return w;
+}
+
+unsigned wd_hook_worker_waiting(const struct wd_hook_worker *w)
+{
+    return wd_engine_local_waiting(w->local);
 }
 
 void wd_hook_worker_free(struct wd_hook_worker *w)
@@ -354,7 +366,9 @@ static enum wd_hook_status h_authenticate(struct wd_hook_worker *w, int service,
     a.password_len = strlen(a.password);
     a.emqx_result = req->result;
     struct wd_verdict v;
-    int rc = wd_engine_authenticate(w->local, &a, &v);
+    int rc = wd_engine_authenticate_w(w->local, &a, w->waiter, &v);
+    if (rc == WD_EAGAIN)
+        return WD_HOOK_PENDING;
     if (rc != WD_OK)
         wd_log_warn("hook", "authenticate: engine error: %s (denied)", wd_rc_str(rc));
     log_decision(w, "authenticate", &a.client, "", &v);
@@ -383,7 +397,9 @@ static enum wd_hook_status h_authorize(struct wd_hook_worker *w, int service,
     a.retain = -1;
     a.emqx_result = req->result;
     struct wd_verdict v;
-    int rc = wd_engine_authorize(w->local, &a, &v);
+    int rc = wd_engine_authorize_w(w->local, &a, w->waiter, &v);
+    if (rc == WD_EAGAIN)
+        return WD_HOOK_PENDING;
     if (rc != WD_OK)
         wd_log_warn("hook", "authorize: engine error: %s (denied)", wd_rc_str(rc));
     if (wd_log_enabled(WD_LOG_DEBUG)) {
@@ -461,6 +477,13 @@ enum wd_hook_status wd_hook_handle(struct wd_hook_worker *w, int service, size_t
                                    const uint8_t *in, size_t inlen, const uint8_t **out,
                                    size_t *outlen, const char **detail)
 {
+    return wd_hook_handle_w(w, service, method, in, inlen, NULL, out, outlen, detail);
+}
+
+enum wd_hook_status wd_hook_handle_w(struct wd_hook_worker *w, int service, size_t method,
+                                     const uint8_t *in, size_t inlen, struct wd_waiter *waiter,
+                                     const uint8_t **out, size_t *outlen, const char **detail)
+{
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, resolve_handlers);
     *out = NULL;
@@ -489,7 +512,9 @@ enum wd_hook_status wd_hook_handle(struct wd_hook_worker *w, int service, size_t
         wd_metrics_inc(WD_M_RPC_BAD_REQUEST);
         st = WD_HOOK_INVALID_ARGUMENT;
     } else {
+        w->waiter = waiter;
         st = handlers[method](w, service, req);
+        w->waiter = NULL;
         if (st == WD_HOOK_INVALID_ARGUMENT) {
             *detail = "invalid request field value";
             wd_metrics_inc(WD_M_RPC_BAD_REQUEST);

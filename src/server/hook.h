@@ -43,6 +43,7 @@ enum wd_hook_status {
     WD_HOOK_INVALID_ARGUMENT,
     WD_HOOK_NOT_FOUND,
     WD_HOOK_INTERNAL,
+    WD_HOOK_PENDING, /* the call waits (wd_hook_handle_w only): no reply yet */
 };
 
 struct wd_hook_env {
@@ -52,8 +53,16 @@ struct wd_hook_env {
 
 struct wd_hook_worker;
 
+/* A worker whose calls block on Redis and slow hashes (tools, tests). */
 struct wd_hook_worker *wd_hook_worker_new(const struct wd_hook_env *env);
+/* A worker on the event loop ev (engine.h wd_engine_local_new_on): its calls through
+ * wd_hook_handle_w never block. */
+struct wd_hook_worker *wd_hook_worker_new_on(const struct wd_hook_env *env,
+                                             const struct wd_evops *ev);
+/* Free only when wd_hook_worker_waiting() is 0 (see wd_engine_local_free). */
 void wd_hook_worker_free(struct wd_hook_worker *w);
+/* Completions still due to this worker's loop (wd_engine_local_waiting). */
+unsigned wd_hook_worker_waiting(const struct wd_hook_worker *w);
 
 /* Handles one HookProvider call. `service` is 0 for v2, 1 for v3 (the handlers are the
  * same; it is used for logs and counters). On WD_HOOK_OK, *out and *outlen hold the
@@ -62,6 +71,14 @@ void wd_hook_worker_free(struct wd_hook_worker *w);
 enum wd_hook_status wd_hook_handle(struct wd_hook_worker *w, int service, size_t method,
                                    const uint8_t *in, size_t inlen, const uint8_t **out,
                                    size_t *outlen, const char **detail);
+
+/* The same for a call that may wait (core/evops.h struct wd_waiter): WD_HOOK_PENDING
+ * means no reply yet; waiter->resume runs later on the loop and the caller calls again with
+ * the same bytes and waiter. The caller ends the call with wd_engine_waiter_end(waiter) once
+ * it is answered or abandoned. */
+enum wd_hook_status wd_hook_handle_w(struct wd_hook_worker *w, int service, size_t method,
+                                     const uint8_t *in, size_t inlen, struct wd_waiter *waiter,
+                                     const uint8_t **out, size_t *outlen, const char **detail);
 
 /* grpc.health.v1.Health/Check. `serving` is false while shutting down. */
 enum wd_hook_status wd_hook_health(struct wd_hook_worker *w, bool serving, const uint8_t *in,

@@ -38,6 +38,15 @@ static const char *ossl_reason(void)
     return r ? r : "not valid PEM";
 }
 
+/* OpenSSL's default passphrase callback asks on the terminal, or reads standard input: a
+ * daemon must never wait there (nor take a passphrase from whatever its stdin is). This one
+ * refuses, and notes that the key asked for one: it is encrypted. */
+static int refuse_passphrase(char *buf, int size, int rwflag, void *asked)
+{
+    *(bool *)asked = true;
+    return -1;
+}
+
 int wd_tls_load(const struct wd_config *cfg, struct wd_tls_material *out, char *err, size_t errcap)
 {
     memset(out, 0, sizeof *out);
@@ -57,12 +66,21 @@ int wd_tls_load(const struct wd_config *cfg, struct wd_tls_material *out, char *
         snprintf(err, errcap, "%s: no certificate: %s", cfg->tls_cert, ossl_reason());
         goto out;
     }
+    bool encrypted = false;
     bio = BIO_new_mem_buf(out->key_pem, -1);
-    key = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+    key = bio ? PEM_read_bio_PrivateKey(bio, NULL, refuse_passphrase, &encrypted) : NULL;
     BIO_free(bio);
+    if (!key && encrypted) {
+        ERR_clear_error();
+        snprintf(err, errcap,
+                 "%s: the private key is encrypted (it needs a passphrase) and warden does not "
+                 "ask for one: store it decrypted, readable only by warden (openssl pkey -in "
+                 "KEY -out KEY.new)",
+                 cfg->tls_key);
+        goto out;
+    }
     if (!key) {
-        snprintf(err, errcap, "%s: no private key (encrypted keys are not supported): %s",
-                 cfg->tls_key, ossl_reason());
+        snprintf(err, errcap, "%s: no private key: %s", cfg->tls_key, ossl_reason());
         goto out;
     }
     if (X509_check_private_key(cert, key) != 1) {

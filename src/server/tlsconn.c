@@ -109,10 +109,17 @@ out:
     return rc;
 }
 
+/* Never OpenSSL's default passphrase prompt (terminal or stdin): an encrypted key fails
+ * (wd_tls_load, called first, has already said why). */
+static int refuse_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    return -1;
+}
+
 static int use_key(SSL_CTX *ctx, const char *pem, const char *path, char *err, size_t errcap)
 {
     BIO *bio = BIO_new_mem_buf(pem, -1);
-    EVP_PKEY *key = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+    EVP_PKEY *key = bio ? PEM_read_bio_PrivateKey(bio, NULL, refuse_passphrase, NULL) : NULL;
     int rc = WD_ETLS;
     if (!key || SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1)
         wd_seterr(err, errcap, "%s: cannot use the private key: %s", path,

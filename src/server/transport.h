@@ -1,9 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * transport.h: the one serving entry point main.c calls: warden's own HTTP/2 transport
- * (h2server.h), the only one since gRPC core was removed in 0.2.0. Before starting it, it
- * names at WARN every directive the transport does not honour yet, so that none is ignored
- * silently.
+ * (h2server.h), the only one since gRPC core was removed in 0.2.0.
  */
 #ifndef WD_TRANSPORT_H
 #define WD_TRANSPORT_H

@@ -44,7 +44,11 @@
 #include "core/wd.h"
 #include "store/redis_int.h"
 
-enum state { ST_CONNECTING, ST_READY, ST_BACKOFF, ST_CLOSED };
+/* ST_IDLE: the server closed a connection that had answered (a restart, its idle timeout):
+ * no connection until the next request, which reconnects at once (as the blocking client
+ * does on EOF). Reconnecting right at the close would race a restarting server: refused,
+ * then a backoff that fails the first requests after the restart. */
+enum state { ST_CONNECTING, ST_READY, ST_BACKOFF, ST_IDLE, ST_CLOSED };
 enum kind { K_USER, K_ACL };
 
 struct req {
@@ -456,7 +460,8 @@ static void on_lost(struct wd_redis_async *r)
     else
         r->st.connect_failures++;
     if (was_ready && r->healthy)
-        start_connect(r); /* the server closed a connection that worked: once, at once */
+        r->state = ST_IDLE; /* the server closed a connection that worked: the next request
+                             * reconnects at once */
     else
         enter_backoff(r);
 }
@@ -668,7 +673,10 @@ static int submit(struct wd_redis_async *r, enum kind kind, const char *key, siz
 
     if (!r || !cb || (!key && keylen))
         return WD_EINVAL;
-    if (r->state == ST_CLOSED || r->state == ST_BACKOFF || !r->ac || r->kill_pending) {
+    if (r->state == ST_IDLE)
+        start_connect(r); /* a failure here enters the backoff: refused below */
+    if (r->state == ST_IDLE || r->state == ST_CLOSED || r->state == ST_BACKOFF || !r->ac ||
+        r->kill_pending) {
         r->st.rejected_down++;
         return WD_EBACKEND;
     }

@@ -106,6 +106,10 @@ class RawConn:
         self.buf = b""
         self.closed = False
         self.goaway = None
+        self.goaways = []  # every GOAWAY: (last stream id, error code, debug data, time)
+        self.pings = []  # arrival times of PINGs from the server (not ACKs)
+        self.data = {}  # stream -> DATA payload bytes received
+        self.ended = set()  # streams the server ended (a frame with END_STREAM)
         self.rst = {}
         self.answered = set()  # streams answered trailers-only (HEADERS with END_STREAM)
         self.headers_seen = set()
@@ -154,15 +158,23 @@ class RawConn:
                     self.win[sid] += inc
             elif t == GOAWAY and len(p) >= 8:
                 self.goaway = int.from_bytes(p[4:8], "big")
+                self.goaways.append((int.from_bytes(p[:4], "big") & 0x7FFFFFFF, self.goaway,
+                                     p[8:], time.monotonic()))
             elif t == RST_STREAM and len(p) == 4:
                 self.rst[sid] = int.from_bytes(p, "big")
-            elif t == HEADERS:
+            if t in (HEADERS, DATA) and fl & END_STREAM:
+                self.ended.add(sid)
+            if t == HEADERS:
                 if sid in self.headers_seen or fl & END_STREAM:
                     if sid not in self.headers_seen:
                         self.answered.add(sid)
                 self.headers_seen.add(sid)
-            elif t == PING and not fl & ACK and not self.quiet:
-                self.send(frame(PING, ACK, 0, p))
+            elif t == PING and not fl & ACK:
+                self.pings.append(time.monotonic())
+                if not self.quiet:
+                    self.send(frame(PING, ACK, 0, p))
+            elif t == DATA:
+                self.data[sid] = self.data.get(sid, b"") + p
 
     def pump(self, timeout=0.0):
         """Reads what is there (waiting up to `timeout` for the first bytes); returns

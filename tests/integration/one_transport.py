@@ -85,7 +85,7 @@ def one_transport_grpc_core_refused(s, h):
     with s.check("one_transport_grpc_core_on_the_command_line_is_a_usage_error"):
         rc, out, err = H.run_warden(h, ["--listen", "127.0.0.1:0", "--set", "transport=grpc-core"])
         ensure(rc == 2, "--set transport=grpc-core: exit %s, want 2\n%s" % (rc, H.tail(err)))
-        ensure("command line: --transport: 'transport grpc-core': " + REMOVED in err,
+        ensure("command line: --set transport: 'transport grpc-core': " + REMOVED in err,
                "stderr does not name the flag and the removal:\n%s" % H.tail(err))
 
 

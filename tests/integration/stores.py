@@ -502,8 +502,10 @@ class Env:
 
     def warden(self, policy_text, *lines, name="warden", start=True):
         p = H.write_file(self.h, "warden.policy", policy_text)
-        cfg = "".join(ln + "\n" for ln in ["policy " + p, "log_level debug", "workers 2"]
-                      + list(lines))
+        base = ["policy " + p, "log_level debug"]
+        if not any(ln.startswith("workers ") for ln in lines):
+            base.append("workers 2")
+        cfg = "".join(ln + "\n" for ln in base + list(lines))
         w = Warden(self.h, cfg, name=name)
         w.policy_path = p
         self.wardens.append(w)

@@ -198,24 +198,42 @@ static void command_line_set_uses_config_syntax(void **state)
     assert_int_equal(wd_config_set(&c, "hooks", "client.authorize message.publish", &errors),
                      WD_OK);
     assert_int_equal(c.nhooks, 2);
-    assert_int_equal(wd_config_set(&c, "workers", "x", &errors), WD_EINVAL);
-    assert_non_null(strstr(errors, "command line: --workers"));
+    assert_int_equal(wd_config_set_from(&c, "--workers", "workers", "x", &errors), WD_EINVAL);
+    assert_non_null(strstr(errors, "command line: --workers: 'workers' must be"));
     free(errors);
+    /* --set names the flag the user typed, not a "--nosuch" flag that does not exist */
     assert_int_equal(wd_config_set(&c, "nosuch", "1", &errors), WD_EINVAL);
+    assert_string_equal(errors, "command line: --set nosuch: unknown directive 'nosuch'");
     free(errors);
     wd_config_cleanup(&c);
 }
 
-static void validate_checks_tls_pairs_and_listen_form(void **state)
+static void a_bad_listen_is_blamed_where_it_is_given(void **state)
 {
     struct wd_config c;
     char *errors = NULL;
-    assert_int_equal(parse(&c, "tls_key k.pem\ntls_client_ca ca.pem\nlisten nocolon\n", &errors),
-                     WD_OK);
+    const char *bad[] = {"nocolon", ":9000", "127.0.0.1:", "127.0.0.1:65536", "h:-1", "h:9x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        wd_config_defaults(&c);
+        assert_int_equal(wd_config_set_from(&c, "--listen", "listen", bad[i], &errors), WD_EINVAL);
+        assert_non_null(strstr(errors, "command line: --listen: 'listen' expects HOST:PORT"));
+        free(errors);
+        wd_config_cleanup(&c);
+    }
+    assert_int_equal(parse(&c, "workers 1\nlisten nocolon\n", &errors), WD_ESYNTAX);
+    assert_non_null(strstr(errors, "t.conf:2: 'listen' expects HOST:PORT"));
+    free(errors);
+    wd_config_cleanup(&c);
+}
+
+static void validate_checks_tls_pairs(void **state)
+{
+    struct wd_config c;
+    char *errors = NULL;
+    assert_int_equal(parse(&c, "tls_key k.pem\ntls_client_ca ca.pem\n", &errors), WD_OK);
     assert_int_equal(wd_config_validate(&c, &errors), WD_EINVAL);
     assert_non_null(strstr(errors, "tls_key is set but tls_cert is not"));
     assert_non_null(strstr(errors, "tls_client_ca (mutual TLS) needs tls_cert"));
-    assert_non_null(strstr(errors, "expected HOST:PORT"));
     free(errors);
     wd_config_cleanup(&c);
 }
@@ -264,8 +282,8 @@ static void transport_grpc_core_is_an_error_naming_the_line(void **state)
     wd_config_cleanup(&c);
     wd_config_defaults(&c);
     assert_int_equal(wd_config_set(&c, "transport", "grpc-core", &errors), WD_EINVAL);
-    assert_non_null(strstr(errors, "command line: --transport: 'transport grpc-core': gRPC core "
-                                   "was removed in 0.2.0"));
+    assert_non_null(strstr(errors, "command line: --set transport: 'transport grpc-core': gRPC "
+                                   "core was removed in 0.2.0"));
     free(errors);
     assert_int_equal(wd_config_set(&c, "transport", "quic", &errors), WD_EINVAL);
     assert_non_null(strstr(errors, "'transport' must be one of h2; got 'quic'"));
@@ -293,7 +311,7 @@ static void prepost_loads_with_a_warning_per_line_and_is_not_printed(void **stat
     wd_config_cleanup(&c);
     wd_config_defaults(&c);
     assert_int_equal(wd_config_set(&c, "prepost", "64", &errors), WD_OK);
-    assert_non_null(strstr(c.warnings, "command line: --prepost: 'prepost' has no effect"));
+    assert_non_null(strstr(c.warnings, "command line: --set prepost: 'prepost' has no effect"));
     wd_config_cleanup(&c);
 }
 
@@ -535,6 +553,27 @@ static void allow_core_dumps_is_off_unless_set(void **state)
     wd_config_cleanup(&c);
 }
 
+static void relative_paths_in_a_file_resolve_against_its_directory(void **state)
+{
+    struct wd_config c;
+    char *errors = NULL;
+    const char *text = "policy p.policy\ntls_cert /abs/c.pem\ntls_key tls/k.pem\n";
+    wd_config_defaults(&c);
+    assert_int_equal(wd_config_parse(&c, "/etc/warden/warden.conf", text, strlen(text), &errors),
+                     WD_OK);
+    assert_string_equal(c.policy, "/etc/warden/p.policy");
+    assert_string_equal(c.tls_cert, "/abs/c.pem");
+    assert_string_equal(c.tls_key, "/etc/warden/tls/k.pem");
+    /* the command line: as given, relative to the working directory */
+    assert_int_equal(wd_config_set(&c, "policy", "here.policy", &errors), WD_OK);
+    assert_string_equal(c.policy, "here.policy");
+    wd_config_cleanup(&c);
+    /* a file named without a directory: the working directory too */
+    assert_int_equal(parse(&c, "policy p.policy\n", &errors), WD_OK);
+    assert_string_equal(c.policy, "p.policy");
+    wd_config_cleanup(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -550,7 +589,7 @@ int main(void)
         cmocka_unit_test(sizes_accept_binary_suffixes_and_reject_overflow),
         cmocka_unit_test(out_of_range_values_are_errors),
         cmocka_unit_test(command_line_set_uses_config_syntax),
-        cmocka_unit_test(validate_checks_tls_pairs_and_listen_form),
+        cmocka_unit_test(validate_checks_tls_pairs),
         cmocka_unit_test(print_shows_the_effective_values),
         cmocka_unit_test(printed_configuration_parses_back_to_the_same_values),
         cmocka_unit_test(store_directives_check_choices_repeat_claims_and_hide_secrets),
@@ -561,6 +600,8 @@ int main(void)
         cmocka_unit_test(transport_is_h2_by_default_and_h2_is_accepted),
         cmocka_unit_test(transport_grpc_core_is_an_error_naming_the_line),
         cmocka_unit_test(prepost_loads_with_a_warning_per_line_and_is_not_printed),
+        cmocka_unit_test(a_bad_listen_is_blamed_where_it_is_given),
+        cmocka_unit_test(relative_paths_in_a_file_resolve_against_its_directory),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

@@ -75,6 +75,26 @@ static void log_writes_one_line_per_event_to_the_configured_fd(void **state)
     assert_null(strstr(buf, "filtered"));
 }
 
+static void ratelimit_logs_the_first_then_once_per_interval_with_the_count(void **state)
+{
+    struct wd_log_ratelimit r = {0};
+    unsigned long skipped = 99;
+    assert_true(wd_log_ratelimit_allow(&r, 5000, 60000, &skipped));
+    assert_int_equal(skipped, 0);
+    /* a failure every 100 ms for a minute: 599 more, none logged */
+    for (long long t = 5100; t < 65000; t += 100) {
+        assert_false(wd_log_ratelimit_allow(&r, t, 60000, &skipped));
+        assert_int_equal(skipped, 0);
+    }
+    assert_true(wd_log_ratelimit_allow(&r, 65000, 60000, &skipped));
+    assert_int_equal(skipped, 599);
+    assert_false(wd_log_ratelimit_allow(&r, 65001, 60000, &skipped));
+    /* a clock at 0 is a first occurrence like any other */
+    struct wd_log_ratelimit z = {0};
+    assert_true(wd_log_ratelimit_allow(&z, 0, 1000, &skipped));
+    assert_false(wd_log_ratelimit_allow(&z, 0, 1000, &skipped));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -84,6 +104,7 @@ int main(void)
         cmocka_unit_test(formatted_line_never_contains_a_raw_newline),
         cmocka_unit_test(level_filter_and_parse),
         cmocka_unit_test(log_writes_one_line_per_event_to_the_configured_fd),
+        cmocka_unit_test(ratelimit_logs_the_first_then_once_per_interval_with_the_count),
     };
     return cmocka_run_group_tests_name("log", tests, NULL, NULL);
 }

@@ -1,0 +1,367 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Unit tests for calls that wait (engine.h wd_engine_*_w, core/evops.h struct wd_waiter):
+ * an engine handle on a real event loop (server/loop.c) reaches a real redis-server
+ * (tests/unit/redis_fixture.h) through the asynchronous client and runs slow hashes on the
+ * hash threads. Each test checks that the call returns WD_EAGAIN instead of blocking, that
+ * it is resumed on the loop, that the second run gives the blocking path's decision, and
+ * that a call ended while it waits is never resumed and leaks nothing (ASan runs these).
+ * Nothing measures time: the loop runs until a condition holds, with a bound on turns.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "engine/engine.h"
+#include "redis_fixture.h"
+#include "server/loop.h"
+#include "server/loop_evops.h"
+#include "store/passwd.h"
+
+static struct srv *g_srv;
+static char g_dir[64];
+
+static int setup(void **state)
+{
+    (void)state;
+    atexit(kill_all_at_exit);
+    wd_log_set_level(WD_LOG_ERROR);
+    g_srv = srv_start(NULL);
+    snprintf(g_dir, sizeof g_dir, "/tmp/wd_test_async_XXXXXX");
+    return g_srv && mkdtemp(g_dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    srv_stop(g_srv);
+    char p[128];
+    snprintf(p, sizeof p, "%s/p.policy", g_dir);
+    unlink(p);
+    rmdir(g_dir);
+    return 0;
+}
+
+static void redis_cmd(const char *fmt, ...)
+{
+    redisContext *c = admin(g_srv);
+    assert_non_null(c);
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    assert_non_null(r);
+    assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+/* An engine on this policy with Redis at the fixture, plus `extra` directives (KEY=VALUE;
+ * separated by ';'). */
+static struct wd_engine *engine_with(const char *policy, const char *extra)
+{
+    char path[128], port[16];
+    snprintf(path, sizeof path, "%s/p.policy", g_dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(policy, f);
+    fclose(f);
+    struct wd_config cfg;
+    wd_config_defaults(&cfg);
+    char *errors = NULL;
+    snprintf(port, sizeof port, "%d", g_srv->port);
+    assert_int_equal(wd_config_set(&cfg, "policy", path, &errors), WD_OK);
+    assert_int_equal(wd_config_set(&cfg, "redis_host", "127.0.0.1", &errors), WD_OK);
+    assert_int_equal(wd_config_set(&cfg, "redis_port", port, &errors), WD_OK);
+    char *ex = strdup(extra ? extra : "");
+    for (char *save = NULL, *kv = strtok_r(ex, ";", &save); kv; kv = strtok_r(NULL, ";", &save)) {
+        char *eq = strchr(kv, '=');
+        assert_non_null(eq);
+        *eq = '\0';
+        if (wd_config_set(&cfg, kv, eq + 1, &errors) != WD_OK)
+            fail_msg("%s", errors);
+    }
+    free(ex);
+    char *report = NULL;
+    struct wd_engine *e = wd_engine_new(&cfg, &report);
+    if (!e)
+        fail_msg("engine: %s", report ? report : "?");
+    free(report);
+    wd_config_cleanup(&cfg);
+    return e;
+}
+
+/* ---- a worker: a loop and an engine handle on it ---- */
+
+struct worker {
+    struct wd_loop *loop;
+    struct wd_engine *e;
+    struct wd_engine_local *l;
+};
+
+static void worker_open(struct worker *w, struct wd_engine *e)
+{
+    w->e = e;
+    w->loop = wd_loop_new(NULL, NULL);
+    assert_non_null(w->loop);
+    struct wd_evops ev;
+    wd_loop_evops(w->loop, &ev);
+    w->l = wd_engine_local_new_on(e, &ev);
+}
+
+/* Runs the loop until every hash check came back, then frees in the documented order. */
+static void worker_close(struct worker *w)
+{
+    for (int i = 0; i < 2000 && wd_engine_local_waiting(w->l) > 0; i++)
+        wd_loop_run_once(w->loop, 10);
+    assert_int_equal(wd_engine_local_waiting(w->l), 0);
+    wd_engine_local_free(w->l);
+    wd_loop_free(w->loop);
+    wd_engine_free(w->e);
+}
+
+/* One call of a test: its request, its waiter, how often it was resumed. */
+struct call {
+    struct wd_waiter w;
+    int resumed;
+    struct wd_authn_req an;
+    struct wd_authz_req az;
+    struct wd_verdict v;
+};
+
+static void on_resume(void *ctx)
+{
+    struct call *c = ctx;
+    c->resumed++;
+}
+
+static void call_init(struct call *c, const char *user, const char *pw)
+{
+    memset(c, 0, sizeof *c);
+    c->w.resume = on_resume;
+    c->w.ctx = c;
+    struct wd_client cl = {.node = "n",
+                           .clientid = user,
+                           .username = user,
+                           .peerhost = "10.0.0.7",
+                           .peerport = 5000,
+                           .protocol = "mqtt",
+                           .mountpoint = "",
+                           .cn = "",
+                           .dn = ""};
+    c->an.client = cl;
+    c->an.password = pw;
+    c->an.password_len = strlen(pw);
+    c->az.client = cl;
+    c->az.action = WD_ACTION_PUBLISH;
+    c->az.qos = -1;
+    c->az.retain = -1;
+}
+
+/* Runs the loop until c was resumed (bounded: a lost completion fails, never hangs). */
+static void run_until_resumed(struct worker *w, struct call *c, int want)
+{
+    for (int i = 0; i < 3000 && c->resumed < want; i++)
+        wd_loop_run_once(w->loop, 10);
+    assert_int_equal(c->resumed, want);
+}
+
+static const char REDIS_POLICY[] = "authn redis\n"
+                                   "authn default deny\n"
+                                   "rules redis\n"
+                                   "authz default deny\n";
+
+static void redis_authn_waits_then_answers_as_the_blocking_path(void **state)
+{
+    (void)state;
+    redis_cmd("HSET mqtt_user:ana password_hash %s", "anapw"); /* plain */
+    struct worker w;
+    worker_open(&w, engine_with(REDIS_POLICY, "redis_password_hash=plain;cache=off"));
+    struct call c, bad;
+    call_init(&c, "ana", "anapw");
+    call_init(&bad, "ana", "nope");
+    assert_int_equal(wd_engine_authenticate_w(w.l, &c.an, &c.w, &c.v), WD_EAGAIN);
+    assert_int_equal(wd_engine_authenticate_w(w.l, &bad.an, &bad.w, &bad.v), WD_EAGAIN);
+    assert_int_equal(c.resumed, 0); /* never from inside the call */
+    run_until_resumed(&w, &c, 1);
+    run_until_resumed(&w, &bad, 1);
+    assert_int_equal(wd_engine_authenticate_w(w.l, &c.an, &c.w, &c.v), WD_OK);
+    assert_int_equal(c.v.decision, WD_DECISION_ALLOW);
+    assert_int_equal(wd_engine_authenticate_w(w.l, &bad.an, &bad.w, &bad.v), WD_OK);
+    assert_int_equal(bad.v.decision, WD_DECISION_DENY);
+    wd_engine_waiter_end(&c.w);
+    wd_engine_waiter_end(&bad.w);
+
+    /* the blocking handle agrees */
+    struct wd_engine_local *bl = wd_engine_local_new(w.e);
+    struct wd_verdict v;
+    wd_engine_authenticate(bl, &c.an, &v);
+    assert_int_equal(v.decision, WD_DECISION_ALLOW);
+    wd_engine_local_free(bl);
+    worker_close(&w);
+}
+
+static void redis_acl_waits_then_decides(void **state)
+{
+    (void)state;
+    redis_cmd("HSET mqtt_acl:ana t/ana publish");
+    struct worker w;
+    worker_open(&w, engine_with(REDIS_POLICY, NULL));
+    struct call c, no;
+    call_init(&c, "ana", "");
+    c.az.topic = "t/ana";
+    c.az.topic_len = 5;
+    assert_int_equal(wd_engine_authorize_w(w.l, &c.az, &c.w, &c.v), WD_EAGAIN);
+    run_until_resumed(&w, &c, 1);
+    assert_int_equal(wd_engine_authorize_w(w.l, &c.az, &c.w, &c.v), WD_OK);
+    assert_int_equal(c.v.decision, WD_DECISION_ALLOW);
+    wd_engine_waiter_end(&c.w);
+    /* the compiled ACL is cached now: a new call answers at once */
+    call_init(&no, "ana", "");
+    no.az.topic = "t/other";
+    no.az.topic_len = 7;
+    assert_int_equal(wd_engine_authorize_w(w.l, &no.az, &no.w, &no.v), WD_OK);
+    assert_int_equal(no.v.decision, WD_DECISION_DENY);
+    assert_null(no.w.pending);
+    worker_close(&w);
+}
+
+/* A call ended while Redis has its request: never resumed, nothing leaks (ASan), and the
+ * answer still fills the cache for the next caller. */
+static void a_call_ended_while_waiting_is_never_resumed(void **state)
+{
+    (void)state;
+    redis_cmd("HSET mqtt_user:bo password_hash %s", "bopw");
+    struct worker w;
+    worker_open(&w, engine_with(REDIS_POLICY, "redis_password_hash=plain"));
+    struct call c;
+    call_init(&c, "bo", "bopw");
+    uint64_t lookups = wd_metrics_get(WD_M_REDIS_LOOKUPS);
+    assert_int_equal(wd_engine_authenticate_w(w.l, &c.an, &c.w, &c.v), WD_EAGAIN);
+    wd_engine_waiter_end(&c.w);
+    assert_null(c.w.pending);
+    /* a second caller joins the lookup still in flight (single flight), is woken when its
+     * reply fills the cache, and finds the answer there */
+    struct call d;
+    call_init(&d, "bo", "bopw");
+    assert_int_equal(wd_engine_authenticate_w(w.l, &d.an, &d.w, &d.v), WD_EAGAIN);
+    run_until_resumed(&w, &d, 1);
+    int rc = wd_engine_authenticate_w(w.l, &d.an, &d.w, &d.v);
+    assert_int_equal(rc, WD_OK);
+    assert_int_equal(d.v.decision, WD_DECISION_ALLOW);
+    assert_int_equal(c.resumed, 0);
+    assert_int_equal(wd_metrics_get(WD_M_REDIS_LOOKUPS), lookups + 1);
+    wd_engine_waiter_end(&d.w);
+    worker_close(&w);
+}
+
+/* bcrypt runs on the hash threads; identical concurrent checks cost one hash (single
+ * flight across waiting calls), and the answer is the blocking path's. */
+static void bcrypt_runs_on_the_hash_threads_once_for_identical_calls(void **state)
+{
+    (void)state;
+    char *hash = NULL;
+    assert_int_equal(wd_passwd_hash("bcrypt:8", "carl-pw", 7, &hash), WD_OK);
+    char policy[512];
+    snprintf(policy, sizeof policy,
+             "user \"carl\" \"%s\"\nauthn users\nauthn default deny\nauthz default deny\n", hash);
+    wd_passwd_secret_free(hash);
+    struct worker w;
+    worker_open(&w, engine_with(policy, NULL));
+    enum { N = 5 };
+    struct call c[N], wrong;
+    uint64_t checks = wd_metrics_get(WD_M_PASSWD_CHECKS);
+    for (int i = 0; i < N; i++) {
+        call_init(&c[i], "carl", "carl-pw");
+        assert_int_equal(wd_engine_authenticate_w(w.l, &c[i].an, &c[i].w, &c[i].v), WD_EAGAIN);
+    }
+    call_init(&wrong, "carl", "guess");
+    assert_int_equal(wd_engine_authenticate_w(w.l, &wrong.an, &wrong.w, &wrong.v), WD_EAGAIN);
+    for (int i = 0; i < N; i++) {
+        run_until_resumed(&w, &c[i], 1);
+        assert_int_equal(wd_engine_authenticate_w(w.l, &c[i].an, &c[i].w, &c[i].v), WD_OK);
+        assert_int_equal(c[i].v.decision, WD_DECISION_ALLOW);
+        wd_engine_waiter_end(&c[i].w);
+    }
+    run_until_resumed(&w, &wrong, 1);
+    assert_int_equal(wd_engine_authenticate_w(w.l, &wrong.an, &wrong.w, &wrong.v), WD_OK);
+    assert_int_equal(wrong.v.decision, WD_DECISION_DENY);
+    wd_engine_waiter_end(&wrong.w);
+    assert_int_equal(wd_metrics_get(WD_M_PASSWD_CHECKS), checks + 2); /* right and wrong */
+    worker_close(&w);
+}
+
+/* With the cache off there is no flight: each call hashes, still off the loop. And a call
+ * ended while its hash runs: the worker still waits for the completion before it frees. */
+static void bcrypt_without_cache_and_a_call_that_went_away(void **state)
+{
+    (void)state;
+    char *hash = NULL;
+    assert_int_equal(wd_passwd_hash("bcrypt:10", "dora-pw", 7, &hash), WD_OK);
+    char policy[512];
+    snprintf(policy, sizeof policy,
+             "user \"dora\" \"%s\"\nauthn users\nauthn default deny\nauthz default deny\n", hash);
+    wd_passwd_secret_free(hash);
+    struct worker w;
+    worker_open(&w, engine_with(policy, "cache=off"));
+    struct call gone, c;
+    call_init(&gone, "dora", "dora-pw");
+    call_init(&c, "dora", "dora-pw");
+    assert_int_equal(wd_engine_authenticate_w(w.l, &gone.an, &gone.w, &gone.v), WD_EAGAIN);
+    assert_int_equal(wd_engine_local_waiting(w.l), 1);
+    wd_engine_waiter_end(&gone.w);
+    assert_int_equal(wd_engine_authenticate_w(w.l, &c.an, &c.w, &c.v), WD_EAGAIN);
+    run_until_resumed(&w, &c, 1);
+    assert_int_equal(wd_engine_authenticate_w(w.l, &c.an, &c.w, &c.v), WD_OK);
+    assert_int_equal(c.v.decision, WD_DECISION_ALLOW);
+    wd_engine_waiter_end(&c.w);
+    assert_int_equal(gone.resumed, 0);
+    worker_close(&w); /* runs the loop until the abandoned hash came back */
+}
+
+/* Redis down: the call is answered with the failure decision (redis_on_error), at once or
+ * after its wait, never blocked and never lost. */
+static void redis_down_gives_the_failure_decision(void **state)
+{
+    (void)state;
+    struct worker w;
+    char extra[128];
+    /* a port nothing listens on: the fixture's port + 1 is not ours */
+    snprintf(extra, sizeof extra, "redis_port=%d;redis_password_hash=plain", g_srv->port + 1);
+    worker_open(&w, engine_with(REDIS_POLICY, extra));
+    struct call c;
+    call_init(&c, "ana", "anapw");
+    int rc = wd_engine_authenticate_w(w.l, &c.an, &c.w, &c.v);
+    if (rc == WD_EAGAIN) {
+        run_until_resumed(&w, &c, 1);
+        rc = wd_engine_authenticate_w(w.l, &c.an, &c.w, &c.v);
+    }
+    assert_int_equal(rc, WD_OK);
+    assert_int_equal(c.v.decision, WD_DECISION_DENY);
+    assert_string_equal(c.v.reason, "redis unavailable: redis_on_error deny");
+    wd_engine_waiter_end(&c.w);
+    worker_close(&w);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(redis_authn_waits_then_answers_as_the_blocking_path),
+        cmocka_unit_test(redis_acl_waits_then_decides),
+        cmocka_unit_test(a_call_ended_while_waiting_is_never_resumed),
+        cmocka_unit_test(bcrypt_runs_on_the_hash_threads_once_for_identical_calls),
+        cmocka_unit_test(bcrypt_without_cache_and_a_call_that_went_away),
+        cmocka_unit_test(redis_down_gives_the_failure_decision),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
