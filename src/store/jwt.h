@@ -182,8 +182,7 @@ enum wd_jwt_acl_format {
 /* One rule: struct wd_acl_entry (emqx_acl.h), the rule type shared with the Redis ACL.
  * Topics are stored as written: placeholders (${clientid}, ...) are rendered by the policy
  * at match time; `eq` rules are literal and never rendered. v1 rules allow any QoS and
- * retain. The old name stays an alias while src/engine/backends.c still uses it. */
-#define wd_jwt_acl_rule wd_acl_entry
+ * retain. */
 
 struct wd_jwt_claim_kv; /* internal */
 

@@ -73,7 +73,7 @@ static void verify(const char *tok, size_t len)
         FUZZ_CHECK(r.n_acl_errors <= WD_JWT_ACL_ERRORS_MAX, "%zu errors", r.n_acl_errors);
         FUZZ_CHECK(r.exp >= 0 && r.exp <= WD_JWT_EXP_MAX, "exp %lld", (long long)r.exp);
         for (size_t i = 0; i < r.n_acl; i++) {
-            const struct wd_jwt_acl_rule *a = &r.acl[i];
+            const struct wd_acl_entry *a = &r.acl[i];
             FUZZ_CHECK(a->actions && !(a->actions & ~(WD_ACL_PUBLISH | WD_ACL_SUBSCRIBE)),
                        "rule %zu actions %u", i, a->actions);
             FUZZ_CHECK(a->qos_mask && a->qos_mask <= 7, "rule %zu qos %u", i, a->qos_mask);

@@ -1045,7 +1045,7 @@ static void result_exposes_string_number_bool_and_dotted_claims(void **state)
     wd_jwt_verifier_free(v);
 }
 
-static void assert_rule(const struct wd_jwt_acl_rule *r, bool allow, unsigned actions,
+static void assert_rule(const struct wd_acl_entry *r, bool allow, unsigned actions,
                         const char *topic, bool eq, unsigned qos, int retain)
 {
     assert_int_equal(r->allow, allow);
