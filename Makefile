@@ -14,6 +14,7 @@
 #   make install         install the binary, man pages and examples under PREFIX (default
 #                        /usr/local), staged under DESTDIR if set; `make uninstall` removes them
 #   make help            list the targets and variables
+#   make fuzz-ci         the CI pass: each target a fixed number of runs from its seeds, -seed=1
 #
 # Objects live under build/<variant>/, generated protobuf-c code under build/gen/ (never
 # src/). Every library comes from pkg-config.
@@ -112,7 +113,7 @@ UNIT_BIN   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 
 .SECONDARY: $(GEN_C) $(GEN_H) $(GEN_PY)
 .PHONY: all deps run test unit policy-tests integration integration-h2 sanitize bench clean \
-        format-check lint fuzz fuzz-deps fuzz-build install uninstall help packaging-tests
+        format-check lint fuzz fuzz-deps fuzz-build install uninstall help packaging-tests fuzz-ci
 .DEFAULT_GOAL := all
 
 ifeq ($(VARIANT),release)
@@ -203,6 +204,7 @@ help:
 	@echo "  install          binary, man pages, examples (PREFIX=$(PREFIX), DESTDIR=)"
 	@echo "  uninstall        remove what install put there"
 	@echo "  bench | fuzz     benchmarks (bench/README.md); libFuzzer targets (FUZZ_SECONDS=60)"
+	@echo "  fuzz-ci          the CI fuzz pass: fixed runs, -seed=1 (run by .ci/run)"
 	@echo "  lint | format-check | clean"
 	@echo "variables: VARIANT CI=true (-Werror) V=1 (show commands) PREFIX DESTDIR"
 
@@ -328,6 +330,40 @@ fuzz: fuzz-deps
 	  grep -E '^#[0-9]+.*DONE|stat::number_of_executed_units|stat::average_exec_per_sec' \
 	      build/fuzz/$$n.log | sed 's/^/   /'; \
 	done
+
+# The CI pass (`make fuzz-ci`, run by .ci/run): every target for a fixed number of runs with
+# a fixed -seed, from its seed corpus only (a scratch corpus emptied first), so the same
+# commit always fuzzes the same inputs: a landing is never blocked by a random finding, and
+# a finding (crash, leak, sanitizer report, broken invariant, an input over 25 s) still
+# fails. Runs per target are sized to about 10 to 20 s each on the 2-core machine
+# (docs/reliability.md); FUZZ_CI_RUNS_<name> overrides one, FUZZ_CI_SEED the seed.
+FUZZ_CI_SEED          ?= 1
+FUZZ_CI_RUNS          ?= 200000
+FUZZ_CI_RUNS_config   ?= 60000
+FUZZ_CI_RUNS_emqx_acl ?= 1000000
+FUZZ_CI_RUNS_erlterm  ?= 60000
+FUZZ_CI_RUNS_h2       ?= 250000
+FUZZ_CI_RUNS_hook     ?= 1500000
+FUZZ_CI_RUNS_import   ?= 60000
+FUZZ_CI_RUNS_jwt      ?= 300000
+FUZZ_CI_RUNS_policy   ?= 15000
+FUZZ_CI_RUNS_topic    ?= 200000
+
+# one target's CI run, $(1) its name
+fuzz_ci_one = echo "== fuzz-ci: $(1) ($(fuzz_ci_runs) runs, -seed=$(FUZZ_CI_SEED))"; \
+	rm -rf build/fuzz/ci/$(1); mkdir -p build/fuzz/ci/$(1) build/fuzz/artifacts/$(1); \
+	build/fuzz/fuzz/fuzz_$(1) -runs=$(fuzz_ci_runs) -seed=$(FUZZ_CI_SEED) -reduce_inputs=0 -timeout=25 \
+	    -print_final_stats=1 -artifact_prefix=build/fuzz/artifacts/$(1)/ \
+	    $(if $(wildcard tests/fuzz/$(1).dict),-dict=tests/fuzz/$(1).dict) \
+	    build/fuzz/ci/$(1) tests/fuzz/corpus/$(1) 2>build/fuzz/ci-$(1).log || \
+	  { tail -n 60 build/fuzz/ci-$(1).log; echo "fuzz-ci: $(1) FAILED (log build/fuzz/ci-$(1).log," \
+	    "reproducer in build/fuzz/artifacts/$(1)/)"; exit 1; }; \
+	grep -E '^\#[0-9]+.*DONE|stat::average_exec_per_sec' build/fuzz/ci-$(1).log | sed 's/^/   /'
+fuzz_ci_runs = $(or $(FUZZ_CI_RUNS_$(1)),$(FUZZ_CI_RUNS))
+
+fuzz-ci: fuzz-deps
+	@$(MAKE) --no-print-directory fuzz-build
+	@set -e; $(foreach n,$(FUZZ_NAMES),$(call fuzz_ci_one,$(n));)
 
 ifeq ($(VARIANT),fuzz)
 $(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(LIBS_ALL)
