@@ -18,8 +18,8 @@ HTTP/2 connections (h2_attacks.RawConn: raw frames, HPACK literals only):
 - the output buffer, held by a connection only while its socket is behind: a peer that
   stops reading while 1 MiB answers come back still gets every byte once it reads.
 
-Every warden here runs `transport h2` whatever run.py's --transport says, as in
-h2_attacks.py and sec_transport.py (the timers are h2's; gRPC core has its own). Durations
+Every warden here says `transport h2` (the only transport since 0.2.0), as in
+h2_attacks.py and sec_transport.py. Durations
 are short (1-2 s); every wait polls with a deadline, and each scenario takes a few seconds.
 Loaded by run.py (`h2_keepalive.register(scenario)`); scenarios are named h2_keepalive_*.
 """
