@@ -1740,6 +1740,8 @@ import cli  # noqa: E402  (tests/integration/cli.py: issue 12, subcommands and f
 cli.register(scenario)
 import ops  # noqa: E402  (tests/integration/ops.py: issue 12, running warden as an operator)
 ops.register(scenario)
+import faults  # noqa: E402  (tests/integration/faults.py: issue 10, fault injection)
+faults.register(scenario)
 
 # ====================================================================== main
 
