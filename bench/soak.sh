@@ -236,6 +236,9 @@ while :; do
     sleep 1
 done
 sample $(($(date +%s) - T0 - WARM))
+for n in "${NAMES[@]}"; do
+    "$WARDEN" admin --socket "$TMP/$n.sock" stats >"$OUT/$n.stats" 2>&1 || true
+done
 lrc=0
 for p in "${LOADS[@]}"; do wait "$p" || lrc=1; done
 LOADS=()
@@ -264,6 +267,14 @@ LOADS=()
     echo "rss in KiB (VmRSS); fds: /proc/PID/fd entries; drift: end vs start of the measurement;"
     echo "errors: wd_load err + mismatch (both generators of the warden) + warden ERROR log lines;"
     echo "denies: calls answered false (every call here should be allowed); calls/s from wd_load (ok calls)"
+    for n in "${NAMES[@]}"; do
+        st=$(tr -d '\r' <"$OUT/$n.stats")
+        c() { awk -v k="$1" '$1 == k {print $2; f = 1} END {if (!f) print 0}' <<<"$st"; }
+        d=$(($(c authn_allow_total) + $(c authn_deny_total) + $(c authz_allow_total) + $(c authz_deny_total)))
+        printf '%s: %d decisions, %d Redis lookups (%.2f per decision), %d Redis errors\n' "$n" "$d" \
+            "$(c redis_lookups_total)" "$(awk -v a="$(c redis_lookups_total)" -v b="$d" 'BEGIN {print b ? a / b : 0}')" \
+            "$(c redis_errors_total)"
+    done
     echo "samples (t after warm-up, s):"
     awk -F'\t' 'NR > 1 {printf "  %5s %-8s rss %7s KiB  fds %s\n", $1, $2, $3, $4}' "$OUT/samples.tsv"
 } | tee "$OUT/summary.txt"
