@@ -1745,6 +1745,8 @@ import h2_keepalive  # noqa: E402  (tests/integration/h2_keepalive.py: issue 9, 
 h2_keepalive.register(scenario)
 import one_transport  # noqa: E402  (tests/integration/one_transport.py: issue 9, gRPC core removed)
 one_transport.register(scenario)
+import faults  # noqa: E402  (tests/integration/faults.py: issue 10, fault injection)
+faults.register(scenario)
 
 # ====================================================================== main
 
