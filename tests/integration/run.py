@@ -1742,6 +1742,8 @@ import ops  # noqa: E402  (tests/integration/ops.py: issue 12, running warden as
 ops.register(scenario)
 import h2_keepalive  # noqa: E402  (tests/integration/h2_keepalive.py: issue 9, h2 connection timers)
 h2_keepalive.register(scenario)
+import observe  # noqa: E402  (tests/integration/observe.py: issue 12, metrics, readiness, decision log)
+observe.register(scenario)
 
 # ====================================================================== main
 
