@@ -3,12 +3,12 @@
  * main.c: command line, start-up order and signals.
  *
  * Start-up: defaults -> config file (or the embedded default) -> command-line flags ->
- * cross-option validation -> engine -> gRPC server. Anything wrong before the server
- * starts is reported with its file:line and warden exits without serving.
+ * cross-option validation -> engine -> the server (server/transport.h). Anything wrong before
+ * the server starts is reported with its file:line and warden exits without serving.
  *
- * Signals are blocked in every thread (gRPC's included, they inherit the mask) and taken
- * by the main thread with sigwait(): SIGTERM/SIGINT stop gracefully, SIGHUP reloads the
- * policy, SIGUSR1 reopens the decision log (rotation).
+ * Signals are blocked in every thread (the server's included, they inherit the mask) and
+ * taken by the main thread with sigwait(): SIGTERM/SIGINT stop gracefully, SIGHUP reloads
+ * the policy, SIGUSR1 reopens the decision log (rotation).
  *
  * Stop order: the metrics endpoint's /readyz turns 503 first, then the transport drains,
  * then the decision log writes what is queued (no worker emits any more), then the
@@ -112,14 +112,14 @@ static void print_errors(const char *errors)
     }
 }
 
-/* Logs each line of a rendered diagnostics report. */
-static void log_report(enum wd_log_level level, const char *report)
+/* Logs each line of a rendered report (policy diagnostics, configuration warnings). */
+static void log_report(enum wd_log_level level, const char *module, const char *report)
 {
     const char *p = report;
     while (p && *p) {
         const char *nl = strchr(p, '\n');
         size_t n = nl ? (size_t)(nl - p) : strlen(p);
-        wd_log(level, "policy", "%.*s", (int)n, p);
+        wd_log(level, module, "%.*s", (int)n, p);
         p = nl ? nl + 1 : NULL;
     }
 }
@@ -134,11 +134,11 @@ static void reload(struct wd_engine *e, const char *why)
         wd_log_info("main", "%s: policy %s reloaded (generation %lu)", why,
                     wd_engine_policy_path(e) ? wd_engine_policy_path(e) : "<embedded>",
                     wd_engine_generation(e));
-        log_report(WD_LOG_WARN, report);
+        log_report(WD_LOG_WARN, "policy", report);
     } else {
         wd_log_error("main", "%s: policy reload failed (%s); still serving generation %lu", why,
                      wd_rc_str(rc), before);
-        log_report(WD_LOG_ERROR, report);
+        log_report(WD_LOG_ERROR, "policy", report);
     }
     free(report);
 }
@@ -529,6 +529,7 @@ int main(int argc, char **argv)
     if (ex >= 0)
         goto out;
     wd_log_set_level(cfg.log_level);
+    log_report(WD_LOG_WARN, "config", cfg.warnings);
     if (cfg.allow_core_dumps)
         core_dumps_allow();
     else
@@ -544,7 +545,7 @@ int main(int argc, char **argv)
         goto out;
     }
     if (report && !o.print)
-        log_report(WD_LOG_WARN, report);
+        log_report(WD_LOG_WARN, "policy", report);
     free(report);
     if (o.print) {
         wd_config_print(&cfg, 1);

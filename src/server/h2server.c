@@ -28,9 +28,9 @@
  * `handshake_timeout` and under a per-worker cap of handshakes in progress; its HTTP/2 session
  * starts after it. conn_read/conn_write put plain and TLS sockets behind the same calls.
  *
- * Calls are answered synchronously on the worker, as gRPC core's workers did: a handler
- * that waits on Redis holds its worker (docs/internals.md). Making that asynchronous is the
- * next stage.
+ * Calls run on the worker of their connection; one that waits for Redis or a slow password
+ * hash is suspended and resumed there (h2.c, docs/internals.md "Calls that wait"), so no
+ * worker blocks.
  */
 #include "server/h2server.h"
 
@@ -929,7 +929,7 @@ int wd_h2server_start(const struct wd_config *cfg, struct wd_engine *engine,
     *out = NULL;
     struct wd_tlsconn_ctx *tls = NULL;
     if (cfg->tls_cert && wd_tlsconn_ctx_new(cfg, &tls, err, errcap) != WD_OK)
-        return WD_ETLS; /* checked before binding, as the gRPC-core path does */
+        return WD_ETLS; /* checked before binding: a bad file fails the start */
     struct wd_h2server *s = wd_calloc(1, sizeof *s);
     s->cfg = cfg;
     s->hook_env.cfg = cfg;
