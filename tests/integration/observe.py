@@ -16,8 +16,7 @@ dashboard in deploy/.
   reopens the file after a rename, a full queue drops lines (counted) and calls never wait;
 - deploy/grafana-dashboard.json parses and every metric it reads is exported.
 
-Every warden here runs `transport h2` (the h2 transport's counters and histograms), whatever
-run.py's --transport says. Scenarios are named observe_*. Nothing waits by a fixed sleep:
+Scenarios are named observe_*. Nothing waits by a fixed sleep:
 conditions are polled with deadlines. Loaded by run.py (`observe.register(scenario)`).
 """
 import json
@@ -38,7 +37,6 @@ from harness import ALLOW_RAW, DENY_RAW, PUBLISH, SUBSCRIBE, ensure
 SCENARIOS = H.Scenarios()
 _scenario = SCENARIOS.add
 register = SCENARIOS.register  # run.py: `MODULE.register(scenario)`
-H2 = ["--set", "transport=h2"]
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DASHBOARD = os.path.join(REPO, "deploy", "grafana-dashboard.json")
 HTTP_TIMEOUT = 10.0  # turns a hang into a failure; never a latency assertion
@@ -169,7 +167,7 @@ def observe_metrics_move_with_calls(s, h):
                        "authn users\nauthn default deny\n"
                        'allow publish "ok/#"\ndeny all "no/#"\nauthz default deny\n')
     cfg = "policy %s\nworkers 2\nmetrics_listen 127.0.0.1:%d\n" % (pol, mport)
-    with H.Warden(h, cfg, args=H2) as w:
+    with H.Warden(h, cfg) as w:
         with s.check("observe_metrics_exposition_parses_with_build_info_and_process"):
             st, body = http(mport, "/metrics")
             ensure(st == 200, "HTTP %d" % st)
@@ -245,7 +243,7 @@ def observe_readyz_follows_the_stores_the_policy_needs(s, h):
         mport = free_port()
         w = env.warden("authn redis\nauthn default deny\nauthz default allow\n",
                        *S.redis_lines(r, "metrics_listen 127.0.0.1:%d" % mport,
-                                      "cache off", "transport h2"))
+                                      "cache off"))
         with H.channel(w.addr) as ch:
             m0 = scrape(mport)
             with s.check("observe_readyz_ready_with_redis_up_and_redis_metrics_move"):
@@ -316,7 +314,7 @@ def observe_endpoint_bounds_slowloris_and_floods(s, h):
     mport = free_port()
     cfg = "workers 2\nmetrics_listen 127.0.0.1:%d\n" % mport
     held = []
-    with H.Warden(h, cfg, args=H2) as w:
+    with H.Warden(h, cfg) as w:
         base = _fds(w.proc.pid)
         try:
             with s.check("observe_endpoint_slowloris_from_one_address_is_capped_per_address"):
@@ -384,7 +382,7 @@ def observe_decision_log_lines_fields_and_secrets(s, h):
     logf = os.path.join(d, "decisions.log")
     cfg = ("policy %s\nworkers 2\nmetrics_listen 127.0.0.1:%d\ndecision_log %s\n"
            "decision_log_events all\njwt_secret %s\n" % (pol, mport, logf, jsecret))
-    with H.Warden(h, cfg, args=H2) as w:
+    with H.Warden(h, cfg) as w:
         with H.channel(w.addr) as ch:
             ensure(S.authn(ch, "alice", pw, clientid="c-ok") == ALLOW_RAW, "alice allowed")
             ensure(S.authn(ch, "alice", wrong, clientid=HOSTILE_CID) == DENY_RAW, "denied")
@@ -439,7 +437,7 @@ def observe_decision_log_token_username_never_written(s, h):
     now = int(time.time())
     good = S.jwt_hs({"sub": "x", "exp": now + 600}, secret)
     bad = S.jwt_hs({"sub": "x", "exp": now + 600}, "another-secret-" + os.urandom(4).hex())
-    with H.Warden(h, cfg, args=H2) as w:
+    with H.Warden(h, cfg) as w:
         with H.channel(w.addr) as ch:
             ensure(S.authn(ch, good, "", clientid="t-ok") == ALLOW_RAW, "good token allowed")
             ensure(S.authn(ch, bad, "", clientid="t-bad") == DENY_RAW, "bad token denied")
@@ -464,7 +462,7 @@ def observe_decision_log_reopens_on_sigusr1(s, h):
     os.mkdir(d)
     logf = os.path.join(d, "decisions.log")
     cfg = "workers 2\ndecision_log %s\n" % logf
-    with H.Warden(h, cfg, args=H2) as w:
+    with H.Warden(h, cfg) as w:
         with H.channel(w.addr) as ch:
             deny = lambda cid: S.authn(ch, "demo", "nope", clientid=cid)
             ensure(deny("before-1") == DENY_RAW, "deny")
@@ -500,7 +498,7 @@ def observe_decision_log_full_queue_drops_and_calls_go_on(s, h):
     cfg = ("workers 2\nmetrics_listen 127.0.0.1:%d\ndecision_log %s\n"
            "decision_log_events all\ndecision_log_queue 16\n" % (mport, fifo))
     try:
-        with H.Warden(h, cfg, args=H2) as w:
+        with H.Warden(h, cfg) as w:
             topic = "users/demo/" + "x" * 1000  # ~1.3 KB lines: the pipe holds ~50
             with s.check("observe_decision_log_full_queue_calls_are_all_answered"):
                 with H.channel(w.addr) as ch:
@@ -561,7 +559,7 @@ def observe_dashboard_reads_only_exported_metrics(s, h):
     for e in exprs:
         names.update(re.findall(r"\b((?:warden|process)_[a-z0-9_]+)", e))
     mport = free_port()
-    with H.Warden(h, "workers 2\nmetrics_listen 127.0.0.1:%d\n" % mport, args=H2) as w:
+    with H.Warden(h, "workers 2\nmetrics_listen 127.0.0.1:%d\n" % mport) as w:
         with s.check("observe_dashboard_every_metric_is_exported"):
             exported = {n for n, _ in scrape(mport)}
             missing = sorted(n for n in names if n not in exported)
