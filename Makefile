@@ -25,8 +25,7 @@ GEN     := build/gen
 PYTHON  := /usr/bin/python3
 
 CC      ?= gcc
-PKGS    := libnghttp2 libprotobuf-c openssl libpcre2-8 libxcrypt libargon2 hiredis libjwt jansson libcurl \
-           libmicrohttpd
+PKGS    := libnghttp2 libprotobuf-c openssl libpcre2-8 libxcrypt libargon2 hiredis libjwt jansson libcurl libmicrohttpd
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 ifneq ($(CI),)
 WARN    += -Werror
