@@ -130,6 +130,12 @@ struct wd_config {
     char *admin_socket;       /* NULL: no admin socket */
     char *admin_socket_where; /* "file:line" or "command line: ..." that set it (messages) */
     bool allow_core_dumps;    /* off: the process is not dumpable and RLIMIT_CORE is 0 */
+
+    /* observability (docs/operations.md "Monitoring") */
+    char *metrics_listen;      /* HOST:PORT of the Prometheus endpoint; NULL: off */
+    char *decision_log;        /* a file, "stderr", or NULL / "off" */
+    char *decision_log_events; /* deny | all */
+    int decision_log_queue;    /* lines waiting for the writer; more are dropped (counted) */
 };
 
 /* The ExHook hook names EMQX accepts in a LoadedResponse (exhook-client-behavior.md §3). */

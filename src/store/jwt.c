@@ -615,6 +615,14 @@ uint64_t wd_jwt_verifier_generation(const struct wd_jwt_verifier *v)
     return g;
 }
 
+bool wd_jwt_verifier_has_keys(const struct wd_jwt_verifier *v)
+{
+    pthread_mutex_lock(&v->slot->mu);
+    bool has = v->slot->ks != NULL;
+    pthread_mutex_unlock(&v->slot->mu);
+    return has;
+}
+
 static struct wd_jwt_keyset *pin_keyset(const struct wd_jwt_verifier *v)
 {
     pthread_mutex_lock(&v->slot->mu);

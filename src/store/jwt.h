@@ -139,6 +139,8 @@ void wd_jwt_verifier_set_keyset(const struct wd_jwt_verifier *v, struct wd_jwt_k
  * A verification that races a swap may have used the previous set: read the generation
  * BEFORE verifying and cache under that value. */
 uint64_t wd_jwt_verifier_generation(const struct wd_jwt_verifier *v);
+/* Whether the verifier has a key set (false until a JWKS URL was first fetched). */
+bool wd_jwt_verifier_has_keys(const struct wd_jwt_verifier *v);
 
 /* ---- results ---- */
 

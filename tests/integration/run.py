@@ -1747,6 +1747,8 @@ import one_transport  # noqa: E402  (tests/integration/one_transport.py: issue 9
 one_transport.register(scenario)
 import faults  # noqa: E402  (tests/integration/faults.py: issue 10, fault injection)
 faults.register(scenario)
+import observe  # noqa: E402  (tests/integration/observe.py: issue 12, metrics, readiness, decision log)
+observe.register(scenario)
 
 # ====================================================================== main
 
