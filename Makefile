@@ -4,16 +4,17 @@
 #
 #   make                 build build/warden (release variant)
 #   make run             install deps, build, run warden on its embedded defaults
-#   make test            install deps, build, run every test suite (integration on both
-#                        transports: gRPC core and warden's own h2)
+#   make test            install deps, build, run every test suite
 #   make deps            install the Debian packages the build and tests need (idempotent)
 #   make VARIANT=asan    build/asan/warden with AddressSanitizer (also: debug, ubsan)
-#   make bench           build the benchmark tools (see bench/README.md)
+#   make bench           build the benchmark tools (see bench/README.md); the only targets
+#                        that link gRPC core (the reference server and the load generator)
 #   make fuzz            install clang, build the libFuzzer targets (tests/fuzz/) and run each
 #                        for FUZZ_SECONDS (default 60); `make fuzz FUZZ_SECONDS=10` is a short pass
 #   make install         install the binary, man pages and examples under PREFIX (default
 #                        /usr/local), staged under DESTDIR if set; `make uninstall` removes them
 #   make help            list the targets and variables
+#   make fuzz-ci         the CI pass: each target a fixed number of runs from its seeds, -seed=1
 #
 # Objects live under build/<variant>/, generated protobuf-c code under build/gen/ (never
 # src/). Every library comes from pkg-config.
@@ -24,7 +25,7 @@ GEN     := build/gen
 PYTHON  := /usr/bin/python3
 
 CC      ?= gcc
-PKGS    := grpc libnghttp2 libprotobuf-c openssl libpcre2-8 libxcrypt libargon2 hiredis libjwt jansson libcurl
+PKGS    := libnghttp2 libprotobuf-c openssl libpcre2-8 libxcrypt libargon2 hiredis libjwt jansson libcurl libmicrohttpd
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 ifneq ($(CI),)
 WARN    += -Werror
@@ -61,6 +62,12 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CPPFLAGS   := -D_GNU_SOURCE -Isrc -I$(GEN) -DWD_VERSION='"$(WD_VERSION)"'
 CFLAGS_ALL  = -std=c11 $(OPT) $(WARN) $(PKG_CFLAGS) -MMD -MP
 LDLIBS      = $(PKG_LIBS) -lpthread $(LDSAN)
+
+# gRPC core is not part of warden (removed in 0.2.0, README "Dependencies"): only the
+# benchmark's reference server (bench/bare_server.c) and load generator (bench/wd_load.c)
+# link it, as a C user without warden would
+BENCH_GRPC_CFLAGS = $(shell pkg-config --cflags grpc 2>/dev/null)
+BENCH_GRPC_LIBS   = $(shell pkg-config --libs grpc 2>/dev/null)
 
 # ---- sources, by layer (includes point downward only: core <- store <- engine <- server) ----
 CORE_SRC   := $(wildcard src/core/*.c)
@@ -106,7 +113,7 @@ UNIT_BIN   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 
 .SECONDARY: $(GEN_C) $(GEN_H) $(GEN_PY)
 .PHONY: all deps run test unit policy-tests integration integration-h2 sanitize bench clean \
-        format-check lint fuzz fuzz-deps fuzz-build install uninstall help packaging-tests
+        format-check lint fuzz fuzz-deps fuzz-build install uninstall help packaging-tests fuzz-ci
 .DEFAULT_GOAL := all
 
 ifeq ($(VARIANT),release)
@@ -191,21 +198,26 @@ help:
 	@echo "  deps             install the Debian packages the build and tests need"
 	@echo "  run              deps, build, run warden on its embedded defaults"
 	@echo "  test             deps, build, lint, format-check and every test suite"
-	@echo "  unit | policy-tests | integration | integration-h2 | packaging-tests"
+	@echo "  unit | policy-tests | integration | packaging-tests"
 	@echo "                   one suite"
 	@echo "  sanitize         every suite under ASan and UBSan"
 	@echo "  install          binary, man pages, examples (PREFIX=$(PREFIX), DESTDIR=)"
 	@echo "  uninstall        remove what install put there"
 	@echo "  bench | fuzz     benchmarks (bench/README.md); libFuzzer targets (FUZZ_SECONDS=60)"
+	@echo "  fuzz-ci          the CI fuzz pass: fixed runs, -seed=1 (run by .ci/run)"
 	@echo "  lint | format-check | clean"
 	@echo "variables: VARIANT CI=true (-Werror) V=1 (show commands) PREFIX DESTDIR"
 
 # ---- set-up ----
 # Debian 12 packages for build, tests and benchmarks. `make deps` installs only what is
 # missing, so it is quick and idempotent; apt runs as root, through sudo otherwise.
+# libgrpc-dev is here only for `make bench` (bench/bare_server.c, bench/wd_load.c); warden
+# itself does not link gRPC core. nghttp2-client: h2load and nghttp, independent HTTP/2
+# clients that the integration tests drive warden with.
 DEBIAN_PKGS := gcc make pkg-config libgrpc-dev libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler \
     protobuf-compiler libssl-dev openssl libcmocka-dev libpcre2-dev python3 python3-grpcio python3-protobuf \
     nghttp2-client procps iproute2 libcrypt-dev libargon2-dev libhiredis-dev libjwt-dev libjansson-dev libcurl4-openssl-dev \
+    libmicrohttpd-dev \
     redis-server cppcheck clang-format systemd man-db groff-base
 
 deps:
@@ -238,9 +250,8 @@ packaging-tests: all
 integration: all $(GEN_PY)
 	$(PYTHON) tests/integration/run.py --warden build/warden --gen $(GEN)/py
 
-# the same suites with every warden on warden's own HTTP/2 transport (`transport h2`)
-integration-h2: all $(GEN_PY)
-	$(PYTHON) tests/integration/run.py --warden build/warden --gen $(GEN)/py --transport h2
+# the name from when there were two transports (gRPC core went in 0.2.0): the same suite
+integration-h2: integration
 
 test: deps
 	@$(MAKE) --no-print-directory all
@@ -250,11 +261,10 @@ test: deps
 	@$(MAKE) --no-print-directory policy-tests
 	@$(MAKE) --no-print-directory packaging-tests
 	@$(MAKE) --no-print-directory integration
-	@$(MAKE) --no-print-directory integration-h2
 
 # Every suite (unit, golden policy cases, integration) against the ASan (+LeakSanitizer) and
 # the UBSan build (-fno-sanitize-recover: a finding aborts, so the suite fails). Run by
-# .ci/run after `make test`, on both transports.
+# .ci/run after `make test`.
 SAN_VARIANTS := asan ubsan
 sanitize: deps $(GEN_PY)
 	@set -e; for v in $(SAN_VARIANTS); do \
@@ -263,8 +273,6 @@ sanitize: deps $(GEN_PY)
 	  $(MAKE) --no-print-directory VARIANT=$$v unit; \
 	  WARDEN=build/$$v/warden tests/policy/run.sh; \
 	  $(PYTHON) tests/integration/run.py --warden build/$$v/warden --gen $(GEN)/py; \
-	  $(PYTHON) tests/integration/run.py --warden build/$$v/warden --gen $(GEN)/py \
-	      --transport h2; \
 	done
 
 # ---- benchmarks (bench/README.md) ----
@@ -284,10 +292,12 @@ $(B)/bench/bare_h2: bench/bare_h2.c $(LIBS_ALL)
 	@echo "  CC/LD   $@"
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS_ALL) -o $@ $< $(LIBS_ALL) $(LDLIBS)
 
+# bare_server and wd_load: gRPC core programs (BENCH_GRPC_*)
 $(B)/bench/%: bench/%.c $(GEN_OBJ)
 	@mkdir -p $(@D)
 	@echo "  CC/LD   $@"
-	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS_ALL) -o $@ $< $(GEN_OBJ) $(LDLIBS) -lm
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS_ALL) $(BENCH_GRPC_CFLAGS) -o $@ $< $(GEN_OBJ) \
+	    $(BENCH_GRPC_LIBS) $(LDLIBS) -lm
 
 # ---- fuzzing (docs/reliability.md "Fuzzing") ----
 # Each tests/fuzz/fuzz_<name>.c is one libFuzzer target, run from its seed corpus
@@ -321,6 +331,40 @@ fuzz: fuzz-deps
 	  grep -E '^#[0-9]+.*DONE|stat::number_of_executed_units|stat::average_exec_per_sec' \
 	      build/fuzz/$$n.log | sed 's/^/   /'; \
 	done
+
+# The CI pass (`make fuzz-ci`, run by .ci/run): every target for a fixed number of runs with
+# a fixed -seed, from its seed corpus only (a scratch corpus emptied first), so the same
+# commit always fuzzes the same inputs: a landing is never blocked by a random finding, and
+# a finding (crash, leak, sanitizer report, broken invariant, an input over 25 s) still
+# fails. Runs per target are sized to about 10 to 20 s each on the 2-core machine
+# (docs/reliability.md); FUZZ_CI_RUNS_<name> overrides one, FUZZ_CI_SEED the seed.
+FUZZ_CI_SEED          ?= 1
+FUZZ_CI_RUNS          ?= 200000
+FUZZ_CI_RUNS_config   ?= 60000
+FUZZ_CI_RUNS_emqx_acl ?= 1000000
+FUZZ_CI_RUNS_erlterm  ?= 60000
+FUZZ_CI_RUNS_h2       ?= 250000
+FUZZ_CI_RUNS_hook     ?= 1500000
+FUZZ_CI_RUNS_import   ?= 60000
+FUZZ_CI_RUNS_jwt      ?= 300000
+FUZZ_CI_RUNS_policy   ?= 15000
+FUZZ_CI_RUNS_topic    ?= 200000
+
+# one target's CI run, $(1) its name
+fuzz_ci_one = echo "== fuzz-ci: $(1) ($(fuzz_ci_runs) runs, -seed=$(FUZZ_CI_SEED))"; \
+	rm -rf build/fuzz/ci/$(1); mkdir -p build/fuzz/ci/$(1) build/fuzz/artifacts/$(1); \
+	build/fuzz/fuzz/fuzz_$(1) -runs=$(fuzz_ci_runs) -seed=$(FUZZ_CI_SEED) -reduce_inputs=0 -timeout=25 \
+	    -print_final_stats=1 -artifact_prefix=build/fuzz/artifacts/$(1)/ \
+	    $(if $(wildcard tests/fuzz/$(1).dict),-dict=tests/fuzz/$(1).dict) \
+	    build/fuzz/ci/$(1) tests/fuzz/corpus/$(1) 2>build/fuzz/ci-$(1).log || \
+	  { tail -n 60 build/fuzz/ci-$(1).log; echo "fuzz-ci: $(1) FAILED (log build/fuzz/ci-$(1).log," \
+	    "reproducer in build/fuzz/artifacts/$(1)/)"; exit 1; }; \
+	grep -E '^\#[0-9]+.*DONE|stat::average_exec_per_sec' build/fuzz/ci-$(1).log | sed 's/^/   /'
+fuzz_ci_runs = $(or $(FUZZ_CI_RUNS_$(1)),$(FUZZ_CI_RUNS))
+
+fuzz-ci: fuzz-deps
+	@$(MAKE) --no-print-directory fuzz-build
+	@set -e; $(foreach n,$(FUZZ_NAMES),$(call fuzz_ci_one,$(n));)
 
 ifeq ($(VARIANT),fuzz)
 $(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(LIBS_ALL)

@@ -1,22 +1,23 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 #
-# bench/h2.sh: the two serving stacks side by side (issue 9): gRPC core and warden's own
-# HTTP/2 transport (`transport h2`), each as a bare server and as warden.
+# bench/h2.sh: the two serving stacks side by side (issue 9): gRPC core, as the bare server a
+# C user would otherwise write (bench/bare_server), and warden's own HTTP/2 transport, bare
+# and as warden. (Until 0.2.0 warden could also serve on gRPC core: the `core-wd` column of
+# bench/h2-results.md; `--report` still reprints such results.)
 #
 #   bench/h2.sh                                   # everything: ~5 min + the RSS run
 #   RSS_CALLS=0 bench/h2.sh                       # skip the long RSS run
 #   DUR=2 WARM=1 ROUNDS=1 RSS_CALLS=300000 bench/h2.sh        # smoke run, ~1 min
 #   bench/h2.sh --report build/bench/h2/results.tsv           # reprint an earlier summary
 #
-# Four servers, all pinned to cpu0 with one worker thread (PIN=1), all running for the
+# Three servers, all pinned to cpu0 with one worker thread (PIN=1), all running for the
 # whole run, only the measured one getting traffic:
 #   core-bare  bench/bare_server: gRPC core, a pre-packed reply, no decoding
-#   core-wd    warden, transport grpc-core (today's default)
 #   h2-bare    bench/bare_h2: warden's own transport (h2server, h2, loop) with handlers
-#              that return the same pre-packed reply: the ceiling of the new stack
-#   h2-wd      warden, transport h2
-# Both wardens run bench/run.sh's policy (users + a ${clientid} rule; cache on).
+#              that return the same pre-packed reply: the ceiling of the stack
+#   h2-wd      warden
+# warden runs bench/run.sh's policy (users + a ${clientid} rule; cache on).
 #
 # Settings (clients on cpu1):
 #   h2sat  h2load -t 1 -c 8 -m 32  OnClientAuthorize; a cheap client, so the server is the
@@ -27,7 +28,7 @@
 #   lat1   wd_load -t 1 -c 1 -n 1  latency, 1 call in flight
 #   lat32  wd_load -t 1 -c 8 -n 32 latency, 32 calls in flight
 #   authn  wd_load -t 1 -c 8 -n 64 -m authenticate (demo/demo, salted sha256)
-# Each round measures every setting on the four servers back to back; the order rotates
+# Each round measures every setting on the three servers back to back; the order rotates
 # every round. Before each setting it waits up to QUIET_WAIT s for an idle machine.
 # Report: medians over rounds, and for each pair of servers the median of the per-round
 # ratios of calls/s and of server CPU per call, over the rounds where neither measurement
@@ -37,12 +38,12 @@
 # OnClientAuthorize calls (wd_load -c 8 -n 64 -N RSS_CALLS, every reply checked).
 #
 # The cold path (cache off, a Redis round trip per call) is measured by bench/stores.sh,
-# which takes TRANSPORT=h2 (see bench/h2-results.md).
+# (see bench/h2-results.md).
 #
 # Env knobs (defaults): DUR=4 WARM=1 ROUNDS=5 RSS_CALLS=10000000 PIN=1 THREADS (1 if PIN=1,
-#   else nproc) OTHER_MAX=0.3 QUIET_WAIT=20 PORT0=9300 (core-bare; core-wd, h2-bare,
-#   h2-wd on the next three) OUT=build/bench/h2 SETTINGS="h2sat tput lat1 lat32 authn"
-#   SERVERS="core-bare core-wd h2-bare h2-wd" WARDEN_ARGS="--set k=v ..." (both wardens)
+#   else nproc) OTHER_MAX=0.3 QUIET_WAIT=20 PORT0=9300 (core-bare; h2-bare and h2-wd on
+#   PORT0+2 and PORT0+3) OUT=build/bench/h2 SETTINGS="h2sat tput lat1 lat32 authn"
+#   SERVERS="core-bare h2-bare h2-wd" WARDEN_ARGS="--set k=v ..." (warden)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -71,9 +72,9 @@ fi
 BIN=build/release/bench
 WARDEN=build/warden
 HOST=127.0.0.1
-ALL_SERVERS=(core-bare core-wd h2-bare h2-wd)
+ALL_SERVERS=(core-bare h2-bare h2-wd)
 read -r -a SERVERS <<<"${SERVERS:-${ALL_SERVERS[*]}}"
-declare -A PORT=([core-bare]=$PORT0 [core-wd]=$((PORT0 + 1)) [h2-bare]=$((PORT0 + 2)) [h2-wd]=$((PORT0 + 3)))
+declare -A PORT=([core-bare]=$PORT0 [h2-bare]=$((PORT0 + 2)) [h2-wd]=$((PORT0 + 3)))
 declare -A PID=()
 
 log() { printf '%s\n' "$*" >&2; }
@@ -229,11 +230,9 @@ start_server() { # name
     case $n in
     core-bare) "${PIN_SRV[@]}" "$BIN/bare_server" -a "$addr" -t "$THREADS" >"$OUT/$n.log" 2>&1 & ;;
     h2-bare) "${PIN_SRV[@]}" "$BIN/bare_h2" -a "$addr" -t "$THREADS" >"$OUT/$n.log" 2>&1 & ;;
-    core-wd | h2-wd)
-        local tr=grpc-core
-        [ "$n" = h2-wd ] && tr=h2
+    h2-wd)
         # shellcheck disable=SC2086
-        "${PIN_SRV[@]}" "$WARDEN" --listen "$addr" --workers "$THREADS" --set transport=$tr \
+        "${PIN_SRV[@]}" "$WARDEN" --listen "$addr" --workers "$THREADS" \
             --set policy="$POLICY" --log-level warn ${WARDEN_ARGS:-} >"$OUT/$n.log" 2>&1 &
         ;;
     esac
@@ -252,7 +251,7 @@ box_s() { # non-idle CPU seconds of the whole machine
 
 CPU_MODEL=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
 {
-    echo "# gRPC core vs warden's h2 transport, bare and warden, $(date -u +%Y-%m-%dT%H:%MZ)"
+    echo "# bare gRPC core vs warden's h2 transport, bare and warden, $(date -u +%Y-%m-%dT%H:%MZ)"
     echo "# machine: $(nproc) CPUs, $CPU_MODEL, $(uname -r); load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "# warden $($WARDEN --version 2>&1 | head -1), grpc $(pkg-config --modversion grpc 2>/dev/null) (core soname), nghttp2 $(pkg-config --modversion libnghttp2 2>/dev/null)"
     echo "# $PIN_DESC; server worker threads: $THREADS each; DUR=${DUR}s WARM=${WARM}s ROUNDS=$ROUNDS"

@@ -242,7 +242,7 @@ CPU_MODEL=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
 {
     echo "# warden vs bare_server, $(date -u +%Y-%m-%dT%H:%MZ)"
     echo "# machine: $(nproc) CPUs, $CPU_MODEL, $(uname -r)"
-    echo "# warden $($WARDEN --version 2>&1 | head -1), grpc $(pkg-config --modversion grpc 2>/dev/null) (core soname)"
+    echo "# warden $($WARDEN --version 2>&1 | head -1), bare_server on grpc $(pkg-config --modversion grpc 2>/dev/null) (core soname)"
     echo "# $PIN_DESC; server worker threads: $THREADS each; DUR=${DUR}s WARM=${WARM}s ROUNDS=$ROUNDS"
     echo "# background load before the run: $IDLE_LOAD cores; warden policy: $POLICY"
 } | tee "$OUT/report.txt" >&2

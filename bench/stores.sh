@@ -54,7 +54,6 @@
 #
 # Env knobs (defaults): DUR=4 WARM=1 ROUNDS=5 PIN=1 THREADS (1 if PIN=1, else nproc)
 #   K=10000 B=200 ZIPF=1.0 STEADY=130 STORM=1 STORM_WORKERS=64 PROFILE=auto
-#   TRANSPORT=grpc-core|h2 (every warden's `transport`; bare_server stays gRPC core)
 #   CACHE_CONF="directive value; ..." (extra configuration for the wardens with `cache on`,
 #   e.g. CACHE_CONF="cache_memory 256MiB"; default: warden's defaults)
 #   OTHER_MAX=0.3 QUIET_WAIT=20 BARE_PORT=9200 WD_PORT=9201 (wardens: WD_PORT..WD_PORT+5)
@@ -87,7 +86,6 @@ OUT=${OUT:-build/bench/stores}
 BCRYPT_CACHE=${BCRYPT_CACHE:-build/bench/bcrypt-users.txt}
 PYTHON=${PYTHON:-/usr/bin/python3}
 CACHE_CONF=${CACHE_CONF:-}
-TRANSPORT=${TRANSPORT:-grpc-core}
 IFS=';' read -r -a CACHE_LINES <<<"$CACHE_CONF"
 if [ "$PIN" = 1 ]; then
     THREADS=${THREADS:-1}
@@ -346,7 +344,6 @@ start_warden() { # name port workers policy extra-config-lines...
         echo "# written by bench/stores.sh"
         echo "listen $HOST:$port"
         echo "workers $workers"
-        echo "transport $TRANSPORT"
         echo "policy $OUT/$policy"
         echo "policy_watch off"
         echo "log_level warn"
@@ -392,8 +389,8 @@ CPU_MODEL=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
 {
     echo "# warden stores vs bare_server, $(date -u +%Y-%m-%dT%H:%MZ)"
     echo "# machine: $(nproc) CPUs, $CPU_MODEL, $(uname -r)"
-    echo "# warden $($WARDEN --version 2>&1 | head -1), grpc $(pkg-config --modversion grpc 2>/dev/null) (core soname), redis $(redis-server --version | awk '{print $3}')"
-    echo "# $PIN_DESC; server worker threads: $THREADS each; wardens on transport $TRANSPORT"
+    echo "# warden $($WARDEN --version 2>&1 | head -1), bare_server on grpc $(pkg-config --modversion grpc 2>/dev/null) (core soname), redis $(redis-server --version | awk '{print $3}')"
+    echo "# $PIN_DESC; server worker threads: $THREADS each"
     echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "# DUR=${DUR}s WARM=${WARM}s ROUNDS=$ROUNDS K=$K B=$B ZIPF=$ZIPF STEADY=$STEADY"
     echo "# background load before the run: $IDLE_LOAD cores"

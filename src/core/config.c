@@ -98,7 +98,10 @@ static const char *const salt_positions[] = {"prefix", "suffix", "disable", NULL
 static const char *const pbkdf2_macs[] = {"sha",    "sha1",   "sha224", "sha256",
                                           "sha384", "sha512", NULL};
 static const char *const token_fields[] = {"password", "username", NULL};
-static const char *const transports[] = {"grpc-core", "h2", NULL};
+static const char *const transports[] = {"h2", NULL};
+/* T_PATH with choices: these words are kept as they are, anything else is a file name */
+static const char *const log_words[] = {"off", "stderr", NULL};
+static const char *const log_events[] = {"deny", "all", NULL};
 static const char *const session_stores[] = {"local", "redis", NULL};
 
 #define OFF(f) offsetof(struct wd_config, f)
@@ -106,7 +109,6 @@ static const struct opt opts[] = {
     {"listen", T_STRING, OFF(listen), 0, 0, NULL},
     {"workers", T_INT, OFF(workers), 0, 256, NULL},
     {"hash_threads", T_INT, OFF(hash_threads), 1, 64, NULL},
-    {"prepost", T_INT, OFF(prepost), 1, 4096, NULL},
     {"shutdown_grace", T_DURATION, OFF(shutdown_grace_ms), 0, 600000, NULL},
     {"max_message_size", T_SIZE_AUTO, OFF(max_message_size), 1024, 64 << 20, NULL},
     {"max_concurrent_streams", T_INT, OFF(max_concurrent_streams), 1, 100000, NULL},
@@ -178,6 +180,10 @@ static const struct opt opts[] = {
     {"session_redis_ttl", T_DURATION, OFF(session_redis_ttl_ms), 1000, 604800000, NULL},
     {"admin_socket", T_PATH, OFF(admin_socket), 0, 0, NULL},
     {"allow_core_dumps", T_BOOL, OFF(allow_core_dumps), 0, 0, NULL},
+    {"metrics_listen", T_STRING, OFF(metrics_listen), 0, 0, NULL},
+    {"decision_log", T_PATH, OFF(decision_log), 0, 0, log_words},
+    {"decision_log_events", T_WORD, OFF(decision_log_events), 0, 0, log_events},
+    {"decision_log_queue", T_INT, OFF(decision_log_queue), 16, 1 << 20, NULL},
 };
 #undef OFF
 
@@ -219,7 +225,6 @@ void wd_config_defaults(struct wd_config *cfg)
     cfg->listen = wd_strdup("127.0.0.1:9000");
     cfg->workers = 0;
     cfg->hash_threads = 2;
-    cfg->prepost = 64;
     cfg->shutdown_grace_ms = 5000;
     cfg->max_message_size = 0; /* auto */
     cfg->max_concurrent_streams = 1000;
@@ -229,7 +234,7 @@ void wd_config_defaults(struct wd_config *cfg)
     cfg->max_connection_idle_ms = 0;
     cfg->max_connection_age_ms = 0;
     cfg->max_connection_age_grace_ms = 30000;
-    cfg->transport = wd_strdup("grpc-core");
+    cfg->transport = wd_strdup("h2");
     cfg->max_connections = 10000;
     cfg->max_connections_per_peer = 1000;
     cfg->handshake_timeout_ms = 10000;
@@ -273,6 +278,9 @@ void wd_config_defaults(struct wd_config *cfg)
     cfg->session_store = NULL; /* redis when Redis is configured, else local */
     cfg->session_redis_prefix = wd_strdup("warden:session:");
     cfg->session_redis_ttl_ms = 86400000;
+
+    cfg->decision_log_events = wd_strdup("deny");
+    cfg->decision_log_queue = 4096;
 }
 
 void wd_config_cleanup(struct wd_config *cfg)
@@ -280,6 +288,7 @@ void wd_config_cleanup(struct wd_config *cfg)
     if (!cfg)
         return;
     free(cfg->source);
+    free(cfg->warnings);
     for (size_t i = 0; i < WD_ARRAY_LEN(opts); i++) {
         if (opts[i].type != T_STRING && opts[i].type != T_SECRET && opts[i].type != T_WORD &&
             opts[i].type != T_SECRET_FILE && opts[i].type != T_PATH)
@@ -365,6 +374,37 @@ static int parse_int(const char *s, long *out)
     return WD_OK;
 }
 
+/* Directives and values removed in 0.2.0 with gRPC core (docs/operations.md, "Upgrading from
+ * 0.1.0"). `transport grpc-core` asked for another server, with other limits: serving with
+ * this one instead would be a silent fallback, so it is an error. `prepost` only sized gRPC
+ * core's pre-posted requests (a tuning knob, and in the example configuration): refusing to
+ * start over it would turn an upgrade into an outage for nothing, so it loads with a warning
+ * that names the line. Returns the number of errors added, or -1 when w is none of them. */
+static int apply_removed(struct wd_config *cfg, const char *where, char **w, int nw,
+                         struct errbuf *e)
+{
+    if (strcmp(w[0], "transport") == 0 && nw == 2 && strcmp(w[1], "grpc-core") == 0) {
+        err_add(e,
+                "%s: 'transport grpc-core': gRPC core was removed in 0.2.0; remove the line "
+                "(warden's own HTTP/2 transport is the only one)",
+                where);
+        return 1;
+    }
+    if (strcmp(w[0], "prepost") == 0) {
+        struct wd_buf b = {0};
+        if (cfg->warnings)
+            wd_buf_printf(&b, "%s\n", cfg->warnings);
+        wd_buf_printf(&b,
+                      "%s: 'prepost' has no effect: it sized gRPC core's pre-posted requests, and "
+                      "gRPC core was removed in 0.2.0; remove the line",
+                      where);
+        free(cfg->warnings);
+        cfg->warnings = b.s;
+        return 0;
+    }
+    return -1;
+}
+
 /* HOST:PORT with a non-empty host and a port from 0 to 65535: checked where the value is
  * given (a file's line, or the flag that set it), not later. */
 static bool listen_form_ok(const char *v)
@@ -375,7 +415,6 @@ static bool listen_form_ok(const char *v)
            port <= 65535;
 }
 
-/* A directive with its words. Returns the number of errors added. */
 /* path as given, or, when it is relative and came from a configuration file (file not
  * NULL), relative to that file's directory. A malloc'd string. */
 static char *resolve_path(const char *file, const char *path)
@@ -452,9 +491,13 @@ static int read_secret_file(const char *where, const char *name, const char *pat
     return 0;
 }
 
+/* A directive with its words. Returns the number of errors added. */
 static int apply(struct wd_config *cfg, const char *where, const char *file, char **w, int nw,
                  struct errbuf *e, unsigned char *seen)
 {
+    int removed = apply_removed(cfg, where, w, nw, e);
+    if (removed >= 0)
+        return removed;
     const struct opt *o = NULL;
     size_t idx = 0;
     for (idx = 0; idx < WD_ARRAY_LEN(opts); idx++) {
@@ -600,7 +643,10 @@ static int apply(struct wd_config *cfg, const char *where, const char *file, cha
         }
         char **sp = (char **)field;
         free(*sp);
-        *sp = o->type == T_PATH ? resolve_path(file, v) : wd_strdup(v);
+        bool word = false;
+        for (const char *const *c = o->choices; o->type == T_PATH && c && *c; c++)
+            word = word || strcmp(*c, v) == 0;
+        *sp = o->type == T_PATH && !word ? resolve_path(file, v) : wd_strdup(v);
         if (sp == &cfg->admin_socket) {
             free(cfg->admin_socket_where);
             cfg->admin_socket_where = wd_strdup(where);
@@ -886,7 +932,8 @@ bool wd_config_listen_is_loopback(const char *listen)
     if (strchr(h, ':') && listen[0] != '[')
         return false; /* an IPv6 address needs brackets, or HOST:PORT is ambiguous */
     /* only literal names: a host name that resolves to a loopback address today need not
-     * tomorrow, and gRPC resolves "localhost" to 127.0.0.1 and ::1 itself */
+     * tomorrow; "localhost" is the exception, as /etc/hosts maps it (the server binds the
+     * first address getaddrinfo gives for it: 127.0.0.1 or ::1) */
     if (strcasecmp(h, "localhost") == 0)
         return true;
     unsigned char a[16];

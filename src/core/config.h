@@ -9,7 +9,9 @@
  * Unknown directives, bad values, missing arguments and repeated single-valued directives
  * are errors reported as "file:line: message"; all errors of a file are reported in one
  * pass. A config that parsed cleanly still goes through wd_config_validate() for
- * cross-option rules (tls_key without tls_cert, ...).
+ * cross-option rules (tls_key without tls_cert, ...). A directive removed with gRPC core in
+ * 0.2.0 is an error when it asked for gRPC core (`transport grpc-core`), and loads with a
+ * warning in cfg->warnings when it only tuned it (`prepost`).
  *
  * Ownership: a struct wd_config owns every string it points to; wd_config_cleanup frees
  * them. It is built once at startup (and, later, on reload into a fresh struct) and is
@@ -31,13 +33,14 @@ enum wd_nomatch_reply {
 };
 
 struct wd_config {
-    char *source; /* config file path, or "<embedded>" */
+    char *source;   /* config file path, or "<embedded>" */
+    char *warnings; /* "file:line: message" lines (newline-separated) for directives that load
+                     * but have no effect (`prepost`); NULL when none. main.c logs them. */
 
     /* serving */
     char *listen;
     int workers;      /* 0: one per online CPU */
     int hash_threads; /* threads for bcrypt / argon2id / pbkdf2 checks (h2 transport) */
-    int prepost;
     int shutdown_grace_ms;
     int max_message_size; /* 0 (auto): derived from the hooks, see wd_config_request_limit */
     int max_concurrent_streams;
@@ -47,12 +50,12 @@ struct wd_config {
     int max_connection_idle_ms; /* 0: never close idle connections */
     int max_connection_age_ms;  /* 0: connections live forever */
     int max_connection_age_grace_ms;
-    char *transport;              /* "grpc-core" (default in this stage) or "h2" (warden's own) */
-    int max_connections;          /* transport h2: connections served at once; more are closed */
-    int max_connections_per_peer; /* transport h2: the same, per peer address */
-    int handshake_timeout_ms;     /* transport h2: accept -> client preface + SETTINGS */
-    int header_timeout_ms;        /* transport h2: first byte of a frame/header block -> end */
-    int request_buffer_memory;    /* transport h2: request bytes buffered, whole process */
+    char *transport;              /* "h2", the only one (warden's own HTTP/2 transport) */
+    int max_connections;          /* connections served at once; more are closed */
+    int max_connections_per_peer; /* the same, per peer address */
+    int handshake_timeout_ms;     /* accept -> client preface + SETTINGS */
+    int header_timeout_ms;        /* first byte of a frame/header block -> end */
+    int request_buffer_memory;    /* request bytes buffered, whole process */
 
     /* TLS: h2c when tls_cert is unset; mutual TLS when tls_client_ca is set */
     char *tls_cert;
@@ -130,6 +133,12 @@ struct wd_config {
     char *admin_socket;       /* NULL: no admin socket */
     char *admin_socket_where; /* "file:line" or "command line: ..." that set it (messages) */
     bool allow_core_dumps;    /* off: the process is not dumpable and RLIMIT_CORE is 0 */
+
+    /* observability (docs/operations.md "Monitoring") */
+    char *metrics_listen;      /* HOST:PORT of the Prometheus endpoint; NULL: off */
+    char *decision_log;        /* a file, "stderr", or NULL / "off" */
+    char *decision_log_events; /* deny | all */
+    int decision_log_queue;    /* lines waiting for the writer; more are dropped (counted) */
 };
 
 /* The ExHook hook names EMQX accepts in a LoadedResponse (exhook-client-behavior.md §3). */

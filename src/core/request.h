@@ -41,6 +41,8 @@ struct wd_authn_req {
     bool emqx_result; /* EMQX's accumulated verdict before warden (normally false) */
 };
 
+/* The values are bits: a set of actions (a rule's) is their OR, as the policy's WD_ACT_* and
+ * the stores' WD_ACL_* are. */
 enum wd_action {
     WD_ACTION_PUBLISH = 1,
     WD_ACTION_SUBSCRIBE = 2,

@@ -44,6 +44,14 @@
 #include "store/redis_async.h"
 #include "store/session_rec.h"
 
+/* the JWT refusal counters follow enum wd_jwt_status (core/metrics.h) */
+_Static_assert(WD_M_JWT_REFUSED_NO_KEYS - WD_M_JWT_REFUSED_TOO_BIG ==
+                   WD_JWT_NO_KEYS - WD_JWT_TOO_BIG,
+               "metrics.h JWT refusal reasons out of step with enum wd_jwt_status");
+_Static_assert(WD_M_JWT_REFUSED_EXPIRED - WD_M_JWT_REFUSED_TOO_BIG ==
+                   WD_JWT_EXPIRED - WD_JWT_TOO_BIG,
+               "metrics.h JWT refusal reasons out of step with enum wd_jwt_status");
+
 /* ---- single-flight ---- */
 
 /* A call waiting on its loop for another caller's computation (an asynchronous follower). */
@@ -179,6 +187,10 @@ struct wd_backends {
     pthread_mutex_t pool_mu;
     struct wd_hashpool *pool;
     unsigned hash_threads;
+
+    /* the readiness probe's own blocking Redis connection (metrics endpoint's thread) */
+    pthread_mutex_t probe_mu;
+    struct wd_redis *probe;
 };
 
 struct wd_backends_local {
@@ -223,7 +235,8 @@ struct wd_pending {
     bool ended;
     void (*resume)(void *ctx);
     void *ctx;
-    char *pw; /* the password, for a hash check after the lookup (wiped) */
+    char *pw;          /* the password, for a hash check after the lookup (wiped) */
+    uint64_t redis_t0; /* when the user lookup was sent (ns, the Redis latency histogram) */
     size_t pwlen;
     struct vslot user;       /* authn redis */
     struct vslot stat;       /* a static user's slow hash */
@@ -524,6 +537,7 @@ int wd_backends_new(const struct wd_config *cfg, struct wd_backends **out, char 
     pthread_mutex_init(&b->flights.mu, NULL);
     pthread_cond_init(&b->flights.cv, NULL);
     pthread_mutex_init(&b->pool_mu, NULL);
+    pthread_mutex_init(&b->probe_mu, NULL);
     b->hash_threads = cfg->hash_threads > 0 ? (unsigned)cfg->hash_threads : 2;
     struct wd_buf e = {0};
     int n = 0;
@@ -574,6 +588,8 @@ void wd_backends_free(struct wd_backends *b)
         return;
     wd_hashpool_free(b->pool); /* every local is gone: no completion is due to a loop */
     pthread_mutex_destroy(&b->pool_mu);
+    wd_redis_free(b->probe);
+    pthread_mutex_destroy(&b->probe_mu);
     wd_jwks_refresher_stop(b->refresher);
     wd_jwt_verifier_free(b->verifier);
     wd_sessions_free(b->sessions);
@@ -901,7 +917,9 @@ static bool redis_verdict(void *ctx, struct verdict *vd)
     struct wd_backends *b = x->l->b;
     struct wd_redis *r = redis_of(x->l);
     struct wd_redis_user u;
+    uint64_t t0 = wd_metrics_now_ns();
     int g = r ? wd_redis_user_get(r, x->key, x->keylen, &u) : WD_EBACKEND;
+    wd_metrics_observe(WD_H_REDIS, wd_metrics_now_ns() - t0);
     wd_metrics_inc(WD_M_REDIS_LOOKUPS);
     if (g == WD_EBACKEND) {
         wd_metrics_inc(WD_M_REDIS_ERRORS);
@@ -948,6 +966,7 @@ static void on_user_reply(void *ctx, struct wd_redis_async_result *res)
     struct wd_pending *p = ctx;
     struct wd_backends_local *l = p->l;
     struct verdict vd = {0};
+    wd_metrics_observe(WD_H_REDIS, wd_metrics_now_ns() - p->redis_t0);
     if (res->rc == WD_EBACKEND || res->rc == WD_ETIMEDOUT) {
         wd_metrics_inc(WD_M_REDIS_ERRORS);
         backend_warn("user lookup", res->err[0] ? res->err : wd_rc_str(res->rc));
@@ -1024,6 +1043,7 @@ static int authn_redis_wait(struct wd_backends_local *l, const struct wd_authn_r
     if (joined)
         return WD_EAGAIN;
     wd_metrics_inc(WD_M_REDIS_LOOKUPS);
+    p->redis_t0 = wd_metrics_now_ns();
     int rc = l->ra ? wd_redis_async_user_get(l->ra, key, keylen, 0, on_user_reply, p) : WD_EBACKEND;
     if (rc != WD_OK) {
         wd_metrics_inc(WD_M_REDIS_ERRORS);
@@ -1302,6 +1322,7 @@ int wd_backends_authn_jwt(struct wd_backends_local *l, const struct wd_authn_req
                 wd_jwt_ident_release(j);
                 wd_cache_remove(b->cache, &ck);
                 j = NULL;
+                wd_metrics_inc(WD_M_JWT_REFUSED_EXPIRED);
                 out->decision = WD_DECISION_DENY;
                 out->reason = "jwt: token expired";
                 wd_cache_key_cleanup(&ck);
@@ -1313,8 +1334,9 @@ int wd_backends_authn_jwt(struct wd_backends_local *l, const struct wd_authn_req
         struct wd_jwt_result res;
         int vr = wd_jwt_verify(b->verifier, tok, toklen, &req->client, now, &res);
         if (vr != WD_OK) {
-            wd_metrics_inc(WD_M_JWT_REFUSED);
             enum wd_jwt_status st = res.status;
+            if (st >= WD_JWT_TOO_BIG && st <= WD_JWT_NO_KEYS)
+                wd_metrics_inc(WD_M_JWT_REFUSED_TOO_BIG + (st - WD_JWT_TOO_BIG));
             wd_jwt_result_cleanup(&res);
             if (st == WD_JWT_UNKNOWN_KID || st == WD_JWT_NO_KEYS)
                 wd_jwks_refresher_kick(b->refresher); /* rotated keys? (rate-limited) */
@@ -1741,6 +1763,7 @@ struct acl_wait {
     char *user;
     char who[200];
     struct skip_ctx sk;
+    uint64_t t0; /* when the lookup was sent (ns) */
 };
 
 static void on_acl_reply(void *ctx, struct wd_redis_async_result *res)
@@ -1750,6 +1773,7 @@ static void on_acl_reply(void *ctx, struct wd_redis_async_result *res)
     struct wd_backends *b = p->l->b;
     p->acl_state = SLOT_DONE;
     p->acl_rc = WD_EBACKEND;
+    wd_metrics_observe(WD_H_REDIS, wd_metrics_now_ns() - aw->t0);
     if (res->rc != WD_OK) {
         wd_metrics_inc(WD_M_REDIS_ERRORS);
         backend_warn("ACL lookup", res->err[0] ? res->err : wd_rc_str(res->rc));
@@ -1819,6 +1843,7 @@ static int redis_acl(struct wd_backends_local *l, const struct wd_client *c, str
         aw->user = wd_strdup(c->username);
         aw->sk = (struct skip_ctx){"Redis ACL", aw->who, 0};
         client_label(b, c, aw->who, sizeof aw->who);
+        aw->t0 = wd_metrics_now_ns();
         int sr = l->ra ? wd_redis_async_acl_get(l->ra, key, keylen, 0, log_acl_skip, &aw->sk,
                                                 on_acl_reply, aw)
                        : WD_EBACKEND;
@@ -1841,7 +1866,10 @@ static int redis_acl(struct wd_backends_local *l, const struct wd_client *c, str
     size_t n = 0;
     char who[200];
     struct skip_ctx sk = {"Redis ACL", client_label(b, c, who, sizeof who), 0};
-    if (!r || wd_redis_acl_get(r, key, keylen, &ents, &n, log_acl_skip, &sk) != WD_OK) {
+    uint64_t t0 = wd_metrics_now_ns();
+    int gr = r ? wd_redis_acl_get(r, key, keylen, &ents, &n, log_acl_skip, &sk) : WD_EBACKEND;
+    wd_metrics_observe(WD_H_REDIS, wd_metrics_now_ns() - t0);
+    if (gr != WD_OK) {
         wd_metrics_inc(WD_M_REDIS_ERRORS);
         backend_warn("ACL lookup", r ? wd_redis_last_error(r) : "no client");
         rc = WD_EBACKEND;
@@ -1871,6 +1899,7 @@ int wd_backends_source_eval(void *ctx, enum wd_source src, const struct wd_authz
     struct wd_source_ctx *sc = ctx;
     struct wd_backends *b = sc->l->b;
     struct wd_policy_result r;
+    sc->step = src == WD_SOURCE_REDIS ? "redis" : "jwt";
     if (src == WD_SOURCE_REDIS) {
         if (!b->redis_on)
             return 0;
@@ -2007,4 +2036,93 @@ void wd_backends_stats(struct wd_backends *b, struct wd_buf *out)
     } else {
         wd_buf_puts(out, "jwt: not configured\n");
     }
+}
+
+/* ---- metrics and readiness ---- */
+
+static size_t sample(struct wd_metrics_sample *s, size_t i, size_t cap, const char *family,
+                     enum wd_metrics_type type, const char *help, const char *labels, double v)
+{
+    if (i >= cap)
+        return i;
+    s[i].family = family;
+    s[i].type = type;
+    s[i].help = help;
+    snprintf(s[i].labels, sizeof s[i].labels, "%s", labels);
+    s[i].value = v;
+    return i + 1;
+}
+
+size_t wd_backends_metrics(struct wd_backends *b, struct wd_metrics_sample *s, size_t cap)
+{
+    size_t i = 0;
+    struct wd_cache_stats c = {0}, se;
+    if (b->cache)
+        wd_cache_stats(b->cache, &c);
+    wd_sessions_cache_stats(b->sessions, &se);
+    const enum wd_metrics_type C = WD_METRICS_COUNTER, G = WD_METRICS_GAUGE;
+    i = sample(s, i, cap, "warden_cache_hits_total", C,
+               "cache lookups answered (credential verdicts, Redis ACLs, tokens)", "", c.hits);
+    i = sample(s, i, cap, "warden_cache_misses_total", C, "cache lookups not answered", "",
+               c.misses);
+    i = sample(s, i, cap, "warden_cache_evictions_total", C,
+               "cache entries evicted for room (entries or memory limit)", "", c.evictions);
+    i = sample(s, i, cap, "warden_cache_expirations_total", C, "cache entries expired (TTL)", "",
+               c.expirations);
+    i = sample(s, i, cap, "warden_cache_entries", G, "cache entries now (0 with cache off)", "",
+               c.entries);
+    i = sample(s, i, cap, "warden_cache_bytes", G, "cache memory accounted now", "", c.bytes);
+    i = sample(s, i, cap, "warden_sessions", G, "sessions held now", "", se.entries);
+    i = sample(s, i, cap, "warden_sessions_bytes", G, "session memory accounted now", "", se.bytes);
+    i = sample(s, i, cap, "warden_sessions_evictions_total", C,
+               "sessions evicted for room (session_max, session_memory)", "", se.evictions);
+    struct wd_hashpool_stats hs = {0};
+    pthread_mutex_lock(&b->pool_mu);
+    if (b->pool)
+        wd_hashpool_stats(b->pool, &hs);
+    pthread_mutex_unlock(&b->pool_mu);
+    i = sample(s, i, cap, "warden_hash_threads", G, "password hash threads configured", "",
+               b->hash_threads);
+    i = sample(s, i, cap, "warden_hash_running", G, "password checks running on hash threads", "",
+               hs.running);
+    i = sample(s, i, cap, "warden_hash_queued", G, "password checks waiting for a hash thread", "",
+               hs.queued);
+    i = sample(s, i, cap, "warden_hash_completed_total", C, "password checks done on hash threads",
+               "", (double)hs.completed);
+    i = sample(s, i, cap, "warden_hash_refused_total", C,
+               "password checks refused: hash threads busy (the call is denied)", "",
+               (double)hs.rejected);
+    i = sample(s, i, cap, "warden_jwt_keyset_generation", G,
+               "JWT key set generation (+1 per JWKS swap; 0: JWT not configured)", "",
+               b->jwt_on ? (double)wd_jwt_verifier_generation(b->verifier) : 0);
+    return i;
+}
+
+bool wd_backends_ready(struct wd_backends *b, bool need_redis, bool need_jwt, struct wd_buf *out)
+{
+    bool ok = true;
+    if (need_redis) {
+        pthread_mutex_lock(&b->probe_mu);
+        if (!b->probe && b->redis_on && wd_redis_new(&b->ropts, &b->probe) != WD_OK)
+            b->probe = NULL;
+        int rc = b->probe ? wd_redis_ping(b->probe) : WD_EBACKEND;
+        if (rc == WD_OK) {
+            wd_buf_puts(out, "redis: ok\n");
+        } else {
+            ok = false;
+            wd_buf_printf(out, "redis: not answering (%s)\n",
+                          b->probe ? wd_redis_last_error(b->probe) : "not configured");
+        }
+        pthread_mutex_unlock(&b->probe_mu);
+    }
+    if (need_jwt) {
+        if (b->jwt_on && wd_jwt_verifier_has_keys(b->verifier)) {
+            wd_buf_puts(out, "jwt: ok\n");
+        } else {
+            ok = false;
+            wd_buf_puts(out, b->jwt_on ? "jwt: no key set yet (JWKS not fetched)\n"
+                                       : "jwt: not configured\n");
+        }
+    }
+    return ok;
 }

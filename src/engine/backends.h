@@ -38,6 +38,7 @@
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/evops.h"
+#include "core/metrics.h"
 #include "core/request.h"
 #include "engine/jwtident.h"
 #include "engine/sessions.h"
@@ -116,6 +117,7 @@ struct wd_source_ctx {
     struct wd_backends_local *l;
     const struct wd_session *session; /* may be NULL */
     const char *reason;               /* set by the source that decided */
+    const char *step;                 /* "redis" or "jwt": the source that decided */
     struct wd_waiter *waiter;         /* may be NULL: block */
     bool waiting; /* a source waits: the result is meaningless, the call returns WD_EAGAIN */
 };
@@ -132,5 +134,12 @@ size_t wd_backends_flush_all(struct wd_backends *b);
 size_t wd_backends_flush_user(struct wd_backends *b, const char *user, size_t len);
 /* Human-readable statistics (cache counters, sessions, Redis and JWT state). */
 void wd_backends_stats(struct wd_backends *b, struct wd_buf *out);
+/* Metrics snapshot (caches, sessions, hash threads, JWT key set) into s; returns how many
+ * samples (at most cap). */
+size_t wd_backends_metrics(struct wd_backends *b, struct wd_metrics_sample *s, size_t cap);
+/* Readiness of the stores a policy needs (need_redis, need_jwt): one line per check into
+ * out; false if one does not answer. Blocking (a Redis PING on the probe's own connection,
+ * under a lock). */
+bool wd_backends_ready(struct wd_backends *b, bool need_redis, bool need_jwt, struct wd_buf *out);
 
 #endif

@@ -32,7 +32,7 @@ static struct wd_policy *compile_acl(const struct wd_jwt_result *r, const char *
         return NULL;
     struct wd_policy_rule_in *in = wd_calloc(r->n_acl ? r->n_acl : 1, sizeof *in);
     for (size_t i = 0; i < r->n_acl; i++) {
-        const struct wd_jwt_acl_rule *a = &r->acl[i];
+        const struct wd_acl_entry *a = &r->acl[i];
         in[i].perm = a->allow ? WD_DECISION_ALLOW : WD_DECISION_DENY;
         in[i].actions = a->actions;
         in[i].topics = (const char *const *)&a->topic;

@@ -372,6 +372,11 @@ void wd_sessions_stats(struct wd_sessions *t, struct wd_buf *out)
                   (unsigned long long)st.expirations);
 }
 
+void wd_sessions_cache_stats(struct wd_sessions *t, struct wd_cache_stats *out)
+{
+    wd_cache_stats(t->cache, out);
+}
+
 bool wd_session_superuser(const struct wd_session *s)
 {
     return s && s->superuser;

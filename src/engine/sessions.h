@@ -104,6 +104,9 @@ int64_t wd_sessions_now_ms(const struct wd_sessions *t);
 size_t wd_sessions_flush_all(struct wd_sessions *t);
 size_t wd_sessions_flush_user(struct wd_sessions *t, const char *user, size_t len);
 void wd_sessions_stats(struct wd_sessions *t, struct wd_buf *out);
+/* The table's counters (entries, bytes, evictions ...), for the metrics endpoint. */
+struct wd_cache_stats;
+void wd_sessions_cache_stats(struct wd_sessions *t, struct wd_cache_stats *out);
 
 /* ---- one session ---- */
 

@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "core/arena.h"
+#include "core/request.h"
 #include "core/wd.h"
 #include "policy/diag.h"
 
@@ -80,8 +81,9 @@ enum wd_source {
     WD_SOURCE_JWT,
 };
 
-#define WD_ACT_PUBLISH 1u
-#define WD_ACT_SUBSCRIBE 2u
+/* action bits: the enum wd_action values, which are bits (the stores' WD_ACL_* too) */
+#define WD_ACT_PUBLISH ((unsigned)WD_ACTION_PUBLISH)
+#define WD_ACT_SUBSCRIBE ((unsigned)WD_ACTION_SUBSCRIBE)
 
 struct wd_ast_stmt {
     enum wd_ast_stmt_kind kind;

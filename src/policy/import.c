@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * import.c: see import.h. Three stages per term: a small Erlang scanner (strings with
- * every Erlang escape, quoted and plain atoms, integers, `%` comments, the `.` that ends
- * a term), a parser into a term tree that lives in an arena freed after each term, and
- * the translation of that tree into one warden rule line.
+ * import.c: see import.h. The acl.conf text is read one Erlang term at a time by
+ * erlterm.c (which knows nothing of ACLs); this file translates each term tree into one
+ * warden rule line, with an arena for the translation freed after each term.
  *
  * Decisions that are not obvious:
  * - EMQX's `all` topics (and `{Perm, all}`) match every topic including every `$`-topic;
@@ -35,8 +34,8 @@
  * - Every translation that succeeded is compiled with wd_policy_compile before it is
  *   returned; an error there is reported at the acl.conf line of the rule (a bug here,
  *   but the user gets a diagnostic instead of a policy warden rejects).
- * - Bounds: input up to WD_IMPORT_MAX_BYTES, nesting up to 64, 200,000 elements per term
- *   (the arena is freed per term), warden's own limits on strings, lists and output
+ * - Bounds: input up to WD_IMPORT_MAX_BYTES, the term reader's (nesting up to 64, 200,000
+ *   elements per term, erlterm.h), warden's own limits on strings, lists and output
  *   size. Each kind of warning is listed ten times at most and then counted, so that a
  *   long file cannot push its errors past the diagnostics limit.
  */
@@ -56,16 +55,15 @@
 #include "core/utf8.h"
 #include "core/wd.h"
 #include "policy/cidr.h"
+#include "policy/erlterm.h"
 #include "policy/lex.h"
 #include "core/buf.h"
 #include "policy/policy.h"
 #include "policy/policy_int.h"
 #include "policy/topic.h"
 
-#define MAX_DEPTH 64          /* tuple and list nesting in one term */
-#define MAX_TERM_NODES 200000 /* elements in one term: bounds memory per term */
-#define MAX_LIST 100000       /* items in one warden list (parse.c) */
-#define MAX_TESTS 1000        /* tests in one condition (the compiler recurses on them) */
+#define MAX_LIST 100000 /* items in one warden list (parse.c) */
+#define MAX_TESTS 1000  /* tests in one condition (the compiler recurses on them) */
 
 static void ob_num(struct wd_buf *b, unsigned long v)
 {
@@ -106,73 +104,6 @@ static void ob_quoted(struct wd_buf *b, const char *s, size_t n)
     wd_buf_putc(b, '"');
 }
 
-static void ob_utf8(struct wd_buf *b, unsigned long cp)
-{
-    char u[4];
-    if (cp < 0x80) {
-        u[0] = (char)cp;
-        wd_buf_put(b, u, 1);
-    } else if (cp < 0x800) {
-        u[0] = (char)(0xc0 | (cp >> 6));
-        u[1] = (char)(0x80 | (cp & 0x3f));
-        wd_buf_put(b, u, 2);
-    } else if (cp < 0x10000) {
-        u[0] = (char)(0xe0 | (cp >> 12));
-        u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        u[2] = (char)(0x80 | (cp & 0x3f));
-        wd_buf_put(b, u, 3);
-    } else {
-        u[0] = (char)(0xf0 | (cp >> 18));
-        u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-        u[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        u[3] = (char)(0x80 | (cp & 0x3f));
-        wd_buf_put(b, u, 4);
-    }
-}
-
-/* ---- terms ---- */
-
-enum tkind {
-    T_ATOM,
-    T_STRING,
-    T_INT,
-    T_TUPLE,
-    T_LIST,
-};
-
-struct term {
-    enum tkind k;
-    unsigned line, col;
-    const char *s; /* ATOM, STRING: decoded UTF-8, NUL-terminated */
-    size_t len;
-    long num;                  /* INT */
-    struct term *first, *next; /* TUPLE, LIST: children */
-    size_t n;                  /* TUPLE, LIST: number of children */
-};
-
-enum tk {
-    TK_EOF,
-    TK_DOT,
-    TK_LBRACE,
-    TK_RBRACE,
-    TK_LBRACK,
-    TK_RBRACK,
-    TK_COMMA,
-    TK_ATOM,
-    TK_STRING,
-    TK_INT,
-    TK_ERROR,
-};
-
-struct tok {
-    enum tk k;
-    unsigned line, col;   /* first byte */
-    unsigned eline, ecol; /* just past the last byte */
-    const char *s;        /* ATOM, STRING (term arena) */
-    size_t len;
-    long num;
-};
-
 /* ---- who-conditions, folded ---- */
 
 enum ck {
@@ -185,10 +116,10 @@ enum ck {
 
 struct cnode {
     enum ck k;
-    const char *text;           /* TEST: warden text */
-    const struct term *at;      /* FALSE: the term that makes it false */
-    const char *why;            /* FALSE: why, for the warning */
-    struct cnode *first, *last; /* AND, OR */
+    const char *text;             /* TEST: warden text */
+    const struct wd_erl_term *at; /* FALSE: the term that makes it false */
+    const char *why;              /* FALSE: why, for the warning */
+    struct cnode *first, *last;   /* AND, OR */
     struct cnode *next;
 };
 
@@ -219,23 +150,9 @@ static const char *const wkind_what[W_KINDS] = {
 };
 
 struct imp {
-    const char *src;
-    size_t len, i;
-    unsigned line;
-    size_t line_start;
     struct wd_diags *d;
-    bool quiet; /* skipping a broken term: no further lexical diagnostics */
-
-    struct tok cur; /* lookahead, valid when `have` */
-    bool have;
-    unsigned last_line, last_col; /* end of the last consumed token */
-    const struct term *open;      /* innermost open tuple or list */
-
-    struct wd_arena a; /* the current term and its translation */
-    size_t nodes;
-    bool too_big;
-    unsigned term_line, term_col; /* where the current top-level term starts */
-    struct wd_buf tmp, cat;       /* string decoding, adjacent-string concatenation */
+    struct wd_arena a; /* the current term's translation */
+    struct wd_buf tmp; /* text being built */
 
     /* the current rule */
     unsigned tests;
@@ -279,9 +196,9 @@ static void err_at(struct imp *im, unsigned line, unsigned col, const char *fmt,
     va_end(ap);
 }
 
-static void err(struct imp *im, const struct term *t, const char *fmt, ...)
+static void err(struct imp *im, const struct wd_erl_term *t, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static void err(struct imp *im, const struct term *t, const char *fmt, ...)
+static void err(struct imp *im, const struct wd_erl_term *t, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -291,9 +208,9 @@ static void err(struct imp *im, const struct term *t, const char *fmt, ...)
 
 /* Warnings of one kind are listed WARN_LIST times at most: a long file must not push its
  * errors past the diagnostics limit (WD_DIAG_MAX). The rest are counted, and said once. */
-static void warn(struct imp *im, enum wkind k, const struct term *t, const char *fmt, ...)
+static void warn(struct imp *im, enum wkind k, const struct wd_erl_term *t, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-static void warn(struct imp *im, enum wkind k, const struct term *t, const char *fmt, ...)
+static void warn(struct imp *im, enum wkind k, const struct wd_erl_term *t, const char *fmt, ...)
 {
     if (im->warned[k]++ >= WARN_LIST)
         return;
@@ -312,634 +229,6 @@ static void warn_totals(struct imp *im)
                         im->warned[k] - WARN_LIST, wkind_what[k]);
 }
 
-/* Lexical errors: silent while skipping the rest of a broken term. */
-static void lex_err(struct imp *im, unsigned line, unsigned col, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void lex_err(struct imp *im, unsigned line, unsigned col, const char *fmt, ...)
-{
-    if (im->quiet)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vdiag(im, WD_DIAG_ERROR, line, col, fmt, ap);
-    va_end(ap);
-}
-
-/* Printable excerpt of s for a message: at most 40 bytes, control characters as '?', cut
- * at a character boundary. */
-static void excerpt(const char *s, size_t n, char *buf, size_t cap)
-{
-    size_t k = n < 40 ? n : 40;
-    if (k >= cap)
-        k = cap - 1;
-    while (k < n && k > 0 && ((unsigned char)s[k] & 0xc0) == 0x80)
-        k--;
-    for (size_t i = 0; i < k; i++)
-        buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
-    buf[k] = '\0';
-    if (k < n && k + 4 < cap) {
-        buf[k] = '.';
-        buf[k + 1] = '.';
-        buf[k + 2] = '.';
-        buf[k + 3] = '\0';
-    }
-}
-
-static void describe(const struct term *t, char *buf, size_t cap)
-{
-    char ex[64];
-    switch (t->k) {
-    case T_ATOM:
-        excerpt(t->s, t->len, ex, sizeof ex);
-        snprintf(buf, cap, "'%s'", ex);
-        break;
-    case T_STRING:
-        excerpt(t->s, t->len, ex, sizeof ex);
-        snprintf(buf, cap, "the string \"%s\"", ex);
-        break;
-    case T_INT:
-        snprintf(buf, cap, "the integer %ld", t->num);
-        break;
-    case T_TUPLE:
-        snprintf(buf, cap, "a tuple of %zu element%s", t->n, t->n == 1 ? "" : "s");
-        break;
-    case T_LIST:
-        snprintf(buf, cap, "a list");
-        break;
-    }
-}
-
-static bool is_atom(const struct term *t, const char *name)
-{
-    return t && t->k == T_ATOM && strcmp(t->s, name) == 0;
-}
-
-static const struct term *nth(const struct term *t, size_t i)
-{
-    const struct term *c = t->first;
-    while (c && i--)
-        c = c->next;
-    return c;
-}
-
-/* ---- scanner ---- */
-
-static void adv(struct imp *im)
-{
-    if (im->src[im->i] == '\n') {
-        im->line++;
-        im->line_start = im->i + 1;
-    }
-    im->i++;
-}
-
-static unsigned col_here(const struct imp *im)
-{
-    return (unsigned)(im->i - im->line_start + 1);
-}
-
-static bool is_digit(int c)
-{
-    return c >= '0' && c <= '9';
-}
-
-static bool is_name_char(int c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '_' || c == '@';
-}
-
-#define ESC_EOF (-2) /* the input ended inside the escape */
-#define ESC_BAD (-1)
-#define ESC_RAW (-3) /* backslash before a non-ASCII character: the character itself */
-
-/* Decodes the escape after a backslash (im->i is past the backslash). Returns a code
- * point, or one of the ESC_ values (ESC_BAD with *msg set). */
-static long lex_escape(struct imp *im, const char **msg)
-{
-    if (im->i >= im->len)
-        return ESC_EOF;
-    unsigned char c = (unsigned char)im->src[im->i];
-    if (c >= '0' && c <= '7') {
-        long v = 0;
-        for (int k = 0; k < 3 && im->i < im->len && im->src[im->i] >= '0' && im->src[im->i] <= '7';
-             k++) {
-            v = v * 8 + (im->src[im->i] - '0');
-            adv(im);
-        }
-        return v;
-    }
-    switch (c) {
-    case 'x': {
-        adv(im);
-        if (im->i < im->len && im->src[im->i] == '{') {
-            adv(im);
-            long v = 0;
-            int nd = 0;
-            while (im->i < im->len && wd_hexval(im->src[im->i]) >= 0) {
-                if (v <= 0x10FFFF)
-                    v = v * 16 + wd_hexval(im->src[im->i]);
-                nd++;
-                adv(im);
-            }
-            if (im->i >= im->len)
-                return ESC_EOF;
-            if (im->src[im->i] != '}' || nd == 0) {
-                *msg = "bad \\x{...} escape (hexadecimal digits then '}')";
-                return ESC_BAD;
-            }
-            adv(im);
-            if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) {
-                *msg = "\\x{...} is not a Unicode code point";
-                return ESC_BAD;
-            }
-            return v;
-        }
-        if (im->i + 1 < im->len && wd_hexval(im->src[im->i]) >= 0 &&
-            wd_hexval(im->src[im->i + 1]) >= 0) {
-            long v = wd_hexval(im->src[im->i]) * 16 + wd_hexval(im->src[im->i + 1]);
-            adv(im);
-            adv(im);
-            return v;
-        }
-        if (im->i >= im->len)
-            return ESC_EOF;
-        *msg = "bad \\x escape (\\xHH or \\x{H...})";
-        return ESC_BAD;
-    }
-    case '^': {
-        adv(im);
-        if (im->i >= im->len)
-            return ESC_EOF;
-        long v = (unsigned char)im->src[im->i] & 31;
-        adv(im);
-        return v;
-    }
-    default:
-        break;
-    }
-    static const char from[] = "bdefnrstv";
-    static const char to[] = {8, 127, 27, 12, 10, 13, 32, 9, 11};
-    const char *m = c ? strchr(from, c) : NULL;
-    if (m) {
-        adv(im);
-        return to[m - from];
-    }
-    if (c >= 0x80)
-        return ESC_RAW;
-    adv(im); /* any other character stands for itself: \" \' \\ \$ ... */
-    return c;
-}
-
-/* "..." or '...': decodes into the term arena. */
-static enum tk lex_quoted(struct imp *im, struct tok *t)
-{
-    char q = im->src[im->i];
-    const char *what = q == '"' ? "string" : "quoted atom";
-    adv(im);
-    ob_reset(&im->tmp);
-    bool bad = false;
-    for (;;) {
-        if (im->i >= im->len) {
-            lex_err(im, t->line, t->col, "unterminated %s: the %c here has no closing %c", what, q,
-                    q);
-            return TK_ERROR;
-        }
-        char c = im->src[im->i];
-        if (c == q) {
-            adv(im);
-            break;
-        }
-        if (c != '\\') {
-            wd_buf_putc(&im->tmp, c);
-            adv(im);
-            continue;
-        }
-        unsigned eline = im->line, ecol = col_here(im);
-        adv(im);
-        const char *msg = "bad escape";
-        long cp = lex_escape(im, &msg);
-        if (cp == ESC_EOF || cp == ESC_RAW)
-            continue; /* the loop reports the end of input / copies the character */
-        if (cp == ESC_BAD) {
-            if (!bad)
-                lex_err(im, eline, ecol, "%s", msg);
-            bad = true;
-            continue;
-        }
-        ob_utf8(&im->tmp, (unsigned long)cp);
-    }
-    if (bad)
-        return TK_ERROR;
-    const char *s = im->tmp.s ? im->tmp.s : "";
-    if (memchr(s, '\0', im->tmp.len)) {
-        lex_err(im, t->line, t->col, "a NUL character in a %s cannot be translated", what);
-        return TK_ERROR;
-    }
-    if (!wd_utf8_valid_nonul(s, im->tmp.len)) {
-        lex_err(im, t->line, t->col, "%s is not valid UTF-8", what);
-        return TK_ERROR;
-    }
-    t->s = wd_arena_strndup(&im->a, s, im->tmp.len);
-    t->len = im->tmp.len;
-    return q == '"' ? TK_STRING : TK_ATOM;
-}
-
-static long mul_add(long v, int base, int d, bool *big)
-{
-    if (v > (LONG_MAX - d) / base) {
-        *big = true;
-        return LONG_MAX;
-    }
-    return v * base + d;
-}
-
-static int digit_in(int c, int base)
-{
-    int v = is_digit(c)              ? c - '0'
-            : (c >= 'a' && c <= 'z') ? c - 'a' + 10
-            : (c >= 'A' && c <= 'Z') ? c - 'A' + 10
-                                     : 99;
-    return v < base ? v : -1;
-}
-
-/* Integers: 12, 1_000, 16#ff, -1. Floats are rejected (nothing in acl.conf takes one). */
-static enum tk lex_number(struct imp *im, struct tok *t, bool neg)
-{
-    if (neg)
-        adv(im);
-    long v = 0;
-    bool big = false;
-    while (im->i < im->len) {
-        char c = im->src[im->i];
-        if (is_digit(c)) {
-            v = mul_add(v, 10, c - '0', &big);
-            adv(im);
-        } else if (c == '_' && im->i + 1 < im->len && is_digit(im->src[im->i + 1])) {
-            adv(im);
-        } else {
-            break;
-        }
-    }
-    if (im->i < im->len && im->src[im->i] == '#') {
-        adv(im);
-        if (big || v < 2 || v > 36) {
-            lex_err(im, t->line, t->col, "bad number base %ld (2 to 36)", v);
-            return TK_ERROR;
-        }
-        int base = (int)v, nd = 0;
-        v = 0;
-        while (im->i < im->len) {
-            int dv = digit_in(im->src[im->i], base);
-            if (dv < 0)
-                break;
-            v = mul_add(v, base, dv, &big);
-            nd++;
-            adv(im);
-        }
-        if (!nd) {
-            lex_err(im, t->line, t->col, "no digits after '%d#'", base);
-            return TK_ERROR;
-        }
-    } else if (im->i + 1 < im->len && im->src[im->i] == '.' && is_digit(im->src[im->i + 1])) {
-        while (im->i < im->len && (is_name_char(im->src[im->i]) || im->src[im->i] == '.'))
-            adv(im);
-        lex_err(im, t->line, t->col, "floating-point numbers have no meaning in acl.conf rules");
-        return TK_ERROR;
-    }
-    if (im->i < im->len && is_name_char(im->src[im->i])) {
-        while (im->i < im->len && is_name_char(im->src[im->i]))
-            adv(im);
-        lex_err(im, t->line, t->col, "malformed number");
-        return TK_ERROR;
-    }
-    t->num = neg ? -v : v;
-    return TK_INT;
-}
-
-static const char *const reserved[] = {
-    "after", "and",   "andalso", "band",   "begin",   "bnot", "bor", "bsl",  "bsr", "bxor",
-    "case",  "catch", "cond",    "div",    "else",    "end",  "fun", "if",   "let", "maybe",
-    "not",   "of",    "or",      "orelse", "receive", "rem",  "try", "when", "xor",
-};
-
-static void lex(struct imp *im, struct tok *t)
-{
-    memset(t, 0, sizeof *t);
-    /* whitespace (Erlang: every byte up to and including space) and % comments */
-    while (im->i < im->len) {
-        unsigned char c = (unsigned char)im->src[im->i];
-        if (c == '%') {
-            while (im->i < im->len && im->src[im->i] != '\n')
-                im->i++;
-        } else if (c <= ' ') {
-            adv(im);
-        } else {
-            break;
-        }
-    }
-    t->line = im->line;
-    t->col = col_here(im);
-    if (im->i >= im->len) {
-        t->k = TK_EOF;
-        goto out;
-    }
-    unsigned char c = (unsigned char)im->src[im->i];
-    size_t start = im->i;
-    switch (c) {
-    case '{':
-        t->k = TK_LBRACE;
-        adv(im);
-        goto out;
-    case '}':
-        t->k = TK_RBRACE;
-        adv(im);
-        goto out;
-    case '[':
-        t->k = TK_LBRACK;
-        adv(im);
-        goto out;
-    case ']':
-        t->k = TK_RBRACK;
-        adv(im);
-        goto out;
-    case ',':
-        t->k = TK_COMMA;
-        adv(im);
-        goto out;
-    case '.':
-        adv(im);
-        if (im->i >= im->len || (unsigned char)im->src[im->i] <= ' ' || im->src[im->i] == '%') {
-            t->k = TK_DOT;
-        } else {
-            lex_err(im, t->line, t->col,
-                    "unexpected '.' (a term ends with '.' followed by a space or a new line)");
-            t->k = TK_ERROR;
-        }
-        goto out;
-    case '"':
-    case '\'':
-        t->k = lex_quoted(im, t);
-        goto out;
-    case '$': { /* character literal: an integer */
-        adv(im);
-        if (im->i >= im->len) {
-            lex_err(im, t->line, t->col, "'$' at the end of the file");
-            t->k = TK_ERROR;
-            goto out;
-        }
-        long v;
-        if (im->src[im->i] == '\\') {
-            adv(im);
-            const char *msg = "bad escape";
-            v = lex_escape(im, &msg);
-            if (v == ESC_RAW) {
-                v = (unsigned char)im->src[im->i];
-                adv(im);
-            }
-            if (v < 0) {
-                lex_err(im, t->line, t->col, "%s",
-                        v == ESC_EOF ? "escape at the end of the file" : msg);
-                t->k = TK_ERROR;
-                goto out;
-            }
-        } else {
-            v = (unsigned char)im->src[im->i];
-            adv(im);
-        }
-        t->num = v;
-        t->k = TK_INT;
-        goto out;
-    }
-    default:
-        break;
-    }
-    if (is_digit(c) || (c == '-' && im->i + 1 < im->len && is_digit(im->src[im->i + 1]))) {
-        t->k = lex_number(im, t, c == '-');
-        goto out;
-    }
-    if (c >= 'a' && c <= 'z') {
-        while (im->i < im->len && is_name_char(im->src[im->i]))
-            adv(im);
-        size_t n = im->i - start;
-        for (size_t k = 0; k < WD_ARRAY_LEN(reserved); k++) {
-            if (strlen(reserved[k]) == n && memcmp(reserved[k], im->src + start, n) == 0) {
-                lex_err(im, t->line, t->col,
-                        "'%s' is an Erlang keyword: write the atom quoted, as '%s'", reserved[k],
-                        reserved[k]);
-                t->k = TK_ERROR;
-                goto out;
-            }
-        }
-        t->k = TK_ATOM;
-        t->s = wd_arena_strndup(&im->a, im->src + start, n);
-        t->len = n;
-        goto out;
-    }
-    if ((c >= 'A' && c <= 'Z') || c == '_') {
-        while (im->i < im->len && is_name_char(im->src[im->i]))
-            adv(im);
-        size_t n = im->i - start;
-        lex_err(im, t->line, t->col,
-                "'%.*s' is an Erlang variable, which acl.conf cannot use (atoms start with a "
-                "lowercase letter or are quoted: '%.*s')",
-                (int)(n > 40 ? 40 : n), im->src + start, (int)(n > 40 ? 40 : n), im->src + start);
-        t->k = TK_ERROR;
-        goto out;
-    }
-    adv(im);
-    t->k = TK_ERROR;
-    if (c == '<' && im->i < im->len && im->src[im->i] == '<')
-        lex_err(im, t->line, t->col, "binaries (<<...>>) are not supported: write a string");
-    else if (c >= 0x20 && c < 0x7f)
-        lex_err(im, t->line, t->col, "unexpected character '%c'", c);
-    else
-        lex_err(im, t->line, t->col, "unexpected byte 0x%02x outside a string", c);
-    /* skip the rest of a UTF-8 sequence: one diagnostic per character */
-    while (im->i < im->len && ((unsigned char)im->src[im->i] & 0xc0) == 0x80)
-        adv(im);
-out:
-    t->eline = im->line;
-    t->ecol = col_here(im);
-}
-
-static const struct tok *peek(struct imp *im)
-{
-    if (!im->have) {
-        lex(im, &im->cur);
-        im->have = true;
-    }
-    return &im->cur;
-}
-
-static void consume(struct imp *im)
-{
-    peek(im);
-    im->last_line = im->cur.eline;
-    im->last_col = im->cur.ecol;
-    im->have = false;
-}
-
-static const char *tok_name(const struct tok *t)
-{
-    switch (t->k) {
-    case TK_EOF:
-        return "the end of the file";
-    case TK_DOT:
-        return "'.'";
-    case TK_LBRACE:
-        return "'{'";
-    case TK_RBRACE:
-        return "'}'";
-    case TK_LBRACK:
-        return "'['";
-    case TK_RBRACK:
-        return "']'";
-    case TK_COMMA:
-        return "','";
-    case TK_ATOM:
-        return "an atom";
-    case TK_STRING:
-        return "a string";
-    case TK_INT:
-        return "an integer";
-    case TK_ERROR:
-        break;
-    }
-    return "invalid input";
-}
-
-/* ---- parser ---- */
-
-static struct term *new_term(struct imp *im, enum tkind k, const struct tok *t)
-{
-    if (++im->nodes > MAX_TERM_NODES) {
-        if (!im->too_big)
-            err_at(im, im->term_line, im->term_col, "term too large (more than %d elements)",
-                   MAX_TERM_NODES);
-        im->too_big = true;
-        return NULL;
-    }
-    struct term *n = wd_arena_alloc(&im->a, sizeof *n);
-    n->k = k;
-    n->line = t->line;
-    n->col = t->col;
-    return n;
-}
-
-static struct term *parse_term(struct imp *im, int depth)
-{
-    const struct tok *t = peek(im);
-    struct term *n = NULL;
-    switch (t->k) {
-    case TK_ATOM:
-    case TK_INT:
-        n = new_term(im, t->k == TK_ATOM ? T_ATOM : T_INT, t);
-        if (n) {
-            n->s = t->s;
-            n->len = t->len;
-            n->num = t->num;
-        }
-        consume(im);
-        return n;
-    case TK_STRING: {
-        n = new_term(im, T_STRING, t);
-        if (!n)
-            return NULL;
-        n->s = t->s;
-        n->len = t->len;
-        consume(im);
-        if (peek(im)->k != TK_STRING)
-            return n;
-        /* adjacent strings are one string, as in Erlang */
-        ob_reset(&im->cat);
-        wd_buf_put(&im->cat, n->s, n->len);
-        while (peek(im)->k == TK_STRING) {
-            wd_buf_put(&im->cat, im->cur.s, im->cur.len);
-            consume(im);
-        }
-        n->s = wd_arena_strndup(&im->a, im->cat.s, im->cat.len);
-        n->len = im->cat.len;
-        return n;
-    }
-    case TK_LBRACE:
-    case TK_LBRACK: {
-        bool tuple = t->k == TK_LBRACE;
-        if (depth >= MAX_DEPTH) {
-            err_at(im, t->line, t->col, "terms nested deeper than %d levels", MAX_DEPTH);
-            return NULL;
-        }
-        n = new_term(im, tuple ? T_TUPLE : T_LIST, t);
-        if (!n)
-            return NULL;
-        consume(im);
-        enum tk close = tuple ? TK_RBRACE : TK_RBRACK;
-        if (peek(im)->k == close) {
-            consume(im);
-            return n;
-        }
-        const struct term *outer = im->open;
-        im->open = n;
-        struct term *tail = NULL;
-        for (;;) {
-            struct term *c = parse_term(im, depth + 1);
-            if (!c) {
-                n = NULL;
-                break;
-            }
-            if (tail)
-                tail->next = c;
-            else
-                n->first = c;
-            tail = c;
-            n->n++;
-            const struct tok *p = peek(im);
-            if (p->k == TK_COMMA) {
-                consume(im);
-                continue;
-            }
-            if (p->k == close) {
-                consume(im);
-                break;
-            }
-            if (p->k == TK_EOF)
-                err(im, n, "unterminated %s: this '%c' has no closing '%c'",
-                    tuple ? "tuple" : "list", tuple ? '{' : '[', tuple ? '}' : ']');
-            else if (p->k != TK_ERROR)
-                err_at(im, p->line, p->col, "expected ',' or '%c', got %s", tuple ? '}' : ']',
-                       tok_name(p));
-            n = NULL;
-            break;
-        }
-        im->open = outer;
-        return n;
-    }
-    case TK_EOF:
-        if (im->open)
-            err(im, im->open, "unterminated %s: this '%c' has no closing '%c'",
-                im->open->k == T_TUPLE ? "tuple" : "list", im->open->k == T_TUPLE ? '{' : '[',
-                im->open->k == T_TUPLE ? '}' : ']');
-        else
-            err_at(im, t->line, t->col, "unexpected end of the file");
-        return NULL;
-    case TK_ERROR:
-        return NULL;
-    default:
-        err_at(im, t->line, t->col, "expected a term, got %s", tok_name(t));
-        return NULL;
-    }
-}
-
-/* After a syntax error: drop the rest of the term, up to and including its '.'. */
-static void skip_term(struct imp *im)
-{
-    im->quiet = true;
-    while (peek(im)->k != TK_DOT && peek(im)->k != TK_EOF)
-        consume(im);
-    if (peek(im)->k == TK_DOT)
-        consume(im);
-    im->quiet = false;
-}
-
 /* ---- who ---- */
 
 static struct cnode *cnew(struct imp *im, enum ck k)
@@ -949,7 +238,7 @@ static struct cnode *cnew(struct imp *im, enum ck k)
     return c;
 }
 
-static struct cnode *cfalse(struct imp *im, const struct term *at, const char *why)
+static struct cnode *cfalse(struct imp *im, const struct wd_erl_term *at, const char *why)
 {
     struct cnode *c = cnew(im, CK_FALSE);
     c->at = at;
@@ -958,7 +247,7 @@ static struct cnode *cfalse(struct imp *im, const struct term *at, const char *w
 }
 
 /* A test; text built in im->tmp. */
-static struct cnode *ctest(struct imp *im, const struct term *at)
+static struct cnode *ctest(struct imp *im, const struct wd_erl_term *at)
 {
     if (++im->tests > MAX_TESTS) {
         if (!im->tests_reported)
@@ -971,7 +260,7 @@ static struct cnode *ctest(struct imp *im, const struct term *at)
     return c;
 }
 
-static bool check_len(struct imp *im, const struct term *at, size_t n)
+static bool check_len(struct imp *im, const struct wd_erl_term *at, size_t n)
 {
     if (n <= WD_POLICY_MAX_STRING)
         return true;
@@ -980,11 +269,11 @@ static bool check_len(struct imp *im, const struct term *at, size_t n)
 }
 
 /* Appends "ADDRESS" to im->tmp if it is one; reports otherwise. */
-static bool tr_addr(struct imp *im, const struct term *a)
+static bool tr_addr(struct imp *im, const struct wd_erl_term *a)
 {
     char d[96];
-    if (a->k != T_STRING) {
-        describe(a, d, sizeof d);
+    if (a->k != WD_ERL_STRING) {
+        wd_erl_describe(a, d, sizeof d);
         err(im, a, "expected an address string (\"10.0.0.0/8\"), got %s", d);
         return false;
     }
@@ -992,7 +281,7 @@ static bool tr_addr(struct imp *im, const struct term *a)
     struct wd_cidr c;
     char why[256];
     if (wd_cidr_parse(a->s, a->len, &c, NULL, why, sizeof why) != WD_OK) {
-        excerpt(a->s, a->len, d, sizeof d);
+        wd_erl_excerpt(a->s, a->len, d, sizeof d);
         err(im, a, "bad address \"%s\": %s", d, why);
         return false;
     }
@@ -1020,8 +309,8 @@ static void put_regex_literal(struct wd_buf *b, const char *r, size_t n)
     wd_buf_puts(b, ")(?s:.*)");
 }
 
-static struct cnode *tr_regex(struct imp *im, const char *field, const struct term *re_tuple,
-                              const struct term *r)
+static struct cnode *tr_regex(struct imp *im, const char *field, const struct wd_erl_term *re_tuple,
+                              const struct wd_erl_term *r)
 {
     int ec;
     PCRE2_SIZE off;
@@ -1067,11 +356,11 @@ out:
 }
 
 /* {username, "x"} / {username, {re, "r"}} and the same for clientid. */
-static struct cnode *tr_id(struct imp *im, const char *field, const struct term *w,
-                           const struct term *v)
+static struct cnode *tr_id(struct imp *im, const char *field, const struct wd_erl_term *w,
+                           const struct wd_erl_term *v)
 {
     char d[96];
-    if (v->k == T_STRING) {
+    if (v->k == WD_ERL_STRING) {
         if (!check_len(im, v, v->len))
             return NULL;
         if (v->len == 0)
@@ -1083,28 +372,28 @@ static struct cnode *tr_id(struct imp *im, const char *field, const struct term 
         ob_quoted(&im->tmp, v->s, v->len);
         return ctest(im, w);
     }
-    if (v->k == T_TUPLE && v->n == 2 && is_atom(v->first, "re")) {
-        const struct term *r = v->first->next;
-        if (r->k == T_STRING)
+    if (v->k == WD_ERL_TUPLE && v->n == 2 && wd_erl_is_atom(v->first, "re")) {
+        const struct wd_erl_term *r = v->first->next;
+        if (r->k == WD_ERL_STRING)
             return tr_regex(im, field, v, r);
-        describe(r, d, sizeof d);
+        wd_erl_describe(r, d, sizeof d);
         err(im, r, "expected a regular expression string, got %s", d);
         return NULL;
     }
-    describe(v, d, sizeof d);
+    wd_erl_describe(v, d, sizeof d);
     err(im, v, "expected a %s string or {re, \"regex\"}, got %s", field, d);
     return NULL;
 }
 
-static struct cnode *tr_who(struct imp *im, const struct term *w);
+static struct cnode *tr_who(struct imp *im, const struct wd_erl_term *w);
 
 /* {'and', [...]} / {'or', [...]}: folded (true/false absorbed, nested same-op flattened) */
-static struct cnode *tr_bool(struct imp *im, const struct term *w, const struct term *l,
-                             bool is_and)
+static struct cnode *tr_bool(struct imp *im, const struct wd_erl_term *w,
+                             const struct wd_erl_term *l, bool is_and)
 {
     char d[96];
-    if (l->k != T_LIST) {
-        describe(l, d, sizeof d);
+    if (l->k != WD_ERL_LIST) {
+        wd_erl_describe(l, d, sizeof d);
         err(im, l, "expected a list of who-conditions, got %s", d);
         return NULL;
     }
@@ -1113,7 +402,7 @@ static struct cnode *tr_bool(struct imp *im, const struct term *w, const struct 
     struct cnode *res = cnew(im, op), *absorb = NULL;
     size_t n = 0;
     bool bad = false;
-    for (const struct term *c = l->first; c; c = c->next) {
+    for (const struct wd_erl_term *c = l->first; c; c = c->next) {
         struct cnode *x = tr_who(im, c);
         if (!x) {
             bad = true;
@@ -1158,12 +447,13 @@ static struct cnode *tr_bool(struct imp *im, const struct term *w, const struct 
     return res;
 }
 
-static struct cnode *tr_who(struct imp *im, const struct term *w)
+static struct cnode *tr_who(struct imp *im, const struct wd_erl_term *w)
 {
     char d[96];
-    if (is_atom(w, "all"))
+    if (wd_erl_is_atom(w, "all"))
         return cnew(im, CK_TRUE);
-    const char *key = w->k == T_TUPLE && w->n >= 1 && w->first->k == T_ATOM ? w->first->s : "";
+    const char *key =
+        w->k == WD_ERL_TUPLE && w->n >= 1 && w->first->k == WD_ERL_ATOM ? w->first->s : "";
     if (strcmp(key, "client_attr") == 0) {
         err(im, w,
             "client_attr has no warden equivalent (warden's conditions test username, "
@@ -1180,7 +470,7 @@ static struct cnode *tr_who(struct imp *im, const struct term *w)
     for (size_t i = 0; i < WD_ARRAY_LEN(known); i++)
         ok = ok || strcmp(key, known[i]) == 0;
     if (!ok) {
-        describe(w, d, sizeof d);
+        wd_erl_describe(w, d, sizeof d);
         err(im, w,
             "unknown who-condition %s (expected all, {username, ...}, {clientid, ...}, "
             "{ipaddr, ...}, {ipaddrs, [...]}, {'and', [...]} or {'or', [...]})",
@@ -1191,7 +481,7 @@ static struct cnode *tr_who(struct imp *im, const struct term *w)
         err(im, w, "{%s, ...} has 2 elements, not %zu", key, w->n);
         return NULL;
     }
-    const struct term *v = w->first->next;
+    const struct wd_erl_term *v = w->first->next;
     if (!strcmp(key, "user") || !strcmp(key, "username"))
         return tr_id(im, "username", w, v);
     if (!strcmp(key, "client") || !strcmp(key, "clientid"))
@@ -1205,8 +495,8 @@ static struct cnode *tr_who(struct imp *im, const struct term *w)
         if (!tr_addr(im, v))
             return NULL;
     } else {
-        if (v->k != T_LIST) {
-            describe(v, d, sizeof d);
+        if (v->k != WD_ERL_LIST) {
+            wd_erl_describe(v, d, sizeof d);
             err(im, v, "expected a list of addresses, got %s", d);
             return NULL;
         }
@@ -1217,7 +507,7 @@ static struct cnode *tr_who(struct imp *im, const struct term *w)
             return NULL;
         }
         bool good = true;
-        for (const struct term *a = v->first; a; a = a->next) {
+        for (const struct wd_erl_term *a = v->first; a; a = a->next) {
             if (a != v->first)
                 wd_buf_puts(&im->tmp, ", ");
             good = tr_addr(im, a) && good;
@@ -1256,54 +546,54 @@ struct action {
 };
 
 /* {qos, N} or {qos, [N, ...]}: ORs the levels into *mask. */
-static bool qos_value(struct imp *im, const struct term *v, unsigned *mask, bool top)
+static bool qos_value(struct imp *im, const struct wd_erl_term *v, unsigned *mask, bool top)
 {
     char d[96];
-    if (v->k == T_INT && v->num >= 0 && v->num <= 2) {
+    if (v->k == WD_ERL_INT && v->num >= 0 && v->num <= 2) {
         *mask |= 1u << v->num;
         return true;
     }
-    if (v->k == T_LIST && top) {
+    if (v->k == WD_ERL_LIST && top) {
         bool ok = true;
-        for (const struct term *x = v->first; x; x = x->next)
+        for (const struct wd_erl_term *x = v->first; x; x = x->next)
             ok = qos_value(im, x, mask, false) && ok;
         return ok;
     }
-    describe(v, d, sizeof d);
+    wd_erl_describe(v, d, sizeof d);
     err(im, v, "QoS must be 0, 1 or 2 (or a list of them), got %s", d);
     return false;
 }
 
 /* Returns false on error; *never set to the option that makes the rule never match. */
-static bool tr_action(struct imp *im, const struct term *a, bool allow, struct action *act,
-                      const struct term **never)
+static bool tr_action(struct imp *im, const struct wd_erl_term *a, bool allow, struct action *act,
+                      const struct wd_erl_term **never)
 {
     char d[96];
-    const struct term *name = a, *opts = NULL;
+    const struct wd_erl_term *name = a, *opts = NULL;
     act->qos = 7;
     act->retain = -1;
-    if (a->k == T_TUPLE && a->n == 2) {
+    if (a->k == WD_ERL_TUPLE && a->n == 2) {
         name = a->first;
         opts = a->first->next;
     }
-    if (is_atom(name, "publish")) {
+    if (wd_erl_is_atom(name, "publish")) {
         act->mask = WD_ACT_PUBLISH;
         act->name = "publish";
-    } else if (is_atom(name, "subscribe")) {
+    } else if (wd_erl_is_atom(name, "subscribe")) {
         act->mask = WD_ACT_SUBSCRIBE;
         act->name = "subscribe";
-    } else if (is_atom(name, "all")) {
+    } else if (wd_erl_is_atom(name, "all")) {
         act->mask = WD_ACT_PUBLISH | WD_ACT_SUBSCRIBE;
         act->name = "all";
     } else {
-        describe(a, d, sizeof d);
+        wd_erl_describe(a, d, sizeof d);
         err(im, a, "unknown action %s (expected publish, subscribe, all or {Action, [Options]})",
             d);
         return false;
     }
     if (!opts)
         return true;
-    if (opts->k != T_LIST) {
+    if (opts->k != WD_ERL_LIST) {
         err(im, opts,
             "action options must be a list, as in {%s, [{qos, 1}, {retain, false}]} (EMQX 5.8 "
             "rejects {%s, {retain, true}})",
@@ -1311,16 +601,16 @@ static bool tr_action(struct imp *im, const struct term *a, bool allow, struct a
         return false;
     }
     bool ok = true, qos_seen = false, retain_seen = false, sub_retain_warned = false;
-    const struct term *qos_at = NULL;
+    const struct wd_erl_term *qos_at = NULL;
     unsigned qos = 0;
-    for (const struct term *o = opts->first; o; o = o->next) {
+    for (const struct wd_erl_term *o = opts->first; o; o = o->next) {
         /* proplists: a bare atom `k` is {k, true}; other tuples of the wrong size are
          * skipped, as are non-tuples */
         const char *key = NULL;
-        const struct term *val = NULL;
-        if (o->k == T_ATOM)
+        const struct wd_erl_term *val = NULL;
+        if (o->k == WD_ERL_ATOM)
             key = o->s;
-        else if (o->k == T_TUPLE && o->n == 2 && o->first->k == T_ATOM) {
+        else if (o->k == WD_ERL_TUPLE && o->n == 2 && o->first->k == WD_ERL_ATOM) {
             key = o->first->s;
             val = o->first->next;
         }
@@ -1336,7 +626,7 @@ static bool tr_action(struct imp *im, const struct term *a, bool allow, struct a
             }
         } else if (key && strcmp(key, "retain") == 0) {
             if (!(act->mask & WD_ACT_PUBLISH)) {
-                if (!sub_retain_warned && !is_atom(val, "all"))
+                if (!sub_retain_warned && !wd_erl_is_atom(val, "all"))
                     warn(im, W_OPTION, o, "EMQX ignores retain on subscribe rules: dropped");
                 sub_retain_warned = true;
                 continue;
@@ -1346,17 +636,17 @@ static bool tr_action(struct imp *im, const struct term *a, bool allow, struct a
                 continue;
             }
             retain_seen = true;
-            if (!val || is_atom(val, "true")) {
+            if (!val || wd_erl_is_atom(val, "true")) {
                 act->retain = 1;
-            } else if (is_atom(val, "false")) {
+            } else if (wd_erl_is_atom(val, "false")) {
                 act->retain = 0;
-            } else if (!is_atom(val, "all")) {
-                describe(val, d, sizeof d);
+            } else if (!wd_erl_is_atom(val, "all")) {
+                wd_erl_describe(val, d, sizeof d);
                 err(im, val, "retain must be true, false or all, got %s", d);
                 ok = false;
             }
         } else {
-            describe(o, d, sizeof d);
+            wd_erl_describe(o, d, sizeof d);
             warn(im, W_OPTION, o,
                  "option %s is ignored (EMQX ignores it too; options are {qos, ...} "
                  "and {retain, ...})",
@@ -1399,7 +689,8 @@ static bool plus_quirk(const char *s, size_t n)
 
 static bool is_var_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '.' || c == '_';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_';
 }
 
 /* Literal text for a warden topic: every "${" becomes "$${". */
@@ -1421,7 +712,7 @@ struct rule_flags {
 };
 
 /* An EMQX topic filter with placeholders -> warden topic text in im->tmp. */
-static bool tr_template(struct imp *im, const struct term *at, const char *s, size_t n,
+static bool tr_template(struct imp *im, const struct wd_erl_term *at, const char *s, size_t n,
                         bool *has_var, bool *maybe_undefined)
 {
     struct wd_buf lit = {0};
@@ -1455,7 +746,7 @@ static bool tr_template(struct imp *im, const struct term *at, const char *s, si
                     *maybe_undefined = true;
                 }
                 char ex[64];
-                excerpt(name, nl, ex, sizeof ex);
+                wd_erl_excerpt(name, nl, ex, sizeof ex);
                 if (!var && ((nl == 4 && !memcmp(name, "zone", 4)) ||
                              (nl >= 13 && !memcmp(name, "client_attrs.", 13)))) {
                     err(im, at, "placeholder ${%s} has no warden equivalent", ex);
@@ -1490,14 +781,14 @@ static bool tr_template(struct imp *im, const struct term *at, const char *s, si
 }
 
 /* One topic; appended to b. */
-static bool tr_topic(struct imp *im, const struct term *t, struct wd_buf *b, unsigned actions,
-                     struct rule_flags *rf)
+static bool tr_topic(struct imp *im, const struct wd_erl_term *t, struct wd_buf *b,
+                     unsigned actions, struct rule_flags *rf)
 {
     char d[96];
     const char *s;
     size_t n;
     bool eq = false;
-    if (t->k == T_STRING) {
+    if (t->k == WD_ERL_STRING) {
         s = t->s;
         n = t->len;
         if (n >= 3 && memcmp(s, "eq ", 3) == 0) {
@@ -1505,13 +796,13 @@ static bool tr_topic(struct imp *im, const struct term *t, struct wd_buf *b, uns
             s += 3;
             n -= 3;
         }
-    } else if (t->k == T_TUPLE && t->n == 2 && is_atom(t->first, "eq") &&
-               t->first->next->k == T_STRING) {
+    } else if (t->k == WD_ERL_TUPLE && t->n == 2 && wd_erl_is_atom(t->first, "eq") &&
+               t->first->next->k == WD_ERL_STRING) {
         eq = true;
         s = t->first->next->s;
         n = t->first->next->len;
     } else {
-        describe(t, d, sizeof d);
+        wd_erl_describe(t, d, sizeof d);
         err(im, t, "a topic is a string, \"eq TOPIC\" or {eq, TOPIC}; got %s", d);
         return false;
     }
@@ -1527,7 +818,7 @@ static bool tr_topic(struct imp *im, const struct term *t, struct wd_buf *b, uns
         return true;
     }
     if (!wd_topic_filter_valid(s, n)) {
-        excerpt(s, n, d, sizeof d);
+        wd_erl_excerpt(s, n, d, sizeof d);
         err(im, t,
             "invalid topic filter \"%s\" ('+' and '#' must be whole levels, '#' last, at most %d "
             "levels)",
@@ -1563,23 +854,23 @@ static bool tr_topic(struct imp *im, const struct term *t, struct wd_buf *b, uns
 }
 
 /* Topics -> text in b. *never set when the list is empty. */
-static bool tr_topics(struct imp *im, const struct term *t, struct wd_buf *b, unsigned actions,
-                      struct rule_flags *rf, const struct term **never)
+static bool tr_topics(struct imp *im, const struct wd_erl_term *t, struct wd_buf *b,
+                      unsigned actions, struct rule_flags *rf, const struct wd_erl_term **never)
 {
     char d[96];
-    if (is_atom(t, "all")) {
+    if (wd_erl_is_atom(t, "all")) {
         rf->all_topics = true;
         wd_buf_puts(b, "[\"#\", \"$SYS/#\"]");
         return true;
     }
-    if (t->k == T_STRING) {
-        excerpt(t->s, t->len, d, sizeof d);
+    if (t->k == WD_ERL_STRING) {
+        wd_erl_excerpt(t->s, t->len, d, sizeof d);
         err(im, t, "the topics must be a list, as in [\"%s\"], or all (EMQX rejects a bare string)",
             d);
         return false;
     }
-    if (t->k != T_LIST) {
-        describe(t, d, sizeof d);
+    if (t->k != WD_ERL_LIST) {
+        wd_erl_describe(t, d, sizeof d);
         err(im, t, "expected a list of topics or all, got %s", d);
         return false;
     }
@@ -1595,7 +886,7 @@ static bool tr_topics(struct imp *im, const struct term *t, struct wd_buf *b, un
     bool ok = true;
     if (t->n > 1)
         wd_buf_putc(b, '[');
-    for (const struct term *x = t->first; x; x = x->next) {
+    for (const struct wd_erl_term *x = t->first; x; x = x->next) {
         if (x != t->first)
             wd_buf_puts(b, ", ");
         ok = tr_topic(im, x, b, actions, rf) && ok;
@@ -1639,34 +930,34 @@ static void all_topics_warning(struct imp *im, unsigned line, unsigned col, bool
                 allow ? "allowed" : "denied");
 }
 
-static void translate(struct imp *im, const struct term *r)
+static void translate(struct imp *im, const struct wd_erl_term *r)
 {
     char d[96];
     size_t errors = im->d->nerrors;
     im->tests = 0;
     im->tests_reported = false;
-    if (r->k != T_TUPLE || (r->n != 2 && r->n != 4)) {
-        describe(r, d, sizeof d);
+    if (r->k != WD_ERL_TUPLE || (r->n != 2 && r->n != 4)) {
+        wd_erl_describe(r, d, sizeof d);
         err(im, r, "a rule is {Perm, Who, Action, Topics} or {Perm, all}; got %s", d);
         return;
     }
-    const struct term *perm = r->first;
+    const struct wd_erl_term *perm = r->first;
     bool ok = true;
-    if (!is_atom(perm, "allow") && !is_atom(perm, "deny")) {
-        describe(perm, d, sizeof d);
+    if (!wd_erl_is_atom(perm, "allow") && !wd_erl_is_atom(perm, "deny")) {
+        wd_erl_describe(perm, d, sizeof d);
         err(im, perm, "the permission must be allow or deny, got %s", d);
         ok = false;
     }
     struct cnode *who = NULL;
     struct action act = {WD_ACT_PUBLISH | WD_ACT_SUBSCRIBE, "all", 7, -1};
     struct rule_flags rf = {0};
-    const struct term *never = NULL, *all_at = NULL;
+    const struct wd_erl_term *never = NULL, *all_at = NULL;
     struct wd_buf topics = {0};
-    bool allow = is_atom(perm, "allow");
+    bool allow = wd_erl_is_atom(perm, "allow");
     if (r->n == 2) {
-        const struct term *what = perm->next;
-        if (!is_atom(what, "all")) {
-            describe(what, d, sizeof d);
+        const struct wd_erl_term *what = perm->next;
+        if (!wd_erl_is_atom(what, "all")) {
+            wd_erl_describe(what, d, sizeof d);
             err(im, what, "a 2-element rule is {allow, all} or {deny, all}; got %s", d);
             goto out;
         }
@@ -1674,7 +965,8 @@ static void translate(struct imp *im, const struct term *r)
         tr_topics(im, what, &topics, act.mask, &rf, &never);
         all_at = what;
     } else {
-        const struct term *w = nth(r, 1), *a = nth(r, 2), *t = nth(r, 3);
+        const struct wd_erl_term *w = wd_erl_nth(r, 1), *a = wd_erl_nth(r, 2),
+                                 *t = wd_erl_nth(r, 3);
         who = tr_who(im, w);
         if (!tr_action(im, a, allow, &act, &never))
             ok = false;
@@ -1691,7 +983,7 @@ static void translate(struct imp *im, const struct term *r)
     if (who->k == CK_FALSE) {
         never = who->at;
         why = who->why;
-    } else if (never && never->k == T_LIST) {
+    } else if (never && never->k == WD_ERL_LIST) {
         why = "an empty topic list matches nothing";
     } else if (never) {
         why = "an empty QoS list matches nothing";
@@ -1845,7 +1137,7 @@ static void overlap_warnings(struct imp *im, const struct wd_policy *p)
         if (by)
             snprintf(where, sizeof where, "the allow rule at line %u", at);
         char e[96];
-        excerpt(ex, strlen(ex), e, sizeof e);
+        wd_erl_excerpt(ex, strlen(ex), e, sizeof e);
         wd_diag_add(im->d, WD_DIAG_WARNING, line, 0,
                     "in EMQX this deny rule does not stop a wider subscription such as \"%s\", "
                     "which %s may then allow; in warden a deny rule decides every subscription "
@@ -1887,7 +1179,7 @@ int wd_import_acl(const char *src, size_t len, struct wd_diags *diags, char **ou
         return WD_ETOOBIG;
     }
     size_t errors = diags->nerrors;
-    struct imp im = {.src = src ? src : "", .len = len, .line = 1, .d = diags};
+    struct imp im = {.d = diags};
     im.out.limit = WD_POLICY_MAX_BYTES;
     char *file = comment_safe(diags->file ? diags->file : "acl.conf");
     im.base = basename_of(file);
@@ -1906,38 +1198,19 @@ int wd_import_acl(const char *src, size_t len, struct wd_diags *diags, char **ou
                       "# where warden deliberately behaves differently from EMQX.\n");
     end_line(&im, 0);
 
+    struct wd_erl_reader *rd = wd_erl_reader_new(src, len, diags);
     for (;;) {
-        /* one term per round; its arena goes with it */
+        /* one term per round; its translation's arena goes with it */
+        const struct wd_erl_term *term = NULL;
+        int r = wd_erl_read(rd, &term);
+        if (r == WD_ENOENT)
+            break;
         wd_arena_free(&im.a);
         wd_arena_init(&im.a);
-        im.nodes = 0;
-        im.too_big = false;
-        im.open = NULL;
-        const struct tok *t = peek(&im);
-        if (t->k == TK_EOF)
-            break;
-        im.term_line = t->line;
-        im.term_col = t->col;
-        struct term *term = parse_term(&im, 0);
-        if (!term) {
-            skip_term(&im);
-            continue;
-        }
-        const struct tok *e = peek(&im);
-        if (e->k == TK_DOT) {
-            consume(&im);
+        if (r == WD_OK)
             translate(&im, term);
-            continue;
-        }
-        if (e->k == TK_EOF)
-            err_at(&im, im.last_line, im.last_col,
-                   "missing '.' after the last term (each rule ends with '.')");
-        else if (e->k != TK_ERROR)
-            err_at(&im, im.last_line, im.last_col,
-                   "missing '.' after the term (each rule ends with '.'; found %s on line %u)",
-                   tok_name(e), e->line);
-        skip_term(&im);
     }
+    wd_erl_reader_free(rd);
 
     end_line(&im, 0);
     if (im.catch_all && !im.catch_all_allow) {
@@ -1981,7 +1254,6 @@ int wd_import_acl(const char *src, size_t len, struct wd_diags *diags, char **ou
     wd_arena_free(&im.a);
     free(im.out.s);
     free(im.tmp.s);
-    free(im.cat.s);
     free(im.linemap);
     free(file);
     return rc;

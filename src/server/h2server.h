@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * h2server.h: warden's own gRPC server (`transport h2`): one acceptor thread, `workers`
- * threads each running its own event loop (loop.c) and owning its connections, HTTP/2 and
- * gRPC framing in h2.c. Same contract as the gRPC-core server in grpc.h (which it replaces
- * in a later stage), so main.c picks one of the two through server.h.
+ * h2server.h: warden's gRPC server (`transport h2`, the only one): one acceptor thread,
+ * `workers` threads each running its own event loop (loop.c) and owning its connections,
+ * HTTP/2 and gRPC framing in h2.c. main.c starts it through transport.h.
  *
  * Accept distribution: the acceptor accepts (accept4, NONBLOCK | CLOEXEC) and hands each
  * connection to the worker with the fewest connections through that worker's loop post
@@ -21,7 +20,7 @@
  * CONTINUATIONs counts as one) within `header_timeout` of its first byte (wd_h2_deadline);
  * the connection's timer closes it otherwise.
  *
- * fd exhaustion (CVE-2023-4785 in gRPC core): on EMFILE/ENFILE the acceptor stops watching
+ * fd exhaustion (CVE-2023-4785 in gRPC core 1.51): on EMFILE/ENFILE the acceptor stops watching
  * the listener and re-arms it from a timer, so it neither spins nor dies; connections over
  * `max_connections` are accepted and closed at once, counted, logged at most once a second.
  * RLIMIT_NOFILE's soft limit is raised to the hard limit at start.

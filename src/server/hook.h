@@ -2,7 +2,7 @@
 /*
  * hook.h: the ExHook HookProvider handlers, the only place that knows protobuf-c types.
  *
- * grpc.c hands each call's request bytes to wd_hook_handle() together with the method
+ * h2.c hands each call's request bytes to wd_hook_handle() together with the method
  * index; the handler decodes the request, validates it (every string field must be valid
  * UTF-8 without NUL bytes, or the request is refused), turns authenticate and authorize
  * requests into the engine's request structs, maps the engine's decision to a

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tls.c: see tls.h. Uses OpenSSL only to check the PEM files (parse, key matches
- * certificate, validity dates, CA bundle non-empty); gRPC does the TLS itself.
+ * certificate, validity dates, CA bundle non-empty); tlsconn.c does the TLS itself, from the
+ * text read here.
  */
 #include "server/tls.h"
 

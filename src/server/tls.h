@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * tls.h: loads and checks the TLS material named by the configuration before gRPC sees
- * it. gRPC only reports a bad certificate, a key that does not belong to it or an
- * unreadable CA when the first client connects; warden refuses to start instead, with
- * the file and the reason.
+ * tls.h: loads and checks the TLS material named by the configuration before the server
+ * builds its TLS context from it (tlsconn.c), and for `--check-config`. A bad certificate, a
+ * key that does not belong to it or an unreadable CA stops warden at start, with the file
+ * and the reason, instead of failing the first client's handshake.
  */
 #ifndef WD_TLS_H
 #define WD_TLS_H

@@ -14,7 +14,7 @@
  *   drains record by record. SSL_MODE_RELEASE_BUFFERS: an idle connection holds no 16 KiB
  *   record buffers (thousands of idle peers must not cost hundreds of MB).
  * - The context is built from the PEM text wd_tls_load read and checked (one read of each
- *   file, and the same error messages as the gRPC-core path). It is never changed after the
+ *   file, and the same error messages as `--check-config`). It is never changed after the
  *   first SSL_new (openssl-threads.pod); SSL objects hold a reference to it.
  */
 #include "server/tlsconn.h"

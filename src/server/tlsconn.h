@@ -41,7 +41,7 @@ struct wd_tlsconn;
 #define WD_TLSCONN_ERROR -2 /* the connection is broken: close it */
 
 /* Builds the server context from cfg->tls_cert, tls_key and tls_client_ca (checked by
- * wd_tls_load first: the same messages as the gRPC-core path). Returns WD_OK or WD_ETLS with
+ * wd_tls_load first: the same messages as `--check-config`). Returns WD_OK or WD_ETLS with
  * a message in err. */
 int wd_tlsconn_ctx_new(const struct wd_config *cfg, struct wd_tlsconn_ctx **out, char *err,
                        size_t errcap);

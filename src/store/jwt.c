@@ -615,6 +615,14 @@ uint64_t wd_jwt_verifier_generation(const struct wd_jwt_verifier *v)
     return g;
 }
 
+bool wd_jwt_verifier_has_keys(const struct wd_jwt_verifier *v)
+{
+    pthread_mutex_lock(&v->slot->mu);
+    bool has = v->slot->ks != NULL;
+    pthread_mutex_unlock(&v->slot->mu);
+    return has;
+}
+
 static struct wd_jwt_keyset *pin_keyset(const struct wd_jwt_verifier *v)
 {
     pthread_mutex_lock(&v->slot->mu);
@@ -870,46 +878,14 @@ static void acl_skip(struct wd_jwt_result *r, const char *fmt, ...)
     r->acl_errors[r->n_acl_errors++] = wd_strdup(buf);
 }
 
-#define TOPIC_MAX 65535
-
-/* Validates one topic string; NULL if fine, else the reason. */
-static const char *topic_check(json_t *t)
-{
-    if (!json_is_string(t))
-        return "topic is not a string";
-    size_t n = json_string_length(t);
-    const char *s = json_string_value(t);
-    if (n != strlen(s))
-        return "topic contains NUL";
-    if (n > TOPIC_MAX)
-        return "topic too long";
-    if (n == 0 || (n >= 3 && memcmp(s, "eq ", 3) == 0 && n == 3))
-        return "empty topic";
-    return NULL;
-}
-
-static bool acl_add(struct wd_jwt_result *r, bool allow, unsigned actions, const char *topic,
-                    unsigned qos_mask, int retain)
-{
-    if (r->n_acl >= WD_JWT_ACL_RULES_MAX)
-        return false;
-    struct wd_jwt_acl_rule *ru = &r->acl[r->n_acl++];
-    ru->allow = allow;
-    ru->actions = actions;
-    ru->eq = strncmp(topic, "eq ", 3) == 0;
-    ru->topic = wd_strdup(ru->eq ? topic + 3 : topic);
-    ru->qos_mask = qos_mask;
-    ru->retain = retain;
-    return true;
-}
-
 static void acl_v1(struct wd_jwt_result *r, json_t *obj, const char *cn)
 {
     static const struct {
         const char *key;
         unsigned actions;
-    } lists[] = {
-        {"pub", WD_JWT_ACT_PUB}, {"sub", WD_JWT_ACT_SUB}, {"all", WD_JWT_ACT_PUB | WD_JWT_ACT_SUB}};
+    } lists[] = {{"pub", WD_ACL_PUBLISH},
+                 {"sub", WD_ACL_SUBSCRIBE},
+                 {"all", WD_ACL_PUBLISH | WD_ACL_SUBSCRIBE}};
     r->acl_format = WD_JWT_ACL_V1_OBJECT;
     const char *key;
     json_t *val;
@@ -930,91 +906,24 @@ static void acl_v1(struct wd_jwt_result *r, json_t *obj, const char *cn)
         json_t *t;
         json_array_foreach(arr, i, t)
         {
-            const char *why = topic_check(t);
-            if (why) {
+            struct wd_acl_entry e = {.allow = true,
+                                     .actions = lists[l].actions,
+                                     .qos_mask = WD_ACL_QOS_ALL,
+                                     .retain = -1};
+            const char *why = NULL;
+            if (wd_emqx_acl_topic_json(t, &e, &why) != WD_OK) {
                 acl_skip(r, "%s.%s[%zu]: %s", cn, lists[l].key, i, why);
                 continue;
             }
-            if (!acl_add(r, true, lists[l].actions, json_string_value(t), 0x7, -1)) {
+            if (r->n_acl >= WD_JWT_ACL_RULES_MAX) {
+                wd_acl_entry_cleanup(&e);
                 acl_skip(r, "%s: more than %d rules, the rest is skipped", cn,
                          WD_JWT_ACL_RULES_MAX);
                 return;
             }
+            r->acl[r->n_acl++] = e;
         }
     }
-}
-
-static int qos_one(json_t *q)
-{
-    if (json_is_integer(q)) {
-        json_int_t v = json_integer_value(q);
-        return v >= 0 && v <= 2 ? (int)v : -1;
-    }
-    if (json_is_string(q) && json_string_length(q) == 1) {
-        char ch = json_string_value(q)[0];
-        return ch >= '0' && ch <= '2' ? ch - '0' : -1;
-    }
-    return -1;
-}
-
-/* qos: int, "0,1", [ints or strings], null/absent → 0x7; 0 on error. */
-static unsigned qos_parse(json_t *q)
-{
-    if (!q || json_is_null(q))
-        return 0x7;
-    unsigned m = 0;
-    if (json_is_integer(q)) {
-        int v = qos_one(q);
-        return v < 0 ? 0 : 1u << v;
-    }
-    if (json_is_string(q)) {
-        const char *s = json_string_value(q);
-        size_t n = json_string_length(q);
-        if (n == 0)
-            return 0;
-        for (size_t i = 0; i < n; i += 2) { /* "d" or "d,d,..." */
-            if (s[i] < '0' || s[i] > '2' || (i + 1 < n && s[i + 1] != ',') || i + 1 == n - 1)
-                return 0;
-            m |= 1u << (s[i] - '0');
-        }
-        return m;
-    }
-    if (json_is_array(q) && json_array_size(q) > 0) {
-        size_t i;
-        json_t *e;
-        json_array_foreach(q, i, e)
-        {
-            int v = qos_one(e);
-            if (v < 0)
-                return 0;
-            m |= 1u << v;
-        }
-        return m;
-    }
-    return 0;
-}
-
-/* retain: -1 all, 0, 1; -2 invalid. */
-static int retain_parse(json_t *j)
-{
-    if (!j || json_is_null(j))
-        return -1;
-    if (json_is_boolean(j))
-        return json_is_true(j) ? 1 : 0;
-    if (json_is_integer(j)) {
-        json_int_t v = json_integer_value(j);
-        return v == 0 || v == 1 ? (int)v : -2;
-    }
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        if (!strcmp(s, "true") || !strcmp(s, "1"))
-            return 1;
-        if (!strcmp(s, "false") || !strcmp(s, "0"))
-            return 0;
-        if (!strcmp(s, "all"))
-            return -1;
-    }
-    return -2;
 }
 
 static void acl_v2(struct wd_jwt_result *r, json_t *arr, const char *cn)
@@ -1024,77 +933,21 @@ static void acl_v2(struct wd_jwt_result *r, json_t *arr, const char *cn)
     json_t *e;
     json_array_foreach(arr, i, e)
     {
-        if (!json_is_object(e)) {
-            acl_skip(r, "%s[%zu]: not an object", cn, i);
-            continue;
-        }
-        json_t *perm = json_object_get(e, "permission"), *act = json_object_get(e, "action");
-        if (!perm || !act) {
-            acl_skip(r, "%s[%zu]: invalid rule (needs permission and action)", cn, i);
-            continue;
-        }
-        bool allow;
-        if (jstr_eq(perm, "allow"))
-            allow = true;
-        else if (jstr_eq(perm, "deny"))
-            allow = false;
-        else {
-            acl_skip(r, "%s[%zu]: invalid permission", cn, i);
-            continue;
-        }
-        unsigned actions;
-        if (jstr_eq(act, "publish") || jstr_eq(act, "pub"))
-            actions = WD_JWT_ACT_PUB;
-        else if (jstr_eq(act, "subscribe") || jstr_eq(act, "sub"))
-            actions = WD_JWT_ACT_SUB;
-        else if (jstr_eq(act, "all"))
-            actions = WD_JWT_ACT_PUB | WD_JWT_ACT_SUB;
-        else {
-            acl_skip(r, "%s[%zu]: invalid action", cn, i);
-            continue;
-        }
-        unsigned qos = qos_parse(json_object_get(e, "qos"));
-        if (!qos) {
-            acl_skip(r, "%s[%zu]: invalid qos", cn, i);
-            continue;
-        }
-        int retain = -1;
-        if (actions & WD_JWT_ACT_PUB) { /* subscribe rules ignore retain, as EMQX does */
-            retain = retain_parse(json_object_get(e, "retain"));
-            if (retain == -2) {
-                acl_skip(r, "%s[%zu]: invalid retain", cn, i);
-                continue;
-            }
-        }
-        json_t *topics = json_object_get(e, "topics"), *topic = json_object_get(e, "topic");
+        struct wd_acl_entry *v = NULL;
+        size_t n = 0, ntopics = 0;
         const char *why = NULL;
-        if (topics) {
-            if (!json_is_array(topics) || json_array_size(topics) == 0)
-                why = "topics is not a non-empty list";
-            size_t k;
-            json_t *t;
-            json_array_foreach(topics, k, t)
-            {
-                if (!why)
-                    why = topic_check(t);
-            }
-        } else if (topic) {
-            why = topic_check(topic);
-        } else {
-            why = "missing topic or topics";
-        }
-        if (why) {
+        if (wd_emqx_acl_rule_parse(e, WD_JWT_ACL_RULES_MAX - r->n_acl, &v, &n, &ntopics, &why) !=
+            WD_OK) {
             acl_skip(r, "%s[%zu]: %s", cn, i, why);
             continue;
         }
-        size_t nt = topics ? json_array_size(topics) : 1;
-        for (size_t k = 0; k < nt; k++) {
-            json_t *t = topics ? json_array_get(topics, k) : topic;
-            if (!acl_add(r, allow, actions, json_string_value(t), qos, retain)) {
-                acl_skip(r, "%s: more than %d rules, the rest is skipped", cn,
-                         WD_JWT_ACL_RULES_MAX);
-                return;
-            }
+        if (n)
+            memcpy(&r->acl[r->n_acl], v, n * sizeof *v);
+        r->n_acl += n;
+        free(v); /* the topics moved into r->acl */
+        if (n < ntopics) {
+            acl_skip(r, "%s: more than %d rules, the rest is skipped", cn, WD_JWT_ACL_RULES_MAX);
+            return;
         }
     }
 }

@@ -27,7 +27,8 @@
  *      configuration may pass on). Huge values are compared as doubles: no overflow. iss
  *      and aud if configured (aud may be a string or an array), then verify_claims (rendered
  *      templates, exact string equality, a missing claim fails);
- *   7. the ACL claim, parsed in both EMQX formats. Invalid entries are skipped and listed
+ *   7. the ACL claim, parsed in both EMQX formats (each rule by the shared EMQX rule parser,
+ *      emqx_acl.h). Invalid entries are skipped and listed
  *      (EMQX fails the whole authentication on an invalid v2 entry; warden keeps the valid
  *      rules, and the lead decides what a non-empty error list means).
  *
@@ -53,6 +54,7 @@
 #include <stdint.h>
 
 #include "core/request.h"
+#include "store/emqx_acl.h"
 
 #define WD_JWT_TOKEN_MAX_DEFAULT 8192 /* bytes; max_token_len = 0 means this */
 #define WD_JWT_KEYS_MAX 64            /* keys kept from one JWKS document */
@@ -137,6 +139,8 @@ void wd_jwt_verifier_set_keyset(const struct wd_jwt_verifier *v, struct wd_jwt_k
  * A verification that races a swap may have used the previous set: read the generation
  * BEFORE verifying and cache under that value. */
 uint64_t wd_jwt_verifier_generation(const struct wd_jwt_verifier *v);
+/* Whether the verifier has a key set (false until a JWKS URL was first fetched). */
+bool wd_jwt_verifier_has_keys(const struct wd_jwt_verifier *v);
 
 /* ---- results ---- */
 
@@ -177,19 +181,10 @@ enum wd_jwt_acl_format {
     WD_JWT_ACL_INVALID,    /* the claim is neither an object nor an array: deny all */
 };
 
-#define WD_JWT_ACT_PUB 1u
-#define WD_JWT_ACT_SUB 2u
-
-/* One rule. Topics are stored as written: placeholders (${clientid}, ...) are rendered by
- * the policy at match time; `eq` rules are literal and never rendered. */
-struct wd_jwt_acl_rule {
-    bool allow;
-    unsigned actions;  /* WD_JWT_ACT_PUB | WD_JWT_ACT_SUB */
-    char *topic;       /* without the "eq " prefix */
-    bool eq;           /* literal match */
-    unsigned qos_mask; /* bit n set: QoS n matches; 0x7 = any */
-    int retain;        /* -1 any, 0, 1 (publish only) */
-};
+/* One rule: struct wd_acl_entry (emqx_acl.h), the rule type shared with the Redis ACL.
+ * Topics are stored as written: placeholders (${clientid}, ...) are rendered by the policy
+ * at match time; `eq` rules are literal and never rendered. v1 rules allow any QoS and
+ * retain. */
 
 struct wd_jwt_claim_kv; /* internal */
 
@@ -205,7 +200,7 @@ struct wd_jwt_result {
     bool is_superuser; /* claim is_superuser with EMQX's to_bool; false if absent */
 
     enum wd_jwt_acl_format acl_format;
-    struct wd_jwt_acl_rule *acl;
+    struct wd_acl_entry *acl;
     size_t n_acl;
     char **acl_errors; /* "acl[3]: invalid qos", at most WD_JWT_ACL_ERRORS_MAX */
     size_t n_acl_errors;

@@ -366,6 +366,13 @@ int wd_redis_command(struct wd_redis *r, int argc, const char **argv, const size
     return WD_EBACKEND;
 }
 
+int wd_redis_ping(struct wd_redis *r)
+{
+    static const char *const argv[] = {"PING"};
+    static const size_t argvlen[] = {4};
+    return wd_redis__exec(r, 1, (const char **)argv, argvlen, NULL);
+}
+
 /* ---- templates ---- */
 
 enum part_kind { PART_LIT, PART_USERNAME, PART_CLIENTID, PART_CN, PART_DN, PART_PEERHOST };

@@ -59,6 +59,10 @@ void wd_redis_free(struct wd_redis *r);
  * still backing off from an earlier failure). For a startup check; commands do it too. */
 int wd_redis_connect(struct wd_redis *r);
 
+/* PING: WD_OK if Redis answers now (connecting first if needed), WD_EBACKEND otherwise
+ * (also while backing off). For the readiness probe; bounded by the timeouts. */
+int wd_redis_ping(struct wd_redis *r);
+
 /* true while a connection is established (no I/O is done). */
 bool wd_redis_is_connected(const struct wd_redis *r);
 

@@ -621,7 +621,14 @@ int wd_redis_async_new(const struct wd_redis_async_opts *opts, const struct wd_e
     r->connect_timeout_ms = o.connect_timeout_ms;
     r->command_timeout_ms = o.command_timeout_ms;
     r->backoff_initial_ms = o.backoff_initial_ms;
-    r->backoff_max_ms = o.backoff_max_ms;
+    /* The blocking client's 5 s cap would leave calls denied for up to 6.25 s after Redis
+     * came back from a long outage. Here a retry holds no thread (the connect is
+     * non-blocking and requests wait at most their deadline), so the default cap is short:
+     * a returning server is used within 625 ms, whatever the outage's length. */
+    r->backoff_max_ms =
+        opts->conn.backoff_max_ms ? o.backoff_max_ms : WD_REDIS_ASYNC_BACKOFF_MAX_MS;
+    if (r->backoff_max_ms < r->backoff_initial_ms)
+        r->backoff_max_ms = r->backoff_initial_ms;
     r->backoff_ms = r->backoff_initial_ms;
     r->max_inflight = opts->max_inflight ? opts->max_inflight : 1024;
     r->stall_ms = opts->stall_ms ? opts->stall_ms : 2 * r->command_timeout_ms;

@@ -20,9 +20,10 @@
  * - a failure (refused, reset, timed out connect, stalled, AUTH or SELECT refused) starts
  *   an exponential backoff (initial, doubling, capped, with up to a quarter of jitter)
  *   after which the client reconnects by itself, from a timer; while it runs, requests
- *   fail at once with WD_EBACKEND. The backoff resets only after a reply. A connection
- *   that had answered and is then closed by the server (restart, idle timeout) is
- *   reconnected at once;
+ *   fail at once with WD_EBACKEND. The cap is short (500 ms by default: a retry holds no
+ *   thread), so a server back from a long outage is used within 625 ms. The backoff resets only
+ * after a reply. A connection that had answered and is then closed by the server (restart, idle
+ * timeout) is reconnected at once;
  * - over max_inflight requests on the connection (answered-but-unreplied ones count: they
  *   still hold their place in Redis' pipeline), a request fails at once with WD_EBUSY.
  * Error replies (WRONGTYPE, NOAUTH, LOADING, READONLY, BUSY ...) are failures of that
@@ -49,10 +50,14 @@
 #include "store/redis.h"
 #include "store/redis_acl.h"
 
+/* The default cap of the reconnect backoff (the blocking client's is 5000 ms) */
+#define WD_REDIS_ASYNC_BACKOFF_MAX_MS 500
+
 struct wd_redis_async_opts {
     /* host, port, unix_path, username, password, database, connect_timeout_ms,
      * command_timeout_ms, backoff_initial_ms, backoff_max_ms: as the blocking client
-     * (the same configuration directives, docs/configuration.md), same defaults */
+     * (the same configuration directives, docs/configuration.md), same defaults, except
+     * backoff_max_ms: WD_REDIS_ASYNC_BACKOFF_MAX_MS when 0 */
     struct wd_redis_opts conn;
     unsigned max_inflight; /* default 1024 requests on the connection */
     unsigned stall_ms;     /* watchdog; default 2 x command timeout */

@@ -34,7 +34,7 @@ static json_t *encode_jwt(const struct wd_jwt_result *r)
     json_t *rules = json_array(), *claims = json_array();
     bool bad = false;
     for (size_t i = 0; i < r->n_acl && !bad; i++) {
-        const struct wd_jwt_acl_rule *a = &r->acl[i];
+        const struct wd_acl_entry *a = &r->acl[i];
         bad = json_array_append_new(rules, json_pack("[iiiiis]", a->allow ? 1 : 0, (int)a->actions,
                                                      a->eq ? 1 : 0, (int)a->qos_mask, a->retain,
                                                      a->topic)) != 0;
@@ -151,7 +151,7 @@ static bool keys_known(json_t *o, const char *const *keys, size_t n)
     return true;
 }
 
-static const char *decode_rule(json_t *e, struct wd_jwt_acl_rule *a)
+static const char *decode_rule(json_t *e, struct wd_acl_entry *a)
 {
     json_int_t allow, actions, eq, qos, retain;
     if (!json_is_array(e) || json_array_size(e) != 6)

@@ -17,9 +17,10 @@ The flooders run as child processes (`h2_attacks.py flood ...`, this file) so th
 core of their own; they stop by themselves after `--seconds`.
 
 The figures each check measured are printed (`--verbose`) and recorded in
-docs/reliability.md. `h2_attacks.py compare --warden W --gen G --transport grpc-core`
-runs the same attacks once against another transport, under a low RLIMIT_AS, and prints
-the figures without asserting (gRPC core is not expected to pass).
+docs/reliability.md. `h2_attacks.py compare --warden W --gen G [--as BYTES]` runs the same
+attacks once under a low RLIMIT_AS and prints the figures without asserting (with
+`--transport grpc-core`, on 0.1.0, it measured gRPC core's column of docs/reliability.md;
+gRPC core was removed in 0.2.0).
 
 Loaded by run.py (`h2_attacks.register(scenario)`); scenarios are named h2_attacks_*.
 Nothing waits by a fixed sleep to "let it happen": conditions are polled with deadlines;
@@ -956,22 +957,20 @@ def register(scenario):
 # ---------------------------------------------------------------- command line
 
 def _compare(argv):
-    """compare --warden W --gen G --transport T [--as BYTES]: every attack once against
-    transport T, figures printed, nothing asserted."""
+    """compare --warden W --gen G [--as BYTES]: every attack once, under RLIMIT_AS, figures
+    printed, nothing asserted."""
     import argparse
     import tempfile
     import shutil
     ap = argparse.ArgumentParser()
     ap.add_argument("--warden", required=True)
     ap.add_argument("--gen", required=True)
-    ap.add_argument("--transport", default="grpc-core")
     ap.add_argument("--as", dest="as_limit", default=str(2 << 30))
     ap.add_argument("--only", action="append", default=[])
     args = ap.parse_args(argv)
     sys.path.insert(0, os.path.abspath(args.gen))
     sys.path.insert(0, HERE)
     import harness as H
-    H.TRANSPORT = args.transport
 
     class W(H.Warden):
         def cmd(self):

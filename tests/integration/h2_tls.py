@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """warden integration suite, TLS on warden's own HTTP/2 transport (`transport h2`, issue 9):
 what is specific to TLS + HTTP/2 there, checked with clients warden did not write (openssl
-s_client, h2load, grpcio, Python's ssl module). The TLS, mTLS and refusal checks shared with
-gRPC core are run.py's `tls` scenario.
+s_client, h2load, grpcio, Python's ssl module). The general TLS, mTLS and refusal checks
+are run.py's `tls` scenario.
 
 - the handshake policy: ALPN `h2` selected; a client offering only http/1.1 gets a fatal
   no_application_protocol alert; a client offering no ALPN speaks HTTP/2 by prior knowledge
@@ -13,7 +13,8 @@ gRPC core are run.py's `tls` scenario.
   handshake deadline (10 s), those over the per-worker cap of handshakes in progress (64)
   at once, oldest first, while an established client and a new one keep getting answers.
 
-Every warden here runs `transport h2` whatever run.py's --transport says. Loaded by run.py
+Every warden here says `transport h2` (the only transport since 0.2.0, spelled out as
+configurations from the two-transport stage do). Loaded by run.py
 (`h2_tls.register(scenario)`); scenarios are named h2tls_*. Nothing waits by a fixed sleep:
 reads have deadlines, and conditions are polled.
 """

@@ -169,20 +169,6 @@ class _Check:
 
 # ---------------------------------------------------------------- warden processes
 
-# `transport h2` (run.py --transport h2, or WARDEN_TRANSPORT=h2) runs every warden this suite
-# starts on warden's own HTTP/2 transport instead of gRPC core, so the same checks cover
-# both serving paths. None: the configured default.
-TRANSPORT = os.environ.get("WARDEN_TRANSPORT") or None
-
-
-def transport_args(args):
-    """The transport flag for a command line whose first word is `args[0]` (not for
-    subcommands such as `warden check`, whose arguments are their own)."""
-    if TRANSPORT and (not args or args[0].startswith("-")):
-        return ["--set", "transport=" + TRANSPORT]
-    return []
-
-
 _LISTEN_RE = re.compile(r"listening on (\S+) \((h2c|tls|mtls)\)")
 _ALL_PROCS = []
 _ALL_PROCS_LOCK = threading.Lock()
@@ -234,7 +220,7 @@ class Warden:
                 f.write(config)
 
     def cmd(self):
-        c = [self.h.warden] + transport_args(["-"])
+        c = [self.h.warden]
         if self.config_path:
             c += ["--config", self.config_path]
         if self.listen:
@@ -354,7 +340,7 @@ class Warden:
 def run_warden(h, args, timeout=EXIT_TIMEOUT):
     """Runs warden to completion (for --help, --check-config, failing starts). Returns
     (rc, stdout, stderr); rc is None if it did not exit within the timeout (then killed)."""
-    p = subprocess.Popen([h.warden] + transport_args(list(args)) + list(args), stdin=subprocess.DEVNULL,
+    p = subprocess.Popen([h.warden] + list(args), stdin=subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=WARDEN_ENV)
     with _ALL_PROCS_LOCK:
         _ALL_PROCS.append(p)

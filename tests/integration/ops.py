@@ -63,7 +63,6 @@ def ops_tls_encrypted_key_refused(s, h):
     base = ["--listen", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", key,
             "--set", "policy=" + policy]
     cases = [("check_config", ["--check-config"], 3),
-             ("start_grpc_core", ["--set", "transport=grpc-core"], 1),
              ("start_h2", ["--set", "transport=h2"], 1)]
     for name, extra, want in cases:
         with s.check("ops_tls_encrypted_key_refused_%s" % name):

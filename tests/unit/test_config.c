@@ -183,9 +183,9 @@ static void out_of_range_values_are_errors(void **state)
 {
     struct wd_config c;
     char *errors = NULL;
-    assert_int_equal(parse(&c, "max_message_size 100\nprepost 0\n", &errors), WD_ESYNTAX);
+    assert_int_equal(parse(&c, "max_message_size 100\nworkers 257\n", &errors), WD_ESYNTAX);
     assert_non_null(strstr(errors, "t.conf:1: 'max_message_size'"));
-    assert_non_null(strstr(errors, "t.conf:2: 'prepost'"));
+    assert_non_null(strstr(errors, "t.conf:2: 'workers'"));
     free(errors);
     wd_config_cleanup(&c);
 }
@@ -235,6 +235,83 @@ static void validate_checks_tls_pairs(void **state)
     assert_non_null(strstr(errors, "tls_key is set but tls_cert is not"));
     assert_non_null(strstr(errors, "tls_client_ca (mutual TLS) needs tls_cert"));
     free(errors);
+    wd_config_cleanup(&c);
+}
+
+/* The printed configuration (wd_config_print), NUL-terminated in buf. */
+static void print_into(const struct wd_config *c, char *buf, size_t cap)
+{
+    char path[] = "/tmp/wd_test_config_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    wd_config_print(c, fd);
+    memset(buf, 0, cap);
+    lseek(fd, 0, SEEK_SET);
+    assert_true(read(fd, buf, cap - 1) > 0);
+    close(fd);
+    unlink(path);
+}
+
+/* gRPC core was removed in 0.2.0: h2 is the default and the only transport, and configs
+ * written for the transitional stage (`transport h2`) keep loading. */
+static void transport_is_h2_by_default_and_h2_is_accepted(void **state)
+{
+    struct wd_config c;
+    char *errors = NULL;
+    wd_config_defaults(&c);
+    assert_string_equal(c.transport, "h2");
+    wd_config_cleanup(&c);
+    assert_int_equal(parse(&c, "transport h2\n", &errors), WD_OK);
+    assert_null(errors);
+    assert_null(c.warnings);
+    char buf[8192];
+    print_into(&c, buf, sizeof buf);
+    assert_non_null(strstr(buf, "\ntransport h2\n"));
+    wd_config_cleanup(&c);
+}
+
+/* Asking for the removed server is an error naming the line, never a silent fallback. */
+static void transport_grpc_core_is_an_error_naming_the_line(void **state)
+{
+    struct wd_config c;
+    char *errors = NULL;
+    assert_int_equal(parse(&c, "workers 2\ntransport grpc-core\n", &errors), WD_ESYNTAX);
+    assert_non_null(strstr(errors, "t.conf:2: 'transport grpc-core': gRPC core was removed in "
+                                   "0.2.0; remove the line"));
+    free(errors);
+    wd_config_cleanup(&c);
+    wd_config_defaults(&c);
+    assert_int_equal(wd_config_set(&c, "transport", "grpc-core", &errors), WD_EINVAL);
+    assert_non_null(strstr(errors, "command line: --set transport: 'transport grpc-core': gRPC "
+                                   "core was removed in 0.2.0"));
+    free(errors);
+    assert_int_equal(wd_config_set(&c, "transport", "quic", &errors), WD_EINVAL);
+    assert_non_null(strstr(errors, "'transport' must be one of h2; got 'quic'"));
+    free(errors);
+    wd_config_cleanup(&c);
+}
+
+/* `prepost` only tuned gRPC core: it loads, with a warning per line, and is not printed. */
+static void prepost_loads_with_a_warning_per_line_and_is_not_printed(void **state)
+{
+    struct wd_config c;
+    char *errors = NULL;
+    assert_int_equal(parse(&c, "workers 2\nprepost 64\n# x\nprepost 0\n", &errors), WD_OK);
+    assert_null(errors);
+    assert_non_null(c.warnings);
+    assert_string_equal(c.warnings,
+                        "t.conf:2: 'prepost' has no effect: it sized gRPC core's pre-posted "
+                        "requests, and gRPC core was removed in 0.2.0; remove the line\n"
+                        "t.conf:4: 'prepost' has no effect: it sized gRPC core's pre-posted "
+                        "requests, and gRPC core was removed in 0.2.0; remove the line");
+    assert_int_equal(c.workers, 2);
+    char buf[8192];
+    print_into(&c, buf, sizeof buf);
+    assert_null(strstr(buf, "prepost"));
+    wd_config_cleanup(&c);
+    wd_config_defaults(&c);
+    assert_int_equal(wd_config_set(&c, "prepost", "64", &errors), WD_OK);
+    assert_non_null(strstr(c.warnings, "command line: --set prepost: 'prepost' has no effect"));
     wd_config_cleanup(&c);
 }
 
@@ -497,6 +574,37 @@ static void relative_paths_in_a_file_resolve_against_its_directory(void **state)
     wd_config_cleanup(&c);
 }
 
+static void decision_log_words_stay_words_and_files_resolve(void **state)
+{
+    struct wd_config c;
+    char *errors = NULL;
+    const char *text = "decision_log stderr\nmetrics_listen 127.0.0.1:9100\n";
+    wd_config_defaults(&c);
+    assert_null(c.decision_log); /* off by default */
+    assert_null(c.metrics_listen);
+    assert_string_equal(c.decision_log_events, "deny");
+    assert_int_equal(wd_config_parse(&c, "/etc/warden/warden.conf", text, strlen(text), &errors),
+                     WD_OK);
+    assert_string_equal(c.decision_log, "stderr");
+    assert_string_equal(c.metrics_listen, "127.0.0.1:9100");
+    wd_config_cleanup(&c);
+    text = "decision_log d.log\ndecision_log_events all\ndecision_log_queue 16\n";
+    wd_config_defaults(&c);
+    assert_int_equal(wd_config_parse(&c, "/etc/warden/warden.conf", text, strlen(text), &errors),
+                     WD_OK);
+    assert_string_equal(c.decision_log, "/etc/warden/d.log");
+    assert_string_equal(c.decision_log_events, "all");
+    assert_int_equal(c.decision_log_queue, 16);
+    wd_config_cleanup(&c);
+    assert_int_equal(parse(&c, "decision_log_events some\n", &errors), WD_ESYNTAX);
+    free(errors);
+    errors = NULL;
+    wd_config_cleanup(&c);
+    assert_int_equal(parse(&c, "decision_log_queue 1\n", &errors), WD_ESYNTAX);
+    free(errors);
+    wd_config_cleanup(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -520,8 +628,12 @@ int main(void)
         cmocka_unit_test(listen_is_loopback_only_for_literal_loopback_addresses),
         cmocka_unit_test(validate_refuses_the_demo_policy_on_a_non_loopback_listen),
         cmocka_unit_test(allow_core_dumps_is_off_unless_set),
+        cmocka_unit_test(transport_is_h2_by_default_and_h2_is_accepted),
+        cmocka_unit_test(transport_grpc_core_is_an_error_naming_the_line),
+        cmocka_unit_test(prepost_loads_with_a_warning_per_line_and_is_not_printed),
         cmocka_unit_test(a_bad_listen_is_blamed_where_it_is_given),
         cmocka_unit_test(relative_paths_in_a_file_resolve_against_its_directory),
+        cmocka_unit_test(decision_log_words_stay_words_and_files_resolve),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

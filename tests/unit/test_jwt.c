@@ -1045,7 +1045,7 @@ static void result_exposes_string_number_bool_and_dotted_claims(void **state)
     wd_jwt_verifier_free(v);
 }
 
-static void assert_rule(const struct wd_jwt_acl_rule *r, bool allow, unsigned actions,
+static void assert_rule(const struct wd_acl_entry *r, bool allow, unsigned actions,
                         const char *topic, bool eq, unsigned qos, int retain)
 {
     assert_int_equal(r->allow, allow);
@@ -1067,11 +1067,11 @@ static void acl_object_form_becomes_allow_rules_in_pub_sub_all_order(void **stat
     assert_int_equal(wd_jwt_verify(v, t, strlen(t), &client, NOW, &r), WD_OK);
     assert_int_equal(r.acl_format, WD_JWT_ACL_V1_OBJECT);
     assert_int_equal(r.n_acl, 5);
-    assert_rule(&r.acl[0], true, WD_JWT_ACT_PUB, "p/${username}", false, 7, -1);
-    assert_rule(&r.acl[1], true, WD_JWT_ACT_PUB, "p/#", true, 7, -1);
-    assert_rule(&r.acl[2], true, WD_JWT_ACT_SUB, "s/${clientid}", false, 7, -1);
-    assert_rule(&r.acl[3], true, WD_JWT_ACT_SUB, "s/#", false, 7, -1);
-    assert_rule(&r.acl[4], true, WD_JWT_ACT_PUB | WD_JWT_ACT_SUB, "x/#", false, 7, -1);
+    assert_rule(&r.acl[0], true, WD_ACL_PUBLISH, "p/${username}", false, 7, -1);
+    assert_rule(&r.acl[1], true, WD_ACL_PUBLISH, "p/#", true, 7, -1);
+    assert_rule(&r.acl[2], true, WD_ACL_SUBSCRIBE, "s/${clientid}", false, 7, -1);
+    assert_rule(&r.acl[3], true, WD_ACL_SUBSCRIBE, "s/#", false, 7, -1);
+    assert_rule(&r.acl[4], true, WD_ACL_PUBLISH | WD_ACL_SUBSCRIBE, "x/#", false, 7, -1);
     assert_int_equal(r.n_acl_skipped, 4);
     assert_int_equal(r.n_acl_errors, 4);
     assert_string_equal(r.acl_errors[0], "acl.publish: unknown key (only pub, sub, all)");
@@ -1117,12 +1117,12 @@ static void acl_list_form_parses_rules_and_skips_invalid_entries(void **state)
     assert_int_equal(wd_jwt_verify(v, t, strlen(t), &client, NOW, &r), WD_OK);
     assert_int_equal(r.acl_format, WD_JWT_ACL_V2_LIST);
     assert_int_equal(r.n_acl, 7);
-    assert_rule(&r.acl[0], true, WD_JWT_ACT_PUB, "t/${clientid}", false, 7, -1);
-    assert_rule(&r.acl[1], true, WD_JWT_ACT_SUB, "t/1/#", true, 2, -1);
-    assert_rule(&r.acl[2], false, WD_JWT_ACT_PUB, "t/2", false, 5, 1);
+    assert_rule(&r.acl[0], true, WD_ACL_PUBLISH, "t/${clientid}", false, 7, -1);
+    assert_rule(&r.acl[1], true, WD_ACL_SUBSCRIBE, "t/1/#", true, 2, -1);
+    assert_rule(&r.acl[2], false, WD_ACL_PUBLISH, "t/2", false, 5, 1);
     assert_rule(&r.acl[3], false, 3, "t/3", false, 4, 0);
     assert_rule(&r.acl[4], false, 3, "t/4/#", false, 4, 0);
-    assert_rule(&r.acl[5], true, WD_JWT_ACT_SUB, "q", false, 5, -1);
+    assert_rule(&r.acl[5], true, WD_ACL_SUBSCRIBE, "q", false, 5, -1);
     assert_rule(&r.acl[6], true, 3, "last", false, 7, -1);
     assert_int_equal(r.n_acl_skipped, 8);
     assert_int_equal(r.n_acl_errors, 8);
@@ -1180,6 +1180,47 @@ static void acl_rules_and_reasons_are_bounded(void **state)
     assert_int_equal(r.n_acl, 0);
     assert_int_equal(r.n_acl_skipped, 100);
     assert_int_equal(r.n_acl_errors, WD_JWT_ACL_ERRORS_MAX);
+    wd_jwt_result_cleanup(&r);
+    free(t);
+    wd_jwt_verifier_free(v);
+}
+
+/* The Redis ACL and the JWT ACL used to parse EMQX rules with two copies of the code; these
+ * are the places the JWT copy disagreed (with the Redis one, or with EMQX). */
+static void acl_topic_limit_counts_after_the_eq_prefix_as_for_redis(void **state)
+{
+    (void)state;
+    struct wd_jwt_config cfg = {.max_token_len = 1 << 20};
+    struct wd_jwt_verifier *v = verifier(hmac_ks(), &cfg);
+    struct wd_buf pl = {0};
+    wd_buf_puts(&pl, "{\"acl\":{\"pub\":[\"eq ");
+    for (int i = 0; i < 65535; i++)
+        wd_buf_putc(&pl, 'a');
+    wd_buf_puts(&pl, "\"]}}");
+    char *t = hs_with(pl.s);
+    wd_buf_free(&pl);
+    struct wd_jwt_result r;
+    assert_int_equal(wd_jwt_verify(v, t, strlen(t), &client, NOW, &r), WD_OK);
+    assert_int_equal(r.n_acl_skipped, 0);
+    assert_int_equal(r.n_acl, 1);
+    assert_true(r.acl[0].eq);
+    assert_int_equal(strlen(r.acl[0].topic), 65535);
+    wd_jwt_result_cleanup(&r);
+    free(t);
+    wd_jwt_verifier_free(v);
+}
+
+static void acl_list_rule_with_topic_and_topics_uses_topic_as_emqx_does(void **state)
+{
+    (void)state;
+    struct wd_jwt_verifier *v = verifier(hmac_ks(), NULL);
+    char *t = hs_with("{\"acl\":[{\"permission\":\"allow\",\"action\":\"all\","
+                      "\"topic\":\"own/1\",\"topics\":[\"#\"]}]}");
+    struct wd_jwt_result r;
+    assert_int_equal(wd_jwt_verify(v, t, strlen(t), &client, NOW, &r), WD_OK);
+    assert_int_equal(r.n_acl_skipped, 0);
+    assert_int_equal(r.n_acl, 1);
+    assert_rule(&r.acl[0], true, WD_ACL_PUBLISH | WD_ACL_SUBSCRIBE, "own/1", false, 7, -1);
     wd_jwt_result_cleanup(&r);
     free(t);
     wd_jwt_verifier_free(v);
@@ -1323,6 +1364,8 @@ int main(void)
         cmocka_unit_test(acl_object_form_becomes_allow_rules_in_pub_sub_all_order),
         cmocka_unit_test(acl_list_form_parses_rules_and_skips_invalid_entries),
         cmocka_unit_test(acl_rules_and_reasons_are_bounded),
+        cmocka_unit_test(acl_topic_limit_counts_after_the_eq_prefix_as_for_redis),
+        cmocka_unit_test(acl_list_rule_with_topic_and_topics_uses_topic_as_emqx_does),
         cmocka_unit_test(status_mapping_matches_emqx_outcomes),
         cmocka_unit_test(verifier_without_a_key_set_refuses_tokens_as_no_keys_until_one_is_set),
         cmocka_unit_test(verifiers_are_shared_by_threads_while_the_key_set_is_swapped),

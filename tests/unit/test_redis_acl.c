@@ -13,8 +13,7 @@
 #include "core/wd.h"
 #include "store/redis_acl.h"
 
-static int parse1(const char *topic, const char *value, struct wd_acl_entry *e,
-                  const char **reason)
+static int parse1(const char *topic, const char *value, struct wd_acl_entry *e, const char **reason)
 {
     struct wd_redis_acl_pair p = {topic, strlen(topic), value, strlen(value)};
     return wd_redis_acl_parse_entry(&p, e, reason);
@@ -84,8 +83,8 @@ static void json_action_forms(void **state)
 static void json_permission_is_ignored_every_entry_is_allow(void **state)
 {
     /* the struct has no permission: a deny in Redis is still an allow (EMQX drops it) */
-    expect_ok("t", "{\"action\":\"publish\",\"permission\":\"deny\",\"topic\":\"x\"}", "t",
-              false, PUB, 7, -1);
+    expect_ok("t", "{\"action\":\"publish\",\"permission\":\"deny\",\"topic\":\"x\"}", "t", false,
+              PUB, 7, -1);
 }
 
 static void json_qos_as_int_string_list_null(void **state)
@@ -125,8 +124,8 @@ static void json_retain_forms(void **state)
     expect_ok("t", "{\"action\":\"all\",\"retain\":\"0\"}", "t", false, ALL, 7, 0);
     expect_ok("t", "{\"action\":\"all\",\"retain\":\"all\"}", "t", false, ALL, 7, -1);
     expect_ok("t", "{\"action\":\"all\",\"retain\":null}", "t", false, ALL, 7, -1);
-    expect_ok("t", "{\"action\":\"publish\",\"qos\":[0,1],\"retain\":false}", "t", false, PUB,
-              3, 0);
+    expect_ok("t", "{\"action\":\"publish\",\"qos\":[0,1],\"retain\":false}", "t", false, PUB, 3,
+              0);
     expect_skip("{\"action\":\"publish\",\"retain\":2}", "invalid retain");
     expect_skip("{\"action\":\"publish\",\"retain\":\"yes\"}", "invalid retain");
     expect_skip("{\"action\":\"publish\",\"retain\":\"TRUE\"}", "invalid retain");
@@ -147,12 +146,19 @@ static void invalid_json_and_non_objects_are_skipped(void **state)
     expect_skip("{\"action\":\"publish\"} trailing", NULL);
 }
 
+static void json_value_with_duplicate_keys_is_skipped(void **state)
+{
+    /* which "action" would EMQX take? A JWT payload refuses duplicate keys; so does Redis */
+    expect_skip("{\"action\":\"subscribe\",\"action\":\"all\"}", "valid JSON");
+    expect_skip("{\"action\":\"publish\",\"retain\":false,\"retain\":true}", NULL);
+}
+
 static void eq_prefix_makes_the_topic_literal(void **state)
 {
     expect_ok("eq t/${username}/#", "publish", "t/${username}/#", true, PUB, 7, -1);
     expect_ok("eq  two spaces", "all", " two spaces", true, ALL, 7, -1);
-    expect_ok("eq", "all", "eq", false, ALL, 7, -1);         /* no space: a normal topic */
-    expect_ok("EQ t", "all", "EQ t", false, ALL, 7, -1);     /* only lowercase */
+    expect_ok("eq", "all", "eq", false, ALL, 7, -1);     /* no space: a normal topic */
+    expect_ok("EQ t", "all", "EQ t", false, ALL, 7, -1); /* only lowercase */
     expect_ok("eqt/1", "all", "eqt/1", false, ALL, 7, -1);
     expect_ok("x/${clientid}", "all", "x/${clientid}", false, ALL, 7, -1);
 }
@@ -233,23 +239,22 @@ static void on_skip(void *ud, const char *topic, size_t len, const char *reason)
     s->n++;
 }
 
-#define PAIR(t, v) {t, sizeof(t) - 1, v, sizeof(v) - 1}
+#define PAIR(t, v)                                                                                 \
+    {                                                                                              \
+        t, sizeof(t) - 1, v, sizeof(v) - 1                                                         \
+    }
 
 static void list_keeps_valid_entries_in_order_and_reports_skipped_ones(void **state)
 {
     struct wd_redis_acl_pair pairs[] = {
-        PAIR("t/1", "subscribe"),
-        PAIR("t/2", "{ \"action\": \"subscribe\", \"qos\": [1, 2] }"),
-        PAIR("bad/1", "pub"),
-        PAIR("t/3", "{ \"action\": \"publish\", \"retain\": false }"),
-        PAIR("bad/2", "{\"qos\":1}"),
-        PAIR("eq t/4", "all"),
+        PAIR("t/1", "subscribe"),     PAIR("t/2", "{ \"action\": \"subscribe\", \"qos\": [1, 2] }"),
+        PAIR("bad/1", "pub"),         PAIR("t/3", "{ \"action\": \"publish\", \"retain\": false }"),
+        PAIR("bad/2", "{\"qos\":1}"), PAIR("eq t/4", "all"),
     };
     struct wd_acl_entry *e = NULL;
     size_t n = 99;
     struct skips s = {0};
-    assert_int_equal(wd_redis_acl_parse(pairs, WD_ARRAY_LEN(pairs), &e, &n, on_skip, &s),
-                     WD_OK);
+    assert_int_equal(wd_redis_acl_parse(pairs, WD_ARRAY_LEN(pairs), &e, &n, on_skip, &s), WD_OK);
     assert_int_equal(n, 4);
     assert_string_equal(e[0].topic, "t/1");
     assert_string_equal(e[1].topic, "t/2");
@@ -308,6 +313,7 @@ int main(void)
         cmocka_unit_test(json_qos_as_int_string_list_null),
         cmocka_unit_test(json_retain_forms),
         cmocka_unit_test(invalid_json_and_non_objects_are_skipped),
+        cmocka_unit_test(json_value_with_duplicate_keys_is_skipped),
         cmocka_unit_test(eq_prefix_makes_the_topic_literal),
         cmocka_unit_test(empty_topics_and_nul_bytes_are_refused),
         cmocka_unit_test(topic_and_value_sizes_are_bounded),

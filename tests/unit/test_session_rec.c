@@ -26,7 +26,7 @@ static void a_jwt_session_survives_the_round_trip(void **state)
     struct wd_jwt_result jr;
     memset(&jr, 0, sizeof jr);
     jr.acl_format = WD_JWT_ACL_V2_LIST;
-    struct wd_jwt_acl_rule rules[2] = {
+    struct wd_acl_entry rules[2] = {
         {.allow = true, .actions = 1, .topic = "a/${clientid}/#", .qos_mask = 3, .retain = 0},
         {.allow = false, .actions = 3, .topic = "b/+", .eq = true, .qos_mask = 7, .retain = -1},
     };
@@ -121,7 +121,7 @@ static void encoding_refuses_what_it_cannot_write_whole(void **state)
     memset(topic, 't', 39999);
     topic[39999] = '\0';
     for (size_t i = 0; i < jr.n_acl; i++)
-        jr.acl[i] = (struct wd_jwt_acl_rule){
+        jr.acl[i] = (struct wd_acl_entry){
             .allow = true, .actions = 1, .topic = topic, .qos_mask = 7, .retain = -1};
     r = (struct wd_session_rec){.username = "u",
                                 .peerhost = "h",
