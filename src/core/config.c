@@ -102,6 +102,7 @@ static const char *const transports[] = {"h2", NULL};
 /* T_PATH with choices: these words are kept as they are, anything else is a file name */
 static const char *const log_words[] = {"off", "stderr", NULL};
 static const char *const log_events[] = {"deny", "all", NULL};
+static const char *const session_stores[] = {"local", "redis", NULL};
 
 #define OFF(f) offsetof(struct wd_config, f)
 static const struct opt opts[] = {
@@ -174,6 +175,9 @@ static const struct opt opts[] = {
     {"session_max", T_INT, OFF(session_max), 16, 100000000, NULL},
     {"session_memory", T_SIZE, OFF(session_memory), 65536, 1 << 30, NULL},
     {"session_ttl", T_DURATION, OFF(session_ttl_ms), 0, 604800000, NULL},
+    {"session_store", T_WORD, OFF(session_store), 0, 0, session_stores},
+    {"session_redis_prefix", T_STRING, OFF(session_redis_prefix), 0, 0, NULL},
+    {"session_redis_ttl", T_DURATION, OFF(session_redis_ttl_ms), 1000, 604800000, NULL},
     {"admin_socket", T_PATH, OFF(admin_socket), 0, 0, NULL},
     {"allow_core_dumps", T_BOOL, OFF(allow_core_dumps), 0, 0, NULL},
     {"metrics_listen", T_STRING, OFF(metrics_listen), 0, 0, NULL},
@@ -271,6 +275,9 @@ void wd_config_defaults(struct wd_config *cfg)
     cfg->session_max = 1000000;
     cfg->session_memory = 256 << 20;
     cfg->session_ttl_ms = 0;
+    cfg->session_store = NULL; /* redis when Redis is configured, else local */
+    cfg->session_redis_prefix = wd_strdup("warden:session:");
+    cfg->session_redis_ttl_ms = 86400000;
 
     cfg->decision_log_events = wd_strdup("deny");
     cfg->decision_log_queue = 4096;

@@ -124,7 +124,10 @@ struct wd_config {
     int cache_negative_ttl_ms;
     int session_max;
     int session_memory;
-    int session_ttl_ms; /* 0: sessions expire only with their token, or when evicted */
+    int session_ttl_ms;         /* 0: sessions expire only with their token, or when evicted */
+    char *session_store;        /* local | redis; NULL: redis when Redis is configured */
+    char *session_redis_prefix; /* key of a shared session: prefix + clientid */
+    int session_redis_ttl_ms;   /* longest life in Redis of a session without exp/session_ttl */
 
     /* operations */
     char *admin_socket;       /* NULL: no admin socket */
