@@ -83,6 +83,9 @@ static struct wd_engine *engine_with(const char *policy, const char *extra)
     assert_int_equal(wd_config_set(&cfg, "policy", path, &errors), WD_OK);
     assert_int_equal(wd_config_set(&cfg, "redis_host", "127.0.0.1", &errors), WD_OK);
     assert_int_equal(wd_config_set(&cfg, "redis_port", port, &errors), WD_OK);
+    /* the deadline only turns a hang into a failure: a loaded machine must not make a
+     * Redis reply late (then the call is answered with redis_on_error, a DENY) */
+    assert_int_equal(wd_config_set(&cfg, "redis_timeout", "20s", &errors), WD_OK);
     char *ex = strdup(extra ? extra : "");
     for (char *save = NULL, *kv = strtok_r(ex, ";", &save); kv; kv = strtok_r(NULL, ";", &save)) {
         char *eq = strchr(kv, '=');
