@@ -605,6 +605,82 @@ static void decision_log_words_stay_words_and_files_resolve(void **state)
     wd_config_cleanup(&c);
 }
 
+/* ---- golden files: what --print-config prints (tests/data/config/) ---- */
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 4096, n = 0, got;
+    char *buf = malloc(cap);
+    while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (cap - n < 2) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+        }
+    }
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* Compares text with the golden file, or rewrites it under WD_UPDATE_GOLDEN=1. */
+static void matches_golden(const char *path, const char *text)
+{
+    if (getenv("WD_UPDATE_GOLDEN")) {
+        FILE *f = fopen(path, "wb");
+        assert_non_null(f);
+        fputs(text, f);
+        fclose(f);
+        return;
+    }
+    char *want = slurp(path);
+    if (!want)
+        fail_msg("cannot read %s (run the tests from the repository root)", path);
+    if (strcmp(want, text) != 0)
+        fail_msg("%s differs; got:\n%s", path, text);
+    free(want);
+}
+
+/* --print-config of the defaults, and of a file that sets every directive to something else:
+ * the option table drives both, so a change to how the table is declared must not change a
+ * byte of either. */
+static void printed_defaults_and_full_configuration_match_the_golden_files(void **state)
+{
+    (void)state;
+    struct wd_config c;
+    char *errors = NULL;
+    static char buf[65536];
+    wd_config_defaults(&c);
+    print_into(&c, buf, sizeof buf);
+    matches_golden("tests/data/config/defaults.golden", buf);
+    wd_config_cleanup(&c);
+
+    char *text = slurp("tests/data/config/full.conf");
+    if (!text)
+        fail_msg("cannot read tests/data/config/full.conf (run from the repository root)");
+    wd_config_defaults(&c);
+    int rc = wd_config_parse(&c, "/etc/warden/warden.conf", text, strlen(text), &errors);
+    if (rc != WD_OK)
+        fail_msg("full.conf: %s", errors);
+    print_into(&c, buf, sizeof buf);
+    matches_golden("tests/data/config/full.golden", buf);
+    wd_config_cleanup(&c);
+    free(text);
+
+    /* the decision log's words, as given */
+    assert_int_equal(parse(&c, "decision_log off\n", &errors), WD_OK);
+    print_into(&c, buf, sizeof buf);
+    assert_non_null(strstr(buf, "\ndecision_log off\n"));
+    wd_config_cleanup(&c);
+    assert_int_equal(parse(&c, "decision_log stderr\n", &errors), WD_OK);
+    print_into(&c, buf, sizeof buf);
+    assert_non_null(strstr(buf, "\ndecision_log stderr\n"));
+    wd_config_cleanup(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -634,6 +710,7 @@ int main(void)
         cmocka_unit_test(a_bad_listen_is_blamed_where_it_is_given),
         cmocka_unit_test(relative_paths_in_a_file_resolve_against_its_directory),
         cmocka_unit_test(decision_log_words_stay_words_and_files_resolve),
+        cmocka_unit_test(printed_defaults_and_full_configuration_match_the_golden_files),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
