@@ -259,7 +259,7 @@ static void transport_is_h2_by_default_and_h2_is_accepted(void **state)
     struct wd_config c;
     char *errors = NULL;
     wd_config_defaults(&c);
-    assert_string_equal(c.transport, "h2");
+    assert_int_equal(c.transport, WD_CONFIG_TRANSPORT_H2);
     wd_config_cleanup(&c);
     assert_int_equal(parse(&c, "transport h2\n", &errors), WD_OK);
     assert_null(errors);
@@ -383,8 +383,8 @@ static void store_directives_check_choices_repeat_claims_and_hide_secrets(void *
                            "jwt_verify_claim tenant acme\ncache off\nsession_ttl 1h\n",
                            &errors),
                      WD_OK);
-    assert_string_equal(c.redis_password_hash, "bcrypt");
-    assert_string_equal(c.redis_on_error, "next");
+    assert_int_equal(c.redis_password_hash, WD_CONFIG_HASH_BCRYPT);
+    assert_int_equal(c.redis_on_error, WD_CONFIG_FAIL_NEXT);
     assert_int_equal(c.njwt_verify_claims, 4);
     assert_string_equal(c.jwt_verify_claims[1], "${clientid}");
     assert_false(c.cache);
@@ -580,20 +580,22 @@ static void decision_log_words_stay_words_and_files_resolve(void **state)
     char *errors = NULL;
     const char *text = "decision_log stderr\nmetrics_listen 127.0.0.1:9100\n";
     wd_config_defaults(&c);
-    assert_null(c.decision_log); /* off by default */
+    assert_int_equal(c.decision_log.to, WD_CONFIG_OUTPUT_OFF); /* off by default */
+    assert_null(c.decision_log.file);
     assert_null(c.metrics_listen);
-    assert_string_equal(c.decision_log_events, "deny");
+    assert_int_equal(c.decision_log_events, WD_CONFIG_EVENTS_DENY);
     assert_int_equal(wd_config_parse(&c, "/etc/warden/warden.conf", text, strlen(text), &errors),
                      WD_OK);
-    assert_string_equal(c.decision_log, "stderr");
+    assert_int_equal(c.decision_log.to, WD_CONFIG_OUTPUT_STDERR);
     assert_string_equal(c.metrics_listen, "127.0.0.1:9100");
     wd_config_cleanup(&c);
     text = "decision_log d.log\ndecision_log_events all\ndecision_log_queue 16\n";
     wd_config_defaults(&c);
     assert_int_equal(wd_config_parse(&c, "/etc/warden/warden.conf", text, strlen(text), &errors),
                      WD_OK);
-    assert_string_equal(c.decision_log, "/etc/warden/d.log");
-    assert_string_equal(c.decision_log_events, "all");
+    assert_int_equal(c.decision_log.to, WD_CONFIG_OUTPUT_FILE);
+    assert_string_equal(c.decision_log.file, "/etc/warden/d.log");
+    assert_int_equal(c.decision_log_events, WD_CONFIG_EVENTS_ALL);
     assert_int_equal(c.decision_log_queue, 16);
     wd_config_cleanup(&c);
     assert_int_equal(parse(&c, "decision_log_events some\n", &errors), WD_ESYNTAX);
@@ -681,6 +683,51 @@ static void printed_defaults_and_full_configuration_match_the_golden_files(void 
     wd_config_cleanup(&c);
 }
 
+/* Choices are enums read through the table's words: aliases read as one value, printed as the
+ * first word; an unknown word is refused with the list of words the table declares. */
+static void choices_are_enums_read_through_the_table(void **state)
+{
+    (void)state;
+    struct wd_config c;
+    char *errors = NULL;
+    wd_config_defaults(&c);
+    assert_int_equal(c.redis_password_hash, WD_CONFIG_HASH_SHA256);
+    assert_int_equal(c.redis_salt_position, WD_CONFIG_SALT_PREFIX);
+    assert_int_equal(c.redis_pbkdf2_mac, WD_CONFIG_MAC_SHA256);
+    assert_int_equal(c.redis_on_error, WD_CONFIG_FAIL_DENY);
+    assert_int_equal(c.jwt_from, WD_CONFIG_TOKEN_PASSWORD);
+    assert_int_equal(c.jwt_on_invalid, WD_CONFIG_FAIL_DENY);
+    assert_int_equal(c.log_level, WD_LOG_INFO);
+    assert_int_equal(c.decision_log_events, WD_CONFIG_EVENTS_DENY);
+    assert_int_equal(c.decision_log.to, WD_CONFIG_OUTPUT_OFF);
+    wd_config_cleanup(&c);
+
+    assert_int_equal(parse(&c,
+                           "redis_password_hash sha1\nredis_pbkdf2_mac sha\n"
+                           "redis_salt_position disable\njwt_from username\n"
+                           "jwt_on_invalid next\nlog_level warn\n",
+                           &errors),
+                     WD_OK);
+    assert_int_equal(c.redis_password_hash, WD_CONFIG_HASH_SHA1);
+    assert_int_equal(c.redis_pbkdf2_mac, WD_CONFIG_MAC_SHA1);
+    assert_int_equal(c.redis_salt_position, WD_CONFIG_SALT_DISABLE);
+    assert_int_equal(c.jwt_from, WD_CONFIG_TOKEN_USERNAME);
+    assert_int_equal(c.jwt_on_invalid, WD_CONFIG_FAIL_NEXT);
+    assert_int_equal(c.log_level, WD_LOG_WARN);
+    assert_string_equal(wd_config_choice_name("redis_password_hash", c.redis_password_hash), "sha");
+    assert_string_equal(wd_config_choice_name("redis_on_error", WD_CONFIG_FAIL_NEXT), "next");
+    assert_string_equal(wd_config_choice_name("redis_on_error", 99), "?");
+    wd_config_cleanup(&c);
+
+    assert_int_equal(parse(&c, "nomatch_reply drop\nlog_level loud\n", &errors), WD_ESYNTAX);
+    assert_non_null(
+        strstr(errors, "t.conf:1: 'nomatch_reply' must be one of continue, ignore; got 'drop'"));
+    assert_non_null(strstr(
+        errors, "t.conf:2: 'log_level' must be one of error, warn, info, debug; got 'loud'"));
+    free(errors);
+    wd_config_cleanup(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -711,6 +758,7 @@ int main(void)
         cmocka_unit_test(relative_paths_in_a_file_resolve_against_its_directory),
         cmocka_unit_test(decision_log_words_stay_words_and_files_resolve),
         cmocka_unit_test(printed_defaults_and_full_configuration_match_the_golden_files),
+        cmocka_unit_test(choices_are_enums_read_through_the_table),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
