@@ -728,6 +728,158 @@ static void choices_are_enums_read_through_the_table(void **state)
     wd_config_cleanup(&c);
 }
 
+/* ---- the table against docs/configuration.md ---- */
+
+/* The value `name` prints with after `name value` was set from the command line: how two
+ * spellings of one value ("60s", "1m") are compared. NULL when the value does not parse. */
+static char *printed_value(const char *name, const char *value)
+{
+    struct wd_config c;
+    char *errors = NULL;
+    static char buf[65536];
+    wd_config_defaults(&c);
+    if (wd_config_set(&c, name, value, &errors) != WD_OK) {
+        free(errors);
+        wd_config_cleanup(&c);
+        return NULL;
+    }
+    print_into(&c, buf, sizeof buf);
+    wd_config_cleanup(&c);
+    char key[128];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *at = strstr(buf, key);
+    if (!at)
+        return NULL;
+    at += strlen(key);
+    size_t n = strcspn(at, "\n");
+    const char *hash = strstr(at, "   #"); /* max_message_size auto   # 256KiB ... */
+    if (hash && (size_t)(hash - at) < n)
+        n = (size_t)(hash - at);
+    return strndup(at, n);
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ')
+        s++;
+    size_t n = strlen(s);
+    while (n && s[n - 1] == ' ')
+        s[--n] = '\0';
+    return s;
+}
+
+/* Splits a Markdown table row at its unescaped '|' (a cell may hold "on\|off"). Returns the
+ * number of cells written to cells[]; the row's text is modified. */
+static int row_cells(char *row, char **cells, int max)
+{
+    int n = 0;
+    char *p = row;
+    if (*p != '|')
+        return 0;
+    p++;
+    char *start = p;
+    for (; *p && n < max; p++) {
+        if (*p == '\\' && p[1] == '|') {
+            p++;
+            continue;
+        }
+        if (*p == '|') {
+            *p = '\0';
+            cells[n++] = trim(start);
+            start = p + 1;
+        }
+    }
+    return n;
+}
+
+/* Every directive of the table has a row in a "| directive | default | meaning |" table of
+ * docs/configuration.md, every such row names a directive of the table, and the default
+ * the row states is the table's: `VALUE` (compared as the value it parses to, so `60s` and
+ * `1m` are one), or "unset ..." / "none" for a directive with no default. */
+static void every_directive_is_documented_with_its_default(void **state)
+{
+    (void)state;
+    char *doc = slurp("docs/configuration.md");
+    if (!doc)
+        fail_msg("cannot read docs/configuration.md (run the tests from the repository root)");
+    size_t ndir = wd_config_directive_count();
+    unsigned char *documented = calloc(ndir, 1);
+    char problems[8192] = "";
+    bool in_table = false;
+    for (char *line = doc, *next; line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        if (strncmp(line, "| directive | default | meaning |", 33) == 0) {
+            in_table = true;
+            continue;
+        }
+        if (line[0] != '|') {
+            in_table = false;
+            continue;
+        }
+        if (!in_table || strncmp(line, "|---", 4) == 0)
+            continue;
+        char *cells[8];
+        if (row_cells(line, cells, 8) < 3 || cells[0][0] != '`')
+            continue;
+        char name[128];
+        size_t nl = strcspn(cells[0] + 1, " `");
+        snprintf(name, sizeof name, "%.*s", (int)nl, cells[0] + 1);
+        const char *dname = NULL, *def = NULL;
+        size_t i;
+        for (i = 0; i < ndir; i++) {
+            wd_config_directive(i, &dname, &def);
+            if (strcmp(dname, name) == 0)
+                break;
+        }
+        char msg[512] = "";
+        const char *cell = cells[1];
+        size_t cl = strlen(cell);
+        if (i == ndir) {
+            snprintf(msg, sizeof msg, "documented, but not a directive: %s\n", name);
+        } else {
+            documented[i] = 1;
+            bool unset = strncmp(cell, "unset", 5) == 0 || strcmp(cell, "none") == 0;
+            if (unset && def) {
+                snprintf(msg, sizeof msg, "%s: documented as %s, the table's default is %s\n", name,
+                         cell, def);
+            } else if (!unset && !(cl >= 2 && cell[0] == '`' && cell[cl - 1] == '`')) {
+                snprintf(msg, sizeof msg,
+                         "%s: documented default %s is not `VALUE`, unset or none\n", name, cell);
+            } else if (!unset && !def) {
+                snprintf(msg, sizeof msg, "%s: documented default %s, the table has none\n", name,
+                         cell);
+            } else if (!unset) {
+                char *docv = strndup(cell + 1, cl - 2);
+                char *want = printed_value(name, def), *got = printed_value(name, docv);
+                if (!want || !got || strcmp(want, got) != 0)
+                    snprintf(msg, sizeof msg,
+                             "%s: documented default `%s` (%s), the table's default is %s (%s)\n",
+                             name, docv, got ? got : "does not parse", def,
+                             want ? want : "does not parse");
+                free(docv);
+                free(want);
+                free(got);
+            }
+        }
+        strncat(problems, msg, sizeof problems - strlen(problems) - 1);
+    }
+    for (size_t i = 0; i < ndir; i++) {
+        const char *dname, *def;
+        wd_config_directive(i, &dname, &def);
+        if (!documented[i]) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "not documented in docs/configuration.md: %s\n", dname);
+            strncat(problems, msg, sizeof problems - strlen(problems) - 1);
+        }
+    }
+    free(documented);
+    free(doc);
+    if (problems[0])
+        fail_msg("docs/configuration.md and the option table disagree:\n%s", problems);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -759,6 +911,7 @@ int main(void)
         cmocka_unit_test(decision_log_words_stay_words_and_files_resolve),
         cmocka_unit_test(printed_defaults_and_full_configuration_match_the_golden_files),
         cmocka_unit_test(choices_are_enums_read_through_the_table),
+        cmocka_unit_test(every_directive_is_documented_with_its_default),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
