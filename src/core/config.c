@@ -832,12 +832,13 @@ int wd_config_parse(struct wd_config *cfg, const char *name, const char *text, s
         apply(cfg, where, name, w, nw, &e, seen);
     }
     free(store);
+    /* named even when it has errors: wd_config_validate's messages may fall back to it */
+    free(cfg->source);
+    cfg->source = wd_strdup(name);
     if (e.count) {
         *errors = e.b.s;
         return WD_ESYNTAX;
     }
-    free(cfg->source);
-    cfg->source = wd_strdup(name);
     return WD_OK;
 }
 
@@ -1058,29 +1059,134 @@ static void check_admin_socket(const struct wd_config *cfg, struct errbuf *e)
                 at, path);
 }
 
+static void fmt_duration(char *b, size_t cap, int ms);
+
+/* ---- rules that involve several directives ----
+ *
+ * Each message starts with where the directive it is about was set (file:line, or the
+ * flag), and names where the others involved were set, so that these errors can be
+ * reported with the line errors in one pass. A rule whose directives include one whose
+ * value was refused is not checked: that line is already reported, and the default the
+ * directive kept would only make a second, misleading error. */
+
+/* Where `name`'s value came from: its file:line or flag, else the configuration's name. */
+static const char *at(const struct wd_config *cfg, const char *name)
+{
+    const char *w = wd_config_where(cfg, name);
+    return w ? w : cfg->source;
+}
+
+/* "FILE:LINE" or "the default", for naming the other directive of a rule. */
+static const char *at_or_default(const struct wd_config *cfg, const char *name)
+{
+    const char *w = wd_config_where(cfg, name);
+    return w ? w : "the default";
+}
+
+/* Whether any of the NULL-terminated directives had its value refused. */
+static bool any_rejected(const struct wd_config *cfg, ...)
+{
+    bool r = false;
+    va_list ap;
+    va_start(ap, cfg);
+    for (const char *n; (n = va_arg(ap, const char *));) {
+        const struct opt *o = opt_find(n, strlen(n));
+        r = r || (o && cfg->rejected && cfg->rejected[o - opts]);
+    }
+    va_end(ap);
+    return r;
+}
+
+static void check_tls(const struct wd_config *cfg, struct errbuf *e)
+{
+    if (any_rejected(cfg, "tls_cert", "tls_key", "tls_client_ca", NULL))
+        return;
+    if (cfg->tls_key && !cfg->tls_cert)
+        err_add(e, "%s: tls_key is set but tls_cert is not", at(cfg, "tls_key"));
+    if (cfg->tls_cert && !cfg->tls_key)
+        err_add(e, "%s: tls_cert is set but tls_key is not", at(cfg, "tls_cert"));
+    if (cfg->tls_client_ca && !cfg->tls_cert)
+        err_add(e, "%s: tls_client_ca (mutual TLS) needs tls_cert and tls_key",
+                at(cfg, "tls_client_ca"));
+}
+
+static void check_keepalive(const struct wd_config *cfg, struct errbuf *e)
+{
+    if (!any_rejected(cfg, "keepalive_time", "keepalive_timeout", NULL) &&
+        cfg->keepalive_timeout_ms >= cfg->keepalive_time_ms) {
+        char a[32], b[32];
+        fmt_duration(a, sizeof a, cfg->keepalive_timeout_ms);
+        fmt_duration(b, sizeof b, cfg->keepalive_time_ms);
+        /* blamed on keepalive_timeout unless only keepalive_time was set */
+        bool timeout_set = wd_config_where(cfg, "keepalive_timeout") != NULL;
+        if (timeout_set)
+            err_add(e, "%s: keepalive_timeout (%s) must be shorter than keepalive_time (%s, %s)",
+                    at(cfg, "keepalive_timeout"), a, b, at_or_default(cfg, "keepalive_time"));
+        else
+            err_add(e, "%s: keepalive_time (%s) must be longer than keepalive_timeout (%s, %s)",
+                    at(cfg, "keepalive_time"), b, a, at_or_default(cfg, "keepalive_timeout"));
+    }
+    if (!any_rejected(cfg, "min_ping_interval", NULL) && cfg->min_ping_interval_ms > 60000)
+        err_add(e, "%s: min_ping_interval above 60s would penalize EMQX, which pings every 60s",
+                at(cfg, "min_ping_interval"));
+}
+
+static void check_stores(const struct wd_config *cfg, struct errbuf *e)
+{
+    if (!any_rejected(cfg, "redis_host", "redis_socket", NULL) && cfg->redis_host &&
+        cfg->redis_socket)
+        err_add(e, "%s: redis_host and redis_socket are both set (redis_host: %s): choose one",
+                at(cfg, "redis_socket"), at(cfg, "redis_host"));
+    if (!any_rejected(cfg, "redis_host", "redis_socket", "redis_password", "redis_password_file",
+                      NULL) &&
+        cfg->redis_password && !cfg->redis_host && !cfg->redis_socket) {
+        const char *by = cfg->redis_password_file ? "redis_password_file" : "redis_password";
+        err_add(e, "%s: %s is set but neither redis_host nor redis_socket", at(cfg, by), by);
+    }
+    /* JWT: one key source at most; the second one set is blamed, the first is named */
+    static const char *const sources[] = {"jwt_secret", "jwt_public_key", "jwt_jwks_file",
+                                          "jwt_jwks_url"};
+    const char *const set[] = {cfg->jwt_secret, cfg->jwt_public_key, cfg->jwt_jwks_file,
+                               cfg->jwt_jwks_url};
+    if (any_rejected(cfg, "jwt_secret", "jwt_secret_file", "jwt_public_key", "jwt_jwks_file",
+                     "jwt_jwks_url", "jwt_jwks_ca", NULL))
+        return;
+    const char *first = NULL;
+    for (size_t i = 0; i < WD_ARRAY_LEN(sources); i++) {
+        if (!set[i])
+            continue;
+        const char *name = sources[i];
+        if (i == 0 && cfg->jwt_secret_file)
+            name = "jwt_secret_file";
+        if (!first) {
+            first = name;
+            continue;
+        }
+        err_add(e,
+                "%s: set exactly one JWT key source: jwt_secret, jwt_public_key, jwt_jwks_file "
+                "or jwt_jwks_url (%s: %s)",
+                at(cfg, name), first, at(cfg, first));
+    }
+    if (cfg->jwt_jwks_ca && !cfg->jwt_jwks_url)
+        err_add(e, "%s: jwt_jwks_ca is set but jwt_jwks_url is not", at(cfg, "jwt_jwks_ca"));
+}
+
 int wd_config_validate(const struct wd_config *cfg, char **errors)
 {
     struct errbuf e = {0};
     *errors = NULL;
-    if (cfg->tls_key && !cfg->tls_cert)
-        err_add(&e, "%s: tls_key is set but tls_cert is not", cfg->source);
-    if (cfg->tls_cert && !cfg->tls_key)
-        err_add(&e, "%s: tls_cert is set but tls_key is not", cfg->source);
-    if (cfg->tls_client_ca && !cfg->tls_cert)
-        err_add(&e, "%s: tls_client_ca (mutual TLS) needs tls_cert and tls_key", cfg->source);
-    if (cfg->keepalive_timeout_ms >= cfg->keepalive_time_ms)
-        err_add(&e, "%s: keepalive_timeout must be shorter than keepalive_time", cfg->source);
-    if (cfg->min_ping_interval_ms > 60000)
-        err_add(&e, "%s: min_ping_interval above 60s would penalize EMQX, which pings every 60s",
-                cfg->source);
+    check_tls(cfg, &e);
+    check_keepalive(cfg, &e);
+    check_stores(cfg, &e);
     /* The embedded policy lets demo/demo in: only a client on this host may reach it. */
-    if (!cfg->policy && !wd_config_listen_is_loopback(cfg->listen))
+    if (!any_rejected(cfg, "policy", "listen", NULL) && !cfg->policy &&
+        !wd_config_listen_is_loopback(cfg->listen))
         err_add(&e,
                 "%s: no `policy` is set: the embedded demo policy (user demo, password demo) is "
                 "served only on a loopback address, and listen is '%s'; set `policy FILE` "
                 "(docs/policy.md), or listen on 127.0.0.1",
-                cfg->source, cfg->listen);
-    if (cfg->admin_socket)
+                at(cfg, "listen"), cfg->listen);
+    if (cfg->admin_socket && !any_rejected(cfg, "admin_socket", NULL))
         check_admin_socket(cfg, &e);
     if (e.count) {
         *errors = e.b.s;

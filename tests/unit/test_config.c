@@ -523,7 +523,7 @@ static void validate_refuses_the_demo_policy_on_a_non_loopback_listen(void **sta
     for (size_t i = 0; i < sizeof exposed / sizeof exposed[0]; i++) {
         assert_int_equal(parse(&c, exposed[i], &errors), WD_OK);
         assert_int_equal(wd_config_validate(&c, &errors), WD_EINVAL);
-        assert_non_null(strstr(errors, "t.conf: no `policy` is set"));
+        assert_non_null(strstr(errors, "t.conf:1: no `policy` is set"));
         assert_non_null(strstr(errors, "set `policy FILE`"));
         free(errors);
         /* the same address with a policy is fine */
@@ -880,6 +880,80 @@ static void every_directive_is_documented_with_its_default(void **state)
         fail_msg("docs/configuration.md and the option table disagree:\n%s", problems);
 }
 
+/* Rules that involve several directives name the file:line (or the flag) of each directive
+ * involved, so they can be reported in the same pass as the line errors (main.c). */
+static void cross_directive_errors_name_the_line_of_each_directive(void **state)
+{
+    (void)state;
+    struct wd_config c;
+    char *errors = NULL;
+    const char *text = "workers 2\n"                                   /* 1 */
+                       "tls_key k.pem\n"                               /* 2 */
+                       "keepalive_time 20s\n"                          /* 3 */
+                       "keepalive_timeout 30s\n"                       /* 4 */
+                       "min_ping_interval 2m\n"                        /* 5 */
+                       "redis_host 127.0.0.1\n"                        /* 6 */
+                       "redis_socket /run/redis.sock\n"                /* 7 */
+                       "jwt_secret 0123456789abcdef0123456789abcdef\n" /* 8 */
+                       "jwt_jwks_file /etc/warden/jwks.json\n"         /* 9 */
+                       "jwt_jwks_ca /etc/warden/ca.pem\n"              /* 10 */
+                       "tls_client_ca ca.pem\n"                        /* 11 */
+                       "listen 0.0.0.0:9000\n";                        /* 12 */
+    assert_int_equal(parse(&c, text, &errors), WD_OK);
+    assert_int_equal(wd_config_validate(&c, &errors), WD_EINVAL);
+    static const char *const want[] = {
+        "t.conf:2: tls_key is set but tls_cert is not",
+        "t.conf:4: keepalive_timeout (30s) must be shorter than keepalive_time (20s, t.conf:3)",
+        "t.conf:5: min_ping_interval above 60s would penalize EMQX",
+        "t.conf:7: redis_host and redis_socket are both set (redis_host: t.conf:6): choose one",
+        "t.conf:9: set exactly one JWT key source: jwt_secret, jwt_public_key, jwt_jwks_file or "
+        "jwt_jwks_url (jwt_secret: t.conf:8)",
+        "t.conf:10: jwt_jwks_ca is set but jwt_jwks_url is not",
+        "t.conf:11: tls_client_ca (mutual TLS) needs tls_cert and tls_key",
+        "t.conf:12: no `policy` is set",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (!strstr(errors, want[i]))
+            fail_msg("missing \"%s\" in:\n%s", want[i], errors);
+    free(errors);
+    wd_config_cleanup(&c);
+
+    /* from the command line: the flag; a default: named as such */
+    wd_config_defaults(&c);
+    assert_int_equal(wd_config_set_from(&c, "--tls-cert", "tls_cert", "c.pem", &errors), WD_OK);
+    assert_int_equal(wd_config_set(&c, "keepalive_timeout", "2m", &errors), WD_OK);
+    assert_int_equal(wd_config_set(&c, "redis_password", "x", &errors), WD_OK);
+    assert_int_equal(wd_config_validate(&c, &errors), WD_EINVAL);
+    assert_non_null(strstr(errors, "command line: --tls-cert: tls_cert is set but tls_key is not"));
+    assert_non_null(strstr(errors, "command line: --set keepalive_timeout: keepalive_timeout (2m) "
+                                   "must be shorter than keepalive_time (1m, the default)"));
+    assert_non_null(strstr(errors, "command line: --set redis_password: redis_password is set "
+                                   "but neither redis_host nor redis_socket"));
+    free(errors);
+    wd_config_cleanup(&c);
+}
+
+/* A directive whose line was refused is already reported: the rules it takes part in are not
+ * checked against the default it kept (a `tls_key` with a bad line is not "not set"). */
+static void cross_directive_rules_skip_a_directive_whose_line_was_refused(void **state)
+{
+    (void)state;
+    struct wd_config c;
+    char *errors = NULL;
+    assert_int_equal(parse(&c,
+                           "tls_cert c.pem\ntls_key a b\nkeepalive_timeout 90s\n"
+                           "keepalive_time 30x\n",
+                           &errors),
+                     WD_ESYNTAX);
+    assert_non_null(strstr(errors, "t.conf:2: 'tls_key' takes exactly one value"));
+    free(errors);
+    errors = NULL;
+    int rc = wd_config_validate(&c, &errors);
+    if (rc != WD_OK)
+        fail_msg("rules with a refused directive were checked:\n%s", errors);
+    wd_config_cleanup(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -912,6 +986,8 @@ int main(void)
         cmocka_unit_test(printed_defaults_and_full_configuration_match_the_golden_files),
         cmocka_unit_test(choices_are_enums_read_through_the_table),
         cmocka_unit_test(every_directive_is_documented_with_its_default),
+        cmocka_unit_test(cross_directive_errors_name_the_line_of_each_directive),
+        cmocka_unit_test(cross_directive_rules_skip_a_directive_whose_line_was_refused),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
