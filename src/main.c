@@ -60,9 +60,9 @@ enum {
 static const char usage_text[] =
     "usage: warden [options]                 serve (see below)\n"
     "       warden check FILE...             compile policies, print their diagnostics\n"
-    "       warden explain FILE --action A --topic T [--username U ...]\n"
+    "       warden explain FILE... --action A --topic T [--username U ...]\n"
     "                                        show the decision for one request, and why\n"
-    "       warden test FILE.tests           run a policy's test cases\n"
+    "       warden test FILE.tests...        run policies' test cases\n"
     "       warden import-acl acl.conf       translate an EMQX acl.conf into a policy\n"
     "       warden passwd [--scheme S] [--user NAME]   hash a password for a policy\n"
     "       warden admin [--socket PATH | --config FILE] flush [--user NAME] | stats\n"

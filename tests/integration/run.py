@@ -1749,8 +1749,8 @@ import faults  # noqa: E402  (tests/integration/faults.py: issue 10, fault injec
 faults.register(scenario)
 import observe  # noqa: E402  (tests/integration/observe.py: issue 12, metrics, readiness, decision log)
 observe.register(scenario)
-import config_errors  # noqa: E402  (tests/integration/config_errors.py: issue 12, errors in one pass)
-config_errors.register(scenario)
+import config_cli  # noqa: E402  (tests/integration/config_cli.py: issue 12, errors in one pass, several files)
+config_cli.register(scenario)
 
 # ====================================================================== main
 

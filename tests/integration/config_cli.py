@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""warden integration suite, configuration errors in one pass (issue 12).
+"""warden integration suite, configuration errors in one pass and subcommands over several
+files (issue 12).
 
 - a configuration file with line errors (a bad value, an unknown directive) and errors of the
   rules that involve several directives (tls_key without tls_cert, keepalive_timeout not
@@ -8,11 +9,17 @@
   involved, at start and under --check-config (exit 3);
 - a bad flag and a rule broken by another flag are reported together, each naming its flag
   (exit 2: a command-line error);
-- a directive whose line was refused is not also reported by a rule it takes part in.
+- a directive whose line was refused is not also reported by a rule it takes part in;
+- `warden test` takes several tests files: each file's failures, its own count, the totals,
+  and the worst exit status; `warden explain` takes several policies and explains the same
+  request with each (an old and a new policy side by side).
 
-Loaded by run.py (`config_errors.register(scenario)`); scenarios are named config_errors_*.
+Loaded by run.py (`config_cli.register(scenario)`); scenarios are named config_errors_* and
+cli_several_*.
 Every warden here runs to completion (H.run_warden, bounded by its timeout).
 """
+import os
+
 import harness as H
 from harness import ensure
 
@@ -84,3 +91,50 @@ def config_errors_flags_and_rules_together(s, h):
         ensure("%s:3: 'tls_key' takes exactly one value" % conf in err, H.tail(err))
         ensure("tls_cert is set but tls_key is not" not in err,
                "a rule reported a directive whose line was refused:\n%s" % H.tail(err))
+
+
+TESTS_OK = 'policy "p.policy"\nallow publish "t/1" username "u"\ndeny publish "x" username "u"\n'
+TESTS_FAIL = 'policy "p.policy"\ndeny publish "t/1" username "u"\n'
+
+
+@_scenario
+def cli_several_tests_files(s, h):
+    ok = H.write_file(h, "ok.tests", TESTS_OK)
+    with open(os.path.join(os.path.dirname(ok), "p.policy"), "w") as f:
+        f.write(POLICY)
+    bad = H.write_file(h, "fail.tests", TESTS_FAIL)
+    with open(os.path.join(os.path.dirname(bad), "p.policy"), "w") as f:
+        f.write(POLICY)
+    with s.check("cli_several_tests_files_all_pass"):
+        rc, out, err = H.run_warden(h, ["test", ok, ok], timeout=10)
+        ensure(rc == 0, "exit %s, want 0\n%s%s" % (rc, out, H.tail(err)))
+        ensure(out.splitlines() == ["%s: 2 passed, 0 failed" % ok, "%s: 2 passed, 0 failed" % ok,
+                                    "4 passed, 0 failed"], "stdout:\n%s" % out)
+    with s.check("cli_several_tests_files_each_counted_worst_status"):
+        rc, out, err = H.run_warden(h, ["test", ok, bad], timeout=10)
+        ensure(rc == 1, "exit %s, want 1\n%s%s" % (rc, out, H.tail(err)))
+        lines = out.splitlines()
+        ensure(lines[-1] == "2 passed, 1 failed" and "%s: 0 passed, 1 failed" % bad in lines
+               and any(ln.startswith("FAIL %s:2:" % bad) for ln in lines), "stdout:\n%s" % out)
+    with s.check("cli_one_tests_file_prints_as_before"):
+        rc, out, err = H.run_warden(h, ["test", ok], timeout=10)
+        ensure(rc == 0 and out == "2 passed, 0 failed\n", "exit %s\n%s" % (rc, out))
+
+
+@_scenario
+def cli_several_policies_explained(s, h):
+    old = H.write_file(h, "old.policy", POLICY)
+    new = H.write_file(h, "new.policy", POLICY.replace('allow all "t/#"', 'allow subscribe "t/#"'))
+    with s.check("cli_several_policies_explained_side_by_side"):
+        rc, out, err = H.run_warden(h, ["explain", old, new, "--action", "publish", "--topic",
+                                        "t/1", "--username", "u"], timeout=10)
+        ensure(rc == 0, "exit %s, want 0\n%s%s" % (rc, out, H.tail(err)))
+        ensure(out.startswith("== %s\n" % old) and "\n== %s\n" % new in out,
+               "no section per policy:\n%s" % out)
+        first, second = out.split("\n== %s\n" % new)
+        ensure("decision: allow" in first and "decision: deny" in second,
+               "each policy's decision is not shown:\n%s" % out)
+    with s.check("cli_several_policies_one_missing_exit_1"):
+        rc, out, err = H.run_warden(h, ["explain", os.path.join(h.tmp, "missing.policy"), old,
+                                        "--action", "publish", "--topic", "t/1"], timeout=10)
+        ensure(rc == 1 and "decision: " in out, "exit %s\n%s%s" % (rc, out, H.tail(err)))
