@@ -1083,23 +1083,21 @@ static const char *at_or_default(const struct wd_config *cfg, const char *name)
     return w ? w : "the default";
 }
 
-/* Whether any of the NULL-terminated directives had its value refused. */
-static bool any_rejected(const struct wd_config *cfg, ...)
+/* Whether any of the directives had its value refused: REJECTED(cfg, "a", "b", ...). */
+static bool any_rejected(const struct wd_config *cfg, const char *const *names)
 {
-    bool r = false;
-    va_list ap;
-    va_start(ap, cfg);
-    for (const char *n; (n = va_arg(ap, const char *));) {
-        const struct opt *o = opt_find(n, strlen(n));
-        r = r || (o && cfg->rejected && cfg->rejected[o - opts]);
+    for (; *names; names++) {
+        const struct opt *o = opt_find(*names, strlen(*names));
+        if (o && cfg->rejected && cfg->rejected[o - opts])
+            return true;
     }
-    va_end(ap);
-    return r;
+    return false;
 }
+#define REJECTED(cfg, ...) any_rejected(cfg, (const char *const[]){__VA_ARGS__, NULL})
 
 static void check_tls(const struct wd_config *cfg, struct errbuf *e)
 {
-    if (any_rejected(cfg, "tls_cert", "tls_key", "tls_client_ca", NULL))
+    if (REJECTED(cfg, "tls_cert", "tls_key", "tls_client_ca"))
         return;
     if (cfg->tls_key && !cfg->tls_cert)
         err_add(e, "%s: tls_key is set but tls_cert is not", at(cfg, "tls_key"));
@@ -1112,7 +1110,7 @@ static void check_tls(const struct wd_config *cfg, struct errbuf *e)
 
 static void check_keepalive(const struct wd_config *cfg, struct errbuf *e)
 {
-    if (!any_rejected(cfg, "keepalive_time", "keepalive_timeout", NULL) &&
+    if (!REJECTED(cfg, "keepalive_time", "keepalive_timeout") &&
         cfg->keepalive_timeout_ms >= cfg->keepalive_time_ms) {
         char a[32], b[32];
         fmt_duration(a, sizeof a, cfg->keepalive_timeout_ms);
@@ -1126,19 +1124,17 @@ static void check_keepalive(const struct wd_config *cfg, struct errbuf *e)
             err_add(e, "%s: keepalive_time (%s) must be longer than keepalive_timeout (%s, %s)",
                     at(cfg, "keepalive_time"), b, a, at_or_default(cfg, "keepalive_timeout"));
     }
-    if (!any_rejected(cfg, "min_ping_interval", NULL) && cfg->min_ping_interval_ms > 60000)
+    if (!REJECTED(cfg, "min_ping_interval") && cfg->min_ping_interval_ms > 60000)
         err_add(e, "%s: min_ping_interval above 60s would penalize EMQX, which pings every 60s",
                 at(cfg, "min_ping_interval"));
 }
 
 static void check_stores(const struct wd_config *cfg, struct errbuf *e)
 {
-    if (!any_rejected(cfg, "redis_host", "redis_socket", NULL) && cfg->redis_host &&
-        cfg->redis_socket)
+    if (!REJECTED(cfg, "redis_host", "redis_socket") && cfg->redis_host && cfg->redis_socket)
         err_add(e, "%s: redis_host and redis_socket are both set (redis_host: %s): choose one",
                 at(cfg, "redis_socket"), at(cfg, "redis_host"));
-    if (!any_rejected(cfg, "redis_host", "redis_socket", "redis_password", "redis_password_file",
-                      NULL) &&
+    if (!REJECTED(cfg, "redis_host", "redis_socket", "redis_password", "redis_password_file") &&
         cfg->redis_password && !cfg->redis_host && !cfg->redis_socket) {
         const char *by = cfg->redis_password_file ? "redis_password_file" : "redis_password";
         err_add(e, "%s: %s is set but neither redis_host nor redis_socket", at(cfg, by), by);
@@ -1148,8 +1144,8 @@ static void check_stores(const struct wd_config *cfg, struct errbuf *e)
                                           "jwt_jwks_url"};
     const char *const set[] = {cfg->jwt_secret, cfg->jwt_public_key, cfg->jwt_jwks_file,
                                cfg->jwt_jwks_url};
-    if (any_rejected(cfg, "jwt_secret", "jwt_secret_file", "jwt_public_key", "jwt_jwks_file",
-                     "jwt_jwks_url", "jwt_jwks_ca", NULL))
+    if (REJECTED(cfg, "jwt_secret", "jwt_secret_file", "jwt_public_key", "jwt_jwks_file",
+                 "jwt_jwks_url", "jwt_jwks_ca"))
         return;
     const char *first = NULL;
     for (size_t i = 0; i < WD_ARRAY_LEN(sources); i++) {
@@ -1179,14 +1175,14 @@ int wd_config_validate(const struct wd_config *cfg, char **errors)
     check_keepalive(cfg, &e);
     check_stores(cfg, &e);
     /* The embedded policy lets demo/demo in: only a client on this host may reach it. */
-    if (!any_rejected(cfg, "policy", "listen", NULL) && !cfg->policy &&
+    if (!REJECTED(cfg, "policy", "listen") && !cfg->policy &&
         !wd_config_listen_is_loopback(cfg->listen))
         err_add(&e,
                 "%s: no `policy` is set: the embedded demo policy (user demo, password demo) is "
                 "served only on a loopback address, and listen is '%s'; set `policy FILE` "
                 "(docs/policy.md), or listen on 127.0.0.1",
                 at(cfg, "listen"), cfg->listen);
-    if (cfg->admin_socket && !any_rejected(cfg, "admin_socket", NULL))
+    if (cfg->admin_socket && !REJECTED(cfg, "admin_socket"))
         check_admin_socket(cfg, &e);
     if (e.count) {
         *errors = e.b.s;
