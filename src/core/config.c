@@ -138,6 +138,10 @@ static const struct choice log_outputs[] = {
     {"off", WD_CONFIG_OUTPUT_OFF}, {"stderr", WD_CONFIG_OUTPUT_STDERR}, {NULL, 0}};
 static const struct choice log_events[] = {
     {"deny", WD_CONFIG_EVENTS_DENY}, {"all", WD_CONFIG_EVENTS_ALL}, {NULL, 0}};
+/* no word for WD_CONFIG_SESSION_STORE_AUTO, the default: chosen at start from the Redis
+ * directives (printed as `# session_store (unset)`) */
+static const struct choice session_stores[] = {
+    {"local", WD_CONFIG_SESSION_STORE_LOCAL}, {"redis", WD_CONFIG_SESSION_STORE_REDIS}, {NULL, 0}};
 
 /* An enum field is written and read as an int: the enums above are int-sized. */
 _Static_assert(sizeof(enum wd_config_hash) == sizeof(int), "enum fields are ints");
@@ -217,6 +221,9 @@ static const struct opt opts[] = {
     {"session_max", T_INT, OFF(session_max), 16, 100000000, "1000000", NULL},
     {"session_memory", T_SIZE, OFF(session_memory), 65536, 1 << 30, "256MiB", NULL},
     {"session_ttl", T_DURATION, OFF(session_ttl_ms), 0, 604800000, "0", NULL},
+    {"session_store", T_ENUM, OFF(session_store), 0, 0, NULL, session_stores},
+    {"session_redis_prefix", T_STRING, OFF(session_redis_prefix), 0, 0, "warden:session:", NULL},
+    {"session_redis_ttl", T_DURATION, OFF(session_redis_ttl_ms), 1000, 604800000, "24h", NULL},
     {"admin_socket", T_PATH, OFF(admin_socket), 0, 0, NULL, NULL},
     {"allow_core_dumps", T_BOOL, OFF(allow_core_dumps), 0, 0, "off", NULL},
     {"metrics_listen", T_STRING, OFF(metrics_listen), 0, 0, NULL, NULL},

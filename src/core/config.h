@@ -83,6 +83,13 @@ enum wd_config_token_from {
     WD_CONFIG_TOKEN_USERNAME,
 };
 
+/* session_store: AUTO (the default, no word) is redis when Redis is configured, else local. */
+enum wd_config_session_store {
+    WD_CONFIG_SESSION_STORE_AUTO = 0,
+    WD_CONFIG_SESSION_STORE_LOCAL,
+    WD_CONFIG_SESSION_STORE_REDIS,
+};
+
 /* decision_log_events */
 enum wd_config_events {
     WD_CONFIG_EVENTS_DENY = 0, /* denials only */
@@ -196,6 +203,9 @@ struct wd_config {
     int session_max;
     int session_memory;
     int session_ttl_ms; /* 0: sessions expire only with their token, or when evicted */
+    enum wd_config_session_store session_store;
+    char *session_redis_prefix; /* key of a shared session: prefix + clientid */
+    int session_redis_ttl_ms;   /* longest life in Redis of a session without exp/session_ttl */
 
     /* operations */
     char *admin_socket;    /* NULL: no admin socket */

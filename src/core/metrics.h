@@ -120,7 +120,17 @@
     X(DLOG_DROPPED, "decision_log_dropped_total", "warden_decision_log_dropped_total", "",         \
       "decision log lines dropped: the queue was full (calls never wait for the log)")             \
     X(DLOG_ERRORS, "decision_log_errors_total", "warden_decision_log_errors_total", "",            \
-      "decision log writes or reopens that failed")
+      "decision log writes or reopens that failed")                                                \
+    X(SESSIONS_SHARED_READS, "sessions_shared_reads_total", "warden_sessions_shared_reads_total",  \
+      "", "local session misses read from Redis (session_store redis)")                            \
+    X(SESSIONS_SHARED_FOUND, "sessions_shared_found_total", "warden_sessions_shared_found_total",  \
+      "", "sessions read from Redis and used by this replica")                                     \
+    X(SESSIONS_SHARED_ERRORS, "sessions_shared_errors_total",                                      \
+      "warden_sessions_shared_errors_total", "",                                                   \
+      "shared-session writes, reads and deletes that failed (Redis down, slow, refused)")          \
+    X(SESSIONS_SHARED_REFUSED, "sessions_shared_refused_total",                                    \
+      "warden_sessions_shared_refused_total", "",                                                  \
+      "sessions in Redis refused: malformed, oversized or not warden's")
 
 enum wd_metric {
 #define WD_METRIC_ENUM(id, stat, family, labels, help) WD_M_##id,

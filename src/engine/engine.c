@@ -365,7 +365,7 @@ int wd_engine_authenticate_w(struct wd_engine_local *l, const struct wd_authn_re
     if (rc == WD_EAGAIN)
         return WD_EAGAIN;
     if (out->decision == WD_DECISION_ALLOW && l->needs_session)
-        wd_backends_session_put(l->e->backends, req, src, &sr); /* takes sr.jwt */
+        wd_backends_session_put(l->bl, req, src, &sr); /* takes sr.jwt */
     else
         wd_jwt_ident_release(sr.jwt);
     count(out->decision, WD_M_AUTHN_ALLOW, WD_M_AUTHN_DENY, WD_M_AUTHN_NOMATCH);
@@ -388,11 +388,11 @@ int wd_engine_authorize_w(struct wd_engine_local *l, const struct wd_authz_req *
         out->reason = r.by_default ? "no rule matched: authz default" : "rule matched";
         out->step = r.by_default ? "default" : "rules";
     } else {
-        struct wd_backends *b = l->e->backends;
         struct wd_authz_req rq = *req;
-        const struct wd_session *s = NULL;
+        struct wd_session *s = NULL;
         if (l->needs_session) {
-            s = wd_backends_session_get(b, &req->client);
+            if (wd_backends_session_get(l->bl, &req->client, w, &s) == WD_EAGAIN)
+                return WD_EAGAIN;
             if (s) {
                 rq.client.is_superuser = rq.client.is_superuser || wd_session_superuser(s);
                 wd_session_bind_claims(s, &rq.client);
@@ -402,18 +402,14 @@ int wd_engine_authorize_w(struct wd_engine_local *l, const struct wd_authz_req *
             .l = l->bl, .session = s, .reason = NULL, .step = NULL, .waiter = w};
         struct wd_policy_sources srcs = {.eval = wd_backends_source_eval, .ctx = &sc};
         wd_policy_authorize_src(p, &rq, &srcs, &r);
-        if (sc.waiting) {
-            if (s)
-                wd_backends_session_release(b, s);
+        wd_session_release(s);
+        if (sc.waiting)
             return WD_EAGAIN;
-        }
         if (r.by_source && sc.reason)
             out->reason = sc.reason;
         else
             out->reason = r.by_default ? "no rule matched: authz default" : "rule matched";
         out->step = r.by_source && sc.step ? sc.step : r.by_default ? "default" : "rules";
-        if (s)
-            wd_backends_session_release(b, s);
     }
     if (r.bad_topic) {
         out->reason = "invalid topic name or filter";
@@ -441,7 +437,7 @@ unsigned wd_engine_local_waiting(const struct wd_engine_local *l)
 
 void wd_engine_client_disconnected(struct wd_engine_local *l, const struct wd_client *c)
 {
-    wd_backends_session_drop(l->e->backends, c);
+    wd_backends_session_drop(l->bl, c);
 }
 
 size_t wd_engine_flush(struct wd_engine *e, const char *user, size_t len)

@@ -813,6 +813,33 @@ const char *wd_jwt_result_claim(const struct wd_jwt_result *r, const char *name)
     return NULL;
 }
 
+size_t wd_jwt_result_nclaims(const struct wd_jwt_result *r)
+{
+    return r ? r->n_claims_ : 0;
+}
+
+bool wd_jwt_result_claim_at(const struct wd_jwt_result *r, size_t i, const char **name,
+                            const char **value)
+{
+    if (!r || i >= r->n_claims_)
+        return false;
+    *name = r->claims_[i].name;
+    *value = r->claims_[i].value;
+    return true;
+}
+
+int wd_jwt_result_add_claim(struct wd_jwt_result *r, const char *name, const char *value)
+{
+    if (!r->claims_)
+        r->claims_ = wd_calloc(WD_JWT_CLAIMS_MAX, sizeof(*r->claims_));
+    if (r->n_claims_ >= WD_JWT_CLAIMS_MAX)
+        return WD_ETOOBIG;
+    r->claims_[r->n_claims_].name = wd_strdup(name);
+    r->claims_[r->n_claims_].value = wd_strdup(value);
+    r->n_claims_++;
+    return WD_OK;
+}
+
 void wd_jwt_result_cleanup(struct wd_jwt_result *r)
 {
     if (!r)

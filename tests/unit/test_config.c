@@ -700,6 +700,9 @@ static void choices_are_enums_read_through_the_table(void **state)
     assert_int_equal(c.log_level, WD_LOG_INFO);
     assert_int_equal(c.decision_log_events, WD_CONFIG_EVENTS_DENY);
     assert_int_equal(c.decision_log.to, WD_CONFIG_OUTPUT_OFF);
+    assert_int_equal(c.session_store, WD_CONFIG_SESSION_STORE_AUTO); /* chosen at start */
+    assert_int_equal(wd_config_set(&c, "session_store", "redis", &errors), WD_OK);
+    assert_int_equal(c.session_store, WD_CONFIG_SESSION_STORE_REDIS);
     wd_config_cleanup(&c);
 
     assert_int_equal(parse(&c,
