@@ -294,22 +294,67 @@ static void append_err(struct wd_buf *e, int *n, const char *fmt, ...)
     (*n)++;
 }
 
+/* The configuration's choices (core) as the password module's enums (store). */
+static enum wd_passwd_algo passwd_algo(enum wd_config_hash h)
+{
+    switch (h) {
+    case WD_CONFIG_HASH_PLAIN:
+        return WD_PASSWD_PLAIN;
+    case WD_CONFIG_HASH_MD5:
+        return WD_PASSWD_MD5;
+    case WD_CONFIG_HASH_SHA1:
+        return WD_PASSWD_SHA1;
+    case WD_CONFIG_HASH_SHA256:
+        return WD_PASSWD_SHA256;
+    case WD_CONFIG_HASH_SHA512:
+        return WD_PASSWD_SHA512;
+    case WD_CONFIG_HASH_BCRYPT:
+        return WD_PASSWD_BCRYPT;
+    case WD_CONFIG_HASH_PBKDF2:
+        return WD_PASSWD_PBKDF2;
+    case WD_CONFIG_HASH_ARGON2ID:
+        return WD_PASSWD_ARGON2ID;
+    }
+    return WD_PASSWD_SHA256;
+}
+
+static enum wd_passwd_salt_pos passwd_salt_pos(enum wd_config_salt s)
+{
+    return s == WD_CONFIG_SALT_SUFFIX    ? WD_PASSWD_SALT_SUFFIX
+           : s == WD_CONFIG_SALT_DISABLE ? WD_PASSWD_SALT_DISABLE
+                                         : WD_PASSWD_SALT_PREFIX;
+}
+
+static enum wd_passwd_mac passwd_mac(enum wd_config_mac m)
+{
+    switch (m) {
+    case WD_CONFIG_MAC_SHA1:
+        return WD_PASSWD_MAC_SHA1;
+    case WD_CONFIG_MAC_SHA224:
+        return WD_PASSWD_MAC_SHA224;
+    case WD_CONFIG_MAC_SHA256:
+        return WD_PASSWD_MAC_SHA256;
+    case WD_CONFIG_MAC_SHA384:
+        return WD_PASSWD_MAC_SHA384;
+    case WD_CONFIG_MAC_SHA512:
+        return WD_PASSWD_MAC_SHA512;
+    }
+    return WD_PASSWD_MAC_SHA256;
+}
+
 static void setup_redis(struct wd_backends *b, const struct wd_config *cfg, struct wd_buf *e,
                         int *n)
 {
     b->redis_on = cfg->redis_host || cfg->redis_socket;
-    b->redis_fail_next = strcmp(cfg->redis_on_error, "next") == 0;
+    b->redis_fail_next = cfg->redis_on_error == WD_CONFIG_FAIL_NEXT;
     char err[256];
     if (wd_redis_tmpl_compile(cfg->redis_authn_key, &b->authn_key, err, sizeof err) != WD_OK)
         append_err(e, n, "redis_authn_key: %s", err);
     if (wd_redis_tmpl_compile(cfg->redis_acl_key, &b->acl_key, err, sizeof err) != WD_OK)
         append_err(e, n, "redis_acl_key: %s", err);
-    if (wd_passwd_algo_from_name(cfg->redis_password_hash, &b->spec.algo) != WD_OK)
-        append_err(e, n, "redis_password_hash: unknown algorithm %s", cfg->redis_password_hash);
-    if (wd_passwd_salt_pos_from_name(cfg->redis_salt_position, &b->spec.salt_pos) != WD_OK)
-        append_err(e, n, "redis_salt_position: unknown position %s", cfg->redis_salt_position);
-    if (wd_passwd_mac_from_name(cfg->redis_pbkdf2_mac, &b->spec.pbkdf2.mac) != WD_OK)
-        append_err(e, n, "redis_pbkdf2_mac: unknown mac %s", cfg->redis_pbkdf2_mac);
+    b->spec.algo = passwd_algo(cfg->redis_password_hash);
+    b->spec.salt_pos = passwd_salt_pos(cfg->redis_salt_position);
+    b->spec.pbkdf2.mac = passwd_mac(cfg->redis_pbkdf2_mac);
     b->spec.pbkdf2.iterations = (unsigned long)cfg->redis_pbkdf2_iterations;
     b->spec.pbkdf2.dk_length = (size_t)cfg->redis_pbkdf2_dk_length;
     /* EMQX 5.x compares plain passwords case-insensitively; that is its bug, not ours */
@@ -345,7 +390,8 @@ static void setup_redis(struct wd_backends *b, const struct wd_config *cfg, stru
                             "cannot reach %s:%d now (%s); requests that need Redis get "
                             "redis_on_error (%s) until it answers",
                             b->rsocket ? b->rsocket : b->rhost, b->rsocket ? 0 : b->ropts.port,
-                            wd_redis_last_error(r), cfg->redis_on_error);
+                            wd_redis_last_error(r),
+                            wd_config_choice_name("redis_on_error", (int)cfg->redis_on_error));
             else
                 wd_log_info("redis", "connected to %s", b->rsocket ? b->rsocket : b->rhost);
             wd_redis_free(r);
@@ -357,8 +403,8 @@ static void setup_jwt(struct wd_backends *b, const struct wd_config *cfg, struct
 {
     int sources = (cfg->jwt_secret != NULL) + (cfg->jwt_public_key != NULL) +
                   (cfg->jwt_jwks_file != NULL) + (cfg->jwt_jwks_url != NULL);
-    b->jwt_from_username = strcmp(cfg->jwt_from, "username") == 0;
-    b->jwt_invalid_next = strcmp(cfg->jwt_on_invalid, "next") == 0;
+    b->jwt_from_username = cfg->jwt_from == WD_CONFIG_TOKEN_USERNAME;
+    b->jwt_invalid_next = cfg->jwt_on_invalid == WD_CONFIG_FAIL_NEXT;
     b->jwt_leeway_s = cfg->jwt_leeway_ms / 1000;
     if (sources == 0) {
         if (cfg->jwt_jwks_ca)
@@ -475,8 +521,9 @@ static bool prefixes_overlap(const char *a, size_t na, const char *b, size_t nb)
 static void setup_shared_sessions(struct wd_backends *b, const struct wd_config *cfg,
                                   struct wd_buf *e, int *n)
 {
-    const char *store = cfg->session_store ? cfg->session_store : b->redis_on ? "redis" : "local";
-    if (strcmp(store, "redis") != 0)
+    bool redis = cfg->session_store == WD_CONFIG_SESSION_STORE_REDIS ||
+                 (cfg->session_store == WD_CONFIG_SESSION_STORE_AUTO && b->redis_on);
+    if (!redis)
         return;
     if (!b->redis_on) {
         append_err(e, n, "session_store redis: set redis_host or redis_socket");
