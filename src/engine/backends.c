@@ -615,7 +615,8 @@ static void on_inval_keys(void *ctx, const char *const *keys, const size_t *lens
         wd_cache_flush_origin(b->cache, keys[i], lens[i]);
 }
 
-/* Starts the subscriber once, for the first local with a loop (a server). */
+/* Starts the subscriber once, with the first local (a server's worker, or a caller of the
+ * blocking path): `warden test` and `explain`, which make none, never connect. */
 static void tracking_start(struct wd_backends *b)
 {
     pthread_mutex_lock(&b->pool_mu);
@@ -759,6 +760,7 @@ struct wd_backends_local *wd_backends_local_new(struct wd_backends *b, const str
 {
     struct wd_backends_local *l = wd_calloc(1, sizeof *l);
     l->b = b;
+    tracking_start(b);
     if (!ev)
         return l;
     l->async = true;
@@ -771,7 +773,6 @@ struct wd_backends_local *wd_backends_local_new(struct wd_backends *b, const str
                                      "are refused (denied)");
     }
     pthread_mutex_unlock(&b->pool_mu);
-    tracking_start(b);
     if (b->redis_on) {
         struct wd_redis_async_opts o = {.conn = b->ropts};
         char err[256] = "";

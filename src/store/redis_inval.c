@@ -340,7 +340,7 @@ int wd_redis_inval_start(const struct wd_redis_opts *conn, const char *const *pr
     if (!conn || !ops || !ops->lost || !ops->armed || !ops->keys || nprefixes > MAX_PREFIXES ||
         wd_redis__opts_resolve(conn, &o) != WD_OK)
         return WD_EINVAL;
-    const char *p[MAX_PREFIXES];
+    const char *p[MAX_PREFIXES] = {0};
     for (size_t i = 0; i < nprefixes; i++)
         p[i] = prefixes[i];
     size_t np = wd_redis_inval_prefixes(p, nprefixes);
