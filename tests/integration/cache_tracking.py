@@ -11,7 +11,9 @@ all on loopback, with `cache_ttl 1h` so that only an invalidation can explain a 
 - the invalidation connection killed (CLIENT KILL TYPE pubsub): the warm entries are dropped
   before the cache serves again (the next authenticate reads Redis), the stream is re-armed
   (a new subscriber), and a password changed right after the kill is never answered by the
-  old one once the new one has been seen.
+  old one once the new one has been seen;
+- Redis stopped: the warm answers are dropped with the stream (redis_on_error decides), the
+  price of coherence (`cache_invalidation off` keeps serving them until cache_ttl).
 
 "Warm" is checked, not assumed: a second authenticate must not reach Redis (INFO
 commandstats, HMGET calls unchanged). Nothing waits by a fixed sleep.
@@ -178,3 +180,14 @@ def cache_tracking_stream_lost(s, h):
                 e.want(True, lambda: S.authn(ch, USER, pc), "new password")
                 e.want(True, lambda: S.authz(ch, "newer/t", PUBLISH, USER), "new ACL")
             e.done()
+
+        with s.check("cache_tracking_redis_down_serves_nothing_cached_from_it"):
+            # the trade-off of coherence: with the stream gone the warm answers are dropped,
+            # so a Redis outage is decided by redis_on_error (deny), not by the cache
+            warm(w, r, pc, "newer/t", "before Redis stops")
+            r.stop()
+            with H.channel(w.addr) as ch:
+                S.poll_until(lambda: S.authn(ch, USER, pc), DENY_RAW, POLL_TIMEOUT,
+                             "Redis stopped: the cached verdict")
+                S.poll_until(lambda: S.authz(ch, "newer/t", PUBLISH, USER), DENY_RAW,
+                             POLL_TIMEOUT, "Redis stopped: the cached ACL")
