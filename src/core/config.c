@@ -142,6 +142,10 @@ static const struct choice log_events[] = {
  * directives (printed as `# session_store (unset)`) */
 static const struct choice session_stores[] = {
     {"local", WD_CONFIG_SESSION_STORE_LOCAL}, {"redis", WD_CONFIG_SESSION_STORE_REDIS}, {NULL, 0}};
+/* no word for WD_CONFIG_CACHE_INVAL_AUTO, the default: tracking when Redis is configured and
+ * the cache is on */
+static const struct choice cache_invals[] = {
+    {"off", WD_CONFIG_CACHE_INVAL_OFF}, {"tracking", WD_CONFIG_CACHE_INVAL_TRACKING}, {NULL, 0}};
 
 /* An enum field is written and read as an int: the enums above are int-sized. */
 _Static_assert(sizeof(enum wd_config_hash) == sizeof(int), "enum fields are ints");
@@ -218,6 +222,7 @@ static const struct opt opts[] = {
     {"cache_memory", T_SIZE, OFF(cache_memory), 65536, 1 << 30, "64MiB", NULL},
     {"cache_ttl", T_DURATION, OFF(cache_ttl_ms), 1, 86400000, "1m", NULL},
     {"cache_negative_ttl", T_DURATION, OFF(cache_negative_ttl_ms), 1, 86400000, "5s", NULL},
+    {"cache_invalidation", T_ENUM, OFF(cache_invalidation), 0, 0, NULL, cache_invals},
     {"session_max", T_INT, OFF(session_max), 16, 100000000, "1000000", NULL},
     {"session_memory", T_SIZE, OFF(session_memory), 65536, 1 << 30, "256MiB", NULL},
     {"session_ttl", T_DURATION, OFF(session_ttl_ms), 0, 604800000, "0", NULL},

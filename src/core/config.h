@@ -83,6 +83,14 @@ enum wd_config_token_from {
     WD_CONFIG_TOKEN_USERNAME,
 };
 
+/* cache_invalidation: AUTO (the default, no word) is tracking when Redis is configured and the
+ * cache is on, else off. */
+enum wd_config_cache_inval {
+    WD_CONFIG_CACHE_INVAL_AUTO = 0,
+    WD_CONFIG_CACHE_INVAL_OFF,
+    WD_CONFIG_CACHE_INVAL_TRACKING,
+};
+
 /* session_store: AUTO (the default, no word) is redis when Redis is configured, else local. */
 enum wd_config_session_store {
     WD_CONFIG_SESSION_STORE_AUTO = 0,
@@ -204,6 +212,7 @@ struct wd_config {
     int session_memory;
     int session_ttl_ms; /* 0: sessions expire only with their token, or when evicted */
     enum wd_config_session_store session_store;
+    enum wd_config_cache_inval cache_invalidation;
     char *session_redis_prefix; /* key of a shared session: prefix + clientid */
     int session_redis_ttl_ms;   /* longest life in Redis of a session without exp/session_ttl */
 
