@@ -218,7 +218,7 @@ DEBIAN_PKGS := gcc make pkg-config libgrpc-dev libnghttp2-dev libprotobuf-c-dev 
     protobuf-compiler libssl-dev openssl libcmocka-dev libpcre2-dev python3 python3-grpcio python3-protobuf \
     nghttp2-client procps iproute2 libcrypt-dev libargon2-dev libhiredis-dev libjwt-dev libjansson-dev libcurl4-openssl-dev \
     libmicrohttpd-dev \
-    redis-server cppcheck clang-format systemd man-db groff-base
+    redis-server cppcheck clang-format systemd man-db groff-base python3-yaml
 
 deps:
 	@missing=$$(for p in $(DEBIAN_PKGS); do \
@@ -243,7 +243,8 @@ policy-tests: all
 	tests/policy/run.sh
 
 # Containerfile package lists against the Makefile's pkg-config modules and `ldd build/warden`,
-# `make install DESTDIR=...`, man pages render, `systemd-analyze verify` of the unit
+# `make install DESTDIR=...`, man pages render, `systemd-analyze verify` of the unit,
+# deploy/kubernetes.yaml against `warden --check-config` and itself (python3-yaml)
 packaging-tests: all
 	$(PYTHON) tests/packaging/check.py --warden build/warden
 

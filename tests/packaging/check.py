@@ -13,19 +13,30 @@
   examples where they belong, with their modes, and the installed binary runs;
 - the man pages render (`man -l`, and groff with all warnings: none);
 - deploy/warden.service passes `systemd-analyze verify` without a message, and has
-  RuntimeDirectory= and LimitNOFILE=.
+  RuntimeDirectory= and LimitNOFILE=;
+- deploy/kubernetes.yaml (no cluster here, so no kubectl): it parses, its ConfigMap and
+  Secret materialised where the Deployment mounts them pass `warden --check-config`, with
+  the Secret's defaultMode; ports, probes (liveness /healthz, readiness never /readyz, both
+  answered by warden started on that configuration), the rollout strategy, the PDB, the
+  security context and the shutdown budget agree with warden's effective configuration;
+  deploy/emqx-exhook.conf points at the Service's port and waits longer than warden's
+  longest Redis wait.
 
 usage: /usr/bin/python3 tests/packaging/check.py [--warden build/warden]
 Prints "PASS name" / "FAIL name: reason" per check, then "N passed, N failed"; exit 1 if
 anything failed.
 """
 import argparse
+import base64
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.error
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -222,8 +233,269 @@ def check_systemd_unit(warden):
         shutil.rmtree(d, ignore_errors=True)
 
 
+# ---------------------------------------------------------------- Kubernetes, EMQX
+
+def seconds(text):
+    """A duration as warden and EMQX write them (500ms, 5s, 1m, 24h; a bare number is
+    seconds), in seconds."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*", str(text))
+    ensure(m, "not a duration: %r" % text)
+    scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}[m.group(2)]
+    return float(m.group(1)) * scale
+
+
+def effective(printed):
+    """{directive: value} from `warden --print-config` (comments dropped)."""
+    out = {}
+    for line in printed.splitlines():
+        line = line.split("   #")[0].strip()
+        if line and not line.startswith("#"):
+            k, _, v = line.partition(" ")
+            out[k] = v.strip()
+    return out
+
+
+def port_of(addr):
+    return int(addr.rsplit(":", 1)[1])
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def k8s_objects():
+    import yaml  # python3-yaml (make deps)
+    with open(os.path.join(ROOT, "deploy", "kubernetes.yaml")) as f:
+        docs = [d for d in yaml.safe_load_all(f) if d]
+    by_kind = {}
+    for d in docs:
+        ensure(isinstance(d, dict) and "kind" in d and "apiVersion" in d and
+               d.get("metadata", {}).get("name"), "an object without kind/apiVersion/name")
+        by_kind.setdefault(d["kind"], []).append(d)
+    for kind in ("ConfigMap", "Secret", "Deployment", "Service", "PodDisruptionBudget"):
+        ensure(len(by_kind.get(kind, [])) == 1, "want one %s, have %d" % (
+            kind, len(by_kind.get(kind, []))))
+    return {k: v[0] for k, v in by_kind.items()}
+
+
+def materialise(objs, root):
+    """Write the ConfigMap and Secret volumes of the warden container under root, at their
+    mountPath, with their defaultMode; return (container, {mountPath: local dir})."""
+    pod = objs["Deployment"]["spec"]["template"]["spec"]
+    ctr = [c for c in pod["containers"] if c["name"] == "warden"]
+    ensure(ctr, "no container named warden")
+    ctr = ctr[0]
+    vols = {v["name"]: v for v in pod.get("volumes", [])}
+    mounts = {}
+    for vm in ctr.get("volumeMounts", []):
+        v = vols.get(vm["name"])
+        ensure(v, "volumeMount %s names no volume" % vm["name"])
+        ensure(vm.get("readOnly"), "volumeMount %s is not readOnly" % vm["name"])
+        local = os.path.join(root, vm["mountPath"].lstrip("/"))
+        os.makedirs(local)
+        if "configMap" in v:
+            src = v["configMap"]
+            ensure(src["name"] == objs["ConfigMap"]["metadata"]["name"],
+                   "volume %s: ConfigMap %s is not in the file" % (vm["name"], src["name"]))
+            files = dict(objs["ConfigMap"].get("data", {}))
+        elif "secret" in v:
+            src = v["secret"]
+            ensure(src["secretName"] == objs["Secret"]["metadata"]["name"],
+                   "volume %s: Secret %s is not in the file" % (vm["name"], src["secretName"]))
+            files = {k: base64.b64decode(x).decode() for k, x in
+                     objs["Secret"].get("data", {}).items()}
+            files.update(objs["Secret"].get("stringData", {}))
+            # warden refuses o+r secret files; Kubernetes' default is 0644
+            ensure(src.get("defaultMode") == 0o440, "Secret volume %s: defaultMode %s, want "
+                   "0440" % (vm["name"], oct(src.get("defaultMode", 0o644))))
+        else:
+            raise Failed("volume %s: only configMap and secret volumes are checked" % vm["name"])
+        for key, text in files.items():
+            p = os.path.join(local, key)
+            with open(p, "w") as f:
+                f.write(text)
+            os.chmod(p, src.get("defaultMode", 0o644))
+        mounts[vm["mountPath"]] = local
+    return ctr, mounts
+
+
+def relocate(text, mounts):
+    for mp in sorted(mounts, key=len, reverse=True):
+        text = re.sub(r"(?<![\w/.-])" + re.escape(mp.rstrip("/")) + r"(?=/)", mounts[mp], text)
+    return text
+
+
+def http_get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def probe_paths_answer(warden, argv, paths):
+    """Start warden on argv with both ports moved to free loopback ports; GET each path.
+    Returns {path: status}. Stopped by PID."""
+    grpc_port, metrics_port = free_port(), free_port()
+    log = tempfile.TemporaryFile()
+    p = subprocess.Popen([warden] + argv + ["--set", "listen=127.0.0.1:%d" % grpc_port,
+                                            "--set", "metrics_listen=127.0.0.1:%d" % metrics_port],
+                         stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            if p.poll() is not None:
+                log.seek(0)
+                raise Failed("warden exited %s: %s" % (p.returncode,
+                                                       log.read().decode()[-1000:]))
+            try:
+                return {path: http_get("http://127.0.0.1:%d%s" % (metrics_port, path))[0]
+                        for path in paths}
+            except (urllib.error.URLError, ConnectionError, OSError):
+                ensure(time.monotonic() < deadline, "metrics port never answered")
+                time.sleep(0.05)
+    finally:
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        log.close()
+
+
+def emqx_exhook():
+    with open(os.path.join(ROOT, "deploy", "emqx-exhook.conf")) as f:
+        text = f.read()
+    m = re.search(r"(?s)^exhook \{(.*?)^\}", text, re.M)
+    ensure(m, "emqx-exhook.conf: no exhook { } block")
+    live = re.sub(r"(?m)#.*$", "", m.group(1))
+    out = {}
+    for key in ("url", "request_timeout", "failed_action", "pool_size", "auto_reconnect"):
+        v = re.findall(r"(?m)^\s*%s\s*=\s*\"?([^\"\s]+)\"?" % key, live)
+        ensure(len(v) == 1, "emqx-exhook.conf: want one %s in the live server, have %d" % (
+            key, len(v)))
+        out[key] = v[0]
+    return out
+
+
+def check_kubernetes(warden):
+    objs = k8s_objects()
+    dep = objs["Deployment"]
+    pod = dep["spec"]["template"]["spec"]
+    labels = dep["spec"]["template"]["metadata"]["labels"]
+    d = tempfile.mkdtemp(prefix="warden-k8s.")
+    try:
+        ctr, mounts = materialise(objs, d)
+        argv = [relocate(a, mounts) for a in ctr.get("args", [])]
+        ensure("--config" in argv, "the container's args name no --config")
+        conf = argv[argv.index("--config") + 1]
+        ensure(os.path.isfile(conf), "--config %s is in no mounted volume" % ctr["args"])
+        with open(conf) as f:
+            text = f.read()
+        with open(conf, "w") as f:
+            f.write(relocate(text, mounts))
+        rc, out, err = run([warden] + argv + ["--check-config"])
+        ensure(rc == 0, "warden --check-config on the ConfigMap: exit %d\n%s%s" % (
+            rc, out, err))
+        rc, out, err = run([warden] + argv + ["--print-config"])
+        ensure(rc == 0, "--print-config: exit %d\n%s" % (rc, err))
+        eff = effective(out)
+
+        ports = {p["name"]: p["containerPort"] for p in ctr["ports"]}
+        ensure(ports.get("grpc") == port_of(eff["listen"]), "containerPort grpc %s, warden "
+               "listens on %s" % (ports.get("grpc"), eff["listen"]))
+        ensure("metrics_listen" in eff, "no metrics_listen: /healthz is not served")
+        ensure(not eff["metrics_listen"].startswith("127."), "metrics_listen %s: the kubelet "
+               "probes the pod address, not loopback" % eff["metrics_listen"])
+        ensure(ports.get("metrics") == port_of(eff["metrics_listen"]),
+               "containerPort metrics %s, metrics_listen %s" % (ports.get("metrics"),
+                                                                eff["metrics_listen"]))
+        ensure(eff.get("workers", "0") != "0", "workers 0 counts the node's CPUs, not the "
+               "container's limit")
+
+        def probe_target(probe):
+            for kind in ("grpc", "httpGet", "tcpSocket"):
+                if kind in probe:
+                    port = probe[kind]["port"]
+                    port = ports.get(port) if isinstance(port, str) else port
+                    ensure(port in ports.values(), "probe port %s is no containerPort" % port)
+                    return kind, port, probe[kind].get("path")
+            raise Failed("probe without grpc/httpGet/tcpSocket: %s" % probe)
+
+        kind, port, path = probe_target(ctr["livenessProbe"])
+        ensure((kind, port, path) == ("httpGet", ports["metrics"], "/healthz"),
+               "liveness is %s %s %s, want httpGet /healthz on the metrics port" % (
+                   kind, port, path))
+        kind, port, path = probe_target(ctr["readinessProbe"])
+        ensure((kind, port) == ("grpc", ports["grpc"]) or
+               (kind, port, path) == ("httpGet", ports["metrics"], "/healthz"),
+               "readiness is %s %s %s: want the gRPC health check on the ExHook port or "
+               "/healthz (never /readyz: a Redis outage would empty the Service)" % (
+                   kind, port, path))
+        status = probe_paths_answer(warden, argv, ["/healthz", "/nonexistent"])
+        ensure(status["/healthz"] == 200 and status["/nonexistent"] == 404,
+               "warden on this configuration answered %s" % status)
+
+        # shutdown: preStop sleep + shutdown_grace + a handler waiting on Redis
+        pre = ctr.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", [])
+        sleep = float(pre[-1]) if pre and pre[0].endswith("sleep") else 0.0
+        need = sleep + seconds(eff["shutdown_grace"])
+        if "redis_host" in eff or "redis_socket" in eff:
+            need += seconds(eff["redis_connect_timeout"]) + seconds(eff["redis_timeout"])
+        tgps = pod.get("terminationGracePeriodSeconds", 30)
+        ensure(tgps > need, "terminationGracePeriodSeconds %s <= preStop %gs + shutdown_grace "
+               "+ Redis wait = %gs" % (tgps, sleep, need))
+
+        ru = dep["spec"]["strategy"]
+        ensure(ru["type"] == "RollingUpdate" and ru["rollingUpdate"] == {
+            "maxUnavailable": 0, "maxSurge": 1}, "strategy %s" % ru)
+        ensure(dep["spec"]["replicas"] >= 2, "replicas %s" % dep["spec"]["replicas"])
+        for kind in ("Service", "PodDisruptionBudget"):
+            sel = objs[kind]["spec"]["selector"]
+            sel = sel.get("matchLabels", sel)
+            ensure(sel and all(labels.get(k) == v for k, v in sel.items()),
+                   "%s selector %s does not match the pods %s" % (kind, sel, labels))
+        ensure(dep["spec"]["selector"]["matchLabels"].items() <= labels.items(),
+               "Deployment selector does not match its pods")
+        pdb = objs["PodDisruptionBudget"]["spec"]
+        ensure(pdb.get("maxUnavailable") == 1 or
+               0 < pdb.get("minAvailable", 0) < dep["spec"]["replicas"], "PDB %s" % pdb)
+
+        psc, csc = pod.get("securityContext", {}), ctr.get("securityContext", {})
+        ensure(psc.get("runAsNonRoot") and psc.get("runAsUser", 0) != 0, "pod not non-root")
+        ensure(csc.get("readOnlyRootFilesystem") and csc.get("allowPrivilegeEscalation") is
+               False and csc.get("capabilities", {}).get("drop") == ["ALL"],
+               "container securityContext %s" % csc)
+        res = ctr.get("resources", {})
+        ensure(res.get("requests", {}).get("cpu") and res.get("limits", {}).get("memory"),
+               "resources %s" % res)
+
+        svc = objs["Service"]["spec"]["ports"]
+        grpc = [p for p in svc if p.get("targetPort") in ("grpc", ports["grpc"])]
+        ensure(len(grpc) == 1, "the Service has no port to the grpc containerPort")
+
+        emqx = emqx_exhook()
+        m = re.fullmatch(r"https?://([^:/]+):(\d+)/?", emqx["url"])
+        ensure(m, "emqx-exhook.conf url %s has no port" % emqx["url"])
+        ensure(m.group(1).split(".")[0] == objs["Service"]["metadata"]["name"],
+               "emqx-exhook.conf url host %s is not the Service" % m.group(1))
+        ensure(int(m.group(2)) == grpc[0]["port"], "emqx-exhook.conf url port %s, Service "
+               "port %s" % (m.group(2), grpc[0]["port"]))
+        ensure(emqx["failed_action"] == "deny", "failed_action %s" % emqx["failed_action"])
+        wait = seconds(eff["redis_connect_timeout"]) + seconds(eff["redis_timeout"])
+        ensure(seconds(emqx["request_timeout"]) > wait, "EMQX request_timeout %s <= warden's "
+               "longest Redis wait %gs: EMQX would give up before redis_on_error answers" % (
+                   emqx["request_timeout"], wait))
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 CHECKS = [check_containerfile_build, check_containerfile_runtime, check_install,
-          check_man_pages, check_help_lists_install, check_systemd_unit]
+          check_man_pages, check_help_lists_install, check_systemd_unit, check_kubernetes]
 
 
 def main():
