@@ -1747,6 +1747,8 @@ import one_transport  # noqa: E402  (tests/integration/one_transport.py: issue 9
 one_transport.register(scenario)
 import faults  # noqa: E402  (tests/integration/faults.py: issue 10, fault injection)
 faults.register(scenario)
+import threads  # noqa: E402  (tests/integration/threads.py: issue 10, every thread at once)
+threads.register(scenario)
 
 # ====================================================================== main
 
@@ -1771,6 +1773,11 @@ def main():
 
     signal.signal(signal.SIGTERM, on_term)
     t0 = time.monotonic()
+    san = H.SanitizerWatch(tmp)
+
+    def sanitizer_check(name):
+        for who, report in san.new_reports():
+            s.record("sanitizer_report_in_" + name, False, "%s:\n%s" % (who, report))
     try:
         for fn in SCENARIOS:
             if ARGS.only and not any(o in fn.__name__ for o in ARGS.only):
@@ -1780,6 +1787,7 @@ def main():
                 fn(s, h)
             except (CheckFailed, Exception) as e:  # a failure outside any check
                 s.record(fn.__name__, False, "%s: %s" % (type(e).__name__, e))
+            sanitizer_check(fn.__name__)
             if ARGS.verbose:
                 print("  [%s: %.1fs]" % (fn.__name__, time.monotonic() - t1))
     except KeyboardInterrupt:
@@ -1787,6 +1795,7 @@ def main():
         s.failed += 1
     finally:
         H.kill_all()
+        sanitizer_check("the_run")  # wardens that were still running until kill_all
         if ARGS.keep or (ARGS.verbose and s.failed):
             print("logs kept in %s" % tmp)
         else:
