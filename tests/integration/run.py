@@ -17,6 +17,9 @@ directories of their own in the temp dir and name with `policy PATH` in the conf
 a configuration without `policy` serves the embedded default policy (demo/demo). Reloads
 (SIGHUP, or the file watcher after a change) are waited for by polling the log for
 warden's "reloaded (generation N)" / "reload failed" lines, never by a fixed sleep.
+After every scenario, a sanitizer report (ASan, LeakSanitizer, UBSan, TSan) in any warden's
+log or captured stderr fails "sanitizer_report_in_<scenario>" (harness.SanitizerWatch), so
+`make sanitize` and `make tsan` fail on a report even where no exit status shows it.
 Output: "PASS name" / "FAIL name: reason" per check, then "N passed, N failed"; exit
 status 1 if anything failed. Needs Debian's /usr/bin/python3 (python3-grpcio,
 python3-protobuf) and openssl (certs/gen.sh) for the TLS checks.
