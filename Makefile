@@ -27,7 +27,7 @@ GEN     := build/gen
 PYTHON  := /usr/bin/python3
 
 CC      ?= gcc
-PKGS    := libnghttp2 libprotobuf-c openssl libpcre2-8 libxcrypt libargon2 hiredis libjwt jansson libcurl
+PKGS    := libnghttp2 libprotobuf-c openssl libpcre2-8 libxcrypt libargon2 hiredis libjwt jansson libcurl libmicrohttpd
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 ifneq ($(CI),)
 WARN    += -Werror
@@ -225,6 +225,7 @@ help:
 DEBIAN_PKGS := gcc make pkg-config libgrpc-dev libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler \
     protobuf-compiler libssl-dev openssl libcmocka-dev libpcre2-dev python3 python3-grpcio python3-protobuf \
     nghttp2-client procps iproute2 libcrypt-dev libargon2-dev libhiredis-dev libjwt-dev libjansson-dev libcurl4-openssl-dev \
+    libmicrohttpd-dev \
     redis-server cppcheck clang-format systemd man-db groff-base
 
 deps:

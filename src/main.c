@@ -7,8 +7,12 @@
  * the server starts is reported with its file:line and warden exits without serving.
  *
  * Signals are blocked in every thread (the server's included, they inherit the mask) and
- * taken by the main thread with sigwait(): SIGTERM/SIGINT stop gracefully, SIGHUP is reserved
- * for reloading (logged and otherwise ignored until the policy can be reloaded).
+ * taken by the main thread with sigwait(): SIGTERM/SIGINT stop gracefully, SIGHUP reloads
+ * the policy, SIGUSR1 reopens the decision log (rotation).
+ *
+ * Stop order: the metrics endpoint's /readyz turns 503 first, then the transport drains,
+ * then the decision log writes what is queued (no worker emits any more), then the
+ * endpoint stops.
  *
  * Exit codes (docs/operations.md): 0 clean stop, 1 runtime or start-up failure,
  * 2 bad command line, 3 bad configuration.
@@ -36,6 +40,8 @@
 #include "engine/engine.h"
 #include "engine/watch.h"
 #include "server/admin.h"
+#include "server/declog.h"
+#include "server/metrics_http.h"
 #include "server/transport.h"
 #include "server/tls.h"
 #include "tools.h"
@@ -92,7 +98,7 @@ static const char usage_text[] =
     "\n"
     "signals: SIGTERM or SIGINT stop gracefully (in-flight calls finish within\n"
     "shutdown_grace); SIGHUP reloads the policy file (a file that does not compile\n"
-    "leaves the running policy in place).\n";
+    "leaves the running policy in place); SIGUSR1 reopens the decision log.\n";
 
 static void print_errors(const char *errors)
 {
@@ -123,6 +129,7 @@ static void reload(struct wd_engine *e, const char *why)
     char *report = NULL;
     unsigned long before = wd_engine_generation(e);
     int rc = wd_engine_reload(e, &report);
+    wd_metrics_inc(rc == WD_OK ? WD_M_POLICY_RELOAD_OK : WD_M_POLICY_RELOAD_FAILED);
     if (rc == WD_OK) {
         wd_log_info("main", "%s: policy %s reloaded (generation %lu)", why,
                     wd_engine_policy_path(e) ? wd_engine_policy_path(e) : "<embedded>",
@@ -395,6 +402,18 @@ static int tool_admin(int argc, char **argv)
     return rc;
 }
 
+/* ---- the metrics endpoint's view of the engine (run on its thread) ---- */
+
+static size_t metrics_collect(void *ctx, struct wd_metrics_sample *s, size_t cap)
+{
+    return wd_engine_metrics(ctx, s, cap);
+}
+
+static bool metrics_ready(void *ctx, struct wd_buf *out)
+{
+    return wd_engine_ready(ctx, out);
+}
+
 static int serve(struct wd_config *cfg, struct wd_engine *engine)
 {
     sigset_t sigs;
@@ -402,14 +421,34 @@ static int serve(struct wd_config *cfg, struct wd_engine *engine)
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    struct wd_transport *srv = NULL;
     char err[512];
+    /* the decision log first: the first call may decide before anything else starts */
+    if (wd_declog_start(cfg, wd_engine_policy_path(engine), err, sizeof err) != WD_OK) {
+        wd_log_error("main", "%s", err);
+        return EXIT_RUNTIME;
+    }
+    struct wd_metrics_http *mh = NULL;
+    if (cfg->metrics_listen) {
+        struct wd_metrics_http_ops mops = {
+            .collect = metrics_collect, .ready = metrics_ready, .ctx = engine};
+        if (wd_metrics_http_start(cfg->metrics_listen, &mops, &mh, err, sizeof err) != WD_OK) {
+            wd_log_error("main", "%s", err);
+            wd_declog_stop();
+            return EXIT_RUNTIME;
+        }
+        wd_log_info("main", "metrics endpoint on http://%s/metrics (/healthz, /readyz)",
+                    cfg->metrics_listen);
+    }
+    struct wd_transport *srv = NULL;
     int rc = wd_transport_start(cfg, engine, &srv, err, sizeof err);
     if (rc != WD_OK) {
         wd_log_error("main", "%s", err);
+        wd_metrics_http_stop(mh);
+        wd_declog_stop();
         return EXIT_RUNTIME;
     }
     struct wd_admin *admin = NULL;
@@ -421,6 +460,8 @@ static int serve(struct wd_config *cfg, struct wd_engine *engine)
             wd_log_error("main", "admin_socket: %s", err);
             wd_transport_stop(srv, 0);
             wd_transport_free(srv);
+            wd_metrics_http_stop(mh);
+            wd_declog_stop();
             return EXIT_RUNTIME;
         }
         wd_log_info("main", "admin socket at %s", cfg->admin_socket);
@@ -439,14 +480,21 @@ static int serve(struct wd_config *cfg, struct wd_engine *engine)
             reload(engine, "SIGHUP");
             continue;
         }
+        if (sig == SIGUSR1) {
+            wd_declog_reopen();
+            continue;
+        }
         wd_log_info("main", "%s received: stopping (grace %d ms)",
                     sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg->shutdown_grace_ms);
         break;
     }
+    wd_metrics_http_stopping(mh);
     wd_watch_stop(watch);
     wd_admin_stop(admin);
     wd_transport_stop(srv, cfg->shutdown_grace_ms);
     wd_transport_free(srv);
+    wd_declog_stop();
+    wd_metrics_http_stop(mh);
     wd_log_info("main", "bye");
     return EXIT_OK;
 }

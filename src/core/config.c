@@ -99,6 +99,10 @@ static const char *const pbkdf2_macs[] = {"sha",    "sha1",   "sha224", "sha256"
                                           "sha384", "sha512", NULL};
 static const char *const token_fields[] = {"password", "username", NULL};
 static const char *const transports[] = {"h2", NULL};
+/* T_PATH with choices: these words are kept as they are, anything else is a file name */
+static const char *const log_words[] = {"off", "stderr", NULL};
+static const char *const log_events[] = {"deny", "all", NULL};
+static const char *const session_stores[] = {"local", "redis", NULL};
 
 #define OFF(f) offsetof(struct wd_config, f)
 static const struct opt opts[] = {
@@ -171,8 +175,15 @@ static const struct opt opts[] = {
     {"session_max", T_INT, OFF(session_max), 16, 100000000, NULL},
     {"session_memory", T_SIZE, OFF(session_memory), 65536, 1 << 30, NULL},
     {"session_ttl", T_DURATION, OFF(session_ttl_ms), 0, 604800000, NULL},
+    {"session_store", T_WORD, OFF(session_store), 0, 0, session_stores},
+    {"session_redis_prefix", T_STRING, OFF(session_redis_prefix), 0, 0, NULL},
+    {"session_redis_ttl", T_DURATION, OFF(session_redis_ttl_ms), 1000, 604800000, NULL},
     {"admin_socket", T_PATH, OFF(admin_socket), 0, 0, NULL},
     {"allow_core_dumps", T_BOOL, OFF(allow_core_dumps), 0, 0, NULL},
+    {"metrics_listen", T_STRING, OFF(metrics_listen), 0, 0, NULL},
+    {"decision_log", T_PATH, OFF(decision_log), 0, 0, log_words},
+    {"decision_log_events", T_WORD, OFF(decision_log_events), 0, 0, log_events},
+    {"decision_log_queue", T_INT, OFF(decision_log_queue), 16, 1 << 20, NULL},
 };
 #undef OFF
 
@@ -264,6 +275,12 @@ void wd_config_defaults(struct wd_config *cfg)
     cfg->session_max = 1000000;
     cfg->session_memory = 256 << 20;
     cfg->session_ttl_ms = 0;
+    cfg->session_store = NULL; /* redis when Redis is configured, else local */
+    cfg->session_redis_prefix = wd_strdup("warden:session:");
+    cfg->session_redis_ttl_ms = 86400000;
+
+    cfg->decision_log_events = wd_strdup("deny");
+    cfg->decision_log_queue = 4096;
 }
 
 void wd_config_cleanup(struct wd_config *cfg)
@@ -626,7 +643,10 @@ static int apply(struct wd_config *cfg, const char *where, const char *file, cha
         }
         char **sp = (char **)field;
         free(*sp);
-        *sp = o->type == T_PATH ? resolve_path(file, v) : wd_strdup(v);
+        bool word = false;
+        for (const char *const *c = o->choices; o->type == T_PATH && c && *c; c++)
+            word = word || strcmp(*c, v) == 0;
+        *sp = o->type == T_PATH && !word ? resolve_path(file, v) : wd_strdup(v);
         if (sp == &cfg->admin_socket) {
             free(cfg->admin_socket_where);
             cfg->admin_socket_where = wd_strdup(where);

@@ -124,12 +124,21 @@ struct wd_config {
     int cache_negative_ttl_ms;
     int session_max;
     int session_memory;
-    int session_ttl_ms; /* 0: sessions expire only with their token, or when evicted */
+    int session_ttl_ms;         /* 0: sessions expire only with their token, or when evicted */
+    char *session_store;        /* local | redis; NULL: redis when Redis is configured */
+    char *session_redis_prefix; /* key of a shared session: prefix + clientid */
+    int session_redis_ttl_ms;   /* longest life in Redis of a session without exp/session_ttl */
 
     /* operations */
     char *admin_socket;       /* NULL: no admin socket */
     char *admin_socket_where; /* "file:line" or "command line: ..." that set it (messages) */
     bool allow_core_dumps;    /* off: the process is not dumpable and RLIMIT_CORE is 0 */
+
+    /* observability (docs/operations.md "Monitoring") */
+    char *metrics_listen;      /* HOST:PORT of the Prometheus endpoint; NULL: off */
+    char *decision_log;        /* a file, "stderr", or NULL / "off" */
+    char *decision_log_events; /* deny | all */
+    int decision_log_queue;    /* lines waiting for the writer; more are dropped (counted) */
 };
 
 /* The ExHook hook names EMQX accepts in a LoadedResponse (exhook-client-behavior.md §3). */

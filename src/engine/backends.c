@@ -27,19 +27,30 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/evp.h>
+
 #include "core/file.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/wd.h"
 #include "engine/hashpool.h"
+#include "engine/jwtident.h"
+#include "engine/sessions.h"
 #include "store/cache.h"
 #include "store/jwks_http.h"
 #include "store/jwt.h"
 #include "store/passwd.h"
 #include "store/redis.h"
 #include "store/redis_async.h"
+#include "store/session_rec.h"
 
-#define WD_CACHE_KIND_SESSION 5
+/* the JWT refusal counters follow enum wd_jwt_status (core/metrics.h) */
+_Static_assert(WD_M_JWT_REFUSED_NO_KEYS - WD_M_JWT_REFUSED_TOO_BIG ==
+                   WD_JWT_NO_KEYS - WD_JWT_TOO_BIG,
+               "metrics.h JWT refusal reasons out of step with enum wd_jwt_status");
+_Static_assert(WD_M_JWT_REFUSED_EXPIRED - WD_M_JWT_REFUSED_TOO_BIG ==
+                   WD_JWT_EXPIRED - WD_JWT_TOO_BIG,
+               "metrics.h JWT refusal reasons out of step with enum wd_jwt_status");
 
 /* ---- single-flight ---- */
 
@@ -163,8 +174,12 @@ struct wd_backends {
 
     /* caches */
     struct wd_cache *cache; /* NULL: `cache off` */
-    struct wd_cache *sessions;
-    int64_t session_ttl_ms;
+    struct wd_sessions *sessions;
+    /* session_store redis */
+    bool sess_shared;
+    char *sess_prefix;
+    int64_t sess_redis_ttl_ms;
+    char drop_sha[41]; /* SHA1 of DROP_SCRIPT, hex */
     int64_t cache_ttl_ms;
     struct flights flights;
 
@@ -172,6 +187,10 @@ struct wd_backends {
     pthread_mutex_t pool_mu;
     struct wd_hashpool *pool;
     unsigned hash_threads;
+
+    /* the readiness probe's own blocking Redis connection (metrics endpoint's thread) */
+    pthread_mutex_t probe_mu;
+    struct wd_redis *probe;
 };
 
 struct wd_backends_local {
@@ -216,31 +235,16 @@ struct wd_pending {
     bool ended;
     void (*resume)(void *ctx);
     void *ctx;
-    char *pw; /* the password, for a hash check after the lookup (wiped) */
+    char *pw;          /* the password, for a hash check after the lookup (wiped) */
+    uint64_t redis_t0; /* when the user lookup was sent (ns, the Redis latency histogram) */
     size_t pwlen;
-    struct vslot user;     /* authn redis */
-    struct vslot stat;     /* a static user's slow hash */
-    int acl_state;         /* rules redis */
-    int acl_rc;            /* WD_OK or WD_EBACKEND once done */
-    struct wd_policy *acl; /* a reference, once done */
-};
-
-/* A verified token, shared by the cache and the sessions that used it. */
-struct wd_jwt_ident {
-    atomic_uint refs;
-    struct wd_jwt_result res;
-    struct wd_policy *acl; /* compiled ACL claim; NULL when absent or invalid */
-    size_t bytes;
-};
-
-struct wd_session {
-    char *username; /* the clientid is the key: not kept twice */
-    char *peerhost;
-    uint32_t peerport;
-    enum wd_session_source source;
-    bool superuser;
-    int64_t exp; /* Unix seconds; 0: no token expiry */
-    struct wd_jwt_ident *jwt;
+    struct vslot user;       /* authn redis */
+    struct vslot stat;       /* a static user's slow hash */
+    int acl_state;           /* rules redis */
+    int acl_rc;              /* WD_OK or WD_EBACKEND once done */
+    struct wd_policy *acl;   /* a reference, once done */
+    int sess_state;          /* a shared session read from Redis (session_store redis) */
+    struct wd_session *sess; /* a reference once done; NULL: none usable */
 };
 
 static int64_t unix_now(void)
@@ -435,6 +439,86 @@ static void setup_jwt(struct wd_backends *b, const struct wd_config *cfg, struct
     b->jwt_on = true;
 }
 
+/* ---- shared sessions: configuration ---- */
+
+/* How long a replica remembers that Redis has no session for a connection, so that a
+ * client without one costs one Redis read per second at most, not one per call. */
+#define WD_SESSION_MISS_TTL_MS 1000
+
+/* Deletes a shared session only if it is the one this connection made: the comparison
+ * wd_sessions_drop makes locally (username, peer host, peer port unless either is 0), done
+ * inside Redis so that a new login's session written between a read and a DEL is never
+ * deleted. A value that is not a JSON object is left alone (it is not warden's). */
+static const char DROP_SCRIPT[] =
+    "local v = redis.call('GET', KEYS[1])\n"
+    "if not v then return 0 end\n"
+    "local ok, s = pcall(cjson.decode, v)\n"
+    "if not ok or type(s) ~= 'table' then return 0 end\n"
+    "if s['user'] ~= ARGV[1] or s['host'] ~= ARGV[2] then return 0 end\n"
+    "local p = tonumber(ARGV[3])\n"
+    "if s['port'] ~= 0 and p ~= 0 and s['port'] ~= p then return 0 end\n"
+    "return redis.call('DEL', KEYS[1])\n";
+
+/* The fixed text before a key template's first placeholder. */
+static size_t tmpl_head(const char *t)
+{
+    const char *ph = strstr(t, "${");
+    return ph ? (size_t)(ph - t) : strlen(t);
+}
+
+static bool prefixes_overlap(const char *a, size_t na, const char *b, size_t nb)
+{
+    size_t n = na < nb ? na : nb;
+    return memcmp(a, b, n) == 0;
+}
+
+static void setup_shared_sessions(struct wd_backends *b, const struct wd_config *cfg,
+                                  struct wd_buf *e, int *n)
+{
+    const char *store = cfg->session_store ? cfg->session_store : b->redis_on ? "redis" : "local";
+    if (strcmp(store, "redis") != 0)
+        return;
+    if (!b->redis_on) {
+        append_err(e, n, "session_store redis: set redis_host or redis_socket");
+        return;
+    }
+    const char *pre = cfg->session_redis_prefix ? cfg->session_redis_prefix : "";
+    size_t np = strlen(pre);
+    if (np == 0) {
+        append_err(e, n, "session_redis_prefix: must not be empty");
+        return;
+    }
+    /* a session key (prefix + clientid, chosen by the client) must never name a user
+     * record or an ACL: a SET there would replace a password hash */
+    const char *tmpls[] = {cfg->redis_authn_key, cfg->redis_acl_key};
+    const char *names[] = {"redis_authn_key", "redis_acl_key"};
+    for (size_t i = 0; i < 2; i++) {
+        size_t nh = tmpls[i] ? tmpl_head(tmpls[i]) : 0;
+        if (nh == 0)
+            wd_log_warn("session",
+                        "%s starts with a placeholder: a user or ACL key could have the form of "
+                        "a session key (%s...)",
+                        names[i], pre);
+        else if (prefixes_overlap(pre, np, tmpls[i], nh))
+            append_err(e, n,
+                       "session_redis_prefix \"%s\" overlaps %s \"%s\": a client id could "
+                       "name a user or ACL key; choose a prefix of its own",
+                       pre, names[i], tmpls[i]);
+    }
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    if (!EVP_Digest(DROP_SCRIPT, strlen(DROP_SCRIPT), md, &mdlen, EVP_sha1(), NULL) ||
+        mdlen != 20) {
+        append_err(e, n, "session_store redis: SHA1 unavailable");
+        return;
+    }
+    for (unsigned i = 0; i < mdlen; i++)
+        snprintf(b->drop_sha + 2 * i, 3, "%02x", md[i]);
+    b->sess_shared = true;
+    b->sess_prefix = wd_strdup(pre);
+    b->sess_redis_ttl_ms = cfg->session_redis_ttl_ms;
+}
+
 /* LRU order and the limits hold per shard: keep shards big enough (>= 4096 entries) that
  * a small configured limit still evicts the least recently used of the whole table. */
 static unsigned shards_for(size_t entries)
@@ -453,6 +537,7 @@ int wd_backends_new(const struct wd_config *cfg, struct wd_backends **out, char 
     pthread_mutex_init(&b->flights.mu, NULL);
     pthread_cond_init(&b->flights.cv, NULL);
     pthread_mutex_init(&b->pool_mu, NULL);
+    pthread_mutex_init(&b->probe_mu, NULL);
     b->hash_threads = cfg->hash_threads > 0 ? (unsigned)cfg->hash_threads : 2;
     struct wd_buf e = {0};
     int n = 0;
@@ -474,15 +559,15 @@ int wd_backends_new(const struct wd_config *cfg, struct wd_backends **out, char 
                        "cache: invalid settings (cache_entries at least 16, "
                        "cache_memory at least 64KiB)");
     }
-    b->session_ttl_ms = cfg->session_ttl_ms;
-    struct wd_cache_config sc = {
-        .shards = shards_for((size_t)cfg->session_max),
+    struct wd_sessions_config sc = {
         .max_entries = (size_t)cfg->session_max,
         .max_bytes = (size_t)cfg->session_memory,
-        .ttl_ms = cfg->session_ttl_ms ? cfg->session_ttl_ms : (int64_t)3650 * 86400 * 1000,
-        .negative_ttl_ms = 1,
+        .ttl_ms = cfg->session_ttl_ms,
+        .leeway_s = cfg->jwt_leeway_ms / 1000,
+        .miss_ttl_ms = WD_SESSION_MISS_TTL_MS,
     };
-    b->sessions = wd_cache_new(&sc);
+    setup_shared_sessions(b, cfg, &e, &n);
+    b->sessions = wd_sessions_new(&sc);
     if (!b->sessions)
         append_err(&e, &n,
                    "sessions: invalid settings (session_max at least 16, "
@@ -503,9 +588,12 @@ void wd_backends_free(struct wd_backends *b)
         return;
     wd_hashpool_free(b->pool); /* every local is gone: no completion is due to a loop */
     pthread_mutex_destroy(&b->pool_mu);
+    wd_redis_free(b->probe);
+    pthread_mutex_destroy(&b->probe_mu);
     wd_jwks_refresher_stop(b->refresher);
     wd_jwt_verifier_free(b->verifier);
-    wd_cache_free(b->sessions);
+    wd_sessions_free(b->sessions);
+    free(b->sess_prefix);
     wd_cache_free(b->cache);
     wd_redis_tmpl_free(b->authn_key);
     wd_redis_tmpl_free(b->acl_key);
@@ -638,6 +726,7 @@ static void pending_unref(struct wd_pending *p)
     slot_cleanup(b, &p->user);
     slot_cleanup(b, &p->stat);
     wd_policy_release(p->acl);
+    wd_session_release(p->sess);
     if (p->pw) {
         explicit_bzero(p->pw, p->pwlen);
         free(p->pw);
@@ -828,7 +917,9 @@ static bool redis_verdict(void *ctx, struct verdict *vd)
     struct wd_backends *b = x->l->b;
     struct wd_redis *r = redis_of(x->l);
     struct wd_redis_user u;
+    uint64_t t0 = wd_metrics_now_ns();
     int g = r ? wd_redis_user_get(r, x->key, x->keylen, &u) : WD_EBACKEND;
+    wd_metrics_observe(WD_H_REDIS, wd_metrics_now_ns() - t0);
     wd_metrics_inc(WD_M_REDIS_LOOKUPS);
     if (g == WD_EBACKEND) {
         wd_metrics_inc(WD_M_REDIS_ERRORS);
@@ -875,6 +966,7 @@ static void on_user_reply(void *ctx, struct wd_redis_async_result *res)
     struct wd_pending *p = ctx;
     struct wd_backends_local *l = p->l;
     struct verdict vd = {0};
+    wd_metrics_observe(WD_H_REDIS, wd_metrics_now_ns() - p->redis_t0);
     if (res->rc == WD_EBACKEND || res->rc == WD_ETIMEDOUT) {
         wd_metrics_inc(WD_M_REDIS_ERRORS);
         backend_warn("user lookup", res->err[0] ? res->err : wd_rc_str(res->rc));
@@ -951,6 +1043,7 @@ static int authn_redis_wait(struct wd_backends_local *l, const struct wd_authn_r
     if (joined)
         return WD_EAGAIN;
     wd_metrics_inc(WD_M_REDIS_LOOKUPS);
+    p->redis_t0 = wd_metrics_now_ns();
     int rc = l->ra ? wd_redis_async_user_get(l->ra, key, keylen, 0, on_user_reply, p) : WD_EBACKEND;
     if (rc != WD_OK) {
         wd_metrics_inc(WD_M_REDIS_ERRORS);
@@ -1154,26 +1247,6 @@ int wd_backends_check_static(struct wd_backends_local *l, unsigned long generati
 
 /* ---- JWT authentication ---- */
 
-static void jwt_ident_free(struct wd_jwt_ident *j)
-{
-    wd_jwt_result_cleanup(&j->res);
-    wd_policy_release(j->acl);
-    free(j);
-}
-
-void wd_jwt_ident_release(struct wd_jwt_ident *j)
-{
-    if (j && atomic_fetch_sub(&j->refs, 1) == 1)
-        jwt_ident_free(j);
-}
-
-static struct wd_jwt_ident *jwt_ident_get(struct wd_jwt_ident *j)
-{
-    if (j)
-        atomic_fetch_add(&j->refs, 1);
-    return j;
-}
-
 static void jwt_ident_release_cb(void *p)
 {
     wd_jwt_ident_release(p);
@@ -1216,36 +1289,6 @@ static void log_acl_skip(void *ud, const char *topic, size_t topic_len, const ch
                 topic ? wd_log_quote(t, sizeof t, topic, topic_len) : "(beyond the limit)", reason);
 }
 
-/* Compiles the token's ACL claim. *skipped counts the rules that could not be used. who:
- * client_label(). */
-static struct wd_policy *compile_jwt_acl(const struct wd_jwt_result *r, const char *who,
-                                         size_t *skipped)
-{
-    *skipped = r->n_acl_skipped;
-    if (r->acl_format != WD_JWT_ACL_V1_OBJECT && r->acl_format != WD_JWT_ACL_V2_LIST)
-        return NULL;
-    struct wd_policy_rule_in *in = wd_calloc(r->n_acl ? r->n_acl : 1, sizeof *in);
-    for (size_t i = 0; i < r->n_acl; i++) {
-        const struct wd_acl_entry *a = &r->acl[i];
-        in[i].perm = a->allow ? WD_DECISION_ALLOW : WD_DECISION_DENY;
-        in[i].actions = a->actions;
-        in[i].topics = (const char *const *)&a->topic;
-        in[i].ntopics = 1;
-        in[i].eq = a->eq;
-        in[i].qos_mask = a->qos_mask;
-        in[i].retain = a->retain;
-    }
-    for (size_t i = 0; i < r->n_acl_errors; i++)
-        wd_log_warn("acl", "JWT ACL of %s: %s (entry skipped)", who, r->acl_errors[i]);
-    struct skip_ctx sk = {"JWT ACL", who, 0};
-    struct wd_policy *p = NULL;
-    if (wd_policy_compile_rules(in, r->n_acl, log_skip, &sk, &p) != WD_OK)
-        p = NULL;
-    free(in);
-    *skipped += sk.skipped;
-    return p;
-}
-
 int wd_backends_authn_jwt(struct wd_backends_local *l, const struct wd_authn_req *req,
                           struct wd_step_result *out)
 {
@@ -1271,7 +1314,7 @@ int wd_backends_authn_jwt(struct wd_backends_local *l, const struct wd_authn_req
         void *v;
         struct wd_cache_ref *ref = wd_cache_get(b->cache, &ck, &v, NULL);
         if (ref) {
-            j = jwt_ident_get(v);
+            j = wd_jwt_ident_get(v);
             wd_cache_release(ref);
             wd_metrics_inc(WD_M_AUTHN_CACHE_HITS);
             /* cached no longer than the token's exp, but check: clocks move */
@@ -1279,6 +1322,7 @@ int wd_backends_authn_jwt(struct wd_backends_local *l, const struct wd_authn_req
                 wd_jwt_ident_release(j);
                 wd_cache_remove(b->cache, &ck);
                 j = NULL;
+                wd_metrics_inc(WD_M_JWT_REFUSED_EXPIRED);
                 out->decision = WD_DECISION_DENY;
                 out->reason = "jwt: token expired";
                 wd_cache_key_cleanup(&ck);
@@ -1290,8 +1334,9 @@ int wd_backends_authn_jwt(struct wd_backends_local *l, const struct wd_authn_req
         struct wd_jwt_result res;
         int vr = wd_jwt_verify(b->verifier, tok, toklen, &req->client, now, &res);
         if (vr != WD_OK) {
-            wd_metrics_inc(WD_M_JWT_REFUSED);
             enum wd_jwt_status st = res.status;
+            if (st >= WD_JWT_TOO_BIG && st <= WD_JWT_NO_KEYS)
+                wd_metrics_inc(WD_M_JWT_REFUSED_TOO_BIG + (st - WD_JWT_TOO_BIG));
             wd_jwt_result_cleanup(&res);
             if (st == WD_JWT_UNKNOWN_KID || st == WD_JWT_NO_KEYS)
                 wd_jwks_refresher_kick(b->refresher); /* rotated keys? (rate-limited) */
@@ -1303,22 +1348,16 @@ int wd_backends_authn_jwt(struct wd_backends_local *l, const struct wd_authn_req
             return 1;
         }
         wd_metrics_inc(WD_M_JWT_VERIFIED);
-        j = wd_calloc(1, sizeof *j);
-        atomic_init(&j->refs, 1);
-        j->res = res;
-        size_t skipped = 0;
         char who[200];
-        j->acl = compile_jwt_acl(&j->res, client_label(b, &req->client, who, sizeof who), &skipped);
-        if (skipped && j->res.acl_format == WD_JWT_ACL_V2_LIST) {
+        if (wd_jwt_ident_new(&res, client_label(b, &req->client, who, sizeof who), toklen, &j) !=
+            WD_OK) {
             /* a skipped rule of the ordered list may have been a deny: using the rest
              * could allow what the issuer meant to refuse. EMQX refuses such a token. */
-            jwt_ident_free(j);
             wd_cache_key_cleanup(&ck);
             out->decision = WD_DECISION_DENY;
             out->reason = "jwt: invalid rule in the ACL claim (list form): denied";
             return 1;
         }
-        j->bytes = sizeof *j + toklen + (j->acl ? wd_policy_memory(j->acl) : 0);
         if (b->cache) {
             int64_t ttl = b->cache_ttl_ms;
             if (j->res.exp) {
@@ -1326,7 +1365,7 @@ int wd_backends_authn_jwt(struct wd_backends_local *l, const struct wd_authn_req
                 if (left < ttl)
                     ttl = left;
             }
-            if (ttl > 0 && wd_cache_put(b->cache, &ck, jwt_ident_get(j), j->bytes, false, ttl,
+            if (ttl > 0 && wd_cache_put(b->cache, &ck, wd_jwt_ident_get(j), j->bytes, false, ttl,
                                         jwt_ident_release_cb, req->client.username,
                                         strlen(req->client.username), NULL) != WD_OK)
                 wd_jwt_ident_release(j); /* the reference given to the cache */
@@ -1342,140 +1381,341 @@ int wd_backends_authn_jwt(struct wd_backends_local *l, const struct wd_authn_req
 
 /* ---- sessions ---- */
 
-static void session_free(void *p)
+/* The Redis key of a clientid's shared session: prefix + clientid (its bytes as they are:
+ * the key is one argv element). */
+static char *sess_key(const struct wd_backends *b, const char *clientid, size_t *len)
 {
-    struct wd_session *s = p;
-    wd_jwt_ident_release(s->jwt);
-    free(s->username);
-    free(s->peerhost);
-    free(s);
+    size_t np = strlen(b->sess_prefix), nc = strlen(clientid);
+    char *k = wd_malloc(np + nc + 1);
+    memcpy(k, b->sess_prefix, np);
+    memcpy(k + np, clientid, nc + 1);
+    *len = np + nc;
+    return k;
 }
 
-static void session_key(struct wd_cache_key *k, const char *clientid)
+/* What the completion of a fire-and-forget write or delete has to report. */
+static void on_shared_write(void *ctx, struct wd_redis_async_result *res)
 {
-    wd_cache_key_init(k, WD_CACHE_KIND_SESSION);
-    wd_cache_key_add_str(k, clientid);
+    (void)ctx;
+    if (res->rc != WD_OK) {
+        wd_metrics_inc(WD_M_SESSIONS_SHARED_ERRORS);
+        backend_warn("shared session write", res->err[0] ? res->err : wd_rc_str(res->rc));
+    }
 }
 
-void wd_backends_session_put(struct wd_backends *b, const struct wd_authn_req *req,
+/* Sends a command whose answer nobody waits for: on the worker's asynchronous connection
+ * (never blocks), or on the blocking client for a local without a loop. */
+static void shared_send(struct wd_backends_local *l, int argc, const char **argv,
+                        const size_t *lens)
+{
+    int rc;
+    const char *err;
+    if (l->async) {
+        rc = l->ra ? wd_redis_async_command(l->ra, argc, argv, lens, 0, 0, on_shared_write, NULL)
+                   : WD_EBACKEND;
+        err = l->ra ? wd_redis_async_last_error(l->ra) : "no client";
+    } else {
+        struct wd_redis *r = redis_of(l);
+        struct wd_redis_raw raw;
+        rc = r ? wd_redis_command(r, argc, argv, lens, 0, &raw) : WD_EBACKEND;
+        err = r ? wd_redis_last_error(r) : "no client";
+        wd_redis_raw_cleanup(&raw);
+    }
+    if (rc != WD_OK) {
+        wd_metrics_inc(WD_M_SESSIONS_SHARED_ERRORS);
+        backend_warn("shared session write", err[0] ? err : wd_rc_str(rc));
+    }
+}
+
+/* Writes the session s (ending at end_ms, 0: none) for the other replicas: SET key value
+ * PX ttl, one command, so a reader sees the old session or the new one, never a mix. */
+static void shared_put(struct wd_backends_local *l, const char *clientid,
+                       const struct wd_session *s, int64_t end_ms)
+{
+    struct wd_backends *b = l->b;
+    size_t klen;
+    char *key = sess_key(b, clientid, &klen);
+    int64_t now = wd_sessions_now_ms(b->sessions);
+    /* never longer than the token (end_ms has exp + leeway and session_ttl in it), nor
+     * session_redis_ttl: a replica that died cannot leave a session behind for ever */
+    int64_t end = now + b->sess_redis_ttl_ms;
+    if (end_ms && end_ms < end)
+        end = end_ms;
+    struct wd_buf val = {0};
+    struct wd_session_rec rec;
+    wd_session_rec_view(s, end, &rec);
+    int er = end > now ? wd_session_rec_encode(&rec, &val) : WD_ERANGE;
+    if (er != WD_OK) {
+        /* not shareable (too large, a token already expired): the clientid's older session
+         * in Redis must not outlive this login either */
+        if (er != WD_ERANGE)
+            wd_log_warn("session", "session of client %s not shared: %s", clientid, wd_rc_str(er));
+        const char *argv[2] = {"DEL", key};
+        size_t lens[2] = {3, klen};
+        shared_send(l, 2, argv, lens);
+    } else {
+        char px[24];
+        snprintf(px, sizeof px, "%lld", (long long)(end - now));
+        const char *argv[5] = {"SET", key, val.s, "PX", px};
+        size_t lens[5] = {3, klen, val.len, 2, strlen(px)};
+        shared_send(l, 5, argv, lens);
+    }
+    wd_buf_free(&val);
+    free(key);
+}
+
+void wd_backends_session_put(struct wd_backends_local *l, const struct wd_authn_req *req,
                              enum wd_session_source src, const struct wd_step_result *r)
 {
-    const struct wd_client *c = &req->client;
-    struct wd_session *s = wd_calloc(1, sizeof *s);
-    s->username = wd_strdup(c->username);
-    s->peerhost = wd_strdup(c->peerhost);
-    s->peerport = c->peerport;
-    s->source = src;
-    /* only a step that checked a credential can make a superuser (belt and braces: the
-     * chain sets it for no other step) */
-    s->superuser = src != WD_SESSION_OTHER && r->superuser;
-    s->jwt = r->jwt;
-    s->exp = r->jwt ? r->jwt->res.exp : 0;
-    size_t bytes =
-        sizeof *s + strlen(c->username) + strlen(c->peerhost) + (r->jwt ? r->jwt->bytes : 0);
-    int64_t ttl = 0;
-    if (s->exp) {
-        ttl = (s->exp + b->jwt_leeway_s - unix_now()) * 1000;
-        if (ttl <= 0)
-            ttl = 1;
-        if (b->session_ttl_ms && b->session_ttl_ms < ttl)
-            ttl = b->session_ttl_ms;
-    }
-    struct wd_cache_key k;
-    session_key(&k, c->clientid);
-    if (wd_cache_put(b->sessions, &k, s, bytes, false, ttl, session_free, c->username,
-                     strlen(c->username), NULL) != WD_OK) {
-        wd_log_warn("session", "cannot record the session of client %s (too large)", c->clientid);
-        session_free(s);
-        /* an earlier login's session under this clientid must not outlive this one */
-        wd_cache_remove(b->sessions, &k);
+    struct wd_backends *b = l->b;
+    struct wd_session *s = NULL;
+    int64_t end_ms = 0;
+    int rc = wd_sessions_put(b->sessions, &req->client, src, r->superuser, r->jwt,
+                             b->sess_shared ? &s : NULL, &end_ms);
+    if (!b->sess_shared)
+        return;
+    if (rc == WD_OK) {
+        shared_put(l, req->client.clientid, s, end_ms);
     } else {
-        wd_metrics_inc(WD_M_SESSIONS_CREATED);
+        size_t klen;
+        char *key = sess_key(b, req->client.clientid, &klen);
+        const char *argv[2] = {"DEL", key};
+        size_t lens[2] = {3, klen};
+        shared_send(l, 2, argv, lens);
+        free(key);
     }
-    wd_cache_key_cleanup(&k);
+    wd_session_release(s);
 }
 
-/* The session s was recorded by the connection c is on: same username and peer (a port of 0
- * is unknown and not compared). */
-static bool same_connection(const void *value, void *ctx)
+/* A shared session read for the connection c came back (rc and raw as
+ * wd_redis_command gives them): the session to use, or NULL (none, not c's, refused,
+ * Redis failed: fail closed). */
+static struct wd_session *shared_found(struct wd_backends *b, const struct wd_client *c, int rc,
+                                       const struct wd_redis_raw *raw, const char *err)
 {
-    const struct wd_session *s = value;
-    const struct wd_client *c = ctx;
-    if (strcmp(s->username, c->username) != 0 || strcmp(s->peerhost, c->peerhost) != 0)
-        return false;
-    return s->peerport == 0 || c->peerport == 0 || s->peerport == c->peerport;
-}
-
-const struct wd_session *wd_backends_session_get(struct wd_backends *b, const struct wd_client *c)
-{
-    struct wd_cache_key k;
-    session_key(&k, c->clientid);
-    void *v;
-    struct wd_cache_ref *ref = wd_cache_get(b->sessions, &k, &v, NULL);
-    wd_cache_key_cleanup(&k);
-    if (!ref)
-        return NULL;
-    struct wd_session *s = v;
-    if (!same_connection(s, (void *)c)) {
-        /* another login under this clientid (another username, or another connection that
-         * warden did not allow: a denied or unanswered CONNECT, another replica): not this
-         * client's, and never its superuser flag */
-        wd_cache_release(ref);
+    char who[200];
+    client_label(b, c, who, sizeof who);
+    if (rc != WD_OK && rc != WD_ETOOBIG) {
+        wd_metrics_inc(WD_M_SESSIONS_SHARED_ERRORS);
+        backend_warn("shared session read", err && err[0] ? err : wd_rc_str(rc));
         return NULL;
     }
-    if (s->exp && unix_now() >= s->exp + b->jwt_leeway_s) {
-        wd_cache_release(ref);
-        return NULL; /* the token expired: the session's rights went with it */
-    }
-    /* the handle is the cache reference: it keeps the session alive until released */
-    return (const struct wd_session *)ref;
-}
-
-/* The handle given out by session_get is the cache reference itself. */
-static const struct wd_session *sess_of(const struct wd_session *h)
-{
-    return h ? wd_cache_ref_value((const struct wd_cache_ref *)h) : NULL;
-}
-
-void wd_backends_session_release(struct wd_backends *b, const struct wd_session *s)
-{
-    (void)b;
-    wd_cache_release((struct wd_cache_ref *)s);
-}
-
-bool wd_session_superuser(const struct wd_session *h)
-{
-    const struct wd_session *s = sess_of(h);
-    return s && s->superuser;
-}
-
-void wd_backends_session_drop(struct wd_backends *b, const struct wd_client *c)
-{
-    struct wd_cache_key k;
-    session_key(&k, c->clientid);
-    if (wd_cache_remove_if(b->sessions, &k, same_connection, (void *)c) == WD_OK)
-        wd_metrics_inc(WD_M_SESSIONS_DROPPED);
-    wd_cache_key_cleanup(&k);
-}
-
-static const char *session_claim(const void *ctx, const char *name, size_t len)
-{
-    const struct wd_session *s = ctx;
-    char buf[256];
-    if (!s->jwt || len >= sizeof buf)
+    struct wd_session_rec rec;
+    char why[160] = "";
+    int dr = WD_EDECODE;
+    if (rc == WD_ETOOBIG) {
+        dr = WD_ETOOBIG;
+        snprintf(why, sizeof why, "larger than %d bytes", WD_SESSION_REC_MAX);
+    } else if (raw->type == WD_REDIS_RAW_NIL) {
+        wd_sessions_note_miss(b->sessions, c);
         return NULL;
-    memcpy(buf, name, len);
-    buf[len] = '\0';
-    return wd_jwt_result_claim(&s->jwt->res, buf);
+    } else if (raw->type != WD_REDIS_RAW_STRING) {
+        snprintf(why, sizeof why, "not a string");
+    } else {
+        dr = wd_session_rec_decode(raw->str, raw->len, &rec, why, sizeof why);
+    }
+    if (dr != WD_OK) {
+        unsigned long sup;
+        wd_metrics_inc(WD_M_SESSIONS_SHARED_REFUSED);
+        if (warn_allowed(&sup))
+            wd_log_warn("session",
+                        "the shared session of %s is refused: %s (%lu similar in the "
+                        "last %ds not logged)",
+                        who, why, sup, WARN_INTERVAL_S);
+        wd_sessions_note_miss(b->sessions, c);
+        return NULL;
+    }
+    struct wd_session *s = wd_sessions_adopt(b->sessions, c, &rec, who);
+    if (s)
+        wd_metrics_inc(WD_M_SESSIONS_SHARED_FOUND);
+    else
+        wd_sessions_note_miss(b->sessions, c); /* another connection's, or ended */
+    return s;
 }
 
-void wd_session_bind_claims(const struct wd_session *h, struct wd_client *c)
+/* A waiting call's shared-session read: what the completion needs after the request is
+ * gone. */
+struct sess_wait {
+    struct wd_pending *p;
+    char *clientid, *username, *peerhost;
+    uint32_t peerport;
+};
+
+static void on_sess_reply(void *ctx, struct wd_redis_async_result *res)
 {
-    const struct wd_session *s = sess_of(h);
-    if (s && s->jwt) {
-        c->claim = session_claim;
-        c->claim_ctx = s;
+    struct sess_wait *sw = ctx;
+    struct wd_pending *p = sw->p;
+    struct wd_client c = {.node = "",
+                          .clientid = sw->clientid,
+                          .username = sw->username,
+                          .peerhost = sw->peerhost,
+                          .peerport = sw->peerport,
+                          .protocol = "",
+                          .mountpoint = "",
+                          .cn = "",
+                          .dn = ""};
+    p->sess = shared_found(p->l->b, &c, res->rc, &res->raw, res->err);
+    p->sess_state = SLOT_DONE;
+    free(sw->clientid);
+    free(sw->username);
+    free(sw->peerhost);
+    free(sw);
+    pending_resume(p);
+    pending_unref(p);
+}
+
+int wd_backends_session_get(struct wd_backends_local *l, const struct wd_client *c,
+                            struct wd_waiter *w, struct wd_session **out)
+{
+    struct wd_backends *b = l->b;
+    *out = NULL;
+    struct wd_pending *p = l->async && w ? w->pending : NULL;
+    if (p && p->sess_state == SLOT_WAITING)
+        return WD_EAGAIN;
+    if (p && p->sess_state == SLOT_DONE) {
+        if (wd_session_usable(b->sessions, p->sess, c))
+            *out = wd_session_get(p->sess);
+        return WD_OK;
     }
+    /* the local table first: a warm authorize never leaves the process */
+    if (wd_sessions_lookup(b->sessions, c, out) != WD_SESSIONS_MISS || !b->sess_shared)
+        return WD_OK;
+    size_t klen;
+    char *key = sess_key(b, c->clientid, &klen);
+    const char *argv[2] = {"GET", key};
+    size_t lens[2] = {3, klen};
+    wd_metrics_inc(WD_M_SESSIONS_SHARED_READS);
+    if (l->async && w) {
+        p = pending_of(l, w);
+        struct sess_wait *sw = wd_calloc(1, sizeof *sw);
+        sw->p = p;
+        sw->clientid = wd_strdup(c->clientid);
+        sw->username = wd_strdup(c->username);
+        sw->peerhost = wd_strdup(c->peerhost);
+        sw->peerport = c->peerport;
+        int rc = l->ra ? wd_redis_async_command(l->ra, 2, argv, lens, 0, WD_SESSION_REC_MAX,
+                                                on_sess_reply, sw)
+                       : WD_EBACKEND;
+        free(key);
+        if (rc == WD_OK) {
+            p->refs++;
+            p->sess_state = SLOT_WAITING;
+            return WD_EAGAIN;
+        }
+        wd_metrics_inc(WD_M_SESSIONS_SHARED_ERRORS);
+        backend_warn("shared session read", l->ra ? wd_redis_async_last_error(l->ra) : "no client");
+        free(sw->clientid);
+        free(sw->username);
+        free(sw->peerhost);
+        free(sw);
+        return WD_OK; /* no session: fail closed */
+    }
+    struct wd_redis *r = redis_of(l);
+    struct wd_redis_raw raw;
+    memset(&raw, 0, sizeof raw);
+    int rc = r ? wd_redis_command(r, 2, argv, lens, WD_SESSION_REC_MAX, &raw) : WD_EBACKEND;
+    free(key);
+    *out = shared_found(b, c, rc, &raw, r ? wd_redis_last_error(r) : "no client");
+    wd_redis_raw_cleanup(&raw);
+    return WD_OK;
+}
+
+/* A disconnect's conditional delete: EVALSHA, and EVAL when Redis does not know the script
+ * (NOSCRIPT: a restart, SCRIPT FLUSH, another server after a failover). */
+struct drop_wait {
+    struct wd_backends_local *l;
+    int argc;
+    char *args[4]; /* key, username, peer host, peer port */
+    size_t lens[4];
+};
+
+static void drop_argv(const struct wd_backends *b, const struct drop_wait *d, bool eval,
+                      const char **argv, size_t *lens)
+{
+    argv[0] = eval ? "EVAL" : "EVALSHA";
+    lens[0] = strlen(argv[0]);
+    argv[1] = eval ? DROP_SCRIPT : b->drop_sha;
+    lens[1] = strlen(argv[1]);
+    argv[2] = "1";
+    lens[2] = 1;
+    for (int i = 0; i < 4; i++) {
+        argv[3 + i] = d->args[i];
+        lens[3 + i] = d->lens[i];
+    }
+}
+
+static void drop_wait_free(struct drop_wait *d)
+{
+    for (int i = 0; i < 4; i++)
+        free(d->args[i]);
+    free(d);
+}
+
+static bool noscript(int rc, const struct wd_redis_raw *raw)
+{
+    return rc == WD_EBACKEND && raw->type == WD_REDIS_RAW_ERROR && raw->str &&
+           strncmp(raw->str, "NOSCRIPT", 8) == 0;
+}
+
+static void on_drop_reply(void *ctx, struct wd_redis_async_result *res)
+{
+    struct drop_wait *d = ctx;
+    if (noscript(res->rc, &res->raw)) {
+        const char *argv[7];
+        size_t lens[7];
+        drop_argv(d->l->b, d, true, argv, lens);
+        shared_send(d->l, 7, argv, lens);
+    } else {
+        on_shared_write(NULL, res);
+    }
+    drop_wait_free(d);
+}
+
+void wd_backends_session_drop(struct wd_backends_local *l, const struct wd_client *c)
+{
+    struct wd_backends *b = l->b;
+    wd_sessions_drop(b->sessions, c);
+    if (!b->sess_shared)
+        return;
+    struct drop_wait *d = wd_calloc(1, sizeof *d);
+    char port[16];
+    snprintf(port, sizeof port, "%u", (unsigned)c->peerport);
+    d->l = l;
+    d->args[0] = sess_key(b, c->clientid, &d->lens[0]);
+    d->args[1] = wd_strdup(c->username);
+    d->lens[1] = strlen(c->username);
+    d->args[2] = wd_strdup(c->peerhost);
+    d->lens[2] = strlen(c->peerhost);
+    d->args[3] = wd_strdup(port);
+    d->lens[3] = strlen(port);
+    const char *argv[7];
+    size_t lens[7];
+    drop_argv(b, d, false, argv, lens);
+    if (l->async) {
+        int rc = l->ra ? wd_redis_async_command(l->ra, 7, argv, lens, 0, 0, on_drop_reply, d)
+                       : WD_EBACKEND;
+        if (rc == WD_OK)
+            return; /* d is the completion's */
+        wd_metrics_inc(WD_M_SESSIONS_SHARED_ERRORS);
+        backend_warn("shared session delete",
+                     l->ra ? wd_redis_async_last_error(l->ra) : "no client");
+    } else {
+        struct wd_redis *r = redis_of(l);
+        struct wd_redis_raw raw;
+        memset(&raw, 0, sizeof raw);
+        int rc = r ? wd_redis_command(r, 7, argv, lens, 0, &raw) : WD_EBACKEND;
+        if (noscript(rc, &raw)) {
+            wd_redis_raw_cleanup(&raw);
+            drop_argv(b, d, true, argv, lens);
+            rc = wd_redis_command(r, 7, argv, lens, 0, &raw);
+        }
+        wd_redis_raw_cleanup(&raw);
+        if (rc != WD_OK) {
+            wd_metrics_inc(WD_M_SESSIONS_SHARED_ERRORS);
+            backend_warn("shared session delete", r ? wd_redis_last_error(r) : "no client");
+        }
+    }
+    drop_wait_free(d);
 }
 
 /* ---- authorization sources ---- */
@@ -1523,6 +1763,7 @@ struct acl_wait {
     char *user;
     char who[200];
     struct skip_ctx sk;
+    uint64_t t0; /* when the lookup was sent (ns) */
 };
 
 static void on_acl_reply(void *ctx, struct wd_redis_async_result *res)
@@ -1532,6 +1773,7 @@ static void on_acl_reply(void *ctx, struct wd_redis_async_result *res)
     struct wd_backends *b = p->l->b;
     p->acl_state = SLOT_DONE;
     p->acl_rc = WD_EBACKEND;
+    wd_metrics_observe(WD_H_REDIS, wd_metrics_now_ns() - aw->t0);
     if (res->rc != WD_OK) {
         wd_metrics_inc(WD_M_REDIS_ERRORS);
         backend_warn("ACL lookup", res->err[0] ? res->err : wd_rc_str(res->rc));
@@ -1601,6 +1843,7 @@ static int redis_acl(struct wd_backends_local *l, const struct wd_client *c, str
         aw->user = wd_strdup(c->username);
         aw->sk = (struct skip_ctx){"Redis ACL", aw->who, 0};
         client_label(b, c, aw->who, sizeof aw->who);
+        aw->t0 = wd_metrics_now_ns();
         int sr = l->ra ? wd_redis_async_acl_get(l->ra, key, keylen, 0, log_acl_skip, &aw->sk,
                                                 on_acl_reply, aw)
                        : WD_EBACKEND;
@@ -1623,7 +1866,10 @@ static int redis_acl(struct wd_backends_local *l, const struct wd_client *c, str
     size_t n = 0;
     char who[200];
     struct skip_ctx sk = {"Redis ACL", client_label(b, c, who, sizeof who), 0};
-    if (!r || wd_redis_acl_get(r, key, keylen, &ents, &n, log_acl_skip, &sk) != WD_OK) {
+    uint64_t t0 = wd_metrics_now_ns();
+    int gr = r ? wd_redis_acl_get(r, key, keylen, &ents, &n, log_acl_skip, &sk) : WD_EBACKEND;
+    wd_metrics_observe(WD_H_REDIS, wd_metrics_now_ns() - t0);
+    if (gr != WD_OK) {
         wd_metrics_inc(WD_M_REDIS_ERRORS);
         backend_warn("ACL lookup", r ? wd_redis_last_error(r) : "no client");
         rc = WD_EBACKEND;
@@ -1653,6 +1899,7 @@ int wd_backends_source_eval(void *ctx, enum wd_source src, const struct wd_authz
     struct wd_source_ctx *sc = ctx;
     struct wd_backends *b = sc->l->b;
     struct wd_policy_result r;
+    sc->step = src == WD_SOURCE_REDIS ? "redis" : "jwt";
     if (src == WD_SOURCE_REDIS) {
         if (!b->redis_on)
             return 0;
@@ -1685,17 +1932,17 @@ int wd_backends_source_eval(void *ctx, enum wd_source src, const struct wd_authz
         return 1;
     }
     /* JWT */
-    const struct wd_session *s = sess_of(sc->session);
-    if (!s) {
+    const struct wd_jwt_ident *jwt = wd_session_jwt(sc->session);
+    if (!sc->session) {
         /* authenticated elsewhere (another replica, before a restart) or expired: the
          * token and so its ACL are unknown here. Fail closed. */
         out->decision = WD_DECISION_DENY;
         sc->reason = "jwt: no session for this client (token expired or unknown here): denied";
         return 1;
     }
-    if (!s->jwt)
+    if (!jwt)
         return 0; /* authenticated without a token: this source has nothing to say */
-    switch (s->jwt->res.acl_format) {
+    switch (jwt->res.acl_format) {
     case WD_JWT_ACL_ABSENT:
         return 0;
     case WD_JWT_ACL_INVALID:
@@ -1706,14 +1953,14 @@ int wd_backends_source_eval(void *ctx, enum wd_source src, const struct wd_authz
     case WD_JWT_ACL_V2_LIST:
         break;
     }
-    if (!s->jwt->acl) {
+    if (!jwt->acl) {
         out->decision = WD_DECISION_DENY;
         sc->reason = "jwt: ACL could not be compiled: denied";
         return 1;
     }
-    wd_policy_authorize(s->jwt->acl, req, &r);
+    wd_policy_authorize(jwt->acl, req, &r);
     if (r.decision == WD_DECISION_NOMATCH) {
-        if (s->jwt->res.acl_format == WD_JWT_ACL_V2_LIST)
+        if (jwt->res.acl_format == WD_JWT_ACL_V2_LIST)
             return 0;
         /* EMQX: the v1 object form denies what it does not allow */
         out->decision = WD_DECISION_DENY;
@@ -1729,7 +1976,7 @@ int wd_backends_source_eval(void *ctx, enum wd_source src, const struct wd_authz
 
 size_t wd_backends_flush_all(struct wd_backends *b)
 {
-    size_t n = wd_cache_flush_all(b->sessions);
+    size_t n = wd_sessions_flush_all(b->sessions);
     if (b->cache)
         n += wd_cache_flush_all(b->cache);
     return n;
@@ -1737,7 +1984,7 @@ size_t wd_backends_flush_all(struct wd_backends *b)
 
 size_t wd_backends_flush_user(struct wd_backends *b, const char *user, size_t len)
 {
-    size_t n = wd_cache_flush_tag(b->sessions, user, len);
+    size_t n = wd_sessions_flush_user(b->sessions, user, len);
     if (b->cache)
         n += wd_cache_flush_tag(b->cache, user, len);
     return n;
@@ -1763,7 +2010,7 @@ void wd_backends_stats(struct wd_backends *b, struct wd_buf *out)
         stats_of(out, "cache", b->cache);
     else
         wd_buf_puts(out, "cache: off\n");
-    stats_of(out, "sessions", b->sessions);
+    wd_sessions_stats(b->sessions, out);
     wd_buf_printf(out, "redis: %s\n", b->redis_on ? "configured" : "not configured");
     pthread_mutex_lock(&b->pool_mu);
     if (b->pool) {
@@ -1789,4 +2036,93 @@ void wd_backends_stats(struct wd_backends *b, struct wd_buf *out)
     } else {
         wd_buf_puts(out, "jwt: not configured\n");
     }
+}
+
+/* ---- metrics and readiness ---- */
+
+static size_t sample(struct wd_metrics_sample *s, size_t i, size_t cap, const char *family,
+                     enum wd_metrics_type type, const char *help, const char *labels, double v)
+{
+    if (i >= cap)
+        return i;
+    s[i].family = family;
+    s[i].type = type;
+    s[i].help = help;
+    snprintf(s[i].labels, sizeof s[i].labels, "%s", labels);
+    s[i].value = v;
+    return i + 1;
+}
+
+size_t wd_backends_metrics(struct wd_backends *b, struct wd_metrics_sample *s, size_t cap)
+{
+    size_t i = 0;
+    struct wd_cache_stats c = {0}, se;
+    if (b->cache)
+        wd_cache_stats(b->cache, &c);
+    wd_sessions_cache_stats(b->sessions, &se);
+    const enum wd_metrics_type C = WD_METRICS_COUNTER, G = WD_METRICS_GAUGE;
+    i = sample(s, i, cap, "warden_cache_hits_total", C,
+               "cache lookups answered (credential verdicts, Redis ACLs, tokens)", "", c.hits);
+    i = sample(s, i, cap, "warden_cache_misses_total", C, "cache lookups not answered", "",
+               c.misses);
+    i = sample(s, i, cap, "warden_cache_evictions_total", C,
+               "cache entries evicted for room (entries or memory limit)", "", c.evictions);
+    i = sample(s, i, cap, "warden_cache_expirations_total", C, "cache entries expired (TTL)", "",
+               c.expirations);
+    i = sample(s, i, cap, "warden_cache_entries", G, "cache entries now (0 with cache off)", "",
+               c.entries);
+    i = sample(s, i, cap, "warden_cache_bytes", G, "cache memory accounted now", "", c.bytes);
+    i = sample(s, i, cap, "warden_sessions", G, "sessions held now", "", se.entries);
+    i = sample(s, i, cap, "warden_sessions_bytes", G, "session memory accounted now", "", se.bytes);
+    i = sample(s, i, cap, "warden_sessions_evictions_total", C,
+               "sessions evicted for room (session_max, session_memory)", "", se.evictions);
+    struct wd_hashpool_stats hs = {0};
+    pthread_mutex_lock(&b->pool_mu);
+    if (b->pool)
+        wd_hashpool_stats(b->pool, &hs);
+    pthread_mutex_unlock(&b->pool_mu);
+    i = sample(s, i, cap, "warden_hash_threads", G, "password hash threads configured", "",
+               b->hash_threads);
+    i = sample(s, i, cap, "warden_hash_running", G, "password checks running on hash threads", "",
+               hs.running);
+    i = sample(s, i, cap, "warden_hash_queued", G, "password checks waiting for a hash thread", "",
+               hs.queued);
+    i = sample(s, i, cap, "warden_hash_completed_total", C, "password checks done on hash threads",
+               "", (double)hs.completed);
+    i = sample(s, i, cap, "warden_hash_refused_total", C,
+               "password checks refused: hash threads busy (the call is denied)", "",
+               (double)hs.rejected);
+    i = sample(s, i, cap, "warden_jwt_keyset_generation", G,
+               "JWT key set generation (+1 per JWKS swap; 0: JWT not configured)", "",
+               b->jwt_on ? (double)wd_jwt_verifier_generation(b->verifier) : 0);
+    return i;
+}
+
+bool wd_backends_ready(struct wd_backends *b, bool need_redis, bool need_jwt, struct wd_buf *out)
+{
+    bool ok = true;
+    if (need_redis) {
+        pthread_mutex_lock(&b->probe_mu);
+        if (!b->probe && b->redis_on && wd_redis_new(&b->ropts, &b->probe) != WD_OK)
+            b->probe = NULL;
+        int rc = b->probe ? wd_redis_ping(b->probe) : WD_EBACKEND;
+        if (rc == WD_OK) {
+            wd_buf_puts(out, "redis: ok\n");
+        } else {
+            ok = false;
+            wd_buf_printf(out, "redis: not answering (%s)\n",
+                          b->probe ? wd_redis_last_error(b->probe) : "not configured");
+        }
+        pthread_mutex_unlock(&b->probe_mu);
+    }
+    if (need_jwt) {
+        if (b->jwt_on && wd_jwt_verifier_has_keys(b->verifier)) {
+            wd_buf_puts(out, "jwt: ok\n");
+        } else {
+            ok = false;
+            wd_buf_puts(out, b->jwt_on ? "jwt: no key set yet (JWKS not fetched)\n"
+                                       : "jwt: not configured\n");
+        }
+    }
+    return ok;
 }

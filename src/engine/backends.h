@@ -38,12 +38,14 @@
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/evops.h"
+#include "core/metrics.h"
 #include "core/request.h"
+#include "engine/jwtident.h"
+#include "engine/sessions.h"
 #include "policy/policy.h"
 
 struct wd_backends;
 struct wd_backends_local;
-struct wd_session;
 struct wd_jwt_ident;
 
 /* Builds the backends the configuration describes (nothing is configured: an object that
@@ -87,7 +89,6 @@ int wd_backends_authn_redis(struct wd_backends_local *l, const struct wd_authn_r
                             struct wd_waiter *w, struct wd_step_result *out);
 int wd_backends_authn_jwt(struct wd_backends_local *l, const struct wd_authn_req *req,
                           struct wd_step_result *out);
-void wd_jwt_ident_release(struct wd_jwt_ident *j);
 
 /* A static policy user's password check. bcrypt, pbkdf2 and argon2id verdicts go through
  * the cache (keyed by the policy generation, the user and the password) with
@@ -98,30 +99,17 @@ int wd_backends_check_static(struct wd_backends_local *l, unsigned long generati
                              const char *user, const char *secret, const char *pw, size_t pwlen,
                              struct wd_waiter *w, bool *ok);
 
-/* ---- sessions (docs/sessions.md) ---- */
-
-/* What authentication learned about a client, kept by clientid for authorize. */
-enum wd_session_source {
-    WD_SESSION_STATIC = 1,
-    WD_SESSION_REDIS,
-    WD_SESSION_JWT,
-    WD_SESSION_OTHER, /* anonymous allow, `allow when`, authn default allow */
-};
+/* ---- sessions (docs/sessions.md; the table is engine/sessions.h) ---- */
 
 /* Records a session after an ALLOW (takes over the jwt reference in r). */
-void wd_backends_session_put(struct wd_backends *b, const struct wd_authn_req *req,
+void wd_backends_session_put(struct wd_backends_local *l, const struct wd_authn_req *req,
                              enum wd_session_source src, const struct wd_step_result *r);
-/* The session of this client, or NULL (none, expired, or one recorded for another
- * username). The pointer is an opaque handle (it holds a reference that keeps the session
- * alive): pass it only to the wd_session_* and wd_backends_session_* functions, and release
- * it with wd_backends_session_release(). */
-const struct wd_session *wd_backends_session_get(struct wd_backends *b, const struct wd_client *c);
-void wd_backends_session_release(struct wd_backends *b, const struct wd_session *s);
-bool wd_session_superuser(const struct wd_session *s);
+/* The session of the connection c is on: WD_OK with *out a reference (release it with
+ * wd_session_release()) or NULL (none, expired, or another connection's). */
+int wd_backends_session_get(struct wd_backends_local *l, const struct wd_client *c,
+                            struct wd_waiter *w, struct wd_session **out);
 /* Drops the client's session if it is the one this connection created (same peer). */
-void wd_backends_session_drop(struct wd_backends *b, const struct wd_client *c);
-/* Sets c->claim / c->claim_ctx from the session's JWT claims (no-op without them). */
-void wd_session_bind_claims(const struct wd_session *s, struct wd_client *c);
+void wd_backends_session_drop(struct wd_backends_local *l, const struct wd_client *c);
 
 /* ---- authorization sources ---- */
 
@@ -129,6 +117,7 @@ struct wd_source_ctx {
     struct wd_backends_local *l;
     const struct wd_session *session; /* may be NULL */
     const char *reason;               /* set by the source that decided */
+    const char *step;                 /* "redis" or "jwt": the source that decided */
     struct wd_waiter *waiter;         /* may be NULL: block */
     bool waiting; /* a source waits: the result is meaningless, the call returns WD_EAGAIN */
 };
@@ -145,5 +134,12 @@ size_t wd_backends_flush_all(struct wd_backends *b);
 size_t wd_backends_flush_user(struct wd_backends *b, const char *user, size_t len);
 /* Human-readable statistics (cache counters, sessions, Redis and JWT state). */
 void wd_backends_stats(struct wd_backends *b, struct wd_buf *out);
+/* Metrics snapshot (caches, sessions, hash threads, JWT key set) into s; returns how many
+ * samples (at most cap). */
+size_t wd_backends_metrics(struct wd_backends *b, struct wd_metrics_sample *s, size_t cap);
+/* Readiness of the stores a policy needs (need_redis, need_jwt): one line per check into
+ * out; false if one does not answer. Blocking (a Redis PING on the probe's own connection,
+ * under a lock). */
+bool wd_backends_ready(struct wd_backends *b, bool need_redis, bool need_jwt, struct wd_buf *out);
 
 #endif

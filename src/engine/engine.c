@@ -253,6 +253,7 @@ static int authn_run(const struct wd_policy *p, struct wd_backends_local *bl,
     const struct wd_client *c = &req->client;
     bool anonymous = c->username[0] == '\0';
     out->generation = wd_policy_generation(p);
+    out->step = "when";
     memset(sr, 0, sizeof *sr);
     *src = WD_SESSION_OTHER;
     for (size_t i = 0; i < wd_policy_nsteps(p); i++) {
@@ -282,6 +283,7 @@ static int authn_run(const struct wd_policy *p, struct wd_backends_local *bl,
                    : wd_passwd_verify(u->secret, req->password, req->password_len, &ok);
             if (vr == WD_EAGAIN)
                 return WD_EAGAIN;
+            out->step = "users";
             if (vr == WD_EBUSY) {
                 out->decision = WD_DECISION_DENY;
                 out->reason = "static user: password check refused (hash threads busy): denied";
@@ -294,6 +296,7 @@ static int authn_run(const struct wd_policy *p, struct wd_backends_local *bl,
             }
             out->decision = ok ? WD_DECISION_ALLOW : WD_DECISION_DENY;
             out->reason = ok ? "static user: password matches" : "static user: wrong password";
+            out->step = "users";
             *src = WD_SESSION_STATIC;
             sr->superuser = ok && u->superuser;
             return WD_OK;
@@ -303,6 +306,7 @@ static int authn_run(const struct wd_policy *p, struct wd_backends_local *bl,
                 continue;
             out->decision = s->decision;
             out->reason = "anonymous client";
+            out->step = "anonymous";
             return WD_OK;
         case WD_STEP_DECIDE:
             out->decision = s->decision;
@@ -320,6 +324,7 @@ static int authn_run(const struct wd_policy *p, struct wd_backends_local *bl,
                 continue;
             out->decision = sr->decision;
             out->reason = sr->reason;
+            out->step = s->kind == WD_STEP_REDIS ? "redis" : "jwt";
             *src = s->kind == WD_STEP_REDIS ? WD_SESSION_REDIS : WD_SESSION_JWT;
             return WD_OK;
         }
@@ -329,6 +334,7 @@ static int authn_run(const struct wd_policy *p, struct wd_backends_local *bl,
     }
     out->decision = wd_policy_authn_default(p, &out->line);
     out->reason = "no authn step answered: authn default";
+    out->step = "default";
     return WD_OK;
 }
 
@@ -359,7 +365,7 @@ int wd_engine_authenticate_w(struct wd_engine_local *l, const struct wd_authn_re
     if (rc == WD_EAGAIN)
         return WD_EAGAIN;
     if (out->decision == WD_DECISION_ALLOW && l->needs_session)
-        wd_backends_session_put(l->e->backends, req, src, &sr); /* takes sr.jwt */
+        wd_backends_session_put(l->bl, req, src, &sr); /* takes sr.jwt */
     else
         wd_jwt_ident_release(sr.jwt);
     count(out->decision, WD_M_AUTHN_ALLOW, WD_M_AUTHN_DENY, WD_M_AUTHN_NOMATCH);
@@ -380,34 +386,35 @@ int wd_engine_authorize_w(struct wd_engine_local *l, const struct wd_authz_req *
     if (!l->needs_session && !l->has_sources) {
         wd_policy_authorize(p, req, &r); /* the static-policy fast path */
         out->reason = r.by_default ? "no rule matched: authz default" : "rule matched";
+        out->step = r.by_default ? "default" : "rules";
     } else {
-        struct wd_backends *b = l->e->backends;
         struct wd_authz_req rq = *req;
-        const struct wd_session *s = NULL;
+        struct wd_session *s = NULL;
         if (l->needs_session) {
-            s = wd_backends_session_get(b, &req->client);
+            if (wd_backends_session_get(l->bl, &req->client, w, &s) == WD_EAGAIN)
+                return WD_EAGAIN;
             if (s) {
                 rq.client.is_superuser = rq.client.is_superuser || wd_session_superuser(s);
                 wd_session_bind_claims(s, &rq.client);
             }
         }
-        struct wd_source_ctx sc = {.l = l->bl, .session = s, .reason = NULL, .waiter = w};
+        struct wd_source_ctx sc = {
+            .l = l->bl, .session = s, .reason = NULL, .step = NULL, .waiter = w};
         struct wd_policy_sources srcs = {.eval = wd_backends_source_eval, .ctx = &sc};
         wd_policy_authorize_src(p, &rq, &srcs, &r);
-        if (sc.waiting) {
-            if (s)
-                wd_backends_session_release(b, s);
+        wd_session_release(s);
+        if (sc.waiting)
             return WD_EAGAIN;
-        }
         if (r.by_source && sc.reason)
             out->reason = sc.reason;
         else
             out->reason = r.by_default ? "no rule matched: authz default" : "rule matched";
-        if (s)
-            wd_backends_session_release(b, s);
+        out->step = r.by_source && sc.step ? sc.step : r.by_default ? "default" : "rules";
     }
-    if (r.bad_topic)
+    if (r.bad_topic) {
         out->reason = "invalid topic name or filter";
+        out->step = "topic";
+    }
     out->decision = r.decision;
     out->line = r.line;
     out->generation = wd_policy_generation(p);
@@ -430,7 +437,7 @@ unsigned wd_engine_local_waiting(const struct wd_engine_local *l)
 
 void wd_engine_client_disconnected(struct wd_engine_local *l, const struct wd_client *c)
 {
-    wd_backends_session_drop(l->e->backends, c);
+    wd_backends_session_drop(l->bl, c);
 }
 
 size_t wd_engine_flush(struct wd_engine *e, const char *user, size_t len)
@@ -444,4 +451,33 @@ void wd_engine_stats(struct wd_engine *e, struct wd_buf *out)
     wd_buf_printf(out, "policy: %s generation %lu\n", e->path ? e->path : "<embedded>",
                   wd_engine_generation(e));
     wd_backends_stats(e->backends, out);
+}
+
+size_t wd_engine_metrics(struct wd_engine *e, struct wd_metrics_sample *s, size_t cap)
+{
+    size_t n = 0;
+    if (cap > 0) {
+        s[0] = (struct wd_metrics_sample){
+            .family = "warden_policy_generation",
+            .type = WD_METRICS_GAUGE,
+            .help = "generation of the policy serving (+1 per successful reload)",
+            .value = (double)wd_engine_generation(e),
+        };
+        n = 1;
+    }
+    return n + wd_backends_metrics(e->backends, s + n, cap - n);
+}
+
+bool wd_engine_ready(struct wd_engine *e, struct wd_buf *out)
+{
+    pthread_mutex_lock(&e->lock);
+    struct wd_policy *p = wd_policy_get(e->current);
+    pthread_mutex_unlock(&e->lock);
+    wd_buf_printf(out, "policy: ok (%s, generation %lu)\n", e->path ? e->path : "<embedded>",
+                  wd_policy_generation(p));
+    bool redis =
+        wd_policy_has_authn_step(p, WD_STEP_REDIS) || wd_policy_has_source(p, WD_SOURCE_REDIS);
+    bool jwt = wd_policy_has_authn_step(p, WD_STEP_JWT) || wd_policy_has_source(p, WD_SOURCE_JWT);
+    wd_policy_release(p);
+    return wd_backends_ready(e->backends, redis, jwt, out);
 }

@@ -25,6 +25,7 @@
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/evops.h"
+#include "core/metrics.h"
 #include "core/request.h"
 #include "core/wd.h"
 #include "policy/policy.h"
@@ -35,6 +36,10 @@ struct wd_verdict {
     const char *reason;
     unsigned line;            /* policy line that decided; 0: implicit default */
     unsigned long generation; /* which policy answered */
+    /* the step or source that answered, static: authn "users", "anonymous", "when",
+     * "redis", "jwt", "default"; authz "rules", "redis", "jwt", "default", "topic" (an
+     * invalid topic). For the decision log. */
+    const char *step;
 };
 
 struct wd_engine;
@@ -102,6 +107,16 @@ void wd_engine_client_disconnected(struct wd_engine_local *l, const struct wd_cl
 /* Admin: drops cached credentials, ACLs, tokens and sessions: all (user NULL) or those of
  * one user (len bytes). Returns how many entries were dropped. */
 size_t wd_engine_flush(struct wd_engine *e, const char *user, size_t len);
+/* Metrics endpoint: snapshot samples of the engine's state (policy generation, caches,
+ * sessions, hash threads, JWT key set) into s (cap entries). Returns how many. */
+size_t wd_engine_metrics(struct wd_engine *e, struct wd_metrics_sample *s, size_t cap);
+
+/* Readiness (/readyz): a policy is loaded and each store the current policy needs answers
+ * now (Redis: a PING on a connection of the caller's, bounded by redis_timeout; a JWKS URL:
+ * a key set fetched). One line per check is appended to out. Blocking: never call it on a
+ * worker's loop. Thread-safe (the probe's connection is under a lock). */
+bool wd_engine_ready(struct wd_engine *e, struct wd_buf *out);
+
 /* Admin: human-readable state (policy, caches, sessions, backends) appended to out. */
 void wd_engine_stats(struct wd_engine *e, struct wd_buf *out);
 

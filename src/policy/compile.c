@@ -764,7 +764,9 @@ static int compile_ast(const struct wd_ast *ast, struct wd_diags *diags,
     struct wd_policy *p = wd_calloc(1, sizeof *p);
     atomic_init(&p->refs, 1);
     wd_arena_init(&p->arena);
-    p->generation = atomic_fetch_add(&g_generation, 1) + 1;
+    /* only policy files count: the per-client store ACLs compiled into the cache would
+     * otherwise make the served policy's generation jump by thousands between reloads */
+    p->generation = store ? 0 : atomic_fetch_add(&g_generation, 1) + 1;
     p->authn_default = WD_DECISION_DENY;
     p->authz_default = store ? WD_DECISION_NOMATCH : WD_DECISION_DENY;
     /* a per-client store ACL of a few rules is scanned: at that size a scan is as fast as

@@ -180,6 +180,8 @@ int wd_policy_compile_rules(const struct wd_policy_rule_in *rules, size_t n, wd_
 /* Sizes, for logs and benchmarks. */
 size_t wd_policy_nrules(const struct wd_policy *p);
 size_t wd_policy_memory(const struct wd_policy *p);
+/* Which compiled policy file this is: 1, 2, ... in compile order across the process (a
+ * reload serves a higher one). Store rules (wd_policy_compile_rules) have 0. */
 unsigned long wd_policy_generation(const struct wd_policy *p);
 
 #endif

@@ -106,6 +106,7 @@ struct stream {
     bool counted_inflight;
     bool waiting; /* the call waits for a back end (Redis, a hash): resumed by the engine */
     struct wd_waiter waiter;
+    uint64_t t0_ns; /* first dispatch (the request complete): the latency histogram's start */
     uint8_t *resp;
     size_t resp_len, resp_off;
 
@@ -307,8 +308,43 @@ static void glitch(struct wd_h2 *h)
         (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NO_COPY_NAME     \
     }
 
+/* method index -> its latency histogram, resolved once */
+static unsigned char hist_of[64];
+static void resolve_hists(void)
+{
+    static const struct {
+        const char *name;
+        enum wd_histogram h;
+    } map[] = {
+        {"OnClientAuthenticate", WD_H_CALL_AUTHN},
+        {"OnClientAuthorize", WD_H_CALL_AUTHZ},
+        {"OnMessagePublish", WD_H_CALL_PUBLISH},
+        {"OnClientDisconnected", WD_H_CALL_DISCONNECTED},
+    };
+    for (size_t i = 0; i < WD_ARRAY_LEN(hist_of); i++) {
+        const char *n = wd_hook_method_name(i);
+        hist_of[i] = WD_H_CALL_OTHER;
+        for (size_t j = 0; n && j < WD_ARRAY_LEN(map); j++)
+            if (strcmp(n, map[j].name) == 0)
+                hist_of[i] = (unsigned char)map[j].h;
+    }
+}
+
+static void observe_call(const struct stream *st)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    if (st->route != ROUTE_HOOK || !st->t0_ns)
+        return;
+    pthread_once(&once, resolve_hists);
+    enum wd_histogram h = st->method < WD_ARRAY_LEN(hist_of)
+                              ? (enum wd_histogram)hist_of[st->method]
+                              : WD_H_CALL_OTHER;
+    wd_metrics_observe(h, wd_metrics_now_ns() - st->t0_ns);
+}
+
 static void mark_answered(struct stream *st)
 {
+    observe_call(st);
     st->answered = true;
     st->waiting = false;
     wd_engine_waiter_end(&st->waiter); /* a call that waited: the engine forgets it */
@@ -444,6 +480,8 @@ static void dispatch(struct stream *st)
         glitch(h);
         return;
     }
+    if (!st->t0_ns)
+        st->t0_ns = wd_metrics_now_ns();
     const uint8_t *out = NULL;
     size_t outlen = 0;
     const char *detail = NULL;

@@ -50,6 +50,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "server/h2.h"
 #include "server/hook.h"
 #include "server/loop.h"
@@ -286,6 +287,7 @@ static void conn_close(struct conn *c)
     atomic_fetch_sub(&w->srv->nconns, 1);
     peer_release(w->srv, c->peer);
     free(c);
+    wd_metrics_inc(WD_M_CONN_CLOSED);
 }
 
 static void out_append(void *ctx, const void *p, size_t n)
@@ -637,6 +639,7 @@ static void worker_adopt(void *arg)
     int fd = ho->fd;
     if (w->draining) {
         close(fd);
+        wd_metrics_inc(WD_M_CONN_CLOSED);
         atomic_fetch_sub(&w->nconns, 1);
         atomic_fetch_sub(&w->srv->nconns, 1);
         peer_release(w->srv, ho->peer);
@@ -760,6 +763,7 @@ static void hand_off(struct wd_h2server *s, int fd, const struct sockaddr_storag
     if (atomic_load(&s->nconns) < s->max_conns && !peer_take(s, key)) {
         close(fd);
         s->refused_peer++;
+        wd_metrics_inc(WD_M_CONN_REFUSED_PEER);
         uint64_t now = now_ms();
         if (now - s->last_peer_log >= 1000) {
             char a[INET6_ADDRSTRLEN] = "?";
@@ -778,6 +782,7 @@ static void hand_off(struct wd_h2server *s, int fd, const struct sockaddr_storag
     if (atomic_load(&s->nconns) >= s->max_conns) {
         close(fd);
         s->refused++;
+        wd_metrics_inc(WD_M_CONN_REFUSED_MAX);
         uint64_t now = now_ms();
         if (now - s->last_refused_log >= 1000) {
             s->last_refused_log = now;
@@ -796,6 +801,7 @@ static void hand_off(struct wd_h2server *s, int fd, const struct sockaddr_storag
             best = &s->workers[i];
     atomic_fetch_add(&best->nconns, 1);
     atomic_fetch_add(&s->nconns, 1);
+    wd_metrics_inc(WD_M_CONN_ACCEPTED);
     struct handoff *ho = wd_malloc(sizeof *ho);
     ho->w = best;
     ho->fd = fd;

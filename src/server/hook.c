@@ -23,6 +23,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/utf8.h"
+#include "server/declog.h"
 #include "exhook.pb-c.h"
 #include "health.pb-c.h"
 
@@ -356,6 +357,26 @@ static void log_decision(const struct wd_hook_worker *w, const char *what,
                  wd_decision_str(v->decision), v->reason, v->line);
 }
 
+/* The decision log (server/declog.c formats and writes; a no-op unless configured). */
+static void emit_decision(const struct wd_hook_worker *w, const char *hook,
+                          const struct wd_client *c, const struct wd_authz_req *az,
+                          const struct wd_verdict *v)
+{
+    if (!wd_declog_wants(v->decision))
+        return;
+    const struct wd_config *cfg = w->env.cfg;
+    struct wd_declog_event ev = {
+        .hook = hook,
+        .client = c,
+        .username_is_token = cfg->jwt_from && strcmp(cfg->jwt_from, "username") == 0,
+        .action = az ? (az->action == WD_ACTION_PUBLISH ? "publish" : "subscribe") : NULL,
+        .topic = az ? az->topic : NULL,
+        .topic_len = az ? az->topic_len : 0,
+        .verdict = v,
+    };
+    wd_declog_emit(&ev);
+}
+
 static enum wd_hook_status h_authenticate(struct wd_hook_worker *w, int service,
                                           const ProtobufCMessage *m)
 {
@@ -372,6 +393,7 @@ static enum wd_hook_status h_authenticate(struct wd_hook_worker *w, int service,
     if (rc != WD_OK)
         wd_log_warn("hook", "authenticate: engine error: %s (denied)", wd_rc_str(rc));
     log_decision(w, "authenticate", &a.client, "", &v);
+    emit_decision(w, "client.authenticate", &a.client, NULL, &v);
     return valued_reply(w, v.decision, req->result);
 }
 
@@ -409,6 +431,7 @@ static enum wd_hook_status h_authorize(struct wd_hook_worker *w, int service,
                  wd_log_quote(topic, sizeof topic, a.topic, a.topic_len));
         log_decision(w, "authorize", &a.client, extra, &v);
     }
+    emit_decision(w, "client.authorize", &a.client, &a, &v);
     return valued_reply(w, v.decision, req->result);
 }
 

@@ -615,6 +615,14 @@ uint64_t wd_jwt_verifier_generation(const struct wd_jwt_verifier *v)
     return g;
 }
 
+bool wd_jwt_verifier_has_keys(const struct wd_jwt_verifier *v)
+{
+    pthread_mutex_lock(&v->slot->mu);
+    bool has = v->slot->ks != NULL;
+    pthread_mutex_unlock(&v->slot->mu);
+    return has;
+}
+
 static struct wd_jwt_keyset *pin_keyset(const struct wd_jwt_verifier *v)
 {
     pthread_mutex_lock(&v->slot->mu);
@@ -803,6 +811,33 @@ const char *wd_jwt_result_claim(const struct wd_jwt_result *r, const char *name)
         if (strcmp(r->claims_[i].name, name) == 0)
             return r->claims_[i].value;
     return NULL;
+}
+
+size_t wd_jwt_result_nclaims(const struct wd_jwt_result *r)
+{
+    return r ? r->n_claims_ : 0;
+}
+
+bool wd_jwt_result_claim_at(const struct wd_jwt_result *r, size_t i, const char **name,
+                            const char **value)
+{
+    if (!r || i >= r->n_claims_)
+        return false;
+    *name = r->claims_[i].name;
+    *value = r->claims_[i].value;
+    return true;
+}
+
+int wd_jwt_result_add_claim(struct wd_jwt_result *r, const char *name, const char *value)
+{
+    if (!r->claims_)
+        r->claims_ = wd_calloc(WD_JWT_CLAIMS_MAX, sizeof(*r->claims_));
+    if (r->n_claims_ >= WD_JWT_CLAIMS_MAX)
+        return WD_ETOOBIG;
+    r->claims_[r->n_claims_].name = wd_strdup(name);
+    r->claims_[r->n_claims_].value = wd_strdup(value);
+    r->n_claims_++;
+    return WD_OK;
 }
 
 void wd_jwt_result_cleanup(struct wd_jwt_result *r)

@@ -139,6 +139,8 @@ void wd_jwt_verifier_set_keyset(const struct wd_jwt_verifier *v, struct wd_jwt_k
  * A verification that races a swap may have used the previous set: read the generation
  * BEFORE verifying and cache under that value. */
 uint64_t wd_jwt_verifier_generation(const struct wd_jwt_verifier *v);
+/* Whether the verifier has a key set (false until a JWKS URL was first fetched). */
+bool wd_jwt_verifier_has_keys(const struct wd_jwt_verifier *v);
 
 /* ---- results ---- */
 
@@ -219,6 +221,15 @@ int wd_jwt_verify(const struct wd_jwt_verifier *v, const char *token, size_t len
  * "true"/"false"; nested objects by dotted name ("a.b"). NULL for absent, null, arrays and
  * objects. Valid until wd_jwt_result_cleanup. */
 const char *wd_jwt_result_claim(const struct wd_jwt_result *r, const char *name);
+
+/* The flattened claims one by one (i < wd_jwt_result_nclaims), for a session stored in
+ * Redis (store/session_rec.h). true with *name and *value (valid until cleanup). */
+size_t wd_jwt_result_nclaims(const struct wd_jwt_result *r);
+bool wd_jwt_result_claim_at(const struct wd_jwt_result *r, size_t i, const char **name,
+                            const char **value);
+/* Adds a claim (both copied) to a result built outside wd_jwt_verify (a session read back
+ * from Redis). WD_OK; WD_ETOOBIG beyond WD_JWT_CLAIMS_MAX. */
+int wd_jwt_result_add_claim(struct wd_jwt_result *r, const char *name, const char *value);
 
 void wd_jwt_result_cleanup(struct wd_jwt_result *r); /* NULL-safe, idempotent */
 

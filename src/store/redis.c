@@ -288,6 +288,91 @@ int wd_redis__exec(struct wd_redis *r, int argc, const char **argv, const size_t
     return rc;
 }
 
+void wd_redis_raw_cleanup(struct wd_redis_raw *r)
+{
+    if (!r)
+        return;
+    free(r->str);
+    memset(r, 0, sizeof *r);
+}
+
+int wd_redis__raw_from_reply(const redisReply *rep, size_t max_len, struct wd_redis_raw *out,
+                             char *err, size_t errcap)
+{
+    memset(out, 0, sizeof *out);
+    switch (rep->type) {
+    case REDIS_REPLY_NIL:
+        return WD_OK;
+    case REDIS_REPLY_INTEGER:
+        out->type = WD_REDIS_RAW_INTEGER;
+        out->integer = rep->integer;
+        return WD_OK;
+    case REDIS_REPLY_STRING:
+    case REDIS_REPLY_STATUS:
+    case REDIS_REPLY_ERROR:
+        if (rep->type == REDIS_REPLY_STRING && max_len && rep->len > max_len) {
+            out->type = WD_REDIS_RAW_OTHER;
+            wd_seterr(err, errcap, "reply of %zu bytes, over %zu", (size_t)rep->len, max_len);
+            return WD_ETOOBIG;
+        }
+        out->type = rep->type == REDIS_REPLY_STRING   ? WD_REDIS_RAW_STRING
+                    : rep->type == REDIS_REPLY_STATUS ? WD_REDIS_RAW_STATUS
+                                                      : WD_REDIS_RAW_ERROR;
+        out->len = rep->len;
+        out->str = wd_malloc(rep->len + 1);
+        if (rep->len)
+            memcpy(out->str, rep->str, rep->len);
+        out->str[rep->len] = '\0';
+        if (out->type == WD_REDIS_RAW_ERROR) {
+            wd_seterr(err, errcap, "error reply: %.100s", out->str);
+            return WD_EBACKEND;
+        }
+        return WD_OK;
+    default:
+        out->type = WD_REDIS_RAW_OTHER;
+        return WD_OK;
+    }
+}
+
+int wd_redis_command(struct wd_redis *r, int argc, const char **argv, const size_t *lens,
+                     size_t max_len, struct wd_redis_raw *out)
+{
+    if (!out)
+        return WD_EINVAL;
+    memset(out, 0, sizeof *out);
+    if (!r || argc < 1 || !argv || !lens)
+        return WD_EINVAL;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int rc = wd_redis_connect(r);
+        if (rc != WD_OK)
+            return rc;
+        redisReply *rep = redisCommandArgv(r->ctx, argc, argv, lens);
+        if (rep) {
+            r->backoff_ms = r->backoff_initial_ms; /* the server answers */
+            rc = wd_redis__raw_from_reply(rep, max_len, out, r->err, sizeof r->err);
+            freeReplyObject(rep);
+            return rc;
+        }
+        bool eof = r->ctx->err == REDIS_ERR_EOF;
+        if (r->ctx->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK))
+            set_err(r, "command", "timed out");
+        else
+            set_err(r, "command", r->ctx->errstr);
+        drop(r);
+        if (!eof || attempt > 0)
+            return WD_EBACKEND;
+        r->next_attempt_ms = 0; /* the server closed a connection we held: once more */
+    }
+    return WD_EBACKEND;
+}
+
+int wd_redis_ping(struct wd_redis *r)
+{
+    static const char *const argv[] = {"PING"};
+    static const size_t argvlen[] = {4};
+    return wd_redis__exec(r, 1, (const char **)argv, argvlen, NULL);
+}
+
 /* ---- templates ---- */
 
 enum part_kind { PART_LIT, PART_USERNAME, PART_CLIENTID, PART_CN, PART_DN, PART_PEERHOST };

@@ -59,6 +59,10 @@ void wd_redis_free(struct wd_redis *r);
  * still backing off from an earlier failure). For a startup check; commands do it too. */
 int wd_redis_connect(struct wd_redis *r);
 
+/* PING: WD_OK if Redis answers now (connecting first if needed), WD_EBACKEND otherwise
+ * (also while backing off). For the readiness probe; bounded by the timeouts. */
+int wd_redis_ping(struct wd_redis *r);
+
 /* true while a connection is established (no I/O is done). */
 bool wd_redis_is_connected(const struct wd_redis *r);
 
@@ -142,6 +146,41 @@ void wd_redis_user_spec(const struct wd_redis_user *u, struct wd_passwd_spec *sp
  */
 int wd_redis_acl_get(struct wd_redis *r, const char *key, size_t keylen, struct wd_acl_entry **out,
                      size_t *nout, wd_redis_acl_skip_fn skip, void *ud);
+
+/* ---- any command, with its reply as plain data ---- */
+
+/* A reply as data (no redisReply leaves the wrappers). Arrays are not kept: a command
+ * that answers one gets WD_REDIS_RAW_OTHER. */
+enum wd_redis_raw_type {
+    WD_REDIS_RAW_NIL = 0,
+    WD_REDIS_RAW_STRING, /* bulk string: str/len */
+    WD_REDIS_RAW_STATUS, /* +OK and friends: str/len */
+    WD_REDIS_RAW_INTEGER,
+    WD_REDIS_RAW_ERROR, /* -ERR ...: str/len (the error text, never a key) */
+    WD_REDIS_RAW_OTHER, /* array, double, ...: not kept */
+};
+
+struct wd_redis_raw {
+    enum wd_redis_raw_type type;
+    long long integer;
+    char *str; /* heap, NUL-terminated, len bytes; NULL unless STRING/STATUS/ERROR */
+    size_t len;
+};
+
+void wd_redis_raw_cleanup(struct wd_redis_raw *r); /* NULL-safe; zeroes */
+
+/*
+ * Sends argv (argc elements, any bytes) and returns the reply in *out (zeroed on entry;
+ * release with wd_redis_raw_cleanup whatever the return). A string reply longer than
+ * max_len (0: no limit) is not copied. Returns WD_OK for every reply that is not an error
+ * (nil included), WD_EBACKEND for an error reply (out->type ERROR, its text in out->str)
+ * or a failure (out->type NIL), WD_ETOOBIG for a string over max_len, WD_EINVAL for bad
+ * arguments. Like the lookups, a command on a connection the server had closed is sent
+ * once more on a fresh one: send only commands that may run twice (GET, SET, a script
+ * that compares before it deletes).
+ */
+int wd_redis_command(struct wd_redis *r, int argc, const char **argv, const size_t *lens,
+                     size_t max_len, struct wd_redis_raw *out);
 
 /* ---- module-internal, for tests and tools ---- */
 

@@ -49,7 +49,7 @@
  * does on EOF). Reconnecting right at the close would race a restarting server: refused,
  * then a backoff that fails the first requests after the restart. */
 enum state { ST_CONNECTING, ST_READY, ST_BACKOFF, ST_IDLE, ST_CLOSED };
-enum kind { K_USER, K_ACL };
+enum kind { K_USER, K_ACL, K_RAW };
 
 struct req {
     struct req *prev, *next; /* FIFO of requests hiredis holds (in_redis) */
@@ -63,6 +63,7 @@ struct req {
     void *ctx;
     wd_redis_acl_skip_fn skip;
     void *skip_ud;
+    size_t max_len; /* K_RAW: longest string reply copied */
     uint64_t sent_at, deadline;
     struct wd_redis_async_result res;
 };
@@ -173,6 +174,7 @@ static void res_release(struct wd_redis_async_result *res)
     wd_acl_entries_free(res->acl, res->nacl);
     res->acl = NULL;
     res->nacl = 0;
+    wd_redis_raw_cleanup(&res->raw);
 }
 
 static void req_free(struct req *q)
@@ -269,9 +271,13 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         q->res.rc = wd_redis__user_from_reply(rep, &q->res.user, q->res.err, sizeof q->res.err);
         wd_redis__user_reply_wipe(rep);
         r->st.replied++;
-    } else {
+    } else if (q->kind == K_ACL) {
         q->res.rc = wd_redis__acl_from_reply(rep, &q->res.acl, &q->res.nacl, q->skip, q->skip_ud,
                                              q->res.err, sizeof q->res.err);
+        r->st.replied++;
+    } else {
+        q->res.rc =
+            wd_redis__raw_from_reply(rep, q->max_len, &q->res.raw, q->res.err, sizeof q->res.err);
         r->st.replied++;
     }
     push_done(r, q);
@@ -668,17 +674,14 @@ void wd_redis_async_free(struct wd_redis_async *r)
     destroy(r);
 }
 
-static int submit(struct wd_redis_async *r, enum kind kind, const char *key, size_t keylen,
-                  uint64_t deadline, wd_redis_acl_skip_fn skip, void *ud, wd_redis_async_cb cb,
-                  void *ctx)
+static int submit(struct wd_redis_async *r, enum kind kind, int argc, const char **argv,
+                  const size_t *lens, uint64_t deadline, wd_redis_acl_skip_fn skip, void *ud,
+                  size_t max_len, wd_redis_async_cb cb, void *ctx)
 {
-    const char *argv[WD_REDIS__USER_ARGC];
-    size_t lens[WD_REDIS__USER_ARGC];
-    int argc;
     struct req *q;
     uint64_t t, want;
 
-    if (!r || !cb || (!key && keylen))
+    if (!r || !cb)
         return WD_EINVAL;
     if (r->state == ST_IDLE)
         start_connect(r); /* a failure here enters the backoff: refused below */
@@ -691,13 +694,6 @@ static int submit(struct wd_redis_async *r, enum kind kind, const char *key, siz
         r->st.rejected_busy++;
         return WD_EBUSY;
     }
-    if (kind == K_USER) {
-        wd_redis__user_argv(key, keylen, argv, lens);
-        argc = WD_REDIS__USER_ARGC;
-    } else {
-        wd_redis__acl_argv(key, keylen, argv, lens);
-        argc = WD_REDIS__ACL_ARGC;
-    }
     q = wd_calloc(1, sizeof *q);
     q->r = r;
     q->kind = kind;
@@ -705,6 +701,7 @@ static int submit(struct wd_redis_async *r, enum kind kind, const char *key, siz
     q->ctx = ctx;
     q->skip = skip;
     q->skip_ud = ud;
+    q->max_len = max_len;
     t = now(r);
     q->sent_at = t;
     q->deadline = t + r->command_timeout_ms;
@@ -738,14 +735,35 @@ static int submit(struct wd_redis_async *r, enum kind kind, const char *key, siz
 int wd_redis_async_user_get(struct wd_redis_async *r, const char *key, size_t keylen,
                             uint64_t deadline, wd_redis_async_cb cb, void *ctx)
 {
-    return submit(r, K_USER, key, keylen, deadline, NULL, NULL, cb, ctx);
+    const char *argv[WD_REDIS__USER_ARGC];
+    size_t lens[WD_REDIS__USER_ARGC];
+
+    if (!key && keylen)
+        return WD_EINVAL;
+    wd_redis__user_argv(key, keylen, argv, lens);
+    return submit(r, K_USER, WD_REDIS__USER_ARGC, argv, lens, deadline, NULL, NULL, 0, cb, ctx);
 }
 
 int wd_redis_async_acl_get(struct wd_redis_async *r, const char *key, size_t keylen,
                            uint64_t deadline, wd_redis_acl_skip_fn skip, void *ud,
                            wd_redis_async_cb cb, void *ctx)
 {
-    return submit(r, K_ACL, key, keylen, deadline, skip, ud, cb, ctx);
+    const char *argv[WD_REDIS__ACL_ARGC];
+    size_t lens[WD_REDIS__ACL_ARGC];
+
+    if (!key && keylen)
+        return WD_EINVAL;
+    wd_redis__acl_argv(key, keylen, argv, lens);
+    return submit(r, K_ACL, WD_REDIS__ACL_ARGC, argv, lens, deadline, skip, ud, 0, cb, ctx);
+}
+
+int wd_redis_async_command(struct wd_redis_async *r, int argc, const char **argv,
+                           const size_t *lens, uint64_t deadline, size_t max_len,
+                           wd_redis_async_cb cb, void *ctx)
+{
+    if (argc < 1 || !argv || !lens)
+        return WD_EINVAL;
+    return submit(r, K_RAW, argc, argv, lens, deadline, NULL, NULL, max_len, cb, ctx);
 }
 
 size_t wd_redis_async_cancel(struct wd_redis_async *r, void *ctx)

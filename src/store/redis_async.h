@@ -6,7 +6,9 @@
  * Requests from concurrent calls are pipelined on the one connection; replies come back
  * in order, each to its completion callback on the loop's thread. The lookups are the
  * blocking client's (HMGET for authentication, HGETALL for ACLs), sent as argv, with the
- * same reply checks and the same results (the reply parsing is shared, redis_int.h).
+ * same reply checks and the same results (the reply parsing is shared, redis_int.h); any
+ * other command (GET, SET, EVALSHA: the shared sessions) goes through
+ * wd_redis_async_command() with its reply as plain data (struct wd_redis_raw).
  *
  * Failure behaviour (the blocking client's decisions, made without blocking):
  * - every request has a deadline: the command timeout, or the caller's earlier one. At the
@@ -73,7 +75,8 @@ struct wd_redis_async_result {
     struct wd_redis_user user; /* user lookup: as wd_redis_user_get() fills it */
     struct wd_acl_entry *acl;  /* ACL lookup: as wd_redis_acl_get() */
     size_t nacl;
-    char err[128]; /* failure text for logs (never a key or a password); "" on success */
+    struct wd_redis_raw raw; /* any command: as wd_redis_command() (rc too) */
+    char err[128];           /* failure text for logs (never a key or a password); "" on success */
 };
 
 /* A completion. res is borrowed: the callee may move user.hash/salt or acl out (setting
@@ -111,6 +114,16 @@ int wd_redis_async_user_get(struct wd_redis_async *r, const char *key, size_t ke
  * before the completion; it must not call into this client. */
 int wd_redis_async_acl_get(struct wd_redis_async *r, const char *key, size_t keylen,
                            uint64_t deadline, wd_redis_acl_skip_fn skip, void *ud,
+                           wd_redis_async_cb cb, void *ctx);
+
+/* Submits any command (argv: argc elements of any bytes, copied now), the same contract;
+ * the reply is delivered as wd_redis_command() returns it: res->rc WD_OK for any reply that
+ * is not an error (nil included) with res->raw, WD_EBACKEND for an error reply (res->raw
+ * type ERROR with its text: NOSCRIPT tells an EVALSHA to send EVAL) or a failure,
+ * WD_ETOOBIG for a string reply over max_len (0: no limit; not copied). For GET, SET,
+ * DEL, EVALSHA and the like; a command that answers an array gets WD_REDIS_RAW_OTHER. */
+int wd_redis_async_command(struct wd_redis_async *r, int argc, const char **argv,
+                           const size_t *lens, uint64_t deadline, size_t max_len,
                            wd_redis_async_cb cb, void *ctx);
 
 /* Every request submitted with this ctx (a call that went away) is forgotten: its

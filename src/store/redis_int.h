@@ -57,4 +57,9 @@ void wd_redis__user_reply_wipe(redisReply *rep);
 int wd_redis__acl_from_reply(const redisReply *rep, struct wd_acl_entry **out, size_t *nout,
                              wd_redis_acl_skip_fn skip, void *ud, char *err, size_t errcap);
 
+/* Copies a reply into *out (wd_redis_command's contract): WD_OK, WD_EBACKEND for an error
+ * reply (its text in out->str and err), WD_ETOOBIG for a string over max_len (0: none). */
+int wd_redis__raw_from_reply(const redisReply *rep, size_t max_len, struct wd_redis_raw *out,
+                             char *err, size_t errcap);
+
 #endif

@@ -1750,6 +1750,10 @@ import one_transport  # noqa: E402  (tests/integration/one_transport.py: issue 9
 one_transport.register(scenario)
 import faults  # noqa: E402  (tests/integration/faults.py: issue 10, fault injection)
 faults.register(scenario)
+import observe  # noqa: E402  (tests/integration/observe.py: issue 12, metrics, readiness, decision log)
+observe.register(scenario)
+import sessions_shared  # noqa: E402  (tests/integration/sessions_shared.py: issue 11, shared sessions)
+sessions_shared.register(scenario)
 import threads  # noqa: E402  (tests/integration/threads.py: issue 10, every thread at once)
 threads.register(scenario)
 

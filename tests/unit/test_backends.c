@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -459,8 +460,8 @@ static void superuser_follows_the_authenticating_step_in_every_step_order(void *
     free(jwt_su);
 }
 
-/* A restarted warden (or another replica) has no session: ops is not a superuser there
- * until it authenticates again. */
+/* session_store local: a restarted warden (or another replica) has no session: ops is not
+ * a superuser there until it authenticates again. */
 static void no_session_no_superuser(void **state)
 {
     (void)state;
@@ -468,17 +469,166 @@ static void no_session_no_superuser(void **state)
     char pol[1024];
     unsigned lines[SU_NSTEPS], line;
     su_policy(order, pol, sizeof pol, lines);
-    struct wd_engine *e = engine_with(pol, "jwt_secret=" SU_JWT_SECRET);
+    struct wd_engine *e = engine_with(pol, "jwt_secret=" SU_JWT_SECRET ";session_store=local");
     struct wd_engine_local *l = wd_engine_local_new(e);
     assert_int_equal(su_authn(l, "ops", "c-1", "ops-pw", 5000, &line), WD_DECISION_ALLOW);
     assert_int_equal(su_all(l, "ops", "c-1", 5000), WD_DECISION_ALLOW);
     wd_engine_local_free(l);
     wd_engine_free(e);
-    e = engine_with(pol, "jwt_secret=" SU_JWT_SECRET);
+    e = engine_with(pol, "jwt_secret=" SU_JWT_SECRET ";session_store=local");
     l = wd_engine_local_new(e);
     assert_int_equal(su_all(l, "ops", "c-1", 5000), WD_DECISION_DENY);
     wd_engine_local_free(l);
     wd_engine_free(e);
+}
+
+/* ---- shared sessions (session_store redis, the default with Redis) ---- */
+
+static bool redis_exists(const char *key)
+{
+    redisContext *c = admin(g_srv);
+    assert_non_null(c);
+    redisReply *r = redisCommand(c, "EXISTS %s", key);
+    assert_non_null(r);
+    bool yes = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    freeReplyObject(r);
+    redisFree(c);
+    return yes;
+}
+
+static void redis_set(const char *key, const char *val, size_t len)
+{
+    redisContext *c = admin(g_srv);
+    assert_non_null(c);
+    redisReply *r = redisCommand(c, "SET %s %b", key, val, len);
+    assert_non_null(r);
+    assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+/* ops (a static superuser) under clientid cid on a fresh engine ("a restarted warden"):
+ * subscribe "#" from peer port */
+static enum wd_decision fresh_su_all(const char *pol, const char *cid, uint32_t port)
+{
+    struct wd_engine *e = engine_with(pol, "jwt_secret=" SU_JWT_SECRET);
+    struct wd_engine_local *l = wd_engine_local_new(e);
+    enum wd_decision d = su_all(l, "ops", cid, port);
+    wd_engine_local_free(l);
+    wd_engine_free(e);
+    return d;
+}
+
+static void fresh_disconnect(const char *pol, const char *cid, uint32_t port)
+{
+    struct wd_engine *e = engine_with(pol, "jwt_secret=" SU_JWT_SECRET);
+    struct wd_engine_local *l = wd_engine_local_new(e);
+    struct wd_client c = client("ops", cid, port);
+    wd_engine_client_disconnected(l, &c);
+    wd_engine_local_free(l);
+    wd_engine_free(e);
+}
+
+/* The session authenticate wrote to Redis is found by a restarted warden; a disconnect
+ * deletes it there only if it comes from the same connection. */
+static void a_restarted_warden_reads_the_shared_session(void **state)
+{
+    (void)state;
+    const int order[SU_NSTEPS] = {0, 1, 2, 3, 4};
+    char pol[1024];
+    unsigned lines[SU_NSTEPS], line;
+    su_policy(order, pol, sizeof pol, lines);
+    redis_cmd("DEL warden:session:sh-1");
+    struct wd_engine *e = engine_with(pol, "jwt_secret=" SU_JWT_SECRET);
+    struct wd_engine_local *l = wd_engine_local_new(e);
+    assert_int_equal(su_authn(l, "ops", "sh-1", "ops-pw", 5000, &line), WD_DECISION_ALLOW);
+    wd_engine_local_free(l);
+    wd_engine_free(e);
+    assert_true(redis_exists("warden:session:sh-1"));
+    assert_int_equal(fresh_su_all(pol, "sh-1", 5000), WD_DECISION_ALLOW);
+    assert_int_equal(fresh_su_all(pol, "sh-1", 5001), WD_DECISION_DENY); /* another connection */
+    fresh_disconnect(pol, "sh-1", 5001);
+    assert_true(redis_exists("warden:session:sh-1"));
+    assert_int_equal(fresh_su_all(pol, "sh-1", 5000), WD_DECISION_ALLOW);
+    redis_cmd("SCRIPT FLUSH"); /* the delete falls back from EVALSHA to EVAL */
+    fresh_disconnect(pol, "sh-1", 5000);
+    assert_false(redis_exists("warden:session:sh-1"));
+    assert_int_equal(fresh_su_all(pol, "sh-1", 5000), WD_DECISION_DENY);
+}
+
+/* What is in Redis under a session key is used only when it is exactly a session warden
+ * writes, for this connection. */
+static void a_forged_or_foreign_shared_session_is_not_used(void **state)
+{
+    (void)state;
+    const int order[SU_NSTEPS] = {0, 1, 2, 3, 4};
+    char pol[1024];
+    unsigned lines[SU_NSTEPS];
+    su_policy(order, pol, sizeof pol, lines);
+    char good[256];
+    snprintf(good, sizeof good,
+             "{\"v\":1,\"user\":\"ops\",\"host\":\"10.0.0.7\",\"port\":5000,\"src\":\"static\","
+             "\"su\":true,\"end\":%lld,\"exp\":0}",
+             (long long)(time(NULL) + 3600) * 1000);
+    static const char *const bad[] = {
+        "not json",
+        "{\"v\":1,\"user\":\"ops\",\"host\":\"10.0.0.7\",\"port\":5000,\"src\":\"other\","
+        "\"su\":true,\"end\":99999999999999,\"exp\":0}", /* superuser without a credential */
+        "{\"v\":2,\"user\":\"ops\",\"host\":\"10.0.0.7\",\"port\":5000,\"src\":\"static\","
+        "\"su\":true,\"end\":99999999999999,\"exp\":0}", /* unknown version */
+        "{\"v\":1,\"user\":\"ops\",\"host\":\"10.0.0.7\",\"port\":5000,\"src\":\"static\","
+        "\"su\":true,\"end\":99999999999999,\"exp\":0,\"admin\":true}", /* unknown field */
+        "{\"v\":1,\"user\":\"ops\",\"host\":\"10.0.0.7\",\"port\":5000,\"src\":\"static\","
+        "\"su\":true,\"end\":1000,\"exp\":0}", /* ended */
+        "{\"v\":1,\"user\":\"ops\",\"host\":\"10.0.0.8\",\"port\":5000,\"src\":\"static\","
+        "\"su\":true,\"end\":99999999999999,\"exp\":0}", /* another peer */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        redis_set("warden:session:fg-1", bad[i], strlen(bad[i]));
+        if (fresh_su_all(pol, "fg-1", 5000) != WD_DECISION_DENY)
+            fail_msg("record %zu was used: %s", i, bad[i]);
+    }
+    /* oversized: refused before it is parsed */
+    size_t big = 300 * 1024;
+    char *huge = malloc(big);
+    assert_non_null(huge);
+    memset(huge, ' ', big);
+    memcpy(huge, good, strlen(good));
+    redis_set("warden:session:fg-1", huge, big);
+    free(huge);
+    assert_int_equal(fresh_su_all(pol, "fg-1", 5000), WD_DECISION_DENY);
+    redis_cmd("DEL warden:session:fg-1");
+    redis_cmd("HSET warden:session:fg-1 user ops"); /* the wrong type: a read error */
+    assert_int_equal(fresh_su_all(pol, "fg-1", 5000), WD_DECISION_DENY);
+    redis_cmd("DEL warden:session:fg-1");
+    /* and the well-formed one is this connection's */
+    redis_set("warden:session:fg-1", good, strlen(good));
+    assert_int_equal(fresh_su_all(pol, "fg-1", 5000), WD_DECISION_ALLOW);
+    redis_cmd("DEL warden:session:fg-1");
+}
+
+/* session_redis_prefix must not let a client id name a user record or an ACL. */
+static void a_session_prefix_overlapping_a_key_template_is_refused(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/p.policy", g_dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("authn redis\n", f);
+    fclose(f);
+    struct wd_config cfg;
+    wd_config_defaults(&cfg);
+    char *errors = NULL, *report = NULL;
+    assert_int_equal(wd_config_set(&cfg, "policy", path, &errors), WD_OK);
+    assert_int_equal(wd_config_set(&cfg, "redis_host", "127.0.0.1", &errors), WD_OK);
+    assert_int_equal(wd_config_set(&cfg, "session_redis_prefix", "mqtt_", &errors), WD_OK);
+    struct wd_engine *e = wd_engine_new(&cfg, &report);
+    assert_null(e);
+    assert_non_null(report);
+    assert_non_null(strstr(report, "session_redis_prefix"));
+    free(report);
+    wd_config_cleanup(&cfg);
 }
 
 /* ---- admin flush ---- */
@@ -542,6 +692,9 @@ int main(void)
         cmocka_unit_test(redis_superuser_session_reaches_the_superuser_rule_until_disconnect),
         cmocka_unit_test(superuser_follows_the_authenticating_step_in_every_step_order),
         cmocka_unit_test(no_session_no_superuser),
+        cmocka_unit_test(a_restarted_warden_reads_the_shared_session),
+        cmocka_unit_test(a_forged_or_foreign_shared_session_is_not_used),
+        cmocka_unit_test(a_session_prefix_overlapping_a_key_template_is_refused),
         cmocka_unit_test(flush_user_drops_a_cached_verdict_and_acl),
         cmocka_unit_test(a_policy_using_redis_without_redis_configured_is_refused),
     };

@@ -574,6 +574,37 @@ static void relative_paths_in_a_file_resolve_against_its_directory(void **state)
     wd_config_cleanup(&c);
 }
 
+static void decision_log_words_stay_words_and_files_resolve(void **state)
+{
+    struct wd_config c;
+    char *errors = NULL;
+    const char *text = "decision_log stderr\nmetrics_listen 127.0.0.1:9100\n";
+    wd_config_defaults(&c);
+    assert_null(c.decision_log); /* off by default */
+    assert_null(c.metrics_listen);
+    assert_string_equal(c.decision_log_events, "deny");
+    assert_int_equal(wd_config_parse(&c, "/etc/warden/warden.conf", text, strlen(text), &errors),
+                     WD_OK);
+    assert_string_equal(c.decision_log, "stderr");
+    assert_string_equal(c.metrics_listen, "127.0.0.1:9100");
+    wd_config_cleanup(&c);
+    text = "decision_log d.log\ndecision_log_events all\ndecision_log_queue 16\n";
+    wd_config_defaults(&c);
+    assert_int_equal(wd_config_parse(&c, "/etc/warden/warden.conf", text, strlen(text), &errors),
+                     WD_OK);
+    assert_string_equal(c.decision_log, "/etc/warden/d.log");
+    assert_string_equal(c.decision_log_events, "all");
+    assert_int_equal(c.decision_log_queue, 16);
+    wd_config_cleanup(&c);
+    assert_int_equal(parse(&c, "decision_log_events some\n", &errors), WD_ESYNTAX);
+    free(errors);
+    errors = NULL;
+    wd_config_cleanup(&c);
+    assert_int_equal(parse(&c, "decision_log_queue 1\n", &errors), WD_ESYNTAX);
+    free(errors);
+    wd_config_cleanup(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -602,6 +633,7 @@ int main(void)
         cmocka_unit_test(prepost_loads_with_a_warning_per_line_and_is_not_printed),
         cmocka_unit_test(a_bad_listen_is_blamed_where_it_is_given),
         cmocka_unit_test(relative_paths_in_a_file_resolve_against_its_directory),
+        cmocka_unit_test(decision_log_words_stay_words_and_files_resolve),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

@@ -83,6 +83,9 @@ static struct wd_engine *engine_with(const char *policy, const char *extra)
     assert_int_equal(wd_config_set(&cfg, "policy", path, &errors), WD_OK);
     assert_int_equal(wd_config_set(&cfg, "redis_host", "127.0.0.1", &errors), WD_OK);
     assert_int_equal(wd_config_set(&cfg, "redis_port", port, &errors), WD_OK);
+    /* the deadline only turns a hang into a failure: a loaded machine must not make a
+     * Redis reply late (then the call is answered with redis_on_error, a DENY) */
+    assert_int_equal(wd_config_set(&cfg, "redis_timeout", "20s", &errors), WD_OK);
     char *ex = strdup(extra ? extra : "");
     for (char *save = NULL, *kv = strtok_r(ex, ";", &save); kv; kv = strtok_r(NULL, ";", &save)) {
         char *eq = strchr(kv, '=');
@@ -353,6 +356,106 @@ static void redis_down_gives_the_failure_decision(void **state)
     worker_close(&w);
 }
 
+/* ---- shared sessions (session_store redis) ---- */
+
+static const char SU_POLICY[] = "user \"ops\" \"plain:ops-pw\" superuser\n"
+                                "authn users\n"
+                                "authn default deny\n"
+                                "allow all \"#\" when superuser\n"
+                                "authz default deny\n";
+
+static bool key_exists(const char *key)
+{
+    redisContext *c = admin(g_srv);
+    assert_non_null(c);
+    redisReply *r = redisCommand(c, "EXISTS %s", key);
+    assert_non_null(r);
+    bool yes = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    freeReplyObject(r);
+    redisFree(c);
+    return yes;
+}
+
+/* Runs w's loop until the key exists (or not), bounded. */
+static void run_until_key(struct worker *w, const char *key, bool want)
+{
+    for (int i = 0; i < 3000 && key_exists(key) != want; i++)
+        wd_loop_run_once(w->loop, 10);
+    assert_true(key_exists(key) == want);
+}
+
+/* ops subscribing "#" as clientid cid from peer port */
+static void su_call(struct call *c, const char *cid, uint32_t port)
+{
+    call_init(c, "ops", "ops-pw");
+    c->an.client.clientid = cid;
+    c->az.client.clientid = cid;
+    c->an.client.peerport = port;
+    c->az.client.peerport = port;
+    c->az.action = WD_ACTION_SUBSCRIBE;
+    c->az.topic = "#";
+    c->az.topic_len = 1;
+}
+
+/* Replica A authenticates; its write reaches Redis without the call waiting for it.
+ * Replica B, which never saw the login, waits for one Redis read (never blocks), decides
+ * as A would, and keeps the session: the next call does not leave the process. Another
+ * connection of the clientid gets nothing, and its miss is remembered. B's disconnect of
+ * the same connection deletes the session in Redis. */
+static void a_shared_session_miss_waits_for_redis_then_stays_local(void **state)
+{
+    (void)state;
+    redis_cmd("DEL warden:session:as-1 warden:session:as-2");
+    struct worker a, b;
+    worker_open(&a, engine_with(SU_POLICY, NULL));
+    worker_open(&b, engine_with(SU_POLICY, NULL));
+    struct call c, d, e, f, g, h;
+    su_call(&c, "as-1", 5000);
+    assert_int_equal(wd_engine_authenticate_w(a.l, &c.an, &c.w, &c.v), WD_OK);
+    assert_int_equal(c.v.decision, WD_DECISION_ALLOW);
+    assert_null(c.w.pending);                       /* the write is not waited for */
+    run_until_key(&a, "warden:session:as-1", true); /* it is sent from A's loop */
+
+    uint64_t reads = wd_metrics_get(WD_M_SESSIONS_SHARED_READS);
+    su_call(&d, "as-1", 5000);
+    assert_int_equal(wd_engine_authorize_w(b.l, &d.az, &d.w, &d.v), WD_EAGAIN);
+    assert_int_equal(d.resumed, 0);
+    run_until_resumed(&b, &d, 1);
+    assert_int_equal(wd_engine_authorize_w(b.l, &d.az, &d.w, &d.v), WD_OK);
+    assert_int_equal(d.v.decision, WD_DECISION_ALLOW);
+    wd_engine_waiter_end(&d.w);
+    assert_true(wd_metrics_get(WD_M_SESSIONS_SHARED_READS) == reads + 1);
+
+    su_call(&e, "as-1", 5000); /* warm: answered from B's table */
+    assert_int_equal(wd_engine_authorize_w(b.l, &e.az, &e.w, &e.v), WD_OK);
+    assert_int_equal(e.v.decision, WD_DECISION_ALLOW);
+    assert_null(e.w.pending);
+    assert_true(wd_metrics_get(WD_M_SESSIONS_SHARED_READS) == reads + 1);
+
+    su_call(&f, "as-1", 5001); /* another connection under the same clientid */
+    assert_int_equal(wd_engine_authorize_w(b.l, &f.az, &f.w, &f.v), WD_EAGAIN);
+    run_until_resumed(&b, &f, 1);
+    assert_int_equal(wd_engine_authorize_w(b.l, &f.az, &f.w, &f.v), WD_OK);
+    assert_int_equal(f.v.decision, WD_DECISION_DENY);
+    wd_engine_waiter_end(&f.w);
+    su_call(&g, "as-1", 5000); /* ... which did not push the session out of B */
+    assert_int_equal(wd_engine_authorize_w(b.l, &g.az, &g.w, &g.v), WD_OK);
+    assert_int_equal(g.v.decision, WD_DECISION_ALLOW);
+    assert_true(wd_metrics_get(WD_M_SESSIONS_SHARED_READS) == reads + 2);
+
+    wd_engine_client_disconnected(b.l, &c.az.client);
+    run_until_key(&b, "warden:session:as-1", false);
+
+    su_call(&h, "as-2", 5000); /* a call that goes away while its read is in flight */
+    assert_int_equal(wd_engine_authorize_w(b.l, &h.az, &h.w, &h.v), WD_EAGAIN);
+    wd_engine_waiter_end(&h.w);
+    for (int i = 0; i < 20; i++)
+        wd_loop_run_once(b.loop, 5);
+    assert_int_equal(h.resumed, 0);
+    worker_close(&a);
+    worker_close(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -362,6 +465,7 @@ int main(void)
         cmocka_unit_test(bcrypt_runs_on_the_hash_threads_once_for_identical_calls),
         cmocka_unit_test(bcrypt_without_cache_and_a_call_that_went_away),
         cmocka_unit_test(redis_down_gives_the_failure_decision),
+        cmocka_unit_test(a_shared_session_miss_waits_for_redis_then_stays_local),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1695,10 +1695,36 @@ static void store_rules_survive_hostile_input(void **state)
     wd_policy_release(p);
 }
 
+/* Only policy files take generation numbers: the Redis and JWT ACLs compiled for the cache
+ * (thousands between two reloads) do not make the served generation jump. */
+static void store_rules_take_no_generation(void **state)
+{
+    (void)state;
+    struct wd_policy *a = compile_ok("authz default deny\n");
+    const char *topic = "t/1";
+    struct wd_policy_rule_in in = {.perm = WD_DECISION_ALLOW,
+                                   .actions = WD_ACT_PUBLISH,
+                                   .topics = &topic,
+                                   .ntopics = 1,
+                                   .qos_mask = 0x7,
+                                   .retain = -1};
+    for (int i = 0; i < 5; i++) {
+        struct wd_policy *r = NULL;
+        assert_int_equal(wd_policy_compile_rules(&in, 1, NULL, NULL, &r), WD_OK);
+        assert_int_equal(wd_policy_generation(r), 0);
+        wd_policy_release(r);
+    }
+    struct wd_policy *b = compile_ok("authz default deny\n");
+    assert_int_equal(wd_policy_generation(b), wd_policy_generation(a) + 1);
+    wd_policy_release(a);
+    wd_policy_release(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(first_match_wins_and_default_applies),
+        cmocka_unit_test(store_rules_take_no_generation),
         cmocka_unit_test(subscription_must_be_covered_entirely),
         cmocka_unit_test(hash_does_not_reach_dollar_topics),
         cmocka_unit_test(placeholder_values_never_widen_a_rule),

@@ -156,6 +156,9 @@ struct call {
     char hash[64];
     size_t nacl;
     char err[128];
+    int raw_type;
+    long long raw_int;
+    char raw[64];
     struct fx *f;
     bool free_client, resubmit;
     struct call *next_call;
@@ -174,6 +177,9 @@ static void on_done(void *ctx, struct wd_redis_async_result *res)
     snprintf(c->hash, sizeof c->hash, "%s", res->user.hash ? res->user.hash : "");
     c->nacl = res->nacl;
     snprintf(c->err, sizeof c->err, "%s", res->err);
+    c->raw_type = (int)res->raw.type;
+    c->raw_int = res->raw.integer;
+    snprintf(c->raw, sizeof c->raw, "%s", res->raw.str ? res->raw.str : "");
     if (c->free_client) {
         wd_redis_async_free(c->f->r);
         c->f->r = NULL;
@@ -273,6 +279,52 @@ static void lookups_answer_users_acls_and_not_found(void **state)
     assert_true(a.order < b.order && b.order < acl.order);
     fx_close(&f);
     assert_int_equal(a.done + b.done + acl.done, 3);
+}
+
+/* Any command, its reply as data: a bulk string, nil, an integer, a status, an error reply
+ * (with its text, as a NOSCRIPT needs) and a string over the caller's limit. */
+static void any_command_gets_its_reply_as_data(void **state)
+{
+    struct fx f = fx_of(state);
+    struct wd_redis_async_opts o = {0};
+    struct call set = {0}, get = {0}, nil = {0}, del = {0}, err = {0}, big = {0};
+    const char *a_set[5] = {"SET", "raw:k", "v\r\n1", "PX", "60000"};
+    size_t l_set[5] = {3, 5, 4, 2, 5};
+    const char *a_get[2] = {"GET", "raw:k"};
+    size_t l_get[2] = {3, 5};
+    const char *a_nil[2] = {"GET", "raw:none"};
+    size_t l_nil[2] = {3, 8};
+    const char *a_del[2] = {"DEL", "raw:k"};
+    size_t l_del[2] = {3, 5};
+    const char *a_err[3] = {"EVALSHA", "0000000000000000000000000000000000000000", "0"};
+    size_t l_err[3] = {7, 40, 1};
+
+    fx_open_ready(&f, &o);
+    assert_int_equal(wd_redis_async_command(f.r, 5, a_set, l_set, 0, 0, on_done, &set), WD_OK);
+    assert_int_equal(wd_redis_async_command(f.r, 2, a_get, l_get, 0, 16, on_done, &get), WD_OK);
+    assert_int_equal(wd_redis_async_command(f.r, 2, a_get, l_get, 0, 3, on_done, &big), WD_OK);
+    assert_int_equal(wd_redis_async_command(f.r, 2, a_nil, l_nil, 0, 0, on_done, &nil), WD_OK);
+    assert_int_equal(wd_redis_async_command(f.r, 2, a_del, l_del, 0, 0, on_done, &del), WD_OK);
+    assert_int_equal(wd_redis_async_command(f.r, 3, a_err, l_err, 0, 0, on_done, &err), WD_OK);
+    assert_int_equal(wd_redis_async_command(f.r, 0, a_get, l_get, 0, 0, on_done, &err), WD_EINVAL);
+    POLL_UNTIL(&f, err.done);
+    assert_int_equal(set.rc, WD_OK);
+    assert_int_equal(set.raw_type, WD_REDIS_RAW_STATUS);
+    assert_string_equal(set.raw, "OK");
+    assert_int_equal(get.rc, WD_OK);
+    assert_int_equal(get.raw_type, WD_REDIS_RAW_STRING);
+    assert_string_equal(get.raw, "v\r\n1");
+    assert_int_equal(big.rc, WD_ETOOBIG);
+    assert_string_equal(big.raw, "");
+    assert_int_equal(nil.rc, WD_OK);
+    assert_int_equal(nil.raw_type, WD_REDIS_RAW_NIL);
+    assert_int_equal(del.raw_type, WD_REDIS_RAW_INTEGER);
+    assert_true(del.raw_int == 1);
+    assert_int_equal(err.rc, WD_EBACKEND);
+    assert_int_equal(err.raw_type, WD_REDIS_RAW_ERROR);
+    assert_true(strncmp(err.raw, "NOSCRIPT", 8) == 0);
+    assert_true(set.order < get.order && get.order < err.order);
+    fx_close(&f);
 }
 
 #define NPIPE 1000
@@ -740,6 +792,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(bad_arguments_are_refused),
         cmocka_unit_test(lookups_answer_users_acls_and_not_found),
+        cmocka_unit_test(any_command_gets_its_reply_as_data),
         cmocka_unit_test(thousand_concurrent_requests_are_pipelined_on_one_connection_in_order),
         cmocka_unit_test(killed_redis_fails_every_pending_request_exactly_once),
         cmocka_unit_test(restarted_redis_is_reconnected_after_a_jittered_backoff),

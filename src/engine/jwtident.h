@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * jwtident.h: a verified token as the engine keeps it (internal to src/engine/): the
+ * verifier's result (claims, ACL rules, exp, is_superuser) and its ACL claim compiled to a
+ * policy, shared by reference between the verified-token cache entry and the sessions that
+ * came from it (backends.c makes them from a token, sessions.c from a session read back
+ * from Redis). Immutable once made; the reference count is atomic.
+ */
+#ifndef WD_ENGINE_JWTIDENT_H
+#define WD_ENGINE_JWTIDENT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "policy/policy.h"
+#include "store/jwt.h"
+
+struct wd_jwt_ident {
+    atomic_uint refs;
+    struct wd_jwt_result res;
+    struct wd_policy *acl; /* compiled ACL claim; NULL when absent or invalid */
+    size_t bytes;          /* what it costs, for the cache and session budgets */
+};
+
+/*
+ * Makes an ident of res (taken over: the caller's copy must not be cleaned up), compiling
+ * its ACL claim; who (client_label form, for logs) names the client in warnings about
+ * skipped rules. extra_bytes is added to the memory estimate (the token's length).
+ * Returns WD_OK with *out (one reference), or WD_EINVAL when the token must be refused: a
+ * rule of the list (v2) form was skipped, and using the rest could allow what the issuer
+ * meant to refuse (EMQX refuses such a token too); res is released then.
+ */
+int wd_jwt_ident_new(struct wd_jwt_result *res, const char *who, size_t extra_bytes,
+                     struct wd_jwt_ident **out);
+struct wd_jwt_ident *wd_jwt_ident_get(struct wd_jwt_ident *j); /* +1; NULL-safe */
+void wd_jwt_ident_release(struct wd_jwt_ident *j);             /* -1; NULL-safe */
+
+#endif
