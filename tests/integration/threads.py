@@ -2,7 +2,8 @@
 """warden integration suite, issue 10: every thread of warden busy at once.
 
 One warden (2 workers, 2 hash threads, the cache, Redis, JWT, sessions, an admin socket, a
-policy file watcher) while, together:
+policy file watcher, the metrics endpoint's thread, the decision log's writer thread) while,
+together:
 
 - client threads, each on its own connection, authenticate and authorize Redis users,
   static bcrypt users (checks on the hash threads; a wrong password is a new one each time,
@@ -11,20 +12,22 @@ policy file watcher) while, together:
 - a churn thread opens a new connection for every call (the acceptor hands each to a
   worker) and closes it;
 - a control thread replaces the policy file (the watcher thread reloads it), sends SIGHUP
-  (the main thread reloads it), and asks the admin socket (its own thread) for stats,
-  `flush --user` and `flush`.
+  (the main thread reloads it), asks the admin socket (its own thread) for stats,
+  `flush --user` and `flush`, scrapes /metrics and /readyz, and rotates the decision log
+  (rename, SIGUSR1).
 
 Every answer must be the right one: the two policy versions decide every call the same
 way, and a session-dependent call that a `flush` (which drops every session) may have
 overlapped is allowed either answer. This is the scenario `make tsan` leans on for the
 cross-thread paths (cache, sessions, engine reload, acceptor to worker, hash threads to
-worker, admin thread); under the release build it is a stress check of the same paths.
+worker, admin thread, metrics and decision log); under the release build it is a stress check of the same paths.
 
 Loaded by run.py (`threads.register(scenario)`); scenarios are named threads_*. Bounded:
 the load runs until enough reloads and admin requests have happened and every client has
 done enough rounds (polled, at most LOAD_DEADLINE seconds), never for a fixed time.
 """
 import os
+import re
 import signal
 import tempfile
 import threading
@@ -33,6 +36,7 @@ import time
 import grpc
 
 import harness as H
+import observe
 import stores
 from harness import ALLOW_RAW, DENY_RAW, PUBLISH, ensure
 from stores import (Env, admin_ok, authn, authz, disconnect, jwt_hs, now, redis_lines,
@@ -92,10 +96,38 @@ def threads_everything_at_once(s, h):
             tk = jwt_hs({"exp": now() + 600, "acl": {"pub": ["j/${clientid}"]}}, secret)
             env.hide(tk.rsplit(".", 1)[-1])
             toks.append(tk)
-        sock = os.path.join(tempfile.mkdtemp(prefix="adm.", dir=h.tmp), "admin.sock")
+        d = tempfile.mkdtemp(prefix="thr.", dir=h.tmp)
+        sock = os.path.join(d, "admin.sock")
+        declog = os.path.join(d, "decisions.log")
+        mport = observe.free_port()
         w = env.warden(_policy(users, 0), *redis_lines(
             r, "jwt_secret " + secret, "admin_socket " + sock, "workers 2", "hash_threads 2",
-            "cache on"), name="threads")
+            "cache on", "metrics_listen 127.0.0.1:%d" % mport, "decision_log " + declog,
+            "decision_log_events all"), name="threads")
+
+        # Sessions are shared through this Redis (session_store redis, the default with
+        # Redis). A disconnect's conditional delete is an EVALSHA; while Redis does not know
+        # the script, it answers NOSCRIPT and the EVAL follows only then, behind a read the
+        # client may already have pipelined, which finds the session and takes it back into
+        # the local table (backends.c; docs/reliability.md "Sanitizers"). One warm-up
+        # login and disconnect, with no read behind it, loads the script (polled: Redis
+        # counts its cached scripts), so that every later delete is one command and every
+        # answer below exact.
+        def cached_scripts():
+            info = r.cmd("INFO", "memory")
+            info = info.decode() if isinstance(info, bytes) else str(info)
+            m = re.search(r"^number_of_cached_scripts:(\d+)", info, re.M)
+            return int(m.group(1)) if m else 0
+
+        with s.check("threads_warm_up_shared_session_delete"):
+            scripts0 = cached_scripts()
+            with H.channel(w.addr) as ch:
+                ensure(authn(ch, "j0", toks[0], clientid="warm") == ALLOW_RAW, "warm-up login")
+                disconnect(ch, "warm", "j0")
+            deadline = time.monotonic() + H.CALL_TIMEOUT
+            while cached_scripts() <= scripts0 or r.cmd("EXISTS", "warden:session:warm") != 0:
+                ensure(time.monotonic() < deadline, "the warm-up session is never deleted")
+                time.sleep(0.01)
 
         stop = threading.Event()
         lock = threading.Lock()
@@ -212,6 +244,12 @@ def threads_everything_at_once(s, h):
                         flush_epoch[0] += 1
                         admin_ok(h, sock, "flush")
                         flush_epoch[0] += 1
+                        observe.scrape(mport)  # the endpoint's thread reads every counter
+                        st, _ = observe.http(mport, "/readyz")
+                        ensure(st == 200, "/readyz: HTTP %d with Redis up" % st)
+                        if os.path.exists(declog):  # rotation: the writer thread reopens
+                            os.rename(declog, "%s.%d" % (declog, counts["admin"]))
+                            w.signal(signal.SIGUSR1)
                         with lock:
                             counts["admin"] += 1
                         if w.count(H.CHANGE_OK) > changes:
