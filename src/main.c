@@ -60,9 +60,9 @@ enum {
 static const char usage_text[] =
     "usage: warden [options]                 serve (see below)\n"
     "       warden check FILE...             compile policies, print their diagnostics\n"
-    "       warden explain FILE --action A --topic T [--username U ...]\n"
+    "       warden explain FILE... --action A --topic T [--username U ...]\n"
     "                                        show the decision for one request, and why\n"
-    "       warden test FILE.tests           run a policy's test cases\n"
+    "       warden test FILE.tests...        run policies' test cases\n"
     "       warden import-acl acl.conf       translate an EMQX acl.conf into a policy\n"
     "       warden passwd [--scheme S] [--user NAME]   hash a password for a policy\n"
     "       warden admin [--socket PATH | --config FILE] flush [--user NAME] | stats\n"
@@ -252,10 +252,27 @@ static int parse_args(int argc, char **argv, struct opts *o)
     return -1;
 }
 
-/* Builds the configuration. Returns -1 on success or an exit code. */
+/* Appends a list of errors (newline-separated) to all. */
+static void errors_take(struct wd_buf *all, char *errors)
+{
+    if (!errors)
+        return;
+    if (all->len)
+        wd_buf_putc(all, '\n');
+    wd_buf_puts(all, errors);
+    free(errors);
+}
+
+/* Builds the configuration. Returns -1 on success or an exit code. Every error is reported
+ * in one pass: the file's line errors, the flags' errors and the rules that involve several
+ * directives (each naming the file:line or flag of the directives involved), so that one
+ * run shows everything to fix. Exit status 3 when the file has errors, else 2 when a flag is
+ * wrong (a command-line error), else 3 when a rule fails. An unreadable file stops at once. */
 static int load_config(const struct opts *o, struct wd_config *cfg)
 {
     char *errors = NULL;
+    struct wd_buf all = {0};
+    bool file_bad = false, flags_bad = false;
     int rc;
     wd_config_defaults(cfg);
     if (o->config)
@@ -263,27 +280,31 @@ static int load_config(const struct opts *o, struct wd_config *cfg)
     else
         rc = wd_config_parse(cfg, "<embedded>", wd_config_embedded, strlen(wd_config_embedded),
                              &errors);
-    if (rc != WD_OK) {
+    if (rc == WD_EIO) {
         print_errors(errors);
         free(errors);
         return EXIT_CONFIG;
     }
+    file_bad = rc != WD_OK;
+    errors_take(&all, errors);
     for (size_t i = 0; i < o->n; i++) {
         char origin[64] = "";
         if (o->flag[i])
             snprintf(origin, sizeof origin, "--%s", o->flag[i]);
         if (wd_config_set_from(cfg, o->flag[i] ? origin : NULL, o->keys[i], o->vals[i], &errors) !=
             WD_OK) {
-            print_errors(errors);
-            free(errors);
-            return EXIT_USAGE;
+            flags_bad = true;
+            errors_take(&all, errors);
         }
     }
-    if (wd_config_validate(cfg, &errors) != WD_OK) {
-        print_errors(errors);
-        free(errors);
-        return EXIT_CONFIG;
+    bool rules_bad = wd_config_validate(cfg, &errors) != WD_OK;
+    errors_take(&all, errors);
+    if (file_bad || flags_bad || rules_bad) {
+        print_errors(all.s);
+        wd_buf_free(&all);
+        return flags_bad && !file_bad ? EXIT_USAGE : EXIT_CONFIG;
     }
+    wd_buf_free(&all);
     return -1;
 }
 

@@ -3,8 +3,8 @@
  * tools.c: the policy subcommands of the one binary (docs/policy.md):
  *
  *   warden check FILE...         compile each, print diagnostics, exit 1 on errors
- *   warden explain FILE ...      the decision for one request, and why
- *   warden test FILE.tests       expected decisions; ends with "N passed, N failed"
+ *   warden explain FILE... ...   the decision for one request, and why (for each policy)
+ *   warden test FILE.tests...    expected decisions; ends with "N passed, N failed"
  *   warden import-acl FILE       EMQX acl.conf -> warden policy
  *   warden passwd                make a password secret for a policy file
  *
@@ -302,14 +302,18 @@ static void explain_step(void *ctx, unsigned line, bool decided, const char *why
 }
 
 static const char explain_usage[] =
-    "usage: warden explain FILE --action publish|subscribe|authn [--topic T]\n"
+    "usage: warden explain FILE... --action publish|subscribe|authn [--topic T]\n"
     "         [--username U] [--clientid C] [--password P] [--peer A] [--port N] [--cn CN]\n"
     "         [--protocol P] [--qos N] [--retain true|false] [--superuser true|false]\n"
-    "  the decision of policy FILE for one request, and the rules that led to it.\n"
+    "  the decision of policy FILE for one request, and the rules that led to it; with\n"
+    "  several files, the same request for each (\"== FILE\" before each: an old and a new\n"
+    "  policy side by side).\n"
     "  publish/subscribe: with --password the authentication chain runs first and decides\n"
     "  superuser; --superuser states what a store said.\n"
-    "  Exit status: 0 explained, 1 the policy does not compile or the client never gets to\n"
+    "  Exit status: 0 explained, 1 a policy does not compile or the client never gets to\n"
     "  publish/subscribe, 2 bad usage.\n";
+
+static int explain_one(const char *file, struct request r);
 
 int wd_tool_explain(int argc, char **argv)
 {
@@ -319,11 +323,15 @@ int wd_tool_explain(int argc, char **argv)
         fputs(explain_usage, stderr);
         return 2;
     }
+    /* the files, up to the first --FIELD */
+    int nfiles = 1;
+    while (nfiles + 1 < argc && argv[nfiles + 1][0] != '-')
+        nfiles++;
     struct request r;
     request_init(&r);
     r.action = WD_ACTION_PUBLISH;
     bool have_action = false;
-    for (int i = 2; i < argc; i++) {
+    for (int i = 1 + nfiles; i < argc; i++) {
         char err[128];
         if (wd_tool_std_flag(argv[i], explain_usage) == 0)
             return 0;
@@ -350,9 +358,22 @@ int wd_tool_explain(int argc, char **argv)
         fprintf(stderr, "warden explain: %s\n", request_conflict(&r));
         return 2;
     }
+    int ex = 0;
+    for (int i = 1; i <= nfiles; i++) {
+        if (nfiles > 1)
+            printf("%s== %s\n", i > 1 ? "\n" : "", argv[i]);
+        if (explain_one(argv[i], r) != 0)
+            ex = 1;
+    }
+    return ex;
+}
+
+/* One policy's decision for r (a copy: authentication may make it a superuser). 0 or 1. */
+static int explain_one(const char *file, struct request r)
+{
     struct wd_policy *p;
     char *report;
-    int rc = wd_engine_load_policy(argv[1], &p, &report);
+    int rc = wd_engine_load_policy(file, &p, &report);
     if (rc != WD_OK) {
         if (report)
             fputs(report, stderr);
@@ -361,8 +382,8 @@ int wd_tool_explain(int argc, char **argv)
     }
     free(report);
     size_t len;
-    char *src = slurp(argv[1], WD_POLICY_MAX_BYTES, &len);
-    struct explain_ctx x = {src ? src : "", argv[1]};
+    char *src = slurp(file, WD_POLICY_MAX_BYTES, &len);
+    struct explain_ctx x = {src ? src : "", file};
     struct wd_verdict v;
     memset(&v, 0, sizeof v);
     bool reaches = authenticate_first(p, &r, &v);
@@ -376,7 +397,7 @@ int wd_tool_explain(int argc, char **argv)
                    r.action == WD_ACTION_PUBLISH ? "publish" : "subscribe");
         printf("\n");
         if (v.line) {
-            printf("decided by %s:%u\n", argv[1], v.line);
+            printf("decided by %s:%u\n", file, v.line);
             print_line(x.src, v.line);
         }
         if (!reaches)
@@ -384,7 +405,7 @@ int wd_tool_explain(int argc, char **argv)
     } else {
         if (r.has_password)
             printf("authn username=\"%s\": %s (%s, %s:%u): %s\n", r.c.username,
-                   wd_decision_str(v.decision), v.reason, argv[1], v.line,
+                   wd_decision_str(v.decision), v.reason, file, v.line,
                    r.c.is_superuser ? "a superuser" : "not a superuser");
         struct wd_authz_req z = {.client = r.c,
                                  .action = r.action,
@@ -431,18 +452,42 @@ static bool decision_word(const struct wd_token *t, enum wd_decision *d)
 }
 
 static const char test_usage[] =
-    "usage: warden test [--] FILE.tests\n"
-    "  run a policy's test cases (docs/policy.md \"Testing a policy\"); prints a FAIL line\n"
-    "  for each case that fails, then \"N passed, N failed\". Exit status: 0 all passed,\n"
-    "  1 a case failed (or there are none), 2 the tests file is malformed or bad usage.\n";
+    "usage: warden test [--] FILE.tests...\n"
+    "  run policies' test cases (docs/policy.md \"Testing a policy\"); prints a FAIL line\n"
+    "  for each case that fails, then \"N passed, N failed\" (with several files, that line\n"
+    "  for each file, after its name, and then the totals). Exit status: 0 all passed,\n"
+    "  1 a case failed (or a file has none), 2 a tests file is malformed or unreadable, or\n"
+    "  bad usage.\n";
+
+static int test_one(const char *path, int *passed_out, int *failed_out);
 
 int wd_tool_test(int argc, char **argv)
 {
-    const char *files[1];
-    int nfiles, ex = file_args(argc, argv, test_usage, files, 1, &nfiles);
+    const char *files[256];
+    int nfiles, ex = file_args(argc, argv, test_usage, files, (int)WD_ARRAY_LEN(files), &nfiles);
     if (ex >= 0)
         return ex;
-    const char *path = files[0];
+    int passed = 0, failed = 0, worst = 0;
+    for (int i = 0; i < nfiles; i++) {
+        int p = 0, f = 0;
+        int rc = test_one(files[i], &p, &f);
+        if (rc == 0 && (f || !p))
+            rc = 1;
+        worst = rc > worst ? rc : worst;
+        passed += p;
+        failed += f;
+        if (nfiles > 1)
+            printf("%s: %d passed, %d failed\n", files[i], p, f);
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+    return worst;
+}
+
+/* Runs one tests file: its FAIL lines and diagnostics are printed, its counts returned.
+ * Returns 0, or 2 when the file is unreadable or malformed. */
+static int test_one(const char *path, int *passed_out, int *failed_out)
+{
+    *passed_out = *failed_out = 0;
     size_t len;
     char *src = slurp(path, WD_POLICY_MAX_BYTES, &len);
     if (!src)
@@ -611,7 +656,8 @@ int wd_tool_test(int argc, char **argv)
         free(rep);
         rc = 2;
     }
-    printf("%d passed, %d failed\n", passed, failed);
+    *passed_out = passed;
+    *failed_out = failed;
     wd_tokens_free(&toks);
     wd_arena_free(&strings);
     wd_diags_cleanup(&d);
@@ -619,9 +665,7 @@ int wd_tool_test(int argc, char **argv)
     free(policy_src);
     free(policy_path);
     free(src);
-    if (rc)
-        return rc;
-    return failed ? 1 : (passed ? 0 : 1);
+    return rc;
 }
 
 /* ---- import-acl ---- */

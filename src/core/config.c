@@ -63,7 +63,14 @@ bool wd_config_hook_name_valid(const char *name)
     return false;
 }
 
-/* ---- option table ---- */
+/* ---- option table ----
+ *
+ * Each directive is declared once, here, the way Redis's src/config.c declares its
+ * standardConfig entries: its name, its type, where it lives in struct wd_config, its range,
+ * its default and, for a choice, the words it accepts with the enum value each stands for.
+ * Everything else reads this table: the parser (apply), the defaults (wd_config_defaults
+ * parses each default as if it were a line of a file, so a default is checked like any
+ * value), --print-config, and the test that compares it with docs/configuration.md. */
 
 enum opt_type {
     T_STRING,
@@ -73,14 +80,20 @@ enum opt_type {
     T_SIZE,
     T_SIZE_AUTO, /* a size, or `auto` (stored as 0) */
     T_BOOL,
-    T_NOMATCH,
-    T_LOGLEVEL,
+    T_ENUM, /* one of `choices`, stored as its enum value (an int-sized enum field) */
+    T_DEST, /* one of `choices` (off, stderr), or else a file name: struct wd_config_dest */
     T_HOOKS,
     T_TOPICS,
     T_SECRET,      /* a string never printed by --print-config */
     T_SECRET_FILE, /* NAME_file PATH: the secret NAME read from a file (path kept here) */
-    T_WORD,        /* one of `choices`, stored as a string */
     T_CLAIM,       /* NAME TEMPLATE, repeatable: appended to jwt_verify_claims */
+};
+
+/* A choice's word and the enum value it stands for; a list ends with {NULL, 0}. Several
+ * words may stand for one value (aliases): the first is the one printed. */
+struct choice {
+    const char *word;
+    int value;
 };
 
 struct opt {
@@ -88,103 +101,142 @@ struct opt {
     enum opt_type type;
     size_t off;
     long min, max;
-    const char *const *choices; /* T_WORD: NULL-terminated */
+    const char *def;              /* default, in configuration syntax; NULL: unset / none */
+    const struct choice *choices; /* T_ENUM, T_DEST */
 };
 
-static const char *const deny_next[] = {"deny", "next", NULL};
-static const char *const hash_algos[] = {"plain",  "md5",    "sha",    "sha1",     "sha256",
-                                         "sha512", "bcrypt", "pbkdf2", "argon2id", NULL};
-static const char *const salt_positions[] = {"prefix", "suffix", "disable", NULL};
-static const char *const pbkdf2_macs[] = {"sha",    "sha1",   "sha224", "sha256",
-                                          "sha384", "sha512", NULL};
-static const char *const token_fields[] = {"password", "username", NULL};
-static const char *const transports[] = {"h2", NULL};
-/* T_PATH with choices: these words are kept as they are, anything else is a file name */
-static const char *const log_words[] = {"off", "stderr", NULL};
-static const char *const log_events[] = {"deny", "all", NULL};
-static const char *const session_stores[] = {"local", "redis", NULL};
+static const struct choice nomatch_replies[] = {
+    {"continue", WD_NOMATCH_CONTINUE}, {"ignore", WD_NOMATCH_IGNORE}, {NULL, 0}};
+static const struct choice log_levels[] = {{"error", WD_LOG_ERROR},
+                                           {"warn", WD_LOG_WARN},
+                                           {"info", WD_LOG_INFO},
+                                           {"debug", WD_LOG_DEBUG},
+                                           {NULL, 0}};
+static const struct choice transports[] = {{"h2", WD_CONFIG_TRANSPORT_H2}, {NULL, 0}};
+static const struct choice deny_next[] = {
+    {"deny", WD_CONFIG_FAIL_DENY}, {"next", WD_CONFIG_FAIL_NEXT}, {NULL, 0}};
+static const struct choice hash_algos[] = {
+    {"plain", WD_CONFIG_HASH_PLAIN},       {"md5", WD_CONFIG_HASH_MD5},
+    {"sha", WD_CONFIG_HASH_SHA1},          {"sha1", WD_CONFIG_HASH_SHA1},
+    {"sha256", WD_CONFIG_HASH_SHA256},     {"sha512", WD_CONFIG_HASH_SHA512},
+    {"bcrypt", WD_CONFIG_HASH_BCRYPT},     {"pbkdf2", WD_CONFIG_HASH_PBKDF2},
+    {"argon2id", WD_CONFIG_HASH_ARGON2ID}, {NULL, 0}};
+static const struct choice salt_positions[] = {{"prefix", WD_CONFIG_SALT_PREFIX},
+                                               {"suffix", WD_CONFIG_SALT_SUFFIX},
+                                               {"disable", WD_CONFIG_SALT_DISABLE},
+                                               {NULL, 0}};
+static const struct choice pbkdf2_macs[] = {{"sha", WD_CONFIG_MAC_SHA1},
+                                            {"sha1", WD_CONFIG_MAC_SHA1},
+                                            {"sha224", WD_CONFIG_MAC_SHA224},
+                                            {"sha256", WD_CONFIG_MAC_SHA256},
+                                            {"sha384", WD_CONFIG_MAC_SHA384},
+                                            {"sha512", WD_CONFIG_MAC_SHA512},
+                                            {NULL, 0}};
+static const struct choice token_fields[] = {
+    {"password", WD_CONFIG_TOKEN_PASSWORD}, {"username", WD_CONFIG_TOKEN_USERNAME}, {NULL, 0}};
+static const struct choice log_outputs[] = {
+    {"off", WD_CONFIG_OUTPUT_OFF}, {"stderr", WD_CONFIG_OUTPUT_STDERR}, {NULL, 0}};
+static const struct choice log_events[] = {
+    {"deny", WD_CONFIG_EVENTS_DENY}, {"all", WD_CONFIG_EVENTS_ALL}, {NULL, 0}};
+/* no word for WD_CONFIG_SESSION_STORE_AUTO, the default: chosen at start from the Redis
+ * directives (printed as `# session_store (unset)`) */
+static const struct choice session_stores[] = {
+    {"local", WD_CONFIG_SESSION_STORE_LOCAL}, {"redis", WD_CONFIG_SESSION_STORE_REDIS}, {NULL, 0}};
+/* no word for WD_CONFIG_CACHE_INVAL_AUTO, the default: tracking when Redis is configured and
+ * the cache is on */
+static const struct choice cache_invals[] = {
+    {"off", WD_CONFIG_CACHE_INVAL_OFF}, {"tracking", WD_CONFIG_CACHE_INVAL_TRACKING}, {NULL, 0}};
+
+/* An enum field is written and read as an int: the enums above are int-sized. */
+_Static_assert(sizeof(enum wd_config_hash) == sizeof(int), "enum fields are ints");
+_Static_assert(sizeof(enum wd_log_level) == sizeof(int), "enum fields are ints");
 
 #define OFF(f) offsetof(struct wd_config, f)
+#define HOOKS_DEFAULT "client.authenticate client.authorize client.disconnected"
 static const struct opt opts[] = {
-    {"listen", T_STRING, OFF(listen), 0, 0, NULL},
-    {"workers", T_INT, OFF(workers), 0, 256, NULL},
-    {"hash_threads", T_INT, OFF(hash_threads), 1, 64, NULL},
-    {"shutdown_grace", T_DURATION, OFF(shutdown_grace_ms), 0, 600000, NULL},
-    {"max_message_size", T_SIZE_AUTO, OFF(max_message_size), 1024, 64 << 20, NULL},
-    {"max_concurrent_streams", T_INT, OFF(max_concurrent_streams), 1, 100000, NULL},
-    {"keepalive_time", T_DURATION, OFF(keepalive_time_ms), 1000, 86400000, NULL},
-    {"keepalive_timeout", T_DURATION, OFF(keepalive_timeout_ms), 1000, 3600000, NULL},
-    {"min_ping_interval", T_DURATION, OFF(min_ping_interval_ms), 0, 3600000, NULL},
-    {"max_connection_idle", T_DURATION, OFF(max_connection_idle_ms), 0, 86400000, NULL},
-    {"max_connection_age", T_DURATION, OFF(max_connection_age_ms), 0, 604800000, NULL},
-    {"max_connection_age_grace", T_DURATION, OFF(max_connection_age_grace_ms), 0, 3600000, NULL},
-    {"transport", T_WORD, OFF(transport), 0, 0, transports},
-    {"max_connections", T_INT, OFF(max_connections), 1, 1000000, NULL},
-    {"max_connections_per_peer", T_INT, OFF(max_connections_per_peer), 1, 1000000, NULL},
-    {"handshake_timeout", T_DURATION, OFF(handshake_timeout_ms), 100, 600000, NULL},
-    {"header_timeout", T_DURATION, OFF(header_timeout_ms), 100, 600000, NULL},
-    {"request_buffer_memory", T_SIZE, OFF(request_buffer_memory), 1 << 20, 1 << 30, NULL},
-    {"tls_cert", T_PATH, OFF(tls_cert), 0, 0, NULL},
-    {"tls_key", T_PATH, OFF(tls_key), 0, 0, NULL},
-    {"tls_client_ca", T_PATH, OFF(tls_client_ca), 0, 0, NULL},
-    {"hooks", T_HOOKS, OFF(hooks), 0, 0, NULL},
-    {"message_topics", T_TOPICS, OFF(message_topics), 0, 0, NULL},
-    {"nomatch_reply", T_NOMATCH, OFF(nomatch_reply), 0, 0, NULL},
-    {"policy", T_PATH, OFF(policy), 0, 0, NULL},
-    {"policy_watch", T_BOOL, OFF(policy_watch), 0, 0, NULL},
-    {"log_level", T_LOGLEVEL, OFF(log_level), 0, 0, NULL},
-    {"redis_host", T_STRING, OFF(redis_host), 0, 0, NULL},
-    {"redis_port", T_INT, OFF(redis_port), 1, 65535, NULL},
-    {"redis_socket", T_PATH, OFF(redis_socket), 0, 0, NULL},
-    {"redis_username", T_STRING, OFF(redis_username), 0, 0, NULL},
-    {"redis_password", T_SECRET, OFF(redis_password), 0, 0, NULL},
-    {"redis_password_file", T_SECRET_FILE, OFF(redis_password_file), 0, 0, NULL},
-    {"redis_database", T_INT, OFF(redis_database), 0, 1 << 20, NULL},
-    {"redis_connect_timeout", T_DURATION, OFF(redis_connect_timeout_ms), 1, 60000, NULL},
-    {"redis_timeout", T_DURATION, OFF(redis_timeout_ms), 1, 60000, NULL},
-    {"redis_authn_key", T_STRING, OFF(redis_authn_key), 0, 0, NULL},
-    {"redis_acl_key", T_STRING, OFF(redis_acl_key), 0, 0, NULL},
-    {"redis_password_hash", T_WORD, OFF(redis_password_hash), 0, 0, hash_algos},
-    {"redis_salt_position", T_WORD, OFF(redis_salt_position), 0, 0, salt_positions},
-    {"redis_pbkdf2_mac", T_WORD, OFF(redis_pbkdf2_mac), 0, 0, pbkdf2_macs},
-    {"redis_pbkdf2_iterations", T_INT, OFF(redis_pbkdf2_iterations), 1, 10000000, NULL},
-    {"redis_pbkdf2_dk_length", T_INT, OFF(redis_pbkdf2_dk_length), 0, 1024, NULL},
-    {"redis_on_error", T_WORD, OFF(redis_on_error), 0, 0, deny_next},
-    {"jwt_secret", T_SECRET, OFF(jwt_secret), 0, 0, NULL},
-    {"jwt_secret_file", T_SECRET_FILE, OFF(jwt_secret_file), 0, 0, NULL},
-    {"jwt_secret_base64", T_BOOL, OFF(jwt_secret_base64), 0, 0, NULL},
-    {"jwt_public_key", T_PATH, OFF(jwt_public_key), 0, 0, NULL},
-    {"jwt_jwks_file", T_PATH, OFF(jwt_jwks_file), 0, 0, NULL},
-    {"jwt_jwks_url", T_STRING, OFF(jwt_jwks_url), 0, 0, NULL},
-    {"jwt_jwks_ca", T_PATH, OFF(jwt_jwks_ca), 0, 0, NULL},
-    {"jwt_jwks_refresh", T_DURATION, OFF(jwt_jwks_refresh_ms), 10000, 86400000, NULL},
-    {"jwt_from", T_WORD, OFF(jwt_from), 0, 0, token_fields},
-    {"jwt_leeway", T_DURATION, OFF(jwt_leeway_ms), 0, 3600000, NULL},
-    {"jwt_check_iat", T_BOOL, OFF(jwt_check_iat), 0, 0, NULL},
-    {"jwt_iss", T_STRING, OFF(jwt_iss), 0, 0, NULL},
-    {"jwt_aud", T_STRING, OFF(jwt_aud), 0, 0, NULL},
-    {"jwt_verify_claim", T_CLAIM, OFF(jwt_verify_claims), 0, 0, NULL},
-    {"jwt_acl_claim", T_STRING, OFF(jwt_acl_claim), 0, 0, NULL},
-    {"jwt_max_token_len", T_SIZE, OFF(jwt_max_token_len), 64, 1 << 20, NULL},
-    {"jwt_on_invalid", T_WORD, OFF(jwt_on_invalid), 0, 0, deny_next},
-    {"cache", T_BOOL, OFF(cache), 0, 0, NULL},
-    {"cache_entries", T_INT, OFF(cache_entries), 16, 100000000, NULL},
-    {"cache_memory", T_SIZE, OFF(cache_memory), 65536, 1 << 30, NULL},
-    {"cache_ttl", T_DURATION, OFF(cache_ttl_ms), 1, 86400000, NULL},
-    {"cache_negative_ttl", T_DURATION, OFF(cache_negative_ttl_ms), 1, 86400000, NULL},
-    {"session_max", T_INT, OFF(session_max), 16, 100000000, NULL},
-    {"session_memory", T_SIZE, OFF(session_memory), 65536, 1 << 30, NULL},
-    {"session_ttl", T_DURATION, OFF(session_ttl_ms), 0, 604800000, NULL},
-    {"session_store", T_WORD, OFF(session_store), 0, 0, session_stores},
-    {"session_redis_prefix", T_STRING, OFF(session_redis_prefix), 0, 0, NULL},
-    {"session_redis_ttl", T_DURATION, OFF(session_redis_ttl_ms), 1000, 604800000, NULL},
-    {"admin_socket", T_PATH, OFF(admin_socket), 0, 0, NULL},
-    {"allow_core_dumps", T_BOOL, OFF(allow_core_dumps), 0, 0, NULL},
-    {"metrics_listen", T_STRING, OFF(metrics_listen), 0, 0, NULL},
-    {"decision_log", T_PATH, OFF(decision_log), 0, 0, log_words},
-    {"decision_log_events", T_WORD, OFF(decision_log_events), 0, 0, log_events},
-    {"decision_log_queue", T_INT, OFF(decision_log_queue), 16, 1 << 20, NULL},
+    /* name, type, field, min, max, default, choices */
+    {"listen", T_STRING, OFF(listen), 0, 0, "127.0.0.1:9000", NULL},
+    {"workers", T_INT, OFF(workers), 0, 256, "0", NULL},
+    {"hash_threads", T_INT, OFF(hash_threads), 1, 64, "2", NULL},
+    {"shutdown_grace", T_DURATION, OFF(shutdown_grace_ms), 0, 600000, "5s", NULL},
+    {"max_message_size", T_SIZE_AUTO, OFF(max_message_size), 1024, 64 << 20, "auto", NULL},
+    {"max_concurrent_streams", T_INT, OFF(max_concurrent_streams), 1, 100000, "1000", NULL},
+    {"keepalive_time", T_DURATION, OFF(keepalive_time_ms), 1000, 86400000, "60s", NULL},
+    {"keepalive_timeout", T_DURATION, OFF(keepalive_timeout_ms), 1000, 3600000, "20s", NULL},
+    {"min_ping_interval", T_DURATION, OFF(min_ping_interval_ms), 0, 3600000, "10s", NULL},
+    {"max_connection_idle", T_DURATION, OFF(max_connection_idle_ms), 0, 86400000, "0", NULL},
+    {"max_connection_age", T_DURATION, OFF(max_connection_age_ms), 0, 604800000, "0", NULL},
+    {"max_connection_age_grace", T_DURATION, OFF(max_connection_age_grace_ms), 0, 3600000, "30s",
+     NULL},
+    {"transport", T_ENUM, OFF(transport), 0, 0, "h2", transports},
+    {"max_connections", T_INT, OFF(max_connections), 1, 1000000, "10000", NULL},
+    {"max_connections_per_peer", T_INT, OFF(max_connections_per_peer), 1, 1000000, "1000", NULL},
+    {"handshake_timeout", T_DURATION, OFF(handshake_timeout_ms), 100, 600000, "10s", NULL},
+    {"header_timeout", T_DURATION, OFF(header_timeout_ms), 100, 600000, "10s", NULL},
+    {"request_buffer_memory", T_SIZE, OFF(request_buffer_memory), 1 << 20, 1 << 30, "64MiB", NULL},
+    {"tls_cert", T_PATH, OFF(tls_cert), 0, 0, NULL, NULL},
+    {"tls_key", T_PATH, OFF(tls_key), 0, 0, NULL, NULL},
+    {"tls_client_ca", T_PATH, OFF(tls_client_ca), 0, 0, NULL, NULL},
+    {"hooks", T_HOOKS, OFF(hooks), 0, 0, HOOKS_DEFAULT, NULL},
+    {"message_topics", T_TOPICS, OFF(message_topics), 0, 0, NULL, NULL},
+    {"nomatch_reply", T_ENUM, OFF(nomatch_reply), 0, 0, "continue", nomatch_replies},
+    {"policy", T_PATH, OFF(policy), 0, 0, NULL, NULL},
+    {"policy_watch", T_BOOL, OFF(policy_watch), 0, 0, "on", NULL},
+    {"log_level", T_ENUM, OFF(log_level), 0, 0, "info", log_levels},
+    {"redis_host", T_STRING, OFF(redis_host), 0, 0, NULL, NULL},
+    {"redis_port", T_INT, OFF(redis_port), 1, 65535, "6379", NULL},
+    {"redis_socket", T_PATH, OFF(redis_socket), 0, 0, NULL, NULL},
+    {"redis_username", T_STRING, OFF(redis_username), 0, 0, NULL, NULL},
+    {"redis_password", T_SECRET, OFF(redis_password), 0, 0, NULL, NULL},
+    {"redis_password_file", T_SECRET_FILE, OFF(redis_password_file), 0, 0, NULL, NULL},
+    {"redis_database", T_INT, OFF(redis_database), 0, 1 << 20, "0", NULL},
+    {"redis_connect_timeout", T_DURATION, OFF(redis_connect_timeout_ms), 1, 60000, "1s", NULL},
+    {"redis_timeout", T_DURATION, OFF(redis_timeout_ms), 1, 60000, "500ms", NULL},
+    {"redis_authn_key", T_STRING, OFF(redis_authn_key), 0, 0, "mqtt_user:${username}", NULL},
+    {"redis_acl_key", T_STRING, OFF(redis_acl_key), 0, 0, "mqtt_acl:${username}", NULL},
+    {"redis_password_hash", T_ENUM, OFF(redis_password_hash), 0, 0, "sha256", hash_algos},
+    {"redis_salt_position", T_ENUM, OFF(redis_salt_position), 0, 0, "prefix", salt_positions},
+    {"redis_pbkdf2_mac", T_ENUM, OFF(redis_pbkdf2_mac), 0, 0, "sha256", pbkdf2_macs},
+    {"redis_pbkdf2_iterations", T_INT, OFF(redis_pbkdf2_iterations), 1, 10000000, "4096", NULL},
+    {"redis_pbkdf2_dk_length", T_INT, OFF(redis_pbkdf2_dk_length), 0, 1024, "0", NULL},
+    {"redis_on_error", T_ENUM, OFF(redis_on_error), 0, 0, "deny", deny_next},
+    {"jwt_secret", T_SECRET, OFF(jwt_secret), 0, 0, NULL, NULL},
+    {"jwt_secret_file", T_SECRET_FILE, OFF(jwt_secret_file), 0, 0, NULL, NULL},
+    {"jwt_secret_base64", T_BOOL, OFF(jwt_secret_base64), 0, 0, "off", NULL},
+    {"jwt_public_key", T_PATH, OFF(jwt_public_key), 0, 0, NULL, NULL},
+    {"jwt_jwks_file", T_PATH, OFF(jwt_jwks_file), 0, 0, NULL, NULL},
+    {"jwt_jwks_url", T_STRING, OFF(jwt_jwks_url), 0, 0, NULL, NULL},
+    {"jwt_jwks_ca", T_PATH, OFF(jwt_jwks_ca), 0, 0, NULL, NULL},
+    {"jwt_jwks_refresh", T_DURATION, OFF(jwt_jwks_refresh_ms), 10000, 86400000, "5m", NULL},
+    {"jwt_from", T_ENUM, OFF(jwt_from), 0, 0, "password", token_fields},
+    {"jwt_leeway", T_DURATION, OFF(jwt_leeway_ms), 0, 3600000, "0", NULL},
+    {"jwt_check_iat", T_BOOL, OFF(jwt_check_iat), 0, 0, "off", NULL},
+    {"jwt_iss", T_STRING, OFF(jwt_iss), 0, 0, NULL, NULL},
+    {"jwt_aud", T_STRING, OFF(jwt_aud), 0, 0, NULL, NULL},
+    {"jwt_verify_claim", T_CLAIM, OFF(jwt_verify_claims), 0, 0, NULL, NULL},
+    {"jwt_acl_claim", T_STRING, OFF(jwt_acl_claim), 0, 0, "acl", NULL},
+    {"jwt_max_token_len", T_SIZE, OFF(jwt_max_token_len), 64, 1 << 20, "8192", NULL},
+    {"jwt_on_invalid", T_ENUM, OFF(jwt_on_invalid), 0, 0, "deny", deny_next},
+    {"cache", T_BOOL, OFF(cache), 0, 0, "on", NULL},
+    {"cache_entries", T_INT, OFF(cache_entries), 16, 100000000, "65536", NULL},
+    {"cache_memory", T_SIZE, OFF(cache_memory), 65536, 1 << 30, "64MiB", NULL},
+    {"cache_ttl", T_DURATION, OFF(cache_ttl_ms), 1, 86400000, "1m", NULL},
+    {"cache_negative_ttl", T_DURATION, OFF(cache_negative_ttl_ms), 1, 86400000, "5s", NULL},
+    {"cache_invalidation", T_ENUM, OFF(cache_invalidation), 0, 0, NULL, cache_invals},
+    {"session_max", T_INT, OFF(session_max), 16, 100000000, "1000000", NULL},
+    {"session_memory", T_SIZE, OFF(session_memory), 65536, 1 << 30, "256MiB", NULL},
+    {"session_ttl", T_DURATION, OFF(session_ttl_ms), 0, 604800000, "0", NULL},
+    {"session_store", T_ENUM, OFF(session_store), 0, 0, NULL, session_stores},
+    {"session_redis_prefix", T_STRING, OFF(session_redis_prefix), 0, 0, "warden:session:", NULL},
+    {"session_redis_ttl", T_DURATION, OFF(session_redis_ttl_ms), 1000, 604800000, "24h", NULL},
+    {"admin_socket", T_PATH, OFF(admin_socket), 0, 0, NULL, NULL},
+    {"allow_core_dumps", T_BOOL, OFF(allow_core_dumps), 0, 0, "off", NULL},
+    {"metrics_listen", T_STRING, OFF(metrics_listen), 0, 0, NULL, NULL},
+    {"decision_log", T_DEST, OFF(decision_log), 0, 0, "off", log_outputs},
+    {"decision_log_events", T_ENUM, OFF(decision_log_events), 0, 0, "deny", log_events},
+    {"decision_log_queue", T_INT, OFF(decision_log_queue), 16, 1 << 20, "4096", NULL},
 };
+#undef HOOKS_DEFAULT
 #undef OFF
 
 /* ---- error list: newline-separated messages ---- */
@@ -218,71 +270,6 @@ static void free_list(char **list, size_t n)
     free(list);
 }
 
-void wd_config_defaults(struct wd_config *cfg)
-{
-    memset(cfg, 0, sizeof *cfg);
-    cfg->source = wd_strdup("<defaults>");
-    cfg->listen = wd_strdup("127.0.0.1:9000");
-    cfg->workers = 0;
-    cfg->hash_threads = 2;
-    cfg->shutdown_grace_ms = 5000;
-    cfg->max_message_size = 0; /* auto */
-    cfg->max_concurrent_streams = 1000;
-    cfg->keepalive_time_ms = 60000;
-    cfg->keepalive_timeout_ms = 20000;
-    cfg->min_ping_interval_ms = 10000;
-    cfg->max_connection_idle_ms = 0;
-    cfg->max_connection_age_ms = 0;
-    cfg->max_connection_age_grace_ms = 30000;
-    cfg->transport = wd_strdup("h2");
-    cfg->max_connections = 10000;
-    cfg->max_connections_per_peer = 1000;
-    cfg->handshake_timeout_ms = 10000;
-    cfg->header_timeout_ms = 10000;
-    cfg->request_buffer_memory = 64 << 20;
-    cfg->hooks = wd_calloc(3, sizeof(char *));
-    cfg->hooks[0] = wd_strdup("client.authenticate");
-    cfg->hooks[1] = wd_strdup("client.authorize");
-    cfg->hooks[2] = wd_strdup("client.disconnected"); /* drops the client's session */
-    cfg->nhooks = 3;
-    cfg->nomatch_reply = WD_NOMATCH_CONTINUE;
-    cfg->policy_watch = true;
-    cfg->log_level = WD_LOG_INFO;
-
-    cfg->redis_port = 6379;
-    cfg->redis_connect_timeout_ms = 1000;
-    cfg->redis_timeout_ms = 500;
-    cfg->redis_authn_key = wd_strdup("mqtt_user:${username}");
-    cfg->redis_acl_key = wd_strdup("mqtt_acl:${username}");
-    cfg->redis_password_hash = wd_strdup("sha256");
-    cfg->redis_salt_position = wd_strdup("prefix");
-    cfg->redis_pbkdf2_mac = wd_strdup("sha256");
-    cfg->redis_pbkdf2_iterations = 4096;
-    cfg->redis_pbkdf2_dk_length = 0;
-    cfg->redis_on_error = wd_strdup("deny");
-
-    cfg->jwt_jwks_refresh_ms = 300000;
-    cfg->jwt_from = wd_strdup("password");
-    cfg->jwt_acl_claim = wd_strdup("acl");
-    cfg->jwt_max_token_len = 8192;
-    cfg->jwt_on_invalid = wd_strdup("deny");
-
-    cfg->cache = true;
-    cfg->cache_entries = 65536;
-    cfg->cache_memory = 64 << 20;
-    cfg->cache_ttl_ms = 60000;
-    cfg->cache_negative_ttl_ms = 5000;
-    cfg->session_max = 1000000;
-    cfg->session_memory = 256 << 20;
-    cfg->session_ttl_ms = 0;
-    cfg->session_store = NULL; /* redis when Redis is configured, else local */
-    cfg->session_redis_prefix = wd_strdup("warden:session:");
-    cfg->session_redis_ttl_ms = 86400000;
-
-    cfg->decision_log_events = wd_strdup("deny");
-    cfg->decision_log_queue = 4096;
-}
-
 void wd_config_cleanup(struct wd_config *cfg)
 {
     if (!cfg)
@@ -290,10 +277,15 @@ void wd_config_cleanup(struct wd_config *cfg)
     free(cfg->source);
     free(cfg->warnings);
     for (size_t i = 0; i < WD_ARRAY_LEN(opts); i++) {
-        if (opts[i].type != T_STRING && opts[i].type != T_SECRET && opts[i].type != T_WORD &&
-            opts[i].type != T_SECRET_FILE && opts[i].type != T_PATH)
+        char *field = (char *)cfg + opts[i].off;
+        if (opts[i].type == T_DEST) {
+            free(((struct wd_config_dest *)field)->file);
             continue;
-        char **sp = (char **)((char *)cfg + opts[i].off);
+        }
+        if (opts[i].type != T_STRING && opts[i].type != T_SECRET && opts[i].type != T_SECRET_FILE &&
+            opts[i].type != T_PATH)
+            continue;
+        char **sp = (char **)field;
         if (opts[i].type == T_SECRET && *sp)
             explicit_bzero(*sp, strlen(*sp));
         free(*sp);
@@ -301,7 +293,9 @@ void wd_config_cleanup(struct wd_config *cfg)
     free_list(cfg->hooks, cfg->nhooks);
     free_list(cfg->message_topics, cfg->nmessage_topics);
     free_list(cfg->jwt_verify_claims, cfg->njwt_verify_claims);
-    free(cfg->admin_socket_where);
+    if (cfg->set_at)
+        free_list(cfg->set_at, WD_ARRAY_LEN(opts));
+    free(cfg->rejected);
     memset(cfg, 0, sizeof *cfg);
 }
 
@@ -491,31 +485,72 @@ static int read_secret_file(const char *where, const char *name, const char *pat
     return 0;
 }
 
-/* A directive with its words. Returns the number of errors added. */
-static int apply(struct wd_config *cfg, const char *where, const char *file, char **w, int nw,
+/* "'NAME' must be one of a, b, c; got 'v'" */
+static void err_choices(struct errbuf *e, const char *where, const struct opt *o, const char *v)
+{
+    struct wd_buf b = {0};
+    for (size_t j = 0; o->choices[j].word; j++)
+        wd_buf_printf(&b, "%s%s", j ? ", " : "", o->choices[j].word);
+    err_add(e, "%s: '%s' must be one of %s; got '%s'", where, o->name, b.s, v);
+    wd_buf_free(&b);
+}
+
+/* Whether v is one of o's words; the value it stands for in *value. */
+static bool choice_find(const struct opt *o, const char *v, int *value)
+{
+    for (size_t k = 0; o->choices[k].word; k++) {
+        if (strcmp(o->choices[k].word, v) == 0) {
+            *value = o->choices[k].value;
+            return true;
+        }
+    }
+    return false;
+}
+
+static int apply_value(struct wd_config *cfg, const struct opt *o, const char *where,
+                       const char *file, char **w, int nw, struct errbuf *e);
+
+/* A directive with its words. `origin` is the file:line or flag it came from, NULL for the
+ * table's default. Returns the number of errors added. Records where each directive's value
+ * came from (cfg->set_at), and which directives had a value refused (cfg->rejected), so that
+ * wd_config_validate can name the lines and stay quiet about rules whose inputs were already
+ * reported. */
+static int apply(struct wd_config *cfg, const char *origin, const char *file, char **w, int nw,
                  struct errbuf *e, unsigned char *seen)
 {
+    const char *where = origin ? origin : "<default>";
     int removed = apply_removed(cfg, where, w, nw, e);
     if (removed >= 0)
         return removed;
-    const struct opt *o = NULL;
-    size_t idx = 0;
-    for (idx = 0; idx < WD_ARRAY_LEN(opts); idx++) {
-        if (strcmp(opts[idx].name, w[0]) == 0) {
-            o = &opts[idx];
-            break;
-        }
-    }
+    const struct opt *o = opt_find(w[0], strlen(w[0]));
     if (!o) {
         err_add(e, "%s: unknown directive '%s'", where, w[0]);
         return 1;
     }
+    size_t idx = (size_t)(o - opts);
     if (seen && seen[idx] && o->type != T_CLAIM) {
         err_add(e, "%s: '%s' is set more than once", where, o->name);
         return 1;
     }
     if (seen)
         seen[idx] = 1;
+    int bad = apply_value(cfg, o, where, file, w, nw, e);
+    if (origin && cfg->set_at) {
+        if (bad) {
+            cfg->rejected[idx] = 1;
+        } else {
+            cfg->rejected[idx] = 0;
+            free(cfg->set_at[idx]);
+            cfg->set_at[idx] = wd_strdup(origin);
+        }
+    }
+    return bad;
+}
+
+/* apply(), for the directive o: checks the words and stores the value. */
+static int apply_value(struct wd_config *cfg, const struct opt *o, const char *where,
+                       const char *file, char **w, int nw, struct errbuf *e)
+{
     char *field = (char *)cfg + o->off;
     int nargs = nw - 1;
 
@@ -581,21 +616,30 @@ static int apply(struct wd_config *cfg, const char *where, const char *file, cha
     }
     const char *v = w[1];
     switch (o->type) {
-    case T_WORD: {
-        size_t k = 0;
-        while (o->choices[k] && strcmp(o->choices[k], v) != 0)
-            k++;
-        if (!o->choices[k]) {
-            struct wd_buf b = {0};
-            for (size_t j = 0; o->choices[j]; j++)
-                wd_buf_printf(&b, "%s%s", j ? ", " : "", o->choices[j]);
-            err_add(e, "%s: '%s' must be one of %s; got '%s'", where, o->name, b.s, v);
-            wd_buf_free(&b);
+    case T_ENUM: {
+        int value;
+        if (!choice_find(o, v, &value)) {
+            err_choices(e, where, o, v);
             return 1;
         }
-        char **sp = (char **)field;
-        free(*sp);
-        *sp = wd_strdup(v);
+        *(int *)field = value;
+        return 0;
+    }
+    case T_DEST: {
+        struct wd_config_dest *d = (struct wd_config_dest *)field;
+        int value;
+        if (v[0] == '\0') {
+            err_add(e, "%s: '%s' must not be empty", where, o->name);
+            return 1;
+        }
+        free(d->file);
+        d->file = NULL;
+        if (choice_find(o, v, &value)) {
+            d->to = (enum wd_config_output)value;
+        } else {
+            d->to = WD_CONFIG_OUTPUT_FILE;
+            d->file = resolve_path(file, v);
+        }
         return 0;
     }
     case T_SECRET_FILE: {
@@ -643,14 +687,7 @@ static int apply(struct wd_config *cfg, const char *where, const char *file, cha
         }
         char **sp = (char **)field;
         free(*sp);
-        bool word = false;
-        for (const char *const *c = o->choices; o->type == T_PATH && c && *c; c++)
-            word = word || strcmp(*c, v) == 0;
-        *sp = o->type == T_PATH && !word ? resolve_path(file, v) : wd_strdup(v);
-        if (sp == &cfg->admin_socket) {
-            free(cfg->admin_socket_where);
-            cfg->admin_socket_where = wd_strdup(where);
-        }
+        *sp = o->type == T_PATH ? resolve_path(file, v) : wd_strdup(v);
         return 0;
     }
     case T_INT: {
@@ -699,22 +736,6 @@ static int apply(struct wd_config *cfg, const char *where, const char *file, cha
             *(bool *)field = false;
         else {
             err_add(e, "%s: '%s' must be on or off, got '%s'", where, o->name, v);
-            return 1;
-        }
-        return 0;
-    case T_NOMATCH:
-        if (strcmp(v, "continue") == 0)
-            *(enum wd_nomatch_reply *)field = WD_NOMATCH_CONTINUE;
-        else if (strcmp(v, "ignore") == 0)
-            *(enum wd_nomatch_reply *)field = WD_NOMATCH_IGNORE;
-        else {
-            err_add(e, "%s: 'nomatch_reply' must be continue or ignore, got '%s'", where, v);
-            return 1;
-        }
-        return 0;
-    case T_LOGLEVEL:
-        if (wd_log_level_parse(v, (enum wd_log_level *)field) != WD_OK) {
-            err_add(e, "%s: 'log_level' must be error, warn, info or debug, got '%s'", where, v);
             return 1;
         }
         return 0;
@@ -823,12 +844,13 @@ int wd_config_parse(struct wd_config *cfg, const char *name, const char *text, s
         apply(cfg, where, name, w, nw, &e, seen);
     }
     free(store);
+    /* named even when it has errors: wd_config_validate's messages may fall back to it */
+    free(cfg->source);
+    cfg->source = wd_strdup(name);
     if (e.count) {
         *errors = e.b.s;
         return WD_ESYNTAX;
     }
-    free(cfg->source);
-    cfg->source = wd_strdup(name);
     return WD_OK;
 }
 
@@ -880,6 +902,63 @@ int wd_config_set_from(struct wd_config *cfg, const char *origin, const char *ke
         return WD_EINVAL;
     }
     return WD_OK;
+}
+
+/* Every default is parsed as a line of a file would be: a default the parser would refuse
+ * is a bug in the table, found by the first test that builds a configuration. */
+void wd_config_defaults(struct wd_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->source = wd_strdup("<defaults>");
+    cfg->set_at = wd_calloc(WD_ARRAY_LEN(opts), sizeof(char *));
+    cfg->rejected = wd_calloc(WD_ARRAY_LEN(opts), 1);
+    char store[1024], *w[MAX_WORDS + 1];
+    for (size_t i = 0; i < WD_ARRAY_LEN(opts); i++) {
+        const struct opt *o = &opts[i];
+        if (!o->def)
+            continue;
+        struct errbuf e = {0};
+        const char *why = NULL;
+        w[0] = (char *)o->name;
+        int nw = split_line(o->def, strlen(o->def), store, sizeof store, w + 1, &why);
+        if (nw < 0 || apply(cfg, NULL, NULL, w, nw + 1, &e, NULL) != 0) {
+            fprintf(stderr, "warden: the default of '%s' (%s) does not parse: %s\n", o->name,
+                    o->def, e.b.s ? e.b.s : why);
+            abort();
+        }
+    }
+}
+
+const char *wd_config_where(const struct wd_config *cfg, const char *directive)
+{
+    const struct opt *o = opt_find(directive, strlen(directive));
+    return o && cfg->set_at ? cfg->set_at[o - opts] : NULL;
+}
+
+size_t wd_config_directive_count(void)
+{
+    return WD_ARRAY_LEN(opts);
+}
+
+void wd_config_directive(size_t i, const char **name, const char **def)
+{
+    *name = i < WD_ARRAY_LEN(opts) ? opts[i].name : NULL;
+    *def = i < WD_ARRAY_LEN(opts) ? opts[i].def : NULL;
+}
+
+static const char *choice_word(const struct choice *c, int value)
+{
+    for (; c && c->word; c++)
+        if (c->value == value)
+            return c->word;
+    return NULL;
+}
+
+const char *wd_config_choice_name(const char *directive, int value)
+{
+    const struct opt *o = opt_find(directive, strlen(directive));
+    const char *w = o ? choice_word(o->choices, value) : NULL;
+    return w ? w : "?";
 }
 
 /* ---- policies derived from several options ---- */
@@ -953,7 +1032,9 @@ bool wd_config_listen_is_loopback(const char *listen)
 static void check_admin_socket(const struct wd_config *cfg, struct errbuf *e)
 {
     const char *path = cfg->admin_socket;
-    const char *at = cfg->admin_socket_where ? cfg->admin_socket_where : cfg->source;
+    const char *at = wd_config_where(cfg, "admin_socket");
+    if (!at)
+        at = cfg->source;
     struct sockaddr_un sa;
     if (strlen(path) >= sizeof sa.sun_path) {
         err_add(e, "%s: admin_socket %s: too long for a Unix socket (at most %zu bytes)", at, path,
@@ -990,29 +1071,130 @@ static void check_admin_socket(const struct wd_config *cfg, struct errbuf *e)
                 at, path);
 }
 
+static void fmt_duration(char *b, size_t cap, int ms);
+
+/* ---- rules that involve several directives ----
+ *
+ * Each message starts with where the directive it is about was set (file:line, or the
+ * flag), and names where the others involved were set, so that these errors can be
+ * reported with the line errors in one pass. A rule whose directives include one whose
+ * value was refused is not checked: that line is already reported, and the default the
+ * directive kept would only make a second, misleading error. */
+
+/* Where `name`'s value came from: its file:line or flag, else the configuration's name. */
+static const char *at(const struct wd_config *cfg, const char *name)
+{
+    const char *w = wd_config_where(cfg, name);
+    return w ? w : cfg->source;
+}
+
+/* "FILE:LINE" or "the default", for naming the other directive of a rule. */
+static const char *at_or_default(const struct wd_config *cfg, const char *name)
+{
+    const char *w = wd_config_where(cfg, name);
+    return w ? w : "the default";
+}
+
+/* Whether any of the directives had its value refused: REJECTED(cfg, "a", "b", ...). */
+static bool any_rejected(const struct wd_config *cfg, const char *const *names)
+{
+    for (; *names; names++) {
+        const struct opt *o = opt_find(*names, strlen(*names));
+        if (o && cfg->rejected && cfg->rejected[o - opts])
+            return true;
+    }
+    return false;
+}
+#define REJECTED(cfg, ...) any_rejected(cfg, (const char *const[]){__VA_ARGS__, NULL})
+
+static void check_tls(const struct wd_config *cfg, struct errbuf *e)
+{
+    if (REJECTED(cfg, "tls_cert", "tls_key", "tls_client_ca"))
+        return;
+    if (cfg->tls_key && !cfg->tls_cert)
+        err_add(e, "%s: tls_key is set but tls_cert is not", at(cfg, "tls_key"));
+    if (cfg->tls_cert && !cfg->tls_key)
+        err_add(e, "%s: tls_cert is set but tls_key is not", at(cfg, "tls_cert"));
+    if (cfg->tls_client_ca && !cfg->tls_cert)
+        err_add(e, "%s: tls_client_ca (mutual TLS) needs tls_cert and tls_key",
+                at(cfg, "tls_client_ca"));
+}
+
+static void check_keepalive(const struct wd_config *cfg, struct errbuf *e)
+{
+    if (!REJECTED(cfg, "keepalive_time", "keepalive_timeout") &&
+        cfg->keepalive_timeout_ms >= cfg->keepalive_time_ms) {
+        char a[32], b[32];
+        fmt_duration(a, sizeof a, cfg->keepalive_timeout_ms);
+        fmt_duration(b, sizeof b, cfg->keepalive_time_ms);
+        /* blamed on keepalive_timeout unless only keepalive_time was set */
+        bool timeout_set = wd_config_where(cfg, "keepalive_timeout") != NULL;
+        if (timeout_set)
+            err_add(e, "%s: keepalive_timeout (%s) must be shorter than keepalive_time (%s, %s)",
+                    at(cfg, "keepalive_timeout"), a, b, at_or_default(cfg, "keepalive_time"));
+        else
+            err_add(e, "%s: keepalive_time (%s) must be longer than keepalive_timeout (%s, %s)",
+                    at(cfg, "keepalive_time"), b, a, at_or_default(cfg, "keepalive_timeout"));
+    }
+    if (!REJECTED(cfg, "min_ping_interval") && cfg->min_ping_interval_ms > 60000)
+        err_add(e, "%s: min_ping_interval above 60s would penalize EMQX, which pings every 60s",
+                at(cfg, "min_ping_interval"));
+}
+
+static void check_stores(const struct wd_config *cfg, struct errbuf *e)
+{
+    if (!REJECTED(cfg, "redis_host", "redis_socket") && cfg->redis_host && cfg->redis_socket)
+        err_add(e, "%s: redis_host and redis_socket are both set (redis_host: %s): choose one",
+                at(cfg, "redis_socket"), at(cfg, "redis_host"));
+    if (!REJECTED(cfg, "redis_host", "redis_socket", "redis_password", "redis_password_file") &&
+        cfg->redis_password && !cfg->redis_host && !cfg->redis_socket) {
+        const char *by = cfg->redis_password_file ? "redis_password_file" : "redis_password";
+        err_add(e, "%s: %s is set but neither redis_host nor redis_socket", at(cfg, by), by);
+    }
+    /* JWT: one key source at most; the second one set is blamed, the first is named */
+    static const char *const sources[] = {"jwt_secret", "jwt_public_key", "jwt_jwks_file",
+                                          "jwt_jwks_url"};
+    const char *const set[] = {cfg->jwt_secret, cfg->jwt_public_key, cfg->jwt_jwks_file,
+                               cfg->jwt_jwks_url};
+    if (REJECTED(cfg, "jwt_secret", "jwt_secret_file", "jwt_public_key", "jwt_jwks_file",
+                 "jwt_jwks_url", "jwt_jwks_ca"))
+        return;
+    const char *first = NULL;
+    for (size_t i = 0; i < WD_ARRAY_LEN(sources); i++) {
+        if (!set[i])
+            continue;
+        const char *name = sources[i];
+        if (i == 0 && cfg->jwt_secret_file)
+            name = "jwt_secret_file";
+        if (!first) {
+            first = name;
+            continue;
+        }
+        err_add(e,
+                "%s: set exactly one JWT key source: jwt_secret, jwt_public_key, jwt_jwks_file "
+                "or jwt_jwks_url (%s: %s)",
+                at(cfg, name), first, at(cfg, first));
+    }
+    if (cfg->jwt_jwks_ca && !cfg->jwt_jwks_url)
+        err_add(e, "%s: jwt_jwks_ca is set but jwt_jwks_url is not", at(cfg, "jwt_jwks_ca"));
+}
+
 int wd_config_validate(const struct wd_config *cfg, char **errors)
 {
     struct errbuf e = {0};
     *errors = NULL;
-    if (cfg->tls_key && !cfg->tls_cert)
-        err_add(&e, "%s: tls_key is set but tls_cert is not", cfg->source);
-    if (cfg->tls_cert && !cfg->tls_key)
-        err_add(&e, "%s: tls_cert is set but tls_key is not", cfg->source);
-    if (cfg->tls_client_ca && !cfg->tls_cert)
-        err_add(&e, "%s: tls_client_ca (mutual TLS) needs tls_cert and tls_key", cfg->source);
-    if (cfg->keepalive_timeout_ms >= cfg->keepalive_time_ms)
-        err_add(&e, "%s: keepalive_timeout must be shorter than keepalive_time", cfg->source);
-    if (cfg->min_ping_interval_ms > 60000)
-        err_add(&e, "%s: min_ping_interval above 60s would penalize EMQX, which pings every 60s",
-                cfg->source);
+    check_tls(cfg, &e);
+    check_keepalive(cfg, &e);
+    check_stores(cfg, &e);
     /* The embedded policy lets demo/demo in: only a client on this host may reach it. */
-    if (!cfg->policy && !wd_config_listen_is_loopback(cfg->listen))
+    if (!REJECTED(cfg, "policy", "listen") && !cfg->policy &&
+        !wd_config_listen_is_loopback(cfg->listen))
         err_add(&e,
                 "%s: no `policy` is set: the embedded demo policy (user demo, password demo) is "
                 "served only on a loopback address, and listen is '%s'; set `policy FILE` "
                 "(docs/policy.md), or listen on 127.0.0.1",
-                cfg->source, cfg->listen);
-    if (cfg->admin_socket)
+                at(cfg, "listen"), cfg->listen);
+    if (cfg->admin_socket && !REJECTED(cfg, "admin_socket"))
         check_admin_socket(cfg, &e);
     if (e.count) {
         *errors = e.b.s;
@@ -1123,7 +1305,30 @@ void wd_config_print(const struct wd_config *cfg, int fd)
                 put(fd, line);
             }
             continue;
-        case T_WORD:
+        case T_ENUM: {
+            const char *word = choice_word(o->choices, *(const int *)field);
+            if (!word) { /* a value no word stands for: unset (chosen at start) */
+                snprintf(line, sizeof line, "# %s (unset)\n", o->name);
+                put(fd, line);
+                continue;
+            }
+            snprintf(v, sizeof v, "%s", word);
+            break;
+        }
+        case T_DEST: {
+            const struct wd_config_dest *d = (const struct wd_config_dest *)field;
+            if (d->to == WD_CONFIG_OUTPUT_FILE) {
+                size_t off = 0;
+                fmt_word(v, sizeof v, &off, d->file, false);
+            } else if (d->to == WD_CONFIG_OUTPUT_OFF && !(cfg->set_at && cfg->set_at[i])) {
+                snprintf(line, sizeof line, "# %s (unset)\n", o->name);
+                put(fd, line);
+                continue;
+            } else {
+                snprintf(v, sizeof v, "%s", choice_word(o->choices, (int)d->to));
+            }
+            break;
+        }
         case T_SECRET_FILE: /* the path; the secret is printed as <redacted> */
         case T_PATH:
         case T_STRING: {
@@ -1157,14 +1362,6 @@ void wd_config_print(const struct wd_config *cfg, int fd)
             break;
         case T_BOOL:
             snprintf(v, sizeof v, "%s", *(const bool *)field ? "on" : "off");
-            break;
-        case T_NOMATCH:
-            snprintf(v, sizeof v, "%s",
-                     *(const enum wd_nomatch_reply *)field == WD_NOMATCH_IGNORE ? "ignore"
-                                                                                : "continue");
-            break;
-        case T_LOGLEVEL:
-            snprintf(v, sizeof v, "%s", wd_log_level_str(*(const enum wd_log_level *)field));
             break;
         case T_HOOKS:
         case T_TOPICS: {

@@ -3,13 +3,16 @@
  * config.h: warden's configuration: one file in a redis.conf/nginx-like syntax
  * ("directive arg..." per line, '#' comments, double-quoted strings), overridable by
  * command-line flags. Every option, its default and its meaning is in
- * docs/configuration.md; the option table in config.c is the single source of truth and
- * `warden --print-config` prints the effective values.
+ * docs/configuration.md; the option table in config.c is the single source of truth: it
+ * declares each directive once, with its type, range, default and (for a choice) the words
+ * it accepts and the enum value each stands for, and drives parsing, wd_config_defaults,
+ * `warden --print-config` and the test that checks the documentation against it.
  *
  * Unknown directives, bad values, missing arguments and repeated single-valued directives
  * are errors reported as "file:line: message"; all errors of a file are reported in one
- * pass. A config that parsed cleanly still goes through wd_config_validate() for
- * cross-option rules (tls_key without tls_cert, ...). A directive removed with gRPC core in
+ * pass. wd_config_validate() then checks the rules that involve several directives
+ * (tls_key without tls_cert, ...), naming the file:line (or flag) that set each directive
+ * involved; a caller reports both kinds together (main.c). A directive removed with gRPC core in
  * 0.2.0 is an error when it asked for gRPC core (`transport grpc-core`), and loads with a
  * warning in cfg->warnings when it only tuned it (`prepost`).
  *
@@ -26,16 +29,99 @@
 #include "core/log.h"
 #include "core/wd.h"
 
-/* What a NOMATCH decision is answered with on the wire (docs/configuration.md). */
+/* The choices: each directive that takes one of a few words is read into an enum; the words
+ * are declared once, in config.c's option table (docs/configuration.md says what each means). */
+
+/* nomatch_reply: what a NOMATCH decision is answered with on the wire. */
 enum wd_nomatch_reply {
     WD_NOMATCH_CONTINUE = 0, /* CONTINUE + bool_result = the request's own `result` */
     WD_NOMATCH_IGNORE,       /* IGNORE (EMQX <= 5.8 rejects an authenticate on IGNORE) */
+};
+
+/* transport: warden's own HTTP/2 transport is the only one since 0.2.0. */
+enum wd_config_transport {
+    WD_CONFIG_TRANSPORT_H2 = 0,
+};
+
+/* redis_on_error, jwt_on_invalid: what a failed store or an invalid token leads to. */
+enum wd_config_fail {
+    WD_CONFIG_FAIL_DENY = 0, /* fail closed */
+    WD_CONFIG_FAIL_NEXT,     /* the chain or the rules go on */
+};
+
+/* redis_password_hash (EMQX's names; "sha" and "sha1" are the same). */
+enum wd_config_hash {
+    WD_CONFIG_HASH_PLAIN = 0,
+    WD_CONFIG_HASH_MD5,
+    WD_CONFIG_HASH_SHA1,
+    WD_CONFIG_HASH_SHA256,
+    WD_CONFIG_HASH_SHA512,
+    WD_CONFIG_HASH_BCRYPT,
+    WD_CONFIG_HASH_PBKDF2,
+    WD_CONFIG_HASH_ARGON2ID,
+};
+
+/* redis_salt_position */
+enum wd_config_salt {
+    WD_CONFIG_SALT_PREFIX = 0,
+    WD_CONFIG_SALT_SUFFIX,
+    WD_CONFIG_SALT_DISABLE,
+};
+
+/* redis_pbkdf2_mac ("sha" and "sha1" are the same) */
+enum wd_config_mac {
+    WD_CONFIG_MAC_SHA1 = 0,
+    WD_CONFIG_MAC_SHA224,
+    WD_CONFIG_MAC_SHA256,
+    WD_CONFIG_MAC_SHA384,
+    WD_CONFIG_MAC_SHA512,
+};
+
+/* jwt_from: the CONNECT field that carries the token. */
+enum wd_config_token_from {
+    WD_CONFIG_TOKEN_PASSWORD = 0,
+    WD_CONFIG_TOKEN_USERNAME,
+};
+
+/* cache_invalidation: AUTO (the default, no word) is tracking when Redis is configured and the
+ * cache is on, else off. */
+enum wd_config_cache_inval {
+    WD_CONFIG_CACHE_INVAL_AUTO = 0,
+    WD_CONFIG_CACHE_INVAL_OFF,
+    WD_CONFIG_CACHE_INVAL_TRACKING,
+};
+
+/* session_store: AUTO (the default, no word) is redis when Redis is configured, else local. */
+enum wd_config_session_store {
+    WD_CONFIG_SESSION_STORE_AUTO = 0,
+    WD_CONFIG_SESSION_STORE_LOCAL,
+    WD_CONFIG_SESSION_STORE_REDIS,
+};
+
+/* decision_log_events */
+enum wd_config_events {
+    WD_CONFIG_EVENTS_DENY = 0, /* denials only */
+    WD_CONFIG_EVENTS_ALL,
+};
+
+/* decision_log: off, stderr, or a file (any other word). */
+enum wd_config_output {
+    WD_CONFIG_OUTPUT_OFF = 0,
+    WD_CONFIG_OUTPUT_STDERR,
+    WD_CONFIG_OUTPUT_FILE,
+};
+struct wd_config_dest {
+    enum wd_config_output to;
+    char *file; /* WD_CONFIG_OUTPUT_FILE: the file (resolved); else NULL */
 };
 
 struct wd_config {
     char *source;   /* config file path, or "<embedded>" */
     char *warnings; /* "file:line: message" lines (newline-separated) for directives that load
                      * but have no effect (`prepost`); NULL when none. main.c logs them. */
+    char **set_at;  /* per directive, in table order: "file:line" or "command line: FLAG" of
+                     * the value in effect, NULL for a default; read with wd_config_where() */
+    unsigned char *rejected; /* per directive: 1 when the last value given for it was refused */
 
     /* serving */
     char *listen;
@@ -50,12 +136,12 @@ struct wd_config {
     int max_connection_idle_ms; /* 0: never close idle connections */
     int max_connection_age_ms;  /* 0: connections live forever */
     int max_connection_age_grace_ms;
-    char *transport;              /* "h2", the only one (warden's own HTTP/2 transport) */
-    int max_connections;          /* connections served at once; more are closed */
-    int max_connections_per_peer; /* the same, per peer address */
-    int handshake_timeout_ms;     /* accept -> client preface + SETTINGS */
-    int header_timeout_ms;        /* first byte of a frame/header block -> end */
-    int request_buffer_memory;    /* request bytes buffered, whole process */
+    enum wd_config_transport transport; /* h2, the only one (warden's own HTTP/2 transport) */
+    int max_connections;                /* connections served at once; more are closed */
+    int max_connections_per_peer;       /* the same, per peer address */
+    int handshake_timeout_ms;           /* accept -> client preface + SETTINGS */
+    int header_timeout_ms;              /* first byte of a frame/header block -> end */
+    int request_buffer_memory;          /* request bytes buffered, whole process */
 
     /* TLS: h2c when tls_cert is unset; mutual TLS when tls_client_ca is set */
     char *tls_cert;
@@ -88,12 +174,12 @@ struct wd_config {
     int redis_timeout_ms;
     char *redis_authn_key;
     char *redis_acl_key;
-    char *redis_password_hash;   /* passwd algorithm name (EMQX's names) */
-    char *redis_salt_position;   /* prefix | suffix | disable */
-    char *redis_pbkdf2_mac;      /* sha1 ... sha512 */
+    enum wd_config_hash redis_password_hash;
+    enum wd_config_salt redis_salt_position;
+    enum wd_config_mac redis_pbkdf2_mac;
     int redis_pbkdf2_iterations; /* >= 1 */
     int redis_pbkdf2_dk_length;  /* bytes; 0: the digest size */
-    char *redis_on_error;        /* deny | next */
+    enum wd_config_fail redis_on_error;
 
     /* JWT (docs/jwt.md): used by `authn jwt` / `rules jwt`; configured when one key
      * source is set */
@@ -105,7 +191,7 @@ struct wd_config {
     char *jwt_jwks_url;
     char *jwt_jwks_ca;
     int jwt_jwks_refresh_ms;
-    char *jwt_from; /* password | username */
+    enum wd_config_token_from jwt_from;
     int jwt_leeway_ms;
     bool jwt_check_iat;
     char *jwt_iss;
@@ -114,7 +200,7 @@ struct wd_config {
     size_t njwt_verify_claims; /* strings in the list (twice the number of claims) */
     char *jwt_acl_claim;
     int jwt_max_token_len;
-    char *jwt_on_invalid; /* deny | next */
+    enum wd_config_fail jwt_on_invalid;
 
     /* cache (docs/cache.md) and sessions (docs/sessions.md) */
     bool cache;
@@ -124,21 +210,21 @@ struct wd_config {
     int cache_negative_ttl_ms;
     int session_max;
     int session_memory;
-    int session_ttl_ms;         /* 0: sessions expire only with their token, or when evicted */
-    char *session_store;        /* local | redis; NULL: redis when Redis is configured */
+    int session_ttl_ms; /* 0: sessions expire only with their token, or when evicted */
+    enum wd_config_session_store session_store;
+    enum wd_config_cache_inval cache_invalidation;
     char *session_redis_prefix; /* key of a shared session: prefix + clientid */
     int session_redis_ttl_ms;   /* longest life in Redis of a session without exp/session_ttl */
 
     /* operations */
-    char *admin_socket;       /* NULL: no admin socket */
-    char *admin_socket_where; /* "file:line" or "command line: ..." that set it (messages) */
-    bool allow_core_dumps;    /* off: the process is not dumpable and RLIMIT_CORE is 0 */
+    char *admin_socket;    /* NULL: no admin socket */
+    bool allow_core_dumps; /* off: the process is not dumpable and RLIMIT_CORE is 0 */
 
     /* observability (docs/operations.md "Monitoring") */
-    char *metrics_listen;      /* HOST:PORT of the Prometheus endpoint; NULL: off */
-    char *decision_log;        /* a file, "stderr", or NULL / "off" */
-    char *decision_log_events; /* deny | all */
-    int decision_log_queue;    /* lines waiting for the writer; more are dropped (counted) */
+    char *metrics_listen; /* HOST:PORT of the Prometheus endpoint; NULL: off */
+    struct wd_config_dest decision_log;
+    enum wd_config_events decision_log_events;
+    int decision_log_queue; /* lines waiting for the writer; more are dropped (counted) */
 };
 
 /* The ExHook hook names EMQX accepts in a LoadedResponse (exhook-client-behavior.md §3). */
@@ -173,8 +259,21 @@ bool wd_config_listen_is_loopback(const char *listen);
 /* The configuration warden runs with when no --config is given. */
 extern const char wd_config_embedded[];
 
-/* Sets every option to its documented default (no users). */
+/* Sets every option to its default, as the option table declares it. */
 void wd_config_defaults(struct wd_config *cfg);
+
+/* Where the value in effect of `directive` was set: "file:line", "command line: FLAG", or
+ * NULL when it is the default (or the directive does not exist). */
+const char *wd_config_where(const struct wd_config *cfg, const char *directive);
+
+/* The option table, for the documentation test and tools: the number of directives, and
+ * directive i's name and default in configuration syntax (*def NULL: unset by default). */
+size_t wd_config_directive_count(void);
+void wd_config_directive(size_t i, const char **name, const char **def);
+
+/* The word a choice directive's enum value is written as (the first word the table declares
+ * for it), e.g. ("redis_on_error", WD_CONFIG_FAIL_NEXT) -> "next"; "?" for no such value. */
+const char *wd_config_choice_name(const char *directive, int value);
 
 void wd_config_cleanup(struct wd_config *cfg);
 

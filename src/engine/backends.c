@@ -42,6 +42,7 @@
 #include "store/passwd.h"
 #include "store/redis.h"
 #include "store/redis_async.h"
+#include "store/redis_inval.h"
 #include "store/session_rec.h"
 
 /* the JWT refusal counters follow enum wd_jwt_status (core/metrics.h) */
@@ -174,6 +175,11 @@ struct wd_backends {
 
     /* caches */
     struct wd_cache *cache; /* NULL: `cache off` */
+    /* cache_invalidation tracking: entries derived from Redis carry their Redis key as their
+     * origin; the subscriber (started by the first local with a loop) drops them */
+    bool tracking;
+    char *track_prefix[2];
+    struct wd_redis_inval *inval;
     struct wd_sessions *sessions;
     /* session_store redis */
     bool sess_shared;
@@ -294,22 +300,67 @@ static void append_err(struct wd_buf *e, int *n, const char *fmt, ...)
     (*n)++;
 }
 
+/* The configuration's choices (core) as the password module's enums (store). */
+static enum wd_passwd_algo passwd_algo(enum wd_config_hash h)
+{
+    switch (h) {
+    case WD_CONFIG_HASH_PLAIN:
+        return WD_PASSWD_PLAIN;
+    case WD_CONFIG_HASH_MD5:
+        return WD_PASSWD_MD5;
+    case WD_CONFIG_HASH_SHA1:
+        return WD_PASSWD_SHA1;
+    case WD_CONFIG_HASH_SHA256:
+        return WD_PASSWD_SHA256;
+    case WD_CONFIG_HASH_SHA512:
+        return WD_PASSWD_SHA512;
+    case WD_CONFIG_HASH_BCRYPT:
+        return WD_PASSWD_BCRYPT;
+    case WD_CONFIG_HASH_PBKDF2:
+        return WD_PASSWD_PBKDF2;
+    case WD_CONFIG_HASH_ARGON2ID:
+        return WD_PASSWD_ARGON2ID;
+    }
+    return WD_PASSWD_SHA256;
+}
+
+static enum wd_passwd_salt_pos passwd_salt_pos(enum wd_config_salt s)
+{
+    return s == WD_CONFIG_SALT_SUFFIX    ? WD_PASSWD_SALT_SUFFIX
+           : s == WD_CONFIG_SALT_DISABLE ? WD_PASSWD_SALT_DISABLE
+                                         : WD_PASSWD_SALT_PREFIX;
+}
+
+static enum wd_passwd_mac passwd_mac(enum wd_config_mac m)
+{
+    switch (m) {
+    case WD_CONFIG_MAC_SHA1:
+        return WD_PASSWD_MAC_SHA1;
+    case WD_CONFIG_MAC_SHA224:
+        return WD_PASSWD_MAC_SHA224;
+    case WD_CONFIG_MAC_SHA256:
+        return WD_PASSWD_MAC_SHA256;
+    case WD_CONFIG_MAC_SHA384:
+        return WD_PASSWD_MAC_SHA384;
+    case WD_CONFIG_MAC_SHA512:
+        return WD_PASSWD_MAC_SHA512;
+    }
+    return WD_PASSWD_MAC_SHA256;
+}
+
 static void setup_redis(struct wd_backends *b, const struct wd_config *cfg, struct wd_buf *e,
                         int *n)
 {
     b->redis_on = cfg->redis_host || cfg->redis_socket;
-    b->redis_fail_next = strcmp(cfg->redis_on_error, "next") == 0;
+    b->redis_fail_next = cfg->redis_on_error == WD_CONFIG_FAIL_NEXT;
     char err[256];
     if (wd_redis_tmpl_compile(cfg->redis_authn_key, &b->authn_key, err, sizeof err) != WD_OK)
         append_err(e, n, "redis_authn_key: %s", err);
     if (wd_redis_tmpl_compile(cfg->redis_acl_key, &b->acl_key, err, sizeof err) != WD_OK)
         append_err(e, n, "redis_acl_key: %s", err);
-    if (wd_passwd_algo_from_name(cfg->redis_password_hash, &b->spec.algo) != WD_OK)
-        append_err(e, n, "redis_password_hash: unknown algorithm %s", cfg->redis_password_hash);
-    if (wd_passwd_salt_pos_from_name(cfg->redis_salt_position, &b->spec.salt_pos) != WD_OK)
-        append_err(e, n, "redis_salt_position: unknown position %s", cfg->redis_salt_position);
-    if (wd_passwd_mac_from_name(cfg->redis_pbkdf2_mac, &b->spec.pbkdf2.mac) != WD_OK)
-        append_err(e, n, "redis_pbkdf2_mac: unknown mac %s", cfg->redis_pbkdf2_mac);
+    b->spec.algo = passwd_algo(cfg->redis_password_hash);
+    b->spec.salt_pos = passwd_salt_pos(cfg->redis_salt_position);
+    b->spec.pbkdf2.mac = passwd_mac(cfg->redis_pbkdf2_mac);
     b->spec.pbkdf2.iterations = (unsigned long)cfg->redis_pbkdf2_iterations;
     b->spec.pbkdf2.dk_length = (size_t)cfg->redis_pbkdf2_dk_length;
     /* EMQX 5.x compares plain passwords case-insensitively; that is its bug, not ours */
@@ -345,7 +396,8 @@ static void setup_redis(struct wd_backends *b, const struct wd_config *cfg, stru
                             "cannot reach %s:%d now (%s); requests that need Redis get "
                             "redis_on_error (%s) until it answers",
                             b->rsocket ? b->rsocket : b->rhost, b->rsocket ? 0 : b->ropts.port,
-                            wd_redis_last_error(r), cfg->redis_on_error);
+                            wd_redis_last_error(r),
+                            wd_config_choice_name("redis_on_error", (int)cfg->redis_on_error));
             else
                 wd_log_info("redis", "connected to %s", b->rsocket ? b->rsocket : b->rhost);
             wd_redis_free(r);
@@ -357,8 +409,8 @@ static void setup_jwt(struct wd_backends *b, const struct wd_config *cfg, struct
 {
     int sources = (cfg->jwt_secret != NULL) + (cfg->jwt_public_key != NULL) +
                   (cfg->jwt_jwks_file != NULL) + (cfg->jwt_jwks_url != NULL);
-    b->jwt_from_username = strcmp(cfg->jwt_from, "username") == 0;
-    b->jwt_invalid_next = strcmp(cfg->jwt_on_invalid, "next") == 0;
+    b->jwt_from_username = cfg->jwt_from == WD_CONFIG_TOKEN_USERNAME;
+    b->jwt_invalid_next = cfg->jwt_on_invalid == WD_CONFIG_FAIL_NEXT;
     b->jwt_leeway_s = cfg->jwt_leeway_ms / 1000;
     if (sources == 0) {
         if (cfg->jwt_jwks_ca)
@@ -475,8 +527,9 @@ static bool prefixes_overlap(const char *a, size_t na, const char *b, size_t nb)
 static void setup_shared_sessions(struct wd_backends *b, const struct wd_config *cfg,
                                   struct wd_buf *e, int *n)
 {
-    const char *store = cfg->session_store ? cfg->session_store : b->redis_on ? "redis" : "local";
-    if (strcmp(store, "redis") != 0)
+    bool redis = cfg->session_store == WD_CONFIG_SESSION_STORE_REDIS ||
+                 (cfg->session_store == WD_CONFIG_SESSION_STORE_AUTO && b->redis_on);
+    if (!redis)
         return;
     if (!b->redis_on) {
         append_err(e, n, "session_store redis: set redis_host or redis_socket");
@@ -519,6 +572,74 @@ static void setup_shared_sessions(struct wd_backends *b, const struct wd_config 
     b->sess_redis_ttl_ms = cfg->session_redis_ttl_ms;
 }
 
+/* ---- cache_invalidation tracking (docs/cache.md "Coherence with Redis") ---- */
+
+static void setup_tracking(struct wd_backends *b, const struct wd_config *cfg, struct wd_buf *e,
+                           int *n)
+{
+    if (cfg->cache_invalidation == WD_CONFIG_CACHE_INVAL_TRACKING && !b->redis_on) {
+        append_err(e, n, "cache_invalidation tracking: set redis_host or redis_socket");
+        return;
+    }
+    if (cfg->cache_invalidation == WD_CONFIG_CACHE_INVAL_OFF || !b->redis_on || !b->cache)
+        return;
+    b->tracking = true;
+    /* the fixed heads of the key templates: every key a template renders starts with one */
+    const char *t[2] = {cfg->redis_authn_key, cfg->redis_acl_key};
+    for (int i = 0; i < 2; i++)
+        b->track_prefix[i] = wd_strndup(t[i], tmpl_head(t[i]));
+    /* nothing derived from Redis is cached until the subscriber is up */
+    wd_cache_origins_suspend(b->cache);
+}
+
+static void on_inval_lost(void *ctx)
+{
+    struct wd_backends *b = ctx;
+    size_t n = wd_cache_origins_suspend(b->cache);
+    if (n)
+        wd_log_info("redis", "cache invalidation down: %zu cached entries dropped", n);
+}
+
+static void on_inval_armed(void *ctx)
+{
+    struct wd_backends *b = ctx;
+    wd_cache_origins_resume(b->cache);
+}
+
+static void on_inval_keys(void *ctx, const char *const *keys, const size_t *lens, size_t n)
+{
+    struct wd_backends *b = ctx;
+    if (n == 0)
+        wd_cache_flush_origins(b->cache);
+    for (size_t i = 0; i < n; i++)
+        wd_cache_flush_origin(b->cache, keys[i], lens[i]);
+}
+
+/* Starts the subscriber once, with the first local (a server's worker, or a caller of the
+ * blocking path): `warden test` and `explain`, which make none, never connect. */
+static void tracking_start(struct wd_backends *b)
+{
+    pthread_mutex_lock(&b->pool_mu);
+    if (b->tracking && !b->inval) {
+        static const struct wd_redis_inval_ops ops = {on_inval_lost, on_inval_armed, on_inval_keys};
+        const char *p[2] = {b->track_prefix[0], b->track_prefix[1]};
+        if (wd_redis_inval_start(&b->ropts, p, 2, &ops, b, &b->inval) != WD_OK) {
+            b->inval = NULL;
+            wd_log_error("redis", "cannot start the cache invalidation thread: answers from "
+                                  "Redis are not cached");
+        }
+    }
+    pthread_mutex_unlock(&b->pool_mu);
+}
+
+/* Marks ck as derived from the Redis key `key` (before the key is read). */
+static void track_origin(struct wd_backends *b, struct wd_cache_key *ck, const char *key,
+                         size_t keylen)
+{
+    if (b->tracking)
+        wd_cache_key_origin(b->cache, ck, key, keylen);
+}
+
 /* LRU order and the limits hold per shard: keep shards big enough (>= 4096 entries) that
  * a small configured limit still evicts the least recently used of the whole table. */
 static unsigned shards_for(size_t entries)
@@ -559,6 +680,7 @@ int wd_backends_new(const struct wd_config *cfg, struct wd_backends **out, char 
                        "cache: invalid settings (cache_entries at least 16, "
                        "cache_memory at least 64KiB)");
     }
+    setup_tracking(b, cfg, &e, &n);
     struct wd_sessions_config sc = {
         .max_entries = (size_t)cfg->session_max,
         .max_bytes = (size_t)cfg->session_memory,
@@ -586,7 +708,10 @@ void wd_backends_free(struct wd_backends *b)
 {
     if (!b)
         return;
-    wd_hashpool_free(b->pool); /* every local is gone: no completion is due to a loop */
+    wd_hashpool_free(b->pool);     /* every local is gone: no completion is due to a loop */
+    wd_redis_inval_stop(b->inval); /* before the cache its callbacks use */
+    free(b->track_prefix[0]);
+    free(b->track_prefix[1]);
     pthread_mutex_destroy(&b->pool_mu);
     wd_redis_free(b->probe);
     pthread_mutex_destroy(&b->probe_mu);
@@ -635,6 +760,7 @@ struct wd_backends_local *wd_backends_local_new(struct wd_backends *b, const str
 {
     struct wd_backends_local *l = wd_calloc(1, sizeof *l);
     l->b = b;
+    tracking_start(b);
     if (!ev)
         return l;
     l->async = true;
@@ -1034,6 +1160,7 @@ static int authn_redis_wait(struct wd_backends_local *l, const struct wd_authn_r
         wd_cache_key_add_str(&s->ck, "redis");
         wd_cache_key_add(&s->ck, key, keylen);
         wd_cache_key_add(&s->ck, req->password, req->password_len);
+        track_origin(b, &s->ck, key, keylen);
         s->has_ck = true;
         s->tag = wd_strdup(req->client.username);
     }
@@ -1091,6 +1218,7 @@ int wd_backends_authn_redis(struct wd_backends_local *l, const struct wd_authn_r
         wd_cache_key_add_str(&ck, "redis");
         wd_cache_key_add(&ck, key, keylen);
         wd_cache_key_add(&ck, req->password, req->password_len);
+        track_origin(b, &ck, key, keylen);
         struct redis_lookup x = {l, req, key, keylen};
         cached_verdict(b, &ck, req->client.username, redis_verdict, &x, &vd, &failed);
         wd_cache_key_cleanup(&ck);
@@ -1823,6 +1951,7 @@ static int redis_acl(struct wd_backends_local *l, const struct wd_client *c, str
     struct wd_cache_key ck;
     wd_cache_key_init(&ck, WD_CACHE_KIND_REDIS_ACL);
     wd_cache_key_add(&ck, key, keylen);
+    track_origin(b, &ck, key, keylen);
     int rc = WD_OK;
     if (b->cache) {
         void *v;
@@ -1840,6 +1969,7 @@ static int redis_acl(struct wd_backends_local *l, const struct wd_client *c, str
         aw->p = p;
         wd_cache_key_init(&aw->ck, WD_CACHE_KIND_REDIS_ACL);
         wd_cache_key_add(&aw->ck, key, keylen);
+        track_origin(b, &aw->ck, key, keylen);
         aw->user = wd_strdup(c->username);
         aw->sk = (struct skip_ctx){"Redis ACL", aw->who, 0};
         client_label(b, c, aw->who, sizeof aw->who);

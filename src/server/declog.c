@@ -199,15 +199,15 @@ static void *writer_main(void *arg)
 
 int wd_declog_start(const struct wd_config *cfg, const char *policy, char *err, size_t errcap)
 {
-    if (!cfg->decision_log || strcmp(cfg->decision_log, "off") == 0)
+    if (cfg->decision_log.to == WD_CONFIG_OUTPUT_OFF)
         return WD_OK;
     struct declog *l = wd_calloc(1, sizeof *l);
-    l->all = cfg->decision_log_events && strcmp(cfg->decision_log_events, "all") == 0;
+    l->all = cfg->decision_log_events == WD_CONFIG_EVENTS_ALL;
     l->policy = wd_strdup(policy ? policy : "<embedded>");
-    if (strcmp(cfg->decision_log, "stderr") == 0) {
+    if (cfg->decision_log.to == WD_CONFIG_OUTPUT_STDERR) {
         l->fd = STDERR_FILENO;
     } else {
-        l->path = wd_strdup(cfg->decision_log);
+        l->path = wd_strdup(cfg->decision_log.file);
         l->fd = open_log(l->path, err, errcap);
         if (l->fd < 0) {
             free(l->path);

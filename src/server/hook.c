@@ -348,7 +348,7 @@ static void log_decision(const struct wd_hook_worker *w, const char *what,
     char peer[80];
     /* with `jwt_from username` the username is a bearer token: never log it */
     const struct wd_config *cfg = w->env.cfg;
-    bool token = cfg->jwt_from && strcmp(cfg->jwt_from, "username") == 0 && c->username[0];
+    bool token = cfg->jwt_from == WD_CONFIG_TOKEN_USERNAME && c->username[0];
     wd_log_debug("hook", "%s clientid=%s username=%s peerhost=%s%s -> %s (%s, policy line %u)",
                  what, wd_log_quote(cid, sizeof cid, c->clientid, strlen(c->clientid)),
                  token ? "<token>"
@@ -368,7 +368,7 @@ static void emit_decision(const struct wd_hook_worker *w, const char *hook,
     struct wd_declog_event ev = {
         .hook = hook,
         .client = c,
-        .username_is_token = cfg->jwt_from && strcmp(cfg->jwt_from, "username") == 0,
+        .username_is_token = cfg->jwt_from == WD_CONFIG_TOKEN_USERNAME,
         .action = az ? (az->action == WD_ACTION_PUBLISH ? "publish" : "subscribe") : NULL,
         .topic = az ? az->topic : NULL,
         .topic_len = az ? az->topic_len : 0,

@@ -52,8 +52,9 @@
 #define PART_U64 0x02
 
 /* Domain separation inside the one HMAC key: a key digest never equals a tag digest. */
-#define DOMAIN_KEY 0x4b /* 'K' */
-#define DOMAIN_TAG 0x54 /* 'T' */
+#define DOMAIN_KEY 0x4b    /* 'K' */
+#define DOMAIN_TAG 0x54    /* 'T' */
+#define DOMAIN_ORIGIN 0x4f /* 'O' */
 
 struct wd_cache_ref {
     struct wd_cache_ref *hnext;       /* bucket chain; once unlinked, the "to release" chain */
@@ -61,12 +62,14 @@ struct wd_cache_ref {
     atomic_uint refs;
     bool negative;
     bool has_tag;
+    bool has_origin;
     int64_t expires_at;
     size_t bytes;
     void *value;
     void (*free_fn)(void *value);
     uint8_t digest[WD_CACHE_DIGEST_LEN];
     uint8_t tag[WD_CACHE_DIGEST_LEN];
+    uint8_t origin[WD_CACHE_DIGEST_LEN];
 };
 
 struct shard {
@@ -87,6 +90,12 @@ struct wd_cache {
     int64_t ttl_ms, negative_ttl_ms;
     wd_cache_clock_fn now_ms;
     void *clock_ctx;
+    /* Origins: the epoch advances at every origin flush, suspend and resume; a put whose key
+     * took an older epoch is refused. Checked under the shard lock, after a flush has
+     * advanced it and before its scan takes that lock, so a put either sees the new epoch
+     * or is dropped by the scan. */
+    atomic_uint_fast64_t origin_epoch;
+    atomic_bool origins_suspended;
     uint64_t id;           /* random, nonzero: lets a key memoize "digest computed by this cache" */
     SHA256_CTX hmac_inner; /* SHA-256 state after (key XOR ipad): read-only after new */
     SHA256_CTX hmac_outer; /* SHA-256 state after (key XOR opad) */
@@ -149,6 +158,7 @@ void wd_cache_key_init(struct wd_cache_key *k, uint32_t kind)
     k->cap = sizeof(k->inline_buf);
     k->rc = WD_OK;
     k->digest_cache_id = 0;
+    k->origin_cache_id = 0;
     /* the kind is always first and always 4 bytes, so it needs no framing */
     put_be(k->buf, kind, 4);
     k->len = 4;
@@ -201,6 +211,7 @@ void wd_cache_key_cleanup(struct wd_cache_key *k)
     k->len = 0;
     k->cap = 0;
     k->digest_cache_id = 0;
+    k->origin_cache_id = 0;
 }
 
 /* ---- hashing ---- */
@@ -239,6 +250,19 @@ static int tag_digest(const struct wd_cache *c, const void *tag, size_t tag_len,
                       uint8_t out[WD_CACHE_DIGEST_LEN])
 {
     return keyed_hash(c, DOMAIN_TAG, tag, tag_len, out);
+}
+
+int wd_cache_key_origin(struct wd_cache *c, struct wd_cache_key *k, const void *origin, size_t len)
+{
+    if (c == NULL || k == NULL || (origin == NULL && len > 0))
+        return WD_EINVAL;
+    /* the epoch first: a flush between it and the read that follows refuses the put */
+    k->origin_epoch = atomic_load(&c->origin_epoch);
+    int rc = keyed_hash(c, DOMAIN_ORIGIN, origin, len, k->origin);
+    if (rc != WD_OK)
+        return rc;
+    k->origin_cache_id = c->id;
+    return WD_OK;
 }
 
 static uint64_t load_le(const uint8_t *p, int n)
@@ -383,6 +407,8 @@ struct wd_cache *wd_cache_new(const struct wd_cache_config *cfg)
     }
 
     c = wd_calloc(1, sizeof(*c));
+    atomic_init(&c->origin_epoch, 1);
+    atomic_init(&c->origins_suspended, false);
     c->nshards = nshards;
     c->shard_max_entries = max_entries / nshards;
     c->shard_max_bytes = max_bytes / nshards;
@@ -515,6 +541,14 @@ int wd_cache_put(struct wd_cache *c, struct wd_cache_key *key, void *value, size
             goto out;
         e->has_tag = true;
     }
+    if (key->origin_cache_id != 0) {
+        if (key->origin_cache_id != c->id) {
+            rc = WD_EINVAL;
+            goto out;
+        }
+        memcpy(e->origin, key->origin, WD_CACHE_DIGEST_LEN);
+        e->has_origin = true;
+    }
     memcpy(e->digest, key->digest, WD_CACHE_DIGEST_LEN);
     e->value = value;
     e->bytes = value_bytes;
@@ -528,6 +562,12 @@ int wd_cache_put(struct wd_cache *c, struct wd_cache_key *key, void *value, size
     e->expires_at = deadline(now, ttl_ms);
     struct shard *s = shard_of(c, e->digest);
     pthread_mutex_lock(&s->lock);
+    if (e->has_origin && (atomic_load(&c->origins_suspended) ||
+                          atomic_load(&c->origin_epoch) != key->origin_epoch)) {
+        pthread_mutex_unlock(&s->lock);
+        rc = WD_EAGAIN; /* may predate a write whose invalidation came first */
+        goto out;
+    }
     old = shard_find(s, e->digest);
     if (old != NULL)
         shard_unlink(s, old, &dead); /* replaced: neither an eviction nor an expiry */
@@ -645,6 +685,16 @@ static bool pick_tag(const struct wd_cache_ref *e, const void *arg, int64_t now)
     return e->has_tag && memcmp(e->tag, arg, WD_CACHE_DIGEST_LEN) == 0;
 }
 
+static bool pick_origin(const struct wd_cache_ref *e, const void *arg, int64_t now)
+{
+    return e->has_origin && memcmp(e->origin, arg, WD_CACHE_DIGEST_LEN) == 0;
+}
+
+static bool pick_any_origin(const struct wd_cache_ref *e, const void *arg, int64_t now)
+{
+    return e->has_origin;
+}
+
 static bool pick_expired(const struct wd_cache_ref *e, const void *arg, int64_t now)
 {
     return expired(e, now);
@@ -663,6 +713,41 @@ size_t wd_cache_flush_tag(struct wd_cache *c, const void *tag, size_t tag_len)
     if (tag_digest(c, tag, tag_len, d) != WD_OK)
         return 0;
     return drop_where(c, pick_tag, d, false);
+}
+
+size_t wd_cache_flush_origin(struct wd_cache *c, const void *origin, size_t len)
+{
+    uint8_t d[WD_CACHE_DIGEST_LEN];
+    if (c == NULL || (origin == NULL && len > 0))
+        return 0;
+    atomic_fetch_add(&c->origin_epoch, 1);
+    if (keyed_hash(c, DOMAIN_ORIGIN, origin, len, d) != WD_OK)
+        return wd_cache_flush_origins(c); /* cannot name it: drop them all */
+    return drop_where(c, pick_origin, d, false);
+}
+
+size_t wd_cache_flush_origins(struct wd_cache *c)
+{
+    if (c == NULL)
+        return 0;
+    atomic_fetch_add(&c->origin_epoch, 1);
+    return drop_where(c, pick_any_origin, NULL, false);
+}
+
+size_t wd_cache_origins_suspend(struct wd_cache *c)
+{
+    if (c == NULL)
+        return 0;
+    atomic_store(&c->origins_suspended, true);
+    return wd_cache_flush_origins(c);
+}
+
+void wd_cache_origins_resume(struct wd_cache *c)
+{
+    if (c == NULL)
+        return;
+    atomic_fetch_add(&c->origin_epoch, 1);
+    atomic_store(&c->origins_suspended, false);
 }
 
 size_t wd_cache_sweep(struct wd_cache *c)

@@ -85,6 +85,9 @@ struct wd_cache_key {
     int rc;                   /* first error while adding parts, or WD_OK */
     uint64_t digest_cache_id; /* id of the cache that computed digest, 0 = none */
     uint8_t digest[WD_CACHE_DIGEST_LEN];
+    uint64_t origin_cache_id; /* id of the cache that set origin, 0 = no origin */
+    uint64_t origin_epoch;    /* the cache's origin epoch when origin was set */
+    uint8_t origin[WD_CACHE_DIGEST_LEN];
     uint8_t inline_buf[192];
 };
 
@@ -98,6 +101,14 @@ int wd_cache_key_add(struct wd_cache_key *k, const void *p, size_t len);
 int wd_cache_key_add_str(struct wd_cache_key *k, const char *s);
 /* Appends a number as its own typed part: never equal to any byte-string part. */
 int wd_cache_key_add_u64(struct wd_cache_key *k, uint64_t v);
+/* Origins (cache_invalidation tracking, docs/cache.md "Coherence with Redis"): the entry put
+ * under this key is derived from ORIGIN (a Redis key, any bytes, kept as a keyed hash) and is
+ * dropped by wd_cache_flush_origin() with the same bytes. Call it BEFORE reading the origin:
+ * it also takes the cache's origin epoch, and the put is refused (WD_EAGAIN, the caller keeps
+ * its value) if any origin was flushed or the origins were suspended since, because the value
+ * read may predate a write whose invalidation was already processed. Only wd_cache_put with
+ * cache c honours it. WD_OK, or WD_EINVAL (NULL cache or key, origin NULL with a length). */
+int wd_cache_key_origin(struct wd_cache *c, struct wd_cache_key *k, const void *origin, size_t len);
 /* Wipes the encoded parts (OPENSSL_cleanse) and frees them. NULL-safe; idempotent. */
 void wd_cache_key_cleanup(struct wd_cache_key *k);
 
@@ -147,6 +158,18 @@ int wd_cache_remove_if(struct wd_cache *c, struct wd_cache_key *key,
  * dropped. Entries held by references stay alive until released. */
 size_t wd_cache_flush_all(struct wd_cache *c);
 size_t wd_cache_flush_tag(struct wd_cache *c, const void *tag, size_t tag_len);
+/* Origins: drop the entries put with this origin (wd_cache_key_origin), or with any origin;
+ * both first advance the origin epoch, so a value read before the flush is never put after
+ * it. Return how many were dropped. */
+size_t wd_cache_flush_origin(struct wd_cache *c, const void *origin, size_t len);
+size_t wd_cache_flush_origins(struct wd_cache *c);
+/* While the invalidation stream is down: wd_cache_origins_suspend() flushes every entry with
+ * an origin and refuses puts of new ones (WD_EAGAIN) until wd_cache_origins_resume(), which
+ * also advances the epoch (a read sent while suspended is never cached). Entries without an
+ * origin are not affected. Returns how many were dropped. */
+size_t wd_cache_origins_suspend(struct wd_cache *c);
+void wd_cache_origins_resume(struct wd_cache *c);
+
 /* Drops expired entries everywhere (lookups and eviction also drop them as they meet them);
  * returns how many. For a periodic housekeeping timer; optional. */
 size_t wd_cache_sweep(struct wd_cache *c);

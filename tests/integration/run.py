@@ -1754,6 +1754,10 @@ import observe  # noqa: E402  (tests/integration/observe.py: issue 12, metrics, 
 observe.register(scenario)
 import sessions_shared  # noqa: E402  (tests/integration/sessions_shared.py: issue 11, shared sessions)
 sessions_shared.register(scenario)
+import cache_tracking  # noqa: E402  (tests/integration/cache_tracking.py: issue 11, coherent caches)
+cache_tracking.register(scenario)
+import config_cli  # noqa: E402  (tests/integration/config_cli.py: issue 12, errors in one pass, several files)
+config_cli.register(scenario)
 import threads  # noqa: E402  (tests/integration/threads.py: issue 10, every thread at once)
 threads.register(scenario)
 

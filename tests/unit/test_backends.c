@@ -216,7 +216,8 @@ static void identical_concurrent_checks_ask_redis_once(void **state)
     assert_int_equal(wd_passwd_hash("bcrypt:8", "fleet-pw", 8, &hash), WD_OK);
     redis_cmd("HSET mqtt_user:fleet password_hash %s", hash + strlen("bcrypt:"));
     wd_passwd_secret_free(hash);
-    struct wd_engine *e = engine_with(POLICY, "redis_password_hash=bcrypt");
+    /* cache_invalidation off: tracking caches nothing from Redis until its stream is up */
+    struct wd_engine *e = engine_with(POLICY, "redis_password_hash=bcrypt;cache_invalidation=off");
 
     uint64_t lookups = wd_metrics_get(WD_M_REDIS_LOOKUPS);
     assert_int_equal(storm(e, "fleet", "fleet-pw", WD_DECISION_ALLOW), 1);
@@ -639,7 +640,8 @@ static void flush_user_drops_a_cached_verdict_and_acl(void **state)
     redis_cmd("HSET mqtt_user:bob password_hash old-pw");
     redis_cmd("DEL mqtt_acl:bob");
     redis_cmd("HSET mqtt_acl:bob a/1 publish");
-    struct wd_engine *e = engine_with(POLICY, "redis_password_hash=plain");
+    /* without invalidations: the cached answers stand until a flush */
+    struct wd_engine *e = engine_with(POLICY, "redis_password_hash=plain;cache_invalidation=off");
     struct wd_engine_local *l = wd_engine_local_new(e);
     assert_int_equal(authn(l, "bob", "b1", "old-pw"), WD_DECISION_ALLOW);
     assert_int_equal(authz(l, "bob", "b1", "a/1"), WD_DECISION_ALLOW);
@@ -655,6 +657,61 @@ static void flush_user_drops_a_cached_verdict_and_acl(void **state)
     assert_int_equal(authn(l, "bob", "b1", "old-pw"), WD_DECISION_DENY);
     assert_int_equal(authn(l, "bob", "b1", "new-pw"), WD_DECISION_ALLOW);
     assert_int_equal(authz(l, "bob", "b1", "a/2"), WD_DECISION_ALLOW);
+    wd_engine_local_free(l);
+    wd_engine_free(e);
+}
+
+/* ---- cache_invalidation tracking (the default with Redis) ---- */
+
+/* Subscribers to the invalidation channel (the stream is up when there is one). */
+static long long pubsub_clients(void)
+{
+    redisContext *c = admin(g_srv);
+    assert_non_null(c);
+    redisReply *r = redisCommand(c, "PUBSUB NUMSUB __redis__:invalidate");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    long long n = r->element[1]->integer;
+    freeReplyObject(r);
+    redisFree(c);
+    return n;
+}
+
+/* A warm cache: a write in Redis drops the verdict and the ACL, with no flush and no TTL. */
+static void with_tracking_a_write_in_redis_reaches_a_warm_cache(void **state)
+{
+    (void)state;
+    redis_cmd("HSET mqtt_user:dan password_hash old-pw");
+    redis_cmd("DEL mqtt_acl:dan");
+    redis_cmd("HSET mqtt_acl:dan a/1 publish");
+    struct wd_engine *e = engine_with(POLICY, "redis_password_hash=plain;cache_ttl=1h");
+    struct wd_engine_local *l = wd_engine_local_new(e); /* starts the stream */
+    uint64_t end = mono_ms() + 10000;
+    while (pubsub_clients() < 1 && mono_ms() < end)
+        sleep_ms(2);
+    assert_true(pubsub_clients() >= 1);
+    /* the stream may be subscribed a moment before the cache is told: poll until warm */
+    uint64_t before;
+    do {
+        assert_int_equal(authn(l, "dan", "d1", "old-pw"), WD_DECISION_ALLOW);
+        assert_int_equal(authz(l, "dan", "d1", "a/1"), WD_DECISION_ALLOW);
+        before = wd_metrics_get(WD_M_REDIS_LOOKUPS);
+        assert_int_equal(authn(l, "dan", "d1", "old-pw"), WD_DECISION_ALLOW);
+        assert_int_equal(authz(l, "dan", "d1", "a/1"), WD_DECISION_ALLOW);
+    } while (wd_metrics_get(WD_M_REDIS_LOOKUPS) != before && mono_ms() < end);
+    assert_int_equal(wd_metrics_get(WD_M_REDIS_LOOKUPS), before); /* warm */
+
+    redis_cmd("HSET mqtt_user:dan password_hash new-pw");
+    redis_cmd("HDEL mqtt_acl:dan a/1");
+    redis_cmd("HSET mqtt_acl:dan a/2 publish");
+    while ((authn(l, "dan", "d1", "old-pw") != WD_DECISION_DENY ||
+            authz(l, "dan", "d1", "a/1") != WD_DECISION_DENY) &&
+           mono_ms() < end)
+        sleep_ms(1);
+    assert_int_equal(authn(l, "dan", "d1", "old-pw"), WD_DECISION_DENY);
+    assert_int_equal(authn(l, "dan", "d1", "new-pw"), WD_DECISION_ALLOW);
+    assert_int_equal(authz(l, "dan", "d1", "a/1"), WD_DECISION_DENY);
+    assert_int_equal(authz(l, "dan", "d1", "a/2"), WD_DECISION_ALLOW);
     wd_engine_local_free(l);
     wd_engine_free(e);
 }
@@ -696,6 +753,7 @@ int main(void)
         cmocka_unit_test(a_forged_or_foreign_shared_session_is_not_used),
         cmocka_unit_test(a_session_prefix_overlapping_a_key_template_is_refused),
         cmocka_unit_test(flush_user_drops_a_cached_verdict_and_acl),
+        cmocka_unit_test(with_tracking_a_write_in_redis_reaches_a_warm_cache),
         cmocka_unit_test(a_policy_using_redis_without_redis_configured_is_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -1005,10 +1005,96 @@ static void digests_are_hmac_sha256_as_computed_by_evp_mac(void **state)
     EVP_MAC_free(mac);
 }
 
+/* ---- origins (cache_invalidation tracking) ---- */
+
+static int put_origin(struct wd_cache *c, const char *key, struct tval *v, const char *origin)
+{
+    struct wd_cache_key k;
+    key_str(&k, key);
+    assert_int_equal(wd_cache_key_origin(c, &k, origin, strlen(origin)), WD_OK);
+    int rc = wd_cache_put(c, &k, v, 1, false, 0, tval_free, NULL, 0, NULL);
+    wd_cache_key_cleanup(&k);
+    return rc;
+}
+
+static void flush_origin_drops_only_the_entries_derived_from_that_origin(void **state)
+{
+    struct fake_clock clk = {.now = 0};
+    struct wd_cache *c = new_cache(&clk, 4, 64, 1000);
+    struct tval a, a2, b, n;
+    tval_init(&a, 1);
+    tval_init(&a2, 2);
+    tval_init(&b, 3);
+    tval_init(&n, 4);
+    assert_int_equal(put_origin(c, "alice-pw1", &a, "mqtt_user:alice"), WD_OK);
+    assert_int_equal(put_origin(c, "alice-pw2", &a2, "mqtt_user:alice"), WD_OK);
+    assert_int_equal(put_origin(c, "bob-pw", &b, "mqtt_user:bob"), WD_OK);
+    assert_int_equal(put_str(c, "static", &n, 1, false, 0, NULL), WD_OK);
+    assert_int_equal(wd_cache_flush_origin(c, "mqtt_user:alice", 15), 2);
+    assert_int_equal(get_str(c, "alice-pw1", NULL), -1);
+    assert_int_equal(get_str(c, "alice-pw2", NULL), -1);
+    assert_int_equal(get_str(c, "bob-pw", NULL), 3);
+    assert_int_equal(wd_cache_flush_origins(c), 1);
+    assert_int_equal(get_str(c, "bob-pw", NULL), -1);
+    assert_int_equal(get_str(c, "static", NULL), 4); /* no origin: not Redis's to drop */
+    assert_int_equal(atomic_load(&a.freed) + atomic_load(&a2.freed) + atomic_load(&b.freed), 3);
+    wd_cache_free(c);
+}
+
+static void a_put_read_before_an_invalidation_is_refused(void **state)
+{
+    struct fake_clock clk = {.now = 0};
+    struct wd_cache *c = new_cache(&clk, 4, 64, 1000);
+    struct tval a;
+    tval_init(&a, 1);
+    struct wd_cache_key k;
+    key_str(&k, "alice-pw");
+    assert_int_equal(wd_cache_key_origin(c, &k, "mqtt_user:alice", 15), WD_OK);
+    /* the read is in flight; a write's invalidation is processed before its reply */
+    wd_cache_flush_origin(c, "mqtt_user:alice", 15);
+    assert_int_equal(wd_cache_put(c, &k, &a, 1, false, 0, tval_free, NULL, 0, NULL), WD_EAGAIN);
+    wd_cache_key_cleanup(&k);
+    assert_int_equal(atomic_load(&a.freed), 0); /* still the caller's */
+    assert_int_equal(get_str(c, "alice-pw", NULL), -1);
+    /* a read that starts after it is cached */
+    assert_int_equal(put_origin(c, "alice-pw", &a, "mqtt_user:alice"), WD_OK);
+    assert_int_equal(get_str(c, "alice-pw", NULL), 1);
+    wd_cache_free(c);
+}
+
+static void suspended_origins_are_flushed_and_not_cached_until_resumed(void **state)
+{
+    struct fake_clock clk = {.now = 0};
+    struct wd_cache *c = new_cache(&clk, 4, 64, 1000);
+    struct tval a, b, n;
+    tval_init(&a, 1);
+    tval_init(&b, 2);
+    tval_init(&n, 3);
+    assert_int_equal(put_origin(c, "alice-pw", &a, "mqtt_user:alice"), WD_OK);
+    assert_int_equal(wd_cache_origins_suspend(c), 1);
+    assert_int_equal(get_str(c, "alice-pw", NULL), -1);
+    assert_int_equal(put_origin(c, "bob-pw", &b, "mqtt_user:bob"), WD_EAGAIN);
+    assert_int_equal(put_str(c, "static", &n, 1, false, 0, NULL), WD_OK);
+    /* a read sent while suspended is not cached after the resume either */
+    struct wd_cache_key k;
+    key_str(&k, "bob-pw");
+    assert_int_equal(wd_cache_key_origin(c, &k, "mqtt_user:bob", 13), WD_OK);
+    wd_cache_origins_resume(c);
+    assert_int_equal(wd_cache_put(c, &k, &b, 1, false, 0, tval_free, NULL, 0, NULL), WD_EAGAIN);
+    wd_cache_key_cleanup(&k);
+    assert_int_equal(put_origin(c, "bob-pw", &b, "mqtt_user:bob"), WD_OK);
+    assert_int_equal(get_str(c, "bob-pw", NULL), 2);
+    assert_int_equal(get_str(c, "static", NULL), 3);
+    wd_cache_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(get_misses_on_an_empty_cache_and_hits_after_put),
+        cmocka_unit_test(flush_origin_drops_only_the_entries_derived_from_that_origin),
+        cmocka_unit_test(a_put_read_before_an_invalidation_is_refused),
+        cmocka_unit_test(suspended_origins_are_flushed_and_not_cached_until_resumed),
         cmocka_unit_test(positive_entries_expire_after_the_default_ttl),
         cmocka_unit_test(negative_entries_expire_after_the_shorter_negative_ttl),
         cmocka_unit_test(an_explicit_ttl_overrides_the_defaults),

@@ -259,7 +259,7 @@ static void transport_is_h2_by_default_and_h2_is_accepted(void **state)
     struct wd_config c;
     char *errors = NULL;
     wd_config_defaults(&c);
-    assert_string_equal(c.transport, "h2");
+    assert_int_equal(c.transport, WD_CONFIG_TRANSPORT_H2);
     wd_config_cleanup(&c);
     assert_int_equal(parse(&c, "transport h2\n", &errors), WD_OK);
     assert_null(errors);
@@ -383,8 +383,8 @@ static void store_directives_check_choices_repeat_claims_and_hide_secrets(void *
                            "jwt_verify_claim tenant acme\ncache off\nsession_ttl 1h\n",
                            &errors),
                      WD_OK);
-    assert_string_equal(c.redis_password_hash, "bcrypt");
-    assert_string_equal(c.redis_on_error, "next");
+    assert_int_equal(c.redis_password_hash, WD_CONFIG_HASH_BCRYPT);
+    assert_int_equal(c.redis_on_error, WD_CONFIG_FAIL_NEXT);
     assert_int_equal(c.njwt_verify_claims, 4);
     assert_string_equal(c.jwt_verify_claims[1], "${clientid}");
     assert_false(c.cache);
@@ -523,7 +523,7 @@ static void validate_refuses_the_demo_policy_on_a_non_loopback_listen(void **sta
     for (size_t i = 0; i < sizeof exposed / sizeof exposed[0]; i++) {
         assert_int_equal(parse(&c, exposed[i], &errors), WD_OK);
         assert_int_equal(wd_config_validate(&c, &errors), WD_EINVAL);
-        assert_non_null(strstr(errors, "t.conf: no `policy` is set"));
+        assert_non_null(strstr(errors, "t.conf:1: no `policy` is set"));
         assert_non_null(strstr(errors, "set `policy FILE`"));
         free(errors);
         /* the same address with a policy is fine */
@@ -580,20 +580,22 @@ static void decision_log_words_stay_words_and_files_resolve(void **state)
     char *errors = NULL;
     const char *text = "decision_log stderr\nmetrics_listen 127.0.0.1:9100\n";
     wd_config_defaults(&c);
-    assert_null(c.decision_log); /* off by default */
+    assert_int_equal(c.decision_log.to, WD_CONFIG_OUTPUT_OFF); /* off by default */
+    assert_null(c.decision_log.file);
     assert_null(c.metrics_listen);
-    assert_string_equal(c.decision_log_events, "deny");
+    assert_int_equal(c.decision_log_events, WD_CONFIG_EVENTS_DENY);
     assert_int_equal(wd_config_parse(&c, "/etc/warden/warden.conf", text, strlen(text), &errors),
                      WD_OK);
-    assert_string_equal(c.decision_log, "stderr");
+    assert_int_equal(c.decision_log.to, WD_CONFIG_OUTPUT_STDERR);
     assert_string_equal(c.metrics_listen, "127.0.0.1:9100");
     wd_config_cleanup(&c);
     text = "decision_log d.log\ndecision_log_events all\ndecision_log_queue 16\n";
     wd_config_defaults(&c);
     assert_int_equal(wd_config_parse(&c, "/etc/warden/warden.conf", text, strlen(text), &errors),
                      WD_OK);
-    assert_string_equal(c.decision_log, "/etc/warden/d.log");
-    assert_string_equal(c.decision_log_events, "all");
+    assert_int_equal(c.decision_log.to, WD_CONFIG_OUTPUT_FILE);
+    assert_string_equal(c.decision_log.file, "/etc/warden/d.log");
+    assert_int_equal(c.decision_log_events, WD_CONFIG_EVENTS_ALL);
     assert_int_equal(c.decision_log_queue, 16);
     wd_config_cleanup(&c);
     assert_int_equal(parse(&c, "decision_log_events some\n", &errors), WD_ESYNTAX);
@@ -602,6 +604,360 @@ static void decision_log_words_stay_words_and_files_resolve(void **state)
     wd_config_cleanup(&c);
     assert_int_equal(parse(&c, "decision_log_queue 1\n", &errors), WD_ESYNTAX);
     free(errors);
+    wd_config_cleanup(&c);
+}
+
+/* ---- golden files: what --print-config prints (tests/data/config/) ---- */
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 4096, n = 0, got;
+    char *buf = malloc(cap);
+    while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (cap - n < 2) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+        }
+    }
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* Compares text with the golden file, or rewrites it under WD_UPDATE_GOLDEN=1. */
+static void matches_golden(const char *path, const char *text)
+{
+    if (getenv("WD_UPDATE_GOLDEN")) {
+        FILE *f = fopen(path, "wb");
+        assert_non_null(f);
+        fputs(text, f);
+        fclose(f);
+        return;
+    }
+    char *want = slurp(path);
+    if (!want)
+        fail_msg("cannot read %s (run the tests from the repository root)", path);
+    if (strcmp(want, text) != 0)
+        fail_msg("%s differs; got:\n%s", path, text);
+    free(want);
+}
+
+/* --print-config of the defaults, and of a file that sets every directive to something else:
+ * the option table drives both, so a change to how the table is declared must not change a
+ * byte of either. */
+static void printed_defaults_and_full_configuration_match_the_golden_files(void **state)
+{
+    (void)state;
+    struct wd_config c;
+    char *errors = NULL;
+    static char buf[65536];
+    wd_config_defaults(&c);
+    print_into(&c, buf, sizeof buf);
+    matches_golden("tests/data/config/defaults.golden", buf);
+    wd_config_cleanup(&c);
+
+    char *text = slurp("tests/data/config/full.conf");
+    if (!text)
+        fail_msg("cannot read tests/data/config/full.conf (run from the repository root)");
+    wd_config_defaults(&c);
+    int rc = wd_config_parse(&c, "/etc/warden/warden.conf", text, strlen(text), &errors);
+    if (rc != WD_OK)
+        fail_msg("full.conf: %s", errors);
+    print_into(&c, buf, sizeof buf);
+    matches_golden("tests/data/config/full.golden", buf);
+    wd_config_cleanup(&c);
+    free(text);
+
+    /* the decision log's words, as given */
+    assert_int_equal(parse(&c, "decision_log off\n", &errors), WD_OK);
+    print_into(&c, buf, sizeof buf);
+    assert_non_null(strstr(buf, "\ndecision_log off\n"));
+    wd_config_cleanup(&c);
+    assert_int_equal(parse(&c, "decision_log stderr\n", &errors), WD_OK);
+    print_into(&c, buf, sizeof buf);
+    assert_non_null(strstr(buf, "\ndecision_log stderr\n"));
+    wd_config_cleanup(&c);
+}
+
+/* Choices are enums read through the table's words: aliases read as one value, printed as the
+ * first word; an unknown word is refused with the list of words the table declares. */
+static void choices_are_enums_read_through_the_table(void **state)
+{
+    (void)state;
+    struct wd_config c;
+    char *errors = NULL;
+    wd_config_defaults(&c);
+    assert_int_equal(c.redis_password_hash, WD_CONFIG_HASH_SHA256);
+    assert_int_equal(c.redis_salt_position, WD_CONFIG_SALT_PREFIX);
+    assert_int_equal(c.redis_pbkdf2_mac, WD_CONFIG_MAC_SHA256);
+    assert_int_equal(c.redis_on_error, WD_CONFIG_FAIL_DENY);
+    assert_int_equal(c.jwt_from, WD_CONFIG_TOKEN_PASSWORD);
+    assert_int_equal(c.jwt_on_invalid, WD_CONFIG_FAIL_DENY);
+    assert_int_equal(c.log_level, WD_LOG_INFO);
+    assert_int_equal(c.decision_log_events, WD_CONFIG_EVENTS_DENY);
+    assert_int_equal(c.decision_log.to, WD_CONFIG_OUTPUT_OFF);
+    assert_int_equal(c.session_store, WD_CONFIG_SESSION_STORE_AUTO); /* chosen at start */
+    assert_int_equal(wd_config_set(&c, "session_store", "redis", &errors), WD_OK);
+    assert_int_equal(c.session_store, WD_CONFIG_SESSION_STORE_REDIS);
+    wd_config_cleanup(&c);
+
+    assert_int_equal(parse(&c,
+                           "redis_password_hash sha1\nredis_pbkdf2_mac sha\n"
+                           "redis_salt_position disable\njwt_from username\n"
+                           "jwt_on_invalid next\nlog_level warn\n",
+                           &errors),
+                     WD_OK);
+    assert_int_equal(c.redis_password_hash, WD_CONFIG_HASH_SHA1);
+    assert_int_equal(c.redis_pbkdf2_mac, WD_CONFIG_MAC_SHA1);
+    assert_int_equal(c.redis_salt_position, WD_CONFIG_SALT_DISABLE);
+    assert_int_equal(c.jwt_from, WD_CONFIG_TOKEN_USERNAME);
+    assert_int_equal(c.jwt_on_invalid, WD_CONFIG_FAIL_NEXT);
+    assert_int_equal(c.log_level, WD_LOG_WARN);
+    assert_string_equal(wd_config_choice_name("redis_password_hash", c.redis_password_hash), "sha");
+    assert_string_equal(wd_config_choice_name("redis_on_error", WD_CONFIG_FAIL_NEXT), "next");
+    assert_string_equal(wd_config_choice_name("redis_on_error", 99), "?");
+    wd_config_cleanup(&c);
+
+    assert_int_equal(parse(&c, "nomatch_reply drop\nlog_level loud\n", &errors), WD_ESYNTAX);
+    assert_non_null(
+        strstr(errors, "t.conf:1: 'nomatch_reply' must be one of continue, ignore; got 'drop'"));
+    assert_non_null(strstr(
+        errors, "t.conf:2: 'log_level' must be one of error, warn, info, debug; got 'loud'"));
+    free(errors);
+    wd_config_cleanup(&c);
+}
+
+/* ---- the table against docs/configuration.md ---- */
+
+/* The value `name` prints with after `name value` was set from the command line: how two
+ * spellings of one value ("60s", "1m") are compared. NULL when the value does not parse. */
+static char *printed_value(const char *name, const char *value)
+{
+    struct wd_config c;
+    char *errors = NULL;
+    static char buf[65536];
+    wd_config_defaults(&c);
+    if (wd_config_set(&c, name, value, &errors) != WD_OK) {
+        free(errors);
+        wd_config_cleanup(&c);
+        return NULL;
+    }
+    print_into(&c, buf, sizeof buf);
+    wd_config_cleanup(&c);
+    char key[128];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *at = strstr(buf, key);
+    if (!at)
+        return NULL;
+    at += strlen(key);
+    size_t n = strcspn(at, "\n");
+    const char *hash = strstr(at, "   #"); /* max_message_size auto   # 256KiB ... */
+    if (hash && (size_t)(hash - at) < n)
+        n = (size_t)(hash - at);
+    return strndup(at, n);
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ')
+        s++;
+    size_t n = strlen(s);
+    while (n && s[n - 1] == ' ')
+        s[--n] = '\0';
+    return s;
+}
+
+/* Splits a Markdown table row at its unescaped '|' (a cell may hold "on\|off"). Returns the
+ * number of cells written to cells[]; the row's text is modified. */
+static int row_cells(char *row, char **cells, int max)
+{
+    int n = 0;
+    char *p = row;
+    if (*p != '|')
+        return 0;
+    p++;
+    char *start = p;
+    for (; *p && n < max; p++) {
+        if (*p == '\\' && p[1] == '|') {
+            p++;
+            continue;
+        }
+        if (*p == '|') {
+            *p = '\0';
+            cells[n++] = trim(start);
+            start = p + 1;
+        }
+    }
+    return n;
+}
+
+/* Every directive of the table has a row in a "| directive | default | meaning |" table of
+ * docs/configuration.md, every such row names a directive of the table, and the default
+ * the row states is the table's: `VALUE` (compared as the value it parses to, so `60s` and
+ * `1m` are one), or for a directive with no default in the table "unset ...", "none", or
+ * a default chosen at start from other directives ("... when ..."). */
+static void every_directive_is_documented_with_its_default(void **state)
+{
+    (void)state;
+    char *doc = slurp("docs/configuration.md");
+    if (!doc)
+        fail_msg("cannot read docs/configuration.md (run the tests from the repository root)");
+    size_t ndir = wd_config_directive_count();
+    unsigned char *documented = calloc(ndir, 1);
+    char problems[8192] = "";
+    bool in_table = false;
+    for (char *line = doc, *next; line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        if (strncmp(line, "| directive | default | meaning |", 33) == 0) {
+            in_table = true;
+            continue;
+        }
+        if (line[0] != '|') {
+            in_table = false;
+            continue;
+        }
+        if (!in_table || strncmp(line, "|---", 4) == 0)
+            continue;
+        char *cells[8];
+        if (row_cells(line, cells, 8) < 3 || cells[0][0] != '`')
+            continue;
+        char name[128];
+        size_t nl = strcspn(cells[0] + 1, " `");
+        snprintf(name, sizeof name, "%.*s", (int)nl, cells[0] + 1);
+        const char *dname = NULL, *def = NULL;
+        size_t i;
+        for (i = 0; i < ndir; i++) {
+            wd_config_directive(i, &dname, &def);
+            if (strcmp(dname, name) == 0)
+                break;
+        }
+        char msg[512] = "";
+        const char *cell = cells[1];
+        size_t cl = strlen(cell);
+        if (i == ndir) {
+            snprintf(msg, sizeof msg, "documented, but not a directive: %s\n", name);
+        } else {
+            documented[i] = 1;
+            /* no default in the table: "unset ...", "none", or a default chosen at start
+             * from other directives ("`redis` when Redis is configured, else `local`") */
+            bool single =
+                cl >= 2 && cell[0] == '`' && cell[cl - 1] == '`' && !memchr(cell + 1, '`', cl - 2);
+            bool no_default = strncmp(cell, "unset", 5) == 0 || strcmp(cell, "none") == 0 ||
+                              strstr(cell, " when ");
+            if (!def && !no_default) {
+                snprintf(msg, sizeof msg,
+                         "%s: documented default %s, the table has none (write unset or none)\n",
+                         name, cell);
+            } else if (def && !single) {
+                snprintf(msg, sizeof msg, "%s: documented default %s, the table's is `%s`\n", name,
+                         cell, def);
+            } else if (def) {
+                char *docv = strndup(cell + 1, cl - 2);
+                char *want = printed_value(name, def), *got = printed_value(name, docv);
+                if (!want || !got || strcmp(want, got) != 0)
+                    snprintf(msg, sizeof msg,
+                             "%s: documented default `%s` (%s), the table's default is %s (%s)\n",
+                             name, docv, got ? got : "does not parse", def,
+                             want ? want : "does not parse");
+                free(docv);
+                free(want);
+                free(got);
+            }
+        }
+        strncat(problems, msg, sizeof problems - strlen(problems) - 1);
+    }
+    for (size_t i = 0; i < ndir; i++) {
+        const char *dname, *def;
+        wd_config_directive(i, &dname, &def);
+        if (!documented[i]) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "not documented in docs/configuration.md: %s\n", dname);
+            strncat(problems, msg, sizeof problems - strlen(problems) - 1);
+        }
+    }
+    free(documented);
+    free(doc);
+    if (problems[0])
+        fail_msg("docs/configuration.md and the option table disagree:\n%s", problems);
+}
+
+/* Rules that involve several directives name the file:line (or the flag) of each directive
+ * involved, so they can be reported in the same pass as the line errors (main.c). */
+static void cross_directive_errors_name_the_line_of_each_directive(void **state)
+{
+    (void)state;
+    struct wd_config c;
+    char *errors = NULL;
+    const char *text = "workers 2\n"                                   /* 1 */
+                       "tls_key k.pem\n"                               /* 2 */
+                       "keepalive_time 20s\n"                          /* 3 */
+                       "keepalive_timeout 30s\n"                       /* 4 */
+                       "min_ping_interval 2m\n"                        /* 5 */
+                       "redis_host 127.0.0.1\n"                        /* 6 */
+                       "redis_socket /run/redis.sock\n"                /* 7 */
+                       "jwt_secret 0123456789abcdef0123456789abcdef\n" /* 8 */
+                       "jwt_jwks_file /etc/warden/jwks.json\n"         /* 9 */
+                       "jwt_jwks_ca /etc/warden/ca.pem\n"              /* 10 */
+                       "tls_client_ca ca.pem\n"                        /* 11 */
+                       "listen 0.0.0.0:9000\n";                        /* 12 */
+    assert_int_equal(parse(&c, text, &errors), WD_OK);
+    assert_int_equal(wd_config_validate(&c, &errors), WD_EINVAL);
+    static const char *const want[] = {
+        "t.conf:2: tls_key is set but tls_cert is not",
+        "t.conf:4: keepalive_timeout (30s) must be shorter than keepalive_time (20s, t.conf:3)",
+        "t.conf:5: min_ping_interval above 60s would penalize EMQX",
+        "t.conf:7: redis_host and redis_socket are both set (redis_host: t.conf:6): choose one",
+        "t.conf:9: set exactly one JWT key source: jwt_secret, jwt_public_key, jwt_jwks_file or "
+        "jwt_jwks_url (jwt_secret: t.conf:8)",
+        "t.conf:10: jwt_jwks_ca is set but jwt_jwks_url is not",
+        "t.conf:11: tls_client_ca (mutual TLS) needs tls_cert and tls_key",
+        "t.conf:12: no `policy` is set",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (!strstr(errors, want[i]))
+            fail_msg("missing \"%s\" in:\n%s", want[i], errors);
+    free(errors);
+    wd_config_cleanup(&c);
+
+    /* from the command line: the flag; a default: named as such */
+    wd_config_defaults(&c);
+    assert_int_equal(wd_config_set_from(&c, "--tls-cert", "tls_cert", "c.pem", &errors), WD_OK);
+    assert_int_equal(wd_config_set(&c, "keepalive_timeout", "2m", &errors), WD_OK);
+    assert_int_equal(wd_config_set(&c, "redis_password", "x", &errors), WD_OK);
+    assert_int_equal(wd_config_validate(&c, &errors), WD_EINVAL);
+    assert_non_null(strstr(errors, "command line: --tls-cert: tls_cert is set but tls_key is not"));
+    assert_non_null(strstr(errors, "command line: --set keepalive_timeout: keepalive_timeout (2m) "
+                                   "must be shorter than keepalive_time (1m, the default)"));
+    assert_non_null(strstr(errors, "command line: --set redis_password: redis_password is set "
+                                   "but neither redis_host nor redis_socket"));
+    free(errors);
+    wd_config_cleanup(&c);
+}
+
+/* A directive whose line was refused is already reported: the rules it takes part in are not
+ * checked against the default it kept (a `tls_key` with a bad line is not "not set"). */
+static void cross_directive_rules_skip_a_directive_whose_line_was_refused(void **state)
+{
+    (void)state;
+    struct wd_config c;
+    char *errors = NULL;
+    assert_int_equal(parse(&c,
+                           "tls_cert c.pem\ntls_key a b\nkeepalive_timeout 90s\n"
+                           "keepalive_time 30x\n",
+                           &errors),
+                     WD_ESYNTAX);
+    assert_non_null(strstr(errors, "t.conf:2: 'tls_key' takes exactly one value"));
+    free(errors);
+    errors = NULL;
+    int rc = wd_config_validate(&c, &errors);
+    if (rc != WD_OK)
+        fail_msg("rules with a refused directive were checked:\n%s", errors);
     wd_config_cleanup(&c);
 }
 
@@ -634,6 +990,11 @@ int main(void)
         cmocka_unit_test(a_bad_listen_is_blamed_where_it_is_given),
         cmocka_unit_test(relative_paths_in_a_file_resolve_against_its_directory),
         cmocka_unit_test(decision_log_words_stay_words_and_files_resolve),
+        cmocka_unit_test(printed_defaults_and_full_configuration_match_the_golden_files),
+        cmocka_unit_test(choices_are_enums_read_through_the_table),
+        cmocka_unit_test(every_directive_is_documented_with_its_default),
+        cmocka_unit_test(cross_directive_errors_name_the_line_of_each_directive),
+        cmocka_unit_test(cross_directive_rules_skip_a_directive_whose_line_was_refused),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

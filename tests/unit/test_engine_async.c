@@ -86,6 +86,9 @@ static struct wd_engine *engine_with(const char *policy, const char *extra)
     /* the deadline only turns a hang into a failure: a loaded machine must not make a
      * Redis reply late (then the call is answered with redis_on_error, a DENY) */
     assert_int_equal(wd_config_set(&cfg, "redis_timeout", "20s", &errors), WD_OK);
+    /* these tests count what is cached right after start: with tracking (the default)
+     * nothing from Redis is until the invalidation stream is up (docs/cache.md) */
+    assert_int_equal(wd_config_set(&cfg, "cache_invalidation", "off", &errors), WD_OK);
     char *ex = strdup(extra ? extra : "");
     for (char *save = NULL, *kv = strtok_r(ex, ";", &save); kv; kv = strtok_r(NULL, ";", &save)) {
         char *eq = strchr(kv, '=');
