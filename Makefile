@@ -288,7 +288,7 @@ sanitize: deps $(GEN_PY)
 # passwd), then the integration scenarios that drive warden's threads through the real daemon
 # (TSAN_IT, `--only` substrings): workers, acceptor and its per-peer limits, hash pool, policy
 # watcher and reloads, admin socket, JWKS refresher, metrics endpoint, decision log writer,
-# shared sessions, stop under load. A report is fatal:
+# shared sessions, cache invalidation, stop under load. A report is fatal:
 # halt_on_error makes the process exit 66 (a unit test fails), and run.py fails a scenario
 # whose warden printed one (tests/integration/harness.py SanitizerWatch). Run by .ci/run
 # after `make sanitize`; about a minute and a half on the 2-core machine.
@@ -298,7 +298,7 @@ TSAN_IT := threads concurrency reload_under_load sigterm stores_cache stores_jwt
     transport_deadlines_and_budget transport_fd_exhaustion h2_async h2tls_mtls \
     h2_attacks_rapid_reset h2_attacks_per_peer h2_attacks_idle_many h2_attacks_fd_exhaustion \
     faults_policy_broken_and_fixed faults_clients_vanish_while_calls_wait \
-    observe_metrics_move_with_calls observe_decision_log sessions_shared
+    observe_metrics_move_with_calls observe_decision_log sessions_shared cache_tracking
 TSAN_OPTIONS_CI := halt_on_error=1 exitcode=66 second_deadlock_stack=1 \
     suppressions=$(CURDIR)/tests/tsan.supp
 tsan: deps $(GEN_PY)

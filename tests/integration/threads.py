@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """warden integration suite, issue 10: every thread of warden busy at once.
 
-One warden (2 workers, 2 hash threads, the cache, Redis, JWT, sessions, an admin socket, a
-policy file watcher, the metrics endpoint's thread, the decision log's writer thread) while,
-together:
+One warden (2 workers, 2 hash threads, the cache and its Redis invalidation thread, Redis,
+JWT, sessions shared through Redis, an admin socket, a policy file watcher, the metrics
+endpoint's thread, the decision log's writer thread) while, together:
 
 - client threads, each on its own connection, authenticate and authorize Redis users,
   static bcrypt users (checks on the hash threads; a wrong password is a new one each time,
@@ -13,14 +13,15 @@ together:
   worker) and closes it;
 - a control thread replaces the policy file (the watcher thread reloads it), sends SIGHUP
   (the main thread reloads it), asks the admin socket (its own thread) for stats,
-  `flush --user` and `flush`, scrapes /metrics and /readyz, and rotates the decision log
-  (rename, SIGUSR1).
+  `flush --user` and `flush`, rewrites Redis users' keys with the same values (the cache
+  invalidation thread drops what they cached), scrapes /metrics and /readyz, and rotates
+  the decision log (rename, SIGUSR1).
 
 Every answer must be the right one: the two policy versions decide every call the same
 way, and a session-dependent call that a `flush` (which drops every session) may have
 overlapped is allowed either answer. This is the scenario `make tsan` leans on for the
 cross-thread paths (cache, sessions, engine reload, acceptor to worker, hash threads to
-worker, admin thread, metrics and decision log); under the release build it is a stress check of the same paths.
+worker, admin thread, cache invalidation, metrics and decision log); under the release build it is a stress check of the same paths.
 
 Loaded by run.py (`threads.register(scenario)`); scenarios are named threads_*. Bounded:
 the load runs until enough reloads and admin requests have happened and every client has
@@ -244,6 +245,12 @@ def threads_everything_at_once(s, h):
                         flush_epoch[0] += 1
                         admin_ok(h, sock, "flush")
                         flush_epoch[0] += 1
+                        # the same values again: Redis still sends the invalidation, and the
+                        # tracking thread drops what the workers cached from these keys
+                        u = version % CLIENTS
+                        r.hset("mqtt_acl:r%d" % u, {"r/%d" % u: "publish"})
+                        r.hset("mqtt_user:r%d" % u, {"password_hash": sha_hex("sha256", "s" +
+                                                                            rpw[u]), "salt": "s"})
                         observe.scrape(mport)  # the endpoint's thread reads every counter
                         st, _ = observe.http(mport, "/readyz")
                         ensure(st == 200, "/readyz: HTTP %d with Redis up" % st)
