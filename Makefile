@@ -6,7 +6,9 @@
 #   make run             install deps, build, run warden on its embedded defaults
 #   make test            install deps, build, run every test suite
 #   make deps            install the Debian packages the build and tests need (idempotent)
-#   make VARIANT=asan    build/asan/warden with AddressSanitizer (also: debug, ubsan)
+#   make VARIANT=asan    build/asan/warden with AddressSanitizer (also: debug, ubsan, tsan)
+#   make tsan            the unit tests and the threaded integration scenarios under
+#                        ThreadSanitizer (run by .ci/run after `make sanitize`)
 #   make bench           build the benchmark tools (see bench/README.md); the only targets
 #                        that link gRPC core (the reference server and the load generator)
 #   make fuzz            install clang, build the libFuzzer targets (tests/fuzz/) and run each
@@ -45,6 +47,11 @@ LDSAN   := -fsanitize=address
 else ifeq ($(VARIANT),ubsan)
 OPT     := -O1 -g -fsanitize=undefined -fno-sanitize-recover=undefined
 LDSAN   := -fsanitize=undefined
+else ifeq ($(VARIANT),tsan)
+# ThreadSanitizer (`make tsan`): gcc's, runtime libtsan2 (pulled in by gcc-12 through
+# libgcc-12-dev); -O1 keeps the reports' stacks readable at a bearable speed
+OPT     := -O1 -g -fsanitize=thread -fno-omit-frame-pointer
+LDSAN   := -fsanitize=thread
 else ifeq ($(VARIANT),fuzz)
 # libFuzzer (`make fuzz`): everything built by clang with coverage instrumentation for the
 # fuzzer (fuzzer-no-link), ASan and UBSan; only the tests/fuzz/ binaries link libFuzzer.
@@ -53,7 +60,7 @@ OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
            -fno-sanitize-recover=undefined -fsanitize=fuzzer-no-link
 LDSAN   := -fsanitize=address,undefined
 else
-$(error unknown VARIANT '$(VARIANT)': use release, debug, asan, ubsan or fuzz)
+$(error unknown VARIANT '$(VARIANT)': use release, debug, asan, ubsan, tsan or fuzz)
 endif
 
 WD_VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
@@ -112,7 +119,7 @@ UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 
 .SECONDARY: $(GEN_C) $(GEN_H) $(GEN_PY)
-.PHONY: all deps run test unit policy-tests integration integration-h2 sanitize bench clean \
+.PHONY: all deps run test unit policy-tests integration integration-h2 sanitize tsan bench clean \
         format-check lint fuzz fuzz-deps fuzz-build install uninstall help packaging-tests fuzz-ci
 .DEFAULT_GOAL := all
 
@@ -194,13 +201,14 @@ uninstall:
 
 help:
 	@echo "targets:"
-	@echo "  all (default)    build build/warden (VARIANT=release|debug|asan|ubsan)"
+	@echo "  all (default)    build build/warden (VARIANT=release|debug|asan|ubsan|tsan)"
 	@echo "  deps             install the Debian packages the build and tests need"
 	@echo "  run              deps, build, run warden on its embedded defaults"
 	@echo "  test             deps, build, lint, format-check and every test suite"
 	@echo "  unit | policy-tests | integration | packaging-tests"
 	@echo "                   one suite"
 	@echo "  sanitize         every suite under ASan and UBSan"
+	@echo "  tsan             unit tests and the threaded integration scenarios under TSan"
 	@echo "  install          binary, man pages, examples (PREFIX=$(PREFIX), DESTDIR=)"
 	@echo "  uninstall        remove what install put there"
 	@echo "  bench | fuzz     benchmarks (bench/README.md); libFuzzer targets (FUZZ_SECONDS=60)"
@@ -275,6 +283,33 @@ sanitize: deps $(GEN_PY)
 	  WARDEN=build/$$v/warden tests/policy/run.sh; \
 	  $(PYTHON) tests/integration/run.py --warden build/$$v/warden --gen $(GEN)/py; \
 	done
+
+# ThreadSanitizer (docs/reliability.md "Sanitizers"): every unit test (the threaded modules'
+# tests run their storms: cache, engine reload, backends' sessions, hashpool, loop, jwks,
+# passwd), then the integration scenarios that drive warden's threads through the real daemon
+# (TSAN_IT, `--only` substrings): workers, acceptor and its per-peer limits, hash pool, policy
+# watcher and reloads, admin socket, JWKS refresher, metrics endpoint, decision log writer,
+# shared sessions, cache invalidation, stop under load. A report is fatal:
+# halt_on_error makes the process exit 66 (a unit test fails), and run.py fails a scenario
+# whose warden printed one (tests/integration/harness.py SanitizerWatch). Run by .ci/run
+# after `make sanitize`; about a minute and a half on the 2-core machine.
+TSAN_IT := threads concurrency reload_under_load sigterm stores_cache stores_jwt_sessions \
+    stores_redis_reconnect stores_shutdown_grace stores_jwt_jwks_url_rotation \
+    sec_stores_watch_half_written_policy sec_superuser_sessions transport_h2load \
+    transport_deadlines_and_budget transport_fd_exhaustion h2_async h2tls_mtls \
+    h2_attacks_rapid_reset h2_attacks_per_peer h2_attacks_idle_many h2_attacks_fd_exhaustion \
+    faults_policy_broken_and_fixed faults_clients_vanish_while_calls_wait \
+    observe_metrics_move_with_calls observe_decision_log sessions_shared cache_tracking
+TSAN_OPTIONS_CI := halt_on_error=1 exitcode=66 second_deadlock_stack=1 \
+    suppressions=$(CURDIR)/tests/tsan.supp
+tsan: deps $(GEN_PY)
+	@echo "== tsan: build"
+	@$(MAKE) --no-print-directory VARIANT=tsan all
+	@echo "== tsan: unit"
+	@TSAN_OPTIONS="$(TSAN_OPTIONS_CI)" $(MAKE) --no-print-directory VARIANT=tsan unit
+	@echo "== tsan: integration ($(words $(TSAN_IT)) selections)"
+	TSAN_OPTIONS="$(TSAN_OPTIONS_CI)" $(PYTHON) tests/integration/run.py \
+	    --warden build/tsan/warden --gen $(GEN)/py $(TSAN_IT:%=--only %)
 
 # ---- benchmarks (bench/README.md) ----
 BENCH_BIN := $(B)/bench/wd_load $(B)/bench/bare_server $(B)/bench/bare_h2 $(B)/bench/policy_bench

@@ -351,7 +351,68 @@ def run_warden(h, args, timeout=EXIT_TIMEOUT):
         p.kill()
         out, err = p.communicate()
         rc = None
-    return rc, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+    err = err.decode("utf-8", "replace")
+    note_output(" ".join([os.path.basename(h.warden)] + list(args)), err)
+    return rc, out.decode("utf-8", "replace"), err
+
+
+# ---------------------------------------------------------------- sanitizer reports
+
+# The first line of a report by each sanitizer the suite runs under: `make sanitize` (ASan,
+# LeakSanitizer, UBSan) and `make tsan` (ThreadSanitizer)
+_SAN_RE = re.compile(r"^(WARNING: ThreadSanitizer: .*|==\d+==ERROR: \w+Sanitizer: .*|"
+                     r"\S+:\d+:\d+: runtime error: .*)$", re.M)
+SAN_REPORTS = []  # (who, excerpt) found in output held in memory (run_warden, ops.run)
+
+
+def sanitizer_report(text, lines=40):
+    """The first sanitizer report in text (its first `lines` lines), or None."""
+    m = _SAN_RE.search(text)
+    if not m:
+        return None
+    return "\n".join(text[m.start():].splitlines()[:lines])
+
+
+def note_output(who, text):
+    """Remembers a sanitizer report in the stderr of a warden run to completion."""
+    r = sanitizer_report(text)
+    if r:
+        SAN_REPORTS.append((who, r))
+
+
+class SanitizerWatch:
+    """Finds sanitizer reports in every warden.log under the run's temp dir (each file read
+    on from where the last look stopped) and in the output noted by note_output. run.py
+    looks after every scenario: a report fails the run even when the check that started
+    that warden passed, because warden went on running (a sanitizer that does not halt),
+    was killed, or was expected to exit non-zero (TSan's exitcode 66 is not 0, but neither
+    is a refused configuration's)."""
+
+    def __init__(self, root):
+        self.root = root
+        self.seen = {}
+
+    def new_reports(self):
+        found = []
+        for dirpath, _, files in os.walk(self.root):
+            if "warden.log" not in files:
+                continue
+            p = os.path.join(dirpath, "warden.log")
+            off = self.seen.get(p, 0)
+            try:
+                with open(p, "rb") as f:
+                    f.seek(off)
+                    data = f.read()
+            except OSError:
+                continue
+            end = data.rfind(b"\n") + 1  # a line still being written: read it next time
+            self.seen[p] = off + end
+            r = sanitizer_report(data[:end].decode("utf-8", "replace"))
+            if r:
+                found.append((p, r))
+        while SAN_REPORTS:
+            found.append(SAN_REPORTS.pop(0))
+        return found
 
 
 def write_file(h, name, text, subdir=None):

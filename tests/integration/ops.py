@@ -42,7 +42,9 @@ def run(h, args, stdin=b"", timeout=10, cwd=None):
         p.kill()
         out, err = p.communicate()
         rc = None
-    return rc, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+    err = err.decode("utf-8", "replace")
+    H.note_output(" ".join(["warden"] + list(args)), err)
+    return rc, out.decode("utf-8", "replace"), err
 
 
 # ---------------------------------------------------------------- encrypted TLS key

@@ -17,6 +17,9 @@ directories of their own in the temp dir and name with `policy PATH` in the conf
 a configuration without `policy` serves the embedded default policy (demo/demo). Reloads
 (SIGHUP, or the file watcher after a change) are waited for by polling the log for
 warden's "reloaded (generation N)" / "reload failed" lines, never by a fixed sleep.
+After every scenario, a sanitizer report (ASan, LeakSanitizer, UBSan, TSan) in any warden's
+log or captured stderr fails "sanitizer_report_in_<scenario>" (harness.SanitizerWatch), so
+`make sanitize` and `make tsan` fail on a report even where no exit status shows it.
 Output: "PASS name" / "FAIL name: reason" per check, then "N passed, N failed"; exit
 status 1 if anything failed. Needs Debian's /usr/bin/python3 (python3-grpcio,
 python3-protobuf) and openssl (certs/gen.sh) for the TLS checks.
@@ -1755,6 +1758,8 @@ import cache_tracking  # noqa: E402  (tests/integration/cache_tracking.py: issue
 cache_tracking.register(scenario)
 import config_cli  # noqa: E402  (tests/integration/config_cli.py: issue 12, errors in one pass, several files)
 config_cli.register(scenario)
+import threads  # noqa: E402  (tests/integration/threads.py: issue 10, every thread at once)
+threads.register(scenario)
 
 # ====================================================================== main
 
@@ -1779,6 +1784,11 @@ def main():
 
     signal.signal(signal.SIGTERM, on_term)
     t0 = time.monotonic()
+    san = H.SanitizerWatch(tmp)
+
+    def sanitizer_check(name):
+        for who, report in san.new_reports():
+            s.record("sanitizer_report_in_" + name, False, "%s:\n%s" % (who, report))
     try:
         for fn in SCENARIOS:
             if ARGS.only and not any(o in fn.__name__ for o in ARGS.only):
@@ -1788,6 +1798,7 @@ def main():
                 fn(s, h)
             except (CheckFailed, Exception) as e:  # a failure outside any check
                 s.record(fn.__name__, False, "%s: %s" % (type(e).__name__, e))
+            sanitizer_check(fn.__name__)
             if ARGS.verbose:
                 print("  [%s: %.1fs]" % (fn.__name__, time.monotonic() - t1))
     except KeyboardInterrupt:
@@ -1795,6 +1806,7 @@ def main():
         s.failed += 1
     finally:
         H.kill_all()
+        sanitizer_check("the_run")  # wardens that were still running until kill_all
         if ARGS.keep or (ARGS.verbose and s.failed):
             print("logs kept in %s" % tmp)
         else:
