@@ -185,7 +185,6 @@ struct wd_backends {
     bool sess_shared;
     char *sess_prefix;
     int64_t sess_redis_ttl_ms;
-    char drop_sha[41]; /* SHA1 of DROP_SCRIPT, hex */
     int64_t cache_ttl_ms;
     struct flights flights;
 
@@ -558,15 +557,6 @@ static void setup_shared_sessions(struct wd_backends *b, const struct wd_config 
                        "name a user or ACL key; choose a prefix of its own",
                        pre, names[i], tmpls[i]);
     }
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned mdlen = 0;
-    if (!EVP_Digest(DROP_SCRIPT, strlen(DROP_SCRIPT), md, &mdlen, EVP_sha1(), NULL) ||
-        mdlen != 20) {
-        append_err(e, n, "session_store redis: SHA1 unavailable");
-        return;
-    }
-    for (unsigned i = 0; i < mdlen; i++)
-        snprintf(b->drop_sha + 2 * i, 3, "%02x", md[i]);
     b->sess_shared = true;
     b->sess_prefix = wd_strdup(pre);
     b->sess_redis_ttl_ms = cfg->session_redis_ttl_ms;
@@ -1748,8 +1738,11 @@ int wd_backends_session_get(struct wd_backends_local *l, const struct wd_client 
     return WD_OK;
 }
 
-/* A disconnect's conditional delete: EVALSHA, and EVAL when Redis does not know the script
- * (NOSCRIPT: a restart, SCRIPT FLUSH, another server after a failover). */
+/* A disconnect's conditional delete, always by EVAL: with EVALSHA a Redis that did not know
+ * the script (a restart, SCRIPT FLUSH, a failover) answered NOSCRIPT and the EVAL sent then
+ * ran after a GET pipelined behind it, which found the record and brought the dropped
+ * session back (found by `make tsan`'s threads scenario). Redis caches the compiled script
+ * by its body, so EVAL costs a few more bytes per disconnect, not a compile. */
 struct drop_wait {
     struct wd_backends_local *l;
     int argc;
@@ -1757,12 +1750,11 @@ struct drop_wait {
     size_t lens[4];
 };
 
-static void drop_argv(const struct wd_backends *b, const struct drop_wait *d, bool eval,
-                      const char **argv, size_t *lens)
+static void drop_argv(const struct drop_wait *d, const char **argv, size_t *lens)
 {
-    argv[0] = eval ? "EVAL" : "EVALSHA";
-    lens[0] = strlen(argv[0]);
-    argv[1] = eval ? DROP_SCRIPT : b->drop_sha;
+    argv[0] = "EVAL";
+    lens[0] = 4;
+    argv[1] = DROP_SCRIPT;
     lens[1] = strlen(argv[1]);
     argv[2] = "1";
     lens[2] = 1;
@@ -1779,24 +1771,10 @@ static void drop_wait_free(struct drop_wait *d)
     free(d);
 }
 
-static bool noscript(int rc, const struct wd_redis_raw *raw)
-{
-    return rc == WD_EBACKEND && raw->type == WD_REDIS_RAW_ERROR && raw->str &&
-           strncmp(raw->str, "NOSCRIPT", 8) == 0;
-}
-
 static void on_drop_reply(void *ctx, struct wd_redis_async_result *res)
 {
-    struct drop_wait *d = ctx;
-    if (noscript(res->rc, &res->raw)) {
-        const char *argv[7];
-        size_t lens[7];
-        drop_argv(d->l->b, d, true, argv, lens);
-        shared_send(d->l, 7, argv, lens);
-    } else {
-        on_shared_write(NULL, res);
-    }
-    drop_wait_free(d);
+    on_shared_write(NULL, res);
+    drop_wait_free(ctx);
 }
 
 void wd_backends_session_drop(struct wd_backends_local *l, const struct wd_client *c)
@@ -1818,7 +1796,7 @@ void wd_backends_session_drop(struct wd_backends_local *l, const struct wd_clien
     d->lens[3] = strlen(port);
     const char *argv[7];
     size_t lens[7];
-    drop_argv(b, d, false, argv, lens);
+    drop_argv(d, argv, lens);
     if (l->async) {
         int rc = l->ra ? wd_redis_async_command(l->ra, 7, argv, lens, 0, 0, on_drop_reply, d)
                        : WD_EBACKEND;
@@ -1832,11 +1810,6 @@ void wd_backends_session_drop(struct wd_backends_local *l, const struct wd_clien
         struct wd_redis_raw raw;
         memset(&raw, 0, sizeof raw);
         int rc = r ? wd_redis_command(r, 7, argv, lens, 0, &raw) : WD_EBACKEND;
-        if (noscript(rc, &raw)) {
-            wd_redis_raw_cleanup(&raw);
-            drop_argv(b, d, true, argv, lens);
-            rc = wd_redis_command(r, 7, argv, lens, 0, &raw);
-        }
         wd_redis_raw_cleanup(&raw);
         if (rc != WD_OK) {
             wd_metrics_inc(WD_M_SESSIONS_SHARED_ERRORS);
