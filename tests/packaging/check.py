@@ -493,9 +493,48 @@ def check_kubernetes(warden):
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
+def _slug(heading):
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to '-'."""
+    h = re.sub(r"[`*]", "", heading.strip().lower())
+    h = re.sub(r"[^\w\- ]", "", h)
+    return h.replace(" ", "-")
+
+
+def check_doc_links(warden):
+    """Every relative link in the repo's markdown resolves to a file of the repo (and its
+    #anchor to a heading there), and no page cites a path outside the repo (issue 12)."""
+    pages = [os.path.join(ROOT, "README.md")]
+    for d in ("docs", "deploy", "bench", "tests"):
+        for base, _dirs, files in os.walk(os.path.join(ROOT, d)):
+            pages += [os.path.join(base, f) for f in files if f.endswith(".md")]
+    problems = []
+    anchors = {}
+    for page in pages:
+        text = open(page, encoding="utf-8").read()
+        rel = os.path.relpath(page, ROOT)
+        for m in re.finditer(r"/work/|\bshared/(spec|research|reference)/", text):
+            problems.append("%s: cites a path outside the repo: %r" % (rel, m.group(0)))
+        for m in re.finditer(r"\]\(([^)\s]+)\)", text):
+            target = m.group(1)
+            if re.match(r"[a-z]+:", target):
+                continue
+            path, _, anchor = target.partition("#")
+            dest = os.path.normpath(os.path.join(os.path.dirname(page), path)) if path else page
+            if not os.path.exists(dest):
+                problems.append("%s: link %s: no such file" % (rel, target))
+                continue
+            if anchor and dest.endswith(".md"):
+                if dest not in anchors:
+                    heads = re.findall(r"^#+\s+(.*)$", open(dest, encoding="utf-8").read(), re.M)
+                    anchors[dest] = {_slug(x) for x in heads}
+                if anchor not in anchors[dest]:
+                    problems.append("%s: link %s: no such heading" % (rel, target))
+    ensure(not problems, "\n".join(problems))
+
 
 CHECKS = [check_containerfile_build, check_containerfile_runtime, check_install,
-          check_man_pages, check_help_lists_install, check_systemd_unit, check_kubernetes]
+          check_man_pages, check_help_lists_install, check_systemd_unit, check_kubernetes,
+          check_doc_links]
 
 
 def main():
