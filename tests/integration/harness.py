@@ -20,8 +20,13 @@ import time
 # expected in the negative TLS checks. Keep the caller's setting for warden itself.
 WARDEN_ENV = dict(os.environ)
 os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+# The harness starts servers with subprocess and a preexec_fn (PR_SET_PDEATHSIG), a fork in
+# a process whose gRPC threads are busy; gRPC Python's fork handlers then can abort the
+# whole suite (grpc/grpc#31885, #22624: "Aborted" with no test failing, seen once under
+# `make tsan`). The children only exec, so the handlers have nothing to do: off.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
 
-import grpc  # noqa: E402  (after GRPC_VERBOSITY)
+import grpc  # noqa: E402  (after GRPC_VERBOSITY and GRPC_ENABLE_FORK_SUPPORT)
 
 import exhook_pb2 as pb  # noqa: E402
 import health_pb2 as hpb  # noqa: E402,F401  (re-exported to run.py)

@@ -57,8 +57,8 @@ ARGS = ap.parse_args()
 sys.path.insert(0, os.path.abspath(ARGS.gen))
 sys.path.insert(0, HERE)
 try:
+    import harness as H  # first: it sets gRPC's environment before grpc is imported
     import grpc  # noqa: F401
-    import harness as H
     from harness import (ALLOW_RAW, DENY_RAW, CONTINUE, STOP, PUBLISH, SUBSCRIBE, SC,
                          CheckFailed, Warden, ensure, pb, hpb)
 except ImportError as e:
