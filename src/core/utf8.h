@@ -11,4 +11,8 @@
 
 bool wd_utf8_valid_nonul(const void *s, size_t n);
 
+/* Length of the valid UTF-8 sequence at p (n >= 1 bytes left; NUL counts as a valid
+ * one-byte sequence here), 0 if it is not one. */
+size_t wd_utf8_seq_len(const unsigned char *p, size_t n);
+
 #endif
