@@ -35,6 +35,7 @@
 #include "core/wd.h"
 #include "engine/hashpool.h"
 #include "engine/jwtident.h"
+#include "engine/session_share.h"
 #include "engine/sessions.h"
 #include "store/cache.h"
 #include "store/jwks_http.h"
@@ -181,10 +182,7 @@ struct wd_backends {
     char *track_prefix[2];
     struct wd_redis_inval *inval;
     struct wd_sessions *sessions;
-    /* session_store redis */
-    bool sess_shared;
-    char *sess_prefix;
-    int64_t sess_redis_ttl_ms;
+    struct wd_session_share *share; /* session_store redis; NULL: local only */
     int64_t cache_ttl_ms;
     struct flights flights;
 
@@ -490,78 +488,6 @@ static void setup_jwt(struct wd_backends *b, const struct wd_config *cfg, struct
     b->jwt_on = true;
 }
 
-/* ---- shared sessions: configuration ---- */
-
-/* How long a replica remembers that Redis has no session for a connection, so that a
- * client without one costs one Redis read per second at most, not one per call. */
-#define WD_SESSION_MISS_TTL_MS 1000
-
-/* Deletes a shared session only if it is the one this connection made: the comparison
- * wd_sessions_drop makes locally (username, peer host, peer port unless either is 0), done
- * inside Redis so that a new login's session written between a read and a DEL is never
- * deleted. A value that is not a JSON object is left alone (it is not warden's). */
-static const char DROP_SCRIPT[] =
-    "local v = redis.call('GET', KEYS[1])\n"
-    "if not v then return 0 end\n"
-    "local ok, s = pcall(cjson.decode, v)\n"
-    "if not ok or type(s) ~= 'table' then return 0 end\n"
-    "if s['user'] ~= ARGV[1] or s['host'] ~= ARGV[2] then return 0 end\n"
-    "local p = tonumber(ARGV[3])\n"
-    "if s['port'] ~= 0 and p ~= 0 and s['port'] ~= p then return 0 end\n"
-    "return redis.call('DEL', KEYS[1])\n";
-
-/* The fixed text before a key template's first placeholder. */
-static size_t tmpl_head(const char *t)
-{
-    const char *ph = strstr(t, "${");
-    return ph ? (size_t)(ph - t) : strlen(t);
-}
-
-static bool prefixes_overlap(const char *a, size_t na, const char *b, size_t nb)
-{
-    size_t n = na < nb ? na : nb;
-    return memcmp(a, b, n) == 0;
-}
-
-static void setup_shared_sessions(struct wd_backends *b, const struct wd_config *cfg,
-                                  struct wd_buf *e, int *n)
-{
-    bool redis = cfg->session_store == WD_CONFIG_SESSION_STORE_REDIS ||
-                 (cfg->session_store == WD_CONFIG_SESSION_STORE_AUTO && b->redis_on);
-    if (!redis)
-        return;
-    if (!b->redis_on) {
-        append_err(e, n, "session_store redis: set redis_host or redis_socket");
-        return;
-    }
-    const char *pre = cfg->session_redis_prefix ? cfg->session_redis_prefix : "";
-    size_t np = strlen(pre);
-    if (np == 0) {
-        append_err(e, n, "session_redis_prefix: must not be empty");
-        return;
-    }
-    /* a session key (prefix + clientid, chosen by the client) must never name a user
-     * record or an ACL: a SET there would replace a password hash */
-    const char *tmpls[] = {cfg->redis_authn_key, cfg->redis_acl_key};
-    const char *names[] = {"redis_authn_key", "redis_acl_key"};
-    for (size_t i = 0; i < 2; i++) {
-        size_t nh = tmpls[i] ? tmpl_head(tmpls[i]) : 0;
-        if (nh == 0)
-            wd_log_warn("session",
-                        "%s starts with a placeholder: a user or ACL key could have the form of "
-                        "a session key (%s...)",
-                        names[i], pre);
-        else if (prefixes_overlap(pre, np, tmpls[i], nh))
-            append_err(e, n,
-                       "session_redis_prefix \"%s\" overlaps %s \"%s\": a client id could "
-                       "name a user or ACL key; choose a prefix of its own",
-                       pre, names[i], tmpls[i]);
-    }
-    b->sess_shared = true;
-    b->sess_prefix = wd_strdup(pre);
-    b->sess_redis_ttl_ms = cfg->session_redis_ttl_ms;
-}
-
 /* ---- cache_invalidation tracking (docs/cache.md "Coherence with Redis") ---- */
 
 static void setup_tracking(struct wd_backends *b, const struct wd_config *cfg, struct wd_buf *e,
@@ -577,7 +503,7 @@ static void setup_tracking(struct wd_backends *b, const struct wd_config *cfg, s
     /* the fixed heads of the key templates: every key a template renders starts with one */
     const char *t[2] = {cfg->redis_authn_key, cfg->redis_acl_key};
     for (int i = 0; i < 2; i++)
-        b->track_prefix[i] = wd_strndup(t[i], tmpl_head(t[i]));
+        b->track_prefix[i] = wd_strndup(t[i], wd_redis_tmpl_head(t[i]));
     /* nothing derived from Redis is cached until the subscriber is up */
     wd_cache_origins_suspend(b->cache);
 }
@@ -676,9 +602,9 @@ int wd_backends_new(const struct wd_config *cfg, struct wd_backends **out, char 
         .max_bytes = (size_t)cfg->session_memory,
         .ttl_ms = cfg->session_ttl_ms,
         .leeway_s = cfg->jwt_leeway_ms / 1000,
-        .miss_ttl_ms = WD_SESSION_MISS_TTL_MS,
+        .miss_ttl_ms = WD_SESSION_SHARE_MISS_TTL_MS,
     };
-    setup_shared_sessions(b, cfg, &e, &n);
+    wd_session_share_new(cfg, b->redis_on, &b->share, &e, &n);
     b->sessions = wd_sessions_new(&sc);
     if (!b->sessions)
         append_err(&e, &n,
@@ -708,7 +634,7 @@ void wd_backends_free(struct wd_backends *b)
     wd_jwks_refresher_stop(b->refresher);
     wd_jwt_verifier_free(b->verifier);
     wd_sessions_free(b->sessions);
-    free(b->sess_prefix);
+    wd_session_share_free(b->share);
     wd_cache_free(b->cache);
     wd_redis_tmpl_free(b->authn_key);
     wd_redis_tmpl_free(b->acl_key);
@@ -1497,19 +1423,7 @@ int wd_backends_authn_jwt(struct wd_backends_local *l, const struct wd_authn_req
     return 1;
 }
 
-/* ---- sessions ---- */
-
-/* The Redis key of a clientid's shared session: prefix + clientid (its bytes as they are:
- * the key is one argv element). */
-static char *sess_key(const struct wd_backends *b, const char *clientid, size_t *len)
-{
-    size_t np = strlen(b->sess_prefix), nc = strlen(clientid);
-    char *k = wd_malloc(np + nc + 1);
-    memcpy(k, b->sess_prefix, np);
-    memcpy(k + np, clientid, nc + 1);
-    *len = np + nc;
-    return k;
-}
+/* ---- sessions (the Redis side of session_store redis: engine/session_share.h) ---- */
 
 /* What the completion of a fire-and-forget write or delete has to report. */
 static void on_shared_write(void *ctx, struct wd_redis_async_result *res)
@@ -1522,64 +1436,29 @@ static void on_shared_write(void *ctx, struct wd_redis_async_result *res)
 }
 
 /* Sends a command whose answer nobody waits for: on the worker's asynchronous connection
- * (never blocks), or on the blocking client for a local without a loop. */
-static void shared_send(struct wd_backends_local *l, int argc, const char **argv,
-                        const size_t *lens)
+ * (never blocks), or on the blocking client for a local without a loop. Cleans cmd up. */
+static void shared_send(struct wd_backends_local *l, const char *what, struct wd_share_cmd *cmd)
 {
     int rc;
     const char *err;
     if (l->async) {
-        rc = l->ra ? wd_redis_async_command(l->ra, argc, argv, lens, 0, 0, on_shared_write, NULL)
+        rc = l->ra ? wd_redis_async_command(l->ra, cmd->argc, cmd->argv, cmd->lens, 0, 0,
+                                            on_shared_write, NULL)
                    : WD_EBACKEND;
         err = l->ra ? wd_redis_async_last_error(l->ra) : "no client";
     } else {
         struct wd_redis *r = redis_of(l);
         struct wd_redis_raw raw;
-        rc = r ? wd_redis_command(r, argc, argv, lens, 0, &raw) : WD_EBACKEND;
+        memset(&raw, 0, sizeof raw);
+        rc = r ? wd_redis_command(r, cmd->argc, cmd->argv, cmd->lens, 0, &raw) : WD_EBACKEND;
         err = r ? wd_redis_last_error(r) : "no client";
         wd_redis_raw_cleanup(&raw);
     }
     if (rc != WD_OK) {
         wd_metrics_inc(WD_M_SESSIONS_SHARED_ERRORS);
-        backend_warn("shared session write", err[0] ? err : wd_rc_str(rc));
+        backend_warn(what, err[0] ? err : wd_rc_str(rc));
     }
-}
-
-/* Writes the session s (ending at end_ms, 0: none) for the other replicas: SET key value
- * PX ttl, one command, so a reader sees the old session or the new one, never a mix. */
-static void shared_put(struct wd_backends_local *l, const char *clientid,
-                       const struct wd_session *s, int64_t end_ms)
-{
-    struct wd_backends *b = l->b;
-    size_t klen;
-    char *key = sess_key(b, clientid, &klen);
-    int64_t now = wd_sessions_now_ms(b->sessions);
-    /* never longer than the token (end_ms has exp + leeway and session_ttl in it), nor
-     * session_redis_ttl: a replica that died cannot leave a session behind for ever */
-    int64_t end = now + b->sess_redis_ttl_ms;
-    if (end_ms && end_ms < end)
-        end = end_ms;
-    struct wd_buf val = {0};
-    struct wd_session_rec rec;
-    wd_session_rec_view(s, end, &rec);
-    int er = end > now ? wd_session_rec_encode(&rec, &val) : WD_ERANGE;
-    if (er != WD_OK) {
-        /* not shareable (too large, a token already expired): the clientid's older session
-         * in Redis must not outlive this login either */
-        if (er != WD_ERANGE)
-            wd_log_warn("session", "session of client %s not shared: %s", clientid, wd_rc_str(er));
-        const char *argv[2] = {"DEL", key};
-        size_t lens[2] = {3, klen};
-        shared_send(l, 2, argv, lens);
-    } else {
-        char px[24];
-        snprintf(px, sizeof px, "%lld", (long long)(end - now));
-        const char *argv[5] = {"SET", key, val.s, "PX", px};
-        size_t lens[5] = {3, klen, val.len, 2, strlen(px)};
-        shared_send(l, 5, argv, lens);
-    }
-    wd_buf_free(&val);
-    free(key);
+    wd_share_cmd_cleanup(cmd);
 }
 
 void wd_backends_session_put(struct wd_backends_local *l, const struct wd_authn_req *req,
@@ -1589,65 +1468,46 @@ void wd_backends_session_put(struct wd_backends_local *l, const struct wd_authn_
     struct wd_session *s = NULL;
     int64_t end_ms = 0;
     int rc = wd_sessions_put(b->sessions, &req->client, src, r->superuser, r->jwt,
-                             b->sess_shared ? &s : NULL, &end_ms);
-    if (!b->sess_shared)
+                             b->share ? &s : NULL, &end_ms);
+    if (!b->share)
         return;
-    if (rc == WD_OK) {
-        shared_put(l, req->client.clientid, s, end_ms);
-    } else {
-        size_t klen;
-        char *key = sess_key(b, req->client.clientid, &klen);
-        const char *argv[2] = {"DEL", key};
-        size_t lens[2] = {3, klen};
-        shared_send(l, 2, argv, lens);
-        free(key);
-    }
+    /* not recorded here: the clientid's older session in Redis must not outlive this login */
+    struct wd_share_cmd cmd;
+    wd_session_share_put(b->share, b->sessions, req->client.clientid, rc == WD_OK ? s : NULL,
+                         end_ms, &cmd);
+    shared_send(l, "shared session write", &cmd);
     wd_session_release(s);
 }
 
-/* A shared session read for the connection c came back (rc and raw as
- * wd_redis_command gives them): the session to use, or NULL (none, not c's, refused,
- * Redis failed: fail closed). */
+/* A shared session read for the connection c came back (rc and raw as wd_redis_command
+ * gives them): the session to use, or NULL (none, not c's, refused, Redis failed: fail
+ * closed). */
 static struct wd_session *shared_found(struct wd_backends *b, const struct wd_client *c, int rc,
                                        const struct wd_redis_raw *raw, const char *err)
 {
-    char who[200];
+    char who[200], why[160];
+    unsigned long sup;
+    struct wd_session *s;
     client_label(b, c, who, sizeof who);
-    if (rc != WD_OK && rc != WD_ETOOBIG) {
-        wd_metrics_inc(WD_M_SESSIONS_SHARED_ERRORS);
-        backend_warn("shared session read", err && err[0] ? err : wd_rc_str(rc));
-        return NULL;
-    }
-    struct wd_session_rec rec;
-    char why[160] = "";
-    int dr = WD_EDECODE;
-    if (rc == WD_ETOOBIG) {
-        dr = WD_ETOOBIG;
-        snprintf(why, sizeof why, "larger than %d bytes", WD_SESSION_REC_MAX);
-    } else if (raw->type == WD_REDIS_RAW_NIL) {
-        wd_sessions_note_miss(b->sessions, c);
-        return NULL;
-    } else if (raw->type != WD_REDIS_RAW_STRING) {
-        snprintf(why, sizeof why, "not a string");
-    } else {
-        dr = wd_session_rec_decode(raw->str, raw->len, &rec, why, sizeof why);
-    }
-    if (dr != WD_OK) {
-        unsigned long sup;
+    switch (wd_session_share_found(b->sessions, c, rc, raw, who, &s, why, sizeof why)) {
+    case WD_SHARE_FOUND:
+        wd_metrics_inc(WD_M_SESSIONS_SHARED_FOUND);
+        break;
+    case WD_SHARE_NONE:
+        break;
+    case WD_SHARE_REFUSED:
         wd_metrics_inc(WD_M_SESSIONS_SHARED_REFUSED);
         if (warn_allowed(&sup))
             wd_log_warn("session",
                         "the shared session of %s is refused: %s (%lu similar in the "
                         "last %ds not logged)",
                         who, why, sup, WARN_INTERVAL_S);
-        wd_sessions_note_miss(b->sessions, c);
-        return NULL;
+        break;
+    case WD_SHARE_FAILED:
+        wd_metrics_inc(WD_M_SESSIONS_SHARED_ERRORS);
+        backend_warn("shared session read", err && err[0] ? err : wd_rc_str(rc));
+        break;
     }
-    struct wd_session *s = wd_sessions_adopt(b->sessions, c, &rec, who);
-    if (s)
-        wd_metrics_inc(WD_M_SESSIONS_SHARED_FOUND);
-    else
-        wd_sessions_note_miss(b->sessions, c); /* another connection's, or ended */
     return s;
 }
 
@@ -1696,12 +1556,10 @@ int wd_backends_session_get(struct wd_backends_local *l, const struct wd_client 
         return WD_OK;
     }
     /* the local table first: a warm authorize never leaves the process */
-    if (wd_sessions_lookup(b->sessions, c, out) != WD_SESSIONS_MISS || !b->sess_shared)
+    if (wd_sessions_lookup(b->sessions, c, out) != WD_SESSIONS_MISS || !b->share)
         return WD_OK;
-    size_t klen;
-    char *key = sess_key(b, c->clientid, &klen);
-    const char *argv[2] = {"GET", key};
-    size_t lens[2] = {3, klen};
+    struct wd_share_cmd cmd;
+    wd_session_share_get(b->share, c->clientid, &cmd);
     wd_metrics_inc(WD_M_SESSIONS_SHARED_READS);
     if (l->async && w) {
         p = pending_of(l, w);
@@ -1711,10 +1569,10 @@ int wd_backends_session_get(struct wd_backends_local *l, const struct wd_client 
         sw->username = wd_strdup(c->username);
         sw->peerhost = wd_strdup(c->peerhost);
         sw->peerport = c->peerport;
-        int rc = l->ra ? wd_redis_async_command(l->ra, 2, argv, lens, 0, WD_SESSION_REC_MAX,
+        int rc = l->ra ? wd_redis_async_command(l->ra, cmd.argc, cmd.argv, cmd.lens, 0, cmd.max_len,
                                                 on_sess_reply, sw)
                        : WD_EBACKEND;
-        free(key);
+        wd_share_cmd_cleanup(&cmd);
         if (rc == WD_OK) {
             p->refs++;
             p->sess_state = SLOT_WAITING;
@@ -1731,92 +1589,22 @@ int wd_backends_session_get(struct wd_backends_local *l, const struct wd_client 
     struct wd_redis *r = redis_of(l);
     struct wd_redis_raw raw;
     memset(&raw, 0, sizeof raw);
-    int rc = r ? wd_redis_command(r, 2, argv, lens, WD_SESSION_REC_MAX, &raw) : WD_EBACKEND;
-    free(key);
+    int rc = r ? wd_redis_command(r, cmd.argc, cmd.argv, cmd.lens, cmd.max_len, &raw) : WD_EBACKEND;
+    wd_share_cmd_cleanup(&cmd);
     *out = shared_found(b, c, rc, &raw, r ? wd_redis_last_error(r) : "no client");
     wd_redis_raw_cleanup(&raw);
     return WD_OK;
-}
-
-/* A disconnect's conditional delete, always by EVAL: with EVALSHA a Redis that did not know
- * the script (a restart, SCRIPT FLUSH, a failover) answered NOSCRIPT and the EVAL sent then
- * ran after a GET pipelined behind it, which found the record and brought the dropped
- * session back (found by `make tsan`'s threads scenario). Redis caches the compiled script
- * by its body, so EVAL costs a few more bytes per disconnect, not a compile. */
-struct drop_wait {
-    struct wd_backends_local *l;
-    int argc;
-    char *args[4]; /* key, username, peer host, peer port */
-    size_t lens[4];
-};
-
-static void drop_argv(const struct drop_wait *d, const char **argv, size_t *lens)
-{
-    argv[0] = "EVAL";
-    lens[0] = 4;
-    argv[1] = DROP_SCRIPT;
-    lens[1] = strlen(argv[1]);
-    argv[2] = "1";
-    lens[2] = 1;
-    for (int i = 0; i < 4; i++) {
-        argv[3 + i] = d->args[i];
-        lens[3 + i] = d->lens[i];
-    }
-}
-
-static void drop_wait_free(struct drop_wait *d)
-{
-    for (int i = 0; i < 4; i++)
-        free(d->args[i]);
-    free(d);
-}
-
-static void on_drop_reply(void *ctx, struct wd_redis_async_result *res)
-{
-    on_shared_write(NULL, res);
-    drop_wait_free(ctx);
 }
 
 void wd_backends_session_drop(struct wd_backends_local *l, const struct wd_client *c)
 {
     struct wd_backends *b = l->b;
     wd_sessions_drop(b->sessions, c);
-    if (!b->sess_shared)
+    if (!b->share)
         return;
-    struct drop_wait *d = wd_calloc(1, sizeof *d);
-    char port[16];
-    snprintf(port, sizeof port, "%u", (unsigned)c->peerport);
-    d->l = l;
-    d->args[0] = sess_key(b, c->clientid, &d->lens[0]);
-    d->args[1] = wd_strdup(c->username);
-    d->lens[1] = strlen(c->username);
-    d->args[2] = wd_strdup(c->peerhost);
-    d->lens[2] = strlen(c->peerhost);
-    d->args[3] = wd_strdup(port);
-    d->lens[3] = strlen(port);
-    const char *argv[7];
-    size_t lens[7];
-    drop_argv(d, argv, lens);
-    if (l->async) {
-        int rc = l->ra ? wd_redis_async_command(l->ra, 7, argv, lens, 0, 0, on_drop_reply, d)
-                       : WD_EBACKEND;
-        if (rc == WD_OK)
-            return; /* d is the completion's */
-        wd_metrics_inc(WD_M_SESSIONS_SHARED_ERRORS);
-        backend_warn("shared session delete",
-                     l->ra ? wd_redis_async_last_error(l->ra) : "no client");
-    } else {
-        struct wd_redis *r = redis_of(l);
-        struct wd_redis_raw raw;
-        memset(&raw, 0, sizeof raw);
-        int rc = r ? wd_redis_command(r, 7, argv, lens, 0, &raw) : WD_EBACKEND;
-        wd_redis_raw_cleanup(&raw);
-        if (rc != WD_OK) {
-            wd_metrics_inc(WD_M_SESSIONS_SHARED_ERRORS);
-            backend_warn("shared session delete", r ? wd_redis_last_error(r) : "no client");
-        }
-    }
-    drop_wait_free(d);
+    struct wd_share_cmd cmd;
+    wd_session_share_drop(b->share, c, &cmd);
+    shared_send(l, "shared session delete", &cmd);
 }
 
 /* ---- authorization sources ---- */

@@ -407,6 +407,12 @@ static void add_part(struct wd_redis_tmpl *t, enum part_kind k, const char *s, s
     t->n++;
 }
 
+size_t wd_redis_tmpl_head(const char *text)
+{
+    const char *ph = strstr(text, "${");
+    return ph ? (size_t)(ph - text) : strlen(text);
+}
+
 int wd_redis_tmpl_compile(const char *text, struct wd_redis_tmpl **out, char *err, size_t errcap)
 {
     static const struct {

@@ -96,6 +96,10 @@ struct wd_redis_tmpl;
 int wd_redis_tmpl_compile(const char *text, struct wd_redis_tmpl **out, char *err, size_t errcap);
 void wd_redis_tmpl_free(struct wd_redis_tmpl *t);
 
+/* The length of text's fixed head: the bytes before its first placeholder (all of it
+ * without one). Every key the template renders starts with them. */
+size_t wd_redis_tmpl_head(const char *text);
+
 /* Renders for client c into *key (heap, NUL-terminated for convenience, *keylen bytes;
  * free()). WD_OK; WD_ETOOBIG above WD_REDIS_KEY_MAX; WD_ENOENT when a ${cn},
  * ${cert_subject} or ${peerhost} in the template has no value (no lookup: treat as not
