@@ -26,81 +26,26 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "engine/engine.h"
-#include "redis_fixture.h"
+#include "engine_fixture.h"
 #include "store/passwd.h"
-
-static struct srv *g_srv;
-static char g_dir[64];
 
 static int setup(void **state)
 {
     (void)state;
-    atexit(kill_all_at_exit);
-    wd_log_set_level(WD_LOG_ERROR);
-    g_srv = srv_start(NULL);
-    snprintf(g_dir, sizeof g_dir, "/tmp/wd_test_backends_XXXXXX");
-    return g_srv && mkdtemp(g_dir) ? 0 : -1;
+    return fixture_setup("wd_test_backends");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    srv_stop(g_srv);
-    char p[128];
-    snprintf(p, sizeof p, "%s/p.policy", g_dir);
-    unlink(p);
-    rmdir(g_dir);
-    return 0;
-}
-
-static void redis_cmd(const char *fmt, ...)
-{
-    redisContext *c = admin(g_srv);
-    assert_non_null(c);
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    assert_non_null(r);
-    assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
-    freeReplyObject(r);
-    redisFree(c);
+    return fixture_teardown();
 }
 
 /* An engine on this policy with Redis at the fixture, plus `extra` directives (KEY=VALUE;
  * separated by ';'). */
 static struct wd_engine *engine_with(const char *policy, const char *extra)
 {
-    char path[128], port[16];
-    snprintf(path, sizeof path, "%s/p.policy", g_dir);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(policy, f);
-    fclose(f);
-    struct wd_config cfg;
-    wd_config_defaults(&cfg);
-    char *errors = NULL;
-    snprintf(port, sizeof port, "%d", g_srv->port);
-    assert_int_equal(wd_config_set(&cfg, "policy", path, &errors), WD_OK);
-    assert_int_equal(wd_config_set(&cfg, "redis_host", "127.0.0.1", &errors), WD_OK);
-    assert_int_equal(wd_config_set(&cfg, "redis_port", port, &errors), WD_OK);
-    assert_int_equal(wd_config_set(&cfg, "redis_timeout", "300ms", &errors), WD_OK);
-    char *ex = strdup(extra ? extra : "");
-    for (char *save = NULL, *kv = strtok_r(ex, ";", &save); kv; kv = strtok_r(NULL, ";", &save)) {
-        char *eq = strchr(kv, '=');
-        assert_non_null(eq);
-        *eq = '\0';
-        if (wd_config_set(&cfg, kv, eq + 1, &errors) != WD_OK)
-            fail_msg("%s", errors);
-    }
-    free(ex);
-    char *report = NULL;
-    struct wd_engine *e = wd_engine_new(&cfg, &report);
-    if (!e)
-        fail_msg("engine: %s", report ? report : "?");
-    free(report);
-    wd_config_cleanup(&cfg);
-    return e;
+    return fixture_engine(policy, "redis_timeout=300ms", extra);
 }
 
 static struct wd_client client(const char *user, const char *clientid, uint32_t peerport)
