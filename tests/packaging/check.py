@@ -21,6 +21,9 @@
   security context and the shutdown budget agree with warden's effective configuration;
   deploy/emqx-exhook.conf points at the Service's port and waits longer than warden's
   longest Redis wait.
+- docs: every relative markdown link resolves inside the repo (and its #anchor to a
+  heading); the operator pages write only real directives as `redis_*`/`jwt_*`/`session_*`/
+  `cache_*` words, and docs/redis.md and docs/jwt.md each name every directive they guide.
 
 usage: /usr/bin/python3 tests/packaging/check.py [--warden build/warden]
 Prints "PASS name" / "FAIL name: reason" per check, then "N passed, N failed"; exit 1 if
