@@ -5,7 +5,7 @@
  * its value per rule) and the JWT ACL claim (jwt.c, the v1 object of topic lists and the v2
  * list of rule objects). Each of those keeps only its own shape and calls in here for a
  * rule. Pure C over jansson values, no I/O. Reference: emqx-auth-formats.md 4.4
- * (emqx_authz_rule_raw.erl); docs/redis.md and docs/jwt.md.
+ * (emqx_authz_rule_raw.erl); docs/internals/redis.md and docs/internals/jwt.md.
  *
  * A rule object (JSON), other keys ignored:
  *   permission  "allow" | "deny"                     (not read for Redis: every rule allows)

@@ -2,7 +2,7 @@
 /*
  * jwks_http.h: a JWK Set fetched over HTTPS and kept fresh for a JWT verifier (EMQX's
  * `use_jwks` / `endpoint` / `refresh_interval`, emqx-auth-formats.md section 3.2). The only
- * user of libcurl. docs/jwt.md ("JWKS over HTTPS") has the long form.
+ * user of libcurl. docs/internals/jwt.md ("JWKS over HTTPS") has the long form.
  *
  * One fetch is: GET the URL over HTTPS only (TLS 1.2 or later, peer certificate and host
  * name always verified, against `ca_file` or the system store), following at most 3

@@ -2,7 +2,7 @@
 /*
  * jwt.h: JWT verification for EMQX-style JWT authentication (emqx-auth-formats.md section
  * 3), the only user of libjwt. A token is checked in this order, stopping at the first
- * failure (docs/jwt.md has the long form):
+ * failure (docs/internals/jwt.md has the long form):
  *
  *   1. size (max_token_len, default 8 KiB) before anything is read;
  *   2. shape: exactly three base64url segments (strict alphabet, no padding), a JSON object

@@ -2,7 +2,8 @@
 /*
  * redis.h: warden's Redis client (the only hiredis user), reading EMQX's layouts:
  * `HMGET mqtt_user:<u> password_hash password salt is_superuser` for authentication and
- * `HGETALL mqtt_acl:<u>` for authorization (emqx-auth-formats.md 2.1, 2.3; docs/redis.md).
+ * `HGETALL mqtt_acl:<u>` for authorization (emqx-auth-formats.md 2.1, 2.3;
+ * docs/internals/redis.md).
  *
  * Threading: a struct wd_redis is one blocking connection and is NOT thread-safe. Create
  * one per worker thread; calls on different objects are independent. The process must

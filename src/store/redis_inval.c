@@ -104,16 +104,24 @@ static bool wait_stop(struct wd_redis_inval *v, int ms)
         (v)->quiet = true;                                                                         \
     } while (0)
 
-static bool reply_ok(redisReply *r, const char *what)
+/* A set-up step that failed: logged with its reason (the error reply, or the connection's
+ * error: a timeout, a reset) once per streak of failed attempts, like a failed connect, so
+ * a wrong password or a missing permission is one line, not one per retry. */
+static void setup_failed(struct wd_redis_inval *v, const redisContext *c, const redisReply *r,
+                         const char *what)
 {
-    char why[128] = "";
+    const char *why = r && r->type == REDIS_REPLY_ERROR && r->str ? r->str
+                      : !r && c->err                              ? c->errstr
+                                                                  : "unexpected reply";
+    FAIL_LOG(v, "cache invalidation: %s failed: %.200s (retrying quietly)", what, why);
+}
+
+static bool reply_ok(struct wd_redis_inval *v, const redisContext *c, const redisReply *r,
+                     const char *what)
+{
     bool ok = r && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "OK") == 0;
-    if (!ok) {
-        if (r && r->type == REDIS_REPLY_ERROR)
-            snprintf(why, sizeof why, "%.120s", r->str);
-        wd_log_warn("redis", "cache invalidation: %s refused: %s", what,
-                    why[0] ? why : "unexpected reply");
-    }
+    if (!ok)
+        setup_failed(v, c, r, what);
     return ok;
 }
 
@@ -137,18 +145,15 @@ static redisContext *arm(struct wd_redis_inval *v)
     int argc = wd_redis__auth_argv(v->o.username, v->o.password, argv, lens);
     if (argc) {
         r = redisCommandArgv(c, argc, argv, lens);
-        if (!wd_redis__setup_reply_ok(r, buf, sizeof buf)) {
-            wd_log_warn("redis", "cache invalidation: AUTH refused");
+        if (!reply_ok(v, c, r, "AUTH"))
             goto fail;
-        }
         freeReplyObject(r);
         r = NULL;
     }
     /* no SELECT: invalidations are not per database, and this connection reads no key */
     r = redisCommand(c, "CLIENT ID");
     if (!r || r->type != REDIS_REPLY_INTEGER) {
-        wd_log_warn("redis", "cache invalidation: CLIENT ID failed: %s",
-                    r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
+        setup_failed(v, c, r, "CLIENT ID");
         goto fail;
     }
     snprintf(buf, sizeof buf, "%lld", r->integer);
@@ -167,12 +172,12 @@ static redisContext *arm(struct wd_redis_inval *v)
     for (int i = 0; i < argc; i++)
         lens[i] = strlen(argv[i]);
     r = redisCommandArgv(c, argc, argv, lens);
-    if (!reply_ok(r, "CLIENT TRACKING (Redis 6 or later is needed)"))
+    if (!reply_ok(v, c, r, "CLIENT TRACKING (Redis 6 or later is needed)"))
         goto fail;
     freeReplyObject(r);
     r = redisCommand(c, "SUBSCRIBE " CHANNEL);
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
-        wd_log_warn("redis", "cache invalidation: SUBSCRIBE failed");
+        setup_failed(v, c, r, "SUBSCRIBE");
         goto fail;
     }
     freeReplyObject(r);

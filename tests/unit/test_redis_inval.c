@@ -13,10 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
 
+#include "core/log.h"
 #include "core/wd.h"
 #include "store/redis_inval.h"
 
@@ -168,12 +170,87 @@ static void an_unreachable_redis_is_retried_until_it_answers(void **state)
     srv_stop(srv);
 }
 
+/* INFO stats' total_connections_received of the server behind `a`, or -1. */
+static long connections_received(redisContext *a)
+{
+    redisReply *r = redisCommand(a, "INFO stats");
+    long n = -1;
+    const char *at =
+        r && r->type == REDIS_REPLY_STRING ? strstr(r->str, "total_connections_received:") : NULL;
+    if (at)
+        n = strtol(at + strlen("total_connections_received:"), NULL, 10);
+    freeReplyObject(r);
+    return n;
+}
+
+static int count_of(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+/* A set-up step that keeps failing (AUTH with a wrong password) is retried with backoff and
+ * logged once for the whole streak, with Redis' reason; before, every retry logged
+ * "AUTH refused" without one (a line every 5 s for as long as the password was wrong). */
+static void a_failing_set_up_is_logged_once_with_its_reason(void **state)
+{
+    (void)state;
+    struct srv *srv = srv_start(NULL);
+    assert_non_null(srv);
+    redisContext *a = admin(srv);
+    assert_non_null(a);
+    cmd(a, "ACL SETUSER warden on >right-password ~* &* +@all");
+    char logpath[] = "/tmp/wd_test_inval_log_XXXXXX";
+    int fd = mkstemp(logpath);
+    assert_true(fd >= 0);
+    wd_log_set_fd(fd);
+    wd_log_set_level(WD_LOG_INFO);
+
+    struct seen s = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    struct wd_redis_opts o = {.host = "127.0.0.1",
+                              .port = srv->port,
+                              .username = "warden",
+                              .password = "wrong-password",
+                              .backoff_initial_ms = 5,
+                              .backoff_max_ms = 20};
+    struct wd_redis_inval_ops ops = {on_lost, on_armed, on_keys};
+    struct wd_redis_inval *v;
+    long before = connections_received(a);
+    assert_true(before > 0);
+    assert_int_equal(wd_redis_inval_start(&o, NULL, 0, &ops, &s, &v), WD_OK);
+    uint64_t end = mono_ms() + DEADLINE_MS;
+    while (connections_received(a) < before + 5) { /* five attempts, all refused */
+        assert_true(mono_ms() < end);
+        sleep_ms(2);
+    }
+    assert_int_equal(read_int(&s, &s.armed), 0);
+    cmd(a, "ACL SETUSER warden >wrong-password"); /* now it is right */
+    assert_true(wait_int(&s, &s.armed, 1));
+    wd_redis_inval_stop(v);
+    wd_log_set_fd(2);
+
+    char text[8192];
+    ssize_t n = pread(fd, text, sizeof text - 1, 0);
+    close(fd);
+    unlink(logpath);
+    assert_true(n > 0);
+    text[n] = '\0';
+    if (count_of(text, "cache invalidation: AUTH") != 1 || !strstr(text, "WRONGPASS"))
+        fail_msg("want one AUTH line with Redis' reason, got:\n%s", text);
+    assert_null(strstr(text, "wrong-password")); /* the password is never logged */
+    redisFree(a);
+    srv_stop(srv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(prefixes_keep_the_shortest_of_overlapping_ones),
         cmocka_unit_test(subscriber_delivers_tracked_keys_and_rearms_after_a_kill),
         cmocka_unit_test(an_unreachable_redis_is_retried_until_it_answers),
+        cmocka_unit_test(a_failing_set_up_is_logged_once_with_its_reason),
     };
     kill_all_at_exit();
     return cmocka_run_group_tests(tests, NULL, NULL);
