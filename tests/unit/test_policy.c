@@ -753,6 +753,68 @@ static void claims_render_through_the_client_callback(void **state)
     wd_policy_release(p);
 }
 
+static void conditions_compare_a_field_with_a_placeholder(void **state)
+{
+    struct wd_policy *p = compile_ok("allow publish \"a\" when clientid = \"${username}\"\n"
+                                     "allow publish \"b\" when username in [\"x\", \"t-${claim.t}\"]\n"
+                                     "allow publish \"c\" when cn = \"${username}\"\n"
+                                     "allow publish \"d\" when username = \"$${username}\"\n"
+                                     "deny  publish \"e\" when not clientid = \"${username}\"\n"
+                                     "allow publish \"e\"\n");
+    assert_true(wd_policy_uses_claims(p)); /* a claim in a condition binds claims too */
+    unsigned line;
+    struct wd_client c = client("alice", "alice");
+    assert_int_equal(az(p, &c, PUB, "a", &line), WD_DECISION_ALLOW);
+    assert_int_equal(line, 1);
+    assert_int_equal(az(p, &c, PUB, "e", &line), WD_DECISION_ALLOW);
+    assert_int_equal(line, 6);
+    c = client("alice", "alice2");
+    assert_int_equal(az(p, &c, PUB, "a", NULL), WD_DECISION_DENY);
+    assert_int_equal(az(p, &c, PUB, "e", &line), WD_DECISION_DENY);
+    assert_int_equal(line, 5);
+    /* empty values never equal each other: an anonymous client without a certificate */
+    c = client("", "");
+    assert_int_equal(az(p, &c, PUB, "a", NULL), WD_DECISION_DENY);
+    assert_int_equal(az(p, &c, PUB, "c", NULL), WD_DECISION_DENY);
+    /* the values are text: a wildcard in them means nothing, a prefix must match */
+    c = client("#", "#");
+    assert_int_equal(az(p, &c, PUB, "a", NULL), WD_DECISION_ALLOW);
+    c = client("alice", "#");
+    assert_int_equal(az(p, &c, PUB, "a", NULL), WD_DECISION_DENY);
+    /* claims: absent, empty, or different never match */
+    c = client("t-acme", "c");
+    assert_int_equal(az(p, &c, PUB, "b", NULL), WD_DECISION_DENY);
+    struct claims cl = {{"t"}, {"acme"}};
+    c.claim = claim_of;
+    c.claim_ctx = &cl;
+    assert_int_equal(az(p, &c, PUB, "b", &line), WD_DECISION_ALLOW);
+    assert_int_equal(line, 2);
+    struct claims empty = {{"t"}, {""}};
+    c = client("t-", "c");
+    c.claim = claim_of;
+    c.claim_ctx = &empty;
+    assert_int_equal(az(p, &c, PUB, "b", NULL), WD_DECISION_DENY);
+    /* $${ is a literal ${ */
+    c = client("${username}", "c");
+    assert_int_equal(az(p, &c, PUB, "d", NULL), WD_DECISION_ALLOW);
+    c = client("alice", "c");
+    assert_int_equal(az(p, &c, PUB, "d", NULL), WD_DECISION_DENY);
+    wd_policy_release(p);
+
+    /* refused: a placeholder in a regex, an unknown one, a claim while authenticating */
+    char *r = diags_of("allow publish \"a\" when username ~ \"x${clientid}\"\n", WD_ESYNTAX);
+    assert_non_null(strstr(r, "t.policy:1:35: error: a regular expression cannot hold a "
+                              "placeholder"));
+    free(r);
+    r = diags_of("allow publish \"a\" when username = \"${peer}\"\n", WD_ESYNTAX);
+    assert_non_null(strstr(r, "t.policy:1:35: error: unknown placeholder '${peer}'"));
+    free(r);
+    r = diags_of("authn allow when username in [\"a\", \"${claim.sub}\"]\n", WD_ESYNTAX);
+    assert_non_null(strstr(r, "t.policy:1:36: error: '${claim.sub}' is unknown while "
+                              "authenticating"));
+    free(r);
+}
+
 static void cert_common_name_is_an_alias_of_cn(void **state)
 {
     struct wd_policy *p = compile_ok("allow publish \"a/${cert_common_name}\"\n"
@@ -1740,6 +1802,7 @@ int main(void)
         cmocka_unit_test(lexical_errors_and_hostile_input_never_crash),
         cmocka_unit_test(trie_agrees_with_linear_scan_on_random_requests),
         cmocka_unit_test(claims_render_through_the_client_callback),
+        cmocka_unit_test(conditions_compare_a_field_with_a_placeholder),
         cmocka_unit_test(cert_common_name_is_an_alias_of_cn),
         cmocka_unit_test(sources_are_consulted_in_rule_order),
         cmocka_unit_test(a_source_decision_sets_every_result_field),
