@@ -69,7 +69,7 @@ static enum wd_decision authn(const struct wd_policy *p, const char *user, const
     r.password = pw;
     r.password_len = strlen(pw);
     struct wd_verdict v;
-    wd_engine_authn_with(p, &r, &v, NULL);
+    wd_engine_authn_with(p, &r, NULL, &v, NULL);
     if (line)
         *line = v.line;
     return v.decision;

@@ -755,12 +755,13 @@ static void claims_render_through_the_client_callback(void **state)
 
 static void conditions_compare_a_field_with_a_placeholder(void **state)
 {
-    struct wd_policy *p = compile_ok("allow publish \"a\" when clientid = \"${username}\"\n"
-                                     "allow publish \"b\" when username in [\"x\", \"t-${claim.t}\"]\n"
-                                     "allow publish \"c\" when cn = \"${username}\"\n"
-                                     "allow publish \"d\" when username = \"$${username}\"\n"
-                                     "deny  publish \"e\" when not clientid = \"${username}\"\n"
-                                     "allow publish \"e\"\n");
+    struct wd_policy *p =
+        compile_ok("allow publish \"a\" when clientid = \"${username}\"\n"
+                   "allow publish \"b\" when username in [\"x\", \"t-${claim.t}\"]\n"
+                   "allow publish \"c\" when cn = \"${username}\"\n"
+                   "allow publish \"d\" when username = \"$${username}\"\n"
+                   "deny  publish \"e\" when not clientid = \"${username}\"\n"
+                   "allow publish \"e\"\n");
     assert_true(wd_policy_uses_claims(p)); /* a claim in a condition binds claims too */
     unsigned line;
     struct wd_client c = client("alice", "alice");
