@@ -455,15 +455,13 @@ static enum admitted authenticate_first(const struct wd_policy *p, struct reques
     bool su = false;
     wd_engine_authn_with(p, &a, standin_of(r, &si), v, &su);
     r->c.is_superuser = su;
-    if (v->decision == WD_DECISION_DENY)
-        return REFUSED;
     if (r->step >= 0) {
         if (v->decision != WD_DECISION_ALLOW || !v->step || strcmp(v->step, step_word(r->step)))
             return OTHER_STEP;
         if (r->step == WD_STEP_JWT)
             wd_jwt_ident_bind_claims(r->jwt, &r->c);
     }
-    return ADMITTED;
+    return v->decision == WD_DECISION_DENY ? REFUSED : ADMITTED;
 }
 
 /* The stores a request states, as rule sources: `rules redis` answers from its redis_acl,
@@ -715,11 +713,19 @@ static bool decision_word(const struct wd_token *t, enum wd_decision *d)
 
 static const char test_usage[] =
     "usage: warden test [--] FILE.tests...\n"
-    "  run policies' test cases (docs/policy.md \"Testing a policy\"); prints a FAIL line\n"
+    "  run policies' test cases (docs/policy.md \"Test files\"); prints a FAIL line\n"
     "  for each case that fails, then \"N passed, N failed\" (with several files, that line\n"
     "  for each file, after its name, and then the totals). Exit status: 0 all passed,\n"
     "  1 a case failed (or a file has none), 2 a tests file is malformed or unreadable, or\n"
-    "  bad usage.\n";
+    "  bad usage.\n"
+    "  A case:  allow|deny|nomatch authn|publish \"T\"|subscribe \"T\" [FIELD VALUE]...\n"
+    "  FIELD: username clientid password cn protocol peer port qos retain superuser rule,\n"
+    "  and for a client a store admitted (no store is consulted):\n"
+    "    authn redis|jwt        that step admitted it (the chain runs, the step allowing)\n"
+    "    claims {JSON}          with authn jwt: its token's payload (claims, is_superuser,\n"
+    "                           the acl claim for `rules jwt`)\n"
+    "    redis_acl {JSON}       its Redis ACL hash, topic: rule, for `rules redis`\n"
+    "  A case continues on the next line when that line is indented.\n";
 
 static int test_one(const char *path, int *passed_out, int *failed_out);
 

@@ -12,6 +12,7 @@
 
 #include "core/buf.h"
 #include "core/utf8.h"
+#include "policy/lex.h"
 #include "policy/policy.h"
 #include "policy/policy_int.h"
 #include "policy/topic.h"
@@ -614,6 +615,46 @@ static void broken_user_statements_never_show_their_secret(void **state)
     char *r = diags_of("allow publish \"topic/a\" when username = \"x\" oops\n", WD_ESYNTAX);
     assert_non_null(strstr(r, "got 'oops'"));
     assert_non_null(strstr(r, "| allow publish \"topic/a\" when username = \"x\" oops"));
+    free(r);
+}
+
+/* Tests files (WD_LEX_JSON): a '{' starts a raw JSON object token, to its matching '}' with
+ * strings and nesting followed; policy files have no such token. */
+static void json_tokens_only_where_asked_for(void **state)
+{
+    static const char src[] = "a {\"k\": \"}{\\\"\", \"l\": [1, {\"m\": 2}]} b\n"
+                              "c {\"x\":\n   1} d\n"
+                              "e {\"open\": 1\n"
+                              "f";
+    struct wd_diags d;
+    wd_diags_init(&d, "t.tests", src, strlen(src));
+    struct wd_arena a;
+    wd_arena_init(&a);
+    struct wd_tokens t;
+    wd_lex_ex(src, strlen(src), &d, &a, &t, WD_LEX_JSON);
+    assert_int_equal(t.v[1].kind, WD_TOK_JSON);
+    assert_string_equal(t.v[1].text, "{\"k\": \"}{\\\"\", \"l\": [1, {\"m\": 2}]}");
+    assert_int_equal(t.v[1].col, 3);
+    assert_string_equal(t.v[2].text, "b");
+    assert_int_equal(t.v[3].kind, WD_TOK_NEWLINE);
+    assert_int_equal(t.v[5].kind, WD_TOK_JSON); /* continues on an indented line */
+    assert_int_equal(t.v[5].line, 2);
+    assert_string_equal(t.v[5].text, "{\"x\":\n   1}");
+    assert_string_equal(t.v[6].text, "d");
+    assert_int_equal(t.v[6].line, 3);
+    /* a line starting with a word ends an unterminated object */
+    assert_int_equal(t.v[9].kind, WD_TOK_ERROR);
+    assert_int_equal(d.nerrors, 1);
+    char *r = wd_diags_render(&d);
+    assert_non_null(strstr(r, "t.tests:4:3: error: unterminated JSON object"));
+    free(r);
+    assert_string_equal(t.v[11].text, "f");
+    wd_tokens_free(&t);
+    wd_diags_cleanup(&d);
+    wd_arena_free(&a);
+    /* a policy file: '{' is an unexpected character, as before */
+    r = diags_of("allow publish {\"a\": 1}\n", WD_ESYNTAX);
+    assert_non_null(strstr(r, "t.policy:1:15: error: unexpected character '{'"));
     free(r);
 }
 
@@ -1801,6 +1842,7 @@ int main(void)
         cmocka_unit_test(shadow_check_finds_what_the_quadratic_reference_finds),
         cmocka_unit_test(broken_user_statements_never_show_their_secret),
         cmocka_unit_test(lexical_errors_and_hostile_input_never_crash),
+        cmocka_unit_test(json_tokens_only_where_asked_for),
         cmocka_unit_test(trie_agrees_with_linear_scan_on_random_requests),
         cmocka_unit_test(claims_render_through_the_client_callback),
         cmocka_unit_test(conditions_compare_a_field_with_a_placeholder),
