@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * jwtident.h: a verified token as the engine keeps it (internal to src/engine/): the
+ * jwtident.h: a verified token as the engine keeps it (internal to src/engine/, and the
+ * offline tools.c, which make one from a test case's claims): the
  * verifier's result (claims, ACL rules, exp, is_superuser) and its ACL claim compiled to a
  * policy, shared by reference between the verified-token cache entry and the sessions that
  * came from it (backends.c makes them from a token, sessions.c from a session read back
