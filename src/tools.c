@@ -19,6 +19,7 @@
 #include "tools.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,11 +29,15 @@
 
 #include "core/file.h"
 #include "core/wd.h"
+#include "engine/aclrules.h"
 #include "engine/engine.h"
+#include "engine/jwtident.h"
 #include "policy/import.h"
 #include "policy/lex.h"
 #include "policy/policy.h"
+#include "store/jwt.h"
 #include "store/passwd.h"
+#include "store/redis_acl.h"
 
 #ifndef WD_VERSION
 #define WD_VERSION "0.0.0"
@@ -153,6 +158,10 @@ struct request {
     const char *password;
     bool has_password; /* publish/subscribe: the client authenticated with it (the chain runs) */
     int superuser;     /* -1: not stated; 0/1: what the store that authenticated it said */
+    int step;          /* -1: not stated; WD_STEP_REDIS or WD_STEP_JWT: the store step that
+                          admitted the client (the chain runs, that step answering allow) */
+    struct wd_jwt_ident *jwt;    /* `claims`: the token it authenticated with (owned) */
+    struct wd_policy *redis_acl; /* `redis_acl`: its Redis ACL, compiled (owned) */
     int qos, retain;
 };
 
@@ -166,11 +175,153 @@ static void request_init(struct request *r)
     r->qos = -1;
     r->retain = -1;
     r->superuser = -1;
+    r->step = -1;
+}
+
+static void request_cleanup(struct request *r)
+{
+    wd_jwt_ident_release(r->jwt);
+    wd_policy_release(r->redis_acl);
+    r->jwt = NULL;
+    r->redis_acl = NULL;
+}
+
+/* Why a field's value was refused; line and col (1-based, 0: unknown) point into a JSON
+ * value at what jansson or a rule complained about. */
+struct set_err {
+    char msg[256];
+    int line, col;
+};
+
+/* The first reason a stated store rule is skipped: a case states exactly what the store
+ * holds, so an entry warden would skip is the case's mistake, reported as an error. */
+struct first_skip {
+    const char *what;
+    struct set_err *e;
+    bool seen;
+};
+
+static void skip_policy_rule(void *ud, size_t index, const char *why)
+{
+    struct first_skip *f = ud;
+    if (!f->seen)
+        snprintf(f->e->msg, sizeof f->e->msg, "%s: entry %zu would be skipped: %s", f->what,
+                 index + 1, why);
+    f->seen = true;
+}
+
+static void skip_redis_entry(void *ud, const char *topic, size_t topic_len, const char *reason)
+{
+    struct first_skip *f = ud;
+    if (!f->seen)
+        snprintf(f->e->msg, sizeof f->e->msg, "redis_acl: entry \"%.*s\" would be skipped: %s",
+                 topic_len > 64 ? 64 : (int)topic_len, topic ? topic : "", reason);
+    f->seen = true;
+}
+
+/* `claims`: the payload of the token the client authenticated with, read as the JWT
+ * verifier reads a verified token's (claims, is_superuser, the `acl` claim). */
+static bool set_claims(struct request *r, const char *v, struct set_err *e)
+{
+    struct wd_jwt_result res;
+    struct wd_jwt_json_error je;
+    if (wd_jwt_result_from_claims(v, strlen(v), "acl", &res, &je) != WD_OK) {
+        snprintf(e->msg, sizeof e->msg, "claims: invalid JSON: %s", je.text);
+        e->line = je.line;
+        e->col = je.column;
+        return false;
+    }
+    if (res.n_acl_skipped) {
+        snprintf(e->msg, sizeof e->msg, "claims: warden would skip (part of) the ACL claim: %s",
+                 res.n_acl_errors ? res.acl_errors[0] : "too many rules");
+        wd_jwt_result_cleanup(&res);
+        return false;
+    }
+    /* a topic the policy compiler refuses would be skipped (and logged) by the daemon */
+    struct first_skip f = {"claims: acl", e, false};
+    struct wd_policy *chk = wd_acl_rules_compile(res.acl, res.n_acl, skip_policy_rule, &f);
+    wd_policy_release(chk);
+    if (f.seen || !chk) {
+        if (!f.seen)
+            snprintf(e->msg, sizeof e->msg, "claims: the ACL claim cannot be compiled");
+        wd_jwt_result_cleanup(&res);
+        return false;
+    }
+    struct wd_jwt_ident *j = NULL;
+    if (wd_jwt_ident_new(&res, "the test case", 0, &j) != WD_OK) { /* takes res either way */
+        snprintf(e->msg, sizeof e->msg, "claims: the token would be refused");
+        return false;
+    }
+    wd_jwt_ident_release(r->jwt);
+    r->jwt = j;
+    return true;
+}
+
+/* `redis_acl`: the client's Redis ACL hash as a JSON object, field (topic) -> value
+ * ("publish", "subscribe", "all", or a rule object), read by the same parser as a reply of
+ * HGETALL (redis_acl.h, emqx_acl.h) and compiled as the Redis source compiles it. */
+static bool set_redis_acl(struct request *r, const char *v, struct set_err *e)
+{
+    json_error_t je;
+    json_t *o = json_loadb(v, strlen(v), JSON_REJECT_DUPLICATES, &je);
+    if (!o || !json_is_object(o)) {
+        if (o)
+            snprintf(e->msg, sizeof e->msg,
+                     "redis_acl: a JSON object of topic: rule (the user's ACL hash)");
+        else
+            snprintf(e->msg, sizeof e->msg, "redis_acl: invalid JSON: %s", je.text);
+        e->line = o ? 1 : je.line;
+        e->col = o ? 1 : je.column;
+        json_decref(o);
+        return false;
+    }
+    size_t n = json_object_size(o), i = 0;
+    struct wd_redis_acl_pair *pairs = wd_calloc(n ? n : 1, sizeof *pairs);
+    char **owned = wd_calloc(n ? n : 1, sizeof *owned);
+    const char *key;
+    json_t *val;
+    json_object_foreach(o, key, val)
+    {
+        pairs[i].field = key;
+        pairs[i].field_len = strlen(key);
+        if (json_is_string(val)) {
+            pairs[i].value = json_string_value(val);
+            pairs[i].value_len = json_string_length(val);
+        } else {
+            owned[i] = json_dumps(val, JSON_COMPACT | JSON_ENCODE_ANY);
+            pairs[i].value = owned[i] ? owned[i] : "";
+            pairs[i].value_len = strlen(pairs[i].value);
+        }
+        i++;
+    }
+    struct first_skip f = {"redis_acl", e, false};
+    struct wd_acl_entry *ents = NULL;
+    size_t nents = 0;
+    wd_redis_acl_parse(pairs, n, &ents, &nents, skip_redis_entry, &f);
+    struct wd_policy *acl = f.seen ? NULL : wd_acl_rules_compile(ents, nents, skip_policy_rule, &f);
+    wd_acl_entries_free(ents, nents);
+    for (size_t k = 0; k < n; k++)
+        free(owned[k]);
+    free(owned);
+    free(pairs);
+    json_decref(o);
+    if (!acl || f.seen) {
+        if (!f.seen)
+            snprintf(e->msg, sizeof e->msg, "redis_acl: cannot be compiled");
+        wd_policy_release(acl);
+        return false;
+    }
+    wd_policy_release(r->redis_acl);
+    r->redis_acl = acl;
+    return true;
 }
 
 /* Sets one request field; returns false for an unknown name or bad value. */
-static bool request_set(struct request *r, const char *k, const char *v, char *err, size_t cap)
+static bool request_set(struct request *r, const char *k, const char *v, struct set_err *e)
 {
+    size_t cap = sizeof e->msg;
+    char *err = e->msg;
+    e->line = e->col = 0;
     if (strcmp(k, "username") == 0)
         r->c.username = v;
     else if (strcmp(k, "clientid") == 0)
@@ -209,6 +360,22 @@ static bool request_set(struct request *r, const char *k, const char *v, char *e
             snprintf(err, cap, "%s must be true or false", k);
             return false;
         }
+    } else if (strcmp(k, "authn") == 0) {
+        if (strcmp(v, "redis") == 0)
+            r->step = WD_STEP_REDIS;
+        else if (strcmp(v, "jwt") == 0)
+            r->step = WD_STEP_JWT;
+        else {
+            snprintf(err, cap,
+                     "authn takes redis or jwt (the store step that admitted the client), not "
+                     "'%.40s'; for authn users give the password",
+                     v);
+            return false;
+        }
+    } else if (strcmp(k, "claims") == 0) {
+        return set_claims(r, v, e);
+    } else if (strcmp(k, "redis_acl") == 0 || strcmp(k, "redis-acl") == 0) {
+        return set_redis_acl(r, v, e);
     } else if (strcmp(k, "action") == 0) {
         if (strcmp(v, "publish") == 0) {
             r->action = WD_ACTION_PUBLISH;
@@ -234,29 +401,112 @@ static const char *request_conflict(const struct request *r)
 {
     if (r->superuser >= 0 && r->authn)
         return "superuser is for publish and subscribe (authentication decides it)";
-    if (r->superuser >= 0 && r->has_password)
+    if ((r->jwt || r->redis_acl) && r->authn)
+        return "claims and redis_acl are for publish and subscribe (authentication does not "
+               "read them)";
+    if (r->jwt && r->step != WD_STEP_JWT)
+        return "claims need authn jwt (only a token carries claims)";
+    if (r->superuser >= 0 && r->step == WD_STEP_JWT)
+        return "with authn jwt the token says who is a superuser: put \"is_superuser\": true "
+               "in claims";
+    if (r->superuser >= 0 && r->has_password && r->step < 0)
         return "give password (the chain decides who is a superuser) or superuser (what a "
                "store said), not both";
     return NULL;
 }
 
-/* Who the client of a publish/subscribe request is, as a session would say: with a
- * password, the chain runs first and the step that allowed it says whether it is a
- * superuser (NOMATCH: EMQX may let it in, but warden made it nothing); otherwise the
- * request's `superuser` field. False when the chain denies: the client never gets to
- * authorize (*v is the chain's verdict then). */
-static bool authenticate_first(const struct wd_policy *p, struct request *r, struct wd_verdict *v)
+static const char *step_word(int step)
 {
-    if (r->authn || !r->has_password) {
+    return step == WD_STEP_REDIS ? "redis" : "jwt";
+}
+
+/* The stand-in for the store step a request states (NULL: none). */
+static const struct wd_authn_standin *standin_of(const struct request *r,
+                                                 struct wd_authn_standin *si)
+{
+    if (r->step < 0)
+        return NULL;
+    si->step = (enum wd_authn_step)r->step;
+    si->superuser = r->step == WD_STEP_JWT ? r->jwt && r->jwt->res.is_superuser : r->superuser == 1;
+    return si;
+}
+
+enum admitted {
+    ADMITTED,   /* goes on to publish/subscribe */
+    REFUSED,    /* the chain denied: the client never gets to publish/subscribe */
+    OTHER_STEP, /* a store step was stated but something else decided the chain */
+};
+
+/* Who the client of a publish/subscribe request is, as a session would say: with a
+ * password or a stated store step, the chain runs first and the step that allowed it says
+ * whether it is a superuser (and, for authn jwt, brings the token's claims); NOMATCH
+ * without a stated step: EMQX may let it in, but warden made it nothing. Otherwise the
+ * request's `superuser` field. *v is the chain's verdict when it ran. */
+static enum admitted authenticate_first(const struct wd_policy *p, struct request *r,
+                                        struct wd_verdict *v)
+{
+    if (r->authn || (!r->has_password && r->step < 0)) {
         r->c.is_superuser = r->superuser == 1;
-        return true;
+        return ADMITTED;
     }
     struct wd_authn_req a = {
         .client = r->c, .password = r->password, .password_len = strlen(r->password)};
+    struct wd_authn_standin si;
     bool su = false;
-    wd_engine_authn_with(p, &a, v, &su);
+    wd_engine_authn_with(p, &a, standin_of(r, &si), v, &su);
     r->c.is_superuser = su;
-    return v->decision != WD_DECISION_DENY;
+    if (r->step >= 0) {
+        if (v->decision != WD_DECISION_ALLOW || !v->step || strcmp(v->step, step_word(r->step)))
+            return OTHER_STEP;
+        if (r->step == WD_STEP_JWT)
+            wd_jwt_ident_bind_claims(r->jwt, &r->c);
+    }
+    return v->decision == WD_DECISION_DENY ? REFUSED : ADMITTED;
+}
+
+/* The stores a request states, as rule sources: `rules redis` answers from its redis_acl,
+ * `rules jwt` from the token's ACL claim when authn jwt admitted it (a client admitted by
+ * Redis has no token: nothing to say). */
+static int case_source(void *ctx, enum wd_source src, const struct wd_authz_req *req,
+                       struct wd_policy_result *out)
+{
+    const struct request *r = ctx;
+    if (src == WD_SOURCE_REDIS) {
+        if (!r->redis_acl)
+            return 0;
+        struct wd_policy_result res;
+        wd_policy_authorize(r->redis_acl, req, &res);
+        if (res.decision == WD_DECISION_NOMATCH)
+            return 0;
+        out->decision = res.decision;
+        return 1;
+    }
+    if (r->step != WD_STEP_JWT)
+        return 0;
+    const char *why;
+    return wd_jwt_ident_authorize(r->jwt, req, out, &why);
+}
+
+/* The rule sources of a request: none (a store is consulted nowhere, as before) unless the
+ * request states one. */
+static const struct wd_policy_sources *sources_of(const struct request *r,
+                                                  struct wd_policy_sources *s)
+{
+    if (r->step < 0 && !r->redis_acl)
+        return NULL;
+    s->eval = case_source;
+    s->ctx = (void *)r;
+    return s;
+}
+
+static struct wd_authz_req authz_req_of(const struct request *r)
+{
+    return (struct wd_authz_req){.client = r->c,
+                                 .action = r->action,
+                                 .topic = r->topic,
+                                 .topic_len = strlen(r->topic),
+                                 .qos = r->qos,
+                                 .retain = r->retain};
 }
 
 /* Call authenticate_first() before, for publish and subscribe. */
@@ -265,17 +515,14 @@ static void decide(const struct wd_policy *p, const struct request *r, struct wd
     if (r->authn) {
         struct wd_authn_req a = {
             .client = r->c, .password = r->password, .password_len = strlen(r->password)};
-        wd_engine_authn_with(p, &a, v, NULL);
+        struct wd_authn_standin si;
+        wd_engine_authn_with(p, &a, standin_of(r, &si), v, NULL);
         return;
     }
-    struct wd_authz_req z = {.client = r->c,
-                             .action = r->action,
-                             .topic = r->topic,
-                             .topic_len = strlen(r->topic),
-                             .qos = r->qos,
-                             .retain = r->retain};
+    struct wd_authz_req z = authz_req_of(r);
+    struct wd_policy_sources s;
     struct wd_policy_result res;
-    wd_policy_authorize(p, &z, &res);
+    wd_policy_authorize_src(p, &z, sources_of(r, &s), &res);
     v->decision = res.decision;
     v->line = res.line;
     v->reason = res.by_default ? "default" : "rule";
@@ -305,11 +552,19 @@ static const char explain_usage[] =
     "usage: warden explain FILE... --action publish|subscribe|authn [--topic T]\n"
     "         [--username U] [--clientid C] [--password P] [--peer A] [--port N] [--cn CN]\n"
     "         [--protocol P] [--qos N] [--retain true|false] [--superuser true|false]\n"
+    "         [--authn redis|jwt] [--claims JSON] [--redis-acl JSON]\n"
     "  the decision of policy FILE for one request, and the rules that led to it; with\n"
     "  several files, the same request for each (\"== FILE\" before each: an old and a new\n"
     "  policy side by side).\n"
     "  publish/subscribe: with --password the authentication chain runs first and decides\n"
     "  superuser; --superuser states what a store said.\n"
+    "  --authn redis|jwt: that store step admitted the client (the chain runs first, the\n"
+    "  step answering allow; with redis, --superuser is its is_superuser). --claims: the\n"
+    "  payload of its token (with --authn jwt): ${claim.NAME}, is_superuser and the acl\n"
+    "  claim for `rules jwt`. --redis-acl: the user's Redis ACL hash as a JSON object of\n"
+    "  topic: rule (\"publish\", \"subscribe\", \"all\" or a rule object), for `rules redis`.\n"
+    "  No store is consulted: without these, `authn redis|jwt` never answers and `rules\n"
+    "  redis|jwt` never matches.\n"
     "  Exit status: 0 explained, 1 a policy does not compile or the client never gets to\n"
     "  publish/subscribe, 2 bad usage.\n";
 
@@ -332,30 +587,34 @@ int wd_tool_explain(int argc, char **argv)
     r.action = WD_ACTION_PUBLISH;
     bool have_action = false;
     for (int i = 1 + nfiles; i < argc; i++) {
-        char err[128];
-        if (wd_tool_std_flag(argv[i], explain_usage) == 0)
+        if (wd_tool_std_flag(argv[i], explain_usage) == 0) {
+            request_cleanup(&r);
             return 0;
+        }
         if (strncmp(argv[i], "--", 2) != 0 || i + 1 >= argc) {
             fprintf(stderr, "warden explain: expected --FIELD VALUE, got '%s'\n", argv[i]);
+            request_cleanup(&r);
             return 2;
         }
         have_action = have_action || strcmp(argv[i] + 2, "action") == 0;
-        if (!request_set(&r, argv[i] + 2, argv[i + 1], err, sizeof err)) {
-            fprintf(stderr, "warden explain: %s\n", err);
+        struct set_err e;
+        if (!request_set(&r, argv[i] + 2, argv[i + 1], &e)) {
+            if (e.line)
+                fprintf(stderr, "warden explain: %s: %s (at line %d, column %d of its value)\n",
+                        argv[i], e.msg, e.line, e.col);
+            else
+                fprintf(stderr, "warden explain: %s\n", e.msg);
+            request_cleanup(&r);
             return 2;
         }
         i++;
     }
-    if (!have_action) {
-        fprintf(stderr, "warden explain: --action publish|subscribe|authn is required\n");
-        return 2;
-    }
-    if (!r.authn && !r.topic[0]) {
-        fprintf(stderr, "warden explain: --topic is required for publish and subscribe\n");
-        return 2;
-    }
-    if (request_conflict(&r)) {
-        fprintf(stderr, "warden explain: %s\n", request_conflict(&r));
+    const char *bad = !have_action              ? "--action publish|subscribe|authn is required"
+                      : !r.authn && !r.topic[0] ? "--topic is required for publish and subscribe"
+                                                : request_conflict(&r);
+    if (bad) {
+        fprintf(stderr, "warden explain: %s\n", bad);
+        request_cleanup(&r);
         return 2;
     }
     int ex = 0;
@@ -365,6 +624,7 @@ int wd_tool_explain(int argc, char **argv)
         if (explain_one(argv[i], r) != 0)
             ex = 1;
     }
+    request_cleanup(&r);
     return ex;
 }
 
@@ -386,13 +646,17 @@ static int explain_one(const char *file, struct request r)
     struct explain_ctx x = {src ? src : "", file};
     struct wd_verdict v;
     memset(&v, 0, sizeof v);
-    bool reaches = authenticate_first(p, &r, &v);
-    if (r.authn || !reaches) {
+    enum admitted adm = authenticate_first(p, &r, &v);
+    if (r.authn || adm != ADMITTED) {
         if (r.authn)
             decide(p, &r, &v);
-        printf("authn username=\"%s\": %s (%s)", r.c.username, wd_decision_str(v.decision),
-               v.reason);
-        if (!reaches)
+        printf("authn username=\"%s\"", r.c.username);
+        if (r.step >= 0)
+            printf(" (stated: authn %s admits it)", step_word(r.step));
+        printf(": %s (%s)", wd_decision_str(v.decision), v.reason);
+        if (adm == OTHER_STEP)
+            printf(": not admitted by authn %s", step_word(r.step));
+        if (adm != ADMITTED)
             printf(": the client never gets to %s",
                    r.action == WD_ACTION_PUBLISH ? "publish" : "subscribe");
         printf("\n");
@@ -400,24 +664,20 @@ static int explain_one(const char *file, struct request r)
             printf("decided by %s:%u\n", file, v.line);
             print_line(x.src, v.line);
         }
-        if (!reaches)
+        if (adm != ADMITTED)
             rc = WD_EINVAL;
     } else {
-        if (r.has_password)
+        if (r.has_password || r.step >= 0)
             printf("authn username=\"%s\": %s (%s, %s:%u): %s\n", r.c.username,
                    wd_decision_str(v.decision), v.reason, file, v.line,
                    r.c.is_superuser ? "a superuser" : "not a superuser");
-        struct wd_authz_req z = {.client = r.c,
-                                 .action = r.action,
-                                 .topic = r.topic,
-                                 .topic_len = strlen(r.topic),
-                                 .qos = r.qos,
-                                 .retain = r.retain};
+        struct wd_authz_req z = authz_req_of(&r);
+        struct wd_policy_sources s;
         struct wd_policy_result res;
         printf("%s \"%s\" username=\"%s\" clientid=\"%s\"\n",
                r.action == WD_ACTION_PUBLISH ? "publish" : "subscribe", r.topic, r.c.username,
                r.c.clientid);
-        wd_policy_explain_authorize(p, &z, explain_step, &x, &res);
+        wd_policy_explain_authorize_src(p, &z, sources_of(&r, &s), explain_step, &x, &res);
         printf("decision: %s\n", wd_decision_str(res.decision));
         /* the served path (trie) must agree with the explained one (linear) */
         decide(p, &r, &v);
@@ -453,11 +713,19 @@ static bool decision_word(const struct wd_token *t, enum wd_decision *d)
 
 static const char test_usage[] =
     "usage: warden test [--] FILE.tests...\n"
-    "  run policies' test cases (docs/policy.md \"Testing a policy\"); prints a FAIL line\n"
+    "  run policies' test cases (docs/policy.md \"Test files\"); prints a FAIL line\n"
     "  for each case that fails, then \"N passed, N failed\" (with several files, that line\n"
     "  for each file, after its name, and then the totals). Exit status: 0 all passed,\n"
     "  1 a case failed (or a file has none), 2 a tests file is malformed or unreadable, or\n"
-    "  bad usage.\n";
+    "  bad usage.\n"
+    "  A case:  allow|deny|nomatch authn|publish \"T\"|subscribe \"T\" [FIELD VALUE]...\n"
+    "  FIELD: username clientid password cn protocol peer port qos retain superuser rule,\n"
+    "  and for a client a store admitted (no store is consulted):\n"
+    "    authn redis|jwt        that step admitted it (the chain runs, the step allowing)\n"
+    "    claims {JSON}          with authn jwt: its token's payload (claims, is_superuser,\n"
+    "                           the acl claim for `rules jwt`)\n"
+    "    redis_acl {JSON}       its Redis ACL hash, topic: rule, for `rules redis`\n"
+    "  A case continues on the next line when that line is indented.\n";
 
 static int test_one(const char *path, int *passed_out, int *failed_out);
 
@@ -497,7 +765,18 @@ static int test_one(const char *path, int *passed_out, int *failed_out)
     struct wd_arena strings;
     wd_arena_init(&strings);
     struct wd_tokens toks;
-    wd_lex(src, len, &d, &strings, &toks);
+    wd_lex_ex(src, len, &d, &strings, &toks, WD_LEX_JSON);
+    /* a case continues on the next line when that line is indented: drop the line break
+     * before an indented token that follows a case's tokens directly */
+    size_t o = 0;
+    for (size_t j = 0; j < toks.n; j++) {
+        const struct wd_token *nx = j + 1 < toks.n ? &toks.v[j + 1] : NULL;
+        if (toks.v[j].kind == WD_TOK_NEWLINE && nx && nx->kind != WD_TOK_NEWLINE &&
+            nx->kind != WD_TOK_EOF && nx->col > 1 && o > 0 && toks.v[o - 1].kind != WD_TOK_NEWLINE)
+            continue;
+        toks.v[o++] = toks.v[j];
+    }
+    toks.n = o;
 
     int passed = 0, failed = 0;
     struct wd_policy *p = NULL;
@@ -515,7 +794,6 @@ static int test_one(const char *path, int *passed_out, int *failed_out)
             i++;
         size_t end = i; /* tokens [start, end) are this line */
         unsigned line = t->line;
-        char err[256] = "";
         if (t->kind == WD_TOK_WORD && strcmp(t->text, "policy") == 0) {
             if (end - start != 2 || toks.v[start + 1].kind != WD_TOK_STRING) {
                 wd_diag_add(&d, WD_DIAG_ERROR, line, t->col, "usage: policy \"FILE\"");
@@ -599,19 +877,39 @@ static int test_one(const char *path, int *passed_out, int *failed_out)
                 want_line = v->num;
             } else {
                 const char *val = v->text;
+                bool json = strcmp(f->text, "claims") == 0 || strcmp(f->text, "redis_acl") == 0;
                 if (v->kind == WD_TOK_NUMBER && nb < 16) {
                     snprintf(numbuf[nb], sizeof numbuf[nb], "%ld", v->num);
                     val = numbuf[nb++];
                 } else if (v->kind == WD_TOK_WORD &&
-                           (strcmp(v->text, "true") == 0 || strcmp(v->text, "false") == 0)) {
+                           (strcmp(v->text, "true") == 0 || strcmp(v->text, "false") == 0 ||
+                            strcmp(f->text, "authn") == 0)) {
                     val = v->text;
-                } else if (v->kind != WD_TOK_STRING) {
-                    wd_diag_add(&d, WD_DIAG_ERROR, line, v->col, "expected a value");
+                } else if (v->kind == WD_TOK_ERROR) {
+                    bad = true; /* the lexer said why */
+                    break;
+                } else if (v->kind == WD_TOK_JSON && !json) {
+                    wd_diag_add(&d, WD_DIAG_ERROR, v->line, v->col,
+                                "a JSON object is the value of claims and redis_acl only");
+                    bad = true;
+                    break;
+                } else if (v->kind != WD_TOK_STRING && v->kind != WD_TOK_JSON) {
+                    wd_diag_add(&d, WD_DIAG_ERROR, v->line, v->col,
+                                json ? "expected a JSON object {...}" : "expected a value");
                     bad = true;
                     break;
                 }
-                if (!request_set(&r, f->text, val, err, sizeof err)) {
-                    wd_diag_add(&d, WD_DIAG_ERROR, line, f->col, "%s", err);
+                struct set_err e;
+                if (!request_set(&r, f->text, val, &e)) {
+                    /* a position inside a JSON object as written is a position in the file */
+                    unsigned el = v->line, ec = v->col;
+                    if (e.line > 0 && v->kind == WD_TOK_JSON) {
+                        el = v->line + (unsigned)e.line - 1;
+                        ec = e.line == 1 ? v->col + (unsigned)e.col - 1 : (unsigned)e.col;
+                    } else if (!json) {
+                        ec = f->col;
+                    }
+                    wd_diag_add(&d, WD_DIAG_ERROR, el, ec, "%s", e.msg);
                     bad = true;
                 }
             }
@@ -621,21 +919,32 @@ static int test_one(const char *path, int *passed_out, int *failed_out)
             wd_diag_add(&d, WD_DIAG_ERROR, line, t->col, "%s", request_conflict(&r));
             bad = true;
         }
-        if (bad)
+        if (bad) {
+            request_cleanup(&r);
             continue;
+        }
         struct wd_verdict v;
         memset(&v, 0, sizeof v);
-        if (!authenticate_first(p, &r, &v)) {
+        enum admitted adm = authenticate_first(p, &r, &v);
+        if (adm != ADMITTED) {
             failed++;
-            printf("FAIL %s:%u: the password is refused by %s:%u (%s): the client never gets "
-                   "to %s\n",
-                   path, line, policy_path, v.line, v.reason,
-                   r.action == WD_ACTION_PUBLISH ? "publish" : "subscribe");
+            if (adm == OTHER_STEP)
+                printf("FAIL %s:%u: authn %s does not admit the client: %s by %s:%u (%s): the "
+                       "client never gets to %s\n",
+                       path, line, step_word(r.step), wd_decision_str(v.decision), policy_path,
+                       v.line, v.reason, r.action == WD_ACTION_PUBLISH ? "publish" : "subscribe");
+            else
+                printf("FAIL %s:%u: the client is refused by %s:%u (%s): the client never "
+                       "gets to %s\n",
+                       path, line, policy_path, v.line, v.reason,
+                       r.action == WD_ACTION_PUBLISH ? "publish" : "subscribe");
             if (v.line && policy_src)
                 print_line(policy_src, v.line);
+            request_cleanup(&r);
             continue;
         }
         decide(p, &r, &v);
+        request_cleanup(&r);
         bool ok = v.decision == want && (want_line < 0 || (long)v.line == want_line);
         if (ok) {
             passed++;

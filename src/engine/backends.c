@@ -33,6 +33,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/wd.h"
+#include "engine/aclrules.h"
 #include "engine/hashpool.h"
 #include "engine/jwtident.h"
 #include "engine/session_share.h"
@@ -1614,26 +1615,6 @@ static void policy_release_cb(void *p)
     wd_policy_release(p);
 }
 
-/* The entries of a Redis ACL compiled to a policy (NULL: they could not be). */
-static struct wd_policy *compile_acl(struct wd_acl_entry *ents, size_t n, struct skip_ctx *sk)
-{
-    struct wd_policy_rule_in *in = wd_calloc(n ? n : 1, sizeof *in);
-    for (size_t i = 0; i < n; i++) {
-        in[i].perm = WD_DECISION_ALLOW;
-        in[i].actions = ents[i].actions;
-        in[i].topics = (const char *const *)&ents[i].topic;
-        in[i].ntopics = 1;
-        in[i].eq = ents[i].eq;
-        in[i].qos_mask = ents[i].qos_mask;
-        in[i].retain = ents[i].retain;
-    }
-    struct wd_policy *p = NULL;
-    if (wd_policy_compile_rules(in, n, log_skip, sk, &p) != WD_OK)
-        p = NULL;
-    free(in);
-    return p;
-}
-
 /* Caches a compiled ACL (empty ones as negative entries). Returns a reference in *ref, or
  * false when the cache is off or refused it. Takes over p either way on success. */
 static bool cache_acl(struct wd_backends *b, struct wd_cache_key *ck, struct wd_policy *p, size_t n,
@@ -1667,7 +1648,7 @@ static void on_acl_reply(void *ctx, struct wd_redis_async_result *res)
         wd_metrics_inc(WD_M_REDIS_ERRORS);
         backend_warn("ACL lookup", res->err[0] ? res->err : wd_rc_str(res->rc));
     } else {
-        struct wd_policy *acl = compile_acl(res->acl, res->nacl, &aw->sk);
+        struct wd_policy *acl = wd_acl_rules_compile(res->acl, res->nacl, log_skip, &aw->sk);
         if (acl) {
             p->acl_rc = WD_OK;
             p->acl = acl;
@@ -1766,7 +1747,7 @@ static int redis_acl(struct wd_backends_local *l, const struct wd_client *c, str
         rc = WD_EBACKEND;
         goto done;
     }
-    struct wd_policy *acl = compile_acl(ents, n, &sk);
+    struct wd_policy *acl = wd_acl_rules_compile(ents, n, log_skip, &sk);
     wd_acl_entries_free(ents, n);
     if (!acl) {
         rc = WD_EBACKEND;
@@ -1823,7 +1804,6 @@ int wd_backends_source_eval(void *ctx, enum wd_source src, const struct wd_authz
         return 1;
     }
     /* JWT */
-    const struct wd_jwt_ident *jwt = wd_session_jwt(sc->session);
     if (!sc->session) {
         /* authenticated elsewhere (another replica, before a restart) or expired: the
          * token and so its ACL are unknown here. Fail closed. */
@@ -1831,36 +1811,7 @@ int wd_backends_source_eval(void *ctx, enum wd_source src, const struct wd_authz
         sc->reason = "jwt: no session for this client (token expired or unknown here): denied";
         return 1;
     }
-    if (!jwt)
-        return 0; /* authenticated without a token: this source has nothing to say */
-    switch (jwt->res.acl_format) {
-    case WD_JWT_ACL_ABSENT:
-        return 0;
-    case WD_JWT_ACL_INVALID:
-        out->decision = WD_DECISION_DENY;
-        sc->reason = "jwt: ACL claim is neither an object nor a list: denied";
-        return 1;
-    case WD_JWT_ACL_V1_OBJECT:
-    case WD_JWT_ACL_V2_LIST:
-        break;
-    }
-    if (!jwt->acl) {
-        out->decision = WD_DECISION_DENY;
-        sc->reason = "jwt: ACL could not be compiled: denied";
-        return 1;
-    }
-    wd_policy_authorize(jwt->acl, req, &r);
-    if (r.decision == WD_DECISION_NOMATCH) {
-        if (jwt->res.acl_format == WD_JWT_ACL_V2_LIST)
-            return 0;
-        /* EMQX: the v1 object form denies what it does not allow */
-        out->decision = WD_DECISION_DENY;
-        sc->reason = "jwt: ACL claim (pub/sub/all) does not allow it";
-        return 1;
-    }
-    out->decision = r.decision;
-    sc->reason = "jwt ACL rule matched";
-    return 1;
+    return wd_jwt_ident_authorize(wd_session_jwt(sc->session), req, out, &sc->reason);
 }
 
 /* ---- operations ---- */

@@ -243,12 +243,14 @@ static void count(enum wd_decision d, enum wd_metric allow, enum wd_metric deny,
     wd_metrics_inc(d == WD_DECISION_ALLOW ? allow : d == WD_DECISION_DENY ? deny : nomatch);
 }
 
-/* Runs the chain. bl may be NULL (tools): then `authn redis|jwt` steps never answer. On an
+/* Runs the chain. bl may be NULL (tools): then `authn redis|jwt` steps never answer, except
+ * the one a stand-in si (may be NULL) names, which allows as si says. On an
  * ALLOW, *src and *sr say what the session should remember. WD_EAGAIN: a step waits (w;
  * *out is meaningless). */
 static int authn_run(const struct wd_policy *p, struct wd_backends_local *bl,
-                     const struct wd_authn_req *req, struct wd_waiter *w, struct wd_verdict *out,
-                     enum wd_session_source *src, struct wd_step_result *sr)
+                     const struct wd_authn_standin *si, const struct wd_authn_req *req,
+                     struct wd_waiter *w, struct wd_verdict *out, enum wd_session_source *src,
+                     struct wd_step_result *sr)
 {
     const struct wd_client *c = &req->client;
     bool anonymous = c->username[0] == '\0';
@@ -314,6 +316,15 @@ static int authn_run(const struct wd_policy *p, struct wd_backends_local *bl,
             return WD_OK;
         case WD_STEP_REDIS:
         case WD_STEP_JWT: {
+            if (!bl && si && si->step == s->kind) {
+                out->decision = WD_DECISION_ALLOW;
+                out->reason = s->kind == WD_STEP_REDIS ? "redis: allowed (stated, no store)"
+                                                       : "jwt: allowed (stated, no store)";
+                out->step = s->kind == WD_STEP_REDIS ? "redis" : "jwt";
+                *src = s->kind == WD_STEP_REDIS ? WD_SESSION_REDIS : WD_SESSION_JWT;
+                sr->superuser = si->superuser;
+                return WD_OK;
+            }
             if (!bl)
                 continue;
             int d = s->kind == WD_STEP_REDIS ? wd_backends_authn_redis(bl, req, w, sr)
@@ -339,11 +350,11 @@ static int authn_run(const struct wd_policy *p, struct wd_backends_local *bl,
 }
 
 int wd_engine_authn_with(const struct wd_policy *p, const struct wd_authn_req *req,
-                         struct wd_verdict *out, bool *superuser)
+                         const struct wd_authn_standin *si, struct wd_verdict *out, bool *superuser)
 {
     enum wd_session_source src;
     struct wd_step_result sr;
-    int rc = authn_run(p, NULL, req, NULL, out, &src, &sr);
+    int rc = authn_run(p, NULL, si, req, NULL, out, &src, &sr);
     if (superuser)
         *superuser = out->decision == WD_DECISION_ALLOW && sr.superuser;
     return rc;
@@ -361,7 +372,7 @@ int wd_engine_authenticate_w(struct wd_engine_local *l, const struct wd_authn_re
     enum wd_session_source src;
     struct wd_step_result sr;
     const struct wd_policy *p = policy_of(l);
-    int rc = authn_run(p, l->bl, req, w, out, &src, &sr);
+    int rc = authn_run(p, l->bl, NULL, req, w, out, &src, &sr);
     if (rc == WD_EAGAIN)
         return WD_EAGAIN;
     if (out->decision == WD_DECISION_ALLOW && l->needs_session)

@@ -120,11 +120,22 @@ bool wd_engine_ready(struct wd_engine *e, struct wd_buf *out);
 /* Admin: human-readable state (policy, caches, sessions, backends) appended to out. */
 void wd_engine_stats(struct wd_engine *e, struct wd_buf *out);
 
+/* What a store said, for tools that run the chain without one (`warden test`, `explain`):
+ * the `authn redis` or `authn jwt` step named by `step` answers ALLOW when it is reached
+ * and its `when` holds, and the client is a superuser if `superuser` (Redis is_superuser,
+ * the token's is_superuser claim). */
+struct wd_authn_standin {
+    enum wd_authn_step step; /* WD_STEP_REDIS or WD_STEP_JWT */
+    bool superuser;
+};
+
 /* Runs the authentication chain of a given policy (tools use this without an engine: the
- * `authn redis` and `authn jwt` steps never answer there). *superuser (may be NULL) is set
- * to whether the step that allowed the client made it a superuser (a static superuser
- * whose password matched): what a session would record for authorize. */
+ * `authn redis` and `authn jwt` steps never answer there, except the one si names; si may
+ * be NULL). *superuser (may be NULL) is set to whether the step that allowed the client
+ * made it a superuser (a static superuser whose password matched, or si's): what a session
+ * would record for authorize. out->step names that step ("users", "redis", "jwt", ...). */
 int wd_engine_authn_with(const struct wd_policy *p, const struct wd_authn_req *req,
-                         struct wd_verdict *out, bool *superuser);
+                         const struct wd_authn_standin *si, struct wd_verdict *out,
+                         bool *superuser);
 
 #endif

@@ -7,9 +7,11 @@
 #include "engine/jwtident.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/log.h"
 #include "core/wd.h"
+#include "engine/aclrules.h"
 
 struct skip_ctx {
     const char *who;
@@ -30,24 +32,10 @@ static struct wd_policy *compile_acl(const struct wd_jwt_result *r, const char *
     *skipped = r->n_acl_skipped;
     if (r->acl_format != WD_JWT_ACL_V1_OBJECT && r->acl_format != WD_JWT_ACL_V2_LIST)
         return NULL;
-    struct wd_policy_rule_in *in = wd_calloc(r->n_acl ? r->n_acl : 1, sizeof *in);
-    for (size_t i = 0; i < r->n_acl; i++) {
-        const struct wd_acl_entry *a = &r->acl[i];
-        in[i].perm = a->allow ? WD_DECISION_ALLOW : WD_DECISION_DENY;
-        in[i].actions = a->actions;
-        in[i].topics = (const char *const *)&a->topic;
-        in[i].ntopics = 1;
-        in[i].eq = a->eq;
-        in[i].qos_mask = a->qos_mask;
-        in[i].retain = a->retain;
-    }
     for (size_t i = 0; i < r->n_acl_errors; i++)
         wd_log_warn("acl", "JWT ACL of %s: %s (entry skipped)", who, r->acl_errors[i]);
     struct skip_ctx sk = {who, 0};
-    struct wd_policy *p = NULL;
-    if (wd_policy_compile_rules(in, r->n_acl, log_skip, &sk, &p) != WD_OK)
-        p = NULL;
-    free(in);
+    struct wd_policy *p = wd_acl_rules_compile(r->acl, r->n_acl, log_skip, &sk);
     *skipped += sk.skipped;
     return p;
 }
@@ -88,4 +76,59 @@ void wd_jwt_ident_release(struct wd_jwt_ident *j)
 {
     if (j && atomic_fetch_sub(&j->refs, 1) == 1)
         ident_free(j);
+}
+
+int wd_jwt_ident_authorize(const struct wd_jwt_ident *jwt, const struct wd_authz_req *req,
+                           struct wd_policy_result *out, const char **reason)
+{
+    struct wd_policy_result r;
+    if (!jwt)
+        return 0; /* authenticated without a token: this source has nothing to say */
+    switch (jwt->res.acl_format) {
+    case WD_JWT_ACL_ABSENT:
+        return 0;
+    case WD_JWT_ACL_INVALID:
+        out->decision = WD_DECISION_DENY;
+        *reason = "jwt: ACL claim is neither an object nor a list: denied";
+        return 1;
+    case WD_JWT_ACL_V1_OBJECT:
+    case WD_JWT_ACL_V2_LIST:
+        break;
+    }
+    if (!jwt->acl) {
+        out->decision = WD_DECISION_DENY;
+        *reason = "jwt: ACL could not be compiled: denied";
+        return 1;
+    }
+    wd_policy_authorize(jwt->acl, req, &r);
+    if (r.decision == WD_DECISION_NOMATCH) {
+        if (jwt->res.acl_format == WD_JWT_ACL_V2_LIST)
+            return 0;
+        /* EMQX: the v1 object form denies what it does not allow */
+        out->decision = WD_DECISION_DENY;
+        *reason = "jwt: ACL claim (pub/sub/all) does not allow it";
+        return 1;
+    }
+    out->decision = r.decision;
+    *reason = "jwt ACL rule matched";
+    return 1;
+}
+
+static const char *ident_claim(const void *ctx, const char *name, size_t len)
+{
+    const struct wd_jwt_ident *j = ctx;
+    char buf[256];
+    if (len >= sizeof buf)
+        return NULL;
+    memcpy(buf, name, len);
+    buf[len] = '\0';
+    return wd_jwt_result_claim(&j->res, buf);
+}
+
+void wd_jwt_ident_bind_claims(const struct wd_jwt_ident *j, struct wd_client *c)
+{
+    if (j) {
+        c->claim = ident_claim;
+        c->claim_ctx = j;
+    }
 }

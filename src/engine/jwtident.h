@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * jwtident.h: a verified token as the engine keeps it (internal to src/engine/): the
+ * jwtident.h: a verified token as the engine keeps it (internal to src/engine/, and the
+ * offline tools.c, which make one from a test case's claims): the
  * verifier's result (claims, ACL rules, exp, is_superuser) and its ACL claim compiled to a
  * policy, shared by reference between the verified-token cache entry and the sessions that
  * came from it (backends.c makes them from a token, sessions.c from a session read back
@@ -35,5 +36,16 @@ int wd_jwt_ident_new(struct wd_jwt_result *res, const char *who, size_t extra_by
                      struct wd_jwt_ident **out);
 struct wd_jwt_ident *wd_jwt_ident_get(struct wd_jwt_ident *j); /* +1; NULL-safe */
 void wd_jwt_ident_release(struct wd_jwt_ident *j);             /* -1; NULL-safe */
+
+/* The JWT rule source (`rules jwt`) for a client whose session holds j (NULL: it
+ * authenticated without a token). As wd_policy_sources.eval: 1 when the token's ACL claim
+ * decides (out->decision; *reason a static text for logs), 0 when it has nothing to say
+ * (no token, no ACL claim, or no rule of the list form matched). The object form denies
+ * what it does not allow; an invalid or uncompilable ACL claim denies. */
+int wd_jwt_ident_authorize(const struct wd_jwt_ident *j, const struct wd_authz_req *req,
+                           struct wd_policy_result *out, const char **reason);
+
+/* Points c's ${claim.NAME} at j's claims (nothing when j is NULL); j must outlive c's use. */
+void wd_jwt_ident_bind_claims(const struct wd_jwt_ident *j, struct wd_client *c);
 
 #endif

@@ -387,21 +387,8 @@ const struct wd_jwt_ident *wd_session_jwt(const struct wd_session *s)
     return s ? s->jwt : NULL;
 }
 
-static const char *session_claim(const void *ctx, const char *name, size_t len)
-{
-    const struct wd_session *s = ctx;
-    char buf[256];
-    if (!s->jwt || len >= sizeof buf)
-        return NULL;
-    memcpy(buf, name, len);
-    buf[len] = '\0';
-    return wd_jwt_result_claim(&s->jwt->res, buf);
-}
-
 void wd_session_bind_claims(const struct wd_session *s, struct wd_client *c)
 {
-    if (s && s->jwt) {
-        c->claim = session_claim;
-        c->claim_ctx = s;
-    }
+    if (s)
+        wd_jwt_ident_bind_claims(s->jwt, c);
 }

@@ -48,6 +48,7 @@ struct cctx {
     struct wd_arena *a;
     const struct store_mode *store; /* NULL: a policy file */
     bool saw_claim;                 /* a ${claim.X} in the topics compiled so far */
+    bool in_authn;                  /* compiling an authn step's condition */
     /* the shadow check's index (policy files only; freed after compiling): the topics of
      * the unconditional rules before the first rule source, and the same topics by text
      * (eq flag, text) -> rule, to skip one whose options an earlier rule with the same
@@ -173,6 +174,60 @@ static void keep_re(struct wd_policy *p, pcre2_code *re)
     p->res[p->nres++] = re;
 }
 
+static bool parse_tmpl(struct cctx *cx, const char *lv, size_t n, unsigned line, unsigned col,
+                       struct wd_tmpl **out);
+
+static bool has_placeholder(const char *s, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i++)
+        if (s[i] == '$' && s[i + 1] == '{')
+            return true;
+    return false;
+}
+
+/* The string values of an EQ/IN condition: literal ones sorted into k->strs for bsearch,
+ * those with a placeholder compiled into k->tmpls (rendered for each request, as a topic's
+ * are; `$${` is a literal `${`). A ${claim.NAME} in an authn step's condition is an error:
+ * no step has verified a token yet. */
+static bool compile_values(struct cctx *cx, const struct wd_ast_cond *c, struct wd_cond *k)
+{
+    size_t n = c->nvals ? c->nvals : 1;
+    k->strs = wd_arena_alloc(cx->a, n * sizeof *k->strs);
+    k->tmpls = wd_arena_alloc(cx->a, n * sizeof *k->tmpls);
+    bool ok = true;
+    for (size_t i = 0; i < c->nvals; i++) {
+        const struct wd_ast_value *v = &c->vals[i];
+        if (!has_placeholder(v->s, v->len)) {
+            k->strs[k->nstrs++] = wd_arena_strndup(cx->a, v->s, v->len);
+            continue;
+        }
+        struct wd_tmpl *t = NULL;
+        if (!parse_tmpl(cx, v->s, v->len, v->line, v->col, &t) || !t) {
+            ok = false;
+            continue;
+        }
+        if (!t->text) { /* only `$${` escapes: a literal */
+            k->strs[k->nstrs++] = t->parts[0].s;
+            continue;
+        }
+        for (size_t j = 0; j < t->nparts; j++) {
+            if (!t->parts[j].var || t->parts[j].v != WD_VAR_CLAIM)
+                continue;
+            if (cx->in_authn) {
+                wd_diag_add(cx->d, WD_DIAG_ERROR, v->line, v->col,
+                            "'${claim.%s}' is unknown while authenticating (no step has verified "
+                            "a token yet): test it in authorization rules only",
+                            t->parts[j].s);
+                ok = false;
+            }
+            cx->p->uses_claims = true;
+        }
+        k->tmpls[k->ntmpls++] = t;
+    }
+    qsort(k->strs, k->nstrs, sizeof *k->strs, cmp_str);
+    return ok;
+}
+
 static const struct wd_cond *compile_cond(struct cctx *cx, const struct wd_ast_cond *c)
 {
     struct wd_cond *k = wd_arena_alloc(cx->a, sizeof *k);
@@ -257,6 +312,14 @@ static const struct wd_cond *compile_cond(struct cctx *cx, const struct wd_ast_c
     if (!is_string_field(c->field))
         return NULL;
     if (c->kind == WD_AC_RE) {
+        if (has_placeholder(c->vals[0].s, c->vals[0].len)) {
+            /* a client's value would be read as a pattern: refused, not escaped, so that a
+             * regex never means something else than it reads */
+            wd_diag_add(cx->d, WD_DIAG_ERROR, c->vals[0].line, c->vals[0].col,
+                        "a regular expression cannot hold a placeholder ('${'): a client's "
+                        "value would be read as a pattern; compare with = or in");
+            return NULL;
+        }
         int err;
         PCRE2_SIZE off;
         pcre2_code *re =
@@ -276,11 +339,8 @@ static const struct wd_cond *compile_cond(struct cctx *cx, const struct wd_ast_c
         k->re = re;
         return k;
     }
-    k->strs = wd_arena_alloc(cx->a, (c->nvals ? c->nvals : 1) * sizeof *k->strs);
-    for (size_t i = 0; i < c->nvals; i++)
-        k->strs[i] = wd_arena_strndup(cx->a, c->vals[i].s, c->vals[i].len);
-    qsort(k->strs, c->nvals, sizeof *k->strs, cmp_str);
-    k->nstrs = c->nvals;
+    if (!compile_values(cx, c, k))
+        return NULL;
     if (c->kind == WD_AC_IN && c->nvals == 0)
         wd_diag_add(cx->d, WD_DIAG_WARNING, c->line, c->col, "empty list: never true");
     for (size_t i = 0; i < c->nvals; i++)
@@ -774,7 +834,7 @@ static int compile_ast(const struct wd_ast *ast, struct wd_diags *diags,
     p->linear = store && ast->n <= WD_POLICY_LINEAR_MAX;
     if (!p->linear)
         wd_trie__init(&p->trie);
-    struct cctx cx = {p, diags, &p->arena, store, false, {0}, NULL, 0, 0};
+    struct cctx cx = {.p = p, .d = diags, .a = &p->arena, .store = store};
 
     size_t nusers = 0, nsteps = 0, nrules = 0, nsources = 0;
     for (size_t i = 0; i < ast->n; i++) {
@@ -853,7 +913,9 @@ static int compile_ast(const struct wd_ast *ast, struct wd_diags *diags,
             st->decision = s->decision;
             st->line = s->line;
             check_authn_cond(&cx, s->when);
+            cx.in_authn = true;
             st->when = compile_when(&cx, s->when, &ok);
+            cx.in_authn = false;
             if (ok)
                 p->nsteps++;
             break;

@@ -5,6 +5,7 @@
 #include "policy/lex.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,6 +41,8 @@ const char *wd_tok_name(enum wd_tok k)
         return "'~'";
     case WD_TOK_ERROR:
         return "invalid input";
+    case WD_TOK_JSON:
+        return "JSON object";
     }
     return "?";
 }
@@ -147,6 +150,58 @@ static int is_word_start(char c)
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
 }
 
+/* A JSON object from the '{' at lx->i to its matching '}' (WD_LEX_JSON). Only nesting and
+ * strings are followed, to find the end; jansson reads it later and reports what is wrong
+ * inside. */
+static void lex_json(struct lexer *lx)
+{
+    size_t start = lx->i;
+    unsigned line = lx->line, col = (unsigned)(start - lx->line_start + 1);
+    int depth = 0;
+    bool in_str = false;
+    while (lx->i < lx->len) {
+        char c = lx->s[lx->i];
+        if (c == '\n') {
+            if (in_str || (lx->i + 1 < lx->len && is_word_start(lx->s[lx->i + 1])))
+                break; /* a JSON string never holds a raw newline; a new statement */
+            lx->i++;
+            lx->line++;
+            lx->line_start = lx->i;
+            continue;
+        }
+        lx->i++;
+        if (in_str) {
+            if (c == '\\' && lx->i < lx->len && lx->s[lx->i] != '\n')
+                lx->i++;
+            else if (c == '"')
+                in_str = false;
+        } else if (c == '"') {
+            in_str = true;
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if ((c == '}' || c == ']') && --depth == 0) {
+            break;
+        }
+    }
+    bool closed = depth == 0 && !in_str;
+    size_t n = lx->i - start;
+    struct wd_token *t = emit(lx, WD_TOK_JSON, start);
+    t->line = line;
+    t->col = col;
+    if (!closed || n > WD_LEX_JSON_MAX) {
+        if (closed)
+            wd_diag_add(lx->d, WD_DIAG_ERROR, line, col, "JSON object longer than %u bytes",
+                        WD_LEX_JSON_MAX);
+        else
+            wd_diag_add(lx->d, WD_DIAG_ERROR, line, col, "unterminated JSON object");
+        t->kind = WD_TOK_ERROR;
+        return;
+    }
+    t->text = wd_arena_strndup(lx->strings, lx->s + start, n);
+    t->len = n;
+    t->srclen = n;
+}
+
 static int is_word_char(char c)
 {
     return is_word_start(c) || (c >= '0' && c <= '9') || c == '.' || c == '-';
@@ -154,6 +209,12 @@ static int is_word_char(char c)
 
 void wd_lex(const char *src, size_t len, struct wd_diags *diags, struct wd_arena *strings,
             struct wd_tokens *out)
+{
+    wd_lex_ex(src, len, diags, strings, out, 0);
+}
+
+void wd_lex_ex(const char *src, size_t len, struct wd_diags *diags, struct wd_arena *strings,
+               struct wd_tokens *out, unsigned flags)
 {
     memset(out, 0, sizeof *out);
     struct lexer lx = {.s = src, .len = len, .line = 1, .d = diags, .out = out, .strings = strings};
@@ -184,6 +245,10 @@ void wd_lex(const char *src, size_t len, struct wd_diags *diags, struct wd_arena
         }
         if (c == '"') {
             lex_string(&lx);
+            continue;
+        }
+        if (c == '{' && (flags & WD_LEX_JSON)) {
+            lex_json(&lx);
             continue;
         }
         if (c >= '0' && c <= '9') {

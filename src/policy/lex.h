@@ -30,6 +30,7 @@ enum wd_tok {
     WD_TOK_EQ,    /* = */
     WD_TOK_TILDE, /* ~ */
     WD_TOK_ERROR,
+    WD_TOK_JSON, /* {...}: a raw JSON object (only with WD_LEX_JSON: tests files) */
 };
 
 struct wd_token {
@@ -51,6 +52,16 @@ struct wd_tokens {
 void wd_lex(const char *src, size_t len, struct wd_diags *diags, struct wd_arena *strings,
             struct wd_tokens *out);
 void wd_tokens_free(struct wd_tokens *t);
+
+/* wd_lex with options. WD_LEX_JSON: a '{' starts a JSON object token that runs to its
+ * matching '}' (strings and nesting respected; it may continue on the next lines, but a
+ * line starting with a word in column 1 ends it unterminated, as for brackets). Its text is
+ * the source bytes as written, braces included; nothing in it is checked here. Policy
+ * files have no such token: there '{' stays an unexpected character. */
+#define WD_LEX_JSON 1u
+#define WD_LEX_JSON_MAX (64u << 10) /* bytes of one JSON token */
+void wd_lex_ex(const char *src, size_t len, struct wd_diags *diags, struct wd_arena *strings,
+               struct wd_tokens *out, unsigned flags);
 
 const char *wd_tok_name(enum wd_tok k);
 

@@ -102,29 +102,38 @@ static const char *var_value(const struct wd_client *c, const struct wd_tmpl_par
     return NULL;
 }
 
-bool wd_policy__tmpl_render_eq(const struct wd_tmpl *t, const struct wd_client *c,
-                               const char *level, size_t len)
+/* Whether template t rendered for client c is exactly s (len bytes). A placeholder whose
+ * value is absent or empty never matches; for a topic level (level), neither does one
+ * containing '/', '+' or '#' (it would widen the rule). */
+static bool tmpl_match(const struct wd_tmpl *t, const struct wd_client *c, const char *s,
+                       size_t len, bool level)
 {
     size_t pos = 0;
     for (size_t i = 0; i < t->nparts; i++) {
         const struct wd_tmpl_part *p = &t->parts[i];
         if (!p->var) {
-            if (len - pos < p->len || memcmp(level + pos, p->s, p->len) != 0)
+            if (len - pos < p->len || memcmp(s + pos, p->s, p->len) != 0)
                 return false;
             pos += p->len;
             continue;
         }
         const char *v = var_value(c, p);
         if (!v || !*v)
-            return false; /* absent or empty: the topic never matches */
+            return false; /* absent or empty: never matches */
         size_t vl = strlen(v);
-        if (strpbrk(v, "/+#"))
+        if (level && strpbrk(v, "/+#"))
             return false; /* a value may never widen the rule */
-        if (len - pos < vl || memcmp(level + pos, v, vl) != 0)
+        if (len - pos < vl || memcmp(s + pos, v, vl) != 0)
             return false;
         pos += vl;
     }
     return pos == len;
+}
+
+bool wd_policy__tmpl_render_eq(const struct wd_tmpl *t, const struct wd_client *c,
+                               const char *level, size_t len)
+{
+    return tmpl_match(t, c, level, len, true);
 }
 
 static bool peer_in(const struct wd_cond *k, const char *peer)
@@ -209,7 +218,15 @@ static enum tri cond_eval(const struct wd_policy *p, const struct wd_cond *k,
             const char *v = field_value(c, k->field);
             if (!v[0])
                 return NO;
-            return bsearch(v, k->strs, k->nstrs, sizeof *k->strs, cmp_key) ? YES : NO;
+            if (k->nstrs && bsearch(v, k->strs, k->nstrs, sizeof *k->strs, cmp_key))
+                return YES;
+            /* a placeholder value: the field equals another of the client's values (an
+             * absent or empty one never matches, so "" never equals "") */
+            size_t vl = k->ntmpls ? strlen(v) : 0;
+            for (size_t i = 0; i < k->ntmpls; i++)
+                if (tmpl_match(k->tmpls[i], c, v, vl, false))
+                    return YES;
+            return NO;
         }
     case WD_AC_RE: {
         const char *v = field_value(c, k->field);

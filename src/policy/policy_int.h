@@ -26,6 +26,10 @@ struct wd_cond {
     const char **strs;
     size_t *lens;
     size_t nstrs;
+    /* EQ / IN on string fields: the values with placeholders (`clientid = "${username}"`),
+     * rendered for each request; a value that is absent or empty never matches */
+    const struct wd_tmpl **tmpls;
+    size_t ntmpls;
     /* EQ / IN on port */
     long *nums;
     size_t nnums;
@@ -248,6 +252,7 @@ int wd_trie__collect_overlap(const struct wd_trie *t, const struct wd_req_level 
                              const struct wd_client *client, struct wd_cand *cands, int max);
 
 /* match.c */
+/* A topic level: a value containing '/', '+' or '#' never matches (it would widen). */
 bool wd_policy__tmpl_render_eq(const struct wd_tmpl *t, const struct wd_client *c,
                                const char *level, size_t len);
 

@@ -1071,6 +1071,48 @@ static enum wd_jwt_status check_claims(const struct wd_jwt_verifier *v, json_t *
     return WD_JWT_OK;
 }
 
+/* The result of a payload whose checks passed: exp, is_superuser, the claims, the ACL. */
+static void fill_result(struct wd_jwt_result *out, json_t *pl, const char *acl_claim)
+{
+    double t;
+    if (time_claim(pl, "exp", &t) > 0)
+        out->exp = exp_seconds(t);
+    out->is_superuser = to_bool(json_object_get(pl, "is_superuser"));
+    out->claims_ = wd_calloc(WD_JWT_CLAIMS_MAX, sizeof(*out->claims_));
+    flatten(out, pl, NULL, 0);
+    json_t *acl = json_object_get(pl, acl_claim);
+    if (acl)
+        acl_parse(out, acl, acl_claim);
+    out->status = WD_JWT_OK;
+    out->reason = wd_jwt_status_str(WD_JWT_OK);
+}
+
+int wd_jwt_result_from_claims(const char *json, size_t len, const char *acl_claim,
+                              struct wd_jwt_result *out, struct wd_jwt_json_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    memset(err, 0, sizeof(*err));
+    json_error_t je;
+    json_t *pl = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
+    if (!pl || !json_is_object(pl)) {
+        if (pl) {
+            snprintf(err->text, sizeof err->text, "the claims must be a JSON object");
+            err->line = 1;
+            err->column = 1;
+        } else {
+            snprintf(err->text, sizeof err->text, "%s", je.text);
+            err->line = je.line > 0 ? je.line : 1;
+            err->column = je.column > 0 ? je.column : 1;
+        }
+        json_decref(pl);
+        fail(out, WD_JWT_MALFORMED);
+        return WD_ESYNTAX;
+    }
+    fill_result(out, pl, acl_claim ? acl_claim : "acl");
+    json_decref(pl);
+    return WD_OK;
+}
+
 int wd_jwt_verify(const struct wd_jwt_verifier *v, const char *token, size_t len,
                   const struct wd_client *c, int64_t now, struct wd_jwt_result *out)
 {
@@ -1162,16 +1204,7 @@ int wd_jwt_verify(const struct wd_jwt_verifier *v, const char *token, size_t len
     if (st != WD_JWT_OK)
         goto out;
 
-    /* the result */
-    double t;
-    if (time_claim(pl, "exp", &t) > 0)
-        out->exp = exp_seconds(t);
-    out->is_superuser = to_bool(json_object_get(pl, "is_superuser"));
-    out->claims_ = wd_calloc(WD_JWT_CLAIMS_MAX, sizeof(*out->claims_));
-    flatten(out, pl, NULL, 0);
-    json_t *acl = json_object_get(pl, v->acl_claim);
-    if (acl)
-        acl_parse(out, acl, v->acl_claim);
+    fill_result(out, pl, v->acl_claim);
 
 out:
     free(tok);

@@ -233,4 +233,19 @@ int wd_jwt_result_add_claim(struct wd_jwt_result *r, const char *name, const cha
 
 void wd_jwt_result_cleanup(struct wd_jwt_result *r); /* NULL-safe, idempotent */
 
+/* Where a JSON text is not what was wanted: jansson's message and 1-based position. */
+struct wd_jwt_json_error {
+    char text[160];
+    int line, column;
+};
+
+/* The result a token with this payload would give once verified, with no token, key or
+ * check: `json` (len bytes) is the payload, a JSON object (duplicate keys refused); claims,
+ * is_superuser, exp and the ACL claim `acl_claim` (NULL: "acl") are read exactly as
+ * wd_jwt_verify reads them. For `warden test` and `warden explain`, which describe a client
+ * that authenticated with such a token. Returns WD_OK (release with wd_jwt_result_cleanup),
+ * or WD_ESYNTAX with *err set (not JSON, or not an object). */
+int wd_jwt_result_from_claims(const char *json, size_t len, const char *acl_claim,
+                              struct wd_jwt_result *out, struct wd_jwt_json_error *err);
+
 #endif

@@ -69,10 +69,64 @@ static enum wd_decision authn(const struct wd_policy *p, const char *user, const
     r.password = pw;
     r.password_len = strlen(pw);
     struct wd_verdict v;
-    wd_engine_authn_with(p, &r, &v, NULL);
+    wd_engine_authn_with(p, &r, NULL, &v, NULL);
     if (line)
         *line = v.line;
     return v.decision;
+}
+
+/* The tools' stand-in for a store (`warden test ... authn jwt`): the named step allows where
+ * the chain reaches it and its `when` holds, with the stated superuser; the other store step
+ * never answers; earlier steps still decide first. */
+static void a_stated_store_step_answers_only_where_the_chain_reaches_it(void **state)
+{
+    struct wd_policy *p = load("user \"alice\" " HUNTER2 "\n"
+                               "authn users\n"
+                               "authn deny when peer in [\"10.0.0.0/8\"]\n"
+                               "authn jwt when username ~ \"dev-.*\"\n"
+                               "authn redis\n"
+                               "authn default nomatch\n");
+    struct wd_authn_req r = {0};
+    r.client.node = r.client.clientid = r.client.protocol = "";
+    r.client.mountpoint = r.client.cn = r.client.dn = "";
+    r.client.username = "dev-1";
+    r.client.peerhost = "1.2.3.4";
+    r.password = "tok";
+    r.password_len = 3;
+    struct wd_verdict v;
+    bool su = false;
+    struct wd_authn_standin jwt = {WD_STEP_JWT, true}, redis = {WD_STEP_REDIS, false};
+    wd_engine_authn_with(p, &r, &jwt, &v, &su);
+    assert_int_equal(v.decision, WD_DECISION_ALLOW);
+    assert_int_equal(v.line, 4);
+    assert_string_equal(v.step, "jwt");
+    assert_true(su);
+    /* the jwt step's when is false for "u": redis is the stated one only when named */
+    r.client.username = "u";
+    wd_engine_authn_with(p, &r, &jwt, &v, &su);
+    assert_int_equal(v.decision, WD_DECISION_NOMATCH);
+    assert_int_equal(v.line, 6);
+    assert_false(su);
+    wd_engine_authn_with(p, &r, &redis, &v, &su);
+    assert_int_equal(v.decision, WD_DECISION_ALLOW);
+    assert_int_equal(v.line, 5);
+    assert_string_equal(v.step, "redis");
+    assert_false(su);
+    /* an earlier step decides first: a denied peer, a static user's wrong password */
+    r.client.peerhost = "10.1.1.1";
+    wd_engine_authn_with(p, &r, &redis, &v, &su);
+    assert_int_equal(v.decision, WD_DECISION_DENY);
+    assert_int_equal(v.line, 3);
+    r.client.peerhost = "1.2.3.4";
+    r.client.username = "alice";
+    wd_engine_authn_with(p, &r, &redis, &v, &su);
+    assert_int_equal(v.decision, WD_DECISION_DENY);
+    assert_int_equal(v.line, 2);
+    /* no stand-in: the store steps never answer */
+    r.client.username = "dev-1";
+    wd_engine_authn_with(p, &r, NULL, &v, &su);
+    assert_int_equal(v.decision, WD_DECISION_NOMATCH);
+    wd_policy_release(p);
 }
 
 static void users_step_allows_right_and_denies_wrong_passwords(void **state)
@@ -270,6 +324,7 @@ int main(void)
     wd_log_set_level(WD_LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(users_step_allows_right_and_denies_wrong_passwords),
+        cmocka_unit_test(a_stated_store_step_answers_only_where_the_chain_reaches_it),
         cmocka_unit_test(chain_runs_in_order_with_conditions),
         cmocka_unit_test(anonymous_is_never_the_user_named_undefined),
         cmocka_unit_test(malformed_secrets_are_errors_with_the_user_line),

@@ -1056,6 +1056,82 @@ static void assert_rule(const struct wd_acl_entry *r, bool allow, unsigned actio
     assert_int_equal(r->retain, retain);
 }
 
+/* `warden test` reads a case's claims with wd_jwt_result_from_claims: for any payload it
+ * must give what verifying a token with that payload gives (claims, is_superuser, exp, the
+ * ACL and its skipped entries), or the offline tests would not test the daemon. */
+static void claims_read_without_a_token_equal_a_verified_tokens(void **state)
+{
+    (void)state;
+    struct wd_jwt_verifier *v = verifier(hmac_ks(), NULL);
+    static const char *const payloads[] = {
+        "{}",
+        "{\"s\":\"str\",\"i\":42,\"f\":1.5,\"b\":true,\"n\":null,\"o\":{\"d\":{\"x\":1}}}",
+        "{\"is_superuser\":\"1\",\"exp\":1700000600.9,\"tenant\":\"acme\"}",
+        "{\"is_superuser\":\"yes\"}",
+        "{\"acl\":{\"pub\":[\"a/#\",\"eq b\"],\"sub\":[\"c/+\"],\"all\":[\"d\"]}}",
+        "{\"acl\":[{\"permission\":\"deny\",\"action\":\"all\",\"topics\":[\"x/#\",\"y\"]},"
+        "{\"permission\":\"allow\",\"action\":\"pub\",\"qos\":[0,1],\"retain\":true,"
+        "\"topic\":\"t/${clientid}\"}]}",
+        "{\"acl\":[{\"permission\":\"allow\",\"action\":\"publish\",\"qos\":7,\"topic\":\"a\"}]}",
+        "{\"acl\":\"all\"}",
+        "{\"acl\":{\"pub\":[1],\"other\":[]}}",
+    };
+    for (size_t i = 0; i < WD_ARRAY_LEN(payloads); i++) {
+        char *t = hs_with(payloads[i]);
+        struct wd_jwt_result a, b;
+        struct wd_jwt_json_error je;
+        assert_int_equal(wd_jwt_verify(v, t, strlen(t), &client, NOW, &a), WD_OK);
+        assert_int_equal(
+            wd_jwt_result_from_claims(payloads[i], strlen(payloads[i]), "acl", &b, &je), WD_OK);
+        assert_int_equal(a.status, b.status);
+        assert_int_equal(a.is_superuser, b.is_superuser);
+        assert_int_equal(a.exp, b.exp);
+        assert_int_equal(wd_jwt_result_nclaims(&a), wd_jwt_result_nclaims(&b));
+        for (size_t k = 0; k < wd_jwt_result_nclaims(&a); k++) {
+            const char *an, *av, *bn, *bv;
+            assert_true(wd_jwt_result_claim_at(&a, k, &an, &av));
+            assert_true(wd_jwt_result_claim_at(&b, k, &bn, &bv));
+            assert_string_equal(an, bn);
+            assert_string_equal(av, bv);
+        }
+        assert_int_equal(a.acl_format, b.acl_format);
+        assert_int_equal(a.n_acl, b.n_acl);
+        assert_int_equal(a.n_acl_skipped, b.n_acl_skipped);
+        assert_int_equal(a.n_acl_errors, b.n_acl_errors);
+        for (size_t k = 0; k < a.n_acl; k++)
+            assert_rule(&b.acl[k], a.acl[k].allow, a.acl[k].actions, a.acl[k].topic, a.acl[k].eq,
+                        a.acl[k].qos_mask, a.acl[k].retain);
+        for (size_t k = 0; k < a.n_acl_errors; k++)
+            assert_string_equal(a.acl_errors[k], b.acl_errors[k]);
+        wd_jwt_result_cleanup(&a);
+        wd_jwt_result_cleanup(&b);
+        free(t);
+    }
+    wd_jwt_verifier_free(v);
+
+    /* not JSON, not an object, a duplicate key: WD_ESYNTAX with jansson's position */
+    static const struct {
+        const char *text;
+        int line, col;
+    } bad[] = {{"{\"a\": x}", 1, 7},
+               {"{\"a\":1,\n \"b\": }", 2, 7},
+               {"{\"a\":1,\"a\":2}", 1, 10},
+               {"[1]", 1, 1},
+               {"", 1, 1}};
+    for (size_t i = 0; i < WD_ARRAY_LEN(bad); i++) {
+        struct wd_jwt_result r;
+        struct wd_jwt_json_error je;
+        assert_int_equal(wd_jwt_result_from_claims(bad[i].text, strlen(bad[i].text), NULL, &r, &je),
+                         WD_ESYNTAX);
+        assert_true(je.text[0] != '\0');
+        if (je.line != bad[i].line || je.column != bad[i].col)
+            fail_msg("%s: at %d:%d, want %d:%d", bad[i].text, je.line, je.column, bad[i].line,
+                     bad[i].col);
+        assert_int_equal(wd_jwt_result_nclaims(&r), 0);
+        wd_jwt_result_cleanup(&r);
+    }
+}
+
 static void acl_object_form_becomes_allow_rules_in_pub_sub_all_order(void **state)
 {
     (void)state;
@@ -1336,6 +1412,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(hs256_hs384_hs512_tokens_verify_with_the_secret),
+        cmocka_unit_test(claims_read_without_a_token_equal_a_verified_tokens),
         cmocka_unit_test(time_claims_that_are_not_numbers_fail_their_check_and_are_not_malformed),
         cmocka_unit_test(huge_and_negative_time_claims_saturate_and_never_overflow),
         cmocka_unit_test(fractional_exp_is_valid_until_the_next_whole_second),

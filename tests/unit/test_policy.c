@@ -12,6 +12,7 @@
 
 #include "core/buf.h"
 #include "core/utf8.h"
+#include "policy/lex.h"
 #include "policy/policy.h"
 #include "policy/policy_int.h"
 #include "policy/topic.h"
@@ -617,6 +618,46 @@ static void broken_user_statements_never_show_their_secret(void **state)
     free(r);
 }
 
+/* Tests files (WD_LEX_JSON): a '{' starts a raw JSON object token, to its matching '}' with
+ * strings and nesting followed; policy files have no such token. */
+static void json_tokens_only_where_asked_for(void **state)
+{
+    static const char src[] = "a {\"k\": \"}{\\\"\", \"l\": [1, {\"m\": 2}]} b\n"
+                              "c {\"x\":\n   1} d\n"
+                              "e {\"open\": 1\n"
+                              "f";
+    struct wd_diags d;
+    wd_diags_init(&d, "t.tests", src, strlen(src));
+    struct wd_arena a;
+    wd_arena_init(&a);
+    struct wd_tokens t;
+    wd_lex_ex(src, strlen(src), &d, &a, &t, WD_LEX_JSON);
+    assert_int_equal(t.v[1].kind, WD_TOK_JSON);
+    assert_string_equal(t.v[1].text, "{\"k\": \"}{\\\"\", \"l\": [1, {\"m\": 2}]}");
+    assert_int_equal(t.v[1].col, 3);
+    assert_string_equal(t.v[2].text, "b");
+    assert_int_equal(t.v[3].kind, WD_TOK_NEWLINE);
+    assert_int_equal(t.v[5].kind, WD_TOK_JSON); /* continues on an indented line */
+    assert_int_equal(t.v[5].line, 2);
+    assert_string_equal(t.v[5].text, "{\"x\":\n   1}");
+    assert_string_equal(t.v[6].text, "d");
+    assert_int_equal(t.v[6].line, 3);
+    /* a line starting with a word ends an unterminated object */
+    assert_int_equal(t.v[9].kind, WD_TOK_ERROR);
+    assert_int_equal(d.nerrors, 1);
+    char *r = wd_diags_render(&d);
+    assert_non_null(strstr(r, "t.tests:4:3: error: unterminated JSON object"));
+    free(r);
+    assert_string_equal(t.v[11].text, "f");
+    wd_tokens_free(&t);
+    wd_diags_cleanup(&d);
+    wd_arena_free(&a);
+    /* a policy file: '{' is an unexpected character, as before */
+    r = diags_of("allow publish {\"a\": 1}\n", WD_ESYNTAX);
+    assert_non_null(strstr(r, "t.policy:1:15: error: unexpected character '{'"));
+    free(r);
+}
+
 static void lexical_errors_and_hostile_input_never_crash(void **state)
 {
     char *r = diags_of("allow publish \"unterminated\nallow publish \"\\q\"\n"
@@ -751,6 +792,69 @@ static void claims_render_through_the_client_callback(void **state)
     p = compile_ok("allow all \"t/${username}/#\"\nallow publish eq \"${claim.x}\"\n");
     assert_false(wd_policy_uses_claims(p)); /* eq topics have no placeholders */
     wd_policy_release(p);
+}
+
+static void conditions_compare_a_field_with_a_placeholder(void **state)
+{
+    struct wd_policy *p =
+        compile_ok("allow publish \"a\" when clientid = \"${username}\"\n"
+                   "allow publish \"b\" when username in [\"x\", \"t-${claim.t}\"]\n"
+                   "allow publish \"c\" when cn = \"${username}\"\n"
+                   "allow publish \"d\" when username = \"$${username}\"\n"
+                   "deny  publish \"e\" when not clientid = \"${username}\"\n"
+                   "allow publish \"e\"\n");
+    assert_true(wd_policy_uses_claims(p)); /* a claim in a condition binds claims too */
+    unsigned line;
+    struct wd_client c = client("alice", "alice");
+    assert_int_equal(az(p, &c, PUB, "a", &line), WD_DECISION_ALLOW);
+    assert_int_equal(line, 1);
+    assert_int_equal(az(p, &c, PUB, "e", &line), WD_DECISION_ALLOW);
+    assert_int_equal(line, 6);
+    c = client("alice", "alice2");
+    assert_int_equal(az(p, &c, PUB, "a", NULL), WD_DECISION_DENY);
+    assert_int_equal(az(p, &c, PUB, "e", &line), WD_DECISION_DENY);
+    assert_int_equal(line, 5);
+    /* empty values never equal each other: an anonymous client without a certificate */
+    c = client("", "");
+    assert_int_equal(az(p, &c, PUB, "a", NULL), WD_DECISION_DENY);
+    assert_int_equal(az(p, &c, PUB, "c", NULL), WD_DECISION_DENY);
+    /* the values are text: a wildcard in them means nothing, a prefix must match */
+    c = client("#", "#");
+    assert_int_equal(az(p, &c, PUB, "a", NULL), WD_DECISION_ALLOW);
+    c = client("alice", "#");
+    assert_int_equal(az(p, &c, PUB, "a", NULL), WD_DECISION_DENY);
+    /* claims: absent, empty, or different never match */
+    c = client("t-acme", "c");
+    assert_int_equal(az(p, &c, PUB, "b", NULL), WD_DECISION_DENY);
+    struct claims cl = {{"t"}, {"acme"}};
+    c.claim = claim_of;
+    c.claim_ctx = &cl;
+    assert_int_equal(az(p, &c, PUB, "b", &line), WD_DECISION_ALLOW);
+    assert_int_equal(line, 2);
+    struct claims empty = {{"t"}, {""}};
+    c = client("t-", "c");
+    c.claim = claim_of;
+    c.claim_ctx = &empty;
+    assert_int_equal(az(p, &c, PUB, "b", NULL), WD_DECISION_DENY);
+    /* $${ is a literal ${ */
+    c = client("${username}", "c");
+    assert_int_equal(az(p, &c, PUB, "d", NULL), WD_DECISION_ALLOW);
+    c = client("alice", "c");
+    assert_int_equal(az(p, &c, PUB, "d", NULL), WD_DECISION_DENY);
+    wd_policy_release(p);
+
+    /* refused: a placeholder in a regex, an unknown one, a claim while authenticating */
+    char *r = diags_of("allow publish \"a\" when username ~ \"x${clientid}\"\n", WD_ESYNTAX);
+    assert_non_null(strstr(r, "t.policy:1:35: error: a regular expression cannot hold a "
+                              "placeholder"));
+    free(r);
+    r = diags_of("allow publish \"a\" when username = \"${peer}\"\n", WD_ESYNTAX);
+    assert_non_null(strstr(r, "t.policy:1:35: error: unknown placeholder '${peer}'"));
+    free(r);
+    r = diags_of("authn allow when username in [\"a\", \"${claim.sub}\"]\n", WD_ESYNTAX);
+    assert_non_null(strstr(r, "t.policy:1:36: error: '${claim.sub}' is unknown while "
+                              "authenticating"));
+    free(r);
 }
 
 static void cert_common_name_is_an_alias_of_cn(void **state)
@@ -1738,8 +1842,10 @@ int main(void)
         cmocka_unit_test(shadow_check_finds_what_the_quadratic_reference_finds),
         cmocka_unit_test(broken_user_statements_never_show_their_secret),
         cmocka_unit_test(lexical_errors_and_hostile_input_never_crash),
+        cmocka_unit_test(json_tokens_only_where_asked_for),
         cmocka_unit_test(trie_agrees_with_linear_scan_on_random_requests),
         cmocka_unit_test(claims_render_through_the_client_callback),
+        cmocka_unit_test(conditions_compare_a_field_with_a_placeholder),
         cmocka_unit_test(cert_common_name_is_an_alias_of_cn),
         cmocka_unit_test(sources_are_consulted_in_rule_order),
         cmocka_unit_test(a_source_decision_sets_every_result_field),
