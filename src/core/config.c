@@ -87,6 +87,7 @@ enum opt_type {
     T_SECRET,      /* a string never printed by --print-config */
     T_SECRET_FILE, /* NAME_file PATH: the secret NAME read from a file (path kept here) */
     T_CLAIM,       /* NAME TEMPLATE, repeatable: appended to jwt_verify_claims */
+    T_ADDRS,       /* HOST:PORT words, one or more (redis_sentinel) */
 };
 
 /* A choice's word and the enum value it stands for; a list ends with {NULL, 0}. Several
@@ -200,6 +201,12 @@ static const struct opt opts[] = {
     {"redis_pbkdf2_iterations", T_INT, OFF(redis_pbkdf2_iterations), 1, 10000000, "4096", NULL},
     {"redis_pbkdf2_dk_length", T_INT, OFF(redis_pbkdf2_dk_length), 0, 1024, "0", NULL},
     {"redis_on_error", T_ENUM, OFF(redis_on_error), 0, 0, "deny", deny_next},
+    {"redis_sentinel", T_ADDRS, OFF(redis_sentinels), 0, 0, NULL, NULL},
+    {"redis_sentinel_master", T_STRING, OFF(redis_sentinel_master), 0, 0, NULL, NULL},
+    {"redis_sentinel_username", T_STRING, OFF(redis_sentinel_username), 0, 0, NULL, NULL},
+    {"redis_sentinel_password", T_SECRET, OFF(redis_sentinel_password), 0, 0, NULL, NULL},
+    {"redis_sentinel_password_file", T_SECRET_FILE, OFF(redis_sentinel_password_file), 0, 0, NULL,
+     NULL},
     {"jwt_secret", T_SECRET, OFF(jwt_secret), 0, 0, NULL, NULL},
     {"jwt_secret_file", T_SECRET_FILE, OFF(jwt_secret_file), 0, 0, NULL, NULL},
     {"jwt_secret_base64", T_BOOL, OFF(jwt_secret_base64), 0, 0, "off", NULL},
@@ -293,6 +300,7 @@ void wd_config_cleanup(struct wd_config *cfg)
     free_list(cfg->hooks, cfg->nhooks);
     free_list(cfg->message_topics, cfg->nmessage_topics);
     free_list(cfg->jwt_verify_claims, cfg->njwt_verify_claims);
+    free_list(cfg->redis_sentinels, cfg->nredis_sentinels);
     if (cfg->set_at)
         free_list(cfg->set_at, WD_ARRAY_LEN(opts));
     free(cfg->rejected);
@@ -407,6 +415,19 @@ static bool listen_form_ok(const char *v)
     long port = 0;
     return colon && colon != v && parse_int(colon + 1, &port) == WD_OK && port >= 0 &&
            port <= 65535;
+}
+
+/* A name Sentinel can monitor and a SENTINEL command can carry as one word: printable ASCII
+ * without blanks (sentinel.conf's `sentinel monitor NAME ...` splits on them). */
+static bool sentinel_name_ok(const char *v)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n > 200)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)v[i] <= ' ' || (unsigned char)v[i] >= 0x7f)
+            return false;
+    return true;
 }
 
 /* path as given, or, when it is relative and came from a configuration file (file not
@@ -556,9 +577,16 @@ static int apply_value(struct wd_config *cfg, const struct opt *o, const char *w
 
     switch (o->type) {
     case T_HOOKS:
-    case T_TOPICS: {
-        if (o->type == T_HOOKS && nargs < 1) {
-            err_add(e, "%s: 'hooks' needs at least one hook name", where);
+    case T_TOPICS:
+    case T_ADDRS: {
+        if (o->type != T_TOPICS && nargs < 1) {
+            err_add(e, "%s: '%s' needs at least one %s", where, o->name,
+                    o->type == T_HOOKS ? "hook name" : "HOST:PORT");
+            return 1;
+        }
+        if (o->type == T_ADDRS && nargs > WD_CONFIG_SENTINELS_MAX) {
+            err_add(e, "%s: '%s' takes at most %d addresses, got %d", where, o->name,
+                    WD_CONFIG_SENTINELS_MAX, nargs);
             return 1;
         }
         int bad = 0;
@@ -571,9 +599,19 @@ static int apply_value(struct wd_config *cfg, const struct opt *o, const char *w
                 err_add(e, "%s: empty or oversized topic filter", where);
                 bad++;
             }
-            for (int j = 1; j < i && o->type == T_HOOKS; j++) {
+            char host[256];
+            int port;
+            if (o->type == T_ADDRS && !wd_config_sentinel_split(w[i], host, sizeof host, &port)) {
+                err_add(e,
+                        "%s: '%s' expects HOST:PORT addresses (e.g. 10.0.0.5:26379 or "
+                        "[fd00::5]:26379), got '%s'",
+                        where, o->name, w[i]);
+                bad++;
+            }
+            for (int j = 1; j < i && o->type != T_TOPICS; j++) {
                 if (strcmp(w[i], w[j]) == 0) {
-                    err_add(e, "%s: hook '%s' listed twice", where, w[i]);
+                    err_add(e, "%s: %s '%s' listed twice", where,
+                            o->type == T_HOOKS ? "hook" : "address", w[i]);
                     bad++;
                 }
             }
@@ -581,7 +619,9 @@ static int apply_value(struct wd_config *cfg, const struct opt *o, const char *w
         if (bad)
             return bad;
         char ***list = (char ***)field;
-        size_t *count = o->type == T_HOOKS ? &cfg->nhooks : &cfg->nmessage_topics;
+        size_t *count = o->type == T_HOOKS    ? &cfg->nhooks
+                        : o->type == T_TOPICS ? &cfg->nmessage_topics
+                                              : &cfg->nredis_sentinels;
         free_list(*list, *count);
         *list = wd_calloc((size_t)nargs, sizeof(char *));
         for (int i = 0; i < nargs; i++)
@@ -678,6 +718,13 @@ static int apply_value(struct wd_config *cfg, const struct opt *o, const char *w
                 err_add(e, "%s: '%s' and '%s' are both set; keep one", where, o->name, fname);
                 return 1;
             }
+        }
+        if (strcmp(o->name, "redis_sentinel_master") == 0 && !sentinel_name_ok(v)) {
+            err_add(e,
+                    "%s: 'redis_sentinel_master' must be a Sentinel master name: 1 to 200 "
+                    "printable characters without blanks, got '%s'",
+                    where, v);
+            return 1;
         }
         if (strcmp(o->name, "listen") == 0 && !listen_form_ok(v)) {
             err_add(e,
@@ -1002,6 +1049,25 @@ bool wd_config_listen_split(const char *listen, char *host, size_t cap, const ch
     return true;
 }
 
+bool wd_config_sentinel_split(const char *addr, char *host, size_t cap, int *port)
+{
+    const char *p;
+    long n = 0;
+    *port = 0;
+    if (!addr || !wd_config_listen_split(addr, host, cap, &p) || host[0] == '\0')
+        return false;
+    if (*p < '0' || *p > '9' || parse_int(p, &n) != WD_OK || n < 1 || n > 65535)
+        return false;
+    bool bracketed = addr[0] == '[';
+    if (bracketed != (strchr(host, ':') != NULL))
+        return false; /* an IPv6 address needs brackets, and only it may have them */
+    for (const char *c = host; *c; c++)
+        if ((unsigned char)*c <= ' ' || (unsigned char)*c >= 0x7f || *c == '[' || *c == ']')
+            return false;
+    *port = (int)n;
+    return true;
+}
+
 bool wd_config_listen_is_loopback(const char *listen)
 {
     char h[256];
@@ -1141,16 +1207,57 @@ static void check_keepalive(const struct wd_config *cfg, struct errbuf *e)
                 at(cfg, "min_ping_interval"));
 }
 
+/* redis_sentinel: with its master name, instead of a server address, and its own credentials
+ * only with it. */
+static void check_sentinel(const struct wd_config *cfg, struct errbuf *e)
+{
+    if (REJECTED(cfg, "redis_sentinel", "redis_sentinel_master", "redis_sentinel_username",
+                 "redis_sentinel_password", "redis_sentinel_password_file", "redis_host",
+                 "redis_socket", "redis_port"))
+        return;
+    bool on = cfg->nredis_sentinels > 0;
+    if (on && !cfg->redis_sentinel_master)
+        err_add(e, "%s: redis_sentinel is set but redis_sentinel_master (the master's name) is not",
+                at(cfg, "redis_sentinel"));
+    if (!on && cfg->redis_sentinel_master)
+        err_add(e,
+                "%s: redis_sentinel_master is set but redis_sentinel (the Sentinel addresses) is "
+                "not",
+                at(cfg, "redis_sentinel_master"));
+    static const char *const direct[] = {"redis_host", "redis_socket", "redis_port"};
+    for (size_t i = 0; on && i < WD_ARRAY_LEN(direct); i++)
+        if (wd_config_where(cfg, direct[i]))
+            err_add(e,
+                    "%s: %s and redis_sentinel are both set (redis_sentinel: %s): with Sentinel "
+                    "the master's address comes from the sentinels; remove %s",
+                    at(cfg, direct[i]), direct[i], at(cfg, "redis_sentinel"), direct[i]);
+    const char *pw = cfg->redis_sentinel_password_file ? "redis_sentinel_password_file"
+                                                       : "redis_sentinel_password";
+    if (!on && cfg->redis_sentinel_password)
+        err_add(e, "%s: %s is set but redis_sentinel is not", at(cfg, pw), pw);
+    if (!on && cfg->redis_sentinel_username)
+        err_add(e, "%s: redis_sentinel_username is set but redis_sentinel is not",
+                at(cfg, "redis_sentinel_username"));
+    if (cfg->redis_sentinel_username && !cfg->redis_sentinel_password)
+        err_add(e,
+                "%s: redis_sentinel_username needs redis_sentinel_password (or "
+                "redis_sentinel_password_file): AUTH takes both",
+                at(cfg, "redis_sentinel_username"));
+}
+
 static void check_stores(const struct wd_config *cfg, struct errbuf *e)
 {
     if (!REJECTED(cfg, "redis_host", "redis_socket") && cfg->redis_host && cfg->redis_socket)
         err_add(e, "%s: redis_host and redis_socket are both set (redis_host: %s): choose one",
                 at(cfg, "redis_socket"), at(cfg, "redis_host"));
-    if (!REJECTED(cfg, "redis_host", "redis_socket", "redis_password", "redis_password_file") &&
-        cfg->redis_password && !cfg->redis_host && !cfg->redis_socket) {
+    if (!REJECTED(cfg, "redis_host", "redis_socket", "redis_password", "redis_password_file",
+                  "redis_sentinel") &&
+        cfg->redis_password && !cfg->redis_host && !cfg->redis_socket && !cfg->nredis_sentinels) {
         const char *by = cfg->redis_password_file ? "redis_password_file" : "redis_password";
-        err_add(e, "%s: %s is set but neither redis_host nor redis_socket", at(cfg, by), by);
+        err_add(e, "%s: %s is set but none of redis_host, redis_socket, redis_sentinel",
+                at(cfg, by), by);
     }
+    check_sentinel(cfg, e);
     /* JWT: one key source at most; the second one set is blamed, the first is named */
     static const char *const sources[] = {"jwt_secret", "jwt_public_key", "jwt_jwks_file",
                                           "jwt_jwks_url"};
@@ -1364,9 +1471,12 @@ void wd_config_print(const struct wd_config *cfg, int fd)
             snprintf(v, sizeof v, "%s", *(const bool *)field ? "on" : "off");
             break;
         case T_HOOKS:
-        case T_TOPICS: {
+        case T_TOPICS:
+        case T_ADDRS: {
             char *const *list = *(char **const *)field;
-            size_t n = o->type == T_HOOKS ? cfg->nhooks : cfg->nmessage_topics;
+            size_t n = o->type == T_HOOKS    ? cfg->nhooks
+                       : o->type == T_TOPICS ? cfg->nmessage_topics
+                                             : cfg->nredis_sentinels;
             size_t off = 0;
             for (size_t k = 0; k < n && off + 1 < sizeof v - 1; k++) {
                 if (k)

@@ -162,7 +162,7 @@ struct wd_config {
     enum wd_log_level log_level;
 
     /* Redis (docs/redis.md): used by `authn redis` / `rules redis`; configured when
-     * redis_host or redis_socket is set */
+     * redis_host, redis_socket or redis_sentinel is set (one of the three) */
     char *redis_host;
     int redis_port;
     char *redis_socket;
@@ -180,6 +180,14 @@ struct wd_config {
     int redis_pbkdf2_iterations; /* >= 1 */
     int redis_pbkdf2_dk_length;  /* bytes; 0: the digest size */
     enum wd_config_fail redis_on_error;
+    /* Redis Sentinel (docs/redis.md "High availability"): the master named
+     * redis_sentinel_master, as the sentinels announce it; instead of redis_host/redis_socket */
+    char **redis_sentinels; /* "HOST:PORT" words, IPv6 in brackets, as given */
+    size_t nredis_sentinels;
+    char *redis_sentinel_master;
+    char *redis_sentinel_username;
+    char *redis_sentinel_password;      /* secret: never printed */
+    char *redis_sentinel_password_file; /* where redis_sentinel_password was read from */
 
     /* JWT (docs/jwt.md): used by `authn jwt` / `rules jwt`; configured when one key
      * source is set */
@@ -251,6 +259,15 @@ int wd_config_request_limit(const struct wd_config *cfg);
  * into host (cap bytes), and *port pointing at the port text inside listen. false when
  * there is no colon or the host does not fit. The one reader of a listen address. */
 bool wd_config_listen_split(const char *listen, char *host, size_t cap, const char **port);
+
+/* The most addresses one redis_sentinel line takes. */
+#define WD_CONFIG_SENTINELS_MAX 16
+
+/* Splits a Sentinel address (HOST:PORT; an IPv6 address in brackets, [::1]:26379) into host
+ * (without brackets, cap bytes) and *port (1..65535). false for anything else: no port, a
+ * port out of range or with junk, an empty host, an IPv6 address without brackets, a host
+ * with blanks or control characters. The one reader of a redis_sentinel word. */
+bool wd_config_sentinel_split(const char *addr, char *host, size_t cap, int *port);
 
 /* Whether `listen` (HOST:PORT) names only loopback addresses: 127.0.0.0/8, ::1 (also
  * v4-mapped), or "localhost". Wildcards, other addresses and other names are not. */

@@ -45,6 +45,7 @@
 #include "store/redis.h"
 #include "store/redis_async.h"
 #include "store/redis_inval.h"
+#include "store/redis_sentinel.h"
 #include "store/session_rec.h"
 
 /* the JWT refusal counters follow enum wd_jwt_status (core/metrics.h) */
@@ -166,6 +167,11 @@ struct wd_backends {
     struct wd_redis_tmpl *authn_key, *acl_key;
     struct wd_passwd_spec spec; /* algo, salt position, pbkdf2; hash and salt per user */
     bool redis_fail_next;
+    /* redis_sentinel: the current master, shared by every client (ropts.sentinel) */
+    struct wd_redis_sentinel *sentinel;
+    /* the cache the invalidation stream protects, for the sentinel thread's `changed` (set
+     * once by setup_tracking, read from that thread) */
+    _Atomic(struct wd_cache *) track_cache;
 
     /* JWT */
     bool jwt_on;
@@ -346,10 +352,47 @@ static enum wd_passwd_mac passwd_mac(enum wd_config_mac m)
     return WD_PASSWD_MAC_SHA256;
 }
 
+/* The sentinel thread, just before the master changes: what the invalidation stream of the
+ * old master protected is dropped now, before a client reaches the new one (the stream
+ * re-arms on the new master and resumes caching, redis_inval.c). */
+static void on_master_changed(void *ctx)
+{
+    struct wd_backends *b = ctx;
+    struct wd_cache *c = atomic_load(&b->track_cache);
+    size_t n = c ? wd_cache_origins_suspend(c) : 0;
+    if (n)
+        wd_log_info("redis", "master change: %zu cached entries from Redis dropped", n);
+}
+
+/* redis_sentinel: finds the master now (a name no sentinel knows is refused here). */
+static void setup_sentinel(struct wd_backends *b, const struct wd_config *cfg, struct wd_buf *e,
+                           int *n)
+{
+    struct wd_redis_sentinel_opts so = {
+        .addrs = (const char *const *)cfg->redis_sentinels,
+        .naddrs = cfg->nredis_sentinels,
+        .master_name = cfg->redis_sentinel_master,
+        .username = cfg->redis_sentinel_username,
+        .password = cfg->redis_sentinel_password,
+        .data = b->ropts,
+        .changed = on_master_changed,
+        .ctx = b,
+    };
+    char err[256] = "";
+    int rc = wd_redis_sentinel_start(&so, &b->sentinel, err, sizeof err);
+    if (rc != WD_OK) {
+        b->sentinel = NULL;
+        append_err(e, n, "redis_sentinel_master %s: %s", cfg->redis_sentinel_master,
+                   err[0] ? err : "cannot start the Sentinel thread");
+        return;
+    }
+    b->ropts.sentinel = b->sentinel;
+}
+
 static void setup_redis(struct wd_backends *b, const struct wd_config *cfg, struct wd_buf *e,
                         int *n)
 {
-    b->redis_on = cfg->redis_host || cfg->redis_socket;
+    b->redis_on = cfg->redis_host || cfg->redis_socket || cfg->nredis_sentinels;
     b->redis_fail_next = cfg->redis_on_error == WD_CONFIG_FAIL_NEXT;
     char err[256];
     if (wd_redis_tmpl_compile(cfg->redis_authn_key, &b->authn_key, err, sizeof err) != WD_OK)
@@ -382,7 +425,13 @@ static void setup_redis(struct wd_backends *b, const struct wd_config *cfg, stru
     if (cfg->redis_host && cfg->redis_socket)
         append_err(e, n, "redis_host and redis_socket are both set: choose one");
     if (cfg->redis_password && !b->redis_on)
-        append_err(e, n, "redis_password is set but neither redis_host nor redis_socket");
+        append_err(e, n,
+                   "redis_password is set but none of redis_host, redis_socket, "
+                   "redis_sentinel");
+    if (cfg->nredis_sentinels && (cfg->redis_host || cfg->redis_socket))
+        append_err(e, n, "redis_sentinel and redis_host/redis_socket are both set: choose one");
+    if (cfg->nredis_sentinels && *n == 0)
+        setup_sentinel(b, cfg, e, n);
     if (b->redis_on && *n == 0) {
         /* a start-up probe: an unreachable Redis is reported, never fatal */
         struct wd_redis *r;
@@ -393,11 +442,16 @@ static void setup_redis(struct wd_backends *b, const struct wd_config *cfg, stru
                 wd_log_warn("redis",
                             "cannot reach %s:%d now (%s); requests that need Redis get "
                             "redis_on_error (%s) until it answers",
-                            b->rsocket ? b->rsocket : b->rhost, b->rsocket ? 0 : b->ropts.port,
-                            wd_redis_last_error(r),
+                            b->rsocket    ? b->rsocket
+                            : b->sentinel ? "the Sentinel master"
+                                          : b->rhost,
+                            b->rsocket || b->sentinel ? 0 : b->ropts.port, wd_redis_last_error(r),
                             wd_config_choice_name("redis_on_error", (int)cfg->redis_on_error));
             else
-                wd_log_info("redis", "connected to %s", b->rsocket ? b->rsocket : b->rhost);
+                wd_log_info("redis", "connected to %s",
+                            b->rsocket    ? b->rsocket
+                            : b->sentinel ? "the Sentinel master"
+                                          : b->rhost);
             wd_redis_free(r);
         }
     }
@@ -495,7 +549,9 @@ static void setup_tracking(struct wd_backends *b, const struct wd_config *cfg, s
                            int *n)
 {
     if (cfg->cache_invalidation == WD_CONFIG_CACHE_INVAL_TRACKING && !b->redis_on) {
-        append_err(e, n, "cache_invalidation tracking: set redis_host or redis_socket");
+        append_err(e, n,
+                   "cache_invalidation tracking: set redis_host, redis_socket or "
+                   "redis_sentinel");
         return;
     }
     if (cfg->cache_invalidation == WD_CONFIG_CACHE_INVAL_OFF || !b->redis_on || !b->cache)
@@ -507,6 +563,7 @@ static void setup_tracking(struct wd_backends *b, const struct wd_config *cfg, s
         b->track_prefix[i] = wd_strndup(t[i], wd_redis_tmpl_head(t[i]));
     /* nothing derived from Redis is cached until the subscriber is up */
     wd_cache_origins_suspend(b->cache);
+    atomic_store(&b->track_cache, b->cache);
 }
 
 static void on_inval_lost(void *ctx)
@@ -632,6 +689,7 @@ void wd_backends_free(struct wd_backends *b)
     pthread_mutex_destroy(&b->pool_mu);
     wd_redis_free(b->probe);
     pthread_mutex_destroy(&b->probe_mu);
+    wd_redis_sentinel_stop(b->sentinel); /* after every client that reads it */
     wd_jwks_refresher_stop(b->refresher);
     wd_jwt_verifier_free(b->verifier);
     wd_sessions_free(b->sessions);
@@ -661,7 +719,7 @@ int wd_backends_check_policy(const struct wd_backends *b, const struct wd_policy
         wd_policy_has_authn_step(p, WD_STEP_JWT) || wd_policy_has_source(p, WD_SOURCE_JWT);
     if (need_redis && !b->redis_on) {
         wd_buf_puts(errs, "error: the policy uses Redis (authn redis / rules redis) but the "
-                          "configuration sets neither redis_host nor redis_socket\n");
+                          "configuration sets none of redis_host, redis_socket, redis_sentinel\n");
         n++;
     }
     if (need_jwt && !b->jwt_on) {
@@ -1934,6 +1992,17 @@ size_t wd_backends_metrics(struct wd_backends *b, struct wd_metrics_sample *s, s
     i = sample(s, i, cap, "warden_hash_refused_total", C,
                "password checks refused: hash threads busy (the call is denied)", "",
                (double)hs.rejected);
+    struct wd_redis_sentinel_stats ss;
+    wd_redis_sentinel_stats(b->sentinel, &ss);
+    i = sample(s, i, cap, "warden_redis_sentinel_master_known", G,
+               "1 while Sentinel names a master that answered ROLE master (0 without Sentinel)", "",
+               ss.known);
+    i = sample(s, i, cap, "warden_redis_sentinel_failovers_total", C,
+               "Redis master changes followed (every connection moved to the new master)", "",
+               (double)ss.failovers);
+    i = sample(s, i, cap, "warden_redis_sentinel_errors_total", C,
+               "Sentinel failures: unreachable, timed out, error replies, subscription lost", "",
+               (double)ss.errors);
     i = sample(s, i, cap, "warden_jwt_keyset_generation", G,
                "JWT key set generation (+1 per JWKS swap; 0: JWT not configured)", "",
                b->jwt_on ? (double)wd_jwt_verifier_generation(b->verifier) : 0);
@@ -1943,12 +2012,23 @@ size_t wd_backends_metrics(struct wd_backends *b, struct wd_metrics_sample *s, s
 bool wd_backends_ready(struct wd_backends *b, bool need_redis, bool need_jwt, struct wd_buf *out)
 {
     bool ok = true;
+    char st[240];
+    if (need_redis && b->sentinel &&
+        !wd_redis_sentinel_master(b->sentinel, st, 64, &(int){0}, NULL)) {
+        wd_redis_sentinel_status(b->sentinel, st, sizeof st);
+        wd_buf_printf(out, "redis: no master known (Sentinel: %s)\n", st);
+        ok = false;
+        need_redis = false;
+    }
     if (need_redis) {
         pthread_mutex_lock(&b->probe_mu);
         if (!b->probe && b->redis_on && wd_redis_new(&b->ropts, &b->probe) != WD_OK)
             b->probe = NULL;
         int rc = b->probe ? wd_redis_ping(b->probe) : WD_EBACKEND;
-        if (rc == WD_OK) {
+        if (rc == WD_OK && b->sentinel) {
+            wd_redis_sentinel_status(b->sentinel, st, sizeof st);
+            wd_buf_printf(out, "redis: ok (Sentinel: %s)\n", st);
+        } else if (rc == WD_OK) {
             wd_buf_puts(out, "redis: ok\n");
         } else {
             ok = false;

@@ -24,6 +24,7 @@
 
 #include "core/wd.h"
 #include "store/redis_int.h"
+#include "store/redis_sentinel.h"
 
 struct wd_redis {
     char *host;
@@ -34,6 +35,8 @@ struct wd_redis {
     int database;
     unsigned connect_timeout_ms, command_timeout_ms;
     unsigned backoff_initial_ms, backoff_max_ms;
+    struct wd_redis_sentinel *sentinel; /* NULL: host/port or unix_path */
+    uint64_t gen;                       /* the sentinel generation of ctx's address */
 
     redisContext *ctx;
     uint64_t next_attempt_ms; /* monotonic; no connect before this */
@@ -110,6 +113,7 @@ int wd_redis_new(const struct wd_redis_opts *opts, struct wd_redis **out)
     r->backoff_initial_ms = o.backoff_initial_ms;
     r->backoff_max_ms = o.backoff_max_ms;
     r->backoff_ms = r->backoff_initial_ms;
+    r->sentinel = o.sentinel;
     r->rng = (uint64_t)(uintptr_t)r ^ now_ms() ^ 0x9e3779b97f4a7c15ull;
     *out = r;
     return WD_OK;
@@ -179,12 +183,42 @@ static int setup_cmd(struct wd_redis *r, const char *what, int argc, const char 
     return rc;
 }
 
+/* ROLE on a fresh context whose address came from Sentinel: must say master */
+static int check_role(struct wd_redis *r)
+{
+    const char *argv[1];
+    size_t lens[1];
+    char why[120];
+    wd_redis__role_argv(argv, lens);
+    redisReply *rep = redisCommandArgv(r->ctx, 1, argv, lens);
+    if (!rep) {
+        set_err(r, "ROLE", r->ctx->errstr);
+        return WD_EBACKEND;
+    }
+    int rc = wd_redis__role_from_reply(rep, why, sizeof why);
+    freeReplyObject(rep);
+    if (rc != WD_OK) {
+        set_err(r, "sentinel master", why);
+        return WD_EBACKEND;
+    }
+    return WD_OK;
+}
+
 static int do_connect(struct wd_redis *r)
 {
     struct timeval ctv = ms_tv(r->connect_timeout_ms);
     int rc = WD_EBACKEND;
+    char maddr[64];
+    int mport = 0;
 
-    if (r->unix_path)
+    if (r->sentinel &&
+        !wd_redis_sentinel_master(r->sentinel, maddr, sizeof maddr, &mport, &r->gen)) {
+        set_err(r, "connect", "no Redis master known (Sentinel)");
+        goto out;
+    }
+    if (r->sentinel)
+        r->ctx = redisConnectWithTimeout(maddr, mport, ctv);
+    else if (r->unix_path)
         r->ctx = redisConnectUnixWithTimeout(r->unix_path, ctv);
     else
         r->ctx = redisConnectWithTimeout(r->host, r->port, ctv);
@@ -211,17 +245,43 @@ static int do_connect(struct wd_redis *r)
         if (argc && setup_cmd(r, "SELECT", argc, argv, lens) != WD_OK)
             goto out;
     }
+    if (r->sentinel && check_role(r) != WD_OK)
+        goto out;
     rc = WD_OK;
 out:
-    if (rc != WD_OK)
+    if (rc != WD_OK) {
+        if (r->sentinel && mport)
+            wd_redis_sentinel_suspect(r->sentinel);
         drop(r);
+    }
     return rc;
+}
+
+/* The master moved (or is no longer known) since ctx connected: a new connection, at once. */
+static void follow_master(struct wd_redis *r)
+{
+    if (!r->sentinel || wd_redis_sentinel_generation(r->sentinel) == r->gen)
+        return;
+    if (r->ctx) {
+        redisFree(r->ctx);
+        r->ctx = NULL;
+    }
+    r->next_attempt_ms = 0;
+    r->backoff_ms = r->backoff_initial_ms;
+}
+
+/* A failure of the connection or a reply saying the server is a replica: Sentinel is told. */
+static void tell_sentinel(struct wd_redis *r)
+{
+    if (r->sentinel)
+        wd_redis_sentinel_suspect(r->sentinel);
 }
 
 int wd_redis_connect(struct wd_redis *r)
 {
     if (!r)
         return WD_EINVAL;
+    follow_master(r);
     if (r->ctx)
         return WD_OK;
     if (now_ms() < r->next_attempt_ms) {
@@ -252,6 +312,10 @@ static int run(struct wd_redis *r, int argc, const char **argv, const size_t *le
             r->backoff_ms = r->backoff_initial_ms; /* the server answers */
             if (rep->type == REDIS_REPLY_ERROR) {
                 set_err(r, "error reply", rep->str);
+                if (r->sentinel && wd_redis__reply_not_master(rep)) {
+                    tell_sentinel(r);
+                    drop(r);
+                }
                 freeReplyObject(rep);
                 return WD_EBACKEND;
             }
@@ -263,6 +327,7 @@ static int run(struct wd_redis *r, int argc, const char **argv, const size_t *le
             set_err(r, "command", "timed out");
         else
             set_err(r, "command", r->ctx->errstr);
+        tell_sentinel(r);
         drop(r);
         if (!eof || attempt > 0)
             return WD_EBACKEND;
@@ -350,6 +415,10 @@ int wd_redis_command(struct wd_redis *r, int argc, const char **argv, const size
         if (rep) {
             r->backoff_ms = r->backoff_initial_ms; /* the server answers */
             rc = wd_redis__raw_from_reply(rep, max_len, out, r->err, sizeof r->err);
+            if (r->sentinel && wd_redis__reply_not_master(rep)) {
+                tell_sentinel(r);
+                drop(r);
+            }
             freeReplyObject(rep);
             return rc;
         }
@@ -358,6 +427,7 @@ int wd_redis_command(struct wd_redis *r, int argc, const char **argv, const size
             set_err(r, "command", "timed out");
         else
             set_err(r, "command", r->ctx->errstr);
+        tell_sentinel(r);
         drop(r);
         if (!eof || attempt > 0)
             return WD_EBACKEND;
@@ -601,6 +671,42 @@ int wd_redis__select_argv(int db, char *buf, const char **argv, size_t *lens)
     argv[1] = buf;
     lens[1] = (size_t)n;
     return 2;
+}
+
+void wd_redis__role_argv(const char **argv, size_t *lens)
+{
+    argv[0] = "ROLE";
+    lens[0] = 4;
+}
+
+int wd_redis__role_from_reply(const redisReply *rep, char *err, size_t errcap)
+{
+    if (rep && rep->type == REDIS_REPLY_ERROR) {
+        wd_seterr(err, errcap,
+                  "ROLE refused: %.100s (with redis_sentinel the Redis user needs "
+                  "+role)",
+                  rep->str ? rep->str : "");
+        return WD_EBACKEND;
+    }
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+        (rep->element[0]->type != REDIS_REPLY_STRING &&
+         rep->element[0]->type != REDIS_REPLY_STATUS)) {
+        wd_seterr(err, errcap, "ROLE: unexpected reply");
+        return WD_EBACKEND;
+    }
+    const redisReply *w = rep->element[0];
+    if (w->len == 6 && memcmp(w->str, "master", 6) == 0) {
+        wd_seterr(err, errcap, "%s", "");
+        return WD_OK;
+    }
+    wd_seterr(err, errcap, "ROLE says %.*s, not master", (int)(w->len > 20 ? 20 : w->len), w->str);
+    return WD_ENOENT;
+}
+
+bool wd_redis__reply_not_master(const redisReply *rep)
+{
+    return rep && rep->type == REDIS_REPLY_ERROR && rep->str &&
+           (strncmp(rep->str, "READONLY", 8) == 0 || strncmp(rep->str, "MASTERDOWN", 10) == 0);
 }
 
 bool wd_redis__setup_reply_ok(const redisReply *rep, char *err, size_t errcap)

@@ -31,6 +31,8 @@
 
 #define WD_REDIS_KEY_MAX (1024 * 1024) /* bytes of a rendered key */
 
+struct wd_redis_sentinel; /* redis_sentinel.h */
+
 /* Connection settings. Strings are copied by wd_redis_new(). Zero values take the
  * defaults given. */
 struct wd_redis_opts {
@@ -44,6 +46,12 @@ struct wd_redis_opts {
     unsigned command_timeout_ms; /* default 500: each command's send + reply */
     unsigned backoff_initial_ms; /* default 100 */
     unsigned backoff_max_ms;     /* default 5000 (cap of the doubling) */
+    /* Sentinel (redis_sentinel.h; borrowed, must outlive the client): when set, host, port
+     * and unix_path are ignored; each connect goes to the master it publishes (none known: the
+     * connect fails), checks ROLE, and a connection made under an older generation is
+     * replaced before the next command. A failed connect, a lost connection or a READONLY
+     * reply is reported to it (wd_redis_sentinel_suspect). */
+    struct wd_redis_sentinel *sentinel;
 };
 
 struct wd_redis;

@@ -43,6 +43,7 @@
 
 #include "core/wd.h"
 #include "store/redis_int.h"
+#include "store/redis_sentinel.h"
 
 /* ST_IDLE: the server closed a connection that had answered (a restart, its idle timeout):
  * no connection until the next request, which reconnects at once (as the blocking client
@@ -70,8 +71,10 @@ struct req {
 
 struct wd_redis_async {
     struct wd_evops ev;
-    char *addr; /* numeric, resolved once in _new */
+    char *addr; /* numeric, resolved once in _new (with Sentinel: the master's, per connect) */
     int port;
+    struct wd_redis_sentinel *sentinel; /* NULL: addr/port or unix_path */
+    uint64_t gen;                       /* the sentinel generation of addr */
     char *unix_path;
     char *username;
     char *password;
@@ -262,7 +265,19 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
             req_free(q);
         return;
     }
-    if (!rep) {
+    if (rep && r->sentinel && wd_redis__reply_not_master(rep)) {
+        /* a replica answers: the master moved. This connection goes, Sentinel is told. */
+        set_err(r, "not the master: %.100s", rep->str);
+        r->kill_pending = true;
+        wd_redis_sentinel_suspect(r->sentinel);
+    }
+    if (rep && r->kill_pending) {
+        /* the connection is being dropped (its set-up failed: AUTH, SELECT, ROLE said replica;
+         * or a replica answered): a reply that came in the same read is not one to trust */
+        q->res.rc = WD_EBACKEND;
+        wd_seterr(q->res.err, sizeof q->res.err, "no reply: %.100s", r->err);
+        r->st.failed++;
+    } else if (!rep) {
         q->res.rc = WD_EBACKEND;
         wd_seterr(q->res.err, sizeof q->res.err, "no reply: %.100s",
                   ac->errstr[0] ? ac->errstr : r->err);
@@ -364,9 +379,14 @@ static void on_setup(redisAsyncContext *ac, void *reply, void *privdata)
 
     if (!reply)
         return; /* the context is dying: on_lost() */
-    if (!wd_redis__setup_reply_ok(reply, why, sizeof why)) {
+    bool ok = strcmp(privdata, "ROLE") == 0
+                  ? wd_redis__role_from_reply(reply, why, sizeof why) == WD_OK
+                  : wd_redis__setup_reply_ok(reply, why, sizeof why);
+    if (!ok) {
         set_err(r, "%s: %s", (const char *)privdata, why);
         r->kill_pending = true;
+        if (r->sentinel)
+            wd_redis_sentinel_suspect(r->sentinel);
         return;
     }
     if (--r->setup_pending == 0 && r->state == ST_CONNECTING) {
@@ -412,6 +432,12 @@ static int send_setup(struct wd_redis_async *r)
             return WD_EBACKEND;
         r->setup_pending++;
     }
+    if (r->sentinel) { /* the Sentinel client guidelines: a new connection checks ROLE */
+        wd_redis__role_argv(argv, lens);
+        if (redisAsyncCommandArgv(r->ac, on_setup, (void *)"ROLE", 1, argv, lens) != REDIS_OK)
+            return WD_EBACKEND;
+        r->setup_pending++;
+    }
     return WD_OK;
 }
 
@@ -426,6 +452,22 @@ static void start_connect(struct wd_redis_async *r)
     r->setup_pending = 0;
     r->kill_pending = false;
     r->connect_deadline = now(r) + r->connect_timeout_ms;
+    if (r->sentinel) {
+        /* the master now (numeric: no resolving on the loop); none known: back off */
+        char maddr[64];
+        int mport;
+        if (!wd_redis_sentinel_master(r->sentinel, maddr, sizeof maddr, &mport, &r->gen)) {
+            set_err(r, "connect: no Redis master known (Sentinel)");
+            r->st.connect_failures++;
+            enter_backoff(r);
+            return;
+        }
+        if (!r->addr || strcmp(r->addr, maddr) != 0) {
+            free(r->addr);
+            r->addr = wd_strdup(maddr);
+        }
+        r->port = mport;
+    }
     ac = r->unix_path ? redisAsyncConnectUnix(r->unix_path) : redisAsyncConnect(r->addr, r->port);
     if (!ac || ac->err) {
         /* failed before there was anything to watch: the context must still be freed */
@@ -465,6 +507,8 @@ static void on_lost(struct wd_redis_async *r)
         r->st.disconnects++;
     else
         r->st.connect_failures++;
+    if (r->sentinel)
+        wd_redis_sentinel_suspect(r->sentinel); /* the master may have moved */
     if (was_ready && r->healthy)
         r->state = ST_IDLE; /* the server closed a connection that worked: the next request
                              * reconnects at once */
@@ -608,12 +652,13 @@ int wd_redis_async_new(const struct wd_redis_async_opts *opts, const struct wd_e
         wd_seterr(err, errcap, "redis port or database out of range");
         return WD_EINVAL;
     }
-    if (!o.unix_path && resolve(o.host, addr, sizeof addr, err, errcap) != WD_OK)
+    if (!o.unix_path && !o.sentinel && resolve(o.host, addr, sizeof addr, err, errcap) != WD_OK)
         return WD_EINVAL;
     r = wd_calloc(1, sizeof *r);
     r->ev = *ev;
-    r->addr = o.unix_path ? NULL : wd_strdup(addr);
+    r->addr = o.unix_path || o.sentinel ? NULL : wd_strdup(addr);
     r->port = o.port;
+    r->sentinel = o.sentinel;
     r->unix_path = dup_opt(o.unix_path);
     r->username = dup_opt(o.username);
     r->password = dup_opt(o.password);
@@ -674,6 +719,29 @@ void wd_redis_async_free(struct wd_redis_async *r)
     destroy(r);
 }
 
+/* With Sentinel, before each request: when the master moved (or is no longer known) since this
+ * connection was made, the connection goes (its requests fail: redis_on_error, never an answer
+ * from a demoted master after the move is known) and a new one starts at once to the new
+ * address, without waiting for a backoff meant for the old one. */
+static void follow_master(struct wd_redis_async *r)
+{
+    if (!r->sentinel || r->state == ST_CLOSED ||
+        wd_redis_sentinel_generation(r->sentinel) == r->gen)
+        return;
+    if (r->ac) {
+        set_err(r, "the Redis master changed (Sentinel)");
+        r->kill_pending = false;
+        redisAsyncFree(r->ac); /* pending requests: NULL, to the done list; then h_cleanup */
+        r->lost = false;
+        if (r->state == ST_READY)
+            r->st.disconnects++;
+    }
+    r->backoff_ms = r->backoff_initial_ms;
+    start_connect(r);
+    if (r->dhead)
+        arm(r, 1); /* the failed requests are delivered from the timer, not from here */
+}
+
 static int submit(struct wd_redis_async *r, enum kind kind, int argc, const char **argv,
                   const size_t *lens, uint64_t deadline, wd_redis_acl_skip_fn skip, void *ud,
                   size_t max_len, wd_redis_async_cb cb, void *ctx)
@@ -683,6 +751,7 @@ static int submit(struct wd_redis_async *r, enum kind kind, int argc, const char
 
     if (!r || !cb)
         return WD_EINVAL;
+    follow_master(r);
     if (r->state == ST_IDLE)
         start_connect(r); /* a failure here enters the backoff: refused below */
     if (r->state == ST_IDLE || r->state == ST_CLOSED || r->state == ST_BACKOFF || !r->ac ||

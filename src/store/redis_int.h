@@ -38,6 +38,19 @@ int wd_redis__auth_argv(const char *username, const char *password, const char *
  * db is 0 (nothing to select). */
 int wd_redis__select_argv(int db, char *buf, const char **argv, size_t *lens);
 
+/* argv of ROLE (one element): asked on each new connection when the address came from
+ * Sentinel (redis_sentinel.h), as the Sentinel client guidelines say. */
+void wd_redis__role_argv(const char **argv, size_t *lens);
+
+/* The reply to ROLE: WD_OK when it says "master"; WD_ENOENT when it says anything else
+ * ("slave", "sentinel": not the master, reason in err); WD_EBACKEND for an error reply (NOPERM:
+ * the ACL user needs +role) or a reply of the wrong shape, reason in err. */
+int wd_redis__role_from_reply(const redisReply *rep, char *err, size_t errcap);
+
+/* Whether an error reply says the server is a replica (READONLY, or MASTERDOWN / a replica's
+ * refusal): the master moved. */
+bool wd_redis__reply_not_master(const redisReply *rep);
+
 /* true when an AUTH or SELECT reply is +OK. Otherwise the reason goes to err ("WRONGPASS
  * ...", "unexpected reply"; errcap may be 0). */
 bool wd_redis__setup_reply_ok(const redisReply *rep, char *err, size_t errcap);

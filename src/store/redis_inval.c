@@ -31,6 +31,7 @@
 #include "core/log.h"
 #include "core/wd.h"
 #include "store/redis_int.h"
+#include "store/redis_sentinel.h"
 
 #define CHANNEL "__redis__:invalidate"
 #define MAX_PREFIXES 8
@@ -44,7 +45,8 @@ struct wd_redis_inval {
     size_t nprefix;
     struct wd_redis_inval_ops ops;
     void *ctx;
-    bool quiet; /* a failure was logged: the next ones in a row are not */
+    bool quiet;   /* a failure was logged: the next ones in a row are not */
+    uint64_t gen; /* with Sentinel: the generation of the master this stream is armed on */
     int stop_pipe[2];
     pthread_t thread;
     atomic_uint_fast64_t arms, losses, messages, keys;
@@ -129,8 +131,16 @@ static bool reply_ok(struct wd_redis_inval *v, const redisContext *c, const redi
 static redisContext *arm(struct wd_redis_inval *v)
 {
     struct timeval ctv = ms_tv(v->o.connect_timeout_ms);
-    redisContext *c = v->o.unix_path ? redisConnectUnixWithTimeout(v->o.unix_path, ctv)
-                                     : redisConnectWithTimeout(v->o.host, v->o.port, ctv);
+    char maddr[64];
+    int mport = 0;
+    if (v->o.sentinel &&
+        !wd_redis_sentinel_master(v->o.sentinel, maddr, sizeof maddr, &mport, &v->gen)) {
+        FAIL_LOG(v, "cache invalidation: no Redis master known (Sentinel) (retrying quietly)");
+        return NULL;
+    }
+    redisContext *c = v->o.sentinel    ? redisConnectWithTimeout(maddr, mport, ctv)
+                      : v->o.unix_path ? redisConnectUnixWithTimeout(v->o.unix_path, ctv)
+                                       : redisConnectWithTimeout(v->o.host, v->o.port, ctv);
     redisReply *r = NULL;
     if (!c || c->err) {
         FAIL_LOG(v, "cache invalidation: connect: %s (retrying quietly)",
@@ -147,6 +157,19 @@ static redisContext *arm(struct wd_redis_inval *v)
         r = redisCommandArgv(c, argc, argv, lens);
         if (!reply_ok(v, c, r, "AUTH"))
             goto fail;
+        freeReplyObject(r);
+        r = NULL;
+    }
+    if (v->o.sentinel) { /* the Sentinel client guidelines: check ROLE on a new connection */
+        char why[120];
+        const char *rargv[1];
+        size_t rlens[1];
+        wd_redis__role_argv(rargv, rlens);
+        r = redisCommandArgv(c, 1, rargv, rlens);
+        if (!r || wd_redis__role_from_reply(r, why, sizeof why) != WD_OK) {
+            FAIL_LOG(v, "cache invalidation: %s", r ? why : c->errstr);
+            goto fail;
+        }
         freeReplyObject(r);
         r = NULL;
     }
@@ -187,6 +210,8 @@ fail:
         freeReplyObject(r);
     if (c)
         redisFree(c);
+    if (v->o.sentinel)
+        wd_redis_sentinel_suspect(v->o.sentinel);
     return NULL;
 }
 
@@ -245,6 +270,12 @@ static bool serve(struct wd_redis_inval *v, redisContext *c)
         freeReplyObject(rep);
     }
     for (;;) {
+        /* checked first: right after armed(), a move published meanwhile is caught at once */
+        if (v->o.sentinel && wd_redis_sentinel_generation(v->o.sentinel) != v->gen) {
+            wd_log_info("redis", "cache invalidation: the Redis master changed: subscribing on "
+                                 "the new one");
+            return false;
+        }
         struct pollfd pf[2] = {{.fd = c->fd, .events = POLLIN},
                                {.fd = v->stop_pipe[0], .events = POLLIN}};
         int pr = poll(pf, 2, IDLE_PING_MS / 2);

@@ -1760,6 +1760,8 @@ import config_cli  # noqa: E402  (tests/integration/config_cli.py: issue 12, err
 config_cli.register(scenario)
 import threads  # noqa: E402  (tests/integration/threads.py: issue 10, every thread at once)
 threads.register(scenario)
+import redis_ha  # noqa: E402  (tests/integration/redis_ha.py: issue 11, Redis Sentinel)
+redis_ha.register(scenario)
 
 # ====================================================================== main
 

@@ -447,7 +447,7 @@ def check_kubernetes(warden):
         pre = ctr.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", [])
         sleep = float(pre[-1]) if pre and pre[0].endswith("sleep") else 0.0
         need = sleep + seconds(eff["shutdown_grace"])
-        if "redis_host" in eff or "redis_socket" in eff:
+        if any(k in eff for k in ("redis_host", "redis_socket", "redis_sentinel")):
             need += seconds(eff["redis_connect_timeout"]) + seconds(eff["redis_timeout"])
         tgps = pod.get("terminationGracePeriodSeconds", 30)
         ensure(tgps > need, "terminationGracePeriodSeconds %s <= preStop %gs + shutdown_grace "

@@ -935,7 +935,7 @@ static void cross_directive_errors_name_the_line_of_each_directive(void **state)
     assert_non_null(strstr(errors, "command line: --set keepalive_timeout: keepalive_timeout (2m) "
                                    "must be shorter than keepalive_time (1m, the default)"));
     assert_non_null(strstr(errors, "command line: --set redis_password: redis_password is set "
-                                   "but neither redis_host nor redis_socket"));
+                                   "but none of redis_host, redis_socket, redis_sentinel"));
     free(errors);
     wd_config_cleanup(&c);
 }
@@ -958,6 +958,137 @@ static void cross_directive_rules_skip_a_directive_whose_line_was_refused(void *
     int rc = wd_config_validate(&c, &errors);
     if (rc != WD_OK)
         fail_msg("rules with a refused directive were checked:\n%s", errors);
+    wd_config_cleanup(&c);
+}
+
+/* ---- redis_sentinel ---- */
+
+static void sentinel_addresses_split_host_and_port_and_refuse_the_rest(void **state)
+{
+    (void)state;
+    char h[64];
+    int port;
+    assert_true(wd_config_sentinel_split("10.0.0.5:26379", h, sizeof h, &port));
+    assert_string_equal(h, "10.0.0.5");
+    assert_int_equal(port, 26379);
+    assert_true(wd_config_sentinel_split("[fd00::5]:26380", h, sizeof h, &port));
+    assert_string_equal(h, "fd00::5");
+    assert_int_equal(port, 26380);
+    assert_true(wd_config_sentinel_split("sentinel-0.sentinel:1", h, sizeof h, &port));
+    assert_string_equal(h, "sentinel-0.sentinel");
+    static const char *const bad[] = {
+        "10.0.0.5",       "10.0.0.5:",       ":26379",        "10.0.0.5:0",   "10.0.0.5:65536",
+        "10.0.0.5:+1",    "10.0.0.5:26379x", "fd00::5:26379", "[10.0.0.5]:1", "[]:26379",
+        "[fd00::5]26379", "a b:1",           "a\tb:1",        "10.0.0.5:-1",  "x:99999999999",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        if (wd_config_sentinel_split(bad[i], h, sizeof h, &port))
+            fail_msg("accepted '%s'", bad[i]);
+        assert_int_equal(port, 0);
+    }
+    /* a host that does not fit the buffer */
+    assert_false(wd_config_sentinel_split("averyveryverylonghostname:1", h, 8, &port));
+}
+
+static void sentinel_directives_parse_into_a_list_and_print_back(void **state)
+{
+    (void)state;
+    struct wd_config c;
+    char *errors = NULL;
+    assert_int_equal(parse(&c,
+                           "redis_sentinel 10.0.0.5:26379 [fd00::5]:26380 s2:26379\n"
+                           "redis_sentinel_master mymaster\n"
+                           "redis_sentinel_username sent\n"
+                           "redis_sentinel_password \"p w\"\n",
+                           &errors),
+                     WD_OK);
+    assert_int_equal(c.nredis_sentinels, 3);
+    assert_string_equal(c.redis_sentinels[1], "[fd00::5]:26380");
+    assert_string_equal(c.redis_sentinel_master, "mymaster");
+    assert_string_equal(c.redis_sentinel_password, "p w");
+    assert_int_equal(wd_config_validate(&c, &errors), WD_OK);
+    wd_config_cleanup(&c);
+}
+
+static void sentinel_words_are_checked_where_they_are_given(void **state)
+{
+    (void)state;
+    struct wd_config c;
+    char *errors = NULL;
+    assert_int_equal(parse(&c, "redis_sentinel\n", &errors), WD_ESYNTAX);
+    assert_string_equal(errors, "t.conf:1: 'redis_sentinel' needs at least one HOST:PORT");
+    free(errors);
+    wd_config_cleanup(&c);
+    assert_int_equal(parse(&c,
+                           "\n"
+                           "redis_sentinel 10.0.0.5 10.0.0.6:1 10.0.0.6:1\n"
+                           "redis_sentinel_master \"my master\"\n",
+                           &errors),
+                     WD_ESYNTAX);
+    assert_non_null(strstr(errors, "t.conf:2: 'redis_sentinel' expects HOST:PORT addresses "
+                                   "(e.g. 10.0.0.5:26379 or [fd00::5]:26379), got '10.0.0.5'"));
+    assert_non_null(strstr(errors, "t.conf:2: address '10.0.0.6:1' listed twice"));
+    assert_non_null(strstr(errors, "t.conf:3: 'redis_sentinel_master' must be a Sentinel master "
+                                   "name"));
+    free(errors);
+    wd_config_cleanup(&c);
+    char many[1024] = "redis_sentinel";
+    for (int i = 0; i < WD_CONFIG_SENTINELS_MAX + 1; i++)
+        snprintf(many + strlen(many), sizeof many - strlen(many), " h%d:1", i);
+    strcat(many, "\n");
+    assert_int_equal(parse(&c, many, &errors), WD_ESYNTAX);
+    assert_non_null(strstr(errors, "t.conf:1: 'redis_sentinel' takes at most 16 addresses"));
+    free(errors);
+    wd_config_cleanup(&c);
+}
+
+/* Every rule between the Sentinel directives and the others, reported in one pass with the
+ * line of each directive involved. */
+static void sentinel_rules_name_the_lines_in_one_pass(void **state)
+{
+    (void)state;
+    struct wd_config c;
+    char *errors = NULL;
+    assert_int_equal(parse(&c,
+                           "redis_host r\n"
+                           "redis_port 6380\n"
+                           "redis_sentinel s:26379\n"
+                           "redis_sentinel_username u\n",
+                           &errors),
+                     WD_OK);
+    assert_int_equal(wd_config_validate(&c, &errors), WD_EINVAL);
+    assert_non_null(strstr(errors, "t.conf:3: redis_sentinel is set but redis_sentinel_master "
+                                   "(the master's name) is not"));
+    assert_non_null(strstr(errors, "t.conf:1: redis_host and redis_sentinel are both set "
+                                   "(redis_sentinel: t.conf:3)"));
+    assert_non_null(strstr(errors, "t.conf:2: redis_port and redis_sentinel are both set"));
+    assert_non_null(strstr(errors, "t.conf:4: redis_sentinel_username needs "
+                                   "redis_sentinel_password"));
+    free(errors);
+    wd_config_cleanup(&c);
+
+    assert_int_equal(parse(&c,
+                           "redis_sentinel_master m\n"
+                           "redis_sentinel_password pw\n"
+                           "redis_socket /run/redis.sock\n",
+                           &errors),
+                     WD_OK);
+    assert_int_equal(wd_config_validate(&c, &errors), WD_EINVAL);
+    assert_non_null(strstr(errors, "t.conf:1: redis_sentinel_master is set but redis_sentinel "
+                                   "(the Sentinel addresses) is not"));
+    assert_non_null(strstr(errors, "t.conf:2: redis_sentinel_password is set but "
+                                   "redis_sentinel is not"));
+    free(errors);
+    wd_config_cleanup(&c);
+
+    /* the data password is allowed with Sentinel alone */
+    assert_int_equal(parse(&c,
+                           "redis_sentinel [::1]:26379\n"
+                           "redis_sentinel_master m\n"
+                           "redis_password pw\n",
+                           &errors),
+                     WD_OK);
+    assert_int_equal(wd_config_validate(&c, &errors), WD_OK);
     wd_config_cleanup(&c);
 }
 
@@ -995,6 +1126,10 @@ int main(void)
         cmocka_unit_test(every_directive_is_documented_with_its_default),
         cmocka_unit_test(cross_directive_errors_name_the_line_of_each_directive),
         cmocka_unit_test(cross_directive_rules_skip_a_directive_whose_line_was_refused),
+        cmocka_unit_test(sentinel_addresses_split_host_and_port_and_refuse_the_rest),
+        cmocka_unit_test(sentinel_directives_parse_into_a_list_and_print_back),
+        cmocka_unit_test(sentinel_words_are_checked_where_they_are_given),
+        cmocka_unit_test(sentinel_rules_name_the_lines_in_one_pass),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

@@ -1,0 +1,705 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * redis_sentinel.c: master discovery and failover following through Redis Sentinel (contract
+ * and the guidelines followed in redis_sentinel.h).
+ *
+ * The thread loops: discover when asked (start, a client's suspicion, a lost subscription, a
+ * failed round: then with a backoff of 100 ms doubling to 1 s), keep one subscription to
+ * `+switch-master` up, and sleep in poll(2) on that subscription and on a pipe that
+ * wd_redis_sentinel_suspect() and wd_redis_sentinel_stop() write to. Every connection is a
+ * blocking hiredis context with the connect and command timeouts of the data connection, so a
+ * dead sentinel costs the thread a timeout and nobody else anything.
+ *
+ * Publishing a master: the `changed` callback first (the invalidation stream's cache entries
+ * are dropped before any client can reach the new master), then the address under the mutex,
+ * then the generation (atomic, read by clients before each request). Dropping one (a replica
+ * behind the announced address, no sentinel knows the name) is the same without an address.
+ * An address that merely does not answer is kept: the clients fail on it by themselves (their
+ * backoff), and the sentinels will announce the new one after the failover.
+ */
+#include "store/redis_sentinel.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <hiredis/hiredis.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "core/wd.h"
+#include "store/redis_int.h"
+
+#define CHANNEL "+switch-master"
+#define IDLE_PING_MS 1000
+#define PONG_WAIT_MS 2000
+#define SUSPECT_MIN_MS 100
+#define RETRY_MAX_MS 1000
+#define ADDR_CAP 64
+
+struct wd_redis_sentinel {
+    char **host;
+    int *port;
+    size_t n;
+    size_t first; /* the sentinel that answered last: asked first */
+    char *name, *user, *pass;
+    struct wd_redis_opts data; /* resolved; strings owned below */
+    char *duser, *dpass;
+    void (*changed)(void *ctx);
+    void *ctx;
+
+    int wake[2]; /* 's': suspect, 'x': stop */
+    pthread_t thread;
+    bool started;
+    atomic_bool stopping, suspect;
+
+    pthread_mutex_t mu; /* the published state */
+    bool known;
+    char addr[ADDR_CAP];
+    int mport;
+    char why[200];
+    atomic_uint_fast64_t gen, failovers, errors, discoveries, switch_msgs;
+    atomic_bool known_a;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct timeval ms_tv(unsigned ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    return tv;
+}
+
+static void set_why(struct wd_redis_sentinel *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void set_why(struct wd_redis_sentinel *s, const char *fmt, ...)
+{
+    va_list ap;
+    pthread_mutex_lock(&s->mu);
+    va_start(ap, fmt);
+    vsnprintf(s->why, sizeof s->why, fmt, ap);
+    va_end(ap);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- pure parts ---- */
+
+bool wd_redis_sentinel__switch_parse(const char *msg, size_t len, const char *name, char *host,
+                                     size_t cap, int *port)
+{
+    /* NAME OLDIP OLDPORT NEWIP NEWPORT, single spaces (sentinel.c sentinelEvent's "%s %s %d
+     * %s %d"); anything else is not ours to follow */
+    const char *f[5];
+    size_t fl[5], nf = 0, i = 0;
+    *port = 0;
+    if (!msg || !name || cap == 0)
+        return false;
+    while (i < len && nf < 5) {
+        size_t j = i;
+        while (j < len && msg[j] != ' ')
+            j++;
+        if (j == i)
+            return false;
+        f[nf] = msg + i;
+        fl[nf++] = j - i;
+        i = j + (j < len);
+    }
+    if (nf != 5 || i < len || (len && msg[len - 1] == ' '))
+        return false;
+    if (fl[0] != strlen(name) || memcmp(f[0], name, fl[0]) != 0)
+        return false;
+    if (fl[3] >= cap || fl[4] > 5)
+        return false;
+    int p = 0;
+    for (size_t k = 0; k < fl[4]; k++) {
+        if (f[4][k] < '0' || f[4][k] > '9')
+            return false;
+        p = p * 10 + (f[4][k] - '0');
+    }
+    if (p < 1 || p > 65535)
+        return false;
+    for (size_t k = 0; k < fl[3]; k++)
+        if ((unsigned char)f[3][k] <= ' ' || (unsigned char)f[3][k] >= 0x7f)
+            return false;
+    memcpy(host, f[3], fl[3]);
+    host[fl[3]] = '\0';
+    *port = p;
+    return true;
+}
+
+/* ---- connections ---- */
+
+/* A blocking context to host:port with the timeouts, AUTH'd with user/pass (NULL: none).
+ * NULL on failure, the reason in why. */
+static redisContext *dial(const struct wd_redis_sentinel *s, const char *host, int port,
+                          const char *user, const char *pass, char *why, size_t cap)
+{
+    redisContext *c = redisConnectWithTimeout(host, port, ms_tv(s->data.connect_timeout_ms));
+    if (!c || c->err) {
+        snprintf(why, cap, "%s", c ? c->errstr : "no memory");
+        goto fail;
+    }
+    if (redisSetTimeout(c, ms_tv(s->data.command_timeout_ms)) != REDIS_OK) {
+        snprintf(why, cap, "set timeout: %s", c->errstr);
+        goto fail;
+    }
+    const char *argv[3];
+    size_t lens[3];
+    int argc = wd_redis__auth_argv(user, pass, argv, lens);
+    if (argc) {
+        redisReply *r = redisCommandArgv(c, argc, argv, lens);
+        char e[120];
+        bool ok = wd_redis__setup_reply_ok(r, e, sizeof e);
+        if (!r)
+            snprintf(e, sizeof e, "%.100s", c->errstr);
+        if (r)
+            freeReplyObject(r);
+        if (!ok) {
+            snprintf(why, cap, "AUTH: %s", e);
+            goto fail;
+        }
+    }
+    return c;
+fail:
+    if (c)
+        redisFree(c);
+    return NULL;
+}
+
+/* host (a name or an address) to a numeric address, IPv4 first as hiredis does */
+static bool numeric(const char *host, char *out, size_t cap)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+    if (inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1) {
+        snprintf(out, cap, "%s", host);
+        return strlen(host) < cap;
+    }
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL, *pick = NULL;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0)
+        return false;
+    for (struct addrinfo *a = res; a && !pick; a = a->ai_next)
+        if (a->ai_family == AF_INET)
+            pick = a;
+    for (struct addrinfo *a = res; a && !pick; a = a->ai_next)
+        if (a->ai_family == AF_INET6)
+            pick = a;
+    int e = pick ? getnameinfo(pick->ai_addr, pick->ai_addrlen, out, (socklen_t)cap, NULL, 0,
+                               NI_NUMERICHOST)
+                 : EAI_NONAME;
+    freeaddrinfo(res);
+    return e == 0;
+}
+
+enum role { ROLE_MASTER, ROLE_REPLICA, ROLE_FAILED };
+
+/* ROLE at addr:port with the data credentials. */
+static enum role ask_role(struct wd_redis_sentinel *s, const char *addr, int port, char *why,
+                          size_t cap)
+{
+    redisContext *c = dial(s, addr, port, s->data.username, s->data.password, why, cap);
+    if (!c)
+        return ROLE_FAILED;
+    const char *argv[1];
+    size_t lens[1];
+    wd_redis__role_argv(argv, lens);
+    redisReply *r = redisCommandArgv(c, 1, argv, lens);
+    enum role out = ROLE_FAILED;
+    if (!r) {
+        snprintf(why, cap, "ROLE: %s", c->errstr);
+    } else {
+        char e[120];
+        int rr = wd_redis__role_from_reply(r, e, sizeof e);
+        if (rr == WD_OK)
+            out = ROLE_MASTER;
+        else if (rr == WD_ENOENT)
+            out = ROLE_REPLICA;
+        snprintf(why, cap, "%s", e);
+        freeReplyObject(r);
+    }
+    redisFree(c);
+    return out;
+}
+
+/* ---- the published state ---- */
+
+static void publish(struct wd_redis_sentinel *s, const char *addr, int port)
+{
+    pthread_mutex_lock(&s->mu);
+    bool same = s->known && s->mport == port && strcmp(s->addr, addr) == 0;
+    bool had = s->addr[0] != '\0';
+    char old[ADDR_CAP + 8];
+    snprintf(old, sizeof old, "%s:%d", s->addr, s->mport);
+    pthread_mutex_unlock(&s->mu);
+    if (same)
+        return;
+    if (s->changed)
+        s->changed(s->ctx);
+    pthread_mutex_lock(&s->mu);
+    bool moved = had && (s->mport != port || strcmp(s->addr, addr) != 0);
+    snprintf(s->addr, sizeof s->addr, "%s", addr);
+    s->mport = port;
+    s->known = true;
+    s->why[0] = '\0';
+    pthread_mutex_unlock(&s->mu);
+    atomic_store(&s->known_a, true);
+    if (moved)
+        atomic_fetch_add(&s->failovers, 1);
+    atomic_fetch_add(&s->gen, 1);
+    if (moved)
+        wd_log_warn("redis",
+                    "sentinel: master '%s' moved from %s to %s:%d: every connection follows",
+                    s->name, old, addr, port);
+    else
+        wd_log_info("redis", "sentinel: master '%s' is %s:%d", s->name, addr, port);
+}
+
+static void unpublish(struct wd_redis_sentinel *s, const char *why)
+{
+    pthread_mutex_lock(&s->mu);
+    bool known = s->known;
+    snprintf(s->why, sizeof s->why, "%s", why);
+    pthread_mutex_unlock(&s->mu);
+    if (!known)
+        return;
+    if (s->changed)
+        s->changed(s->ctx);
+    pthread_mutex_lock(&s->mu);
+    s->known = false;
+    pthread_mutex_unlock(&s->mu);
+    atomic_store(&s->known_a, false);
+    atomic_fetch_add(&s->gen, 1);
+    wd_log_warn("redis",
+                "sentinel: no master for '%s' now (%s): requests that need Redis get "
+                "redis_on_error",
+                s->name, why);
+}
+
+/* Verifies host:port (as a sentinel announced it) and publishes it. true when published. */
+static bool verify(struct wd_redis_sentinel *s, const char *host, int port, char *why, size_t cap)
+{
+    char addr[ADDR_CAP];
+    if (!numeric(host, addr, sizeof addr)) {
+        snprintf(why, cap, "announced master %s does not resolve", host);
+        return false;
+    }
+    char e[160];
+    enum role ro = ask_role(s, addr, port, e, sizeof e);
+    if (ro == ROLE_MASTER) {
+        publish(s, addr, port);
+        return true;
+    }
+    snprintf(why, cap, "announced master %s:%d: %.100s", addr, port,
+             ro == ROLE_REPLICA ? "answers ROLE as a replica (failover in progress?)" : e);
+    if (ro == ROLE_REPLICA)
+        unpublish(s, why);
+    return false;
+}
+
+/* One round over the sentinels (the last one that answered first). WD_OK: published;
+ * WD_ENOENT: every sentinel answered and none knows the name; WD_EBACKEND otherwise. */
+static int discover(struct wd_redis_sentinel *s)
+{
+    char why[200] = "", e[160];
+    size_t unknown = 0;
+    atomic_fetch_add(&s->discoveries, 1);
+    for (size_t k = 0; k < s->n && !atomic_load(&s->stopping); k++) {
+        size_t i = (s->first + k) % s->n;
+        redisContext *c = dial(s, s->host[i], s->port[i], s->user, s->pass, e, sizeof e);
+        if (!c) {
+            atomic_fetch_add(&s->errors, 1);
+            snprintf(why, sizeof why, "sentinel %s:%d: %s", s->host[i], s->port[i], e);
+            continue;
+        }
+        const char *argv[] = {"SENTINEL", "get-master-addr-by-name", s->name};
+        size_t lens[] = {8, 23, strlen(s->name)};
+        redisReply *r = redisCommandArgv(c, 3, argv, lens);
+        char host[256] = "";
+        int port = 0;
+        if (!r) {
+            atomic_fetch_add(&s->errors, 1);
+            snprintf(why, sizeof why, "sentinel %s:%d: %s", s->host[i], s->port[i], c->errstr);
+        } else if (r->type == REDIS_REPLY_NIL) {
+            unknown++;
+            snprintf(why, sizeof why, "sentinel %s:%d does not know master '%s'", s->host[i],
+                     s->port[i], s->name);
+        } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+                   r->element[0]->type == REDIS_REPLY_STRING &&
+                   r->element[1]->type == REDIS_REPLY_STRING && r->element[0]->len < sizeof host &&
+                   r->element[1]->len <= 5) {
+            memcpy(host, r->element[0]->str, r->element[0]->len);
+            host[r->element[0]->len] = '\0';
+            port = 0;
+            for (size_t d = 0; d < r->element[1]->len; d++)
+                port = r->element[1]->str[d] >= '0' && r->element[1]->str[d] <= '9'
+                           ? port * 10 + (r->element[1]->str[d] - '0')
+                           : -1 - 65535;
+        } else {
+            atomic_fetch_add(&s->errors, 1);
+            snprintf(why, sizeof why, "sentinel %s:%d: %s", s->host[i], s->port[i],
+                     r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        }
+        if (r)
+            freeReplyObject(r);
+        redisFree(c);
+        if (port < 1 || port > 65535)
+            continue;
+        s->first = i;
+        if (verify(s, host, port, e, sizeof e))
+            return WD_OK;
+        snprintf(why, sizeof why, "%s", e);
+    }
+    if (unknown == s->n) {
+        snprintf(why, sizeof why,
+                 "no sentinel knows master '%s' (check redis_sentinel_master "
+                 "against `sentinel monitor NAME ...`)",
+                 s->name);
+        unpublish(s, why);
+        return WD_ENOENT;
+    }
+    set_why(s, "%s", why[0] ? why : "no sentinel answered");
+    return WD_EBACKEND;
+}
+
+/* A subscription to +switch-master on one sentinel (the last one that answered first). */
+static redisContext *subscribe(struct wd_redis_sentinel *s)
+{
+    char e[160];
+    for (size_t k = 0; k < s->n && !atomic_load(&s->stopping); k++) {
+        size_t i = (s->first + k) % s->n;
+        redisContext *c = dial(s, s->host[i], s->port[i], s->user, s->pass, e, sizeof e);
+        if (!c) {
+            atomic_fetch_add(&s->errors, 1);
+            continue;
+        }
+        redisReply *r = redisCommand(c, "SUBSCRIBE " CHANNEL);
+        bool ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 3;
+        if (r)
+            freeReplyObject(r);
+        if (ok) {
+            s->first = i;
+            return c;
+        }
+        atomic_fetch_add(&s->errors, 1);
+        redisFree(c);
+    }
+    return NULL;
+}
+
+/* One pushed reply on the subscription: a +switch-master message (true: for this master, with
+ * the new address verified or discovery asked for), or the keepalive's pong. */
+static void on_push(struct wd_redis_sentinel *s, redisReply *r, bool *rediscover)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+        r->element[0]->type != REDIS_REPLY_STRING || strcmp(r->element[0]->str, "message") != 0 ||
+        r->element[2]->type != REDIS_REPLY_STRING)
+        return;
+    char host[256], e[200];
+    int port;
+    if (!wd_redis_sentinel__switch_parse(r->element[2]->str, r->element[2]->len, s->name, host,
+                                         sizeof host, &port))
+        return;
+    atomic_fetch_add(&s->switch_msgs, 1);
+    wd_log_info("redis", "sentinel: +switch-master '%s' to %s:%d", s->name, host, port);
+    if (!verify(s, host, port, e, sizeof e)) {
+        wd_log_warn("redis", "sentinel: %s", e);
+        *rediscover = true;
+    }
+}
+
+/* Drains the wake pipe: true when asked to stop. */
+static bool drain(struct wd_redis_sentinel *s)
+{
+    char buf[64];
+    ssize_t n;
+    while ((n = read(s->wake[0], buf, sizeof buf)) > 0)
+        ;
+    return atomic_load(&s->stopping);
+}
+
+static void *run(void *arg)
+{
+    struct wd_redis_sentinel *s = arg;
+    redisContext *sub = NULL;
+    bool want = false; /* the start did the first discovery */
+    unsigned retry = 100;
+    int64_t next_try = 0, last_rx = 0, ping_at = 0, last_disc = mono_ms();
+    bool quiet = false;
+    while (!atomic_load(&s->stopping)) {
+        int64_t now = mono_ms();
+        if (atomic_exchange(&s->suspect, false))
+            want = true;
+        if (want && now >= next_try && now - last_disc >= SUSPECT_MIN_MS) {
+            last_disc = now;
+            int rc = discover(s);
+            want = rc != WD_OK;
+            if (want) {
+                char st[240];
+                wd_redis_sentinel_status(s, st, sizeof st);
+                if (!quiet)
+                    wd_log_warn("redis", "sentinel: %s (retrying quietly)", st);
+                quiet = true;
+                next_try = mono_ms() + retry;
+                retry = retry * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : retry * 2;
+            } else {
+                quiet = false;
+                retry = 100;
+            }
+        }
+        if (!sub) {
+            sub = subscribe(s);
+            if (sub) {
+                last_rx = mono_ms();
+                ping_at = 0;
+                want = true; /* a switch may have been missed while unsubscribed */
+            }
+        }
+        /* sleep until a push, a wake, the keepalive or the next try */
+        int timeout = IDLE_PING_MS / 2;
+        if (want) {
+            int64_t d = next_try - mono_ms();
+            if (d < SUSPECT_MIN_MS)
+                d = SUSPECT_MIN_MS;
+            if (d < timeout)
+                timeout = (int)d;
+        }
+        struct pollfd pf[2] = {{.fd = s->wake[0], .events = POLLIN},
+                               {.fd = sub ? sub->fd : -1, .events = POLLIN}};
+        int pr = poll(pf, sub ? 2 : 1, timeout);
+        if (pr < 0 && errno != EINTR)
+            break;
+        if (pf[0].revents && drain(s))
+            break;
+        if (!sub)
+            continue;
+        now = mono_ms();
+        bool lost = false;
+        if (pr > 0 && pf[1].revents) {
+            void *rep;
+            if (redisBufferRead(sub) != REDIS_OK) {
+                lost = true;
+            } else {
+                last_rx = now;
+                ping_at = 0;
+                while (!lost && redisGetReplyFromReader(sub, &rep) == REDIS_OK && rep) {
+                    on_push(s, rep, &want);
+                    freeReplyObject(rep);
+                }
+                lost = lost || sub->err;
+            }
+        } else if (ping_at && now - ping_at > PONG_WAIT_MS) {
+            lost = true;
+        } else if (!ping_at && now - last_rx >= IDLE_PING_MS) {
+            int done = 0;
+            if (redisAppendCommand(sub, "PING") != REDIS_OK)
+                lost = true;
+            while (!lost && !done)
+                if (redisBufferWrite(sub, &done) != REDIS_OK)
+                    lost = true;
+            ping_at = now;
+        }
+        if (lost) {
+            atomic_fetch_add(&s->errors, 1);
+            wd_log_warn("redis",
+                        "sentinel: subscription to %s:%d lost (%s): subscribing to the "
+                        "next sentinel",
+                        s->host[s->first], s->port[s->first],
+                        sub->errstr[0] ? sub->errstr : "no answer to PING");
+            redisFree(sub);
+            sub = NULL;
+            s->first = (s->first + 1) % s->n;
+        }
+    }
+    if (sub)
+        redisFree(sub);
+    return NULL;
+}
+
+/* ---- public ---- */
+
+static void sentinel_free(struct wd_redis_sentinel *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n; i++)
+        free(s->host[i]);
+    free(s->host);
+    free(s->port);
+    free(s->name);
+    free(s->user);
+    free(s->duser);
+    if (s->pass) {
+        explicit_bzero(s->pass, strlen(s->pass));
+        free(s->pass);
+    }
+    if (s->dpass) {
+        explicit_bzero(s->dpass, strlen(s->dpass));
+        free(s->dpass);
+    }
+    if (s->wake[0] >= 0)
+        close(s->wake[0]);
+    if (s->wake[1] >= 0)
+        close(s->wake[1]);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+static char *dup_or_null(const char *p)
+{
+    return p ? wd_strdup(p) : NULL;
+}
+
+int wd_redis_sentinel_start(const struct wd_redis_sentinel_opts *o, struct wd_redis_sentinel **out,
+                            char *err, size_t errcap)
+{
+    if (errcap)
+        err[0] = '\0';
+    *out = NULL;
+    struct wd_redis_opts d;
+    if (!o || !o->master_name || !o->master_name[0] || o->naddrs == 0 ||
+        o->naddrs > WD_REDIS_SENTINEL_MAX || (o->username && !o->password) ||
+        wd_redis__opts_resolve(&o->data, &d) != WD_OK) {
+        wd_seterr(err, errcap, "redis_sentinel: invalid options");
+        return WD_EINVAL;
+    }
+    struct wd_redis_sentinel *s = wd_calloc(1, sizeof *s);
+    pthread_mutex_init(&s->mu, NULL);
+    s->wake[0] = s->wake[1] = -1;
+    s->host = wd_calloc(o->naddrs, sizeof *s->host);
+    s->port = wd_calloc(o->naddrs, sizeof *s->port);
+    for (size_t i = 0; i < o->naddrs; i++) {
+        char h[256];
+        if (!wd_config_sentinel_split(o->addrs[i], h, sizeof h, &s->port[i])) {
+            wd_seterr(err, errcap, "redis_sentinel: '%s' is not HOST:PORT", o->addrs[i]);
+            sentinel_free(s);
+            return WD_EINVAL;
+        }
+        s->host[s->n++] = wd_strdup(h);
+    }
+    s->name = wd_strdup(o->master_name);
+    s->user = dup_or_null(o->username);
+    s->pass = dup_or_null(o->password);
+    s->duser = dup_or_null(d.username);
+    s->dpass = dup_or_null(d.password);
+    d.username = s->duser;
+    d.password = s->dpass;
+    d.host = NULL;
+    d.unix_path = NULL;
+    s->data = d;
+    s->changed = o->changed;
+    s->ctx = o->ctx;
+    if (pipe2(s->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
+        sentinel_free(s);
+        return WD_ENOMEM;
+    }
+    int rc = discover(s);
+    if (rc == WD_ENOENT) {
+        wd_redis_sentinel_status(s, err, errcap);
+        sentinel_free(s);
+        return WD_ENOENT;
+    }
+    if (rc != WD_OK) {
+        char st[240];
+        wd_redis_sentinel_status(s, st, sizeof st);
+        wd_log_warn("redis",
+                    "sentinel: no master for '%s' yet (%s); requests that need Redis get "
+                    "redis_on_error until one is found",
+                    s->name, st);
+        atomic_store(&s->suspect, true); /* the thread tries again */
+    }
+    if (pthread_create(&s->thread, NULL, run, s) != 0) {
+        sentinel_free(s);
+        return WD_ENOMEM;
+    }
+    s->started = true;
+    *out = s;
+    return WD_OK;
+}
+
+void wd_redis_sentinel_stop(struct wd_redis_sentinel *s)
+{
+    if (!s)
+        return;
+    if (s->started) {
+        atomic_store(&s->stopping, true);
+        ssize_t w;
+        do
+            w = write(s->wake[1], "x", 1);
+        while (w < 0 && errno == EINTR);
+        pthread_join(s->thread, NULL);
+    }
+    sentinel_free(s);
+}
+
+bool wd_redis_sentinel_master(struct wd_redis_sentinel *s, char *addr, size_t cap, int *port,
+                              uint64_t *gen)
+{
+    *port = 0;
+    if (cap)
+        addr[0] = '\0';
+    pthread_mutex_lock(&s->mu);
+    /* read under the mutex: publish() bumps gen after the address, so a client that read an
+     * older gen with this address reconnects once more, never keeps a stale one */
+    uint64_t g = atomic_load(&s->gen);
+    bool known = s->known && strlen(s->addr) < cap;
+    if (known) {
+        memcpy(addr, s->addr, strlen(s->addr) + 1);
+        *port = s->mport;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (gen)
+        *gen = g;
+    return known;
+}
+
+uint64_t wd_redis_sentinel_generation(struct wd_redis_sentinel *s)
+{
+    return atomic_load(&s->gen);
+}
+
+void wd_redis_sentinel_suspect(struct wd_redis_sentinel *s)
+{
+    if (!s || atomic_exchange(&s->suspect, true))
+        return; /* already asked: one wake is enough */
+    ssize_t w = write(s->wake[1], "s", 1);
+    (void)w; /* a full pipe already wakes the thread */
+}
+
+void wd_redis_sentinel_stats(struct wd_redis_sentinel *s, struct wd_redis_sentinel_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!s)
+        return;
+    out->known = atomic_load(&s->known_a);
+    out->failovers = atomic_load(&s->failovers);
+    out->errors = atomic_load(&s->errors);
+    out->discoveries = atomic_load(&s->discoveries);
+    out->switch_msgs = atomic_load(&s->switch_msgs);
+}
+
+void wd_redis_sentinel_status(struct wd_redis_sentinel *s, char *buf, size_t cap)
+{
+    if (!cap)
+        return;
+    pthread_mutex_lock(&s->mu);
+    if (s->known)
+        snprintf(buf, cap, "%s%s%s:%d (master '%s')", strchr(s->addr, ':') ? "[" : "", s->addr,
+                 strchr(s->addr, ':') ? "]" : "", s->mport, s->name);
+    else
+        snprintf(buf, cap, "%s", s->why[0] ? s->why : "no master known yet");
+    pthread_mutex_unlock(&s->mu);
+}
