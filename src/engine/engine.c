@@ -261,16 +261,14 @@ static int authn_run(const struct wd_policy *p, struct wd_backends_local *bl,
     for (size_t i = 0; i < wd_policy_nsteps(p); i++) {
         const struct wd_policy_step *s = wd_policy_step(p, i);
         out->line = s->line;
-        if (s->when) {
-            int t = wd_policy_cond_eval(p, s->when, c);
-            if (t < 0) {
-                out->decision = WD_DECISION_DENY;
-                out->reason = "condition could not be evaluated (regex limit): denied";
-                return WD_EINVAL;
-            }
-            if (t == 0)
-                continue;
+        int t = wd_policy_step_when(p, s, c);
+        if (t < 0) {
+            out->decision = WD_DECISION_DENY;
+            out->reason = "condition could not be evaluated (regex limit): denied";
+            return WD_EINVAL;
         }
+        if (t == 0)
+            continue;
         switch (s->kind) {
         case WD_STEP_USERS: {
             if (anonymous)

@@ -31,10 +31,16 @@
 #define RE_MATCH_LIMIT 100000
 #define RE_DEPTH_LIMIT 5000
 
+/* A condition's value. UNK: a placeholder it compares with has no value for this client
+ * (no username, no certificate, a claim the token lacks): neither true nor false, as in
+ * Kleene's three-valued logic (`not` keeps it). A rule decides what UNK means by its
+ * effect, so that a missing value can never make an allow apply nor keep a deny from
+ * applying (rule_applies). ERR: the condition could not be evaluated (the caller denies). */
 enum tri {
     NO = 0,
     YES = 1,
     ERR = -1,
+    UNK = 2,
 };
 
 /* ---- regex match data: one per thread, freed when the thread exits ---- */
@@ -102,38 +108,39 @@ static const char *var_value(const struct wd_client *c, const struct wd_tmpl_par
     return NULL;
 }
 
-/* Whether template t rendered for client c is exactly s (len bytes). A placeholder whose
- * value is absent or empty never matches; for a topic level (level), neither does one
- * containing '/', '+' or '#' (it would widen the rule). */
-static bool tmpl_match(const struct wd_tmpl *t, const struct wd_client *c, const char *s,
-                       size_t len, bool level)
+/* Whether template t rendered for client c is exactly s (len bytes): YES or NO, or UNK
+ * when a placeholder whose value is absent or empty is reached (the comparison cannot be
+ * made: a missing value never equals anything, not even "" another missing one). For a
+ * topic level (level), a value containing '/', '+' or '#' is NO (it would widen the rule). */
+static enum tri tmpl_match(const struct wd_tmpl *t, const struct wd_client *c, const char *s,
+                           size_t len, bool level)
 {
     size_t pos = 0;
     for (size_t i = 0; i < t->nparts; i++) {
         const struct wd_tmpl_part *p = &t->parts[i];
         if (!p->var) {
             if (len - pos < p->len || memcmp(s + pos, p->s, p->len) != 0)
-                return false;
+                return NO;
             pos += p->len;
             continue;
         }
         const char *v = var_value(c, p);
         if (!v || !*v)
-            return false; /* absent or empty: never matches */
+            return UNK; /* absent or empty */
         size_t vl = strlen(v);
         if (level && strpbrk(v, "/+#"))
-            return false; /* a value may never widen the rule */
+            return NO; /* a value may never widen the rule */
         if (len - pos < vl || memcmp(s + pos, v, vl) != 0)
-            return false;
+            return NO;
         pos += vl;
     }
-    return pos == len;
+    return pos == len ? YES : NO;
 }
 
 bool wd_policy__tmpl_render_eq(const struct wd_tmpl *t, const struct wd_client *c,
                                const char *level, size_t len)
 {
-    return tmpl_match(t, c, level, len, true);
+    return tmpl_match(t, c, level, len, true) == YES; /* a topic level: UNK never matches */
 }
 
 static bool peer_in(const struct wd_cond *k, const char *peer)
@@ -183,7 +190,9 @@ static enum tri cond_eval(const struct wd_policy *p, const struct wd_cond *k,
         enum tri b = cond_eval(p, k->r, c);
         if (b == YES)
             return YES;
-        return (a == ERR || b == ERR) ? ERR : NO;
+        if (a == ERR || b == ERR)
+            return ERR;
+        return (a == UNK || b == UNK) ? UNK : NO;
     }
     case WD_AC_AND: {
         enum tri a = cond_eval(p, k->l, c);
@@ -192,11 +201,15 @@ static enum tri cond_eval(const struct wd_policy *p, const struct wd_cond *k,
         enum tri b = cond_eval(p, k->r, c);
         if (b == NO)
             return NO;
-        return (a == ERR || b == ERR) ? ERR : YES;
+        if (a == ERR || b == ERR)
+            return ERR;
+        return (a == UNK || b == UNK) ? UNK : YES;
     }
     case WD_AC_NOT: {
         enum tri a = cond_eval(p, k->l, c);
-        return a == ERR ? ERR : (a == YES ? NO : YES);
+        if (a == ERR || a == UNK)
+            return a;
+        return a == YES ? NO : YES;
     }
     case WD_AC_SUPERUSER:
         /* what authenticated this connection said (the engine sets it from the session, or
@@ -216,17 +229,24 @@ static enum tri cond_eval(const struct wd_policy *p, const struct wd_cond *k,
             return c->peerhost[0] && peer_in(k, c->peerhost) ? YES : NO;
         {
             const char *v = field_value(c, k->field);
-            if (!v[0])
-                return NO;
+            if (!v[0]) /* a field the client does not have: false against literals, unknown
+                        * against another of its values (a missing value equals nothing) */
+                return k->ntmpls ? UNK : NO;
             if (k->nstrs && bsearch(v, k->strs, k->nstrs, sizeof *k->strs, cmp_key))
                 return YES;
-            /* a placeholder value: the field equals another of the client's values (an
-             * absent or empty one never matches, so "" never equals "") */
+            /* a placeholder value: the field equals another of the client's values; one
+             * that is absent or empty makes the comparison unknown (UNK), so "" never
+             * equals "" and `not` cannot turn a missing value into true */
             size_t vl = k->ntmpls ? strlen(v) : 0;
-            for (size_t i = 0; i < k->ntmpls; i++)
-                if (tmpl_match(k->tmpls[i], c, v, vl, false))
+            enum tri r = NO;
+            for (size_t i = 0; i < k->ntmpls; i++) {
+                enum tri t = tmpl_match(k->tmpls[i], c, v, vl, false);
+                if (t == YES)
                     return YES;
-            return NO;
+                if (t == UNK)
+                    r = UNK;
+            }
+            return r;
         }
     case WD_AC_RE: {
         const char *v = field_value(c, k->field);
@@ -241,10 +261,17 @@ static enum tri cond_eval(const struct wd_policy *p, const struct wd_cond *k,
     return ERR;
 }
 
-int wd_policy_cond_eval(const struct wd_policy *p, const struct wd_cond *c,
-                        const struct wd_client *client)
+int wd_policy_step_when(const struct wd_policy *p, const struct wd_policy_step *s,
+                        const struct wd_client *c)
 {
-    return c ? (int)cond_eval(p, c, client) : 1;
+    if (!s->when)
+        return 1;
+    enum tri t = cond_eval(p, s->when, c);
+    if (t != UNK)
+        return (int)t;
+    bool denies = (s->kind == WD_STEP_DECIDE || s->kind == WD_STEP_ANONYMOUS) &&
+                  s->decision == WD_DECISION_DENY;
+    return denies ? 1 : 0;
 }
 
 /* ---- topics ---- */
@@ -316,6 +343,15 @@ static enum tri rule_applies(const struct wd_policy *p, const struct wd_rule *r,
             *why = "condition could not be evaluated (regex limit): denied";
             return ERR;
         }
+        /* as for an unknown QoS: a missing value never makes an allow apply, and never
+         * keeps a deny from applying */
+        if (t == UNK && r->perm == WD_DECISION_ALLOW) {
+            *why = "condition compares a value the client does not have: an allow rule does "
+                   "not apply";
+            return NO;
+        }
+        if (t == UNK)
+            *why = "condition compares a value the client does not have: a deny rule applies";
     }
     return YES;
 }
@@ -349,6 +385,10 @@ static enum tri source_decides(const struct wd_policy *p, const struct wd_rule *
         if (t == ERR) {
             *why = "condition could not be evaluated (regex limit): denied";
             return ERR;
+        }
+        if (t == UNK) { /* the source could allow: not consulted, as for a false one */
+            *why = "condition compares a value the client does not have: source not consulted";
+            return NO;
         }
     }
     struct wd_policy_result got = {.decision = WD_DECISION_DENY, .line = r->line};

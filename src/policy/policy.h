@@ -74,9 +74,13 @@ enum wd_decision wd_policy_authn_default(const struct wd_policy *p, unsigned *li
 const struct wd_policy_user *wd_policy_user_find(const struct wd_policy *p, const char *name);
 size_t wd_policy_nusers(const struct wd_policy *p);
 const struct wd_policy_user *wd_policy_user_at(const struct wd_policy *p, size_t i);
-/* 1 true, 0 false, -1 cannot be evaluated (a regex hit its limit: callers deny). */
-int wd_policy_cond_eval(const struct wd_policy *p, const struct wd_cond *c,
-                        const struct wd_client *client);
+/* Whether step s's condition holds for client c: 1 yes (or no condition), 0 no, -1 cannot
+ * be evaluated (a regex hit its limit: callers deny). A comparison with a value the client
+ * does not have (a placeholder with no value) holds for a step that denies (`authn deny
+ * when`, `authn anonymous deny`) and not for one that could admit: a missing value never
+ * lets a client in, nor keeps it out of a deny. */
+int wd_policy_step_when(const struct wd_policy *p, const struct wd_policy_step *s,
+                        const struct wd_client *c);
 
 /* ---- authorization ---- */
 

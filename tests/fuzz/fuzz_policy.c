@@ -172,10 +172,9 @@ static void exercise(const struct wd_policy *p, const struct lits *lits)
     for (int k = 0; k < 2; k++) {
         for (size_t i = 0; i < wd_policy_nsteps(p); i++) {
             const struct wd_policy_step *st = wd_policy_step(p, i);
-            if (st->when) {
-                int v = wd_policy_cond_eval(p, st->when, &cl[k]);
-                FUZZ_CHECK(v >= -1 && v <= 1, "cond_eval %d", v);
-            }
+            int v = wd_policy_step_when(p, st, &cl[k]);
+            FUZZ_CHECK(v >= -1 && v <= 1, "step_when %d", v);
+            FUZZ_CHECK(st->when || v == 1, "a step without a condition holds, got %d", v);
         }
         (void)wd_policy_user_find(p, cl[k].username);
     }

@@ -794,6 +794,62 @@ static void claims_render_through_the_client_callback(void **state)
     wd_policy_release(p);
 }
 
+/* A client that leaves out a value (no username, no certificate, a claim its token lacks)
+ * must not gain by it: `not` of a comparison with the missing value is unknown, not true,
+ * so an allow rule never applies and a deny rule always does, in both evaluators and in
+ * the authentication chain. Before, `not cn = "${clientid}"` was true without a
+ * certificate and the allow below let such a client publish. */
+static void a_missing_value_never_makes_an_allow_apply_nor_keeps_a_deny_from_applying(void **state)
+{
+    (void)state;
+    struct wd_policy *p = compile_ok("allow publish \"a/#\" when not cn = \"${clientid}\"\n"
+                                     "deny  all \"b/#\" when clientid = \"${username}-x\"\n"
+                                     "deny  all \"c/#\" when not (cn = \"${username}\" or "
+                                     "clientid = \"gw\")\n"
+                                     "allow all \"#\"\n");
+    unsigned line;
+    struct wd_client c = client("alice", "dev-1"); /* no certificate: cn is "" */
+    assert_int_equal(az(p, &c, PUB, "a/1", &line), WD_DECISION_ALLOW);
+    assert_int_equal(line, 4); /* rule 1 does not apply: the cn is missing */
+    c.cn = "other";
+    assert_int_equal(az(p, &c, PUB, "a/1", &line), WD_DECISION_ALLOW);
+    assert_int_equal(line, 1); /* a cn that differs: not equal, the allow applies */
+    c.cn = "dev-1";
+    assert_int_equal(az(p, &c, PUB, "a/1", &line), WD_DECISION_ALLOW);
+    assert_int_equal(line, 4);
+    /* a deny rule whose comparison lacks the username applies (fail closed) */
+    c = client("", "-x");
+    assert_int_equal(az(p, &c, SUB, "b/1", &line), WD_DECISION_DENY);
+    assert_int_equal(line, 2);
+    c = client("bob", "bob-y");
+    assert_int_equal(az(p, &c, SUB, "b/1", &line), WD_DECISION_ALLOW);
+    assert_int_equal(line, 4);
+    /* or with a true side is true whatever the other; not (unknown or false) is unknown:
+     * the deny applies */
+    c = client("bob", "gw");
+    assert_int_equal(az(p, &c, PUB, "c/1", &line), WD_DECISION_ALLOW);
+    assert_int_equal(line, 4);
+    c = client("bob", "dev-2");
+    assert_int_equal(az(p, &c, PUB, "c/1", &line), WD_DECISION_DENY);
+    assert_int_equal(line, 3);
+    wd_policy_release(p);
+
+    /* the authentication chain: a step that admits does not run on an unknown condition,
+     * one that denies does */
+    p = compile_ok("authn deny  when clientid = \"evil-${username}\"\n"
+                   "authn allow when not cn = \"${clientid}\"\n"
+                   "authn default allow\n");
+    c = client("", "evil-");
+    assert_int_equal(wd_policy_step_when(p, wd_policy_step(p, 0), &c), 1);
+    c = client("alice", "dev-1");
+    assert_int_equal(wd_policy_step_when(p, wd_policy_step(p, 0), &c), 0);
+    assert_int_equal(wd_policy_step_when(p, wd_policy_step(p, 1), &c), 0); /* no cn */
+    c.cn = "x";
+    assert_int_equal(wd_policy_step_when(p, wd_policy_step(p, 1), &c), 1);
+    assert_int_equal(wd_policy_nsteps(p), 2); /* `authn default` is not a step */
+    wd_policy_release(p);
+}
+
 static void conditions_compare_a_field_with_a_placeholder(void **state)
 {
     struct wd_policy *p =
@@ -1846,6 +1902,7 @@ int main(void)
         cmocka_unit_test(trie_agrees_with_linear_scan_on_random_requests),
         cmocka_unit_test(claims_render_through_the_client_callback),
         cmocka_unit_test(conditions_compare_a_field_with_a_placeholder),
+        cmocka_unit_test(a_missing_value_never_makes_an_allow_apply_nor_keeps_a_deny_from_applying),
         cmocka_unit_test(cert_common_name_is_an_alias_of_cn),
         cmocka_unit_test(sources_are_consulted_in_rule_order),
         cmocka_unit_test(a_source_decision_sets_every_result_field),
