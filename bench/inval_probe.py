@@ -240,6 +240,9 @@ def main():
     for p in pollers:
         p.join(10)
     print(summary("every replica, all flips", lat[("all", "")]))
+    for d in ("revoke", "grant"):
+        print(summary("  %s (both series)" % d,
+                      lat.get(("password", d), []) + lat.get(("acl", d), [])))
     for s in ("password", "acl"):
         for d in ("revoke", "grant"):
             print(summary("  %s %s" % (s, d), lat.get((s, d), [])))
