@@ -24,6 +24,8 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 DUR=${DUR:-4}
 WARM=${WARM:-1}
 ROUNDS=${ROUNDS:-3}
@@ -35,24 +37,11 @@ SECRET=${SECRET:-bench-secret-0123456789abcdef0123456789}
 PORTS=(19320 19321 19322)
 RPORT=${RPORT:-19329}
 
-make -s bench >/dev/null
-mkdir -p "$OUT/bin"
-cp build/warden build/release/bench/wd_load "$OUT/bin/"
-BIN=$OUT/bin
-for p in "${PORTS[@]}" "$RPORT"; do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-        echo "port $p is in use" >&2
-        exit 1
-    fi
-done
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
+BIN=$(bench_build "$OUT")
+bench_refuse_busy_ports "${PORTS[@]}" "$RPORT"
+trap bench_cleanup EXIT
 
-mkdir -p "$OUT/redis"
-taskset -c 1 redis-server --port "$RPORT" --bind 127.0.0.1 --dir "$OUT/redis" --save "" \
-    --appendonly no --daemonize no --logfile "$OUT/redis.log" &
-PIDS+=($!)
+bench_redis_start "$RPORT" "$OUT/redis" taskset -c 1
 printf 'authn jwt\nauthn default deny\nrules jwt\nauthz default deny\n' >"$OUT/s.policy"
 start_warden() { # name port extra...
     local name=$1 port=$2
@@ -71,22 +60,13 @@ start_warden() { # name port extra...
     } >"$OUT/$name.conf"
     rm -f "$OUT/$name.sock"
     taskset -c 0 "$BIN/warden" -c "$OUT/$name.conf" >"$OUT/$name.log" 2>&1 &
-    PIDS+=($!)
+    BENCH_PIDS+=($!)
     eval "PID_${name//-/_}=$!"
 }
-for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$RPORT") 2>/dev/null && break
-    sleep 0.05
-done
 start_warden wd-local "${PORTS[0]}" "session_store local"
 start_warden wd-redis "${PORTS[1]}" "session_store redis"
 start_warden wd-miss "${PORTS[2]}" "session_store redis"
-for p in "${PORTS[@]}"; do
-    for _ in $(seq 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break
-        sleep 0.05
-    done
-done
+for p in "${PORTS[@]}"; do bench_wait_port "$p"; done
 
 load() { # port pid extra... -> "rps p50_us p99_us srv_us"
     local port=$1 pid=$2

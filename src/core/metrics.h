@@ -70,6 +70,8 @@
       "Redis lookups sent (user and ACL)")                                                         \
     X(REDIS_ERRORS, "redis_errors_total", "warden_redis_errors_total", "",                         \
       "Redis lookups that failed (down, slow, wrong type)")                                        \
+    X(REDIS_RETRIED, "redis_retried_total", "warden_redis_retried_total", "",                      \
+      "Redis requests re-sent once on a new connection after the server closed or reset theirs")   \
     X(JWT_VERIFIED, "jwt_verified_total", "warden_jwt_verified_total", "",                         \
       "tokens verified (signature and claims)")                                                    \
     /* refusals by reason: in the order of enum wd_jwt_status (store/jwt.h), checked there */      \

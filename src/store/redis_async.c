@@ -26,6 +26,18 @@
  * - 0.14 has no timeouts: one timer per connection is armed for the earliest of the
  *   requests' deadlines, the watchdog (oldest request in the FIFO + stall_ms), the connect
  *   deadline, or the end of the backoff; tick() does whatever is due and re-arms.
+ * - Re-sending after a loss: each request keeps its command as formatted for hiredis (cmd).
+ *   When hiredis fails a request because it closed the context itself on EOF or an I/O
+ *   error (ac->err: our own redisAsyncFree leaves it 0, so shutdown, the watchdog, a connect
+ *   timeout and AUTH refused never re-send), on_reply() parks it (may_resend()) instead of
+ *   answering it; hiredis fails the FIFO in order, so the parked list keeps the pipeline's
+ *   order. on_lost() reconnects (at once, or after the backoff) and start_connect() queues
+ *   the parked requests right behind AUTH/SELECT with redisAsyncFormattedCommand, each with
+ *   its own callback again, before any later submit can be queued: replies still meet their
+ *   requests by their place in the new pipeline. retried marks the one re-send; a re-sent
+ *   request whose new connection failed before it was ready is parked again (nothing ran it
+ *   there). Parked requests keep their deadline (tick), can be cancelled, and are answered
+ *   "shutting down" by wd_redis_async_free.
  */
 #include "store/redis_async.h"
 
@@ -41,6 +53,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "core/metrics.h"
 #include "core/wd.h"
 #include "store/redis_int.h"
 #include "store/redis_sentinel.h"
@@ -55,17 +68,21 @@ enum kind { K_USER, K_ACL, K_RAW };
 struct req {
     struct req *prev, *next; /* FIFO of requests hiredis holds (in_redis) */
     struct req *dnext;       /* done list (in_done) */
+    struct req *pnext;       /* parked list (parked) */
     struct wd_redis_async *r;
     enum kind kind;
     bool in_redis; /* hiredis' callback has not run yet */
     bool in_done;  /* answer decided, completion not yet run */
     bool answered; /* answer decided (done, delivered or cancelled) */
+    bool retried;  /* lost once already: the next loss fails it */
     wd_redis_async_cb cb;
     void *ctx;
     wd_redis_acl_skip_fn skip;
     void *skip_ud;
     size_t max_len; /* K_RAW: longest string reply copied */
     uint64_t sent_at, deadline;
+    char *cmd; /* the command as sent (RESP), kept for the one re-send */
+    size_t cmdlen;
     struct wd_redis_async_result res;
 };
 
@@ -101,6 +118,8 @@ struct wd_redis_async {
     struct req *head, *tail; /* FIFO */
     size_t inflight;
     struct req *dhead, *dtail; /* done list */
+    struct req *phead, *ptail; /* parked: to re-send first on the next connection */
+    size_t nparked;
 
     struct wd_redis_async_stats st;
     char err[160];
@@ -108,6 +127,7 @@ struct wd_redis_async {
 
 static void tick(void *arg);
 static void finish(struct wd_redis_async *r);
+static void on_reply(redisAsyncContext *ac, void *reply, void *privdata);
 static void destroy(struct wd_redis_async *r);
 
 static void set_err(struct wd_redis_async *r, const char *fmt, ...)
@@ -161,6 +181,8 @@ static void rearm(struct wd_redis_async *r)
     for (struct req *q = r->head; q; q = q->next)
         if (!q->answered)
             at = min64(at, q->deadline);
+    for (struct req *q = r->phead; q; q = q->pnext)
+        at = min64(at, q->deadline);
     if (at == UINT64_MAX) {
         r->ev.timer_stop(r->ev.loop, r->timer);
         r->timer_at = 0;
@@ -183,6 +205,7 @@ static void res_release(struct wd_redis_async_result *res)
 static void req_free(struct req *q)
 {
     res_release(&q->res);
+    free(q->cmd); /* redisFreeCommand() is free() */
     free(q);
 }
 
@@ -243,6 +266,120 @@ static void finish(struct wd_redis_async *r)
         destroy(r);
 }
 
+/* ---- re-sending what a lost connection took ---- */
+
+/* Whether a request hiredis is failing (no reply: its context is dying) goes to the next
+ * connection instead. Only when hiredis itself closed the context because the server hung
+ * up or reset it (ac->err EOF or I/O error; never our own redisAsyncFree: shutting down,
+ * the watchdog, a connect timeout, AUTH refused), within the request's deadline, and:
+ * - the lost connection was ready and the request had not been lost before (its one
+ *   re-send), or
+ * - it is that re-send whose new connection failed before it was ready (refused while the
+ *   server restarts): nothing ran it yet, it waits for the next one. */
+static bool may_resend(const struct wd_redis_async *r, const redisAsyncContext *ac,
+                       const struct req *q)
+{
+    if (r->state == ST_CLOSED || (ac->err != REDIS_ERR_EOF && ac->err != REDIS_ERR_IO))
+        return false;
+    if (q->deadline <= now(r))
+        return false;
+    return r->state == ST_READY ? !q->retried : r->state == ST_CONNECTING && q->retried;
+}
+
+static void park(struct wd_redis_async *r, struct req *q)
+{
+    if (!q->retried) {
+        q->retried = true;
+        r->st.retried++;
+        wd_metrics_inc(WD_M_REDIS_RETRIED);
+    }
+    q->pnext = NULL;
+    if (r->ptail)
+        r->ptail->pnext = q;
+    else
+        r->phead = q;
+    r->ptail = q;
+    r->nparked++;
+}
+
+static struct req *unpark_head(struct wd_redis_async *r)
+{
+    struct req *q = r->phead;
+    if (!q)
+        return NULL;
+    r->phead = q->pnext;
+    if (!r->phead)
+        r->ptail = NULL;
+    q->pnext = NULL;
+    r->nparked--;
+    return q;
+}
+
+static void fifo_append(struct wd_redis_async *r, struct req *q)
+{
+    q->in_redis = true;
+    q->prev = r->tail;
+    q->next = NULL;
+    if (r->tail)
+        r->tail->next = q;
+    else
+        r->head = q;
+    r->tail = q;
+    r->inflight++;
+}
+
+/* Answers the parked requests that pass test (all when test is NULL) with rc. */
+static void fail_parked(struct wd_redis_async *r, bool (*test)(const struct req *, uint64_t),
+                        uint64_t t, int rc, const char *why)
+{
+    struct req **pp = &r->phead, *last = NULL;
+    while (*pp) {
+        struct req *q = *pp;
+        if (test && !test(q, t)) {
+            last = q;
+            pp = &q->pnext;
+            continue;
+        }
+        *pp = q->pnext;
+        q->pnext = NULL;
+        r->nparked--;
+        q->res.rc = rc;
+        wd_seterr(q->res.err, sizeof q->res.err, "%s", why);
+        if (rc == WD_ETIMEDOUT)
+            r->st.timeouts++;
+        else
+            r->st.failed++;
+        push_done(r, q);
+    }
+    r->ptail = last;
+}
+
+static bool past_deadline(const struct req *q, uint64_t t)
+{
+    return q->deadline <= t;
+}
+
+/* On a new context, right behind AUTH/SELECT and before anything submitted after it: the
+ * parked requests in their order, each with its own callback, so replies keep matching
+ * requests by their place in the pipeline. */
+static void resend_parked(struct wd_redis_async *r)
+{
+    struct req *q;
+    uint64_t t = now(r);
+
+    while ((q = unpark_head(r)) != NULL) {
+        if (redisAsyncFormattedCommand(r->ac, on_reply, q, q->cmd, q->cmdlen) != REDIS_OK) {
+            q->res.rc = WD_EBACKEND;
+            wd_seterr(q->res.err, sizeof q->res.err, "connection lost; re-send refused");
+            r->st.failed++;
+            push_done(r, q);
+            continue;
+        }
+        q->sent_at = t;
+        fifo_append(r, q);
+    }
+}
+
 /* hiredis' callback for a lookup: exactly once per request, reply or NULL */
 static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
@@ -270,6 +407,10 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         set_err(r, "not the master: %.100s", rep->str);
         r->kill_pending = true;
         wd_redis_sentinel_suspect(r->sentinel);
+    }
+    if (!rep && may_resend(r, ac, q)) {
+        park(r, q); /* re-sent first on the next connection (on_lost) */
+        return;
     }
     if (rep && r->kill_pending) {
         /* the connection is being dropped (its set-up failed: AUTH, SELECT, ROLE said replica;
@@ -494,6 +635,7 @@ static void start_connect(struct wd_redis_async *r)
         set_err(r, "connect: %s", "cannot queue AUTH/SELECT");
         r->kill_pending = true;
     }
+    resend_parked(r);
 }
 
 /* The context is gone (hiredis freed it, or kill() did): reconnect or back off. */
@@ -514,6 +656,8 @@ static void on_lost(struct wd_redis_async *r)
                              * reconnects at once */
     else
         enter_backoff(r);
+    if (r->state == ST_IDLE && r->phead)
+        start_connect(r); /* requests it took are waiting: now (a failure backs off) */
 }
 
 /* Frees the context from the loop: pending callbacks run with NULL (reason in r->err). */
@@ -574,6 +718,8 @@ static void tick(void *arg)
             r->st.timeouts++;
             push_done(r, q);
         }
+    fail_parked(r, past_deadline, t, WD_ETIMEDOUT,
+                "connection lost, not reconnected within the deadline");
     if (r->kill_pending && r->ac) {
         kill(r);
     } else if (r->state == ST_BACKOFF && t >= r->reconnect_at) {
@@ -694,6 +840,7 @@ static void destroy(struct wd_redis_async *r)
         redisAsyncFree(r->ac); /* every pending request: NULL, to the done list */
     }
     r->lost = false;
+    fail_parked(r, NULL, 0, WD_EBACKEND, "shutting down");
     deliver(r);
     r->ev.timer_free(r->ev.loop, r->timer);
     if (r->password) {
@@ -759,7 +906,7 @@ static int submit(struct wd_redis_async *r, enum kind kind, int argc, const char
         r->st.rejected_down++;
         return WD_EBACKEND;
     }
-    if (r->inflight >= r->max_inflight) {
+    if (r->inflight + r->nparked >= r->max_inflight) {
         r->st.rejected_busy++;
         return WD_EBUSY;
     }
@@ -776,20 +923,17 @@ static int submit(struct wd_redis_async *r, enum kind kind, int argc, const char
     q->deadline = t + r->command_timeout_ms;
     if (deadline && deadline < q->deadline)
         q->deadline = deadline;
-    /* argv, never a format string: hiredis copies the bytes into its output buffer now */
-    if (redisAsyncCommandArgv(r->ac, on_reply, q, argc, argv, lens) != REDIS_OK) {
-        free(q);
+    /* argv, never a format string; formatted here and kept (hiredis copies it into its
+     * output buffer) so that a connection lost before the reply can be re-sent */
+    int len = redisFormatCommandArgv(&q->cmd, argc, argv, lens);
+    if (len < 0 ||
+        redisAsyncFormattedCommand(r->ac, on_reply, q, q->cmd, (size_t)len) != REDIS_OK) {
+        req_free(q);
         r->st.rejected_down++;
         return WD_EBACKEND; /* answered on the spot: hiredis will never call on_reply */
     }
-    q->in_redis = true;
-    q->prev = r->tail;
-    if (r->tail)
-        r->tail->next = q;
-    else
-        r->head = q;
-    r->tail = q;
-    r->inflight++;
+    q->cmdlen = (size_t)len;
+    fifo_append(r, q);
     r->st.submitted++;
     want = q->deadline;
     if (r->state == ST_READY)
@@ -848,6 +992,21 @@ size_t wd_redis_async_cancel(struct wd_redis_async *r, void *ctx)
             q->cb = NULL;
             n++;
         }
+    /* parked: not in hiredis, nothing else holds them */
+    struct req **pq = &r->phead, *plast = NULL;
+    while (*pq) {
+        struct req *q = *pq;
+        if (q->ctx == ctx) {
+            *pq = q->pnext;
+            r->nparked--;
+            n++;
+            req_free(q);
+            continue;
+        }
+        plast = q;
+        pq = &q->pnext;
+    }
+    r->ptail = plast;
     /* answered but not yet delivered */
     struct req **pp = &r->dhead, *last = NULL;
     while (*pp) {
@@ -875,7 +1034,7 @@ void wd_redis_async_stats(const struct wd_redis_async *r, struct wd_redis_async_
     if (!r)
         return;
     *out = r->st;
-    out->inflight = r->inflight;
+    out->inflight = r->inflight + r->nparked;
     out->ready = r->state == ST_READY;
 }
 

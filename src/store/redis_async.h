@@ -7,7 +7,7 @@
  * in order, each to its completion callback on the loop's thread. The lookups are the
  * blocking client's (HMGET for authentication, HGETALL for ACLs), sent as argv, with the
  * same reply checks and the same results (the reply parsing is shared, redis_int.h); any
- * other command (GET, SET, EVALSHA: the shared sessions) goes through
+ * other command (GET, SET, EVAL: the shared sessions) goes through
  * wd_redis_async_command() with its reply as plain data (struct wd_redis_raw).
  *
  * Failure behaviour (the blocking client's decisions, made without blocking):
@@ -24,6 +24,15 @@
  *   thread), so a server back from a long outage is used within 625 ms. The backoff resets only
  * after a reply. A connection that had answered and is then closed by the server (restart, idle
  * timeout) is reconnected at once;
+ * - requests in flight when the server closes or resets the connection (EOF, ECONNRESET: a
+ *   restart, CLIENT KILL, a failover behind a proxy) that got no reply are re-sent once, in
+ *   their order, on the next connection, ahead of anything submitted after the loss: at once
+ *   when the lost connection had answered, after the backoff otherwise, and again after each
+ *   connect that fails before it is ready (a restarting server refuses), until their deadline
+ *   (then WD_ETIMEDOUT). Lost a second time, or lost by a timeout, the watchdog, a connect
+ *   timeout or a refused AUTH, a request fails (WD_EBACKEND). Every command given to this
+ *   client must therefore be safe to run twice (lookups, GET, SET with a TTL, warden's
+ *   compare-and-delete script). Counted in stats.retried and warden_redis_retried_total;
  * - over max_inflight requests on the connection (answered-but-unreplied ones count: they
  *   still hold their place in Redis' pipeline), a request fails at once with WD_EBUSY.
  * Error replies (WRONGTYPE, NOAUTH, LOADING, READONLY, BUSY ...) are failures of that
@@ -143,7 +152,9 @@ struct wd_redis_async_stats {
     uint64_t connect_failures; /* refused, connect timeout, AUTH/SELECT refused */
     uint64_t disconnects;      /* ready connections lost (server closed, error) */
     uint64_t stalls;           /* connections freed by the watchdog */
-    size_t inflight;           /* requests on the connection now (answered ones included) */
+    uint64_t retried;          /* requests re-sent after the server closed their connection */
+    size_t inflight;           /* requests on the connection now (answered ones included) and
+                                * waiting to be re-sent */
     bool ready;                /* connected, AUTH and SELECT done */
 };
 

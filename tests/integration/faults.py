@@ -8,7 +8,9 @@ connection) while a fault is injected and then taken away:
 
 - redis-server killed (SIGKILL) and restarted on its port (it reloads its data from the
   RDB file saved before), paused (SIGSTOP) and resumed, and answering wrong types (a
-  user's hash replaced by a string);
+  user's hash replaced by a string); Redis closing warden's connections (`CLIENT KILL TYPE
+  normal`, also on a pipeline held by `CLIENT PAUSE WRITE`): nothing may fail at all, the
+  requests in flight are re-sent;
 - the policy file broken and fixed over and over (the watcher) and SIGHUP with a broken
   file: the running policy keeps serving;
 - clients that close their connection while their calls wait on a frozen Redis;
@@ -339,6 +341,89 @@ def faults_redis_killed_paused_wrong_types(s, h):
                 _fault(load, w, "redis wrong types %gs (WRONGTYPE)" % WRONGTYPE_HOLD,
                        break_keys, fix_keys, _want_failure_denies(load, 2),
                        deny_users=BROKEN_USERS, hold=WRONGTYPE_HOLD)
+
+
+# ====================================================================== Redis closes connections
+
+KILL_ROUNDS = 20  # CLIENT KILL TYPE normal at whatever point of the load
+HELD_ROUNDS = 5  # CLIENT KILL of a pipeline held by CLIENT PAUSE WRITE
+KILL_CONFIG = ("transport h2", "workers 2", "cache off", "redis_on_error deny",
+               "redis_timeout 5s", "redis_connect_timeout 1s")
+# POLICY and a superuser rule (no load user is one): authenticate records a session, which
+# session_store redis (the default) writes to Redis: a SET, the write CLIENT PAUSE WRITE holds
+KILL_POLICY = ("authn redis\nauthn default deny\n"
+               'allow all ["#"] when superuser\n'
+               "rules redis\n"
+               "authz default deny\n")
+
+
+def _held_pipeline(r):
+    """A warden connection blocked by CLIENT PAUSE WRITE at a command (the shared-session SET
+    of an authenticate) with commands queued behind it, unexecuted (its qbuf)."""
+    for ln in r.cmd("CLIENT", "LIST", "TYPE", "normal").decode().splitlines():
+        f = dict(kv.split("=", 1) for kv in ln.split() if "=" in kv)
+        if "b" in f.get("flags", "") and int(f.get("qbuf", "0")) > 0:
+            return True
+    return False
+
+
+@_scenario
+def faults_redis_client_kill_loses_no_calls(s, h):
+    """Redis closes warden's connections under load (`CLIENT KILL TYPE normal`: an operator,
+    a failover behind a proxy, a restart): the requests in flight are re-sent once on a new
+    connection (src/store/redis_async.c), so no call gets the failure decision, none is lost
+    or wrong. First at whatever point of the load; then on a pipeline held by CLIENT PAUSE
+    WRITE at a session SET with lookups queued behind it (unexecuted when the kill comes:
+    the rounds that certainly hit requests in flight). redis_timeout is 5 s so that the
+    deadline is never what fails a call here. The number of re-sent requests is reported
+    (warden_redis_retried_total) and must be at least two per held round."""
+    import observe as O  # its /metrics helpers
+    with Env(s, h, "faults_client_kill") as env:
+        r = env.redis()
+        _populate(r)
+        mport = O.free_port()
+        w = env.warden(KILL_POLICY, *redis_lines(r, *KILL_CONFIG,
+                                            "metrics_listen 127.0.0.1:%d" % mport),
+                       name="faults-client-kill")
+        with Load(w.addr) as load:
+            n_fail0 = w.count(FAILURE_REASONS)
+            t0 = time.monotonic()
+            killed = 0
+            with s.check("faults_client_kill_no_call_fails_or_is_lost"):
+                for _ in range(KILL_ROUNDS):
+                    load.seen(time.monotonic(), lambda x: True, THREADS)
+                    killed += r.cmd("CLIENT", "KILL", "TYPE", "normal")
+                for _ in range(HELD_ROUNDS):
+                    load.seen(time.monotonic(), lambda x: True, THREADS)
+                    r.cmd("CLIENT", "PAUSE", "10000", "WRITE")
+                    try:
+                        try:
+                            _poll(lambda: _held_pipeline(r), SEE_TIMEOUT,
+                                  "a warden pipeline held at a write with commands behind it")
+                        except CheckFailed as e:
+                            raise CheckFailed("%s; CLIENT LIST:\n%s" % (e, r.cmd(
+                                "CLIENT", "LIST", "TYPE", "normal").decode()))
+                        killed += r.cmd("CLIENT", "KILL", "TYPE", "normal")
+                    finally:
+                        r.cmd("CLIENT", "UNPAUSE")
+                t1 = time.monotonic()
+                load.seen(t1, lambda x: True, 4 * THREADS)
+                load.stop()
+                t = Tally("CLIENT KILL x%d" % (KILL_ROUNDS + HELD_ROUNDS), load.snapshot(t0), t0,
+                          t1, None, deny_users=())
+                m = O.scrape(mport)
+                retried = O.val(m, "warden_redis_retried_total")
+                print("  [faults] CLIENT KILL: %d connections closed, %d requests re-sent, "
+                      "%d failure reasons logged" % (
+                          killed, retried, w.count(FAILURE_REASONS) - n_fail0), flush=True)
+                t.check()
+                ensure(w.count(FAILURE_REASONS) == n_fail0,
+                       "Redis failure reasons in the debug log:\n" + H.tail(w.log()))
+                ensure(retried >= 2 * HELD_ROUNDS, "warden_redis_retried_total %d, want at "
+                       "least %d" % (retried, 2 * HELD_ROUNDS))
+                ensure(O.val(m, "warden_sessions_shared_errors_total") == 0,
+                       "shared-session writes failed")
+                ensure(w.alive(), "warden died\n" + H.tail(w.log()))
 
 
 # ====================================================================== policy reloads

@@ -404,6 +404,51 @@ static void a_shared_session_miss_waits_for_redis_then_stays_local(void **state)
     worker_close(&b);
 }
 
+/* The shared-session delete runs before a read pipelined behind it on the worker's one
+ * connection, whatever Redis' script cache holds. The bug fixed by cf47e30: the delete was
+ * an EVALSHA; a Redis that did not know the script (SCRIPT FLUSH, a restart, a failover)
+ * answered NOSCRIPT and the EVAL went out only then, after the GET of the connection's next
+ * authorize (its local session gone, it asks Redis), which found the record and put the
+ * dropped session back into the local table: an ALLOW after client.disconnected. Here the
+ * delete and the authorize are both queued before the loop runs once (one pipeline, in
+ * that order) after SCRIPT FLUSH: the authorize must find nothing and deny, and so must the
+ * next one. */
+static void a_session_delete_runs_before_the_read_pipelined_behind_it(void **state)
+{
+    (void)state;
+    redis_cmd("DEL warden:session:ev-1");
+    struct worker w;
+    worker_open(&w, engine_with(SU_POLICY, NULL));
+    struct call c, d, e, f;
+    su_call(&c, "ev-1", 5000);
+    assert_int_equal(wd_engine_authenticate_w(w.l, &c.an, &c.w, &c.v), WD_OK);
+    assert_int_equal(c.v.decision, WD_DECISION_ALLOW);
+    run_until_key(&w, "warden:session:ev-1", true);
+    su_call(&d, "ev-1", 5000); /* warm: the local session */
+    assert_int_equal(wd_engine_authorize_w(w.l, &d.az, &d.w, &d.v), WD_OK);
+    assert_int_equal(d.v.decision, WD_DECISION_ALLOW);
+
+    redis_cmd("SCRIPT FLUSH");
+    wd_engine_client_disconnected(w.l, &c.az.client); /* the delete, queued */
+    su_call(&e, "ev-1", 5000);
+    assert_int_equal(wd_engine_authorize_w(w.l, &e.az, &e.w, &e.v), WD_EAGAIN); /* the GET */
+    run_until_resumed(&w, &e, 1);
+    assert_int_equal(wd_engine_authorize_w(w.l, &e.az, &e.w, &e.v), WD_OK);
+    assert_int_equal(e.v.decision, WD_DECISION_DENY);
+    wd_engine_waiter_end(&e.w);
+    assert_false(key_exists("warden:session:ev-1"));
+    su_call(&f, "ev-1", 5000); /* nothing came back into the local table */
+    int rc = wd_engine_authorize_w(w.l, &f.az, &f.w, &f.v);
+    if (rc == WD_EAGAIN) {
+        run_until_resumed(&w, &f, 1);
+        rc = wd_engine_authorize_w(w.l, &f.az, &f.w, &f.v);
+    }
+    assert_int_equal(rc, WD_OK);
+    assert_int_equal(f.v.decision, WD_DECISION_DENY);
+    wd_engine_waiter_end(&f.w);
+    worker_close(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -414,6 +459,7 @@ int main(void)
         cmocka_unit_test(bcrypt_without_cache_and_a_call_that_went_away),
         cmocka_unit_test(redis_down_gives_the_failure_decision),
         cmocka_unit_test(a_shared_session_miss_waits_for_redis_then_stays_local),
+        cmocka_unit_test(a_session_delete_runs_before_the_read_pipelined_behind_it),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -240,6 +240,7 @@ static void srv_restore(struct srv *s)
         srv_kill(s);
         assert_true(srv_spawn(s));
     }
+    redis_cmd(s, "CLIENT UNPAUSE"); /* a failed retry_ test leaves its CLIENT PAUSE */
     redis_cmd(s, "HSET mqtt_user:alice password_hash h1 salt s1 is_superuser 1");
     redis_cmd(s, "SET mqtt_user:str x");
     redis_cmd(s, "HSET mqtt_acl:alice t/1 subscribe t/2 publish bad pub");
@@ -370,7 +371,9 @@ static void thousand_concurrent_requests_are_pipelined_on_one_connection_in_orde
 }
 
 /* Redis killed with requests in flight (and, with big keys, bytes still to write: the
- * hang-up is readable and writable in one event, the read frees the context) */
+ * hang-up is readable and writable in one event, the read frees the context). The requests
+ * wait for a new connection to be re-sent on (retry_*_resent tests below) until their
+ * deadline, then fail, each exactly once. */
 static void killed_redis_fails_every_pending_request_exactly_once(void **state)
 {
     struct fx f = fx_of(state);
@@ -390,21 +393,257 @@ static void killed_redis_fails_every_pending_request_exactly_once(void **state)
     for (int i = 0; i < 20; i++)
         run(&f); /* writes what the socket takes; the rest stays queued */
     srv_kill(f.s);
-    POLL_UNTIL(&f, calls[199].done);
+    POLL_UNTIL(&f, stats(&f).retried == 200);
+    assert_false(stats(&f).ready);
+    uint64_t refused = stats(&f).connect_failures;
+    advance(&f, 499); /* past the backoff: a reconnect, refused */
+    POLL_UNTIL(&f, stats(&f).connect_failures > refused);
+    for (int i = 0; i < 200; i++)
+        assert_int_equal(calls[i].done, 0);
+    advance(&f, 1); /* the command timeout, 500 ms */
     for (int i = 0; i < 200; i++) {
         assert_int_equal(calls[i].done, 1);
-        assert_int_equal(calls[i].rc, WD_EBACKEND);
+        assert_int_equal(calls[i].rc, WD_ETIMEDOUT);
     }
     for (int i = 0; i < 10; i++)
         advance(&f, 1);
     for (int i = 0; i < 200; i++)
         assert_int_equal(calls[i].done, 1);
     struct wd_redis_async_stats st = stats(&f);
-    assert_int_equal(st.failed, 200);
+    assert_int_equal(st.timeouts, 200);
+    assert_int_equal(st.failed, 0);
     assert_int_equal(st.inflight, 0);
     assert_false(st.ready);
     free(big);
     fx_close(&f);
+}
+
+/* ---- requests lost with their connection: re-sent once ---- */
+
+static bool server_holds_a_blocked_client(redisContext *adm)
+{
+    redisReply *rep = redisCommand(adm, "INFO clients");
+    bool yes = rep && rep->type == REDIS_REPLY_STRING && strstr(rep->str, "blocked_clients:1\r\n");
+    freeReplyObject(rep);
+    return yes;
+}
+
+static long long admin_int(redisContext *adm, const char *cmd)
+{
+    redisReply *rep = redisCommand(adm, cmd);
+    assert_non_null(rep);
+    long long v = rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
+    freeReplyObject(rep);
+    return v;
+}
+
+static void admin_ok(redisContext *adm, const char *cmd)
+{
+    redisReply *rep = redisCommand(adm, cmd);
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_STATUS);
+    freeReplyObject(rep);
+}
+
+#define NRS 20
+
+/* The server closes the connection (CLIENT KILL: an operator, a failover, a proxy) with
+ * requests in flight that it never answered: each is sent again, once, on a new connection,
+ * in its order, and gets its own reply. CLIENT PAUSE WRITE holds the pipeline at its first
+ * command (a SET) with nothing run, so the kill finds every request unanswered; the pause
+ * holds the re-sent SET too until CLIENT UNPAUSE. The GET behind the SET reads what it
+ * wrote: the order of the pipeline survives the re-send. */
+static void retry_requests_lost_with_a_killed_connection_are_resent_in_order(void **state)
+{
+    struct fx f = fx_of(state);
+    struct wd_redis_async_opts o = {0};
+    redisContext *adm = admin(f.s);
+    static struct call calls[NRS];
+    struct call warm = {0}, set = {0}, get = {0};
+    const char *a_set[3] = {"SET", "retry:k", "v2"};
+    size_t l_set[3] = {3, 7, 2};
+    const char *a_get[2] = {"GET", "retry:k"};
+    size_t l_get[2] = {3, 7};
+    char key[32];
+
+    assert_non_null(adm);
+    for (int i = 0; i < NRS; i++)
+        freeReplyObject(redisCommand(adm, "HSET mqtt_user:r%d password_hash h%d", i, i));
+    freeReplyObject(redisCommand(adm, "SET retry:k v1"));
+    memset(calls, 0, sizeof calls);
+    fx_open_ready(&f, &o);
+    assert_int_equal(user_get(&f, "mqtt_user:alice", &warm), WD_OK);
+    POLL_UNTIL(&f, warm.done); /* a connection that has answered */
+
+    admin_ok(adm, "CLIENT PAUSE 20000 WRITE");
+    order_seq = 0;
+    assert_int_equal(wd_redis_async_command(f.r, 3, a_set, l_set, 0, 0, on_done, &set), WD_OK);
+    for (int i = 0; i < NRS; i++) {
+        snprintf(key, sizeof key, "mqtt_user:r%d", i);
+        assert_int_equal(user_get(&f, key, &calls[i]), WD_OK);
+    }
+    assert_int_equal(wd_redis_async_command(f.r, 2, a_get, l_get, 0, 16, on_done, &get), WD_OK);
+    POLL_UNTIL(&f, server_holds_a_blocked_client(adm));
+    assert_int_equal(admin_int(adm, "CLIENT KILL TYPE normal SKIPME yes"), 1);
+    /* re-sent on a new connection at once (the lost one had answered), held again */
+    POLL_UNTIL(&f, stats(&f).retried == NRS + 2 && stats(&f).connects == 2 &&
+                       server_holds_a_blocked_client(adm));
+    assert_int_equal(set.done + get.done, 0);
+    assert_int_equal(stats(&f).inflight, NRS + 2);
+    admin_ok(adm, "CLIENT UNPAUSE");
+    POLL_UNTIL(&f, get.done);
+    assert_int_equal(set.rc, WD_OK);
+    assert_string_equal(set.raw, "OK");
+    for (int i = 0; i < NRS; i++) {
+        char want[16];
+        snprintf(want, sizeof want, "h%d", i);
+        assert_int_equal(calls[i].done, 1);
+        assert_int_equal(calls[i].rc, WD_OK);
+        assert_string_equal(calls[i].hash, want); /* its own reply */
+        assert_int_equal(calls[i].order, i + 1);
+    }
+    assert_int_equal(get.rc, WD_OK);
+    assert_string_equal(get.raw, "v2"); /* after the SET, as sent */
+    assert_int_equal(get.order, NRS + 1);
+    struct wd_redis_async_stats st = stats(&f);
+    assert_int_equal(st.retried, NRS + 2);
+    assert_int_equal(st.failed, 0);
+    assert_int_equal(st.disconnects, 1);
+    assert_int_equal(st.inflight, 0);
+    redisFree(adm);
+    fx_close(&f);
+    assert_int_equal(set.done + get.done, 2);
+}
+
+/* A request is re-sent once: lost a second time, it fails (once), and what comes after
+ * gets its own replies. */
+static void retry_a_request_lost_twice_fails(void **state)
+{
+    struct fx f = fx_of(state);
+    struct wd_redis_async_opts o = {0};
+    redisContext *adm = admin(f.s);
+    struct call warm = {0}, set = {0}, calls[5] = {{0}}, after = {0};
+    const char *a_set[3] = {"SET", "retry:k", "v3"};
+    size_t l_set[3] = {3, 7, 2};
+
+    assert_non_null(adm);
+    fx_open_ready(&f, &o);
+    assert_int_equal(user_get(&f, "mqtt_user:alice", &warm), WD_OK);
+    POLL_UNTIL(&f, warm.done);
+    admin_ok(adm, "CLIENT PAUSE 20000 WRITE");
+    assert_int_equal(wd_redis_async_command(f.r, 3, a_set, l_set, 0, 0, on_done, &set), WD_OK);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(user_get(&f, "mqtt_user:alice", &calls[i]), WD_OK);
+    POLL_UNTIL(&f, server_holds_a_blocked_client(adm));
+    assert_int_equal(admin_int(adm, "CLIENT KILL TYPE normal SKIPME yes"), 1);
+    POLL_UNTIL(&f, stats(&f).retried == 6 && stats(&f).connects == 2 &&
+                       server_holds_a_blocked_client(adm));
+    assert_int_equal(admin_int(adm, "CLIENT KILL TYPE normal SKIPME yes"), 1);
+    POLL_UNTIL(&f, calls[4].done);
+    assert_int_equal(set.done, 1);
+    assert_int_equal(set.rc, WD_EBACKEND);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(calls[i].done, 1);
+        assert_int_equal(calls[i].rc, WD_EBACKEND);
+    }
+    assert_int_equal(stats(&f).retried, 6);
+    assert_int_equal(stats(&f).failed, 6);
+    admin_ok(adm, "CLIENT UNPAUSE");
+    /* the second connection had not answered: a backoff, then a new one */
+    advance(&f, 125);
+    POLL_UNTIL(&f, stats(&f).ready);
+    assert_int_equal(user_get(&f, "mqtt_user:nobody", &after), WD_OK);
+    POLL_UNTIL(&f, after.done);
+    assert_int_equal(after.rc, WD_ENOENT);
+    assert_int_equal(stats(&f).retried, 6);
+    redisFree(adm);
+    fx_close(&f);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(calls[i].done, 1);
+}
+
+/* Redis restarts with requests in flight: they wait (the reconnect at once is refused, then
+ * the backoff) and the restarted server answers them, each with its own reply. */
+static void
+retry_requests_in_flight_when_redis_restarts_are_answered_by_the_new_server(void **state)
+{
+    struct fx f = fx_of(state);
+    struct wd_redis_async_opts o = {0};
+    static struct call calls[NRS];
+    struct call warm = {0};
+    char key[32];
+
+    memset(calls, 0, sizeof calls);
+    fx_open_ready(&f, &o);
+    assert_int_equal(user_get(&f, "mqtt_user:alice", &warm), WD_OK);
+    POLL_UNTIL(&f, warm.done);
+    kill(f.s->pid, SIGSTOP);
+    order_seq = 0;
+    for (int i = 0; i < NRS; i++) {
+        snprintf(key, sizeof key, "mqtt_user:r%d", i);
+        assert_int_equal(user_get(&f, key, &calls[i]), WD_OK);
+    }
+    for (int i = 0; i < 10; i++)
+        run(&f);
+    srv_kill(f.s);
+    POLL_UNTIL(&f, stats(&f).retried == NRS && stats(&f).connect_failures == 1);
+    assert_true(srv_spawn(f.s));
+    redisContext *adm = admin(f.s);
+    for (int i = 0; i < NRS; i++)
+        freeReplyObject(redisCommand(adm, "HSET mqtt_user:r%d password_hash n%d", i, i));
+    redisFree(adm);
+    for (int i = 0; i < NRS; i++)
+        assert_int_equal(calls[i].done, 0);
+    advance(&f, 125); /* the backoff: 100 ms and up to a quarter */
+    POLL_UNTIL(&f, calls[NRS - 1].done);
+    for (int i = 0; i < NRS; i++) {
+        char want[16];
+        snprintf(want, sizeof want, "n%d", i);
+        assert_int_equal(calls[i].done, 1);
+        assert_int_equal(calls[i].rc, WD_OK);
+        assert_string_equal(calls[i].hash, want);
+        assert_int_equal(calls[i].order, i);
+    }
+    assert_int_equal(stats(&f).retried, NRS);
+    assert_int_equal(stats(&f).failed, 0);
+    fx_close(&f);
+}
+
+/* Opens a client, stops the server (SIGSTOP), submits a request of a then of b[i], thrice */
+static void stopped_server_holds_a_and_b(struct fx *f, struct wd_redis_async_opts *o,
+                                         struct call *a, struct call b[3])
+{
+    fx_open_ready(f, o);
+    kill(f->s->pid, SIGSTOP);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(user_get(f, "mqtt_user:alice", a), WD_OK);
+        assert_int_equal(user_get(f, "mqtt_user:alice", &b[i]), WD_OK);
+    }
+}
+
+/* Requests waiting for a new connection can be cancelled, and freeing the client answers the
+ * others once. */
+static void retry_waiting_requests_can_be_cancelled_or_shut_down(void **state)
+{
+    struct fx f = fx_of(state);
+    struct wd_redis_async_opts o = {0};
+    struct call a = {0}, b[3] = {{0}};
+
+    stopped_server_holds_a_and_b(&f, &o, &a, b);
+    for (int i = 0; i < 10; i++)
+        run(&f);
+    srv_kill(f.s);
+    POLL_UNTIL(&f, stats(&f).retried == 6);
+    assert_int_equal(stats(&f).inflight, 6);
+    assert_int_equal(wd_redis_async_cancel(f.r, &a), 3);
+    assert_int_equal(stats(&f).inflight, 3);
+    fx_close(&f);
+    assert_int_equal(a.done, 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(b[i].done, 1);
+        assert_int_equal(b[i].rc, WD_EBACKEND);
+        assert_non_null(strstr(b[i].err, "shutting down"));
+    }
 }
 
 static void restarted_redis_is_reconnected_after_a_jittered_backoff(void **state)
@@ -664,12 +903,7 @@ static void cancelled_requests_never_complete(void **state)
     struct wd_redis_async_opts o = {0};
     struct call a = {0}, b[3] = {{0}};
 
-    fx_open_ready(&f, &o);
-    kill(f.s->pid, SIGSTOP);
-    for (int i = 0; i < 3; i++) {
-        assert_int_equal(user_get(&f, "mqtt_user:alice", &a), WD_OK);
-        assert_int_equal(user_get(&f, "mqtt_user:alice", &b[i]), WD_OK);
-    }
+    stopped_server_holds_a_and_b(&f, &o, &a, b);
     assert_int_equal(wd_redis_async_cancel(f.r, &a), 3);
     assert_int_equal(wd_redis_async_cancel(f.r, &a), 0);
     kill(f.s->pid, SIGCONT);
@@ -795,6 +1029,11 @@ int main(void)
         cmocka_unit_test(any_command_gets_its_reply_as_data),
         cmocka_unit_test(thousand_concurrent_requests_are_pipelined_on_one_connection_in_order),
         cmocka_unit_test(killed_redis_fails_every_pending_request_exactly_once),
+        cmocka_unit_test(retry_requests_lost_with_a_killed_connection_are_resent_in_order),
+        cmocka_unit_test(retry_a_request_lost_twice_fails),
+        cmocka_unit_test(
+            retry_requests_in_flight_when_redis_restarts_are_answered_by_the_new_server),
+        cmocka_unit_test(retry_waiting_requests_can_be_cancelled_or_shut_down),
         cmocka_unit_test(restarted_redis_is_reconnected_after_a_jittered_backoff),
         cmocka_unit_test(a_long_outage_is_retried_at_least_every_625_ms),
         cmocka_unit_test(paused_redis_times_out_at_the_deadline_and_the_watchdog_reconnects),
