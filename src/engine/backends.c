@@ -458,20 +458,32 @@ static void setup_redis(struct wd_backends *b, const struct wd_config *cfg, stru
         if (wd_redis_new(&b->ropts, &r) != WD_OK) {
             append_err(e, n, "redis: invalid connection settings");
         } else {
-            if (wd_redis_connect(r) != WD_OK)
-                wd_log_warn("redis",
-                            "cannot reach %s:%d now (%s); requests that need Redis get "
-                            "redis_on_error (%s) until it answers",
-                            b->rsocket    ? b->rsocket
-                            : b->sentinel ? "the Sentinel master"
-                                          : b->rhost,
-                            b->rsocket || b->sentinel ? 0 : b->ropts.port, wd_redis_last_error(r),
-                            wd_config_choice_name("redis_on_error", (int)cfg->redis_on_error));
+            /* what was reached: the socket, host:port, or the master Sentinel named (when
+             * it named none, the Sentinel thread has already said why: not said twice) */
+            char target[300], maddr[64];
+            int mport = 0;
+            bool known = !b->sentinel ||
+                         wd_redis_sentinel_master(b->sentinel, maddr, sizeof maddr, &mport, NULL);
+            if (b->rsocket)
+                snprintf(target, sizeof target, "%s", b->rsocket);
+            else if (b->sentinel && known)
+                snprintf(target, sizeof target, "%s%s%s:%d (master '%s', from Sentinel)",
+                         strchr(maddr, ':') ? "[" : "", maddr, strchr(maddr, ':') ? "]" : "",
+                         mport, cfg->redis_sentinel_master);
             else
-                wd_log_info("redis", "connected to %s",
-                            b->rsocket    ? b->rsocket
-                            : b->sentinel ? "the Sentinel master"
-                                          : b->rhost);
+                snprintf(target, sizeof target, "%s:%d", b->rhost ? b->rhost : "?",
+                         b->ropts.port);
+            if (wd_redis_connect(r) != WD_OK) {
+                if (known)
+                    wd_log_warn("redis",
+                                "cannot reach %s now (%s); requests that need Redis get "
+                                "redis_on_error (%s) until it answers",
+                                target, wd_redis_last_error(r),
+                                wd_config_choice_name("redis_on_error",
+                                                      (int)cfg->redis_on_error));
+            } else {
+                wd_log_info("redis", "connected to %s", target);
+            }
             wd_redis_free(r);
         }
     }
