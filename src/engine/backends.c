@@ -468,19 +468,17 @@ static void setup_redis(struct wd_backends *b, const struct wd_config *cfg, stru
                 snprintf(target, sizeof target, "%s", b->rsocket);
             else if (b->sentinel && known)
                 snprintf(target, sizeof target, "%s%s%s:%d (master '%s', from Sentinel)",
-                         strchr(maddr, ':') ? "[" : "", maddr, strchr(maddr, ':') ? "]" : "",
-                         mport, cfg->redis_sentinel_master);
+                         strchr(maddr, ':') ? "[" : "", maddr, strchr(maddr, ':') ? "]" : "", mport,
+                         cfg->redis_sentinel_master);
             else
-                snprintf(target, sizeof target, "%s:%d", b->rhost ? b->rhost : "?",
-                         b->ropts.port);
+                snprintf(target, sizeof target, "%s:%d", b->rhost ? b->rhost : "?", b->ropts.port);
             if (wd_redis_connect(r) != WD_OK) {
                 if (known)
                     wd_log_warn("redis",
                                 "cannot reach %s now (%s); requests that need Redis get "
                                 "redis_on_error (%s) until it answers",
                                 target, wd_redis_last_error(r),
-                                wd_config_choice_name("redis_on_error",
-                                                      (int)cfg->redis_on_error));
+                                wd_config_choice_name("redis_on_error", (int)cfg->redis_on_error));
             } else {
                 wd_log_info("redis", "connected to %s", target);
             }
