@@ -597,6 +597,12 @@ int wd_tool_explain(int argc, char **argv)
             return 2;
         }
         have_action = have_action || strcmp(argv[i] + 2, "action") == 0;
+        for (int j = 1 + nfiles; j < i; j += 2)
+            if (strcmp(argv[j], argv[i]) == 0) {
+                fprintf(stderr, "warden explain: %s given twice\n", argv[i]);
+                request_cleanup(&r);
+                return 2;
+            }
         struct set_err e;
         if (!request_set(&r, argv[i] + 2, argv[i + 1], &e)) {
             if (e.line)
@@ -860,6 +866,8 @@ static int test_one(const char *path, int *passed_out, int *failed_out)
         bool bad = false;
         char numbuf[16][24];
         int nb = 0;
+        const char *seen[32]; /* the fields given so far: each at most once */
+        size_t nseen = 0;
         while (k < end && !bad) {
             const struct wd_token *f = &toks.v[k];
             if (f->kind != WD_TOK_WORD || k + 1 >= end) {
@@ -867,6 +875,15 @@ static int test_one(const char *path, int *passed_out, int *failed_out)
                 bad = true;
                 break;
             }
+            for (size_t q = 0; q < nseen && !bad; q++)
+                bad = strcmp(seen[q], f->text) == 0;
+            if (bad) {
+                wd_diag_add(&d, WD_DIAG_ERROR, f->line, f->col,
+                            "%s given twice: a case states one value per field", f->text);
+                break;
+            }
+            if (nseen < WD_ARRAY_LEN(seen))
+                seen[nseen++] = f->text;
             const struct wd_token *v = &toks.v[k + 1];
             if (strcmp(f->text, "rule") == 0) {
                 if (v->kind != WD_TOK_NUMBER || v->num < 0) {
@@ -894,8 +911,15 @@ static int test_one(const char *path, int *passed_out, int *failed_out)
                     bad = true;
                     break;
                 } else if (v->kind != WD_TOK_STRING && v->kind != WD_TOK_JSON) {
-                    wd_diag_add(&d, WD_DIAG_ERROR, v->line, v->col,
-                                json ? "expected a JSON object {...}" : "expected a value");
+                    if (json)
+                        wd_diag_add(&d, WD_DIAG_ERROR, v->line, v->col,
+                                    "expected a JSON object {...}");
+                    else if (v->kind == WD_TOK_WORD)
+                        wd_diag_add(&d, WD_DIAG_ERROR, v->line, v->col,
+                                    "expected a \"string\", a number, true or false, not '%s'",
+                                    v->text);
+                    else
+                        wd_diag_add(&d, WD_DIAG_ERROR, v->line, v->col, "expected a value");
                     bad = true;
                     break;
                 }

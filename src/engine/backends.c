@@ -304,6 +304,25 @@ static void append_err(struct wd_buf *e, int *n, const char *fmt, ...)
     (*n)++;
 }
 
+/* append_err for a directive's value: prefixed with the file:line that set it (or the flag),
+ * as the configuration's own errors are, so an operator finds the line to fix. */
+static void append_at(struct wd_buf *e, int *n, const struct wd_config *cfg, const char *directive,
+                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void append_at(struct wd_buf *e, int *n, const struct wd_config *cfg, const char *directive,
+                      const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    const char *at = wd_config_where(cfg, directive);
+    if (at)
+        append_err(e, n, "%s: %s", at, line);
+    else
+        append_err(e, n, "%s", line);
+}
+
 /* The configuration's choices (core) as the password module's enums (store). */
 static enum wd_passwd_algo passwd_algo(enum wd_config_hash h)
 {
@@ -382,8 +401,8 @@ static void setup_sentinel(struct wd_backends *b, const struct wd_config *cfg, s
     int rc = wd_redis_sentinel_start(&so, &b->sentinel, err, sizeof err);
     if (rc != WD_OK) {
         b->sentinel = NULL;
-        append_err(e, n, "redis_sentinel_master %s: %s", cfg->redis_sentinel_master,
-                   err[0] ? err : "cannot start the Sentinel thread");
+        append_at(e, n, cfg, "redis_sentinel_master", "redis_sentinel_master %s: %s",
+                  cfg->redis_sentinel_master, err[0] ? err : "cannot start the Sentinel thread");
         return;
     }
     b->ropts.sentinel = b->sentinel;
@@ -396,9 +415,9 @@ static void setup_redis(struct wd_backends *b, const struct wd_config *cfg, stru
     b->redis_fail_next = cfg->redis_on_error == WD_CONFIG_FAIL_NEXT;
     char err[256];
     if (wd_redis_tmpl_compile(cfg->redis_authn_key, &b->authn_key, err, sizeof err) != WD_OK)
-        append_err(e, n, "redis_authn_key: %s", err);
+        append_at(e, n, cfg, "redis_authn_key", "redis_authn_key: %s", err);
     if (wd_redis_tmpl_compile(cfg->redis_acl_key, &b->acl_key, err, sizeof err) != WD_OK)
-        append_err(e, n, "redis_acl_key: %s", err);
+        append_at(e, n, cfg, "redis_acl_key", "redis_acl_key: %s", err);
     b->spec.algo = passwd_algo(cfg->redis_password_hash);
     b->spec.salt_pos = passwd_salt_pos(cfg->redis_salt_position);
     b->spec.pbkdf2.mac = passwd_mac(cfg->redis_pbkdf2_mac);
@@ -408,7 +427,8 @@ static void setup_redis(struct wd_backends *b, const struct wd_config *cfg, stru
     b->spec.plain_case_sensitive = true;
     if (b->spec.algo == WD_PASSWD_PBKDF2 &&
         (unsigned long)cfg->redis_pbkdf2_iterations > WD_PASSWD_PBKDF2_WORK_MAX)
-        append_err(e, n, "redis_pbkdf2_iterations: above the work limit");
+        append_at(e, n, cfg, "redis_pbkdf2_iterations",
+                  "redis_pbkdf2_iterations: above the work limit");
 
     b->rhost = cfg->redis_host ? wd_strdup(cfg->redis_host) : NULL;
     b->rsocket = cfg->redis_socket ? wd_strdup(cfg->redis_socket) : NULL;
@@ -438,20 +458,30 @@ static void setup_redis(struct wd_backends *b, const struct wd_config *cfg, stru
         if (wd_redis_new(&b->ropts, &r) != WD_OK) {
             append_err(e, n, "redis: invalid connection settings");
         } else {
-            if (wd_redis_connect(r) != WD_OK)
-                wd_log_warn("redis",
-                            "cannot reach %s:%d now (%s); requests that need Redis get "
-                            "redis_on_error (%s) until it answers",
-                            b->rsocket    ? b->rsocket
-                            : b->sentinel ? "the Sentinel master"
-                                          : b->rhost,
-                            b->rsocket || b->sentinel ? 0 : b->ropts.port, wd_redis_last_error(r),
-                            wd_config_choice_name("redis_on_error", (int)cfg->redis_on_error));
+            /* what was reached: the socket, host:port, or the master Sentinel named (when
+             * it named none, the Sentinel thread has already said why: not said twice) */
+            char target[300], maddr[64];
+            int mport = 0;
+            bool known = !b->sentinel ||
+                         wd_redis_sentinel_master(b->sentinel, maddr, sizeof maddr, &mport, NULL);
+            if (b->rsocket)
+                snprintf(target, sizeof target, "%s", b->rsocket);
+            else if (b->sentinel && known)
+                snprintf(target, sizeof target, "%s%s%s:%d (master '%s', from Sentinel)",
+                         strchr(maddr, ':') ? "[" : "", maddr, strchr(maddr, ':') ? "]" : "", mport,
+                         cfg->redis_sentinel_master);
             else
-                wd_log_info("redis", "connected to %s",
-                            b->rsocket    ? b->rsocket
-                            : b->sentinel ? "the Sentinel master"
-                                          : b->rhost);
+                snprintf(target, sizeof target, "%s:%d", b->rhost ? b->rhost : "?", b->ropts.port);
+            if (wd_redis_connect(r) != WD_OK) {
+                if (known)
+                    wd_log_warn("redis",
+                                "cannot reach %s now (%s); requests that need Redis get "
+                                "redis_on_error (%s) until it answers",
+                                target, wd_redis_last_error(r),
+                                wd_config_choice_name("redis_on_error", (int)cfg->redis_on_error));
+            } else {
+                wd_log_info("redis", "connected to %s", target);
+            }
             wd_redis_free(r);
         }
     }
@@ -480,7 +510,7 @@ static void setup_jwt(struct wd_backends *b, const struct wd_config *cfg, struct
     if (cfg->jwt_secret) {
         if (wd_jwt_keyset_from_secret(cfg->jwt_secret, strlen(cfg->jwt_secret),
                                       cfg->jwt_secret_base64, &ks, err, sizeof err) != WD_OK)
-            append_err(e, n, "jwt_secret: %s", err);
+            append_at(e, n, cfg, "jwt_secret", "jwt_secret: %s", err);
         else if (!cfg->jwt_secret_base64 && strlen(cfg->jwt_secret) < 32)
             /* RFC 7518 3.2: an HS256 key must be at least 256 bits; EMQX accepts any */
             wd_log_warn("jwt",
@@ -491,16 +521,17 @@ static void setup_jwt(struct wd_backends *b, const struct wd_config *cfg, struct
         size_t len;
         char *pem;
         if (wd_file_read(cfg->jwt_public_key, 64 * 1024, &pem, &len, err, sizeof err) != WD_OK) {
-            append_err(e, n, "jwt_public_key %s", err);
+            append_at(e, n, cfg, "jwt_public_key", "jwt_public_key %s", err);
         } else {
             if (wd_jwt_keyset_from_pem(pem, len, &ks, err, sizeof err) != WD_OK)
-                append_err(e, n, "jwt_public_key %s: %s", cfg->jwt_public_key, err);
+                append_at(e, n, cfg, "jwt_public_key", "jwt_public_key %s: %s", cfg->jwt_public_key,
+                          err);
             free(pem);
         }
     } else if (cfg->jwt_jwks_file) {
         err[0] = '\0';
         if (wd_jwt_keyset_load_jwks_file(cfg->jwt_jwks_file, &ks, err, sizeof err) != WD_OK)
-            append_err(e, n, "jwt_jwks_file %s: %s", cfg->jwt_jwks_file, err);
+            append_at(e, n, cfg, "jwt_jwks_file", "jwt_jwks_file %s: %s", cfg->jwt_jwks_file, err);
         else if (err[0])
             wd_log_warn("jwt", "%s: %s", cfg->jwt_jwks_file, err);
     }
@@ -538,7 +569,7 @@ static void setup_jwt(struct wd_backends *b, const struct wd_config *cfg, struct
             .refresh_ms = (unsigned)cfg->jwt_jwks_refresh_ms,
         };
         if (wd_jwks_refresher_start(&ho, b->verifier, &b->refresher, err, sizeof err) != WD_OK)
-            append_err(e, n, "jwt_jwks_url: %s", err);
+            append_at(e, n, cfg, "jwt_jwks_url", "jwt_jwks_url: %s", err);
     }
     b->jwt_on = true;
 }

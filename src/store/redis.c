@@ -682,9 +682,9 @@ void wd_redis__role_argv(const char **argv, size_t *lens)
 int wd_redis__role_from_reply(const redisReply *rep, char *err, size_t errcap)
 {
     if (rep && rep->type == REDIS_REPLY_ERROR) {
-        wd_seterr(err, errcap,
-                  "ROLE refused: %.100s (with redis_sentinel the Redis user needs "
-                  "+role)",
+        /* the hint first and short: callers keep about 100 bytes of this (Redis' NOPERM
+         * text is 61), and a truncated hint was what operators saw */
+        wd_seterr(err, errcap, "ROLE refused (the user needs +role): %.100s",
                   rep->str ? rep->str : "");
         return WD_EBACKEND;
     }

@@ -214,7 +214,9 @@ def cli_test_and_explain_state_a_store(s, h):
                  "--claims: claims: invalid JSON: invalid token near 'x' (at line 2, column 6"),
                 (["--claims", '{"a": 1}'], "claims need authn jwt"),
                 (["--authn", "jwt", "--superuser", "true"], "put \"is_superuser\": true in claims"),
-                (["--redis-acl", '["a"]'], "redis_acl: a JSON object")):
+                (["--redis-acl", '["a"]'], "redis_acl: a JSON object"),
+                (["--authn", "redis", "--authn", "jwt"], "--authn given twice"),
+                (["--username", "dev-2"], "--username given twice")):
             rc, out, err = H.run_warden(h, ["explain", pol, "--action", "publish", "--topic", "t",
                                             "--username", "dev-1"] + args, timeout=20)
             ensure(rc == 2 and want in err and out == "",

@@ -382,3 +382,43 @@ def redis_ha_wrong_master_name(s, h):
             ensure(rc not in (None, 0), "exit status %s, want a failure" % rc)
             ensure("no sentinel knows master 'no-such-master'" in w.log(),
                    "the log does not name the master\n%s" % H.tail(w.log()))
+
+
+@_scenario
+def redis_ha_operator_mistakes(s, h):
+    """What `--check-config` says for the set-up mistakes an operator makes with Sentinel: each
+    named once, with what to fix (issue: a truncated +role hint, a `master:0` line)."""
+    with S.Env(s, h, "redis_ha_operator_mistakes") as env:
+        cl = Cluster(env)
+        p = H.write_file(h, "warden.policy", POLICY)
+
+        def check_config(name, lines):
+            cfg = H.write_file(h, name, "".join(ln + "\n" for ln in ["policy " + p] + lines))
+            return H.run_warden(h, ["--config", cfg, "--check-config"], timeout=30)
+
+        with s.check("redis_ha_check_config_names_the_master_it_reached"):
+            rc, out, err = check_config("ok.conf", cl.lines())
+            master = poll(cl.master, "the sentinels agree on the master")
+            want = "connected to 127.0.0.1:%d (master '%s', from Sentinel)" % (master.port, MASTER)
+            ensure(rc == 0 and want in err, "exit %s, want 0 and %r\n%s" % (rc, want, H.tail(err)))
+
+        with s.check("redis_ha_user_without_role_is_told_to_add_it"):
+            # the set-up's ACL user of docs/redis.md, without +role, on both nodes
+            acl = [a for a in WARDEN_ACL if a != "+role"]
+            for n in cl.nodes.values():
+                q(n, "ACL", "SETUSER", "norole", ">" + cl.warden_pw, *acl)
+            lines = [ln if not ln.startswith("redis_username ") else "redis_username norole"
+                     for ln in cl.lines()]
+            rc, out, err = check_config("norole.conf", lines)
+            ensure(rc == 0 and "ROLE refused (the user needs +role): NOPERM" in err,
+                   "exit %s; the log does not say the user needs +role\n%s" % (rc, H.tail(err)))
+
+        with s.check("redis_ha_no_sentinel_answering_is_said_once"):
+            dead = ["127.0.0.1:%d" % free_port(), "127.0.0.1:%d" % free_port()]
+            lines = ["redis_sentinel " + " ".join(dead)] + cl.lines()[1:]
+            rc, out, err = check_config("dead.conf", lines)
+            ensure(rc == 0 and "no master for '%s' yet" % MASTER in err,
+                   "exit %s, want 0 and the Sentinel's reason\n%s" % (rc, H.tail(err)))
+            ensure(err.count("requests that need Redis get") == 1 and ":0 now" not in err,
+                   "the unreachable master is reported more than once, or as host:0\n%s" %
+                   H.tail(err))

@@ -269,6 +269,33 @@ static void reload_swaps_and_a_broken_file_keeps_the_old_policy(void **state)
     free(path);
 }
 
+/* A store directive's value that the engine refuses is reported at the file:line that set it,
+ * as the configuration's own errors are (before: "redis_authn_key: unknown placeholder ..."
+ * alone, the operator had to find the line). No Redis is reached: a refused template stops
+ * the set-up before the start-up probe. */
+static void store_errors_name_the_line_that_set_the_directive(void **state)
+{
+    char *path = write_tmp("allow publish \"a\"\n");
+    struct wd_config cfg;
+    wd_config_defaults(&cfg);
+    char conf[512];
+    snprintf(conf, sizeof conf,
+             "policy %s\nredis_host 127.0.0.1\nredis_port 1\n"
+             "redis_acl_key mqtt_acl:${zone}\njwt_public_key /nonexistent/jwt.pub\n",
+             path);
+    char *errors = NULL;
+    assert_int_equal(wd_config_parse(&cfg, "w.conf", conf, strlen(conf), &errors), WD_OK);
+    char *report = NULL;
+    assert_null(wd_engine_new(&cfg, &report));
+    assert_non_null(report);
+    assert_non_null(strstr(report, "w.conf:4: redis_acl_key: unknown placeholder ${zone}"));
+    assert_non_null(strstr(report, "w.conf:5: jwt_public_key /nonexistent/jwt.pub"));
+    free(report);
+    wd_config_cleanup(&cfg);
+    unlink(path);
+    free(path);
+}
+
 struct load_ctx {
     struct wd_engine *e;
     atomic_int stop;
@@ -332,6 +359,7 @@ int main(void)
         cmocka_unit_test(embedded_policy_compiles),
         cmocka_unit_test(reload_swaps_and_a_broken_file_keeps_the_old_policy),
         cmocka_unit_test(reload_under_concurrent_evaluation_is_safe),
+        cmocka_unit_test(store_errors_name_the_line_that_set_the_directive),
     };
     return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
 }
