@@ -99,7 +99,8 @@ struct wd_policy_result {
  * out arrives with decision DENY; after a 1, anything but ALLOW counts as DENY, and any
  * return value other than 0 and 1 is a DENY too (fail closed). eval runs on the calling
  * thread, only when the request reaches the splice point in rule order (an earlier rule
- * that matches decides without asking), and after the splice point's `when` held. */
+ * that matches decides without asking), and after the splice point's `when` held or was
+ * unknown (a value the client does not have: then only a DENY applies). */
 struct wd_policy_sources {
     int (*eval)(void *ctx, enum wd_source src, const struct wd_authz_req *req,
                 struct wd_policy_result *out);
@@ -109,7 +110,8 @@ struct wd_policy_sources {
 /* First-match evaluation through the topic trie. src (may be NULL: sources never match,
  * and their `when` is not evaluated) answers for the rule sources at their position in
  * file order: a splice point is a rule; its `when` is evaluated first (false: skipped;
- * cannot be evaluated: DENY at its line, as for any rule); then src->eval. */
+ * cannot be evaluated: DENY at its line, as for any rule); then src->eval (with a `when`
+ * that is unknown, only the source's DENY applies, never its ALLOW). */
 void wd_policy_authorize_src(const struct wd_policy *p, const struct wd_authz_req *req,
                              const struct wd_policy_sources *src, struct wd_policy_result *out);
 /* wd_policy_authorize_src with src == NULL. */
