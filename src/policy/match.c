@@ -271,7 +271,11 @@ int wd_policy_step_when(const struct wd_policy *p, const struct wd_policy_step *
         return (int)t;
     bool denies = (s->kind == WD_STEP_DECIDE || s->kind == WD_STEP_ANONYMOUS) &&
                   s->decision == WD_DECISION_DENY;
-    return denies ? 1 : 0;
+    if (denies)
+        return 1;
+    /* a credential check can refuse as well as admit: it runs, and only a refusal applies */
+    bool checks = s->kind == WD_STEP_USERS || s->kind == WD_STEP_REDIS || s->kind == WD_STEP_JWT;
+    return checks ? WD_POLICY_WHEN_DENY_ONLY : 0;
 }
 
 /* ---- topics ---- */

@@ -77,8 +77,12 @@ const struct wd_policy_user *wd_policy_user_at(const struct wd_policy *p, size_t
 /* Whether step s's condition holds for client c: 1 yes (or no condition), 0 no, -1 cannot
  * be evaluated (a regex hit its limit: callers deny). A comparison with a value the client
  * does not have (a placeholder with no value) holds for a step that denies (`authn deny
- * when`, `authn anonymous deny`) and not for one that could admit: a missing value never
- * lets a client in, nor keeps it out of a deny. */
+ * when`, `authn anonymous deny`: 1), not for one that can only admit (`authn allow when`,
+ * `authn anonymous allow`: 0), and for a credential check (`authn users|redis|jwt`), which
+ * can do both, it is WD_POLICY_WHEN_DENY_ONLY: the step runs and only its DENY applies (an
+ * ALLOW is no answer: the chain goes on). A missing value never lets a client in, nor keeps
+ * it out of a deny (nor out of a password check). */
+#define WD_POLICY_WHEN_DENY_ONLY 2
 int wd_policy_step_when(const struct wd_policy *p, const struct wd_policy_step *s,
                         const struct wd_client *c);
 
