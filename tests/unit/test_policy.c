@@ -848,6 +848,18 @@ static void a_missing_value_never_makes_an_allow_apply_nor_keeps_a_deny_from_app
     assert_int_equal(wd_policy_step_when(p, wd_policy_step(p, 1), &c), 1);
     assert_int_equal(wd_policy_nsteps(p), 2); /* `authn default` is not a step */
     wd_policy_release(p);
+    /* a step that checks a credential runs, and only its refusal applies */
+    p = compile_ok("authn users when not cn = \"${clientid}\"\n"
+                   "authn jwt when not cn = \"${clientid}\"\n"
+                   "authn redis when not cn = \"${clientid}\"\n");
+    c = client("alice", "dev-1");
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(wd_policy_step_when(p, wd_policy_step(p, i), &c),
+                         WD_POLICY_WHEN_DENY_ONLY);
+    c.cn = "dev-1";
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(wd_policy_step_when(p, wd_policy_step(p, i), &c), 0);
+    wd_policy_release(p);
 }
 
 static void conditions_compare_a_field_with_a_placeholder(void **state)
