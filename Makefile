@@ -384,6 +384,7 @@ FUZZ_CI_RUNS_hook     ?= 1500000
 FUZZ_CI_RUNS_import   ?= 60000
 FUZZ_CI_RUNS_jwt      ?= 300000
 FUZZ_CI_RUNS_policy   ?= 15000
+FUZZ_CI_RUNS_session_rec ?= 150000
 FUZZ_CI_RUNS_topic    ?= 200000
 
 # one target's CI run, $(1) its name

@@ -269,6 +269,7 @@ static int authn_run(const struct wd_policy *p, struct wd_backends_local *bl,
         }
         if (t == 0)
             continue;
+        bool deny_only = t == WD_POLICY_WHEN_DENY_ONLY; /* unknown: only a refusal applies */
         switch (s->kind) {
         case WD_STEP_USERS: {
             if (anonymous)
@@ -294,6 +295,8 @@ static int authn_run(const struct wd_policy *p, struct wd_backends_local *bl,
                 out->reason = "stored secret unusable";
                 return WD_EINVAL;
             }
+            if (ok && deny_only)
+                continue;
             out->decision = ok ? WD_DECISION_ALLOW : WD_DECISION_DENY;
             out->reason = ok ? "static user: password matches" : "static user: wrong password";
             out->step = "users";
@@ -315,6 +318,8 @@ static int authn_run(const struct wd_policy *p, struct wd_backends_local *bl,
         case WD_STEP_REDIS:
         case WD_STEP_JWT: {
             if (!bl && si && si->step == s->kind) {
+                if (deny_only)
+                    continue; /* the stand-in only ever admits */
                 out->decision = WD_DECISION_ALLOW;
                 out->reason = s->kind == WD_STEP_REDIS ? "redis: allowed (stated, no store)"
                                                        : "jwt: allowed (stated, no store)";
@@ -331,6 +336,11 @@ static int authn_run(const struct wd_policy *p, struct wd_backends_local *bl,
                 return WD_EAGAIN;
             if (!d)
                 continue;
+            if (deny_only && sr->decision == WD_DECISION_ALLOW) {
+                wd_jwt_ident_release(sr->jwt);
+                memset(sr, 0, sizeof *sr);
+                continue;
+            }
             out->decision = sr->decision;
             out->reason = sr->reason;
             out->step = s->kind == WD_STEP_REDIS ? "redis" : "jwt";

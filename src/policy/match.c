@@ -271,7 +271,11 @@ int wd_policy_step_when(const struct wd_policy *p, const struct wd_policy_step *
         return (int)t;
     bool denies = (s->kind == WD_STEP_DECIDE || s->kind == WD_STEP_ANONYMOUS) &&
                   s->decision == WD_DECISION_DENY;
-    return denies ? 1 : 0;
+    if (denies)
+        return 1;
+    /* a credential check can refuse as well as admit: it runs, and only a refusal applies */
+    bool checks = s->kind == WD_STEP_USERS || s->kind == WD_STEP_REDIS || s->kind == WD_STEP_JWT;
+    return checks ? WD_POLICY_WHEN_DENY_ONLY : 0;
 }
 
 /* ---- topics ---- */
@@ -376,8 +380,9 @@ static enum tri source_decides(const struct wd_policy *p, const struct wd_rule *
         *why = "rule source not consulted (no credential store here)";
         return NO;
     }
+    enum tri t = YES;
     if (r->when) {
-        enum tri t = cond_eval(p, r->when, &req->client);
+        t = cond_eval(p, r->when, &req->client);
         if (t == NO) {
             *why = "condition is false";
             return NO;
@@ -385,10 +390,6 @@ static enum tri source_decides(const struct wd_policy *p, const struct wd_rule *
         if (t == ERR) {
             *why = "condition could not be evaluated (regex limit): denied";
             return ERR;
-        }
-        if (t == UNK) { /* the source could allow: not consulted, as for a false one */
-            *why = "condition compares a value the client does not have: source not consulted";
-            return NO;
         }
     }
     struct wd_policy_result got = {.decision = WD_DECISION_DENY, .line = r->line};
@@ -399,9 +400,21 @@ static enum tri source_decides(const struct wd_policy *p, const struct wd_rule *
     }
     /* fail closed: only an explicit 1 with ALLOW allows */
     bool allow = rc == 1 && got.decision == WD_DECISION_ALLOW;
+    /* unknown (a value the client does not have): a source can allow and deny, so it is
+     * consulted and only its deny applies, as for an allow rule and a deny rule. Skipping it
+     * would let a client that drops a value (its certificate, its username) escape a deny
+     * that a client with a wrong value gets. */
+    if (t == UNK && allow) {
+        *why = "condition compares a value the client does not have: the source allows, "
+               "which does not apply";
+        return NO;
+    }
     decide(out, allow ? WD_DECISION_ALLOW : WD_DECISION_DENY, r->line, false);
     out->by_source = true;
-    *why = allow ? "the source allows" : "the source denies";
+    *why = allow      ? "the source allows"
+           : t == UNK ? "condition compares a value the client does not have: the source denies, "
+                        "which applies"
+                      : "the source denies";
     return YES;
 }
 

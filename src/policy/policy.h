@@ -77,8 +77,12 @@ const struct wd_policy_user *wd_policy_user_at(const struct wd_policy *p, size_t
 /* Whether step s's condition holds for client c: 1 yes (or no condition), 0 no, -1 cannot
  * be evaluated (a regex hit its limit: callers deny). A comparison with a value the client
  * does not have (a placeholder with no value) holds for a step that denies (`authn deny
- * when`, `authn anonymous deny`) and not for one that could admit: a missing value never
- * lets a client in, nor keeps it out of a deny. */
+ * when`, `authn anonymous deny`: 1), not for one that can only admit (`authn allow when`,
+ * `authn anonymous allow`: 0), and for a credential check (`authn users|redis|jwt`), which
+ * can do both, it is WD_POLICY_WHEN_DENY_ONLY: the step runs and only its DENY applies (an
+ * ALLOW is no answer: the chain goes on). A missing value never lets a client in, nor keeps
+ * it out of a deny (nor out of a password check). */
+#define WD_POLICY_WHEN_DENY_ONLY 2
 int wd_policy_step_when(const struct wd_policy *p, const struct wd_policy_step *s,
                         const struct wd_client *c);
 
@@ -99,7 +103,8 @@ struct wd_policy_result {
  * out arrives with decision DENY; after a 1, anything but ALLOW counts as DENY, and any
  * return value other than 0 and 1 is a DENY too (fail closed). eval runs on the calling
  * thread, only when the request reaches the splice point in rule order (an earlier rule
- * that matches decides without asking), and after the splice point's `when` held. */
+ * that matches decides without asking), and after the splice point's `when` held or was
+ * unknown (a value the client does not have: then only a DENY applies). */
 struct wd_policy_sources {
     int (*eval)(void *ctx, enum wd_source src, const struct wd_authz_req *req,
                 struct wd_policy_result *out);
@@ -109,7 +114,8 @@ struct wd_policy_sources {
 /* First-match evaluation through the topic trie. src (may be NULL: sources never match,
  * and their `when` is not evaluated) answers for the rule sources at their position in
  * file order: a splice point is a rule; its `when` is evaluated first (false: skipped;
- * cannot be evaluated: DENY at its line, as for any rule); then src->eval. */
+ * cannot be evaluated: DENY at its line, as for any rule); then src->eval (with a `when`
+ * that is unknown, only the source's DENY applies, never its ALLOW). */
 void wd_policy_authorize_src(const struct wd_policy *p, const struct wd_authz_req *req,
                              const struct wd_policy_sources *src, struct wd_policy_result *out);
 /* wd_policy_authorize_src with src == NULL. */

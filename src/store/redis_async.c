@@ -414,10 +414,13 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     }
     if (rep && r->kill_pending) {
         /* the connection is being dropped (its set-up failed: AUTH, SELECT, ROLE said replica;
-         * or a replica answered): a reply that came in the same read is not one to trust */
+         * or a replica answered): a reply that came in the same read is not one to trust. A
+         * replica answers a user lookup with the hash all the same: wiped like any other. */
         q->res.rc = WD_EBACKEND;
         wd_seterr(q->res.err, sizeof q->res.err, "no reply: %.100s", r->err);
         r->st.failed++;
+        if (q->kind == K_USER)
+            wd_redis__user_reply_wipe(rep);
     } else if (!rep) {
         q->res.rc = WD_EBACKEND;
         wd_seterr(q->res.err, sizeof q->res.err, "no reply: %.100s",

@@ -173,7 +173,10 @@ static void exercise(const struct wd_policy *p, const struct lits *lits)
         for (size_t i = 0; i < wd_policy_nsteps(p); i++) {
             const struct wd_policy_step *st = wd_policy_step(p, i);
             int v = wd_policy_step_when(p, st, &cl[k]);
-            FUZZ_CHECK(v >= -1 && v <= 1, "step_when %d", v);
+            FUZZ_CHECK(v >= -1 && v <= WD_POLICY_WHEN_DENY_ONLY, "step_when %d", v);
+            FUZZ_CHECK(v != WD_POLICY_WHEN_DENY_ONLY || st->kind == WD_STEP_USERS ||
+                           st->kind == WD_STEP_REDIS || st->kind == WD_STEP_JWT,
+                       "deny-only for a step that checks no credential (kind %d)", (int)st->kind);
             FUZZ_CHECK(st->when || v == 1, "a step without a condition holds, got %d", v);
         }
         (void)wd_policy_user_find(p, cl[k].username);

@@ -249,3 +249,66 @@ def sec_stores_redis_cert_subject_and_peerhost_keys(s, h):
                 ensure(w.alive(), "warden died\n%s" % H.tail(w.log()))
                 ensure(r.cmd("DBSIZE") == len(subjects) + len(peers) + 3,
                        "Redis key count changed: a request wrote to Redis?")
+
+
+# ====================================================================== unknown conditions
+
+UNKNOWN_POLICY = ('authn jwt       when not cn = "${username}"\n'
+                  'authn allow     when clientid ~ "^sensor-[0-9]+$"\n'
+                  'authn default deny\n'
+                  'rules jwt       when not clientid = "${claim.device}"\n'
+                  'allow all       "#"\n'
+                  'authz default deny\n')
+
+
+@_scenario
+def sec_stores_unknown_condition_never_skips_a_check(s, h):
+    # A condition that compares a value the client does not have (here: no certificate) is
+    # unknown. A step or source that can both admit and refuse must still refuse: before,
+    # it was skipped, so a client that simply sent no certificate got past the token check
+    # (a forged token admitted by the `authn allow` after it) and out of the token's deny
+    # rules (the `allow all` after them), both of which a client with another's
+    # certificate was refused.
+    with S.Env(s, h, "sec_stores_unknown_condition_never_skips_a_check") as env:
+        secret = env.secret("unknownsecret")
+        w = env.warden(UNKNOWN_POLICY, "jwt_secret " + secret)
+        forged = S.jwt_hs({"exp": S.now() + 600, "sub": "dev"}, "not-" + secret)
+        env.hide(forged.rsplit(".", 1)[1])
+        deny_secret = S.jwt_hs({"exp": S.now() + 600, "sub": "dev",
+                                "acl": [{"permission": "deny", "action": "all",
+                                         "topic": "secret/#"}]}, secret)
+        env.hide(deny_secret.rsplit(".", 1)[1])
+        deny_other = S.jwt_hs({"exp": S.now() + 600, "sub": "dev", "device": "d-9",
+                               "acl": [{"permission": "deny", "action": "all",
+                                        "topic": "secret/#"}]}, secret)
+        env.hide(deny_other.rsplit(".", 1)[1])
+        with H.channel(w.addr) as ch:
+            with s.check("sec_stores_unknown_condition_forged_token_refused"):
+                e = S.Errs()
+                e.want(False, lambda: authn_ci(ch, "dev", forged, clientid="sensor-1",
+                                               cn="other"), "forged token, another's cn")
+                e.want(False, lambda: authn_ci(ch, "dev", forged, clientid="sensor-1"),
+                       "forged token, no certificate")
+                e.want(True, lambda: authn_ci(ch, "dev", forged, clientid="sensor-1",
+                                              cn="dev"), "its own cn: the step is skipped")
+                e.done()
+            with s.check("sec_stores_unknown_condition_token_deny_applies"):
+                # `rules jwt when not clientid = "${claim.device}"`: the token's ACL binds
+                # clients that are not its device. A token without the claim is unknown
+                # there: its deny rules apply all the same (before: the source was skipped
+                # and `allow all "#"` after it allowed what the token denies)
+                e = S.Errs()
+                for cid, port, tok in (("c-1", 41001, deny_other), ("c-2", 41002, deny_secret)):
+                    e.want(True, lambda: authn_ci(ch, "dev", tok, clientid=cid, cn="other",
+                                                  peerport=port), "valid token " + cid)
+                e.want(False, lambda: S.authz(ch, "secret/x", PUBLISH, "dev", "c-1",
+                                              cn="other", peerport=41001),
+                       "the token (device d-9) denies secret/#")
+                e.want(False, lambda: S.authz(ch, "secret/x", PUBLISH, "dev", "c-2",
+                                              cn="other", peerport=41002),
+                       "the token (no device claim) denies secret/#")
+                e.want(True, lambda: S.authz(ch, "open/x", PUBLISH, "dev", "c-2",
+                                             cn="other", peerport=41002),
+                       "what the token does not deny (allow all after the source)")
+                e.done()
+            ensure(w.alive(), "warden died\n%s" % H.tail(w.log()))

@@ -428,6 +428,40 @@ static void no_session_no_superuser(void **state)
     wd_engine_free(e);
 }
 
+/* A credential step whose condition compares a value the client does not have (no
+ * certificate here): the step still runs and its refusal applies; its admission does not
+ * (the chain goes on, and the token's superuser flag goes with the discarded answer). Before,
+ * the step was skipped: a client that dropped its certificate reached `authn allow when`
+ * with a forged token a client with another's certificate was refused for. */
+static void an_unknown_step_condition_still_refuses_a_bad_credential(void **state)
+{
+    (void)state;
+    const char *pol = "authn jwt when not cn = \"${username}\"\n"
+                      "authn allow when clientid ~ \"sensor-[0-9]+\"\n"
+                      "authn default deny\n"
+                      "allow all \"#\" when superuser\n"
+                      "authz default deny\n";
+    struct wd_engine *e = engine_with(pol, "jwt_secret=" SU_JWT_SECRET ";session_store=local");
+    struct wd_engine_local *l = wd_engine_local_new(e);
+    unsigned line;
+    /* a forged token, no certificate: refused by the jwt step (line 1) */
+    assert_int_equal(su_authn(l, "ops", "sensor-1", "forged.token.here", 7000, &line),
+                     WD_DECISION_DENY);
+    assert_int_equal(line, 1);
+    /* a valid superuser token, no certificate: the step's admission does not apply, the
+     * next step admits, and the client is no superuser */
+    char *tok = su_jwt("{\"sub\":\"ops\",\"is_superuser\":true}");
+    assert_int_equal(su_authn(l, "ops", "sensor-2", tok, 7001, &line), WD_DECISION_ALLOW);
+    assert_int_equal(line, 2);
+    assert_int_equal(su_all(l, "ops", "sensor-2", 7001), WD_DECISION_DENY);
+    /* not reached by another step: the default */
+    assert_int_equal(su_authn(l, "ops", "x-1", tok, 7002, &line), WD_DECISION_DENY);
+    assert_int_equal(line, 3);
+    free(tok);
+    wd_engine_local_free(l);
+    wd_engine_free(e);
+}
+
 /* ---- shared sessions (session_store redis, the default with Redis) ---- */
 
 static bool redis_exists(const char *key)
@@ -694,6 +728,7 @@ int main(void)
         cmocka_unit_test(redis_superuser_session_reaches_the_superuser_rule_until_disconnect),
         cmocka_unit_test(superuser_follows_the_authenticating_step_in_every_step_order),
         cmocka_unit_test(no_session_no_superuser),
+        cmocka_unit_test(an_unknown_step_condition_still_refuses_a_bad_credential),
         cmocka_unit_test(a_restarted_warden_reads_the_shared_session),
         cmocka_unit_test(a_forged_or_foreign_shared_session_is_not_used),
         cmocka_unit_test(a_session_prefix_overlapping_a_key_template_is_refused),

@@ -848,6 +848,18 @@ static void a_missing_value_never_makes_an_allow_apply_nor_keeps_a_deny_from_app
     assert_int_equal(wd_policy_step_when(p, wd_policy_step(p, 1), &c), 1);
     assert_int_equal(wd_policy_nsteps(p), 2); /* `authn default` is not a step */
     wd_policy_release(p);
+    /* a step that checks a credential runs, and only its refusal applies */
+    p = compile_ok("authn users when not cn = \"${clientid}\"\n"
+                   "authn jwt when not cn = \"${clientid}\"\n"
+                   "authn redis when not cn = \"${clientid}\"\n");
+    c = client("alice", "dev-1");
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(wd_policy_step_when(p, wd_policy_step(p, i), &c),
+                         WD_POLICY_WHEN_DENY_ONLY);
+    c.cn = "dev-1";
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(wd_policy_step_when(p, wd_policy_step(p, i), &c), 0);
+    wd_policy_release(p);
 }
 
 static void conditions_compare_a_field_with_a_placeholder(void **state)
@@ -1177,6 +1189,58 @@ static void source_conditions_are_evaluated_first(void **state)
     memset(&tr, 0, sizeof tr);
     wd_policy_explain_authorize(p, &q, on_explain, &tr, &r);
     assert_non_null(strstr(tr.text, "1 rule source not consulted"));
+    wd_policy_release(p);
+}
+
+/* A source's condition that compares a value the client does not have (unknown): the source
+ * is consulted and only its deny applies, never its allow. Skipped (before), a client that
+ * dropped its certificate escaped what the source denies a client with another's certificate:
+ * a missing value kept a deny from applying. */
+static void an_unknown_source_condition_lets_only_a_deny_apply(void **state)
+{
+    struct wd_policy *p = compile_ok("rules jwt when not cn = \"${clientid}\"\n"
+                                     "allow all \"#\"\n");
+    struct wd_client c = client("u", "c1");
+    struct fake f;
+    struct trail tr = {""};
+    /* another's certificate: the condition holds, the source denies */
+    c.cn = "c2";
+    struct wd_policy_result r = az_src(p, &c, PUB, "x/deny", FAKE_TOPIC, &f, NULL);
+    assert_int_equal(r.decision, WD_DECISION_DENY);
+    assert_int_equal(r.line, 1);
+    /* no certificate: unknown; the deny applies all the same */
+    c.cn = "";
+    r = az_src(p, &c, PUB, "x/deny", FAKE_TOPIC, &f, &tr);
+    assert_int_equal(r.decision, WD_DECISION_DENY);
+    assert_int_equal(r.line, 1);
+    assert_true(r.by_source);
+    assert_int_equal(f.calls, 1);
+    assert_non_null(strstr(tr.text, "1! condition compares a value the client does not have: "
+                                    "the source denies"));
+    /* fail closed stays closed: a backend failure, a strange return or decision */
+    const char *closed[] = {"x/down", "x/weird", "x/nomatch"};
+    for (int i = 0; i < 3; i++) {
+        r = az_src(p, &c, PUB, closed[i], FAKE_TOPIC, &f, NULL);
+        assert_int_equal(r.decision, WD_DECISION_DENY);
+        assert_int_equal(r.line, 1);
+    }
+    /* its allow does not apply: the next rule decides (here: allows anyway, line 2) */
+    memset(&tr, 0, sizeof tr);
+    r = az_src(p, &c, PUB, "x/allow", FAKE_TOPIC, &f, &tr);
+    assert_int_equal(r.line, 2);
+    assert_false(r.by_source);
+    assert_non_null(strstr(tr.text, "1 condition compares a value the client does not have: "
+                                    "the source allows, which does not apply"));
+    wd_policy_release(p);
+    /* an allow after a deny-all: the source's allow must not admit an unknown client */
+    p = compile_ok("rules jwt when not cn = \"${clientid}\"\ndeny all \"#\"\n");
+    r = az_src(p, &c, PUB, "x/allow", FAKE_TOPIC, &f, NULL);
+    assert_int_equal(r.decision, WD_DECISION_DENY);
+    assert_int_equal(r.line, 2);
+    c.cn = "c2";
+    r = az_src(p, &c, PUB, "x/allow", FAKE_TOPIC, &f, NULL);
+    assert_int_equal(r.decision, WD_DECISION_ALLOW);
+    assert_int_equal(r.line, 1);
     wd_policy_release(p);
 }
 
@@ -1907,6 +1971,7 @@ int main(void)
         cmocka_unit_test(sources_are_consulted_in_rule_order),
         cmocka_unit_test(a_source_decision_sets_every_result_field),
         cmocka_unit_test(source_conditions_are_evaluated_first),
+        cmocka_unit_test(an_unknown_source_condition_lets_only_a_deny_apply),
         cmocka_unit_test(has_source_and_authn_steps),
         cmocka_unit_test(credential_store_hooks_compile_without_warnings),
         cmocka_unit_test(trie_agrees_with_linear_scan_with_random_sources),

@@ -562,6 +562,91 @@ static void retry_a_request_lost_twice_fails(void **state)
         assert_int_equal(calls[i].done, 1);
 }
 
+/* The attack on the re-send: someone who can make Redis drop warden's connection (CLIENT
+ * KILL, a timeout, an output-buffer limit) with a pipeline in flight must never get a reply
+ * delivered to another request: a user lookup answered with another user's hash is a login
+ * with another's password. On a server with a password and a database: the new connection
+ * is AUTHed and SELECTed before the re-sent requests (none gets NOAUTH or the wrong
+ * database), a request answered by its deadline and one cancelled before the loss are not
+ * re-sent (their place in the pipeline goes with the old connection), and every other
+ * request gets its own user's hash, in order. */
+static void retry_never_gives_a_reply_to_another_request(void **state)
+{
+    (void)state;
+    struct srv *s = srv_start("s3cret pass");
+    struct fx f = {.s = s};
+    struct wd_redis_async_opts o = {.conn.password = "s3cret pass", .conn.database = 2};
+    static struct call calls[NRS];
+    struct call warm = {0}, set = {0}, gone = {0}, after = {0};
+    const char *a_set[3] = {"SET", "retry:k", "v"};
+    size_t l_set[3] = {3, 7, 1};
+    char key[32];
+
+    assert_non_null(s);
+    redisContext *adm = admin(s);
+    assert_non_null(adm);
+    admin_ok(adm, "SELECT 2");
+    for (int i = 0; i < NRS; i++)
+        freeReplyObject(redisCommand(adm, "HSET mqtt_user:k%d password_hash own-%d", i, i));
+    memset(calls, 0, sizeof calls);
+    fx_loop(&f);
+    fx_open_ready(&f, &o);
+    assert_int_equal(user_get(&f, "mqtt_user:k0", &warm), WD_OK);
+    POLL_UNTIL(&f, warm.done);
+    assert_string_equal(warm.hash, "own-0");
+
+    admin_ok(adm, "CLIENT PAUSE 20000 WRITE");
+    order_seq = 0;
+    assert_int_equal(wd_redis_async_command(f.r, 3, a_set, l_set, 0, 0, on_done, &set), WD_OK);
+    for (int i = 0; i < NRS; i++) {
+        snprintf(key, sizeof key, "mqtt_user:k%d", i);
+        calls[i].f = &f;
+        /* k3: a deadline that passes before the loss; k5: its caller goes away */
+        uint64_t deadline = i == 3 ? fake_now + 100 : 0;
+        void *ctx = i == 5 ? (void *)&gone : (void *)&calls[i];
+        assert_int_equal(
+            wd_redis_async_user_get(f.r, key, strlen(key), deadline, on_done, ctx), WD_OK);
+    }
+    POLL_UNTIL(&f, server_holds_a_blocked_client(adm));
+    advance(&f, 100);
+    assert_int_equal(calls[3].done, 1);
+    assert_int_equal(calls[3].rc, WD_ETIMEDOUT);
+    assert_int_equal(wd_redis_async_cancel(f.r, &gone), 1);
+    assert_int_equal(admin_int(adm, "CLIENT KILL TYPE normal SKIPME yes"), 1);
+    /* the SET and the 18 others are re-sent behind AUTH and SELECT, held by the pause */
+    POLL_UNTIL(&f, stats(&f).retried == NRS - 1 && stats(&f).connects == 2 &&
+                       server_holds_a_blocked_client(adm));
+    assert_int_equal(stats(&f).inflight, NRS - 1);
+    admin_ok(adm, "CLIENT UNPAUSE");
+    POLL_UNTIL(&f, calls[NRS - 1].done);
+    assert_int_equal(set.rc, WD_OK);
+    int prev = -1;
+    for (int i = 0; i < NRS; i++) {
+        char want[16];
+        if (i == 3 || i == 5)
+            continue;
+        snprintf(want, sizeof want, "own-%d", i);
+        assert_int_equal(calls[i].done, 1);
+        assert_int_equal(calls[i].rc, WD_OK);
+        assert_string_equal(calls[i].hash, want);
+        assert_true(calls[i].order > prev);
+        prev = calls[i].order;
+    }
+    assert_int_equal(calls[3].done, 1); /* answered once, at its deadline */
+    assert_int_equal(calls[5].done + gone.done, 0);
+    struct wd_redis_async_stats st = stats(&f);
+    assert_int_equal(st.failed, 0);
+    assert_int_equal(st.inflight, 0);
+    assert_int_equal(st.disconnects, 1);
+    /* the connection goes on with its own replies */
+    assert_int_equal(user_get(&f, "mqtt_user:k7", &after), WD_OK);
+    POLL_UNTIL(&f, after.done);
+    assert_string_equal(after.hash, "own-7");
+    redisFree(adm);
+    fx_close(&f);
+    srv_stop(s);
+}
+
 /* Redis restarts with requests in flight: they wait (the reconnect at once is refused, then
  * the backoff) and the restarted server answers them, each with its own reply. */
 static void
@@ -1031,6 +1116,7 @@ int main(void)
         cmocka_unit_test(killed_redis_fails_every_pending_request_exactly_once),
         cmocka_unit_test(retry_requests_lost_with_a_killed_connection_are_resent_in_order),
         cmocka_unit_test(retry_a_request_lost_twice_fails),
+        cmocka_unit_test(retry_never_gives_a_reply_to_another_request),
         cmocka_unit_test(
             retry_requests_in_flight_when_redis_restarts_are_answered_by_the_new_server),
         cmocka_unit_test(retry_waiting_requests_can_be_cancelled_or_shut_down),
