@@ -48,27 +48,18 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 DUR=${DUR:-4}
 WARM=${WARM:-1}
 ROUNDS=${ROUNDS:-5}
 RSS_CALLS=${RSS_CALLS:-10000000}
-PIN=${PIN:-1}
 OTHER_MAX=${OTHER_MAX:-0.3}
 QUIET_WAIT=${QUIET_WAIT:-20}
 PORT0=${PORT0:-9300}
 OUT=${OUT:-build/bench/h2}
-if [ "$PIN" = 1 ]; then
-    THREADS=${THREADS:-1}
-    PIN_SRV=(taskset -c 0)
-    PIN_CLI=(taskset -c 1)
-    PIN_DESC="servers pinned to cpu0, clients to cpu1 (taskset)"
-else
-    THREADS=${THREADS:-$(nproc)}
-    PIN_SRV=()
-    PIN_CLI=()
-    PIN_DESC="no pinning (servers and clients share all cores)"
-fi
+bench_pin "servers pinned to cpu0, clients to cpu1 (taskset)"
 BIN=build/release/bench
 WARDEN=build/warden
 HOST=127.0.0.1
@@ -82,13 +73,7 @@ die() { log "h2.sh: $*"; exit 1; }
 
 # ---- report -----------------------------------------------------------------------------
 report() {
-awk -F'\t' -v omax="$OTHER_MAX" '
-function median(list,   a, n, i, j, t) {
-    n = split(list, a, " ")
-    if (n == 0) return ""
-    for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
-    return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-}
+awk -F'\t' -v omax="$OTHER_MAX" "$BENCH_AWK_MEDIAN"'
 function ms(us) { return us == "" ? "-" : sprintf("%.3f", us / 1000) }
 function clean(k) { return oth[k] == "-" || oth[k] + 0 <= omax }
 NR == 1 { next }
@@ -163,16 +148,10 @@ if [ "${1:-}" = --report ]; then
     exit 0
 fi
 
-listening() { [ -n "$(ss -Hltn "( sport = :$1 )" 2>/dev/null)" ]; }
-
 # ---- build, preflight -------------------------------------------------------------------
 mkdir -p "$OUT"
-log "== make bench"
-make bench >"$OUT/make.log" 2>&1 || { tail -20 "$OUT/make.log" >&2; die "make bench failed"; }
-for b in "$BIN/wd_load" "$BIN/bare_server" "$BIN/bare_h2" "$WARDEN"; do [ -x "$b" ] || die "missing $b"; done
 # private copies: a rebuild in the shared tree during the run must not change them
-mkdir -p "$OUT/bin"
-cp "$BIN/wd_load" "$BIN/bare_server" "$BIN/bare_h2" "$WARDEN" "$OUT/bin/"
+bench_make "$OUT" "$BIN/wd_load" "$BIN/bare_server" "$BIN/bare_h2" "$WARDEN"
 BIN=$OUT/bin
 WARDEN=$OUT/bin/warden
 command -v ss >/dev/null || die "ss (iproute2) is needed"
@@ -180,13 +159,10 @@ command -v h2load >/dev/null || die "h2load is needed (apt-get install nghttp2-c
 if [ "$PIN" = 1 ]; then command -v taskset >/dev/null || die "taskset is needed (or PIN=0)"; fi
 for s in "${SERVERS[@]}"; do
     [ -n "${PORT[$s]:-}" ] || die "unknown server '$s' in SERVERS"
-    listening "${PORT[$s]}" && die "port ${PORT[$s]} is busy (a stale server?)"
+    bench_listening "${PORT[$s]}" && die "port ${PORT[$s]} is busy (a stale server?)"
 done
 
-busy_jiffies() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
-b0=$(busy_jiffies); sleep 2; b1=$(busy_jiffies)
-IDLE_LOAD=$(awk -v a="$b0" -v b="$b1" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.2f", (b - a) / hz / 2}')
-if awk -v l="$IDLE_LOAD" 'BEGIN{exit !(l > 0.15)}'; then
+if bench_idle_busy; then
     log "WARNING: the machine is already busy ($IDLE_LOAD cores) before the benchmark starts"
 fi
 
@@ -201,29 +177,8 @@ stop_servers() {
 trap 'stop_servers || true' EXIT
 trap 'exit 130' INT TERM
 
-wait_listen() { # name
-    for _ in $(seq 100); do
-        listening "${PORT[$1]}" && return 0
-        kill -0 "${PID[$1]}" 2>/dev/null || die "$1 exited during start-up (see $OUT/$1.log)"
-        sleep 0.1
-    done
-    die "$1 does not listen on port ${PORT[$1]} after 10 s (see $OUT/$1.log)"
-}
-
 POLICY="$OUT/bench.policy"
-cat >"$POLICY" <<'EOF'
-# warden benchmark policy (written by bench/h2.sh, the same as bench/run.sh's)
-user "demo" "sha256:warden-demo:44f3dd4642ca067bdff293d64c019364f50121992d7b98abec84b98ba8477685"
-
-authn users
-authn default deny
-
-allow all       "#"                               when superuser
-deny  subscribe "$SYS/#"
-allow publish   "devices/${clientid}/telemetry"
-allow subscribe "devices/${clientid}/commands/#"
-authz default deny
-EOF
+bench_policy h2.sh >"$POLICY"
 
 start_server() { # name
     local n=$1 addr="$HOST:${PORT[$1]}"
@@ -239,15 +194,7 @@ start_server() { # name
     PID[$n]=$!
 }
 for s in "${SERVERS[@]}"; do start_server "$s"; done
-for s in "${SERVERS[@]}"; do wait_listen "$s"; done
-
-rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$1/status"; }
-cpu_s() { # CPU seconds of all threads of pid (schedstat: ns on cpu)
-    cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.4f", s / 1e9}'
-}
-box_s() { # non-idle CPU seconds of the whole machine
-    awk -v hz="$(getconf CLK_TCK)" '/^cpu /{printf "%.2f", ($2 + $3 + $4 + $7 + $8) / hz}' /proc/stat
-}
+for s in "${SERVERS[@]}"; do bench_wait_listen "${PID[$s]}" "${PORT[$s]}" "$s"; done
 
 CPU_MODEL=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
 {
@@ -257,45 +204,17 @@ CPU_MODEL=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
     echo "# $PIN_DESC; server worker threads: $THREADS each; DUR=${DUR}s WARM=${WARM}s ROUNDS=$ROUNDS"
     echo "# background load before the run: $IDLE_LOAD cores"
 } | tee "$OUT/report.txt" >&2
-for s in "${SERVERS[@]}"; do log "   $s RSS at start: $(rss_kb "${PID[$s]}") kB"; done
+for s in "${SERVERS[@]}"; do log "   $s RSS at start: $(bench_rss_kb "${PID[$s]}") kB"; done
 
 # ---- measurements -----------------------------------------------------------------------
-H2BODY="$OUT/authorize.grpc"
-"$BIN/wd_load" -m authorize -B "$H2BODY" 2>/dev/null
-H2PATH=/emqx.exhook.v2.HookProvider/OnClientAuthorize
-
-RES="$OUT/results.tsv"
-printf 'round\tsetting\tserver\trps\tp50_us\tp99_us\tp999_us\tmax_us\terr\tmismatch\tsrv_us\tcli_us\tother_cores\n' >"$RES"
-
-declare -A SETTING_ARGS=(
-    [tput]="-t 1 -c 8 -n 64"
-    [lat1]="-t 1 -c 1 -n 1"
-    [lat32]="-t 1 -c 8 -n 32"
-    [authn]="-t 1 -c 8 -n 64 -m authenticate"
-)
 read -r -a SETTINGS <<<"${SETTINGS:-h2sat tput lat1 lat32 authn}"
-for s in "${SETTINGS[@]}"; do
-    [ "$s" = h2sat ] || [ -n "${SETTING_ARGS[$s]:-}" ] || die "unknown setting '$s' in SETTINGS"
-done
-
-ms() { awk -v s="$1" 'BEGIN{printf "%dms", s * 1000}'; } # h2load wants integers with units
-kv() { sed -n "s/.*\<$1=\([^ ]*\).*/\1/p" <<<"$2"; }
+bench_settings "${SETTINGS[@]}"
 
 measure() { # round setting server
     local round=$1 setting=$2 server=$3 port=${PORT[$3]} pid=${PID[$3]} out
     kill -0 "$pid" 2>/dev/null || die "$server (pid $pid) died (see $OUT/$server.log)"
     if [ "$setting" = h2sat ]; then
-        # taskset execs h2load, so $! is h2load itself. Server, h2load and machine CPU are
-        # sampled inside h2load's measured window.
-        out=$("${PIN_CLI[@]}" h2load -t 1 -c 8 -m 32 -D "$(ms "$DUR")" --warm-up-time "$(ms "$WARM")" \
-            -d "$H2BODY" -H content-type:application/grpc -H te:trailers \
-            "http://$HOST:$port$H2PATH" 2>&1 &
-            hp=$!
-            sleep "$WARM"; sleep 0.2
-            c0=$(cpu_s "$pid") h0=$(cpu_s "$hp") b0=$(box_s) t0=$(date +%s.%N)
-            sleep "$(awk -v d="$DUR" 'BEGIN{print (d > 1 ? d - 0.6 : d / 2)}')"
-            c1=$(cpu_s "$pid") h1=$(cpu_s "$hp") b1=$(box_s) t1=$(date +%s.%N)
-            wait "$hp"; echo "SRVCPU $c0 $c1 $h0 $h1 $b0 $b1 $t0 $t1")
+        out=$(bench_h2load_sampled "$pid" "http://$HOST:$port$H2PATH")
         local rps failed n srv_us cli_us other mean
         rps=$(awk '/^finished in/{gsub(",", "", $4); printf "%.0f", $4}' <<<"$out")
         [ -n "$rps" ] || { echo "$out" | tail -5 >&2; die "h2load against $server failed"; }
@@ -307,42 +226,20 @@ measure() { # round setting server
         cli_us=$(awk -v n="$n" -v d="$DUR" '/^SRVCPU/{ w = $9 - $8
             if (n > 0 && w > 0) printf "%.2f", ($5 - $4) / w / (n / d) * 1e6; else print -1 }' <<<"$out")
         other=$(awk '/^SRVCPU/{ w = $9 - $8; if (w > 0) printf "%.2f", (($7 - $6) - ($3 - $2) - ($5 - $4)) / w; else print "-" }' <<<"$out")
-        mean=$(awk '/^time for request:/{ v = $6; if (v ~ /ms$/) { sub("ms", "", v); v *= 1000 }
-                   else if (v ~ /us$/) sub("us", "", v); else if (v ~ /s$/) { sub("s", "", v); v *= 1e6 }
-                   printf "%.0f", v }' <<<"$out")
+        mean=$(bench_h2load_mean "$out")
         printf '%s\th2sat\t%s\t%s\t%s\t-\t-\t-\t%s\t-\t%s\t%s\t%s\n' "$round" "$server" "$rps" \
             "${mean:--}" "${failed:-?}" "$srv_us" "$cli_us" "$other" >>"$RES"
         log "   $(printf '%-6s %-9s' "$setting" "$server") calls/s=$rps mean=${mean}us failed=$failed srv=${srv_us}us/call cli=${cli_us}us/call other_load=$other (h2load)"
         return
     fi
     # shellcheck disable=SC2086
-    out=$("${PIN_CLI[@]}" "$BIN/wd_load" -q -a "$HOST:$port" ${SETTING_ARGS[$setting]} \
-        -d "$DUR" -w "$WARM" -S "$pid" 2>"$OUT/wd_load.err") || true
-    [ -n "$(kv rps "$out")" ] || { cat "$OUT/wd_load.err" >&2; die "wd_load against $server failed"; }
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$setting" "$server" \
-        "$(kv rps "$out")" "$(kv p50_us "$out")" "$(kv p99_us "$out")" "$(kv p999_us "$out")" \
-        "$(kv max_us "$out")" "$(kv err "$out")" "$(kv mismatch "$out")" \
-        "$(kv srv_us_per_call "$out")" "$(kv cli_us_per_call "$out")" "$(kv other_cores "$out")" >>"$RES"
-    log "   $(printf '%-6s %-9s' "$setting" "$server") calls/s=$(kv rps "$out") p50=$(kv p50_us "$out")us p99=$(kv p99_us "$out")us err=$(kv err "$out") mismatch=$(kv mismatch "$out") srv=$(kv srv_us_per_call "$out")us/call other_load=$(kv other_cores "$out")"
-}
-
-wait_quiet() { # up to QUIET_WAIT s until the machine is idle over half a second
-    local waited=0 a b
-    while :; do
-        a=$(busy_jiffies); sleep 0.5; b=$(busy_jiffies)
-        awk -v a="$a" -v b="$b" -v hz="$(getconf CLK_TCK)" 'BEGIN{exit !((b - a) / hz / 0.5 <= 0.15)}' && return 0
-        waited=$((waited + 1))
-        if ((waited >= QUIET_WAIT * 2)); then
-            log "   (machine still busy after ${QUIET_WAIT}s, measuring anyway)"
-            return 0
-        fi
-    done
+    bench_wd_load_row "$round" "$setting" "$server" "$HOST:$port" "$pid" 9 ${SETTING_ARGS[$setting]}
 }
 
 for ((r = 1; r <= ROUNDS; r++)); do
     log "== round $r/$ROUNDS (load average $(cut -d' ' -f1-3 /proc/loadavg))"
     for s in "${SETTINGS[@]}"; do
-        [ "$QUIET_WAIT" -gt 0 ] && wait_quiet
+        [ "$QUIET_WAIT" -gt 0 ] && bench_wait_quiet
         nsrv=${#SERVERS[@]}
         for ((i = 0; i < nsrv; i++)); do
             measure "$r" "$s" "${SERVERS[$(((i + r - 1) % nsrv))]}"
@@ -363,29 +260,9 @@ if [ "$RSS_CALLS" -gt 0 ] && [ -n "${PID[h2-wd]:-}" ]; then
         echo
         echo "warden (transport h2) VmRSS (kB) during $RSS_CALLS OnClientAuthorize calls (wd_load -t 1 -c 8 -n 64):"
         printf '%12s %9s %10s\n' calls elapsed_s VmRSS_kB
-        printf '%12s %9s %10s\n' before - "$(rss_kb "$wpid")"
+        printf '%12s %9s %10s\n' before - "$(bench_rss_kb "$wpid")"
     } | tee -a "$OUT/report.txt"
-    "${PIN_CLI[@]}" "$BIN/wd_load" -q -a "$HOST:${PORT[h2-wd]}" -t 1 -c 8 -n 64 -N "$RSS_CALLS" \
-        -i "$every" -S "$wpid" 2>"$OUT/wd_load.err" >"$OUT/rss_load.out" &
-    LOAD_PID=$!
-    seen=0
-    while :; do
-        while IFS= read -r line; do
-            calls=$(kv calls "$line")
-            el=$(sed -n 's/.*elapsed=\([0-9.]*\)s.*/\1/p' <<<"$line")
-            printf '%12s %9s %10s\n' "$calls" "$el" "$(rss_kb "$wpid")" | tee -a "$OUT/report.txt"
-        done < <(grep '^progress' "$OUT/rss_load.out" | tail -n +$((seen + 1)))
-        seen=$(grep -c '^progress' "$OUT/rss_load.out" || true)
-        kill -0 "$LOAD_PID" 2>/dev/null || break
-        sleep 0.2
-    done
-    wait "$LOAD_PID" || true
-    sleep 1
-    final=$(grep -v '^progress' "$OUT/rss_load.out" || true)
-    {
-        printf '%12s %9s %10s\n' after "$(kv elapsed "$final")" "$(rss_kb "$wpid")"
-        echo "RSS run: calls/s=$(kv rps "$final") ok=$(kv ok "$final") err=$(kv err "$final") mismatch=$(kv mismatch "$final") p99=$(kv p99_us "$final")us srv=$(kv srv_us_per_call "$final")us/call"
-    } | tee -a "$OUT/report.txt"
+    bench_rss_run "$wpid" "$HOST:${PORT[h2-wd]}" "$every"
 fi
 
 # ---- shutdown ---------------------------------------------------------------------------

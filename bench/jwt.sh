@@ -15,9 +15,12 @@
 #   authn-warm  verified tokens cached (warden's defaults)
 #   authn-cold  `cache off`: every login verifies the signature and parses the claims
 #   authz       authorize through each client's session (JWT ACL compiled at login)
+# shellcheck disable=SC2154 # PID_wd_*: set by start_warden (eval)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 DUR=${DUR:-4}
 WARM=${WARM:-1}
 ROUNDS=${ROUNDS:-5}
@@ -28,24 +31,14 @@ OUT=$(cd "$OUT" && pwd)
 SECRET=${SECRET:-bench-secret-0123456789abcdef0123456789}
 PORTS=(19310 19311 19312)
 
-make -s bench >/dev/null
-mkdir -p "$OUT/bin"
-cp build/warden build/release/bench/wd_load build/release/bench/bare_server "$OUT/bin/"
-BIN=$OUT/bin
-for p in "${PORTS[@]}"; do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-        echo "port $p is in use" >&2
-        exit 1
-    fi
-done
+BIN=$(bench_build "$OUT" bare_server)
+bench_refuse_busy_ports "${PORTS[@]}"
 
 printf 'authn jwt\nauthn default deny\nrules jwt\nauthz default deny\n' >"$OUT/jwt.policy"
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
+trap bench_cleanup EXIT
 
 taskset -c 0 "$BIN/bare_server" -a "127.0.0.1:${PORTS[0]}" -t 1 >"$OUT/bare.log" 2>&1 &
-PIDS+=($!)
+BENCH_PIDS+=($!)
 BARE_PID=$!
 start_warden() { # name port extra...
     local name=$1 port=$2
@@ -59,17 +52,12 @@ start_warden() { # name port extra...
         for l in "$@"; do echo "$l"; done
     } >"$OUT/$name.conf"
     taskset -c 0 "$BIN/warden" -c "$OUT/$name.conf" >"$OUT/$name.log" 2>&1 &
-    PIDS+=($!)
+    BENCH_PIDS+=($!)
     eval "PID_${name//-/_}=$!"
 }
 start_warden wd-warm "${PORTS[1]}"
 start_warden wd-cold "${PORTS[2]}" "cache off"
-for p in "${PORTS[@]}"; do
-    for _ in $(seq 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break
-        sleep 0.05
-    done
-done
+for p in "${PORTS[@]}"; do bench_wait_port "$p"; done
 
 load() { # port pid extra... -> "rps p99_us"
     local port=$1 pid=$2
@@ -108,9 +96,8 @@ echo
 printf '%-11s %10s %10s %7s %9s %9s %8s %8s\n' setting bare_rps warden_rps ratio bare_p99 wd_p99 bare_us wd_us
 for s in authn-warm authn-cold authz; do
     echo "${RES[$s]}" | tr ';' '\n' | sed '/^$/d' |
-        awk -v s="$s" '{w[NR]=$1; wp[NR]=$2; wu[NR]=$3; b[NR]=$6; bp[NR]=$7; bu[NR]=$8; r[NR]=$1/$6}
-            function med(a, n,   i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++)
-                if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t } return a[int((n + 1) / 2)] }
+        awk -v s="$s" "$BENCH_AWK_MED"'
+            {w[NR]=$1; wp[NR]=$2; wu[NR]=$3; b[NR]=$6; bp[NR]=$7; bu[NR]=$8; r[NR]=$1/$6}
             END { n = NR; printf "%-11s %10.0f %10.0f %7.3f %8.2fms %8.2fms %8.2f %8.2f\n", s,
                   med(b, n), med(w, n), med(r, n), med(bp, n) / 1000, med(wp, n) / 1000,
                   med(bu, n), med(wu, n) }'

@@ -106,9 +106,8 @@ echo
 printf '%-11s %10s %9s %9s %9s\n' setting calls/s p50 p99 srv_us
 for s in $SETTINGS; do
     echo "${RES[$s]}" | tr ';' '\n' | sed '/^$/d' |
-        awk -v s="$s" '{w[NR]=$1; p5[NR]=$2; p9[NR]=$3; u[NR]=$4}
-            function med(a, n,   i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++)
-                if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t } return a[int((n + 1) / 2)] }
+        awk -v s="$s" "$BENCH_AWK_MED"'
+            {w[NR]=$1; p5[NR]=$2; p9[NR]=$3; u[NR]=$4}
             END { n = NR; printf "%-11s %10.0f %8.3fms %8.3fms %9.2f\n", s, med(w, n),
                   med(p5, n) / 1000, med(p9, n) / 1000, med(u, n) }'
 done

@@ -42,6 +42,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 MINUTES=${MINUTES:-10}
 WARM=${WARM:-60}
@@ -61,31 +63,23 @@ NAMES=(wd-warm wd-cold)
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "soak.sh: $*"; exit 1; }
-listening() { [ -n "$(ss -Hltn "( sport = :$1 )" 2>/dev/null)" ]; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' /proc/"$1"/status 2>/dev/null || echo 0; }
 fds() { find /proc/"$1"/fd -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
-kv() { sed -n "s/.*\<$1=\([^ ]*\).*/\1/p" <<<"$2"; }
 
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
-log "== make bench"
-make bench >"$OUT/make.log" 2>&1 || { tail -20 "$OUT/make.log" >&2; die "make bench failed"; }
-BIN=build/release/bench
-for b in "$BIN/wd_load" build/warden; do [ -x "$b" ] || die "missing $b"; done
-mkdir -p "$OUT/bin"
-cp "$BIN/wd_load" build/warden "$OUT/bin/"
+bench_make "$OUT" build/release/bench/wd_load build/warden
 BIN=$OUT/bin
 WARDEN=$BIN/warden
 for c in ss redis-server redis-cli "$PYTHON"; do command -v "$c" >/dev/null || die "$c is needed"; done
 PORTS=("$WD_PORT" $((WD_PORT + 1)))
-for p in "${PORTS[@]}"; do
-    listening "$p" && die "port $p is busy (a stale server?): $(ss -Hltnp "( sport = :$p )")"
-done
+bench_refuse_listening "${PORTS[@]}"
 
 # ---- processes (all stopped by PID at exit) ---------------------------------------------
 TMP=$(mktemp -d /tmp/wd-soak.XXXXXX)
 declare -A PID=()
 LOADS=()
+# shellcheck disable=SC2317 # run by the EXIT trap
 stop_all() {
     local n p
     for p in "${LOADS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
@@ -99,27 +93,8 @@ stop_all() {
 trap 'stop_all' EXIT
 trap 'exit 130' INT TERM
 
-RPORT=
-for _ in 1 2 3 4 5 6 7 8; do
-    p=$((16000 + RANDOM % 5000))
-    listening "$p" && continue
-    "${NICE[@]}" redis-server --bind 127.0.0.1 --port "$p" --dir "$TMP" --save '' --appendonly no \
-        --protected-mode yes --daemonize no --loglevel warning >"$OUT/redis.log" 2>&1 &
-    PID[redis]=$!
-    for _ in $(seq 50); do
-        [ "$(redis-cli -p "$p" ping 2>/dev/null)" = PONG ] && break
-        kill -0 "${PID[redis]}" 2>/dev/null || break
-        sleep 0.1
-    done
-    if [ "$(redis-cli -p "$p" info server 2>/dev/null | tr -d '\r' | sed -n 's/^process_id://p')" = "${PID[redis]}" ]; then
-        RPORT=$p
-        break
-    fi
-    kill -TERM "${PID[redis]}" 2>/dev/null || true
-    wait "${PID[redis]}" 2>/dev/null || true
-    unset 'PID[redis]'
-done
-[ -n "$RPORT" ] || die "could not start redis-server on a free port (see $OUT/redis.log)"
+bench_redis_start_free "$TMP" "$OUT/redis.log" 'PID[redis]' "${NICE[@]}"
+RPORT=$BENCH_RPORT
 "$PYTHON" - "$K" >"$TMP/load.resp" <<'EOF'
 import hashlib, sys
 k = int(sys.argv[1])
@@ -168,12 +143,7 @@ start_warden() { # name port extra-config-lines...
         die "$OUT/$name.conf is refused (see $OUT/$name.check)"
     "${NICE[@]}" "$WARDEN" --config "$OUT/$name.conf" >"$OUT/$name.log" 2>&1 &
     PID[$name]=$!
-    for _ in $(seq 100); do
-        listening "$port" && return 0
-        kill -0 "${PID[$name]}" 2>/dev/null || die "$name exited during start-up (see $OUT/$name.log)"
-        sleep 0.1
-    done
-    die "$name does not listen on port $port after 10 s"
+    bench_wait_listen "${PID[$name]}" "$port" "$name"
 }
 start_warden wd-warm "${PORTS[0]}" "cache on"
 start_warden wd-cold "${PORTS[1]}" "cache on" "cache_entries 256" "cache_ttl 1s" \
@@ -255,14 +225,14 @@ LOADS=()
             r1 = $3; f1 = $4; if ($3 > rp) rp = $3} END {print r0, r1, rp, f0, f1}' "$OUT/samples.tsv")
         az=$(cat "$OUT/load-$n-authorize.out")
         an=$(cat "$OUT/load-$n-authenticate.out")
-        errs=$(($(kv err "$az") + $(kv mismatch "$az") + $(kv err "$an") + $(kv mismatch "$an")))
+        errs=$(($(bench_kv err "$az") + $(bench_kv mismatch "$az") + $(bench_kv err "$an") + $(bench_kv mismatch "$an")))
         werr=$(grep -c ' ERROR ' "$OUT/$n.log" || true)
         ok=$(grep -cE 'main: (SIGHUP|policy file changed): policy .* reloaded' "$OUT/$n.log" || true)
         printf '%-8s %10s %10s %8.2f %10s %6s %6s %7.2f %9.0f %9.0f %6s %6s %7s\n' "$n" "$r0" "$r1" \
             "$(awk -v a="$r0" -v b="$r1" 'BEGIN {print (b - a) * 100 / a}')" "$rp" "$f0" "$f1" \
             "$(awk -v a="$f0" -v b="$f1" 'BEGIN {print (b - a) * 100 / a}')" \
-            "$(kv rps "$az")" "$(kv rps "$an")" "$((errs + werr))" \
-            "$(($(kv deny "$az") + $(kv deny "$an")))" "$ok/$reloads"
+            "$(bench_kv rps "$az")" "$(bench_kv rps "$an")" "$((errs + werr))" \
+            "$(($(bench_kv deny "$az") + $(bench_kv deny "$an")))" "$ok/$reloads"
     done
     echo "rss in KiB (VmRSS); fds: /proc/PID/fd entries; drift: end vs start of the measurement;"
     echo "errors: wd_load err + mismatch (both generators of the warden) + warden ERROR log lines;"

@@ -66,11 +66,12 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 DUR=${DUR:-4}
 WARM=${WARM:-1}
 ROUNDS=${ROUNDS:-5}
-PIN=${PIN:-1}
 K=${K:-10000}
 B=${B:-200}
 ZIPF=${ZIPF:-1.0}
@@ -87,17 +88,8 @@ BCRYPT_CACHE=${BCRYPT_CACHE:-build/bench/bcrypt-users.txt}
 PYTHON=${PYTHON:-/usr/bin/python3}
 CACHE_CONF=${CACHE_CONF:-}
 IFS=';' read -r -a CACHE_LINES <<<"$CACHE_CONF"
-if [ "$PIN" = 1 ]; then
-    THREADS=${THREADS:-1}
-    PIN_SRV=(taskset -c 0)
-    PIN_CLI=(taskset -c 1)
-    PIN_DESC="servers pinned to cpu0; clients and redis-server to cpu1 (taskset)"
-else
-    THREADS=${THREADS:-$(nproc)}
-    PIN_SRV=()
-    PIN_CLI=()
-    PIN_DESC="no pinning (servers, redis-server and clients share all cores)"
-fi
+bench_pin "servers pinned to cpu0; clients and redis-server to cpu1 (taskset)" \
+    "no pinning (servers, redis-server and clients share all cores)"
 BIN=build/release/bench
 WARDEN=build/warden
 HOST=127.0.0.1
@@ -115,13 +107,7 @@ die() { log "stores.sh: $*"; exit 1; }
 # Ratios: the median over rounds of warden/bare in the same round. Round trips per
 # decision: summed over all rounds (a counter, not a timing).
 report() {
-awk -F'\t' -v omax="$OTHER_MAX" '
-function median(list,   a, n, i, j, t) {
-    n = split(list, a, " ")
-    if (n == 0) return ""
-    for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
-    return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-}
+awk -F'\t' -v omax="$OTHER_MAX" "$BENCH_AWK_MEDIAN"'
 function ms(us) { return us == "" ? "-" : sprintf("%.3f", us / 1000) }
 NR == 1 { next }
 {
@@ -195,13 +181,7 @@ if [ "${1:-}" = --report ]; then
     exit 0
 fi
 
-listening() { [ -n "$(ss -Hltn "( sport = :$1 )" 2>/dev/null)" ]; }
-busy_jiffies() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
-cpu_s() { # CPU seconds of all threads of pid
-    cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.6f", s / 1e9}'
-}
 now() { date +%s.%N; }
-kv() { sed -n "s/.*\<$1=\([^ ]*\).*/\1/p" <<<"$2"; }
 
 # ---- build, preflight -------------------------------------------------------------------
 read -r -a SETTINGS <<<"${SETTINGS:-$ALL_SETTINGS}"
@@ -210,22 +190,14 @@ for s in "${SETTINGS[@]}"; do
 done
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
-log "== make bench"
-make bench >"$OUT/make.log" 2>&1 || { tail -20 "$OUT/make.log" >&2; die "make bench failed"; }
-for b in "$BIN/wd_load" "$BIN/bare_server" "$WARDEN"; do [ -x "$b" ] || die "missing $b"; done
-mkdir -p "$OUT/bin"
-cp "$BIN/wd_load" "$BIN/bare_server" "$WARDEN" "$OUT/bin/"
+bench_make "$OUT" "$BIN/wd_load" "$BIN/bare_server" "$WARDEN"
 BIN=$OUT/bin
 WARDEN=$OUT/bin/warden
 for c in ss redis-server redis-cli "$PYTHON"; do command -v "$c" >/dev/null || die "$c is needed"; done
 if [ "$PIN" = 1 ]; then command -v taskset >/dev/null || die "taskset is needed (or PIN=0)"; fi
 WD_PORTS=("$WD_PORT" $((WD_PORT + 1)) $((WD_PORT + 2)) $((WD_PORT + 3)) $((WD_PORT + 4)) $((WD_PORT + 5)))
-for p in "$BARE_PORT" "${WD_PORTS[@]}"; do
-    listening "$p" && die "port $p is busy (a stale server?): $(ss -Hltnp "( sport = :$p )")"
-done
-b0=$(busy_jiffies); sleep 2; b1=$(busy_jiffies)
-IDLE_LOAD=$(awk -v a="$b0" -v b="$b1" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.2f", (b - a) / hz / 2}')
-if awk -v l="$IDLE_LOAD" 'BEGIN{exit !(l > 0.15)}'; then
+bench_refuse_listening "$BARE_PORT" "${WD_PORTS[@]}"
+if bench_idle_busy; then
     log "WARNING: the machine is already busy ($IDLE_LOAD cores) before the benchmark starts"
 fi
 
@@ -242,39 +214,9 @@ stop_all() {
 trap 'stop_all' EXIT
 trap 'exit 130' INT TERM
 
-wait_listen() { # pid port name
-    for _ in $(seq 100); do
-        listening "$2" && return 0
-        kill -0 "$1" 2>/dev/null || die "$3 exited during start-up (see $OUT/$3.log)"
-        sleep 0.1
-    done
-    die "$3 does not listen on port $2 after 10 s (see $OUT/$3.log)"
-}
-
 # redis-server: a free port below the ephemeral range and away from the unit tests' ports
-RPORT=
-for _ in 1 2 3 4 5 6 7 8; do
-    p=$((16000 + RANDOM % 5000))
-    listening "$p" && continue
-    "${PIN_CLI[@]}" redis-server --bind 127.0.0.1 --port "$p" --dir "$TMP" --save '' \
-        --appendonly no --protected-mode yes --daemonize no --loglevel warning \
-        >"$OUT/redis.log" 2>&1 &
-    PID[redis]=$!
-    for _ in $(seq 50); do
-        [ "$(redis-cli -p "$p" ping 2>/dev/null)" = PONG ] && break
-        kill -0 "${PID[redis]}" 2>/dev/null || break
-        sleep 0.1
-    done
-    # is the server answering on this port our child? (taskset execs: $! is redis itself)
-    if [ "$(redis-cli -p "$p" info server 2>/dev/null | tr -d '\r' | sed -n 's/^process_id://p')" = "${PID[redis]}" ]; then
-        RPORT=$p
-        break
-    fi
-    kill -TERM "${PID[redis]}" 2>/dev/null || true
-    wait "${PID[redis]}" 2>/dev/null || true
-    unset 'PID[redis]'
-done
-[ -n "$RPORT" ] || die "could not start redis-server on a free port (see $OUT/redis.log)"
+bench_redis_start_free "$TMP" "$OUT/redis.log" 'PID[redis]' "${PIN_CLI[@]}"
+RPORT=$BENCH_RPORT
 RCLI=(redis-cli -p "$RPORT")
 log "== redis-server $(redis-server --version | awk '{print $3}') pid ${PID[redis]} on 127.0.0.1:$RPORT (data in $TMP)"
 
@@ -369,7 +311,7 @@ start_warden wd-bc "${WD_PORTS[2]}" "$THREADS" $P "cache on" "redis_password_has
 start_warden wd-bcoff "${WD_PORTS[3]}" "$THREADS" $P "cache off" "redis_password_hash bcrypt" \
     'redis_authn_key "mqtt_user_bc:${username}"'
 start_warden wd-su "${WD_PORTS[4]}" "$THREADS" stores-su.policy "cache on" "${CACHE_LINES[@]}"
-for n in bare wd-warm wd-cold wd-bc wd-bcoff wd-su; do wait_listen "${PID[$n]}" "${PORT[$n]}" "$n"; done
+for n in bare wd-warm wd-cold wd-bc wd-bcoff wd-su; do bench_wait_listen "${PID[$n]}" "${PORT[$n]}" "$n"; done
 
 admin() { "$WARDEN" admin --socket "$TMP/$1.sock" "${@:2}"; }
 # counters of a warden as "name value" lines, plus the cache and sessions lines
@@ -444,11 +386,11 @@ measure() { # round setting server(bare|warden)
     [ "$server" = warden ] && warm_pass "$setting"
     [ "$setting" = bc-cold ] || extra=(-d "$DUR" -w "$WARM")
     [ "$server" = warden ] && st0=$(stats "$name")
-    r0=$(cpu_s "${PID[redis]}") t0=$(now)
+    r0=$(bench_cpu_s "${PID[redis]}" 6) t0=$(now)
     # shellcheck disable=SC2086
     out=$(load "$HOST:${PORT[$name]}" ${S_ARGS[$setting]} "${extra[@]}" -S "$pid" 2>"$OUT/wd_load.err") || true
-    r1=$(cpu_s "${PID[redis]}") t1=$(now)
-    [ -n "$(kv rps "$out")" ] || { cat "$OUT/wd_load.err" >&2; die "wd_load against $name failed"; }
+    r1=$(bench_cpu_s "${PID[redis]}" 6) t1=$(now)
+    [ -n "$(bench_kv rps "$out")" ] || { cat "$OUT/wd_load.err" >&2; die "wd_load against $name failed"; }
     local dec=- lk=- hit=- coal=- rus=- other el
     if [ "$server" = warden ]; then
         st1=$(stats "$name")
@@ -463,15 +405,15 @@ measure() { # round setting server(bare|warden)
     fi
     # foreign load: wd_load's other_cores minus redis-server's cores; "-" when the window is
     # too short for /proc/stat's 10 ms ticks
-    el=$(kv elapsed "$out")
-    other=$(awk -v o="$(kv other_cores "$out")" -v a="$r0" -v b="$r1" -v t0="$t0" -v t1="$t1" -v el="$el" \
+    el=$(bench_kv elapsed "$out")
+    other=$(awk -v o="$(bench_kv other_cores "$out")" -v a="$r0" -v b="$r1" -v t0="$t0" -v t1="$t1" -v el="$el" \
         'BEGIN{ if (el < 1 || o == -1) { print "-"; exit } printf "%.2f", o - (b - a) / (t1 - t0) }')
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$setting" "$server" \
-        "$(kv rps "$out")" "$(kv p50_us "$out")" "$(kv p99_us "$out")" "$(kv p999_us "$out")" \
-        "$(kv max_us "$out")" "$(kv err "$out")" "$(kv mismatch "$out")" "$(kv deny "$out")" \
-        "$(kv srv_us_per_call "$out")" "$other" "$el" "$dec" "$lk" "$hit" "$coal" "$rus" >>"$RES"
+        "$(bench_kv rps "$out")" "$(bench_kv p50_us "$out")" "$(bench_kv p99_us "$out")" "$(bench_kv p999_us "$out")" \
+        "$(bench_kv max_us "$out")" "$(bench_kv err "$out")" "$(bench_kv mismatch "$out")" "$(bench_kv deny "$out")" \
+        "$(bench_kv srv_us_per_call "$out")" "$other" "$el" "$dec" "$lk" "$hit" "$coal" "$rus" >>"$RES"
     local line
-    line="$(printf '%-10s %-6s' "$setting" "$server") calls/s=$(kv rps "$out") p50=$(kv p50_us "$out")us p99=$(kv p99_us "$out")us err=$(kv err "$out") deny=$(kv deny "$out") srv=$(kv srv_us_per_call "$out")us/call other=$other"
+    line="$(printf '%-10s %-6s' "$setting" "$server") calls/s=$(bench_kv rps "$out") p50=$(bench_kv p50_us "$out")us p99=$(bench_kv p99_us "$out")us err=$(bench_kv err "$out") deny=$(bench_kv deny "$out") srv=$(bench_kv srv_us_per_call "$out")us/call other=$other"
     [ "$server" = warden ] && line="$line decisions=$dec redis_lookups=$lk hits=$hit coalesced=$coal redis_cpu=${rus}us/dec"
     log "   $line"
     if [ "$server" = warden ] && [[ $setting == *-warm || $setting == authz-su ]]; then
@@ -480,24 +422,12 @@ measure() { # round setting server(bare|warden)
     fi
 }
 
-wait_quiet() {
-    local waited=0 a b
-    while :; do
-        a=$(busy_jiffies); sleep 0.5; b=$(busy_jiffies)
-        awk -v a="$a" -v b="$b" -v hz="$(getconf CLK_TCK)" 'BEGIN{exit !((b - a) / hz / 0.5 <= 0.15)}' && return 0
-        waited=$((waited + 1))
-        if ((waited >= QUIET_WAIT * 2)); then
-            log "   (machine still busy after ${QUIET_WAIT}s, measuring anyway)"
-            return 0
-        fi
-    done
-}
 
 : >"$OUT/cache-stats.txt"
 for ((r = 1; r <= ROUNDS; r++)); do
     log "== round $r/$ROUNDS"
     for s in "${SETTINGS[@]}"; do
-        [ "$QUIET_WAIT" -gt 0 ] && wait_quiet
+        [ "$QUIET_WAIT" -gt 0 ] && bench_wait_quiet
         if ((r % 2)); then order="bare warden"; else order="warden bare"; fi
         for srv in $order; do measure "$r" "$s" "$srv"; done
     done
@@ -508,7 +438,7 @@ report "$RES" | tee -a "$OUT/report.txt"
 if [ "$STEADY" -gt 0 ]; then
     half=$((STEADY / 2))
     log "== steady state: ${STEADY}s of authorize (-c 6 -n 56) + authenticate (-c 2 -n 8), Zipf $ZIPF over $K users, wd-warm flushed first"
-    [ "$QUIET_WAIT" -gt 0 ] && wait_quiet
+    [ "$QUIET_WAIT" -gt 0 ] && bench_wait_quiet
     admin wd-warm flush >/dev/null
     rinfo() { "${RCLI[@]}" info commandstats | tr -d '\r' | awk -F'[:=,]' '/^cmdstat_(hgetall|hmget):/{s += $3} END {print s + 0}'; }
     q0=$(rinfo); s0=$(stats wd-warm)
@@ -548,14 +478,14 @@ fi
 if [ "$STORM" = 1 ]; then
     start_warden wd-bcstorm "${WD_PORTS[5]}" "$STORM_WORKERS" $P "cache on" "redis_password_hash bcrypt" \
         'redis_authn_key "mqtt_user_bc:${username}"' "${CACHE_LINES[@]}"
-    wait_listen "${PID[wd-bcstorm]}" "${PORT[wd-bcstorm]}" wd-bcstorm
+    bench_wait_listen "${PID[wd-bcstorm]}" "${PORT[wd-bcstorm]}" wd-bcstorm
     {
         echo
         echo "same-user storm: 64 concurrent OnClientAuthenticate of bcuser-0000 (bcrypt cost 10), cache flushed first"
         echo "  (wd_load -m authenticate -U -u bcuser -k 1 -N 64 -c 8 -n 64)"
     } | tee -a "$OUT/report.txt"
     for name in wd-bc wd-bcoff wd-bcstorm; do
-        [ "$QUIET_WAIT" -gt 0 ] && wait_quiet
+        [ "$QUIET_WAIT" -gt 0 ] && bench_wait_quiet
         admin "$name" flush >/dev/null
         st0=$(stats "$name")
         out=$(load "$HOST:${PORT[$name]}" -m authenticate -U -u bcuser -k 1 -N 64 -c 8 -n 64 -S "${PID[$name]}" 2>"$OUT/wd_load.err") || true
@@ -563,11 +493,11 @@ if [ "$STORM" = 1 ]; then
         w=$(sed -n 's/^workers //p' "$OUT/$name.conf")
         c=$(sed -n 's/^cache //p' "$OUT/$name.conf" | tail -1)
         printf '  %-10s cache %-3s workers %-3s wall %6.3fs  p50 %7.1fms max %7.1fms  decisions %d allow %d  redis_lookups %d  cache_hits %d  coalesced %d  server CPU %.1f ms total\n' \
-            "$name" "$c" "$w" "$(kv elapsed "$out")" "$(awk -v v="$(kv p50_us "$out")" 'BEGIN{print v / 1000}')" \
-            "$(awk -v v="$(kv max_us "$out")" 'BEGIN{print v / 1000}')" "$(decisions authn "$st0" "$st1")" \
+            "$name" "$c" "$w" "$(bench_kv elapsed "$out")" "$(awk -v v="$(bench_kv p50_us "$out")" 'BEGIN{print v / 1000}')" \
+            "$(awk -v v="$(bench_kv max_us "$out")" 'BEGIN{print v / 1000}')" "$(decisions authn "$st0" "$st1")" \
             "$(dctr authn_allow_total "$st0" "$st1")" "$(dctr redis_lookups_total "$st0" "$st1")" \
             "$(dctr authn_cache_hits_total "$st0" "$st1")" "$(dctr authn_coalesced_total "$st0" "$st1")" \
-            "$(awk -v v="$(kv srv_us_per_call "$out")" 'BEGIN{print v * 64 / 1000}')" | tee -a "$OUT/report.txt"
+            "$(awk -v v="$(bench_kv srv_us_per_call "$out")" 'BEGIN{print v * 64 / 1000}')" | tee -a "$OUT/report.txt"
     done
 fi
 

@@ -21,6 +21,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 USERS=${USERS:-10000}
 COST=${COST:-6}
 WORKERS=${WORKERS:-2}
@@ -37,8 +39,8 @@ TMP=$(mktemp -d /tmp/wd-storm.XXXXXX)
 RPID=
 WPID=
 cleanup() {
-    [ -n "$WPID" ] && kill "$WPID" 2>/dev/null && wait "$WPID" 2>/dev/null || true
-    [ -n "$RPID" ] && kill "$RPID" 2>/dev/null && wait "$RPID" 2>/dev/null || true
+    if [ -n "$WPID" ] && kill "$WPID" 2>/dev/null; then wait "$WPID" 2>/dev/null || true; fi
+    if [ -n "${RPID:-}" ] && kill "$RPID" 2>/dev/null; then wait "$RPID" 2>/dev/null || true; fi
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -60,16 +62,8 @@ EOF
 fi
 
 # ---- redis
-RPORT=
-for _ in $(seq 1 40); do
-    p=$((16000 + RANDOM % 5000))
-    if ! ss -ltn "sport = :$p" | grep -q LISTEN; then RPORT=$p; break; fi
-done
-[ -n "$RPORT" ] || { echo "no free port for redis" >&2; exit 1; }
-redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$TMP" \
-    >"$TMP/redis.log" 2>&1 &
-RPID=$!
-for _ in $(seq 1 100); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
+bench_redis_start_free "$TMP" "$TMP/redis.log" RPID
+RPORT=$BENCH_RPORT
 awk '{ printf "*4\r\n$4\r\nHSET\r\n$%d\r\nmqtt_user:%s\r\n$13\r\npassword_hash\r\n$%d\r\n%s\r\n",
        length($1) + 10, $1, length($2), $2 }' "$USERS_FILE" | redis-cli -p "$RPORT" --pipe >/dev/null
 echo "redis on $RPORT: $(redis-cli -p "$RPORT" dbsize) users"
@@ -105,17 +99,20 @@ lat() { # seconds -> wd_load -q line (warm authorize, 1 in flight)
 field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p"; }
 
 echo "warm latency before the storm ($WINDOW s) ..."
+# shellcheck disable=SC2034 # before, during, after: read as ${!w} below
 before=$(lat "$WINDOW")
 c0=$(checks)
 "$LOAD" -a "127.0.0.1:$PORT" -t 1 -c 8 -n 64 -m authenticate -U -k "$USERS" -N "$USERS" -q \
     >"$TMP/storm.out" 2>&1 &
 SPID=$!
+# shellcheck disable=SC2034
 during=$(lat "$WINDOW")
 storm_alive=no
 kill -0 "$SPID" 2>/dev/null && storm_alive=yes
 wait "$SPID" || true
 c1=$(checks)
 storm=$(cat "$TMP/storm.out")
+# shellcheck disable=SC2034
 after=$(lat "$WINDOW")
 wall=$(echo "$storm" | field elapsed)
 

@@ -25,10 +25,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <openssl/evp.h>
 
+#include "core/clock.h"
 #include "core/file.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -181,6 +181,9 @@ struct wd_backends {
     bool jwt_invalid_next;
     int64_t jwt_leeway_s;
 
+    /* the cache's and the session table's clock, and the time a token is checked at */
+    struct wd_clock clock;
+
     /* caches */
     struct wd_cache *cache; /* NULL: `cache off` */
     /* cache_invalidation tracking: entries derived from Redis carry their Redis key as their
@@ -257,20 +260,16 @@ struct wd_pending {
     struct wd_session *sess; /* a reference once done; NULL: none usable */
 };
 
-static int64_t unix_now(void)
-{
-    return (int64_t)time(NULL);
-}
-
 /* Backend failure warnings: the first at once, then at most one per interval with the
- * number suppressed meanwhile, so an outage under load does not flood the log. */
+ * number suppressed meanwhile, so an outage under load does not flood the log. The state
+ * is process-wide and so is its clock: the real one, never an engine's injected clock. */
 #define WARN_INTERVAL_S 5
 static atomic_llong g_warn_last;
 static atomic_ulong g_warn_suppressed;
 
 static bool warn_allowed(unsigned long *suppressed)
 {
-    int64_t now = unix_now();
+    int64_t now = wd_clock_unix_s(&wd_clock_real);
     long long last = atomic_load_explicit(&g_warn_last, memory_order_relaxed);
     if (now - last >= WARN_INTERVAL_S &&
         atomic_compare_exchange_strong(&g_warn_last, &last, (long long)now)) {
@@ -655,11 +654,13 @@ static unsigned shards_for(size_t entries)
     return n;
 }
 
-int wd_backends_new(const struct wd_config *cfg, struct wd_backends **out, char **errors)
+int wd_backends_new(const struct wd_config *cfg, const struct wd_clock *clock,
+                    struct wd_backends **out, char **errors)
 {
     *out = NULL;
     *errors = NULL;
     struct wd_backends *b = wd_calloc(1, sizeof *b);
+    b->clock = *wd_clock_or_real(clock);
     pthread_mutex_init(&b->flights.mu, NULL);
     pthread_cond_init(&b->flights.cv, NULL);
     pthread_mutex_init(&b->pool_mu, NULL);
@@ -678,6 +679,7 @@ int wd_backends_new(const struct wd_config *cfg, struct wd_backends **out, char 
             .max_bytes = (size_t)cfg->cache_memory,
             .ttl_ms = cfg->cache_ttl_ms,
             .negative_ttl_ms = cfg->cache_negative_ttl_ms,
+            .clock = &b->clock,
         };
         b->cache = wd_cache_new(&cc);
         if (!b->cache)
@@ -692,6 +694,7 @@ int wd_backends_new(const struct wd_config *cfg, struct wd_backends **out, char 
         .ttl_ms = cfg->session_ttl_ms,
         .leeway_s = cfg->jwt_leeway_ms / 1000,
         .miss_ttl_ms = WD_SESSION_SHARE_MISS_TTL_MS,
+        .clock = &b->clock,
     };
     wd_session_share_new(cfg, b->redis_on, &b->share, &e, &n);
     b->sessions = wd_sessions_new(&sc);
@@ -1434,7 +1437,7 @@ int wd_backends_authn_jwt(struct wd_backends_local *l, const struct wd_authn_req
     size_t toklen = b->jwt_from_username ? strlen(req->client.username) : req->password_len;
     if (toklen == 0)
         return 0; /* no token: this step has nothing to check (EMQX: ignore) */
-    int64_t now = unix_now();
+    int64_t now = wd_clock_unix_s(&b->clock);
     uint64_t gen = wd_jwt_verifier_generation(b->verifier);
     struct wd_cache_key ck;
     wd_cache_key_init(&ck, WD_CACHE_KIND_JWT_CLAIMS);

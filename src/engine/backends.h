@@ -37,6 +37,7 @@
 
 #include "core/buf.h"
 #include "core/config.h"
+#include "core/clock.h"
 #include "core/evops.h"
 #include "core/metrics.h"
 #include "core/request.h"
@@ -51,8 +52,11 @@ struct wd_jwt_ident;
 /* Builds the backends the configuration describes (nothing is configured: an object that
  * reports Redis and JWT as unavailable). Returns WD_OK, or an error with *errors set
  * (malloc'd, one message per line). Connects to nothing that could make start-up fail
- * while a backend is briefly down: an unreachable Redis or JWKS URL is logged, not fatal. */
-int wd_backends_new(const struct wd_config *cfg, struct wd_backends **out, char **errors);
+ * while a backend is briefly down: an unreachable Redis or JWKS URL is logged, not fatal.
+ * clock (copied; NULL: wd_clock_real) is what the cache, the session table and a token's
+ * expiry are measured on. */
+int wd_backends_new(const struct wd_config *cfg, const struct wd_clock *clock,
+                    struct wd_backends **out, char **errors);
 void wd_backends_free(struct wd_backends *b);
 
 /* Appends to errs (one line each) what the policy needs that the configuration does not

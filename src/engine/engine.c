@@ -113,10 +113,16 @@ static int check_backends(const struct wd_backends *b, const struct wd_policy *p
 
 struct wd_engine *wd_engine_new(const struct wd_config *cfg, char **report)
 {
+    return wd_engine_new_clock(cfg, NULL, report);
+}
+
+struct wd_engine *wd_engine_new_clock(const struct wd_config *cfg, const struct wd_clock *clock,
+                                      char **report)
+{
     struct wd_policy *p;
     struct wd_backends *b;
     *report = NULL;
-    if (wd_backends_new(cfg, &b, report) != WD_OK)
+    if (wd_backends_new(cfg, clock, &b, report) != WD_OK)
         return NULL;
     if (wd_engine_load_policy(cfg->policy, &p, report) != WD_OK) {
         wd_backends_free(b);

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/evops.h"
 #include "core/metrics.h"
@@ -57,6 +58,11 @@ int wd_engine_load_policy(const char *path, struct wd_policy **out, char **repor
 /* Builds an engine serving cfg->policy (or the embedded policy). On error returns NULL
  * and sets *report. Warnings are in *report too on success (caller frees; may be NULL). */
 struct wd_engine *wd_engine_new(const struct wd_config *cfg, char **report);
+/* The same on the clocks of `clock` (core/clock.h, copied; NULL: the real ones): what the
+ * cache's and the session table's TTLs run on and what a token's exp, nbf and iat are
+ * compared with, so that tests expire entries without waiting. wd_engine_new passes NULL. */
+struct wd_engine *wd_engine_new_clock(const struct wd_config *cfg, const struct wd_clock *clock,
+                                      char **report);
 void wd_engine_free(struct wd_engine *e);
 
 /* Recompiles the policy file and swaps it in if it compiled cleanly. Returns WD_OK (new

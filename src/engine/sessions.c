@@ -9,7 +9,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/log.h"
 #include "core/metrics.h"
@@ -37,29 +36,12 @@ struct wd_sessions {
     int64_t ttl_ms;
     int64_t leeway_s;
     int64_t miss_ttl_ms;
-    struct wd_sessions_clock clock;
+    struct wd_clock clock;
 };
-
-static int64_t real_mono_ms(void *ctx)
-{
-    return wd_cache_clock_monotonic(ctx);
-}
-
-static int64_t real_unix_s(void *ctx)
-{
-    (void)ctx;
-    return (int64_t)time(NULL);
-}
-
-static int64_t cache_clock(void *ctx)
-{
-    const struct wd_sessions_clock *c = ctx;
-    return c->mono_ms(c->ctx);
-}
 
 static int64_t unix_now(const struct wd_sessions *t)
 {
-    return t->clock.unix_s(t->clock.ctx);
+    return wd_clock_unix_s(&t->clock);
 }
 
 /* LRU order and the limits hold per shard: keep shards big enough (>= 4096 entries) that
@@ -75,12 +57,7 @@ static unsigned shards_for(size_t entries)
 struct wd_sessions *wd_sessions_new(const struct wd_sessions_config *cfg)
 {
     struct wd_sessions *t = wd_calloc(1, sizeof *t);
-    if (cfg->clock) {
-        t->clock = *cfg->clock;
-    } else {
-        t->clock.mono_ms = real_mono_ms;
-        t->clock.unix_s = real_unix_s;
-    }
+    t->clock = *wd_clock_or_real(cfg->clock);
     t->ttl_ms = cfg->ttl_ms;
     t->leeway_s = cfg->leeway_s;
     t->miss_ttl_ms = cfg->miss_ttl_ms > 0 ? cfg->miss_ttl_ms : 1000;
@@ -90,8 +67,7 @@ struct wd_sessions *wd_sessions_new(const struct wd_sessions_config *cfg)
         .max_bytes = cfg->max_bytes,
         .ttl_ms = cfg->ttl_ms ? cfg->ttl_ms : FOREVER_MS,
         .negative_ttl_ms = 1,
-        .now_ms = cache_clock,
-        .clock_ctx = &t->clock,
+        .clock = &t->clock,
     };
     if (cfg->max_entries < 16 || cfg->max_bytes < 65536 || !(t->cache = wd_cache_new(&sc))) {
         free(t);

@@ -11,7 +11,7 @@
  * that made it: wd_sessions_lookup() gives it only to the same username, peer host and
  * peer port (a port of 0, EMQX before 5.4, is not compared).
  *
- * Time: both clocks come from struct wd_sessions_clock (NULL: the real ones), so tests
+ * Time: both clocks come from struct wd_clock (core/clock.h; NULL: the real ones), so tests
  * move time without waiting: `mono_ms` (never goes back) orders the LRU and runs the TTLs,
  * `unix_s` (the wall clock) is what a token's exp is compared with.
  *
@@ -27,16 +27,11 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/request.h"
 #include "store/session_rec.h" /* enum wd_session_source */
 
 struct wd_jwt_ident;
-
-struct wd_sessions_clock {
-    int64_t (*mono_ms)(void *ctx); /* milliseconds, never going back */
-    int64_t (*unix_s)(void *ctx);  /* seconds since the Unix epoch */
-    void *ctx;
-};
 
 struct wd_sessions_config {
     size_t max_entries;  /* session_max (>= 16) */
@@ -44,7 +39,7 @@ struct wd_sessions_config {
     int64_t ttl_ms;      /* session_ttl; 0: none (token expiry and eviction only) */
     int64_t leeway_s;    /* jwt_leeway, added to a token's exp */
     int64_t miss_ttl_ms; /* how long a remembered miss stands (wd_sessions_note_miss); 0: 1 s */
-    const struct wd_sessions_clock *clock; /* copied; NULL: CLOCK_MONOTONIC and time() */
+    const struct wd_clock *clock; /* copied; NULL: wd_clock_real */
 };
 
 struct wd_sessions;

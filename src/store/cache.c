@@ -34,7 +34,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
-#include <time.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -88,8 +87,7 @@ struct wd_cache {
     unsigned nshards;
     size_t shard_max_entries, shard_max_bytes;
     int64_t ttl_ms, negative_ttl_ms;
-    wd_cache_clock_fn now_ms;
-    void *clock_ctx;
+    struct wd_clock clock;
     /* Origins: the epoch advances at every origin flush, suspend and resume; a put whose key
      * took an older epoch is refused. Checked under the shard lock, after a flush has
      * advanced it and before its scan takes that lock, so a put either sees the new epoch
@@ -100,16 +98,6 @@ struct wd_cache {
     SHA256_CTX hmac_inner; /* SHA-256 state after (key XOR ipad): read-only after new */
     SHA256_CTX hmac_outer; /* SHA-256 state after (key XOR opad) */
 };
-
-/* ---- clock ---- */
-
-int64_t wd_cache_clock_monotonic(void *ctx)
-{
-    struct timespec ts;
-    (void)ctx;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- keys ---- */
 
@@ -415,8 +403,7 @@ struct wd_cache *wd_cache_new(const struct wd_cache_config *cfg)
     c->ttl_ms = cfg->ttl_ms ? cfg->ttl_ms : WD_CACHE_DEFAULT_TTL_MS;
     c->negative_ttl_ms =
         cfg->negative_ttl_ms ? cfg->negative_ttl_ms : WD_CACHE_DEFAULT_NEGATIVE_TTL_MS;
-    c->now_ms = cfg->now_ms ? cfg->now_ms : wd_cache_clock_monotonic;
-    c->clock_ctx = cfg->clock_ctx;
+    c->clock = *wd_clock_or_real(cfg->clock);
     if (RAND_bytes((unsigned char *)&c->id, sizeof(c->id)) != 1)
         goto fail;
     c->id |= 1; /* 0 means "no digest" in a key */
@@ -488,7 +475,7 @@ struct wd_cache_ref *wd_cache_get(struct wd_cache *c, struct wd_cache_key *key, 
     if (c == NULL || key == NULL || key_digest(c, key) != WD_OK)
         return NULL;
 
-    int64_t now = c->now_ms(c->clock_ctx);
+    int64_t now = wd_clock_mono_ms(&c->clock);
     struct shard *s = shard_of(c, key->digest);
     pthread_mutex_lock(&s->lock);
     e = shard_find(s, key->digest);
@@ -558,7 +545,7 @@ int wd_cache_put(struct wd_cache *c, struct wd_cache_key *key, void *value, size
     if (ttl_ms == 0)
         ttl_ms = negative ? c->negative_ttl_ms : c->ttl_ms;
 
-    int64_t now = c->now_ms(c->clock_ctx);
+    int64_t now = wd_clock_mono_ms(&c->clock);
     e->expires_at = deadline(now, ttl_ms);
     struct shard *s = shard_of(c, e->digest);
     pthread_mutex_lock(&s->lock);
@@ -654,7 +641,7 @@ static size_t drop_where(struct wd_cache *c,
                          const void *arg, bool count_expiry)
 {
     size_t n = 0;
-    int64_t now = c->now_ms(c->clock_ctx);
+    int64_t now = wd_clock_mono_ms(&c->clock);
     for (unsigned i = 0; i < c->nshards; i++) {
         struct shard *s = &c->shards[i];
         struct wd_cache_ref *dead = NULL;

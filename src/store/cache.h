@@ -27,6 +27,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/clock.h"
+
 #define WD_CACHE_DIGEST_LEN 32
 /* Largest encoded key (all parts, with their framing); wd_cache_key_add() beyond it fails
  * with WD_ETOOBIG and the key is unusable until wd_cache_key_init() again. */
@@ -49,12 +51,6 @@ enum wd_cache_kind {
     WD_CACHE_KIND_AUTHZ_DECISION = 4 /* authorize decisions, by policy generation */
 };
 
-/* Milliseconds from some fixed point, never going back. */
-typedef int64_t (*wd_cache_clock_fn)(void *ctx);
-
-/* CLOCK_MONOTONIC in milliseconds; ctx is ignored. The production clock. */
-int64_t wd_cache_clock_monotonic(void *ctx);
-
 struct wd_cache_config {
     unsigned shards;         /* a power of two, <= 1024; 0 = WD_CACHE_DEFAULT_SHARDS */
     size_t max_entries;      /* in total, split evenly over shards; 0 = default. Must give
@@ -67,8 +63,7 @@ struct wd_cache_config {
                               * = 32 fresh bytes from RAND_bytes (per process, which is
                               * right: the cache does not outlive the process) */
     size_t secret_len;
-    wd_cache_clock_fn now_ms; /* NULL = wd_cache_clock_monotonic */
-    void *clock_ctx;
+    const struct wd_clock *clock; /* copied; its mono_ms runs the TTLs. NULL: the real one */
 };
 
 struct wd_cache;

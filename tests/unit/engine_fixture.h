@@ -3,7 +3,8 @@
  * engine_fixture.h: what the engine's unit tests share (test_backends.c, test_engine_async.c):
  * a real redis-server for the test group (redis_fixture.h), a scratch directory for the
  * policy file, Redis commands for the test's data, and an engine built from a policy text
- * and directives, exactly as a configuration file would set them. Header-only, one
+ * and directives, exactly as a configuration file would set them (on the real clocks, or
+ * on a test's). Header-only, one
  * including test file per binary.
  */
 #ifndef WD_TEST_ENGINE_FIXTURE_H
@@ -74,9 +75,11 @@ static inline void fixture_set(struct wd_config *cfg, const char *list)
 }
 
 /* An engine on this policy (written to g_dir/p.policy) with Redis at the fixture, then the
- * directives of base (the test file's own defaults), then those of extra. */
-static inline struct wd_engine *fixture_engine(const char *policy, const char *base,
-                                               const char *extra)
+ * directives of base (the test file's own defaults), then those of extra; on the clocks of
+ * clock (NULL: the real ones). */
+static inline struct wd_engine *fixture_engine_clock(const char *policy, const char *base,
+                                                     const char *extra,
+                                                     const struct wd_clock *clock)
 {
     char path[128], set[192];
     snprintf(path, sizeof path, "%s/p.policy", g_dir);
@@ -91,12 +94,18 @@ static inline struct wd_engine *fixture_engine(const char *policy, const char *b
     fixture_set(&cfg, base);
     fixture_set(&cfg, extra);
     char *report = NULL;
-    struct wd_engine *e = wd_engine_new(&cfg, &report);
+    struct wd_engine *e = wd_engine_new_clock(&cfg, clock, &report);
     if (!e)
         fail_msg("engine: %s", report ? report : "?");
     free(report);
     wd_config_cleanup(&cfg);
     return e;
+}
+
+static inline struct wd_engine *fixture_engine(const char *policy, const char *base,
+                                               const char *extra)
+{
+    return fixture_engine_clock(policy, base, extra, NULL);
 }
 
 #endif

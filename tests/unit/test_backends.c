@@ -3,7 +3,8 @@
  * Unit tests for the engine's credential stores (src/engine/backends.c) through the engine
  * API, against a real redis-server (tests/unit/redis_fixture.h): single-flight of identical
  * credential checks, failure decisions, sessions and admin flushes. Counters are process
- * wide: tests compare deltas. Nothing measures time.
+ * wide: tests compare deltas. Nothing measures time: tests that need it to pass move the
+ * engine's clock (core/clock.h) by hand.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -611,6 +612,121 @@ static void a_session_prefix_overlapping_a_key_template_is_refused(void **state)
     wd_config_cleanup(&cfg);
 }
 
+/* ---- time: the engine's clock is passed in (core/clock.h) ---- */
+
+/* A clock the test moves by hand. Far from the real one: a component reading the real
+ * clock instead of this one sees every token of these tests as long expired. */
+struct test_clock {
+    int64_t mono_ms, unix_s;
+};
+
+static int64_t test_mono_ms(void *ctx)
+{
+    return ((struct test_clock *)ctx)->mono_ms;
+}
+
+static int64_t test_unix_s(void *ctx)
+{
+    return ((struct test_clock *)ctx)->unix_s;
+}
+
+static const char JWT_SU_POLICY[] = "authn jwt\n"
+                                    "authn default deny\n"
+                                    "allow all [\"#\", \"$SYS/#\"] when superuser\n"
+                                    "authz default deny\n";
+
+/* A verified token is cached (for up to cache_ttl, on the monotonic clock) and checked
+ * against its exp again at each hit, on the wall clock: moving only the wall clock past exp
+ * + jwt_leeway refuses it from the cache, and the session it made loses its rights. */
+static void a_cached_token_is_refused_once_the_clock_passes_its_exp(void **state)
+{
+    (void)state;
+    struct test_clock tc = {.mono_ms = 5000000, .unix_s = 1000000};
+    struct wd_clock clock = {test_mono_ms, test_unix_s, &tc};
+    struct wd_engine *e =
+        fixture_engine_clock(JWT_SU_POLICY, "session_store=local;cache_ttl=1h",
+                             "jwt_secret=" SU_JWT_SECRET ";jwt_leeway=10s", &clock);
+    struct wd_engine_local *l = wd_engine_local_new(e);
+    char *tok = su_jwt("{\"sub\":\"t\",\"is_superuser\":true,\"exp\":1000060}");
+    unsigned line;
+
+    uint64_t verified = wd_metrics_get(WD_M_JWT_VERIFIED);
+    assert_int_equal(su_authn(l, "t", "t-1", tok, 5000, &line), WD_DECISION_ALLOW);
+    assert_int_equal(wd_metrics_get(WD_M_JWT_VERIFIED) - verified, 1);
+    assert_int_equal(su_all(l, "t", "t-1", 5000), WD_DECISION_ALLOW);
+
+    /* the last second of exp + leeway: the client reconnects, allowed from the cache */
+    tc.unix_s = 1000060 + 10 - 1;
+    uint64_t hits = wd_metrics_get(WD_M_AUTHN_CACHE_HITS);
+    assert_int_equal(su_authn(l, "t", "t-1", tok, 5001, &line), WD_DECISION_ALLOW);
+    assert_int_equal(wd_metrics_get(WD_M_AUTHN_CACHE_HITS) - hits, 1);
+    assert_int_equal(wd_metrics_get(WD_M_JWT_VERIFIED) - verified, 1);
+    assert_int_equal(su_all(l, "t", "t-1", 5001), WD_DECISION_ALLOW);
+
+    /* exp + leeway on the wall clock; the monotonic clock has not moved (the entry is
+     * still in the cache): the session's rights end, the cached token is refused */
+    tc.unix_s = 1000060 + 10;
+    assert_int_equal(su_all(l, "t", "t-1", 5001), WD_DECISION_DENY);
+    uint64_t expired = wd_metrics_get(WD_M_JWT_REFUSED_EXPIRED);
+    assert_int_equal(su_authn(l, "t", "t-1", tok, 5002, &line), WD_DECISION_DENY);
+    assert_int_equal(wd_metrics_get(WD_M_AUTHN_CACHE_HITS) - hits, 2);
+    assert_int_equal(wd_metrics_get(WD_M_JWT_REFUSED_EXPIRED) - expired, 1);
+    /* the entry was dropped: verified again, and refused by the verifier at that time */
+    assert_int_equal(su_authn(l, "t", "t-1", tok, 5003, &line), WD_DECISION_DENY);
+    assert_int_equal(wd_metrics_get(WD_M_AUTHN_CACHE_HITS) - hits, 2);
+    assert_int_equal(wd_metrics_get(WD_M_JWT_REFUSED_EXPIRED) - expired, 2);
+    assert_int_equal(wd_metrics_get(WD_M_JWT_VERIFIED) - verified, 1);
+
+    /* a token not yet valid at the test's time (nbf ahead of it) is valid once it gets there */
+    char *later = su_jwt("{\"sub\":\"u\",\"nbf\":1000500}");
+    assert_int_equal(su_authn(l, "u", "u-1", later, 5004, &line), WD_DECISION_DENY);
+    tc.unix_s = 1000500;
+    assert_int_equal(su_authn(l, "u", "u-1", later, 5004, &line), WD_DECISION_ALLOW);
+    free(later);
+    free(tok);
+    wd_engine_local_free(l);
+    wd_engine_free(e);
+}
+
+/* A session ends at session_ttl on the monotonic clock, and a cached token no later than its
+ * exp (the cache's TTL for it), without waiting. */
+static void a_session_and_a_cached_token_end_on_the_engines_clock(void **state)
+{
+    (void)state;
+    struct test_clock tc = {.mono_ms = 5000000, .unix_s = 2000000};
+    struct wd_clock clock = {test_mono_ms, test_unix_s, &tc};
+    struct wd_engine *e =
+        fixture_engine_clock(JWT_SU_POLICY, "session_store=local;cache_ttl=1h;session_ttl=1m",
+                             "jwt_secret=" SU_JWT_SECRET, &clock);
+    struct wd_engine_local *l = wd_engine_local_new(e);
+    char *tok = su_jwt("{\"sub\":\"s\",\"is_superuser\":true,\"exp\":2000100}");
+    unsigned line;
+    assert_int_equal(su_authn(l, "s", "s-1", tok, 5000, &line), WD_DECISION_ALLOW);
+    assert_int_equal(su_all(l, "s", "s-1", 5000), WD_DECISION_ALLOW);
+
+    tc.mono_ms += 60000 - 1;
+    assert_int_equal(su_all(l, "s", "s-1", 5000), WD_DECISION_ALLOW);
+    tc.mono_ms += 1; /* session_ttl: the session is gone, the token still valid */
+    assert_int_equal(su_all(l, "s", "s-1", 5000), WD_DECISION_DENY);
+
+    /* a new login: the cached token (the wall clock has not moved), a new session */
+    uint64_t verified = wd_metrics_get(WD_M_JWT_VERIFIED);
+    assert_int_equal(su_authn(l, "s", "s-1", tok, 5000, &line), WD_DECISION_ALLOW);
+    assert_int_equal(wd_metrics_get(WD_M_JWT_VERIFIED) - verified, 0);
+    assert_int_equal(su_all(l, "s", "s-1", 5000), WD_DECISION_ALLOW);
+    /* the token's cache entry lives no longer than its exp (100 s after it was cached):
+     * then it is verified again (the wall clock has not moved: still valid) */
+    tc.mono_ms = 5000000 + 100000 - 1;
+    assert_int_equal(su_authn(l, "s", "s-1", tok, 5001, &line), WD_DECISION_ALLOW);
+    assert_int_equal(wd_metrics_get(WD_M_JWT_VERIFIED) - verified, 0);
+    tc.mono_ms += 1;
+    assert_int_equal(su_authn(l, "s", "s-1", tok, 5002, &line), WD_DECISION_ALLOW);
+    assert_int_equal(wd_metrics_get(WD_M_JWT_VERIFIED) - verified, 1);
+    free(tok);
+    wd_engine_local_free(l);
+    wd_engine_free(e);
+}
+
 /* ---- admin flush ---- */
 
 static void flush_user_drops_a_cached_verdict_and_acl(void **state)
@@ -732,6 +848,8 @@ int main(void)
         cmocka_unit_test(a_restarted_warden_reads_the_shared_session),
         cmocka_unit_test(a_forged_or_foreign_shared_session_is_not_used),
         cmocka_unit_test(a_session_prefix_overlapping_a_key_template_is_refused),
+        cmocka_unit_test(a_cached_token_is_refused_once_the_clock_passes_its_exp),
+        cmocka_unit_test(a_session_and_a_cached_token_end_on_the_engines_clock),
         cmocka_unit_test(flush_user_drops_a_cached_verdict_and_acl),
         cmocka_unit_test(with_tracking_a_write_in_redis_reaches_a_warm_cache),
         cmocka_unit_test(a_policy_using_redis_without_redis_configured_is_refused),

@@ -48,7 +48,7 @@ static struct wd_sessions *table(struct fake_clock *clk, int64_t ttl_ms, int64_t
 {
     clk->mono_ms = 0;
     clk->unix_s = 1700000000;
-    struct wd_sessions_clock c = {fake_mono, fake_unix, clk};
+    struct wd_clock c = {fake_mono, fake_unix, clk};
     struct wd_sessions_config cfg = {
         .max_entries = 1024,
         .max_bytes = 1 << 20,
