@@ -226,7 +226,7 @@ DEBIAN_PKGS := gcc make pkg-config libgrpc-dev libnghttp2-dev libprotobuf-c-dev 
     protobuf-compiler libssl-dev openssl libcmocka-dev libpcre2-dev python3 python3-grpcio python3-protobuf \
     nghttp2-client procps iproute2 libcrypt-dev libargon2-dev libhiredis-dev libjwt-dev libjansson-dev libcurl4-openssl-dev \
     libmicrohttpd-dev \
-    redis-server cppcheck clang-format systemd man-db groff-base python3-yaml
+    redis-server cppcheck clang-format shellcheck systemd man-db groff-base python3-yaml
 
 deps:
 	@missing=$$(for p in $(DEBIAN_PKGS); do \
@@ -420,6 +420,7 @@ lint:
 	@! grep -nE '\b(atoi|sprintf|strcpy|strcat|strtok|gets)\s*\(' src/*.c src/*/*.c || \
 	    { echo "lint: banned function (see CONVENTIONS)"; exit 1; }
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability -Isrc src
+	shellcheck -x -S warning .ci/run certs/gen.sh tests/policy/run.sh bench/*.sh
 
 clean:
 	rm -rf build

@@ -8,7 +8,7 @@
 #                                               an error, else 1: a case fails)
 # Regenerate an .err after an intended change with:  tests/policy/run.sh --update
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 2
 WARDEN=${WARDEN:-build/warden}
 update=0
 [ "${1:-}" = "--update" ] && update=1
