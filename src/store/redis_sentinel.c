@@ -394,8 +394,8 @@ static bool is_published(struct wd_redis_sentinel *s, const char *addr, int port
 /* Verifies host:port (as a sentinel announced it) and publishes it. true when published.
  * same_ok: the address published now is taken as it is, without asking it ROLE again (the
  * periodic re-check, a repeated +switch-master: nothing changed, nothing is disturbed). */
-static bool verify(struct wd_redis_sentinel *s, const char *host, int port, bool same_ok, char *why,
-                   size_t cap)
+static bool verify(struct wd_redis_sentinel *s, const char *host, int port, bool same_ok,
+                   bool *replica, char *why, size_t cap)
 {
     char addr[ADDR_CAP];
     if (!numeric(host, addr, sizeof addr)) {
@@ -412,8 +412,9 @@ static bool verify(struct wd_redis_sentinel *s, const char *host, int port, bool
     }
     snprintf(why, cap, "announced master %s:%d: %.100s", addr, port,
              ro == ROLE_REPLICA ? "answers ROLE as a replica (failover in progress?)" : e);
-    if (ro == ROLE_REPLICA)
-        unpublish(s, why);
+    /* a replica: the caller drops the master published only if no other sentinel names a
+     * better one (one stale sentinel must not move every connection twice) */
+    *replica = *replica || ro == ROLE_REPLICA;
     return false;
 }
 
@@ -424,6 +425,8 @@ static int discover(struct wd_redis_sentinel *s, bool recheck)
 {
     char why[200] = "", e[160];
     size_t unknown = 0;
+    bool replica = false;
+    char rwhy[200] = ""; /* why the first replica was refused */
     atomic_fetch_add(&s->discoveries, 1);
     for (size_t k = 0; k < s->n && !atomic_load(&s->stopping); k++) {
         size_t i = (s->first + k) % s->n;
@@ -466,9 +469,12 @@ static int discover(struct wd_redis_sentinel *s, bool recheck)
         if (port < 1 || port > 65535)
             continue;
         s->first = i;
-        if (verify(s, host, port, recheck, e, sizeof e))
+        bool was = replica;
+        if (verify(s, host, port, recheck, &replica, e, sizeof e))
             return WD_OK;
         snprintf(why, sizeof why, "%s", e);
+        if (replica && !was)
+            snprintf(rwhy, sizeof rwhy, "%s", e);
     }
     if (unknown == s->n) {
         snprintf(why, sizeof why,
@@ -477,6 +483,10 @@ static int discover(struct wd_redis_sentinel *s, bool recheck)
                  s->name);
         unpublish(s, why);
         return WD_ENOENT;
+    }
+    if (replica && !atomic_load(&s->stopping)) {
+        unpublish(s, rwhy);
+        return WD_EBACKEND;
     }
     set_why(s, "%s", why[0] ? why : "no sentinel answered");
     return WD_EBACKEND;
@@ -566,7 +576,8 @@ static void *run(void *arg)
             last_disc = now;
             wd_log_info("redis", "sentinel: +switch-master '%s' to %s:%d", s->name, sw_host,
                         sw_port);
-            if (!verify(s, sw_host, sw_port, true, e, sizeof e)) {
+            bool replica = false; /* discovery decides what to drop */
+            if (!verify(s, sw_host, sw_port, true, &replica, e, sizeof e)) {
                 wd_log_warn("redis", "sentinel: %s", e);
                 want = true;
             } else {

@@ -507,6 +507,61 @@ static void a_subscription_that_trickles_is_dropped(void **state)
     srv_kill(a);
 }
 
+/* One sentinel names a replica (stale: it missed a failover), the next one the master in use:
+ * the master stays published, nothing moves. Before: the replica's answer dropped the master
+ * and the next answer published it again, two generations: every connection of every
+ * worker dropped for nothing. (A real sentinel gives that answer when partitioned; faked
+ * here to choose which one is asked first.) */
+static void a_stale_sentinel_naming_a_replica_moves_nothing(void **state)
+{
+    (void)state;
+    struct srv *a = srv_start(NULL);
+    assert_non_null(a);
+    struct srv *b = srv_start_as(NULL, a->port, 0);
+    assert_non_null(b);
+    struct fake *f1 = fake_start(F_ADDR), *f2 = fake_start(F_ADDR);
+    atomic_store(&f1->addr_port, a->port);
+    atomic_store(&f2->addr_port, a->port);
+    char a1[32], a2[32];
+    snprintf(a1, sizeof a1, "127.0.0.1:%d", f1->port);
+    snprintf(a2, sizeof a2, "127.0.0.1:%d", f2->port);
+    const char *addrs[] = {a1, a2};
+    struct wd_redis_sentinel_opts o = {
+        .addrs = addrs,
+        .naddrs = 2,
+        .master_name = "m",
+        .data = {.connect_timeout_ms = 1000, .command_timeout_ms = 1000}};
+    struct wd_redis_sentinel *s = NULL;
+    char err[256];
+    assert_int_equal(wd_redis_sentinel_start(&o, &s, err, sizeof err), WD_OK);
+    struct wd_redis_sentinel_stats st;
+    uint64_t end = mono_ms() + 60000;
+    do { /* the round after the first subscription */
+        sleep_ms(20);
+        wd_redis_sentinel_stats(s, &st);
+    } while (st.discoveries < 2 && mono_ms() < end);
+    uint64_t g0 = wd_redis_sentinel_generation(s);
+    atomic_store(&f1->addr_port, b->port); /* f1, asked first, now names the replica */
+    uint64_t d0 = st.discoveries;
+    wd_redis_sentinel_suspect(s);
+    do {
+        sleep_ms(20);
+        wd_redis_sentinel_stats(s, &st);
+    } while (st.discoveries < d0 + 2 && mono_ms() < end);
+    /* d0 + 2: the round asked for is over (the next one is the 5 s re-check) */
+    assert_true(st.discoveries >= d0 + 2);
+    char addr[64];
+    int port = 0;
+    assert_true(wd_redis_sentinel_master(s, addr, sizeof addr, &port, NULL));
+    assert_int_equal(port, a->port);
+    assert_int_equal(wd_redis_sentinel_generation(s), g0);
+    wd_redis_sentinel_stop(s);
+    fake_stop(f1);
+    fake_stop(f2);
+    srv_kill(b);
+    srv_kill(a);
+}
+
 static long long connections_received(const struct srv *m)
 {
     redisContext *c = admin(m);
@@ -582,6 +637,7 @@ int main(void)
         cmocka_unit_test(a_switch_master_flood_costs_a_few_verifications),
         cmocka_unit_test(the_periodic_recheck_finds_a_master_moved_silently),
         cmocka_unit_test(a_subscription_that_trickles_is_dropped),
+        cmocka_unit_test(a_stale_sentinel_naming_a_replica_moves_nothing),
     };
     atexit(kill_all_at_exit);
     return cmocka_run_group_tests(tests, NULL, NULL);
