@@ -46,11 +46,13 @@ MASTER = "wd-ha"
 DOWN_AFTER_MS = 1000
 FAILOVER_TIMEOUT_MS = 2000
 # a failover needs down-after + election (+ 2 x failover-timeout after another); a sentinel
-# starved of CPU for 2 s enters TILT mode and does nothing for 30 s (a loaded machine)
-POLL = 60.0
+# starved of CPU for 2 s enters TILT mode and does nothing for 30 s (a loaded machine, an
+# ASan build next door): two TILTs and a failed election fit. Polls end as soon as their
+# condition holds: a generous deadline costs nothing when things go well.
+POLL = 120.0
 PACE = 0.002  # the load's pace: at most one call per 2 ms (a load, not a stress test)
 LOAD_CALLS = 1000000  # the load's bounds, whatever happens: calls and seconds
-LOAD_SECS = 120.0
+LOAD_SECS = 300.0
 USER, TOPIC = "ha-user", "ha/t"
 LOAD_USER = "ha-load"  # the load's user: its password never changes
 # what warden sends: lookups, sessions (GET/SET/EVALSHA/EVAL), ROLE (Sentinel), PING (probe)
