@@ -308,8 +308,12 @@ static bool may_resend(const struct wd_redis_async *r, const redisAsyncContext *
         return !q->retried;
     if (ac->err != REDIS_ERR_EOF && ac->err != REDIS_ERR_IO)
         return false;
-    return r->state == ST_READY ? !q->retried
-                                : r->state == ST_CONNECTING && (q->retried || q->fresh);
+    /* connecting: the re-send whose connection failed before it was ready (nothing ran it
+     * there), a request that waited for a connection, or with Sentinel any request (the
+     * master's address refuses: it waits for the next one, its one re-send) */
+    return r->state == ST_READY
+               ? !q->retried
+               : r->state == ST_CONNECTING && (q->retried || q->fresh || r->sentinel != NULL);
 }
 
 static void park_tail(struct wd_redis_async *r, struct req *q)

@@ -1224,6 +1224,10 @@ static void sentinel_requests_during_an_outage_wait_for_the_new_master(void **st
         assert_int_equal(calls[i].rc, WD_OK);
         assert_string_equal(calls[i].hash, want);
     }
+    /* the request whose connect to the dead master was refused waited too */
+    assert_int_equal(probe.done, 1);
+    assert_int_equal(probe.rc, WD_OK);
+    assert_string_equal(probe.hash, "h0");
     fx_close(&f);
     wd_redis_sentinel_stop(sen);
     srv_stop(st);
