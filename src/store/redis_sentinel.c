@@ -562,6 +562,8 @@ static void *run(void *arg)
     unsigned retry = 100;
     int64_t next_try = 0, last_rx = 0, ping_at = 0, last_disc = mono_ms();
     int64_t last_round = last_disc; /* the last round that found the master */
+    int64_t next_sub = 0; /* a lost subscription is made again 100 ms later at the earliest:
+                           * a sentinel that closes each one at once costs 10 a second */
     bool quiet = false;
     char sw_host[ADDR_CAP * 4] = ""; /* a +switch-master not verified yet */
     int sw_port = 0;
@@ -604,7 +606,8 @@ static void *run(void *arg)
                 last_round = mono_ms();
             }
         }
-        if (!sub) {
+        if (!sub && mono_ms() >= next_sub) {
+            next_sub = mono_ms() + SUSPECT_MIN_MS;
             sub = subscribe(s);
             if (sub) {
                 last_rx = mono_ms();

@@ -35,6 +35,7 @@ enum fake_mode {
     F_CANNED,     /* reply: the bytes in canned (whatever they are) */
     F_SUBTRICKLE, /* as F_ADDR, but after SUBSCRIBE a message that never ends: a byte
                    * every 100 ms, for 60 s */
+    F_SUBCLOSE,   /* as F_ADDR, but each subscription is closed once confirmed */
     F_ADDR,       /* a well-formed answer: 127.0.0.1 and the port in addr_port; subscriptions
                    * answer PING; flood: after SUBSCRIBE, nflood +switch-master messages
                    * alternating between addr_port and flood_port */
@@ -128,6 +129,10 @@ static void answer(struct fake *f, int fd, const char *cmd)
     } else if (strstr(cmd, "SUBSCRIBE")) {
         atomic_fetch_add(&f->subscribes, 1);
         sendf(fd, "*3\r\n$9\r\nsubscribe\r\n$14\r\n+switch-master\r\n:1\r\n");
+        if (mode == F_SUBCLOSE) {
+            shutdown(fd, SHUT_RDWR); /* conn_run's next recv sees the end and closes */
+            return;
+        }
         if (mode == F_SUBTRICKLE) {
             sendf(fd, "*3\r\n$7\r\nmessage\r\n$14\r\n+switch-master\r\n$60000\r\n");
             for (int i = 0; i < 600 && !atomic_load(&f->stop); i++)
@@ -568,6 +573,33 @@ static void a_stale_sentinel_naming_a_replica_moves_nothing(void **state)
     srv_stop(a);
 }
 
+/* A sentinel that closes every subscription as soon as it is confirmed: warden subscribes
+ * again at most every 100 ms (and logs each loss), not in a tight loop. The bound checked
+ * is an upper one: a slow machine only makes fewer. Before: as fast as connects go. */
+static void a_sentinel_closing_each_subscription_costs_ten_a_second(void **state)
+{
+    (void)state;
+    struct srv *a = srv_start(NULL);
+    assert_non_null(a);
+    struct fake *f = fake_start(F_SUBCLOSE);
+    atomic_store(&f->addr_port, a->port);
+    struct wd_redis_sentinel *s = NULL;
+    char err[256];
+    uint64_t t0 = mono_ms();
+    assert_int_equal(start_on(f, &s, err, sizeof err), WD_OK);
+    uint64_t end = t0 + 60000;
+    while (atomic_load(&f->subscribes) < 10 && mono_ms() < end)
+        sleep_ms(20);
+    wd_redis_sentinel_stop(s);
+    uint64_t ms = mono_ms() - t0;
+    int n = atomic_load(&f->subscribes);
+    print_message("%d subscriptions in %llu ms\n", n, (unsigned long long)ms);
+    assert_true(n >= 10);
+    assert_true((uint64_t)n <= ms / 100 + 2);
+    fake_stop(f);
+    srv_stop(a);
+}
+
 static long long connections_received(const struct srv *m)
 {
     redisContext *c = admin(m);
@@ -644,6 +676,7 @@ int main(void)
         cmocka_unit_test(the_periodic_recheck_finds_a_master_moved_silently),
         cmocka_unit_test(a_subscription_that_trickles_is_dropped),
         cmocka_unit_test(a_stale_sentinel_naming_a_replica_moves_nothing),
+        cmocka_unit_test(a_sentinel_closing_each_subscription_costs_ten_a_second),
     };
     atexit(kill_all_at_exit);
     return cmocka_run_group_tests(tests, NULL, NULL);
