@@ -18,7 +18,8 @@
  *   first that answers with an address (printable ASCII, port 1..65535) moves to the head
  *   of the list; the address is then checked with
  *   ROLE on a connection of its own (AUTH with the data credentials first). A "slave" answer
- *   (the failover is not over) drops the published address and discovery starts again;
+ *   (the failover is not over, or a stale sentinel) lets the next sentinel answer; only a
+ *   round that ends without a master drops the published address (discovery retries);
  * - following failovers: one connection to a sentinel is subscribed to `+switch-master`; a
  *   message for this master is verified (ROLE) and published; a burst of them is coalesced
  *   (the last one wins, one verification per 100 ms at most, none for the address already
