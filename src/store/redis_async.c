@@ -38,6 +38,17 @@
  *   request whose new connection failed before it was ready is parked again (nothing ran it
  *   there). Parked requests keep their deadline (tick), can be cancelled, and are answered
  *   "shutting down" by wd_redis_async_free.
+ * - With Sentinel, a failover loses fewer calls: the requests a connection held when the
+ *   master moved (follow_master: our own redisAsyncFree, r->moving) are parked like a loss,
+ *   their one re-send going to the new master; those a server refused or answered after it
+ *   said it is not the master (READONLY, MASTERDOWN, ROLE: r->not_master) are parked "held"
+ *   (hold_gen): re-sent only on a connection of another generation, i.e. to the next master
+ *   Sentinel publishes, never to the demoted one again; and a request submitted while there
+ *   is no connection (the backoff after a refused connect, or a connection that said it is
+ *   not the master) is parked "fresh" instead of being refused: it was sent nowhere, so
+ *   sending it later is its first send. While anything is parked, the timer looks at the
+ *   generation every GEN_POLL_MS (an atomic load) and follows a new master at once. All of
+ *   it within each request's deadline: what is still parked then gets redis_on_error.
  */
 #include "store/redis_async.h"
 
@@ -75,6 +86,9 @@ struct req {
     bool in_done;  /* answer decided, completion not yet run */
     bool answered; /* answer decided (done, delivered or cancelled) */
     bool retried;  /* lost once already: the next loss fails it */
+    bool fresh;    /* parked when submitted (no connection then): never sent to a master */
+    bool hold;     /* parked until the Sentinel generation moves past hold_gen */
+    uint64_t hold_gen;
     wd_redis_async_cb cb;
     void *ctx;
     wd_redis_acl_skip_fn skip;
@@ -114,6 +128,9 @@ struct wd_redis_async {
     bool lost;         /* cleanup ran: ac is gone, on_lost() has not run yet */
     bool kill_pending; /* free the context once out of hiredis */
     bool delivering, closing, free_pending;
+    bool not_master; /* this connection's server said it is not the master (READONLY,
+                      * MASTERDOWN, ROLE): what it held waits for the next one (hold) */
+    bool moving;     /* follow_master() is freeing the context: what it held is re-sent */
 
     struct req *head, *tail; /* FIFO */
     size_t inflight;
@@ -125,7 +142,11 @@ struct wd_redis_async {
     char err[160];
 };
 
+/* How often requests parked with Sentinel look for a new master (an atomic load) */
+#define GEN_POLL_MS 20
+
 static void tick(void *arg);
+static void follow_master(struct wd_redis_async *r);
 static void finish(struct wd_redis_async *r);
 static void on_reply(redisAsyncContext *ac, void *reply, void *privdata);
 static void destroy(struct wd_redis_async *r);
@@ -183,6 +204,8 @@ static void rearm(struct wd_redis_async *r)
             at = min64(at, q->deadline);
     for (struct req *q = r->phead; q; q = q->pnext)
         at = min64(at, q->deadline);
+    if (r->sentinel && r->phead) /* waiting for a master: look at the generation */
+        at = min64(at, now(r) + GEN_POLL_MS);
     if (at == UINT64_MAX) {
         r->ev.timer_stop(r->ev.loop, r->timer);
         r->timer_at = 0;
@@ -279,20 +302,22 @@ static void finish(struct wd_redis_async *r)
 static bool may_resend(const struct wd_redis_async *r, const redisAsyncContext *ac,
                        const struct req *q)
 {
-    if (r->state == ST_CLOSED || (ac->err != REDIS_ERR_EOF && ac->err != REDIS_ERR_IO))
+    if (r->state == ST_CLOSED || q->deadline <= now(r))
         return false;
-    if (q->deadline <= now(r))
+    if (r->moving || r->not_master) /* the master moved: once, to the next one */
+        return !q->retried;
+    if (ac->err != REDIS_ERR_EOF && ac->err != REDIS_ERR_IO)
         return false;
-    return r->state == ST_READY ? !q->retried : r->state == ST_CONNECTING && q->retried;
+    /* connecting: the re-send whose connection failed before it was ready (nothing ran it
+     * there), a request that waited for a connection, or with Sentinel any request (the
+     * master's address refuses: it waits for the next one, its one re-send) */
+    return r->state == ST_READY
+               ? !q->retried
+               : r->state == ST_CONNECTING && (q->retried || q->fresh || r->sentinel != NULL);
 }
 
-static void park(struct wd_redis_async *r, struct req *q)
+static void park_tail(struct wd_redis_async *r, struct req *q)
 {
-    if (!q->retried) {
-        q->retried = true;
-        r->st.retried++;
-        wd_metrics_inc(WD_M_REDIS_RETRIED);
-    }
     q->pnext = NULL;
     if (r->ptail)
         r->ptail->pnext = q;
@@ -300,6 +325,22 @@ static void park(struct wd_redis_async *r, struct req *q)
         r->phead = q;
     r->ptail = q;
     r->nparked++;
+}
+
+/* A request hiredis held goes to the next connection (its one re-send); when the server
+ * said it is not the master, to the next master only (hold: the generation must move). */
+static void park(struct wd_redis_async *r, struct req *q)
+{
+    if (!q->retried) {
+        q->retried = true;
+        r->st.retried++;
+        wd_metrics_inc(WD_M_REDIS_RETRIED);
+    }
+    if (r->not_master) {
+        q->hold = true;
+        q->hold_gen = r->gen;
+    }
+    park_tail(r, q);
 }
 
 static struct req *unpark_head(struct wd_redis_async *r)
@@ -364,10 +405,22 @@ static bool past_deadline(const struct req *q, uint64_t t)
  * requests by their place in the pipeline. */
 static void resend_parked(struct wd_redis_async *r)
 {
-    struct req *q;
+    struct req *q, *kh = NULL, *kt = NULL;
+    size_t kept = 0;
     uint64_t t = now(r);
 
     while ((q = unpark_head(r)) != NULL) {
+        if (q->hold && q->hold_gen == r->gen) { /* the same (demoted) master: not there */
+            q->pnext = NULL;
+            if (kt)
+                kt->pnext = q;
+            else
+                kh = q;
+            kt = q;
+            kept++;
+            continue;
+        }
+        q->hold = false;
         if (redisAsyncFormattedCommand(r->ac, on_reply, q, q->cmd, q->cmdlen) != REDIS_OK) {
             q->res.rc = WD_EBACKEND;
             wd_seterr(q->res.err, sizeof q->res.err, "connection lost; re-send refused");
@@ -378,6 +431,9 @@ static void resend_parked(struct wd_redis_async *r)
         q->sent_at = t;
         fifo_append(r, q);
     }
+    r->phead = kh;
+    r->ptail = kt;
+    r->nparked = kept;
 }
 
 /* hiredis' callback for a lookup: exactly once per request, reply or NULL */
@@ -406,10 +462,16 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         /* a replica answers: the master moved. This connection goes, Sentinel is told. */
         set_err(r, "not the master: %.100s", rep->str);
         r->kill_pending = true;
+        r->not_master = true;
         wd_redis_sentinel_suspect(r->sentinel);
     }
-    if (!rep && may_resend(r, ac, q)) {
-        park(r, q); /* re-sent first on the next connection (on_lost) */
+    /* no reply (the connection is lost or moving), or a reply from a server that is not the
+     * master (refused, or possibly stale): re-sent once, on the next connection or the next
+     * master, within the deadline */
+    if ((!rep || (r->kill_pending && r->not_master)) && may_resend(r, ac, q)) {
+        if (rep && q->kind == K_USER)
+            wd_redis__user_reply_wipe(rep);
+        park(r, q);
         return;
     }
     if (rep && r->kill_pending) {
@@ -529,6 +591,8 @@ static void on_setup(redisAsyncContext *ac, void *reply, void *privdata)
     if (!ok) {
         set_err(r, "%s: %s", (const char *)privdata, why);
         r->kill_pending = true;
+        r->not_master = strcmp(privdata, "ROLE") == 0 &&
+                        wd_redis__role_from_reply(reply, why, sizeof why) == WD_ENOENT;
         if (r->sentinel)
             wd_redis_sentinel_suspect(r->sentinel);
         return;
@@ -595,6 +659,7 @@ static void start_connect(struct wd_redis_async *r)
     r->healthy = false;
     r->setup_pending = 0;
     r->kill_pending = false;
+    r->not_master = false;
     r->connect_deadline = now(r) + r->connect_timeout_ms;
     if (r->sentinel) {
         /* the master now (numeric: no resolving on the loop); none known: back off */
@@ -723,6 +788,8 @@ static void tick(void *arg)
         }
     fail_parked(r, past_deadline, t, WD_ETIMEDOUT,
                 "connection lost, not reconnected within the deadline");
+    if (r->sentinel && r->phead)
+        follow_master(r); /* a new master published: connect, re-send */
     if (r->kill_pending && r->ac) {
         kill(r);
     } else if (r->state == ST_BACKOFF && t >= r->reconnect_at) {
@@ -881,7 +948,10 @@ static void follow_master(struct wd_redis_async *r)
     if (r->ac) {
         set_err(r, "the Redis master changed (Sentinel)");
         r->kill_pending = false;
-        redisAsyncFree(r->ac); /* pending requests: NULL, to the done list; then h_cleanup */
+        r->moving = true;
+        redisAsyncFree(r->ac); /* pending requests: NULL, parked (their one re-send) or to
+                                * the done list; then h_cleanup */
+        r->moving = false;
         r->lost = false;
         if (r->state == ST_READY)
             r->st.disconnects++;
@@ -904,8 +974,14 @@ static int submit(struct wd_redis_async *r, enum kind kind, int argc, const char
     follow_master(r);
     if (r->state == ST_IDLE)
         start_connect(r); /* a failure here enters the backoff: refused below */
-    if (r->state == ST_IDLE || r->state == ST_CLOSED || r->state == ST_BACKOFF || !r->ac ||
-        r->kill_pending) {
+    /* With Sentinel, no connection now (a backoff: the master died, no master is known) or
+     * one to a server that said it is not the master: the request waits, within its
+     * deadline, for the next connection (the next master for the latter) instead of being
+     * refused; it has been sent nowhere. Without Sentinel the backoff refuses at once. */
+    bool hold_it = r->sentinel && r->state != ST_CLOSED &&
+                   (r->state == ST_BACKOFF || (r->kill_pending && r->not_master));
+    if (!hold_it && (r->state == ST_IDLE || r->state == ST_CLOSED || r->state == ST_BACKOFF ||
+                     !r->ac || r->kill_pending)) {
         r->st.rejected_down++;
         return WD_EBACKEND;
     }
@@ -929,6 +1005,20 @@ static int submit(struct wd_redis_async *r, enum kind kind, int argc, const char
     /* argv, never a format string; formatted here and kept (hiredis copies it into its
      * output buffer) so that a connection lost before the reply can be re-sent */
     int len = redisFormatCommandArgv(&q->cmd, argc, argv, lens);
+    if (hold_it && len >= 0) {
+        q->cmdlen = (size_t)len;
+        q->fresh = true;
+        if (r->not_master) {
+            q->hold = true;
+            q->hold_gen = r->gen;
+        }
+        park_tail(r, q);
+        r->st.submitted++;
+        r->st.waited++;
+        if (!r->timer_at || now(r) + GEN_POLL_MS < r->timer_at)
+            arm(r, now(r) + GEN_POLL_MS);
+        return WD_OK;
+    }
     if (len < 0 ||
         redisAsyncFormattedCommand(r->ac, on_reply, q, q->cmd, (size_t)len) != REDIS_OK) {
         req_free(q);

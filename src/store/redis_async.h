@@ -153,6 +153,8 @@ struct wd_redis_async_stats {
     uint64_t disconnects;      /* ready connections lost (server closed, error) */
     uint64_t stalls;           /* connections freed by the watchdog */
     uint64_t retried;          /* requests re-sent after the server closed their connection */
+    uint64_t waited;           /* with Sentinel: submitted while no master was reachable,
+                                * held (within the deadline) for the next connection */
     size_t inflight;           /* requests on the connection now (answered ones included) and
                                 * waiting to be re-sent */
     bool ready;                /* connected, AUTH and SELECT done */

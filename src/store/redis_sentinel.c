@@ -5,10 +5,11 @@
  *
  * The thread loops: discover when asked (start, a client's suspicion, a lost subscription, a
  * failed round: then with a backoff of 100 ms doubling to 1 s), keep one subscription to
- * `+switch-master` up, and sleep in poll(2) on that subscription and on a pipe that
- * wd_redis_sentinel_suspect() and wd_redis_sentinel_stop() write to. Every connection is a
- * blocking hiredis context with the connect and command timeouts of the data connection, so a
- * dead sentinel costs the thread a timeout and nobody else anything.
+ * `+switch-master` up, re-check every RECHECK_MS, and sleep in poll(2) on that subscription
+ * and on a pipe that wd_redis_sentinel_suspect() and wd_redis_sentinel_stop() write to. Every
+ * connection is a blocking hiredis context with the connect and command timeouts of the data
+ * connection; exchange() bounds each command and its whole reply (time, bytes, elements), so a
+ * dead, slow or hostile sentinel costs the thread a timeout and nobody else anything.
  *
  * Publishing a master: the `changed` callback first (the invalidation stream's cache entries
  * are dropped before any client can reach the new master), then the address under the mutex,
@@ -46,6 +47,15 @@
 #define SUSPECT_MIN_MS 100
 #define RETRY_MAX_MS 1000
 #define ADDR_CAP 64
+/* What one reply from a sentinel (or ROLE from the announced master) may be: a sentinel's
+ * replies are a few dozen bytes, ROLE's grows with the replicas (about 40 bytes each). hiredis
+ * 0.14 has no limit of its own: a `*2147483647` header would make it allocate 16 GiB, a
+ * `$2000000000` one buffer 2 GB. */
+#define REPLY_MAX_BYTES 65536
+#define REPLY_MAX_ELEMENTS 1024
+/* A periodic re-check of the master with the sentinels (the Sentinel client guidelines), in
+ * case a +switch-master was missed while the subscription looked alive */
+#define RECHECK_MS 5000
 
 struct wd_redis_sentinel {
     char **host;
@@ -123,26 +133,108 @@ bool wd_redis_sentinel__switch_parse(const char *msg, size_t len, const char *na
         return false;
     if (fl[0] != strlen(name) || memcmp(f[0], name, fl[0]) != 0)
         return false;
-    if (fl[3] >= cap || fl[4] > 5)
+    return wd_redis_sentinel__addr_parse(f[3], fl[3], f[4], fl[4], host, cap, port);
+}
+
+bool wd_redis_sentinel__addr_parse(const char *h, size_t hl, const char *p, size_t pl, char *host,
+                                   size_t cap, int *port)
+{
+    *port = 0;
+    if (!h || !p || hl == 0 || hl >= cap || pl == 0 || pl > 5)
         return false;
-    int p = 0;
-    for (size_t k = 0; k < fl[4]; k++) {
-        if (f[4][k] < '0' || f[4][k] > '9')
+    int n = 0;
+    for (size_t k = 0; k < pl; k++) {
+        if (p[k] < '0' || p[k] > '9')
             return false;
-        p = p * 10 + (f[4][k] - '0');
+        n = n * 10 + (p[k] - '0');
     }
-    if (p < 1 || p > 65535)
+    if (n < 1 || n > 65535)
         return false;
-    for (size_t k = 0; k < fl[3]; k++)
-        if ((unsigned char)f[3][k] <= ' ' || (unsigned char)f[3][k] >= 0x7f)
+    /* printable ASCII, no space: no NUL cutting the name short, nothing for a log */
+    for (size_t k = 0; k < hl; k++)
+        if ((unsigned char)h[k] <= ' ' || (unsigned char)h[k] >= 0x7f)
             return false;
-    memcpy(host, f[3], fl[3]);
-    host[fl[3]] = '\0';
-    *port = p;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    *port = n;
     return true;
 }
 
 /* ---- connections ---- */
+
+/* hiredis' own reply functions, but an array over REPLY_MAX_ELEMENTS is refused (the reader
+ * fails with "Out of memory") before anything is allocated for it */
+static redisReplyObjectFunctions capped_fn;
+static void *(*default_array)(const redisReadTask *, int);
+static pthread_once_t capped_once = PTHREAD_ONCE_INIT;
+
+static void *capped_array(const redisReadTask *t, int elements)
+{
+    if (elements > REPLY_MAX_ELEMENTS)
+        return NULL;
+    return default_array(t, elements);
+}
+
+static void capped_init(void)
+{
+    redisReader *rd = redisReaderCreate();
+    if (!rd)
+        abort(); /* no memory at the first connection: nothing sensible to do */
+    capped_fn = *rd->fn;
+    default_array = capped_fn.createArray;
+    capped_fn.createArray = capped_array;
+    redisReaderFree(rd);
+}
+
+/* One command and its reply on a blocking context, the whole exchange bounded: timeout_ms
+ * in all (SO_RCVTIMEO alone bounds each read, and a peer that sends a byte at a time would
+ * hold the thread forever), REPLY_MAX_BYTES read, REPLY_MAX_ELEMENTS per array. NULL on
+ * failure, the reason in why; the context is then not to be used again. */
+static redisReply *exchange(redisContext *c, int argc, const char **argv, const size_t *lens,
+                            unsigned timeout_ms, char *why, size_t cap)
+{
+    int64_t end = mono_ms() + timeout_ms;
+    int done = 0;
+    size_t got = 0;
+    void *rep = NULL;
+
+    if (redisAppendCommandArgv(c, argc, argv, lens) != REDIS_OK) {
+        snprintf(why, cap, "%s", c->errstr);
+        return NULL;
+    }
+    while (!done)
+        if (redisBufferWrite(c, &done) != REDIS_OK) {
+            snprintf(why, cap, "%s", c->errstr);
+            return NULL;
+        }
+    for (;;) {
+        if (redisGetReplyFromReader(c, &rep) != REDIS_OK) {
+            snprintf(why, cap, "%s", c->errstr);
+            return NULL;
+        }
+        if (rep)
+            return rep;
+        int64_t left = end - mono_ms();
+        struct pollfd pf = {.fd = c->fd, .events = POLLIN};
+        int pr = left > 0 ? poll(&pf, 1, (int)left) : 0;
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr <= 0) {
+            snprintf(why, cap, "no whole reply within %u ms", timeout_ms);
+            return NULL;
+        }
+        size_t before = c->reader->len;
+        if (redisBufferRead(c) != REDIS_OK) {
+            snprintf(why, cap, "%s", c->errstr);
+            return NULL;
+        }
+        got += c->reader->len - before;
+        if (got > REPLY_MAX_BYTES) {
+            snprintf(why, cap, "reply over %d bytes", REPLY_MAX_BYTES);
+            return NULL;
+        }
+    }
+}
 
 /* A blocking context to host:port with the timeouts, AUTH'd with user/pass (NULL: none).
  * NULL on failure, the reason in why. */
@@ -158,15 +250,15 @@ static redisContext *dial(const struct wd_redis_sentinel *s, const char *host, i
         snprintf(why, cap, "set timeout: %s", c->errstr);
         goto fail;
     }
+    pthread_once(&capped_once, capped_init);
+    c->reader->fn = &capped_fn;
     const char *argv[3];
     size_t lens[3];
     int argc = wd_redis__auth_argv(user, pass, argv, lens);
     if (argc) {
-        redisReply *r = redisCommandArgv(c, argc, argv, lens);
         char e[120];
-        bool ok = wd_redis__setup_reply_ok(r, e, sizeof e);
-        if (!r)
-            snprintf(e, sizeof e, "%.100s", c->errstr);
+        redisReply *r = exchange(c, argc, argv, lens, s->data.command_timeout_ms, e, sizeof e);
+        bool ok = r && wd_redis__setup_reply_ok(r, e, sizeof e);
         if (r)
             freeReplyObject(r);
         if (!ok) {
@@ -217,10 +309,11 @@ static enum role ask_role(struct wd_redis_sentinel *s, const char *addr, int por
     const char *argv[1];
     size_t lens[1];
     wd_redis__role_argv(argv, lens);
-    redisReply *r = redisCommandArgv(c, 1, argv, lens);
+    char e0[120];
+    redisReply *r = exchange(c, 1, argv, lens, s->data.command_timeout_ms, e0, sizeof e0);
     enum role out = ROLE_FAILED;
     if (!r) {
-        snprintf(why, cap, "ROLE: %s", c->errstr);
+        snprintf(why, cap, "ROLE: %s", e0);
     } else {
         char e[120];
         int rr = wd_redis__role_from_reply(r, e, sizeof e);
@@ -289,14 +382,28 @@ static void unpublish(struct wd_redis_sentinel *s, const char *why)
                 s->name, why);
 }
 
-/* Verifies host:port (as a sentinel announced it) and publishes it. true when published. */
-static bool verify(struct wd_redis_sentinel *s, const char *host, int port, char *why, size_t cap)
+/* Whether addr:port is the master published now. */
+static bool is_published(struct wd_redis_sentinel *s, const char *addr, int port)
+{
+    pthread_mutex_lock(&s->mu);
+    bool same = s->known && s->mport == port && strcmp(s->addr, addr) == 0;
+    pthread_mutex_unlock(&s->mu);
+    return same;
+}
+
+/* Verifies host:port (as a sentinel announced it) and publishes it. true when published.
+ * same_ok: the address published now is taken as it is, without asking it ROLE again (the
+ * periodic re-check, a repeated +switch-master: nothing changed, nothing is disturbed). */
+static bool verify(struct wd_redis_sentinel *s, const char *host, int port, bool same_ok,
+                   bool *replica, char *why, size_t cap)
 {
     char addr[ADDR_CAP];
     if (!numeric(host, addr, sizeof addr)) {
         snprintf(why, cap, "announced master %s does not resolve", host);
         return false;
     }
+    if (same_ok && is_published(s, addr, port))
+        return true;
     char e[160];
     enum role ro = ask_role(s, addr, port, e, sizeof e);
     if (ro == ROLE_MASTER) {
@@ -305,17 +412,21 @@ static bool verify(struct wd_redis_sentinel *s, const char *host, int port, char
     }
     snprintf(why, cap, "announced master %s:%d: %.100s", addr, port,
              ro == ROLE_REPLICA ? "answers ROLE as a replica (failover in progress?)" : e);
-    if (ro == ROLE_REPLICA)
-        unpublish(s, why);
+    /* a replica: the caller drops the master published only if no other sentinel names a
+     * better one (one stale sentinel must not move every connection twice) */
+    *replica = *replica || ro == ROLE_REPLICA;
     return false;
 }
 
 /* One round over the sentinels (the last one that answered first). WD_OK: published;
- * WD_ENOENT: every sentinel answered and none knows the name; WD_EBACKEND otherwise. */
-static int discover(struct wd_redis_sentinel *s)
+ * WD_ENOENT: every sentinel answered and none knows the name; WD_EBACKEND otherwise.
+ * recheck: the periodic one (an unchanged answer is not verified again). */
+static int discover(struct wd_redis_sentinel *s, bool recheck)
 {
     char why[200] = "", e[160];
     size_t unknown = 0;
+    bool replica = false;
+    char rwhy[200] = ""; /* why the first replica was refused */
     atomic_fetch_add(&s->discoveries, 1);
     for (size_t k = 0; k < s->n && !atomic_load(&s->stopping); k++) {
         size_t i = (s->first + k) % s->n;
@@ -327,27 +438,26 @@ static int discover(struct wd_redis_sentinel *s)
         }
         const char *argv[] = {"SENTINEL", "get-master-addr-by-name", s->name};
         size_t lens[] = {8, 23, strlen(s->name)};
-        redisReply *r = redisCommandArgv(c, 3, argv, lens);
+        redisReply *r = exchange(c, 3, argv, lens, s->data.command_timeout_ms, e, sizeof e);
         char host[256] = "";
         int port = 0;
         if (!r) {
             atomic_fetch_add(&s->errors, 1);
-            snprintf(why, sizeof why, "sentinel %s:%d: %s", s->host[i], s->port[i], c->errstr);
+            snprintf(why, sizeof why, "sentinel %s:%d: %s", s->host[i], s->port[i], e);
         } else if (r->type == REDIS_REPLY_NIL) {
             unknown++;
             snprintf(why, sizeof why, "sentinel %s:%d does not know master '%s'", s->host[i],
                      s->port[i], s->name);
         } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
                    r->element[0]->type == REDIS_REPLY_STRING &&
-                   r->element[1]->type == REDIS_REPLY_STRING && r->element[0]->len < sizeof host &&
-                   r->element[1]->len <= 5) {
-            memcpy(host, r->element[0]->str, r->element[0]->len);
-            host[r->element[0]->len] = '\0';
-            port = 0;
-            for (size_t d = 0; d < r->element[1]->len; d++)
-                port = r->element[1]->str[d] >= '0' && r->element[1]->str[d] <= '9'
-                           ? port * 10 + (r->element[1]->str[d] - '0')
-                           : -1 - 65535;
+                   r->element[1]->type == REDIS_REPLY_STRING) {
+            if (!wd_redis_sentinel__addr_parse(r->element[0]->str, r->element[0]->len,
+                                               r->element[1]->str, r->element[1]->len, host,
+                                               sizeof host, &port)) {
+                atomic_fetch_add(&s->errors, 1);
+                snprintf(why, sizeof why, "sentinel %s:%d: not an address for '%s'", s->host[i],
+                         s->port[i], s->name);
+            }
         } else {
             atomic_fetch_add(&s->errors, 1);
             snprintf(why, sizeof why, "sentinel %s:%d: %s", s->host[i], s->port[i],
@@ -359,9 +469,12 @@ static int discover(struct wd_redis_sentinel *s)
         if (port < 1 || port > 65535)
             continue;
         s->first = i;
-        if (verify(s, host, port, e, sizeof e))
+        bool was = replica;
+        if (verify(s, host, port, recheck, &replica, e, sizeof e))
             return WD_OK;
         snprintf(why, sizeof why, "%s", e);
+        if (replica && !was)
+            snprintf(rwhy, sizeof rwhy, "%s", e);
     }
     if (unknown == s->n) {
         snprintf(why, sizeof why,
@@ -370,6 +483,10 @@ static int discover(struct wd_redis_sentinel *s)
                  s->name);
         unpublish(s, why);
         return WD_ENOENT;
+    }
+    if (replica && !atomic_load(&s->stopping)) {
+        unpublish(s, rwhy);
+        return WD_EBACKEND;
     }
     set_why(s, "%s", why[0] ? why : "no sentinel answered");
     return WD_EBACKEND;
@@ -386,7 +503,9 @@ static redisContext *subscribe(struct wd_redis_sentinel *s)
             atomic_fetch_add(&s->errors, 1);
             continue;
         }
-        redisReply *r = redisCommand(c, "SUBSCRIBE " CHANNEL);
+        const char *argv[] = {"SUBSCRIBE", CHANNEL};
+        size_t lens[] = {9, sizeof CHANNEL - 1};
+        redisReply *r = exchange(c, 2, argv, lens, s->data.command_timeout_ms, e, sizeof e);
         bool ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 3;
         if (r)
             freeReplyObject(r);
@@ -400,25 +519,24 @@ static redisContext *subscribe(struct wd_redis_sentinel *s)
     return NULL;
 }
 
-/* One pushed reply on the subscription: a +switch-master message (true: for this master, with
- * the new address verified or discovery asked for), or the keepalive's pong. */
-static void on_push(struct wd_redis_sentinel *s, redisReply *r, bool *rediscover)
+/* One pushed reply on the subscription: a +switch-master message for this master leaves its
+ * new address in host and *port (the last one wins: a burst of them costs one verification);
+ * anything else (the keepalive's pong, other masters) is ignored. */
+static void on_push(struct wd_redis_sentinel *s, redisReply *r, char *host, size_t cap, int *port)
 {
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
         r->element[0]->type != REDIS_REPLY_STRING || strcmp(r->element[0]->str, "message") != 0 ||
         r->element[2]->type != REDIS_REPLY_STRING)
         return;
-    char host[256], e[200];
-    int port;
-    if (!wd_redis_sentinel__switch_parse(r->element[2]->str, r->element[2]->len, s->name, host,
-                                         sizeof host, &port))
+    char h[ADDR_CAP * 4];
+    int p;
+    if (!wd_redis_sentinel__switch_parse(r->element[2]->str, r->element[2]->len, s->name, h,
+                                         sizeof h, &p) ||
+        strlen(h) >= cap)
         return;
     atomic_fetch_add(&s->switch_msgs, 1);
-    wd_log_info("redis", "sentinel: +switch-master '%s' to %s:%d", s->name, host, port);
-    if (!verify(s, host, port, e, sizeof e)) {
-        wd_log_warn("redis", "sentinel: %s", e);
-        *rediscover = true;
-    }
+    memcpy(host, h, strlen(h) + 1);
+    *port = p;
 }
 
 /* Drains the wake pipe: true when asked to stop. */
@@ -431,6 +549,11 @@ static bool drain(struct wd_redis_sentinel *s)
     return atomic_load(&s->stopping);
 }
 
+bool wd_redis_sentinel__recheck_due(int64_t now, int64_t last_round, bool want)
+{
+    return !want && now - last_round >= RECHECK_MS;
+}
+
 static void *run(void *arg)
 {
     struct wd_redis_sentinel *s = arg;
@@ -438,14 +561,36 @@ static void *run(void *arg)
     bool want = false; /* the start did the first discovery */
     unsigned retry = 100;
     int64_t next_try = 0, last_rx = 0, ping_at = 0, last_disc = mono_ms();
+    int64_t last_round = last_disc; /* the last round that found the master */
+    int64_t next_sub = 0; /* a lost subscription is made again 100 ms later at the earliest:
+                           * a sentinel that closes each one at once costs 10 a second */
     bool quiet = false;
+    char sw_host[ADDR_CAP * 4] = ""; /* a +switch-master not verified yet */
+    int sw_port = 0;
     while (!atomic_load(&s->stopping)) {
         int64_t now = mono_ms();
         if (atomic_exchange(&s->suspect, false))
             want = true;
-        if (want && now >= next_try && now - last_disc >= SUSPECT_MIN_MS) {
+        /* a switch announced: verified here, at most every SUSPECT_MIN_MS whatever the
+         * number of messages (a flood costs one ROLE per period) */
+        if (sw_port && now - last_disc >= SUSPECT_MIN_MS) {
+            char e[200];
             last_disc = now;
-            int rc = discover(s);
+            wd_log_info("redis", "sentinel: +switch-master '%s' to %s:%d", s->name, sw_host,
+                        sw_port);
+            bool replica = false; /* discovery decides what to drop */
+            if (!verify(s, sw_host, sw_port, true, &replica, e, sizeof e)) {
+                wd_log_warn("redis", "sentinel: %s", e);
+                want = true;
+            } else {
+                last_round = now;
+            }
+            sw_port = 0;
+        }
+        bool recheck = wd_redis_sentinel__recheck_due(now, last_round, want);
+        if ((want || recheck) && now >= next_try && now - last_disc >= SUSPECT_MIN_MS) {
+            last_disc = now;
+            int rc = discover(s, !want);
             want = rc != WD_OK;
             if (want) {
                 char st[240];
@@ -458,9 +603,11 @@ static void *run(void *arg)
             } else {
                 quiet = false;
                 retry = 100;
+                last_round = mono_ms();
             }
         }
-        if (!sub) {
+        if (!sub && mono_ms() >= next_sub) {
+            next_sub = mono_ms() + SUSPECT_MIN_MS;
             sub = subscribe(s);
             if (sub) {
                 last_rx = mono_ms();
@@ -468,18 +615,21 @@ static void *run(void *arg)
                 want = true; /* a switch may have been missed while unsubscribed */
             }
         }
-        /* sleep until a push, a wake, the keepalive or the next try */
-        int timeout = IDLE_PING_MS / 2;
-        if (want) {
-            int64_t d = next_try - mono_ms();
+        /* sleep until a push, a wake, the keepalive, the next try or the re-check */
+        int64_t timeout = IDLE_PING_MS / 2;
+        if (want || sw_port) {
+            int64_t d = want ? next_try - mono_ms() : 0;
             if (d < SUSPECT_MIN_MS)
                 d = SUSPECT_MIN_MS;
             if (d < timeout)
-                timeout = (int)d;
+                timeout = d;
         }
+        int64_t to_recheck = last_round + RECHECK_MS - mono_ms();
+        if (!want && to_recheck < timeout)
+            timeout = to_recheck < 1 ? 1 : to_recheck;
         struct pollfd pf[2] = {{.fd = s->wake[0], .events = POLLIN},
                                {.fd = sub ? sub->fd : -1, .events = POLLIN}};
-        int pr = poll(pf, sub ? 2 : 1, timeout);
+        int pr = poll(pf, sub ? 2 : 1, (int)timeout);
         if (pr < 0 && errno != EINTR)
             break;
         if (pf[0].revents && drain(s))
@@ -488,18 +638,25 @@ static void *run(void *arg)
             continue;
         now = mono_ms();
         bool lost = false;
+        const char *why = NULL;
         if (pr > 0 && pf[1].revents) {
             void *rep;
             if (redisBufferRead(sub) != REDIS_OK) {
                 lost = true;
             } else {
-                last_rx = now;
-                ping_at = 0;
+                /* only whole replies count as signs of life: a sentinel that sends a byte
+                 * at a time keeps none, and what it sends is bounded */
                 while (!lost && redisGetReplyFromReader(sub, &rep) == REDIS_OK && rep) {
-                    on_push(s, rep, &want);
+                    last_rx = now;
+                    ping_at = 0;
+                    on_push(s, rep, sw_host, sizeof sw_host, &sw_port);
                     freeReplyObject(rep);
                 }
                 lost = lost || sub->err;
+                if (!lost && sub->reader->len - sub->reader->pos > REPLY_MAX_BYTES) {
+                    lost = true;
+                    why = "a message over the size limit";
+                }
             }
         } else if (ping_at && now - ping_at > PONG_WAIT_MS) {
             lost = true;
@@ -512,13 +669,17 @@ static void *run(void *arg)
                     lost = true;
             ping_at = now;
         }
+        if (sw_port && is_published(s, sw_host, sw_port))
+            sw_port = 0; /* already there: nothing to verify */
         if (lost) {
             atomic_fetch_add(&s->errors, 1);
             wd_log_warn("redis",
                         "sentinel: subscription to %s:%d lost (%s): subscribing to the "
                         "next sentinel",
                         s->host[s->first], s->port[s->first],
-                        sub->errstr[0] ? sub->errstr : "no answer to PING");
+                        why              ? why
+                        : sub->errstr[0] ? sub->errstr
+                                         : "no answer to PING");
             redisFree(sub);
             sub = NULL;
             s->first = (s->first + 1) % s->n;
@@ -606,7 +767,7 @@ int wd_redis_sentinel_start(const struct wd_redis_sentinel_opts *o, struct wd_re
         sentinel_free(s);
         return WD_ENOMEM;
     }
-    int rc = discover(s);
+    int rc = discover(s, false);
     if (rc == WD_ENOENT) {
         wd_redis_sentinel_status(s, err, errcap);
         sentinel_free(s);

@@ -13,14 +13,22 @@
  * Sentinel", in short:
  *
  * - discovery: the sentinels are asked in turn (`SENTINEL get-master-addr-by-name NAME`),
- *   each connect and command bounded by the data connection's timeouts; the first that
- *   answers with an address moves to the head of the list; the address is then checked with
+ *   each connect bounded by the connect timeout and each command (its whole reply, not each
+ *   read) by the command timeout, each reply by 64 KiB and 1024 elements per array; the
+ *   first that answers with an address (printable ASCII, port 1..65535) moves to the head
+ *   of the list; the address is then checked with
  *   ROLE on a connection of its own (AUTH with the data credentials first). A "slave" answer
- *   (the failover is not over) drops the published address and discovery starts again;
+ *   (the failover is not over, or a stale sentinel) lets the next sentinel answer; only a
+ *   round that ends without a master drops the published address (discovery retries);
  * - following failovers: one connection to a sentinel is subscribed to `+switch-master`; a
- *   message for this master is verified (ROLE) and published. If that connection fails
- *   (refused, closed, no answer to a keepalive PING within 2 s), another sentinel is
- *   subscribed and discovery runs again (a switch may have been missed meanwhile);
+ *   message for this master is verified (ROLE) and published; a burst of them is coalesced
+ *   (the last one wins, one verification per 100 ms at most, none for the address already
+ *   published). If that connection fails (refused, closed, no whole reply to a keepalive
+ *   PING within 2 s, a message over 64 KiB), another sentinel is subscribed and discovery
+ *   runs again (a switch may have been missed meanwhile);
+ * - a periodic re-check: 5 s after the last round that found the master, the sentinels are
+ *   asked again (a +switch-master lost while the subscription looked alive); an unchanged
+ *   answer is taken as it is (no connection to the master, nothing published);
  * - clients say what they see: wd_redis_sentinel_suspect() (a connection to the master
  *   failed, a reply said READONLY, ROLE said slave) makes the thread rediscover at once
  *   (at most every 100 ms).
@@ -109,5 +117,16 @@ void wd_redis_sentinel_status(struct wd_redis_sentinel *s, char *buf, size_t cap
  * about `name`, with the new address in host (cap bytes) and *port (1..65535). */
 bool wd_redis_sentinel__switch_parse(const char *msg, size_t len, const char *name, char *host,
                                      size_t cap, int *port);
+
+/* Whether the thread asks the sentinels again at now (ms, monotonic) while nothing else asks
+ * it to: RECHECK_MS (5 s) after the last round that found the master, unless a discovery is
+ * wanted anyway. Unchanged answers are not verified again (no connection to the master). */
+bool wd_redis_sentinel__recheck_due(int64_t now, int64_t last_round, bool want);
+
+/* A sentinel's address for the master (the two strings of get-master-addr-by-name, or the
+ * last two fields of +switch-master): host printable ASCII without spaces, shorter than cap;
+ * port 1..65535 in at most 5 digits. */
+bool wd_redis_sentinel__addr_parse(const char *h, size_t hl, const char *p, size_t pl, char *host,
+                                   size_t cap, int *port);
 
 #endif

@@ -31,6 +31,9 @@ struct srv {
     char dir[64];
     char sock[128];
     const char *requirepass;
+    int replica_of;  /* a replica of the master on that port (0: a master) */
+    int sentinel_of; /* a redis-sentinel monitoring master "m" on that port (quorum 1,
+                      * no automatic failover: SENTINEL FAILOVER only) */
 };
 
 #define MAX_SRV 8
@@ -144,6 +147,36 @@ static inline bool srv_spawn(struct srv *s)
         argv[n++] = "--requirepass";
         argv[n++] = s->requirepass;
     }
+    char of[16], conf[128];
+    if (s->replica_of) {
+        snprintf(of, sizeof of, "%d", s->replica_of);
+        argv[n++] = "--replicaof";
+        argv[n++] = "127.0.0.1";
+        argv[n++] = of;
+    }
+    if (s->sentinel_of) { /* redis-server CONF --sentinel --port P ... */
+        snprintf(conf, sizeof conf, "%s/sentinel.conf", s->dir);
+        FILE *cf = fopen(conf, "w");
+        if (!cf)
+            return false;
+        fprintf(cf,
+                "sentinel monitor m 127.0.0.1 %d 1\n"
+                "sentinel down-after-milliseconds m 600000\n"
+                "sentinel failover-timeout m 60000\n",
+                s->sentinel_of);
+        fclose(cf);
+        n = 1;
+        argv[n++] = conf;
+        argv[n++] = "--sentinel";
+        argv[n++] = "--port";
+        argv[n++] = port;
+        argv[n++] = "--bind";
+        argv[n++] = "127.0.0.1";
+        argv[n++] = "--dir";
+        argv[n++] = s->dir;
+        argv[n++] = "--daemonize";
+        argv[n++] = "no";
+    }
     argv[n] = NULL;
 
     pid_t pid = fork();
@@ -190,9 +223,11 @@ static inline void srv_kill(struct srv *s)
     }
 }
 
-static inline struct srv *srv_start(const char *requirepass)
+static inline struct srv *srv_start_as(const char *requirepass, int replica_of, int sentinel_of)
 {
     struct srv *s = calloc(1, sizeof *s);
+    s->replica_of = replica_of;
+    s->sentinel_of = sentinel_of;
     /* 21000..31999: below Linux's ephemeral range (32768+), so no client socket holds
      * the port and a reconnect to a stopped server cannot TCP-self-connect to it */
     int base = (int)(getpid() % 1000) * 7;
@@ -213,12 +248,22 @@ static inline struct srv *srv_start(const char *requirepass)
     return NULL;
 }
 
+static inline struct srv *srv_start(const char *requirepass)
+{
+    return srv_start_as(requirepass, 0, 0);
+}
+
 static inline void srv_stop(struct srv *s)
 {
     if (!s)
         return;
     srv_kill(s);
     unlink(s->sock);
+    char f[160];
+    snprintf(f, sizeof f, "%s/sentinel.conf", s->dir);
+    unlink(f);
+    snprintf(f, sizeof f, "%s/dump.rdb", s->dir);
+    unlink(f);
     rmdir(s->dir);
     free(s);
 }

@@ -26,6 +26,7 @@
 #include "core/wd.h"
 #include "server/loop_evops.h"
 #include "store/redis_async.h"
+#include "store/redis_sentinel.h"
 
 #include "redis_fixture.h"
 
@@ -1106,6 +1107,219 @@ static void bad_arguments_are_refused(void **state)
     wd_loop_free(f.l);
 }
 
+/* ---- Sentinel: the master moves ---- */
+
+static bool info_has(const struct srv *s, const char *section, const char *want)
+{
+    redisContext *c = admin(s);
+    if (!c)
+        return false;
+    redisReply *r = redisCommand(c, "INFO %s", section);
+    bool yes = r && r->type == REDIS_REPLY_STRING && strstr(r->str, want);
+    freeReplyObject(r);
+    redisFree(c);
+    return yes;
+}
+
+static bool sentinel_sees_one_replica(const struct srv *st)
+{
+    redisContext *c = admin(st);
+    if (!c)
+        return false;
+    redisReply *r = redisCommand(c, "SENTINEL replicas m");
+    bool yes = r && r->type == REDIS_REPLY_ARRAY && r->elements == 1;
+    freeReplyObject(r);
+    redisFree(c);
+    return yes;
+}
+
+static bool sentinel_failover(const struct srv *st)
+{
+    redisContext *c = admin(st);
+    if (!c)
+        return false;
+    redisReply *r = redisCommand(c, "SENTINEL FAILOVER m");
+    bool ok = r && r->type == REDIS_REPLY_STATUS;
+    freeReplyObject(r);
+    redisFree(c);
+    return ok;
+}
+
+/* real-time poll, for the processes (the loop's clock is the test's) */
+#define WAIT_REAL(cond, secs)                                                                      \
+    do {                                                                                           \
+        uint64_t wr_end_ = mono_ms() + (secs)*1000u;                                               \
+        while (!(cond)) {                                                                          \
+            assert_true(mono_ms() < wr_end_);                                                      \
+            sleep_ms(20);                                                                          \
+        }                                                                                          \
+    } while (0)
+
+/* A real master, its replica and a real redis-sentinel; SENTINEL FAILOVER while requests wait
+ * on the old master (paused behind a SET): when the move is seen, they are re-sent once on
+ * the new master, each answered with its own reply; none fails. Before: each failed ("the
+ * Redis master changed"), calls denied by redis_on_error during every failover. */
+static void sentinel_failover_resends_requests_in_flight_on_the_new_master(void **state)
+{
+    (void)state;
+    struct srv *a = srv_start(NULL);
+    assert_non_null(a);
+    struct srv *b = srv_start_as(NULL, a->port, 0);
+    assert_non_null(b);
+    WAIT_REAL(info_has(b, "replication", "master_link_status:up"), 30);
+    for (int i = 0; i < NRS; i++)
+        redis_cmd(a, "HSET mqtt_user:f%d password_hash h%d", i, i);
+    redis_cmd(a, "WAIT 1 5000");
+    struct srv *st = srv_start_as(NULL, 0, a->port);
+    assert_non_null(st);
+    WAIT_REAL(sentinel_sees_one_replica(st), 60);
+
+    char addr[32], err[256];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", st->port);
+    const char *addrs[] = {addr};
+    struct wd_redis_sentinel_opts so = {.addrs = addrs, .naddrs = 1, .master_name = "m"};
+    struct wd_redis_sentinel *sen = NULL;
+    assert_int_equal(wd_redis_sentinel_start(&so, &sen, err, sizeof err), WD_OK);
+    char m[64];
+    int mport = 0;
+    assert_true(wd_redis_sentinel_master(sen, m, sizeof m, &mport, NULL));
+    assert_int_equal(mport, a->port);
+
+    struct fx f = {.s = a};
+    fx_loop(&f);
+    struct wd_redis_async_opts o = {.conn.sentinel = sen};
+    fx_open_ready(&f, &o);
+    struct call warm = {0}, set = {0}, last = {0};
+    static struct call calls[NRS];
+    memset(calls, 0, sizeof calls);
+    assert_int_equal(user_get(&f, "mqtt_user:f0", &warm), WD_OK);
+    POLL_UNTIL(&f, warm.done);
+
+    redisContext *adm = admin(a);
+    assert_non_null(adm);
+    admin_ok(adm, "CLIENT PAUSE 60000 WRITE");
+    const char *a_set[3] = {"SET", "fo:k", "v"};
+    size_t l_set[3] = {3, 4, 1};
+    assert_int_equal(wd_redis_async_command(f.r, 3, a_set, l_set, 0, 0, on_done, &set), WD_OK);
+    char key[32];
+    for (int i = 0; i < NRS; i++) {
+        snprintf(key, sizeof key, "mqtt_user:f%d", i);
+        assert_int_equal(user_get(&f, key, &calls[i]), WD_OK);
+    }
+    POLL_UNTIL(&f, server_holds_a_blocked_client(adm));
+
+    /* -NOGOODSLAVE until the sentinel has the replica's own INFO: polled */
+    WAIT_REAL(sentinel_failover(st), 60);
+    WAIT_REAL(wd_redis_sentinel_master(sen, m, sizeof m, &mport, NULL) && mport == b->port, 60);
+    /* the next request sees the move: the connection goes, what it held is re-sent */
+    assert_int_equal(user_get(&f, "mqtt_user:f1", &last), WD_OK);
+    POLL_UNTIL(&f, last.done);
+    assert_int_equal(set.done, 1);
+    assert_int_equal(set.rc, WD_OK);
+    for (int i = 0; i < NRS; i++) {
+        char want[16];
+        snprintf(want, sizeof want, "h%d", i);
+        POLL_UNTIL(&f, calls[i].done);
+        assert_int_equal(calls[i].done, 1);
+        assert_int_equal(calls[i].rc, WD_OK);
+        assert_string_equal(calls[i].hash, want); /* its own reply */
+    }
+    assert_int_equal(last.rc, WD_OK);
+    assert_string_equal(last.hash, "h1");
+    struct wd_redis_async_stats s1 = stats(&f);
+    assert_int_equal(s1.retried, NRS + 1);
+    assert_int_equal(s1.failed, 0);
+    redisContext *bc = admin(b);
+    redisReply *r = redisCommand(bc, "GET fo:k");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING); /* the SET landed on the new master */
+    freeReplyObject(r);
+    redisFree(bc);
+
+    admin_ok(adm, "CLIENT UNPAUSE");
+    redisFree(adm);
+    fx_close(&f);
+    wd_redis_sentinel_stop(sen);
+    srv_stop(st);
+    srv_stop(b);
+    srv_stop(a);
+}
+
+/* The master is killed: requests submitted while its address is refused wait (within their
+ * deadline, never sent anywhere) instead of being refused at once, and are sent to the new
+ * master as soon as the sentinel names it. Before: each was refused (WD_EBACKEND) at once. */
+static void sentinel_requests_during_an_outage_wait_for_the_new_master(void **state)
+{
+    (void)state;
+    struct srv *a = srv_start(NULL);
+    assert_non_null(a);
+    struct srv *b = srv_start_as(NULL, a->port, 0);
+    assert_non_null(b);
+    WAIT_REAL(info_has(b, "replication", "master_link_status:up"), 30);
+    for (int i = 0; i < NRS; i++)
+        redis_cmd(a, "HSET mqtt_user:w%d password_hash h%d", i, i);
+    redis_cmd(a, "WAIT 1 5000");
+    struct srv *st = srv_start_as(NULL, 0, a->port);
+    assert_non_null(st);
+    WAIT_REAL(sentinel_sees_one_replica(st), 60);
+    char addr[32], err[256];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", st->port);
+    const char *addrs[] = {addr};
+    struct wd_redis_sentinel_opts so = {.addrs = addrs, .naddrs = 1, .master_name = "m"};
+    struct wd_redis_sentinel *sen = NULL;
+    assert_int_equal(wd_redis_sentinel_start(&so, &sen, err, sizeof err), WD_OK);
+
+    struct fx f = {.s = a};
+    fx_loop(&f);
+    struct wd_redis_async_opts o = {.conn.sentinel = sen, .conn.command_timeout_ms = 60000};
+    fx_open_ready(&f, &o);
+    struct call warm = {0};
+    static struct call calls[NRS];
+    memset(calls, 0, sizeof calls);
+    assert_int_equal(user_get(&f, "mqtt_user:w0", &warm), WD_OK);
+    POLL_UNTIL(&f, warm.done);
+
+    srv_kill(a);
+    /* the loss is seen; the next connect is refused: a backoff */
+    POLL_UNTIL(&f, stats(&f).disconnects == 1);
+    struct call probe = {0};
+    assert_int_equal(user_get(&f, "mqtt_user:w0", &probe), WD_OK);
+    POLL_UNTIL(&f, stats(&f).connect_failures >= 1);
+    char key[32];
+    for (int i = 0; i < NRS; i++) {
+        snprintf(key, sizeof key, "mqtt_user:w%d", i);
+        assert_int_equal(user_get(&f, key, &calls[i]), WD_OK);
+    }
+    assert_int_equal(stats(&f).waited, NRS);
+    WAIT_REAL(sentinel_failover(st), 60);
+    int mport = 0;
+    char m[64];
+    WAIT_REAL(wd_redis_sentinel_master(sen, m, sizeof m, &mport, NULL) && mport == b->port, 60);
+    uint64_t end = mono_ms() + 10000;
+    for (int i = 0; i < NRS; i++)
+        while (!calls[i].done) {
+            assert_true(mono_ms() < end);
+            advance(&f, 20); /* the generation is looked at every 20 ms */
+            run(&f);
+        }
+    for (int i = 0; i < NRS; i++) {
+        char want[16];
+        snprintf(want, sizeof want, "h%d", i);
+        assert_int_equal(calls[i].done, 1);
+        assert_int_equal(calls[i].rc, WD_OK);
+        assert_string_equal(calls[i].hash, want);
+    }
+    /* the request whose connect to the dead master was refused waited too */
+    assert_int_equal(probe.done, 1);
+    assert_int_equal(probe.rc, WD_OK);
+    assert_string_equal(probe.hash, "h0");
+    fx_close(&f);
+    wd_redis_sentinel_stop(sen);
+    srv_stop(st);
+    srv_stop(b);
+    srv_stop(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1132,6 +1346,8 @@ int main(void)
         cmocka_unit_test(completions_may_submit_again_or_free_the_client),
         cmocka_unit_test(connects_that_never_finish_time_out),
         cmocka_unit_test(host_names_are_resolved_once_and_unix_sockets_work),
+        cmocka_unit_test(sentinel_failover_resends_requests_in_flight_on_the_new_master),
+        cmocka_unit_test(sentinel_requests_during_an_outage_wait_for_the_new_master),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
