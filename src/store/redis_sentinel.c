@@ -605,7 +605,7 @@ static void *run(void *arg)
     int64_t last_round = last_disc; /* the last round that found the master */
     int64_t next_sub = 0; /* a lost subscription is made again 100 ms later at the earliest:
                            * a sentinel that closes each one at once costs 10 a second */
-    bool quiet = false;
+    char said[WHY_CAP] = ""; /* the reason last logged while retrying: "" none */
     char sw_host[ADDR_CAP * 4] = ""; /* a +switch-master not verified yet */
     int sw_port = 0;
     while (!atomic_load(&s->stopping)) {
@@ -639,13 +639,15 @@ static void *run(void *arg)
                 pthread_mutex_lock(&s->mu);
                 snprintf(st, sizeof st, "%s", s->why[0] ? s->why : "no sentinel answered");
                 pthread_mutex_unlock(&s->mu);
-                if (!quiet)
+                /* once per reason: a failover that goes from "a replica" to "refused" says
+                 * so, a reason that stays the same is not repeated every second */
+                if (strcmp(st, said) != 0)
                     wd_log_warn("redis", "sentinel: %s (retrying quietly)", st);
-                quiet = true;
+                memcpy(said, st, sizeof said);
                 next_try = mono_ms() + retry;
                 retry = retry * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : retry * 2;
             } else {
-                quiet = false;
+                said[0] = '\0';
                 retry = 100;
                 last_round = mono_ms();
             }
