@@ -603,8 +603,8 @@ static void *run(void *arg)
     unsigned retry = 100;
     int64_t next_try = 0, last_rx = 0, ping_at = 0, last_disc = mono_ms();
     int64_t last_round = last_disc; /* the last round that found the master */
-    int64_t next_sub = 0; /* a lost subscription is made again 100 ms later at the earliest:
-                           * a sentinel that closes each one at once costs 10 a second */
+    int64_t next_sub = 0;    /* a lost subscription is made again 100 ms later at the earliest:
+                              * a sentinel that closes each one at once costs 10 a second */
     char said[WHY_CAP] = ""; /* the reason last logged while retrying: "" none */
     char sw_host[ADDR_CAP * 4] = ""; /* a +switch-master not verified yet */
     int sw_port = 0;
