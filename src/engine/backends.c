@@ -2044,6 +2044,11 @@ size_t wd_backends_metrics(struct wd_backends *b, struct wd_metrics_sample *s, s
     return i;
 }
 
+size_t wd_backends_probe_sentinels(struct wd_backends *b)
+{
+    return wd_redis_sentinel_probe(b->sentinel);
+}
+
 bool wd_backends_ready(struct wd_backends *b, bool need_redis, bool need_jwt, struct wd_buf *out)
 {
     bool ok = true;

@@ -852,6 +852,44 @@ void wd_redis_sentinel_stop(struct wd_redis_sentinel *s)
     sentinel_free(s);
 }
 
+size_t wd_redis_sentinel_probe(struct wd_redis_sentinel *s)
+{
+    size_t bad = 0;
+    for (size_t i = 0; s && i < s->n; i++) {
+        char e[160];
+        redisContext *c = dial(s, s->host[i], s->port[i], s->user, s->pass, NULL, e, sizeof e);
+        redisReply *r = NULL;
+        if (c) {
+            const char *argv[] = {"SENTINEL", "get-master-addr-by-name", s->name};
+            size_t lens[] = {8, 23, strlen(s->name)};
+            r = exchange(c, 3, argv, lens, s->data.command_timeout_ms, e, sizeof e);
+        }
+        if (!r) {
+            wd_log_warn("redis", "sentinel %s:%d does not answer (%s%s): check redis_sentinel",
+                        s->host[i], s->port[i], e, sentinel_hint(e));
+            bad++;
+        } else if (r->type == REDIS_REPLY_NIL) {
+            wd_log_warn("redis",
+                        "sentinel %s:%d does not know master '%s': check redis_sentinel "
+                        "and redis_sentinel_master",
+                        s->host[i], s->port[i], s->name);
+            bad++;
+        } else if (r->type == REDIS_REPLY_ERROR) {
+            wd_log_warn("redis", "sentinel %s:%d: %.120s%s", s->host[i], s->port[i], r->str,
+                        sentinel_hint(r->str));
+            bad++;
+        } else {
+            wd_log_info("redis", "sentinel %s:%d knows master '%s'", s->host[i], s->port[i],
+                        s->name);
+        }
+        if (r)
+            freeReplyObject(r);
+        if (c)
+            redisFree(c);
+    }
+    return bad;
+}
+
 bool wd_redis_sentinel_master(struct wd_redis_sentinel *s, char *addr, size_t cap, int *port,
                               uint64_t *gen)
 {

@@ -83,6 +83,12 @@ struct wd_redis_sentinel_opts {
 int wd_redis_sentinel_start(const struct wd_redis_sentinel_opts *opts,
                             struct wd_redis_sentinel **out, char *err, size_t errcap);
 
+/* For --check-config: asks EVERY sentinel (discovery stops at the first that answers, so a
+ * typo in a later address would go unnoticed until a failover needs it) and logs a warning
+ * for each that does not answer or does not know the master. Returns how many. Blocking
+ * (each sentinel's connect and command timeouts); NULL: 0. Thread-safe. */
+size_t wd_redis_sentinel_probe(struct wd_redis_sentinel *s);
+
 /* Stops the thread (no callback after it returns), frees, wipes the passwords. NULL is fine. */
 void wd_redis_sentinel_stop(struct wd_redis_sentinel *s);
 

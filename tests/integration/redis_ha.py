@@ -430,6 +430,17 @@ def redis_ha_operator_mistakes(s, h):
                    "the unreachable master is reported more than once, or as host:0\n%s" %
                    H.tail(err))
 
+        with s.check("redis_ha_check_config_probes_every_sentinel"):
+            # a typo in the LAST address: discovery stops at the first sentinel that answers;
+            # the check asks every one and warns (exit 0)
+            dead = "127.0.0.1:%d" % free_port()
+            lines = [cl.lines()[0] + " " + dead] + cl.lines()[1:]
+            rc, out, err = check_config("typo.conf", lines)
+            ensure(rc == 0 and "sentinel %s does not answer" % dead in err,
+                   "exit %s; the dead sentinel %s is not named\n%s" % (rc, dead, H.tail(err)))
+            ensure(err.count("knows master '%s'" % MASTER) == 3,
+                   "the three live sentinels are not each confirmed\n%s" % H.tail(err))
+
         with s.check("redis_ha_sentinel_auth_mistakes_name_the_directive"):
             # the sentinels have requirepass: none given, then a wrong one
             rc, out, err = check_config("nosentpw.conf", [
