@@ -585,6 +585,8 @@ int main(int argc, char **argv)
             }
             wd_tls_cleanup(&m);
         }
+        /* every sentinel, not only the first that answers: warnings, never a failure */
+        wd_engine_probe_sentinels(engine);
         printf("%s: configuration ok\n", cfg.source);
         ex = EXIT_OK;
         goto out;

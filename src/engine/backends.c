@@ -2035,18 +2035,24 @@ size_t wd_backends_metrics(struct wd_backends *b, struct wd_metrics_sample *s, s
                "Redis master changes followed (every connection moved to the new master)", "",
                (double)ss.failovers);
     i = sample(s, i, cap, "warden_redis_sentinel_errors_total", C,
-               "Sentinel failures: unreachable, timed out, error replies, subscription lost", "",
-               (double)ss.errors);
+               "Sentinel failures: unreachable, timed out, error replies, subscription lost, "
+               "announced master failing warden's check",
+               "", (double)ss.errors);
     i = sample(s, i, cap, "warden_jwt_keyset_generation", G,
                "JWT key set generation (+1 per JWKS swap; 0: JWT not configured)", "",
                b->jwt_on ? (double)wd_jwt_verifier_generation(b->verifier) : 0);
     return i;
 }
 
+size_t wd_backends_probe_sentinels(struct wd_backends *b)
+{
+    return wd_redis_sentinel_probe(b->sentinel);
+}
+
 bool wd_backends_ready(struct wd_backends *b, bool need_redis, bool need_jwt, struct wd_buf *out)
 {
     bool ok = true;
-    char st[240];
+    char st[320];
     if (need_redis && b->sentinel &&
         !wd_redis_sentinel_master(b->sentinel, st, 64, &(int){0}, NULL)) {
         wd_redis_sentinel_status(b->sentinel, st, sizeof st);

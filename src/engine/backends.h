@@ -145,5 +145,9 @@ size_t wd_backends_metrics(struct wd_backends *b, struct wd_metrics_sample *s, s
  * out; false if one does not answer. Blocking (a Redis PING on the probe's own connection,
  * under a lock). */
 bool wd_backends_ready(struct wd_backends *b, bool need_redis, bool need_jwt, struct wd_buf *out);
+/* --check-config: every sentinel of redis_sentinel asked, a warning logged for each that does
+ * not answer or does not know the master (wd_redis_sentinel_probe). Returns how many; 0
+ * without Sentinel. Blocking. */
+size_t wd_backends_probe_sentinels(struct wd_backends *b);
 
 #endif

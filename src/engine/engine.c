@@ -493,6 +493,11 @@ size_t wd_engine_metrics(struct wd_engine *e, struct wd_metrics_sample *s, size_
     return n + wd_backends_metrics(e->backends, s + n, cap - n);
 }
 
+size_t wd_engine_probe_sentinels(struct wd_engine *e)
+{
+    return wd_backends_probe_sentinels(e->backends);
+}
+
 bool wd_engine_ready(struct wd_engine *e, struct wd_buf *out)
 {
     pthread_mutex_lock(&e->lock);

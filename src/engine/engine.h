@@ -123,6 +123,10 @@ size_t wd_engine_metrics(struct wd_engine *e, struct wd_metrics_sample *s, size_
  * worker's loop. Thread-safe (the probe's connection is under a lock). */
 bool wd_engine_ready(struct wd_engine *e, struct wd_buf *out);
 
+/* --check-config: wd_backends_probe_sentinels (a warning per sentinel that does not answer or
+ * does not know the master; how many). Blocking. */
+size_t wd_engine_probe_sentinels(struct wd_engine *e);
+
 /* Admin: human-readable state (policy, caches, sessions, backends) appended to out. */
 void wd_engine_stats(struct wd_engine *e, struct wd_buf *out);
 

@@ -14,7 +14,8 @@
  * Publishing a master: the `changed` callback first (the invalidation stream's cache entries
  * are dropped before any client can reach the new master), then the address under the mutex,
  * then the generation (atomic, read by clients before each request). Dropping one (a replica
- * behind the announced address, no sentinel knows the name) is the same without an address.
+ * behind the announced address, one that refuses AUTH or ROLE with the data credentials, no
+ * sentinel knows the name) is the same without an address.
  * An address that merely does not answer is kept: the clients fail on it by themselves (their
  * backoff), and the sentinels will announce the new one after the failover.
  */
@@ -56,6 +57,8 @@
 /* A periodic re-check of the master with the sentinels (the Sentinel client guidelines), in
  * case a +switch-master was missed while the subscription looked alive */
 #define RECHECK_MS 5000
+/* why no master is known, or why the last round failed (a hint included) */
+#define WHY_CAP 256
 
 struct wd_redis_sentinel {
     char **host;
@@ -77,7 +80,7 @@ struct wd_redis_sentinel {
     bool known;
     char addr[ADDR_CAP];
     int mport;
-    char why[200];
+    char why[WHY_CAP];
     atomic_uint_fast64_t gen, failovers, errors, discoveries, switch_msgs;
     atomic_bool known_a;
 };
@@ -237,9 +240,10 @@ static redisReply *exchange(redisContext *c, int argc, const char **argv, const 
 }
 
 /* A blocking context to host:port with the timeouts, AUTH'd with user/pass (NULL: none).
- * NULL on failure, the reason in why. */
+ * NULL on failure, the reason in why; *refused (may be NULL) is set when the server answered
+ * AUTH with an error (it is there, and says no: WRONGPASS, ...). */
 static redisContext *dial(const struct wd_redis_sentinel *s, const char *host, int port,
-                          const char *user, const char *pass, char *why, size_t cap)
+                          const char *user, const char *pass, bool *refused, char *why, size_t cap)
 {
     redisContext *c = redisConnectWithTimeout(host, port, ms_tv(s->data.connect_timeout_ms));
     if (!c || c->err) {
@@ -263,6 +267,8 @@ static redisContext *dial(const struct wd_redis_sentinel *s, const char *host, i
             freeReplyObject(r);
         if (!ok) {
             snprintf(why, cap, "AUTH: %s", e);
+            if (refused && r)
+                *refused = true;
             goto fail;
         }
     }
@@ -297,15 +303,18 @@ static bool numeric(const char *host, char *out, size_t cap)
     return e == 0;
 }
 
-enum role { ROLE_MASTER, ROLE_REPLICA, ROLE_FAILED };
+/* ROLE_REFUSED: the server answered, but AUTH or ROLE with error (WRONGPASS, NOPERM): the
+ * credentials or the ACL of the data user do not fit it. ROLE_FAILED: no answer at all. */
+enum role { ROLE_MASTER, ROLE_REPLICA, ROLE_REFUSED, ROLE_FAILED };
 
 /* ROLE at addr:port with the data credentials. */
 static enum role ask_role(struct wd_redis_sentinel *s, const char *addr, int port, char *why,
                           size_t cap)
 {
-    redisContext *c = dial(s, addr, port, s->data.username, s->data.password, why, cap);
+    bool refused = false;
+    redisContext *c = dial(s, addr, port, s->data.username, s->data.password, &refused, why, cap);
     if (!c)
-        return ROLE_FAILED;
+        return refused ? ROLE_REFUSED : ROLE_FAILED;
     const char *argv[1];
     size_t lens[1];
     wd_redis__role_argv(argv, lens);
@@ -321,6 +330,8 @@ static enum role ask_role(struct wd_redis_sentinel *s, const char *addr, int por
             out = ROLE_MASTER;
         else if (rr == WD_ENOENT)
             out = ROLE_REPLICA;
+        else
+            out = ROLE_REFUSED;
         snprintf(why, cap, "%s", e);
         freeReplyObject(r);
     }
@@ -393,12 +404,15 @@ static bool is_published(struct wd_redis_sentinel *s, const char *addr, int port
 
 /* Verifies host:port (as a sentinel announced it) and publishes it. true when published.
  * same_ok: the address published now is taken as it is, without asking it ROLE again (the
- * periodic re-check, a repeated +switch-master: nothing changed, nothing is disturbed). */
+ * periodic re-check, a repeated +switch-master: nothing changed, nothing is disturbed).
+ * *unusable is set when the address answered and cannot be used: a replica, or AUTH / ROLE
+ * refused with the data credentials (a user created on the old master only). */
 static bool verify(struct wd_redis_sentinel *s, const char *host, int port, bool same_ok,
-                   bool *replica, char *why, size_t cap)
+                   bool *unusable, char *why, size_t cap)
 {
     char addr[ADDR_CAP];
     if (!numeric(host, addr, sizeof addr)) {
+        atomic_fetch_add(&s->errors, 1);
         snprintf(why, cap, "announced master %s does not resolve", host);
         return false;
     }
@@ -410,12 +424,37 @@ static bool verify(struct wd_redis_sentinel *s, const char *host, int port, bool
         publish(s, addr, port);
         return true;
     }
-    snprintf(why, cap, "announced master %s:%d: %.100s", addr, port,
-             ro == ROLE_REPLICA ? "answers ROLE as a replica (failover in progress?)" : e);
-    /* a replica: the caller drops the master published only if no other sentinel names a
-     * better one (one stale sentinel must not move every connection twice) */
-    *replica = *replica || ro == ROLE_REPLICA;
+    const char *v = strchr(addr, ':') ? "[" : "", *w = strchr(addr, ':') ? "]" : "";
+    if (ro == ROLE_REPLICA) {
+        snprintf(why, cap,
+                 "announced master %s%s%s:%d answers ROLE as a replica (failover in "
+                 "progress?)",
+                 v, addr, w, port);
+    } else {
+        /* the master's check failed: a Sentinel failure for the metric too */
+        atomic_fetch_add(&s->errors, 1);
+        int n = snprintf(why, cap, "announced master %s%s%s:%d %s: %.120s", v, addr, w, port,
+                         ro == ROLE_REFUSED ? "refused" : "not answering", e);
+        if (ro == ROLE_REFUSED && strncmp(e, "AUTH", 4) == 0 && n > 0 && (size_t)n < cap)
+            snprintf(why + n, cap - (size_t)n, "%s",
+                     " (redis_username/redis_password must work on every node Sentinel may "
+                     "promote)");
+    }
+    /* unusable: the caller drops the master published only if no other sentinel names a
+     * better one (one stale sentinel must not move every connection twice). An address that
+     * does not answer at all is not (the clients' backoff; the failover will come). */
+    *unusable = *unusable || ro == ROLE_REPLICA || ro == ROLE_REFUSED;
     return false;
+}
+
+/* The hint for what a sentinel answered (AUTH to the sentinels, not to the data nodes) */
+static const char *sentinel_hint(const char *msg)
+{
+    if (strstr(msg, "NOAUTH"))
+        return " (set redis_sentinel_password)";
+    if (strstr(msg, "WRONGPASS") || strstr(msg, "invalid password"))
+        return " (check redis_sentinel_password and redis_sentinel_username)";
+    return "";
 }
 
 /* One round over the sentinels (the last one that answered first). WD_OK: published;
@@ -423,17 +462,18 @@ static bool verify(struct wd_redis_sentinel *s, const char *host, int port, bool
  * recheck: the periodic one (an unchanged answer is not verified again). */
 static int discover(struct wd_redis_sentinel *s, bool recheck)
 {
-    char why[200] = "", e[160];
+    char why[WHY_CAP] = "", e[160], ve[WHY_CAP];
     size_t unknown = 0;
-    bool replica = false;
-    char rwhy[200] = ""; /* why the first replica was refused */
+    bool unusable = false;
+    char rwhy[WHY_CAP] = ""; /* why the first unusable address was refused */
     atomic_fetch_add(&s->discoveries, 1);
     for (size_t k = 0; k < s->n && !atomic_load(&s->stopping); k++) {
         size_t i = (s->first + k) % s->n;
-        redisContext *c = dial(s, s->host[i], s->port[i], s->user, s->pass, e, sizeof e);
+        redisContext *c = dial(s, s->host[i], s->port[i], s->user, s->pass, NULL, e, sizeof e);
         if (!c) {
             atomic_fetch_add(&s->errors, 1);
-            snprintf(why, sizeof why, "sentinel %s:%d: %s", s->host[i], s->port[i], e);
+            snprintf(why, sizeof why, "sentinel %s:%d: %s%s", s->host[i], s->port[i], e,
+                     sentinel_hint(e));
             continue;
         }
         const char *argv[] = {"SENTINEL", "get-master-addr-by-name", s->name};
@@ -460,8 +500,9 @@ static int discover(struct wd_redis_sentinel *s, bool recheck)
             }
         } else {
             atomic_fetch_add(&s->errors, 1);
-            snprintf(why, sizeof why, "sentinel %s:%d: %s", s->host[i], s->port[i],
-                     r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+            const char *m = r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply";
+            snprintf(why, sizeof why, "sentinel %s:%d: %.120s%s", s->host[i], s->port[i], m,
+                     sentinel_hint(m));
         }
         if (r)
             freeReplyObject(r);
@@ -469,12 +510,12 @@ static int discover(struct wd_redis_sentinel *s, bool recheck)
         if (port < 1 || port > 65535)
             continue;
         s->first = i;
-        bool was = replica;
-        if (verify(s, host, port, recheck, &replica, e, sizeof e))
+        bool was = unusable;
+        if (verify(s, host, port, recheck, &unusable, ve, sizeof ve))
             return WD_OK;
-        snprintf(why, sizeof why, "%s", e);
-        if (replica && !was)
-            snprintf(rwhy, sizeof rwhy, "%s", e);
+        snprintf(why, sizeof why, "%s", ve);
+        if (unusable && !was)
+            snprintf(rwhy, sizeof rwhy, "%s", ve);
     }
     if (unknown == s->n) {
         snprintf(why, sizeof why,
@@ -484,7 +525,7 @@ static int discover(struct wd_redis_sentinel *s, bool recheck)
         unpublish(s, why);
         return WD_ENOENT;
     }
-    if (replica && !atomic_load(&s->stopping)) {
+    if (unusable && !atomic_load(&s->stopping)) {
         unpublish(s, rwhy);
         return WD_EBACKEND;
     }
@@ -498,7 +539,7 @@ static redisContext *subscribe(struct wd_redis_sentinel *s)
     char e[160];
     for (size_t k = 0; k < s->n && !atomic_load(&s->stopping); k++) {
         size_t i = (s->first + k) % s->n;
-        redisContext *c = dial(s, s->host[i], s->port[i], s->user, s->pass, e, sizeof e);
+        redisContext *c = dial(s, s->host[i], s->port[i], s->user, s->pass, NULL, e, sizeof e);
         if (!c) {
             atomic_fetch_add(&s->errors, 1);
             continue;
@@ -562,9 +603,9 @@ static void *run(void *arg)
     unsigned retry = 100;
     int64_t next_try = 0, last_rx = 0, ping_at = 0, last_disc = mono_ms();
     int64_t last_round = last_disc; /* the last round that found the master */
-    int64_t next_sub = 0; /* a lost subscription is made again 100 ms later at the earliest:
-                           * a sentinel that closes each one at once costs 10 a second */
-    bool quiet = false;
+    int64_t next_sub = 0;    /* a lost subscription is made again 100 ms later at the earliest:
+                              * a sentinel that closes each one at once costs 10 a second */
+    char said[WHY_CAP] = ""; /* the reason last logged while retrying: "" none */
     char sw_host[ADDR_CAP * 4] = ""; /* a +switch-master not verified yet */
     int sw_port = 0;
     while (!atomic_load(&s->stopping)) {
@@ -574,12 +615,12 @@ static void *run(void *arg)
         /* a switch announced: verified here, at most every SUSPECT_MIN_MS whatever the
          * number of messages (a flood costs one ROLE per period) */
         if (sw_port && now - last_disc >= SUSPECT_MIN_MS) {
-            char e[200];
+            char e[WHY_CAP];
             last_disc = now;
             wd_log_info("redis", "sentinel: +switch-master '%s' to %s:%d", s->name, sw_host,
                         sw_port);
-            bool replica = false; /* discovery decides what to drop */
-            if (!verify(s, sw_host, sw_port, true, &replica, e, sizeof e)) {
+            bool unusable = false; /* discovery decides what to drop */
+            if (!verify(s, sw_host, sw_port, true, &unusable, e, sizeof e)) {
                 wd_log_warn("redis", "sentinel: %s", e);
                 want = true;
             } else {
@@ -593,15 +634,20 @@ static void *run(void *arg)
             int rc = discover(s, !want);
             want = rc != WD_OK;
             if (want) {
-                char st[240];
-                wd_redis_sentinel_status(s, st, sizeof st);
-                if (!quiet)
+                /* why this round failed: the status would name the master still published */
+                char st[WHY_CAP];
+                pthread_mutex_lock(&s->mu);
+                snprintf(st, sizeof st, "%s", s->why[0] ? s->why : "no sentinel answered");
+                pthread_mutex_unlock(&s->mu);
+                /* once per reason: a failover that goes from "a replica" to "refused" says
+                 * so, a reason that stays the same is not repeated every second */
+                if (strcmp(st, said) != 0)
                     wd_log_warn("redis", "sentinel: %s (retrying quietly)", st);
-                quiet = true;
+                memcpy(said, st, sizeof said);
                 next_try = mono_ms() + retry;
                 retry = retry * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : retry * 2;
             } else {
-                quiet = false;
+                said[0] = '\0';
                 retry = 100;
                 last_round = mono_ms();
             }
@@ -774,7 +820,7 @@ int wd_redis_sentinel_start(const struct wd_redis_sentinel_opts *o, struct wd_re
         return WD_ENOENT;
     }
     if (rc != WD_OK) {
-        char st[240];
+        char st[WHY_CAP];
         wd_redis_sentinel_status(s, st, sizeof st);
         wd_log_warn("redis",
                     "sentinel: no master for '%s' yet (%s); requests that need Redis get "
@@ -804,6 +850,44 @@ void wd_redis_sentinel_stop(struct wd_redis_sentinel *s)
         pthread_join(s->thread, NULL);
     }
     sentinel_free(s);
+}
+
+size_t wd_redis_sentinel_probe(struct wd_redis_sentinel *s)
+{
+    size_t bad = 0;
+    for (size_t i = 0; s && i < s->n; i++) {
+        char e[160];
+        redisContext *c = dial(s, s->host[i], s->port[i], s->user, s->pass, NULL, e, sizeof e);
+        redisReply *r = NULL;
+        if (c) {
+            const char *argv[] = {"SENTINEL", "get-master-addr-by-name", s->name};
+            size_t lens[] = {8, 23, strlen(s->name)};
+            r = exchange(c, 3, argv, lens, s->data.command_timeout_ms, e, sizeof e);
+        }
+        if (!r) {
+            wd_log_warn("redis", "sentinel %s:%d does not answer (%s%s): check redis_sentinel",
+                        s->host[i], s->port[i], e, sentinel_hint(e));
+            bad++;
+        } else if (r->type == REDIS_REPLY_NIL) {
+            wd_log_warn("redis",
+                        "sentinel %s:%d does not know master '%s': check redis_sentinel "
+                        "and redis_sentinel_master",
+                        s->host[i], s->port[i], s->name);
+            bad++;
+        } else if (r->type == REDIS_REPLY_ERROR) {
+            wd_log_warn("redis", "sentinel %s:%d: %.120s%s", s->host[i], s->port[i], r->str,
+                        sentinel_hint(r->str));
+            bad++;
+        } else {
+            wd_log_info("redis", "sentinel %s:%d knows master '%s'", s->host[i], s->port[i],
+                        s->name);
+        }
+        if (r)
+            freeReplyObject(r);
+        if (c)
+            redisFree(c);
+    }
+    return bad;
 }
 
 bool wd_redis_sentinel_master(struct wd_redis_sentinel *s, char *addr, size_t cap, int *port,

@@ -38,7 +38,9 @@
  * (a mutex held for a copy, and an atomic generation) and set a flag.
  *
  * While no master is known (no sentinel answers, none knows NAME, the announced address is a
- * replica), clients refuse to connect and requests get redis_on_error's decision.
+ * replica or refuses AUTH / ROLE with the data credentials: the master published before is
+ * dropped then, it is no longer the master), clients refuse to connect and requests get
+ * redis_on_error's decision.
  */
 #ifndef WD_STORE_REDIS_SENTINEL_H
 #define WD_STORE_REDIS_SENTINEL_H
@@ -81,6 +83,12 @@ struct wd_redis_sentinel_opts {
 int wd_redis_sentinel_start(const struct wd_redis_sentinel_opts *opts,
                             struct wd_redis_sentinel **out, char *err, size_t errcap);
 
+/* For --check-config: asks EVERY sentinel (discovery stops at the first that answers, so a
+ * typo in a later address would go unnoticed until a failover needs it) and logs a warning
+ * for each that does not answer or does not know the master. Returns how many. Blocking
+ * (each sentinel's connect and command timeouts); NULL: 0. Thread-safe. */
+size_t wd_redis_sentinel_probe(struct wd_redis_sentinel *s);
+
 /* Stops the thread (no callback after it returns), frees, wipes the passwords. NULL is fine. */
 void wd_redis_sentinel_stop(struct wd_redis_sentinel *s);
 
@@ -100,15 +108,18 @@ void wd_redis_sentinel_suspect(struct wd_redis_sentinel *s);
 struct wd_redis_sentinel_stats {
     bool known;           /* a master is published now */
     uint64_t failovers;   /* master changes followed (a new address published over another) */
-    uint64_t errors;      /* sentinel failures: refused, timed out, error replies, lost */
+    uint64_t errors;      /* sentinel failures: refused, timed out, error replies, lost; and
+                           * an announced master failing its check (AUTH/ROLE refused, no
+                           * answer, no address) */
     uint64_t discoveries; /* discovery rounds run */
     uint64_t switch_msgs; /* +switch-master messages for this master received */
 };
 void wd_redis_sentinel_stats(struct wd_redis_sentinel *s, struct wd_redis_sentinel_stats *out);
 
 /* "10.0.0.5:6379 (master mymaster)" or why none is known ("no sentinel knows master
- * 'mymaster'", "10.0.0.5:6379 answers ROLE as a replica"), for readiness and logs; never a
- * password. */
+ * 'mymaster'", "announced master 10.0.0.5:6379 answers ROLE as a replica", "announced master
+ * 10.0.0.6:6379 refused: AUTH: WRONGPASS ...", a sentinel's NOAUTH with "(set
+ * redis_sentinel_password)"), for readiness and logs; never a password. */
 void wd_redis_sentinel_status(struct wd_redis_sentinel *s, char *buf, size_t cap);
 
 /* ---- pure parts, for tests ---- */

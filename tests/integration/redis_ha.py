@@ -429,3 +429,57 @@ def redis_ha_operator_mistakes(s, h):
             ensure(err.count("requests that need Redis get") == 1 and ":0 now" not in err,
                    "the unreachable master is reported more than once, or as host:0\n%s" %
                    H.tail(err))
+
+        with s.check("redis_ha_check_config_probes_every_sentinel"):
+            # a typo in the LAST address: discovery stops at the first sentinel that answers;
+            # the check asks every one and warns (exit 0)
+            dead = "127.0.0.1:%d" % free_port()
+            lines = [cl.lines()[0] + " " + dead] + cl.lines()[1:]
+            rc, out, err = check_config("typo.conf", lines)
+            ensure(rc == 0 and "sentinel %s does not answer" % dead in err,
+                   "exit %s; the dead sentinel %s is not named\n%s" % (rc, dead, H.tail(err)))
+            ensure(err.count("knows master '%s'" % MASTER) == 3,
+                   "the three live sentinels are not each confirmed\n%s" % H.tail(err))
+
+        with s.check("redis_ha_sentinel_auth_mistakes_name_the_directive"):
+            # the sentinels have requirepass: none given, then a wrong one
+            rc, out, err = check_config("nosentpw.conf", [
+                ln for ln in cl.lines() if not ln.startswith("redis_sentinel_password ")])
+            ensure(rc == 0 and "NOAUTH" in err and "(set redis_sentinel_password)" in err,
+                   "exit %s; no NOAUTH hint\n%s" % (rc, H.tail(err)))
+            rc, out, err = check_config("badsentpw.conf", [
+                ln if not ln.startswith("redis_sentinel_password ") else
+                "redis_sentinel_password " + cl.env.secret("wrong") for ln in cl.lines()])
+            ensure(rc == 0 and "(check redis_sentinel_password" in err,
+                   "exit %s; no WRONGPASS hint\n%s" % (rc, H.tail(err)))
+
+        with s.check("redis_ha_promoted_node_refusing_auth_is_named"):
+            # last: a failover. The ACL user exists on the master alone (the new-operator
+            # mistake of docs/redis.md): the promoted replica refuses warden's AUTH
+            old = poll(cl.master, "the sentinels agree on the master")
+            pw = cl.env.secret("oldonlypw")
+            q(old, "ACL", "SETUSER", "oldonly", ">" + pw, *WARDEN_ACL)
+            lines = [ln for ln in cl.lines() if not ln.startswith(("redis_username ",
+                                                                   "redis_password "))]
+            w = replica(env, "ha-oldonly", lines + ["redis_username oldonly",
+                                                    "redis_password " + pw])
+            poll(lambda: val(scrape(w.mport), "warden_redis_sentinel_master_known") == 1,
+                 "the warden knows the master")
+            e0 = val(scrape(w.mport), "warden_redis_sentinel_errors_total")
+            cl.sentinels[0].cmd("SENTINEL", "FAILOVER", MASTER)
+            new = poll(lambda: (lambda m: m if m is not None and m is not old else None)(
+                cl.master()), "the sentinels name a new master")
+            want = "announced master 127.0.0.1:%d refused: AUTH: WRONGPASS" % new.port
+            poll(lambda: want in http(w.mport, "/readyz")[1],
+                 "/readyz names the refused master")
+            st, body = http(w.mport, "/readyz")
+            ensure(st == 503 and "redis: no master known" in body, "/readyz %d %r" % (st, body))
+            m = scrape(w.mport)
+            ensure(val(m, "warden_redis_sentinel_master_known") == 0,
+                   "master_known is not 0 with no usable master")
+            ensure(val(m, "warden_redis_sentinel_errors_total") > e0,
+                   "the refused check is not counted as a Sentinel error")
+            retry = [ln for ln in w.log().splitlines() if "(retrying quietly)" in ln]
+            ensure(any(want in ln for ln in retry) and
+                   not any("(master '" in ln for ln in retry),
+                   "no retry line gives the reason\n%s" % H.tail(w.log()))

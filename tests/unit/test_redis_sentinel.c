@@ -433,6 +433,11 @@ static void malformed_replies_publish_nothing(void **state)
         {"*2\r\n$5\r\n[::1]\r\n$4\r\n6379\r\n", "does not resolve"},
         {"*2147483647\r\n", "Out of memory"}, /* refused before anything is allocated */
         {"-ERR whatever\r\n", "ERR whatever"},
+        /* a sentinel with requirepass: the hint names the directive (before: none) */
+        {"-NOAUTH Authentication required.\r\n",
+         "NOAUTH Authentication required. (set redis_sentinel_password)"},
+        {"-WRONGPASS invalid username-password pair or user is disabled.\r\n",
+         "disabled. (check redis_sentinel_password and redis_sentinel_username)"},
     };
     struct fake *f = fake_start(F_CANNED);
     /* the address with a NUL first: it names the real master once cut at the NUL */
@@ -661,6 +666,58 @@ static void the_periodic_recheck_finds_a_master_moved_silently(void **state)
     srv_stop(b);
 }
 
+/* After a failover the sentinel announces a node that refuses the data credentials (the
+ * Redis ACL user was created on the old master only): the old master is no longer published
+ * (known false: no usable master), the status names the announced address and the reply
+ * (WRONGPASS), and the failed check counts as a Sentinel error. Before: the old master stayed
+ * published (known 1, the status named it), errors unchanged. */
+static void an_announced_master_refusing_auth_is_not_published(void **state)
+{
+    (void)state;
+    struct srv *a = srv_start("pw"), *b = srv_start("not-the-same");
+    assert_non_null(a);
+    assert_non_null(b);
+    struct fake *f = fake_start(F_ADDR);
+    atomic_store(&f->addr_port, a->port);
+    char addr[32];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", f->port);
+    const char *addrs[] = {addr};
+    struct wd_redis_sentinel_opts o = {
+        .addrs = addrs,
+        .naddrs = 1,
+        .master_name = "m",
+        .data = {.password = "pw", .connect_timeout_ms = 5000, .command_timeout_ms = 5000}};
+    struct wd_redis_sentinel *s = NULL;
+    char err[256];
+    assert_int_equal(wd_redis_sentinel_start(&o, &s, err, sizeof err), WD_OK);
+    char maddr[64];
+    int port = 0;
+    assert_true(wd_redis_sentinel_master(s, maddr, sizeof maddr, &port, NULL));
+    assert_int_equal(port, a->port);
+    struct wd_redis_sentinel_stats st;
+    wd_redis_sentinel_stats(s, &st);
+    uint64_t e0 = st.errors;
+
+    atomic_store(&f->addr_port, b->port);
+    wd_redis_sentinel_suspect(s);
+    uint64_t end = mono_ms() + 30000;
+    while (mono_ms() < end && wd_redis_sentinel_master(s, maddr, sizeof maddr, &port, NULL))
+        sleep_ms(20);
+    if (wd_redis_sentinel_master(s, maddr, sizeof maddr, &port, NULL))
+        fail_msg("%s:%d still published", maddr, port);
+    wd_redis_sentinel_stats(s, &st);
+    assert_false(st.known);
+    assert_true(st.errors > e0);
+    char want[96];
+    snprintf(want, sizeof want, "announced master 127.0.0.1:%d refused: AUTH: WRONGPASS", b->port);
+    status_has(s, want);
+    status_has(s, "must work on every node");
+    wd_redis_sentinel_stop(s);
+    fake_stop(f);
+    srv_stop(a);
+    srv_stop(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -677,6 +734,7 @@ int main(void)
         cmocka_unit_test(a_subscription_that_trickles_is_dropped),
         cmocka_unit_test(a_stale_sentinel_naming_a_replica_moves_nothing),
         cmocka_unit_test(a_sentinel_closing_each_subscription_costs_ten_a_second),
+        cmocka_unit_test(an_announced_master_refusing_auth_is_not_published),
     };
     atexit(kill_all_at_exit);
     return cmocka_run_group_tests(tests, NULL, NULL);
