@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -615,9 +616,10 @@ static void a_session_prefix_overlapping_a_key_template_is_refused(void **state)
 /* ---- time: the engine's clock is passed in (core/clock.h) ---- */
 
 /* A clock the test moves by hand. Far from the real one: a component reading the real
- * clock instead of this one sees every token of these tests as long expired. */
+ * clock instead of this one sees every token of these tests as long expired. Atomic: the
+ * engine reads its clock on other threads too (the invalidation stream's, for one). */
 struct test_clock {
-    int64_t mono_ms, unix_s;
+    _Atomic int64_t mono_ms, unix_s;
 };
 
 static int64_t test_mono_ms(void *ctx)
