@@ -7,7 +7,6 @@
  */
 #include "engine/session_share.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,20 +32,6 @@ static const char DROP_SCRIPT[] =
     "if s['port'] ~= 0 and p ~= 0 and s['port'] ~= p then return 0 end\n"
     "return redis.call('DEL', KEYS[1])\n";
 
-static void problem(struct wd_buf *e, int *n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void problem(struct wd_buf *e, int *n, const char *fmt, ...)
-{
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    wd_buf_puts(e, line);
-    wd_buf_putc(e, '\n');
-    (*n)++;
-}
-
 void wd_session_share_new(const struct wd_config *cfg, bool redis_on, struct wd_session_share **out,
                           struct wd_buf *e, int *n)
 {
@@ -56,20 +41,22 @@ void wd_session_share_new(const struct wd_config *cfg, bool redis_on, struct wd_
     if (!redis)
         return;
     if (!redis_on) {
-        problem(e, n, "session_store redis: set redis_host or redis_socket");
+        wd_buf_puts(e, "session_store redis: set redis_host or redis_socket\n");
+        (*n)++;
         return;
     }
     const char *pre = cfg->session_redis_prefix ? cfg->session_redis_prefix : "";
     size_t np = strlen(pre);
     if (np == 0) {
-        problem(e, n, "session_redis_prefix: must not be empty");
+        wd_buf_puts(e, "session_redis_prefix: must not be empty\n");
+        (*n)++;
         return;
     }
     /* a session key (prefix + clientid, chosen by the client) must never name a user
      * record or an ACL: a SET there would replace a password hash */
     const char *tmpls[] = {cfg->redis_authn_key, cfg->redis_acl_key};
     const char *names[] = {"redis_authn_key", "redis_acl_key"};
-    int bad = 0;
+    int before = *n;
     for (size_t i = 0; i < 2; i++) {
         size_t nh = tmpls[i] ? wd_redis_tmpl_head(tmpls[i]) : 0;
         if (nh == 0) {
@@ -78,14 +65,14 @@ void wd_session_share_new(const struct wd_config *cfg, bool redis_on, struct wd_
                         "a session key (%s...)",
                         names[i], pre);
         } else if (memcmp(pre, tmpls[i], np < nh ? np : nh) == 0) {
-            problem(e, n,
-                    "session_redis_prefix \"%s\" overlaps %s \"%s\": a client id could "
-                    "name a user or ACL key; choose a prefix of its own",
-                    pre, names[i], tmpls[i]);
-            bad++;
+            wd_buf_printf(e,
+                          "session_redis_prefix \"%s\" overlaps %s \"%s\": a client id could "
+                          "name a user or ACL key; choose a prefix of its own\n",
+                          pre, names[i], tmpls[i]);
+            (*n)++;
         }
     }
-    if (bad)
+    if (*n > before)
         return;
     struct wd_session_share *s = wd_calloc(1, sizeof *s);
     s->prefix = wd_strdup(pre);

@@ -52,12 +52,6 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static struct timeval ms_tv(unsigned ms)
-{
-    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (long)(ms % 1000) * 1000};
-    return tv;
-}
-
 static void set_err(struct wd_redis *r, const char *what, const char *detail)
 {
     snprintf(r->err, sizeof r->err, "%s%s%s", what, detail && *detail ? ": " : "",
@@ -206,7 +200,7 @@ static int check_role(struct wd_redis *r)
 
 static int do_connect(struct wd_redis *r)
 {
-    struct timeval ctv = ms_tv(r->connect_timeout_ms);
+    struct timeval ctv = wd_redis__ms_tv(r->connect_timeout_ms);
     int rc = WD_EBACKEND;
     char maddr[64];
     int mport = 0;
@@ -230,7 +224,7 @@ static int do_connect(struct wd_redis *r)
         set_err(r, "connect", r->ctx->errstr);
         goto out;
     }
-    if (redisSetTimeout(r->ctx, ms_tv(r->command_timeout_ms)) != REDIS_OK) {
+    if (redisSetTimeout(r->ctx, wd_redis__ms_tv(r->command_timeout_ms)) != REDIS_OK) {
         set_err(r, "set timeout", r->ctx->errstr);
         goto out;
     }

@@ -13,6 +13,7 @@
 #include <hiredis/hiredis.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/time.h>
 
 #include "store/redis.h"
 
@@ -74,5 +75,12 @@ int wd_redis__acl_from_reply(const redisReply *rep, struct wd_acl_entry **out, s
  * reply (its text in out->str and err), WD_ETOOBIG for a string over max_len (0: none). */
 int wd_redis__raw_from_reply(const redisReply *rep, size_t max_len, struct wd_redis_raw *out,
                              char *err, size_t errcap);
+
+/* A timeout in milliseconds as hiredis takes it (connect and command timeouts). */
+static inline struct timeval wd_redis__ms_tv(unsigned ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    return tv;
+}
 
 #endif

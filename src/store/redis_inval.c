@@ -30,6 +30,7 @@
 
 #include "core/log.h"
 #include "core/wd.h"
+#include "core/clock.h"
 #include "store/redis_int.h"
 #include "store/redis_sentinel.h"
 
@@ -55,19 +56,6 @@ struct wd_redis_inval {
 static char *dup_or_null(const char *s)
 {
     return s ? wd_strdup(s) : NULL;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static struct timeval ms_tv(unsigned ms)
-{
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-    return tv;
 }
 
 size_t wd_redis_inval_prefixes(const char **p, size_t n)
@@ -130,7 +118,7 @@ static bool reply_ok(struct wd_redis_inval *v, const redisContext *c, const redi
 /* Connects, sets up and subscribes. The context on success, NULL (logged) otherwise. */
 static redisContext *arm(struct wd_redis_inval *v)
 {
-    struct timeval ctv = ms_tv(v->o.connect_timeout_ms);
+    struct timeval ctv = wd_redis__ms_tv(v->o.connect_timeout_ms);
     char maddr[64];
     int mport = 0;
     if (v->o.sentinel &&
@@ -147,7 +135,7 @@ static redisContext *arm(struct wd_redis_inval *v)
                  c ? c->errstr : "no memory");
         goto fail;
     }
-    if (redisSetTimeout(c, ms_tv(v->o.command_timeout_ms)) != REDIS_OK)
+    if (redisSetTimeout(c, wd_redis__ms_tv(v->o.command_timeout_ms)) != REDIS_OK)
         goto fail;
     const char *argv[4 + 2 * MAX_PREFIXES];
     size_t lens[4 + 2 * MAX_PREFIXES];
@@ -262,7 +250,7 @@ static void on_push(struct wd_redis_inval *v, redisReply *r)
 /* Reads from c until it fails or stop is asked. Returns true when asked to stop. */
 static bool serve(struct wd_redis_inval *v, redisContext *c)
 {
-    int64_t last_rx = mono_ms(), ping_at = 0;
+    int64_t last_rx = wd_clock_mono_ms(&wd_clock_real), ping_at = 0;
     void *rep;
     /* what came in with the SUBSCRIBE reply is already in the reader: poll will not say */
     while (redisGetReplyFromReader(c, &rep) == REDIS_OK && rep) {
@@ -283,7 +271,7 @@ static bool serve(struct wd_redis_inval *v, redisContext *c)
             return false;
         if (pf[1].revents)
             return true;
-        int64_t now = mono_ms();
+        int64_t now = wd_clock_mono_ms(&wd_clock_real);
         if (pr > 0 && pf[0].revents) {
             if (redisBufferRead(c) != REDIS_OK) {
                 wd_log_warn("redis", "cache invalidation: connection lost: %s",

@@ -40,6 +40,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/wd.h"
+#include "core/clock.h"
 #include "store/redis_int.h"
 
 #define CHANNEL "+switch-master"
@@ -84,19 +85,6 @@ struct wd_redis_sentinel {
     atomic_uint_fast64_t gen, failovers, errors, discoveries, switch_msgs;
     atomic_bool known_a;
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static struct timeval ms_tv(unsigned ms)
-{
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-    return tv;
-}
 
 static void set_why(struct wd_redis_sentinel *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -196,7 +184,7 @@ static void capped_init(void)
 static redisReply *exchange(redisContext *c, int argc, const char **argv, const size_t *lens,
                             unsigned timeout_ms, char *why, size_t cap)
 {
-    int64_t end = mono_ms() + timeout_ms;
+    int64_t end = wd_clock_mono_ms(&wd_clock_real) + timeout_ms;
     int done = 0;
     size_t got = 0;
     void *rep = NULL;
@@ -217,7 +205,7 @@ static redisReply *exchange(redisContext *c, int argc, const char **argv, const 
         }
         if (rep)
             return rep;
-        int64_t left = end - mono_ms();
+        int64_t left = end - wd_clock_mono_ms(&wd_clock_real);
         struct pollfd pf = {.fd = c->fd, .events = POLLIN};
         int pr = left > 0 ? poll(&pf, 1, (int)left) : 0;
         if (pr < 0 && errno == EINTR)
@@ -245,12 +233,13 @@ static redisReply *exchange(redisContext *c, int argc, const char **argv, const 
 static redisContext *dial(const struct wd_redis_sentinel *s, const char *host, int port,
                           const char *user, const char *pass, bool *refused, char *why, size_t cap)
 {
-    redisContext *c = redisConnectWithTimeout(host, port, ms_tv(s->data.connect_timeout_ms));
+    redisContext *c =
+        redisConnectWithTimeout(host, port, wd_redis__ms_tv(s->data.connect_timeout_ms));
     if (!c || c->err) {
         snprintf(why, cap, "%s", c ? c->errstr : "no memory");
         goto fail;
     }
-    if (redisSetTimeout(c, ms_tv(s->data.command_timeout_ms)) != REDIS_OK) {
+    if (redisSetTimeout(c, wd_redis__ms_tv(s->data.command_timeout_ms)) != REDIS_OK) {
         snprintf(why, cap, "set timeout: %s", c->errstr);
         goto fail;
     }
@@ -601,7 +590,7 @@ static void *run(void *arg)
     redisContext *sub = NULL;
     bool want = false; /* the start did the first discovery */
     unsigned retry = 100;
-    int64_t next_try = 0, last_rx = 0, ping_at = 0, last_disc = mono_ms();
+    int64_t next_try = 0, last_rx = 0, ping_at = 0, last_disc = wd_clock_mono_ms(&wd_clock_real);
     int64_t last_round = last_disc; /* the last round that found the master */
     int64_t next_sub = 0;    /* a lost subscription is made again 100 ms later at the earliest:
                               * a sentinel that closes each one at once costs 10 a second */
@@ -609,7 +598,7 @@ static void *run(void *arg)
     char sw_host[ADDR_CAP * 4] = ""; /* a +switch-master not verified yet */
     int sw_port = 0;
     while (!atomic_load(&s->stopping)) {
-        int64_t now = mono_ms();
+        int64_t now = wd_clock_mono_ms(&wd_clock_real);
         if (atomic_exchange(&s->suspect, false))
             want = true;
         /* a switch announced: verified here, at most every SUSPECT_MIN_MS whatever the
@@ -644,19 +633,19 @@ static void *run(void *arg)
                 if (strcmp(st, said) != 0)
                     wd_log_warn("redis", "sentinel: %s (retrying quietly)", st);
                 memcpy(said, st, sizeof said);
-                next_try = mono_ms() + retry;
+                next_try = wd_clock_mono_ms(&wd_clock_real) + retry;
                 retry = retry * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : retry * 2;
             } else {
                 said[0] = '\0';
                 retry = 100;
-                last_round = mono_ms();
+                last_round = wd_clock_mono_ms(&wd_clock_real);
             }
         }
-        if (!sub && mono_ms() >= next_sub) {
-            next_sub = mono_ms() + SUSPECT_MIN_MS;
+        if (!sub && wd_clock_mono_ms(&wd_clock_real) >= next_sub) {
+            next_sub = wd_clock_mono_ms(&wd_clock_real) + SUSPECT_MIN_MS;
             sub = subscribe(s);
             if (sub) {
-                last_rx = mono_ms();
+                last_rx = wd_clock_mono_ms(&wd_clock_real);
                 ping_at = 0;
                 want = true; /* a switch may have been missed while unsubscribed */
             }
@@ -664,13 +653,13 @@ static void *run(void *arg)
         /* sleep until a push, a wake, the keepalive, the next try or the re-check */
         int64_t timeout = IDLE_PING_MS / 2;
         if (want || sw_port) {
-            int64_t d = want ? next_try - mono_ms() : 0;
+            int64_t d = want ? next_try - wd_clock_mono_ms(&wd_clock_real) : 0;
             if (d < SUSPECT_MIN_MS)
                 d = SUSPECT_MIN_MS;
             if (d < timeout)
                 timeout = d;
         }
-        int64_t to_recheck = last_round + RECHECK_MS - mono_ms();
+        int64_t to_recheck = last_round + RECHECK_MS - wd_clock_mono_ms(&wd_clock_real);
         if (!want && to_recheck < timeout)
             timeout = to_recheck < 1 ? 1 : to_recheck;
         struct pollfd pf[2] = {{.fd = s->wake[0], .events = POLLIN},
@@ -682,7 +671,7 @@ static void *run(void *arg)
             break;
         if (!sub)
             continue;
-        now = mono_ms();
+        now = wd_clock_mono_ms(&wd_clock_real);
         bool lost = false;
         const char *why = NULL;
         if (pr > 0 && pf[1].revents) {
